@@ -1,0 +1,72 @@
+// Typed errors thrown by the forkvm library. Every error is a forkvm::Error, so a caller can
+// catch one type; the subclasses say which part failed. Nothing in the library aborts or exits
+// the host process on bad input from the caller or the guest.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace forkvm {
+
+/// Base of every error the library throws.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The caller's configuration is invalid (memory size, vCPU count, command line, ...).
+/// Raised before any resource is created.
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A kernel or initramfs file is missing, unreadable or malformed. The message names the file
+/// and what is wrong with it.
+class ImageError : public Error {
+ public:
+  ImageError(const std::string& path, const std::string& what)
+      : Error(path + ": " + what), path_(path) {}
+  /// The file the error is about.
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  std::string path_;
+};
+
+/// A KVM ioctl failed. Carries the ioctl name and errno.
+class KvmError : public Error {
+ public:
+  KvmError(std::string op, int err);
+  /// The failed operation, e.g. "KVM_SET_USER_MEMORY_REGION".
+  const std::string& op() const noexcept { return op_; }
+  /// The errno the kernel returned.
+  int err() const noexcept { return err_; }
+
+ private:
+  std::string op_;
+  int err_;
+};
+
+/// An access to guest memory fell outside guest RAM (or overflowed).
+class GuestMemoryError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The guest did not reach the point it was expected to (agent ready, clean power-off): it
+/// panicked, reset unexpectedly, hit a fatal exit, or ran past its deadline. `console_tail()`
+/// holds the last lines the guest printed, which usually say why.
+class GuestError : public Error {
+ public:
+  GuestError(const std::string& what, std::string console_tail)
+      : Error(console_tail.empty() ? what : what + "\n--- guest console (tail) ---\n" + console_tail),
+        console_tail_(std::move(console_tail)) {}
+  /// The last part of the serial console output.
+  const std::string& console_tail() const noexcept { return console_tail_; }
+
+ private:
+  std::string console_tail_;
+};
+
+}  // namespace forkvm

@@ -1,0 +1,101 @@
+// forkvm::Vm: boots a Linux guest on /dev/kvm and runs it on one thread per vCPU.
+// This header is free of KVM types; everything behind it lives in vmm/.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace forkvm {
+
+/// What to boot and how big the machine is.
+struct VmConfig {
+  /// Kernel image: a bzImage (boot protocol >= 2.12, 64-bit) or an ELF vmlinux.
+  std::string kernel;
+  /// Optional initramfs (any format the kernel accepts, usually a gzip'd newc cpio).
+  std::string initramfs;
+  /// Number of vCPUs, 1..64.
+  uint32_t vcpus = 1;
+  /// Guest RAM in MiB, at least 64.
+  uint64_t memory_mib = 256;
+  /// Kernel command line. Empty means default_cmdline(); see extra_cmdline to add to it.
+  std::string cmdline;
+  /// Appended (after a space) to the command line.
+  std::string extra_cmdline;
+  /// Receives the serial console output as it arrives (from a vCPU thread). Optional: the last
+  /// part of the console is always kept for error messages (Vm::console_tail()).
+  std::function<void(std::string_view)> console;
+  /// The KVM device to open.
+  std::string kvm_device = "/dev/kvm";
+};
+
+/// The kernel command line used when VmConfig::cmdline is empty.
+std::string default_cmdline();
+
+/// Checks a configuration without touching KVM: sizes and counts in range, files readable.
+/// Throws ConfigError or ImageError. Vm::create() calls it first.
+void validate(const VmConfig& config);
+
+/// Why a VM stopped.
+enum class StopReason {
+  kPowerOff,    ///< the guest agent announced a power-off and reset the machine
+  kGuestReset,  ///< the guest reset without the agent announcing it (kernel panic, reboot)
+  kAgentFatal,  ///< the agent reported a fatal error and reset the machine
+  kTripleFault, ///< the CPU shut down (triple fault)
+  kVcpuError,   ///< KVM could not run a vCPU (entry failure, internal error, ...)
+  kHostStop,    ///< stop() was called
+};
+
+/// A short name for a StopReason ("poweroff", "guest-reset", ...).
+std::string_view to_string(StopReason reason);
+
+/// How a VM ended.
+struct VmResult {
+  StopReason reason = StopReason::kHostStop;
+  /// The status the agent passed with its power-off announcement (kPowerOff only).
+  uint32_t exit_status = 0;
+  /// A human-readable account (the exit that stopped a vCPU, the agent's reason code, ...).
+  std::string detail;
+};
+
+/// One microVM. Create it, start() it, then wait_ready() and/or wait(). Destroying it stops
+/// the vCPUs and releases every resource.
+class Vm {
+ public:
+  /// Validates the config, opens KVM and builds the machine (memory, irqchip, devices, boot
+  /// structures, vCPUs), without running it. Throws ConfigError, ImageError, KvmError.
+  static std::unique_ptr<Vm> create(const VmConfig& config);
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  /// Starts every vCPU. Call once.
+  void start();
+  /// Waits until the guest agent signals ready. Returns true when it did, false when `timeout`
+  /// passed first. Throws GuestError (with the console tail) if the VM stopped before ready.
+  bool wait_ready(std::chrono::milliseconds timeout);
+  /// Waits until the VM stops by itself; nullopt when `timeout` passed first.
+  std::optional<VmResult> wait(std::chrono::milliseconds timeout);
+  /// Stops the VM (idempotent) and returns how it ended.
+  VmResult stop();
+
+  /// Time spent in create(): KVM setup and loading the images.
+  std::chrono::nanoseconds build_time() const;
+  /// Time from start() to the agent's ready signal, once it came.
+  std::optional<std::chrono::nanoseconds> start_to_ready() const;
+  /// The last few KiB of console output.
+  std::string console_tail() const;
+  /// Port and MMIO accesses that no device claimed.
+  uint64_t unmapped_accesses() const;
+
+ private:
+  struct Impl;
+  explicit Vm(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace forkvm

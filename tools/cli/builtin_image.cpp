@@ -1,0 +1,17 @@
+#include "tools/cli/builtin_image.hpp"
+
+#include <cstdlib>
+
+namespace forkvm::cli {
+
+std::string builtin_image_dir() {
+  if (const char* dir = std::getenv("FORKVM_IMAGE_DIR"); dir != nullptr && *dir != '\0') {
+    return dir;
+  }
+  return FORKVM_BUILTIN_IMAGE_DIR;
+}
+
+std::string builtin_kernel() { return builtin_image_dir() + "/bzImage"; }
+std::string builtin_initramfs() { return builtin_image_dir() + "/initramfs.cpio.gz"; }
+
+}  // namespace forkvm::cli

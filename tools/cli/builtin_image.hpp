@@ -1,0 +1,15 @@
+// Where the built-in guest image (kernel + initramfs built by this tree) is found.
+#pragma once
+
+#include <string>
+
+namespace forkvm::cli {
+
+/// Directory of the built-in image: $FORKVM_IMAGE_DIR, else the build tree's guest/ folder.
+std::string builtin_image_dir();
+/// The built-in kernel (bzImage) path.
+std::string builtin_kernel();
+/// The built-in initramfs path.
+std::string builtin_initramfs();
+
+}  // namespace forkvm::cli

@@ -1,0 +1,50 @@
+// C-layout headers for the KVM structs that end in a flexible array, and the ioctl numbers
+// built from them.
+//
+// Why: Debian 12's uapi headers (linux-libc-dev 6.1) declare those arrays with
+// __DECLARE_FLEX_ARRAY, which wraps them next to an empty struct. An empty struct is 0 bytes in
+// C but 1 byte in C++, so under C++ sizeof(kvm_msrs) is 16 instead of 8, `entries` moves to
+// offset 16, and _IOW(KVMIO, 0x89, struct kvm_msrs) encodes the wrong size: the kernel rejects
+// KVM_SET_MSRS and friends with EINVAL as unknown ioctls. (Measured: kvm_msrs 16/16,
+// kvm_cpuid2 12/12, kvm_msr_list 8 under g++ 12.) These headers have the C layout; the
+// static_asserts pin them to the values the kernel expects.
+#pragma once
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include <cstdint>
+
+namespace forkvm::kvm_abi {
+
+/// struct kvm_msrs without its flexible array; kvm_msr_entry[nmsrs] follows at offset 8.
+struct MsrsHeader {
+  uint32_t nmsrs;
+  uint32_t pad;
+};
+/// struct kvm_cpuid2 without its flexible array; kvm_cpuid_entry2[nent] follows at offset 8.
+struct Cpuid2Header {
+  uint32_t nent;
+  uint32_t padding;
+};
+/// struct kvm_msr_list without its flexible array; uint32_t[nmsrs] follows at offset 4.
+struct MsrListHeader {
+  uint32_t nmsrs;
+};
+
+inline constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);
+inline constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, Cpuid2Header);
+inline constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
+inline constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
+inline constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, Cpuid2Header);
+
+static_assert(sizeof(MsrsHeader) == 8 && sizeof(Cpuid2Header) == 8 && sizeof(MsrListHeader) == 4);
+static_assert(sizeof(kvm_msr_entry) == 16 && sizeof(kvm_cpuid_entry2) == 40);
+// The numbers the kernel's C headers produce (include/uapi/linux/kvm.h, x86_64).
+static_assert(kGetMsrIndexList == 0xc004ae02ul);
+static_assert(kGetSupportedCpuid == 0xc008ae05ul);
+static_assert(kGetMsrs == 0xc008ae88ul);
+static_assert(kSetMsrs == 0x4008ae89ul);
+static_assert(kSetCpuid2 == 0x4008ae90ul);
+
+}  // namespace forkvm::kvm_abi

@@ -1,0 +1,13 @@
+#include <cstring>
+#include <string>
+
+#include "forkvm/errors.hpp"
+
+namespace forkvm {
+
+KvmError::KvmError(std::string op, int err)
+    : Error(op + " failed: " + std::strerror(err) + " (errno " + std::to_string(err) + ")"),
+      op_(std::move(op)),
+      err_(err) {}
+
+}  // namespace forkvm

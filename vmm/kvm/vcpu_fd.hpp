@@ -1,0 +1,63 @@
+// VcpuFd: one KVM vCPU and its mmap'd struct kvm_run. vCPU ioctls only; one method per ioctl.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "vmm/kvm/fd.hpp"
+#include "vmm/kvm/vcpu_exit.hpp"
+
+namespace forkvm {
+
+/// A vCPU file descriptor with its shared kvm_run page.
+class VcpuFd {
+ public:
+  /// Takes ownership of `fd` and maps `mmap_size` bytes of kvm_run. Throws KvmError.
+  VcpuFd(Fd fd, size_t mmap_size);
+  VcpuFd(VcpuFd&& other) noexcept;
+  VcpuFd& operator=(VcpuFd&&) = delete;
+  VcpuFd(const VcpuFd&) = delete;
+  VcpuFd& operator=(const VcpuFd&) = delete;
+  ~VcpuFd();
+
+  kvm_regs get_regs() const;                               ///< KVM_GET_REGS
+  void set_regs(const kvm_regs& regs) const;               ///< KVM_SET_REGS
+  kvm_sregs get_sregs() const;                             ///< KVM_GET_SREGS
+  void set_sregs(const kvm_sregs& sregs) const;            ///< KVM_SET_SREGS
+  kvm_fpu get_fpu() const;                                 ///< KVM_GET_FPU
+  void set_fpu(const kvm_fpu& fpu) const;                  ///< KVM_SET_FPU
+  kvm_lapic_state get_lapic() const;                       ///< KVM_GET_LAPIC
+  void set_lapic(const kvm_lapic_state& lapic) const;      ///< KVM_SET_LAPIC
+  kvm_mp_state get_mp_state() const;                       ///< KVM_GET_MP_STATE
+  void set_mp_state(const kvm_mp_state& state) const;      ///< KVM_SET_MP_STATE
+  /// KVM_SET_CPUID2 with the given leaves.
+  void set_cpuid2(const std::vector<kvm_cpuid_entry2>& entries) const;
+  /// KVM_SET_MSRS; throws unless every entry was accepted.
+  void set_msrs(const std::vector<kvm_msr_entry>& entries) const;
+  /// KVM_GET_MSRS for the indices in `entries` (data filled in); returns how many were read.
+  size_t get_msrs(std::vector<kvm_msr_entry>& entries) const;
+  /// KVM_GET_TSC_KHZ: the guest TSC frequency, 0 when unknown.
+  uint32_t get_tsc_khz() const noexcept;
+
+  /// KVM_RUN, decoded. Never throws: failures come back as RunFailed. The spans inside the
+  /// returned exit point into kvm_run and stay valid until the next run().
+  VcpuExit run() noexcept;
+  /// Sets kvm_run->immediate_exit, which makes the next (or a pending) KVM_RUN return EINTR
+  /// at once; the kick protocol in vcpu_thread.cpp explains the ordering.
+  void set_immediate_exit(bool on) noexcept;
+
+  /// The raw descriptor (diagnostics only).
+  int fd() const noexcept { return fd_.get(); }
+
+ private:
+  VcpuExit decode_io() noexcept;
+
+  Fd fd_;
+  kvm_run* run_ = nullptr;
+  size_t mmap_size_ = 0;
+};
+
+}  // namespace forkvm

@@ -1,0 +1,54 @@
+#include "vmm/kvm/vm_fd.hpp"
+
+#include <sys/ioctl.h>
+
+#include <cerrno>
+
+#include "forkvm/errors.hpp"
+#include "vmm/kvm/vcpu_fd.hpp"
+
+namespace forkvm {
+
+void VmFd::set_tss_addr(uint64_t addr) const {
+  if (ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr)) < 0) {
+    throw KvmError("KVM_SET_TSS_ADDR", errno);
+  }
+}
+
+void VmFd::set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host,
+                                  uint32_t flags) const {
+  kvm_userspace_memory_region region{};
+  region.slot = slot;
+  region.flags = flags;
+  region.guest_phys_addr = gpa;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<uint64_t>(host);
+  if (ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+    throw KvmError("KVM_SET_USER_MEMORY_REGION", errno);
+  }
+}
+
+void VmFd::create_irqchip() const {
+  if (ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) throw KvmError("KVM_CREATE_IRQCHIP", errno);
+}
+
+void VmFd::create_pit2() const {
+  kvm_pit_config config{};
+  config.flags = KVM_PIT_SPEAKER_DUMMY;
+  if (ioctl(fd_.get(), KVM_CREATE_PIT2, &config) < 0) throw KvmError("KVM_CREATE_PIT2", errno);
+}
+
+bool VmFd::irq_line(uint32_t irq, bool level) const noexcept {
+  kvm_irq_level l{};
+  l.irq = irq;
+  l.level = level ? 1 : 0;
+  return ioctl(fd_.get(), KVM_IRQ_LINE, &l) == 0;
+}
+
+VcpuFd VmFd::create_vcpu(uint32_t id) const {
+  const int fd = ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
+  if (fd < 0) throw KvmError("KVM_CREATE_VCPU", errno);
+  return VcpuFd(Fd(fd), vcpu_mmap_size_);
+}
+
+}  // namespace forkvm

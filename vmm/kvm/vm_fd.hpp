@@ -1,0 +1,43 @@
+// VmFd: one KVM virtual machine. VM-level ioctls only; one method per ioctl.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "vmm/kvm/fd.hpp"
+
+namespace forkvm {
+
+class VcpuFd;
+
+/// A KVM VM file descriptor (from KVM_CREATE_VM).
+class VmFd {
+ public:
+  VmFd(Fd fd, size_t vcpu_mmap_size) : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
+
+  /// KVM_SET_TSS_ADDR: three pages KVM uses for real-mode emulation on Intel.
+  void set_tss_addr(uint64_t addr) const;
+  /// KVM_SET_USER_MEMORY_REGION: maps `size` bytes at host `host` to guest `gpa` in `slot`.
+  void set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host,
+                              uint32_t flags = 0) const;
+  /// KVM_CREATE_IRQCHIP: in-kernel PIC pair, IOAPIC and per-vCPU LAPICs. Must precede vCPUs.
+  void create_irqchip() const;
+  /// KVM_CREATE_PIT2 with KVM_PIT_SPEAKER_DUMMY so port 0x61 never exits to userspace.
+  void create_pit2() const;
+  /// KVM_IRQ_LINE: drives GSI `irq` to `level` on the in-kernel irqchip. Returns false (rather
+  /// than throwing) on failure: it runs on the device hot path.
+  bool irq_line(uint32_t irq, bool level) const noexcept;
+  /// KVM_CREATE_VCPU with the given vCPU id, and maps its kvm_run.
+  VcpuFd create_vcpu(uint32_t id) const;
+
+  /// The raw descriptor (diagnostics only).
+  int fd() const noexcept { return fd_.get(); }
+
+ private:
+  Fd fd_;
+  size_t vcpu_mmap_size_;
+};
+
+}  // namespace forkvm

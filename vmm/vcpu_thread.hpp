@@ -1,0 +1,78 @@
+// VcpuThread: one host thread per vCPU, a small state machine (Running / Paused / Finished)
+// driven by requests from other threads. A request that must take effect while the thread is
+// inside KVM_RUN kicks it out with kvm_run->immediate_exit plus a no-op signal (the shape of
+// Firecracker's vstate/vcpu.rs); the signal handler does nothing, so it takes no locks.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "vmm/bus.hpp"
+#include "vmm/exit_dispatch.hpp"
+#include "vmm/kvm/vcpu_fd.hpp"
+
+namespace forkvm {
+
+/// Runs one vCPU on its own thread.
+class VcpuThread {
+ public:
+  /// Called once, on the vCPU thread, when the vCPU stops by itself (guest reset, halt, or a
+  /// fatal exit). `detail` describes the exit. Must not call back into this VcpuThread.
+  using StopObserver = std::function<void(uint32_t index, ExitAction action, const std::string& detail)>;
+
+  /// Takes the vCPU (already configured for boot) and the buses it dispatches to; the buses
+  /// must outlive this object.
+  VcpuThread(uint32_t index, VcpuFd vcpu, const Bus& pio, const Bus& mmio, StopObserver observer);
+  /// Stops and joins the thread.
+  ~VcpuThread();
+  VcpuThread(const VcpuThread&) = delete;
+  VcpuThread& operator=(const VcpuThread&) = delete;
+
+  /// Spawns the thread, paused unless `running`.
+  void start(bool running);
+  /// Lets a paused vCPU run.
+  void resume();
+  /// Stops the vCPU at the next exit (kicking it out of KVM_RUN) and waits until it is parked
+  /// outside KVM_RUN, or has finished.
+  void pause();
+  /// Asks the thread to finish and kicks it, without waiting. Safe from any thread, including
+  /// the vCPU thread itself (a device callback that decides the VM must stop).
+  void request_stop();
+  /// Asks the thread to finish, kicks it, and joins it. Idempotent. Not from the vCPU thread.
+  void stop();
+  /// True once the thread has left its loop (by stop() or by a guest-initiated stop).
+  bool finished() const;
+  /// The vCPU (for state get/set while paused).
+  VcpuFd& vcpu() noexcept { return vcpu_; }
+  /// Number of KVM_RUN calls so far (approximate; for diagnostics).
+  uint64_t run_count() const noexcept { return runs_; }
+
+ private:
+  enum class Request { kRun, kPause, kStop };
+  void loop();
+  void kick();
+
+  uint32_t index_;
+  VcpuFd vcpu_;
+  const Bus& pio_;
+  const Bus& mmio_;
+  StopObserver observer_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Request request_ = Request::kPause;
+  bool parked_ = false;
+  bool finished_ = false;
+  uint64_t runs_ = 0;
+  std::thread thread_;
+};
+
+/// The signal used to kick vCPU threads out of KVM_RUN (SIGRTMIN + 0). The handler is
+/// installed once per process, without SA_RESTART, and does nothing.
+int vcpu_kick_signal() noexcept;
+
+}  // namespace forkvm

@@ -1,0 +1,260 @@
+// Vm: assembles one machine (KVM VM, guest memory, irqchip, legacy devices, boot structures,
+// vCPUs) and tracks how it ends. The assembly order is documented in Vm::Impl::build().
+#include "forkvm/vm.hpp"
+
+#include <condition_variable>
+#include <mutex>
+
+#include "devices/legacy/boot_signal.hpp"
+#include "devices/legacy/i8042.hpp"
+#include "devices/legacy/serial.hpp"
+#include "devices/legacy/stub_ports.hpp"
+#include "forkvm/errors.hpp"
+#include "vmm/arch/x86_64/layout.hpp"
+#include "vmm/bus.hpp"
+#include "vmm/console_tail.hpp"
+#include "vmm/guest_memory.hpp"
+#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/kvm/vm_fd.hpp"
+#include "vmm/arch/x86_64/boot_setup.hpp"
+#include "vmm/vcpu_boot.hpp"
+#include "vmm/vcpu_thread.hpp"
+
+namespace forkvm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kConsoleTailBytes = 16 * 1024;
+
+/// An IrqLine on the in-kernel irqchip (KVM_IRQ_LINE on one GSI).
+class KvmIrqLine : public IrqLine {
+ public:
+  KvmIrqLine(const VmFd& vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
+  void set_level(bool asserted) noexcept override { vm_.irq_line(gsi_, asserted); }
+
+ private:
+  const VmFd& vm_;
+  uint32_t gsi_;
+};
+
+}  // namespace
+
+struct Vm::Impl {
+  explicit Impl(const VmConfig& c)
+      : config(c), kvm(KvmSystem::open(c.kvm_device)), vm(kvm.create_vm()),
+        memory(GuestMemory::create_anonymous(c.memory_mib * layout::kMiB)) {}
+
+  void build();
+  void add_devices();
+  void on_boot_signal(BootSignal code, uint32_t arg, Clock::time_point when);
+  void on_reset();
+  void on_vcpu_stop(uint32_t index, ExitAction action, const std::string& detail);
+  /// Records how the VM ended (first caller wins) and asks every vCPU to stop.
+  void finish(VmResult result);
+
+  VmConfig config;
+  KvmSystem kvm;
+  VmFd vm;
+  GuestMemory memory;
+  Bus pio{"pio", 0xff};
+  Bus mmio{"mmio", 0};
+  ConsoleTail tail{kConsoleTailBytes};
+  std::vector<std::unique_ptr<VcpuThread>> vcpus;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::chrono::nanoseconds build_time{};
+  std::optional<Clock::time_point> started;
+  std::optional<Clock::time_point> ready;
+  std::optional<VmResult> result;
+  bool poweroff_announced = false;
+  uint32_t poweroff_status = 0;
+  std::optional<uint32_t> agent_fatal;
+};
+
+void Vm::Impl::build() {
+  // Order matters:
+  // 1. KVM_SET_TSS_ADDR before any vCPU exists (Intel needs it for real-mode emulation).
+  // 2. Memory slots before KVM_CREATE_IRQCHIP: after it, each memslot change waits for an SRCU
+  //    grace period (measured at ~7 ms per slot on PVM hosts; shared/KVM-LAB.md).
+  // 3. KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 before KVM_CREATE_VCPU, so each vCPU gets an
+  //    in-kernel LAPIC.
+  // 4. Boot structures in guest memory, then per-vCPU state (CPUID before MSRs: KVM filters
+  //    MSRs by the CPUID it was given).
+  vm.set_tss_addr(layout::kKvmTssStart);
+  uint32_t slot = 0;
+  for (const auto& r : memory.regions()) vm.set_user_memory_region(slot++, r.gpa, r.size, r.host);
+  vm.create_irqchip();
+  vm.create_pit2();
+  add_devices();
+
+  std::string cmdline = config.cmdline.empty() ? default_cmdline() : config.cmdline;
+  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
+  x86::BootConfig boot;
+  boot.kernel_path = config.kernel;
+  if (!config.initramfs.empty()) boot.initrd_path = config.initramfs;
+  boot.cmdline = cmdline;
+  boot.vcpu_count = config.vcpus;
+  const x86::BootPlan plan = x86::prepare_linux_boot(memory, boot);
+
+  const auto cpuid = kvm.supported_cpuid();
+  const bool tsc_deadline = kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+  for (uint32_t i = 0; i < config.vcpus; ++i) {
+    VcpuFd fd = vm.create_vcpu(i);
+    configure_vcpu_for_boot(fd, i, config.vcpus, cpuid, tsc_deadline, plan);
+    vcpus.push_back(std::make_unique<VcpuThread>(
+        i, std::move(fd), pio, mmio,
+        [this](uint32_t index, ExitAction action, const std::string& detail) {
+          on_vcpu_stop(index, action, detail);
+        }));
+  }
+}
+
+void Vm::Impl::add_devices() {
+  auto sink = [this](std::span<const uint8_t> bytes) {
+    const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    tail.append(text);
+    if (config.console) config.console(text);
+  };
+  pio.insert(std::make_shared<Serial>(std::make_shared<KvmIrqLine>(vm, layout::kCom1Irq), sink),
+             layout::kCom1Port, 8);
+  pio.insert(std::make_shared<I8042>(std::make_shared<KvmIrqLine>(vm, layout::kI8042Irq),
+                                     [this] { on_reset(); }),
+             layout::kI8042Port, 5);
+  pio.insert(std::make_shared<BootSignalDevice>(
+                 [this](BootSignal code, uint32_t arg, Clock::time_point when) {
+                   on_boot_signal(code, arg, when);
+                 }),
+             layout::kBootSignalPort, 4);
+  insert_legacy_stub_ports(pio);
+}
+
+void Vm::Impl::on_boot_signal(BootSignal code, uint32_t arg, Clock::time_point when) {
+  std::lock_guard lock(mu);
+  switch (code) {
+    case BootSignal::kAgentReady:
+      if (!ready) ready = when;
+      break;
+    case BootSignal::kPowerOff:
+      poweroff_announced = true;
+      poweroff_status = arg;
+      break;
+    case BootSignal::kFatal:
+      agent_fatal = arg;
+      break;
+  }
+  cv.notify_all();
+}
+
+void Vm::Impl::on_reset() {
+  // Runs on the vCPU thread that wrote 0xFE to the i8042. Only classify and request stops.
+  VmResult r;
+  {
+    std::lock_guard lock(mu);
+    if (poweroff_announced) {
+      r = {StopReason::kPowerOff, poweroff_status, "the agent powered the VM off"};
+    } else if (agent_fatal) {
+      r = {StopReason::kAgentFatal, *agent_fatal,
+           "the agent failed (reason " + std::to_string(*agent_fatal) + ") and reset the VM"};
+    } else {
+      r = {StopReason::kGuestReset, 0,
+           "the guest reset the machine without the agent announcing a power-off "
+           "(kernel panic or reboot)"};
+    }
+  }
+  finish(std::move(r));
+}
+
+void Vm::Impl::on_vcpu_stop(uint32_t index, ExitAction action, const std::string& detail) {
+  const std::string where = "vCPU " + std::to_string(index) + ": " + detail;
+  switch (action) {
+    case ExitAction::kGuestReset:
+      finish({StopReason::kTripleFault, 0, where});
+      break;
+    case ExitAction::kGuestHalt:
+      finish({StopReason::kGuestReset, 0, where});
+      break;
+    default:
+      finish({StopReason::kVcpuError, 0, where});
+      break;
+  }
+}
+
+void Vm::Impl::finish(VmResult r) {
+  {
+    std::lock_guard lock(mu);
+    if (result) return;
+    result = std::move(r);
+    cv.notify_all();
+  }
+  for (auto& v : vcpus) v->request_stop();
+}
+
+Vm::Vm(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Vm::~Vm() {
+  if (impl_) stop();
+}
+
+std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
+  validate(config);
+  const auto t0 = Clock::now();
+  auto impl = std::make_unique<Impl>(config);
+  impl->build();
+  impl->build_time = Clock::now() - t0;
+  return std::unique_ptr<Vm>(new Vm(std::move(impl)));
+}
+
+void Vm::start() {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->started) throw Error("Vm::start called twice");
+    impl_->started = Clock::now();
+  }
+  for (auto& v : impl_->vcpus) v->start(true);
+}
+
+bool Vm::wait_ready(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->mu);
+  impl_->cv.wait_for(lock, timeout, [&] { return impl_->ready || impl_->result; });
+  if (impl_->ready) return true;
+  if (impl_->result) {
+    const VmResult r = *impl_->result;
+    lock.unlock();
+    throw GuestError("the VM stopped before the agent was ready: " +
+                         std::string(to_string(r.reason)) + ": " + r.detail,
+                     impl_->tail.text());
+  }
+  return false;
+}
+
+std::optional<VmResult> Vm::wait(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->mu);
+  if (!impl_->cv.wait_for(lock, timeout, [&] { return impl_->result.has_value(); })) {
+    return std::nullopt;
+  }
+  return impl_->result;
+}
+
+VmResult Vm::stop() {
+  impl_->finish({StopReason::kHostStop, 0, "stopped by the host"});
+  for (auto& v : impl_->vcpus) v->stop();
+  std::lock_guard lock(impl_->mu);
+  return *impl_->result;
+}
+
+std::chrono::nanoseconds Vm::build_time() const { return impl_->build_time; }
+
+std::optional<std::chrono::nanoseconds> Vm::start_to_ready() const {
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->ready || !impl_->started) return std::nullopt;
+  return *impl_->ready - *impl_->started;
+}
+
+std::string Vm::console_tail() const { return impl_->tail.text(); }
+
+uint64_t Vm::unmapped_accesses() const {
+  return impl_->pio.unmapped_accesses() + impl_->mmio.unmapped_accesses();
+}
+
+}  // namespace forkvm

@@ -1,0 +1,82 @@
+// Validation of a VmConfig and the default kernel command line: everything that can be checked
+// before KVM is touched, so bad input fails fast with a clear message and nothing to clean up.
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "forkvm/errors.hpp"
+#include "forkvm/vm.hpp"
+#include "vmm/arch/x86_64/layout.hpp"
+
+namespace forkvm {
+namespace {
+
+void check_readable(const std::string& path, const char* what) {
+  if (path.empty()) throw ImageError(path, std::string(what) + " path is empty");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    throw ImageError(path, std::string("cannot read ") + what + ": " + std::strerror(errno));
+  }
+  f.seekg(0, std::ios::end);
+  if (f.tellg() <= 0) throw ImageError(path, std::string(what) + " is empty");
+}
+
+/// RAM the host could give the guest: physical memory, bounded by RLIMIT_AS.
+uint64_t host_memory_limit() {
+  struct sysinfo si {};
+  uint64_t limit = sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit : UINT64_MAX;
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    limit = std::min<uint64_t>(limit, rl.rlim_cur);
+  }
+  return limit;
+}
+
+}  // namespace
+
+std::string default_cmdline() {
+  // console=ttyS0: the 16550 on COM1 is the console. reboot=k: a guest reboot goes through
+  // the i8042 reset line, which stops the VM. panic=1: a panic reboots (= stops) after 1 s
+  // instead of hanging. i8042.*: skip AUX/mux/PnP probing of the minimal 8042. nomodule and
+  // cryptomgr.notests: nothing to load, no self-tests at boot.
+  return "console=ttyS0 reboot=k panic=1 nomodule cryptomgr.notests "
+         "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+}
+
+void validate(const VmConfig& config) {
+  if (config.vcpus == 0 || config.vcpus > layout::kMaxVcpus) {
+    throw ConfigError("vcpus must be between 1 and " + std::to_string(layout::kMaxVcpus) +
+                      ", got " + std::to_string(config.vcpus));
+  }
+  const uint64_t min_mib = layout::kMinMemory / layout::kMiB;
+  if (config.memory_mib < min_mib) {
+    throw ConfigError("memory must be at least " + std::to_string(min_mib) + " MiB, got " +
+                      std::to_string(config.memory_mib) + " MiB");
+  }
+  const uint64_t host = host_memory_limit();
+  if (config.memory_mib > host / layout::kMiB) {
+    throw ConfigError("memory of " + std::to_string(config.memory_mib) +
+                      " MiB is more than this host can give (" +
+                      std::to_string(host / layout::kMiB) + " MiB)");
+  }
+  check_readable(config.kernel, "kernel");
+  if (!config.initramfs.empty()) check_readable(config.initramfs, "initramfs");
+}
+
+std::string_view to_string(StopReason reason) {
+  switch (reason) {
+    case StopReason::kPowerOff: return "poweroff";
+    case StopReason::kGuestReset: return "guest-reset";
+    case StopReason::kAgentFatal: return "agent-fatal";
+    case StopReason::kTripleFault: return "triple-fault";
+    case StopReason::kVcpuError: return "vcpu-error";
+    case StopReason::kHostStop: return "host-stop";
+  }
+  return "unknown";
+}
+
+}  // namespace forkvm
