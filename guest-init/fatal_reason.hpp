@@ -1,0 +1,25 @@
+// Why the agent gave up: the argument of a BootSignal::kFatal write (boot_signal.hpp), so the
+// VMM can report a category without parsing the console. The console line
+// "forkvm-agent: fatal: <why>" printed just before carries the details.
+#pragma once
+
+#include <cstdint>
+
+namespace forkvm {
+
+/// Categories of fatal agent errors (kFatal's 24-bit argument).
+enum class FatalReason : uint32_t {
+  kUnknown = 0,      ///< an unexpected exception or std::terminate
+  kBootPort = 1,     ///< ioperm() on the boot-signal port failed
+  kSignals = 2,      ///< signal mask setup failed
+  kMount = 3,        ///< a required filesystem could not be mounted
+  kConsole = 4,      ///< /dev/console could not be opened
+  kConfig = 5,       ///< a forkvm.* command-line key had a bad value
+  kSystemInfo = 6,   ///< /proc/cmdline, /proc/meminfo or the online CPU list was unreadable
+  kSpawn = 7,        ///< a child process (shell, forkvm.run command) could not be started
+  kWait = 8,         ///< waiting for children failed
+  kCrash = 9,        ///< the agent itself took SIGSEGV, SIGBUS, SIGILL, SIGFPE or SIGABRT
+  kPowerOff = 10,    ///< reboot() returned instead of resetting the machine
+};
+
+}  // namespace forkvm

@@ -1,0 +1,92 @@
+// Helpers shared by the initramfs tests: a scratch directory and running shell commands.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace forkvm::test {
+
+/// A temporary directory removed (recursively) on destruction.
+class TempDir {
+ public:
+  /// Creates a fresh directory under $TMPDIR (or /tmp).
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base ? base : "/tmp") + "/forkvm-test-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() { [[maybe_unused]] int rc = std::system(("rm -rf '" + path_ + "'").c_str()); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  /// The directory.
+  const std::string& path() const { return path_; }
+  /// A path inside it.
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+/// Output and exit status of a shell command.
+struct CommandResult {
+  int status;          ///< exit status, or -1 when it did not exit normally
+  std::string output;  ///< stdout (and stderr when the command redirects it)
+};
+
+/// Runs `command` with /bin/sh and captures its stdout.
+inline CommandResult run(const std::string& command) {
+  CommandResult r{-1, {}};
+  std::FILE* p = ::popen(command.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+/// Writes bytes to a file (throws on failure).
+inline void write_bytes(const std::string& path, std::span<const uint8_t> bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+/// Reads a whole file (throws on failure).
+inline std::string read_text(const std::string& path) {
+  // stdio rather than istreambuf_iterator, which trips -Wnull-dereference in GCC 12 at -O2.
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) throw std::runtime_error("cannot read " + path);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+/// The lines of `text`, without the newlines.
+inline std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace forkvm::test
