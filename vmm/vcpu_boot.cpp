@@ -13,7 +13,9 @@ void configure_vcpu_for_boot(const VcpuFd& vcpu, uint32_t index, uint32_t count,
   cpuid_config.vcpu_index = index;
   cpuid_config.vcpu_count = count;
   cpuid_config.tsc_deadline = tsc_deadline;
-  // The TSC frequency in CPUID leaf 0x40000010 spares the guest a calibration against the PIT.
+  // Linux 6.1 on KVM takes the TSC frequency from kvm-clock (KVM_FEATURE_CLOCKSOURCE2 is passed
+  // through), which is what spares it a PIT calibration; leaf 0x40000010 is filled anyway in
+  // the common hypervisor format for guests that read it (see cpuid.hpp).
   cpuid_config.tsc_khz = vcpu.get_tsc_khz();
   vcpu.set_cpuid2(x86::normalize_cpuid(supported_cpuid, cpuid_config));
   vcpu.set_msrs(x86::boot_msrs());

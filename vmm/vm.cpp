@@ -41,9 +41,9 @@ class KvmIrqLine : public IrqLine {
 
 struct Vm::Impl {
   explicit Impl(const VmConfig& c)
-      : config(c), kvm(KvmSystem::open(c.kvm_device)), vm(kvm.create_vm()),
-        memory(GuestMemory::create_anonymous(c.memory_mib * layout::kMiB)) {}
+      : config(c), memory(GuestMemory::create_anonymous(c.memory_mib * layout::kMiB)) {}
 
+  void load_images();
   void build();
   void add_devices();
   void on_boot_signal(BootSignal code, uint32_t arg, Clock::time_point when);
@@ -53,9 +53,12 @@ struct Vm::Impl {
   void finish(VmResult result);
 
   VmConfig config;
-  KvmSystem kvm;
-  VmFd vm;
+  // Declared (so destroyed in reverse) memory -> KVM -> VM: the VM fd is closed before the
+  // memory its slots point at is unmapped.
   GuestMemory memory;
+  std::optional<x86::BootPlan> plan;
+  std::optional<KvmSystem> kvm;
+  std::optional<VmFd> vm;
   Bus pio{"pio", 0xff};
   Bus mmio{"mmio", 0};
   ConsoleTail tail{kConsoleTailBytes};
@@ -72,22 +75,9 @@ struct Vm::Impl {
   std::optional<uint32_t> agent_fatal;
 };
 
-void Vm::Impl::build() {
-  // Order matters:
-  // 1. KVM_SET_TSS_ADDR before any vCPU exists (Intel needs it for real-mode emulation).
-  // 2. Memory slots before KVM_CREATE_IRQCHIP: after it, each memslot change waits for an SRCU
-  //    grace period (measured at ~7 ms per slot on PVM hosts; shared/KVM-LAB.md).
-  // 3. KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 before KVM_CREATE_VCPU, so each vCPU gets an
-  //    in-kernel LAPIC.
-  // 4. Boot structures in guest memory, then per-vCPU state (CPUID before MSRs: KVM filters
-  //    MSRs by the CPUID it was given).
-  vm.set_tss_addr(layout::kKvmTssStart);
-  uint32_t slot = 0;
-  for (const auto& r : memory.regions()) vm.set_user_memory_region(slot++, r.gpa, r.size, r.host);
-  vm.create_irqchip();
-  vm.create_pit2();
-  add_devices();
-
+void Vm::Impl::load_images() {
+  // Kernel, initramfs, command line, zero page, page tables, GDT and MP table go into guest
+  // memory before KVM is opened, so a bad image or command line fails with nothing to undo.
   std::string cmdline = config.cmdline.empty() ? default_cmdline() : config.cmdline;
   if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
   x86::BootConfig boot;
@@ -95,13 +85,37 @@ void Vm::Impl::build() {
   if (!config.initramfs.empty()) boot.initrd_path = config.initramfs;
   boot.cmdline = cmdline;
   boot.vcpu_count = config.vcpus;
-  const x86::BootPlan plan = x86::prepare_linux_boot(memory, boot);
+  plan = x86::prepare_linux_boot(memory, boot);
+}
 
-  const auto cpuid = kvm.supported_cpuid();
-  const bool tsc_deadline = kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+void Vm::Impl::build() {
+  // Order matters:
+  // 1. KVM_SET_TSS_ADDR before any vCPU exists (Intel needs it for real-mode emulation).
+  // 2. Memory slots before KVM_CREATE_IRQCHIP: after it, each memslot change waits for an SRCU
+  //    grace period (measured at ~7 ms per slot on PVM hosts; shared/KVM-LAB.md).
+  // 3. KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 before KVM_CREATE_VCPU, so each vCPU gets an
+  //    in-kernel LAPIC.
+  // 4. Per-vCPU state last (CPUID before MSRs: KVM filters MSRs by the CPUID it was given).
+  kvm.emplace(KvmSystem::open(config.kvm_device));
+  require_capabilities(*kvm, {{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+                              {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+                              {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+                              {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+                              {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+                              {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"}});
+  vm.emplace(kvm->create_vm());
+  vm->set_tss_addr(layout::kKvmTssStart);
+  uint32_t slot = 0;
+  for (const auto& r : memory.regions()) vm->set_user_memory_region(slot++, r.gpa, r.size, r.host);
+  vm->create_irqchip();
+  vm->create_pit2();
+  add_devices();
+
+  const auto cpuid = kvm->supported_cpuid();
+  const bool tsc_deadline = kvm->check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
   for (uint32_t i = 0; i < config.vcpus; ++i) {
-    VcpuFd fd = vm.create_vcpu(i);
-    configure_vcpu_for_boot(fd, i, config.vcpus, cpuid, tsc_deadline, plan);
+    VcpuFd fd = vm->create_vcpu(i);
+    configure_vcpu_for_boot(fd, i, config.vcpus, cpuid, tsc_deadline, *plan);
     vcpus.push_back(std::make_unique<VcpuThread>(
         i, std::move(fd), pio, mmio,
         [this](uint32_t index, ExitAction action, const std::string& detail) {
@@ -116,9 +130,9 @@ void Vm::Impl::add_devices() {
     tail.append(text);
     if (config.console) config.console(text);
   };
-  pio.insert(std::make_shared<Serial>(std::make_shared<KvmIrqLine>(vm, layout::kCom1Irq), sink),
+  pio.insert(std::make_shared<Serial>(std::make_shared<KvmIrqLine>(*vm, layout::kCom1Irq), sink),
              layout::kCom1Port, 8);
-  pio.insert(std::make_shared<I8042>(std::make_shared<KvmIrqLine>(vm, layout::kI8042Irq),
+  pio.insert(std::make_shared<I8042>(std::make_shared<KvmIrqLine>(*vm, layout::kI8042Irq),
                                      [this] { on_reset(); }),
              layout::kI8042Port, 5);
   pio.insert(std::make_shared<BootSignalDevice>(
@@ -200,6 +214,7 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   validate(config);
   const auto t0 = Clock::now();
   auto impl = std::make_unique<Impl>(config);
+  impl->load_images();
   impl->build();
   impl->build_time = Clock::now() - t0;
   return std::unique_ptr<Vm>(new Vm(std::move(impl)));

@@ -63,6 +63,15 @@ void validate(const VmConfig& config) {
                       " MiB is more than this host can give (" +
                       std::to_string(host / layout::kMiB) + " MiB)");
   }
+  // The exact limit depends on the kernel (its setup header's cmdline_size); this is the space
+  // forkvm reserves, checked here so an absurd line fails before anything is opened.
+  std::string cmdline = config.cmdline.empty() ? default_cmdline() : config.cmdline;
+  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
+  if (cmdline.size() + 1 > layout::kCmdlineMaxSize) {
+    throw ConfigError("kernel command line of " + std::to_string(cmdline.size()) +
+                      " bytes is too long (at most " + std::to_string(layout::kCmdlineMaxSize - 1) +
+                      ")");
+  }
   check_readable(config.kernel, "kernel");
   if (!config.initramfs.empty()) check_readable(config.initramfs, "initramfs");
 }

@@ -37,7 +37,8 @@ class ImageError : public Error {
 /// A KVM ioctl failed. Carries the ioctl name and errno.
 class KvmError : public Error {
  public:
-  KvmError(std::string op, int err);
+  /// `hint` (optional) says what the failure usually means, e.g. "this host has no KVM".
+  KvmError(std::string op, int err, const std::string& hint = "");
   /// The failed operation, e.g. "KVM_SET_USER_MEMORY_REGION".
   const std::string& op() const noexcept { return op_; }
   /// The errno the kernel returned.

@@ -5,8 +5,9 @@
 
 namespace forkvm {
 
-KvmError::KvmError(std::string op, int err)
-    : Error(op + " failed: " + std::strerror(err) + " (errno " + std::to_string(err) + ")"),
+KvmError::KvmError(std::string op, int err, const std::string& hint)
+    : Error(op + " failed: " + std::strerror(err) + " (errno " + std::to_string(err) + ")" +
+            (hint.empty() ? "" : ": " + hint)),
       op_(std::move(op)),
       err_(err) {}
 

@@ -25,10 +25,10 @@ KvmSystem KvmSystem::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    std::string why = err == ENOENT   ? path + " does not exist (no KVM on this host)"
-                      : err == EACCES ? "no permission to open " + path
-                                      : "cannot open " + path;
-    throw KvmError(why, err);
+    const char* hint = err == ENOENT   ? "this host has no KVM (load kvm_intel/kvm_amd, or use kvm-lab)"
+                       : err == EACCES ? "no permission (add the user to the kvm group, or run as root)"
+                                       : "";
+    throw KvmError("open " + path, err, hint);
   }
   KvmSystem kvm{Fd(fd)};
   const int version = ioctl(fd, KVM_GET_API_VERSION, 0);

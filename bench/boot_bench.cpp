@@ -1,0 +1,158 @@
+#include "bench/boot_bench.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bench/qemu_reference.hpp"
+#include "bench/stats.hpp"
+#include "forkvm/errors.hpp"
+#include "forkvm/vm.hpp"
+
+namespace forkvm::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  unsigned n = 10;
+  unsigned vcpus = 1;
+  unsigned memory_mib = 256;
+  std::string image_dir = FORKVM_BENCH_IMAGE_DIR;
+  bool qemu = true;
+};
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+/// One forkvm boot. `launch_to_line` uses the same clock as the QEMU reference: from the call
+/// that creates the VM to the ready line arriving on the host console.
+struct ForkvmSample {
+  double launch_to_line;
+  double create;
+  double start_to_signal;
+};
+
+std::optional<ForkvmSample> boot_forkvm(const Options& o, std::string* why) {
+  VmConfig c;
+  c.kernel = o.image_dir + "/bzImage";
+  c.initramfs = o.image_dir + "/initramfs.cpio.gz";
+  c.vcpus = o.vcpus;
+  c.memory_mib = o.memory_mib;
+  c.extra_cmdline = "forkvm.after_ready=poweroff";
+  std::optional<double> line_at;
+  std::string console;
+  const auto t0 = Clock::now();
+  c.console = [&](std::string_view s) {
+    if (line_at) return;
+    console.append(s);
+    if (console.find("forkvm-agent: ready") != std::string::npos) line_at = ms_since(t0);
+  };
+  try {
+    auto vm = Vm::create(c);
+    vm->start();
+    if (!vm->wait_ready(std::chrono::seconds(300))) {
+      *why = "timed out waiting for the agent";
+      return std::nullopt;
+    }
+    auto end = vm->wait(std::chrono::seconds(60));
+    if (!end || end->reason != StopReason::kPowerOff) {
+      *why = "the guest did not power off cleanly";
+      return std::nullopt;
+    }
+    if (!line_at) {
+      *why = "ready line missing from the console";
+      return std::nullopt;
+    }
+    const double create = std::chrono::duration<double, std::milli>(vm->build_time()).count();
+    const double signal = std::chrono::duration<double, std::milli>(*vm->start_to_ready()).count();
+    return ForkvmSample{*line_at, create, signal};
+  } catch (const Error& e) {
+    *why = e.what();
+    return std::nullopt;
+  }
+}
+
+Options parse(std::span<char* const> args) {
+  Options o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string a = args[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "-n") o.n = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--vcpus") o.vcpus = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--memory") o.memory_mib = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--image-dir") o.image_dir = next();
+    else if (a == "--no-qemu") o.qemu = false;
+    else throw std::runtime_error("unknown option " + a);
+  }
+  if (o.n == 0) throw std::runtime_error("-n must be at least 1");
+  return o;
+}
+
+}  // namespace
+
+int boot_bench(std::span<char* const> args) {
+  Options o;
+  try {
+    o = parse(args);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "forkvm-bench boot: %s\nusage: forkvm-bench boot [-n N] [--vcpus N] "
+                         "[--memory MiB] [--image-dir DIR] [--no-qemu]\n", e.what());
+    return 2;
+  }
+  QemuBoot q;
+  q.kernel = o.image_dir + "/bzImage";
+  q.initramfs = o.image_dir + "/initramfs.cpio.gz";
+  q.vcpus = o.vcpus;
+  q.memory_mib = o.memory_mib;
+  std::string why;
+  const bool with_qemu = o.qemu && qemu_reference_available(q, &why);
+  if (o.qemu && !with_qemu) std::fprintf(stderr, "forkvm-bench: no QEMU reference: %s\n", why.c_str());
+
+  std::printf("boot-to-agent-ready: %u vCPU, %u MiB, %u runs each, interleaved%s\n", o.vcpus,
+              o.memory_mib, o.n, with_qemu ? " with QEMU -M microvm (KVM)" : "");
+  std::vector<double> fk_line, fk_create, fk_signal, qemu_line;
+  // Interleave forkvm and QEMU runs so that drift in machine load hits both alike.
+  for (unsigned i = 0; i < o.n; ++i) {
+    why.clear();
+    if (auto s = boot_forkvm(o, &why)) {
+      fk_line.push_back(s->launch_to_line);
+      fk_create.push_back(s->create);
+      fk_signal.push_back(s->start_to_signal);
+      std::fprintf(stderr, "  run %u: forkvm %.1f ms", i + 1, s->launch_to_line);
+    } else {
+      std::fprintf(stderr, "forkvm-bench: forkvm boot %u failed: %s\n", i + 1, why.c_str());
+      return 1;
+    }
+    if (with_qemu) {
+      why.clear();
+      if (auto t = time_qemu_boot(q, &why)) {
+        qemu_line.push_back(*t);
+        std::fprintf(stderr, ", qemu %.1f ms", *t);
+      } else {
+        std::fprintf(stderr, "\nforkvm-bench: qemu boot %u failed: %s\n", i + 1, why.c_str());
+        return 1;
+      }
+    }
+    std::fprintf(stderr, "\n");
+  }
+  const Summary fl = summarize(fk_line);
+  std::printf("%s\n", format_row("forkvm launch -> ready line", fl).c_str());
+  std::printf("%s\n", format_row("  forkvm Vm::create", summarize(fk_create)).c_str());
+  std::printf("%s\n", format_row("  forkvm start -> ready signal", summarize(fk_signal)).c_str());
+  if (with_qemu) {
+    const Summary ql = summarize(qemu_line);
+    std::printf("%s\n", format_row("qemu microvm launch -> ready line", ql).c_str());
+    std::printf("ratio forkvm/qemu: p50 %.3f  p90 %.3f  (below 1 means forkvm is faster)\n",
+                fl.p50 / ql.p50, fl.p90 / ql.p90);
+  }
+  return 0;
+}
+
+}  // namespace forkvm::bench

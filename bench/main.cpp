@@ -1,0 +1,17 @@
+// forkvm-bench: latency benchmarks with distributions and a same-run reference.
+#include <cstdio>
+#include <cstring>
+#include <span>
+
+#include "bench/boot_bench.hpp"
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "boot") == 0) {
+    return forkvm::bench::boot_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
+  }
+  std::fprintf(stderr,
+               "usage: forkvm-bench boot [-n N] [--vcpus N] [--memory MiB] [--image-dir DIR] [--no-qemu]\n"
+               "  boot-to-agent-ready for forkvm and, in the same run, QEMU -M microvm on the same\n"
+               "  kernel and initramfs (needs a usable /dev/kvm: run it inside kvm-lab here).\n");
+  return 2;
+}
