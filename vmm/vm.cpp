@@ -251,6 +251,14 @@ std::optional<VmResult> Vm::wait(std::chrono::milliseconds timeout) {
   return impl_->result;
 }
 
+void Vm::pause() {
+  for (auto& v : impl_->vcpus) v->pause();
+}
+
+void Vm::resume() {
+  for (auto& v : impl_->vcpus) v->resume();
+}
+
 VmResult Vm::stop() {
   impl_->finish({StopReason::kHostStop, 0, "stopped by the host"});
   for (auto& v : impl_->vcpus) v->stop();

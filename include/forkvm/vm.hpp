@@ -80,6 +80,12 @@ class Vm {
   bool wait_ready(std::chrono::milliseconds timeout);
   /// Waits until the VM stops by itself; nullopt when `timeout` passed first.
   std::optional<VmResult> wait(std::chrono::milliseconds timeout);
+  /// Stops every vCPU at its next exit (kicking it out of KVM_RUN) and returns once all are
+  /// parked outside the guest. Devices keep their state; resume() continues. No-op once the VM
+  /// has stopped.
+  void pause();
+  /// Lets paused vCPUs run again.
+  void resume();
   /// Stops the VM (idempotent) and returns how it ended.
   VmResult stop();
 

@@ -110,10 +110,15 @@ TEST(E2eBoot, KernelWithoutInitIsAnErrorWithTheConsoleTailNotAHang) {
   EXPECT_EQ(r->reason, StopReason::kGuestReset);
 }
 
-TEST(E2eBoot, HostStopEndsARunningGuestPromptly) {
+TEST(E2eBoot, PauseResumeAndHostStopOfARunningGuest) {
   auto vm = Vm::create(builtin_config(2, 256, "forkvm.after_ready=idle"));
   vm->start();
   ASSERT_TRUE(vm->wait_ready(kBootDeadline)) << vm->console_tail();
+  // Pause parks both vCPUs outside KVM_RUN; the guest keeps running after resume.
+  vm->pause();
+  EXPECT_FALSE(vm->wait(std::chrono::milliseconds(200)).has_value());
+  vm->resume();
+  EXPECT_FALSE(vm->wait(std::chrono::milliseconds(200)).has_value());
   const auto t0 = std::chrono::steady_clock::now();
   const VmResult r = vm->stop();
   EXPECT_EQ(r.reason, StopReason::kHostStop);

@@ -1,29 +1,16 @@
 // e2e tier: the `forkvm boot` command on the built-in image, as a user runs it.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <string>
+
+#include "tests/support/run_process.hpp"
 
 namespace {
 
-struct CliRun {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
+using CliRun = forkvm::test::ProcessResult;
 
 CliRun run(const std::string& args) {
-  CliRun r;
-  const std::string cmd = std::string(FORKVM_CLI) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int w = pclose(p);
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
-  return r;
+  return forkvm::test::run_process(std::string(FORKVM_CLI) + " " + args);
 }
 
 TEST(E2eCli, BootStreamsTheConsoleReportsReadyAndExitsZeroOnPowerOff) {

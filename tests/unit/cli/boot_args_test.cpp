@@ -2,32 +2,18 @@
 // (config/image) before anything starts. No KVM is needed: validation runs before /dev/kvm is
 // opened, so these run on any host.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
-#include <fstream>
 #include <string>
+
+#include "tests/support/run_process.hpp"
 
 namespace {
 
-struct CliRun {
-  int status = -1;
-  std::string output;
-};
+using CliRun = forkvm::test::ProcessResult;
 
 CliRun run(const std::string& args) {
-  CliRun r;
-  const std::string cmd = std::string(FORKVM_CLI) + " " + args + " 2>&1 </dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int w = pclose(p);
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
-  return r;
+  return forkvm::test::run_process(std::string(FORKVM_CLI) + " " + args);
 }
 
 std::string temp_file(const std::string& content) {
