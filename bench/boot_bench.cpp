@@ -1,5 +1,10 @@
 #include "bench/boot_bench.hpp"
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +25,7 @@ struct Options {
   unsigned n = 10;
   unsigned vcpus = 1;
   unsigned memory_mib = 256;
+  double timeout_s = 120;
   std::string image_dir = FORKVM_BENCH_IMAGE_DIR;
   bool qemu = true;
 };
@@ -36,7 +42,7 @@ struct ForkvmSample {
   double start_to_signal;
 };
 
-std::optional<ForkvmSample> boot_forkvm(const Options& o, std::string* why) {
+std::optional<ForkvmSample> boot_forkvm_here(const Options& o, std::string* why) {
   VmConfig c;
   c.kernel = o.image_dir + "/bzImage";
   c.initramfs = o.image_dir + "/initramfs.cpio.gz";
@@ -54,7 +60,7 @@ std::optional<ForkvmSample> boot_forkvm(const Options& o, std::string* why) {
   try {
     auto vm = Vm::create(c);
     vm->start();
-    if (!vm->wait_ready(std::chrono::seconds(300))) {
+    if (!vm->wait_ready(std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000)))) {
       *why = "timed out waiting for the agent";
       return std::nullopt;
     }
@@ -76,6 +82,47 @@ std::optional<ForkvmSample> boot_forkvm(const Options& o, std::string* why) {
   }
 }
 
+/// Runs one forkvm boot in a child process and reads its result back through a pipe. Every
+/// sample then starts from a fresh process, the way a user launches `forkvm boot`, and the
+/// benchmark process itself never holds a KVM VM while it forks the QEMU reference (with VMs
+/// created and torn down in the forking process, kvm-lab's L1 wedged on the next QEMU boot,
+/// twice; it never did with each VM in its own process).
+std::optional<ForkvmSample> boot_forkvm(const Options& o, std::string* why) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    *why = std::string("pipe: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    std::string err;
+    const auto sample = boot_forkvm_here(o, &err);
+    // One record: a flag byte, then the sample or the error text.
+    std::string out(1, sample ? 'S' : 'E');
+    if (sample) out.append(reinterpret_cast<const char*>(&*sample), sizeof(ForkvmSample));
+    else out += err;
+    const ssize_t written = write(fds[1], out.data(), out.size());
+    _exit(written == static_cast<ssize_t>(out.size()) ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string got;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (got.size() == 1 + sizeof(ForkvmSample) && got[0] == 'S') {
+    ForkvmSample sample;
+    std::memcpy(&sample, got.data() + 1, sizeof sample);
+    return sample;
+  }
+  *why = got.size() > 1 ? got.substr(1) : "the benchmark child died (status " + std::to_string(status) + ")";
+  return std::nullopt;
+}
+
 Options parse(std::span<char* const> args) {
   Options o;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -88,6 +135,7 @@ Options parse(std::span<char* const> args) {
     else if (a == "--vcpus") o.vcpus = static_cast<unsigned>(std::stoul(next()));
     else if (a == "--memory") o.memory_mib = static_cast<unsigned>(std::stoul(next()));
     else if (a == "--image-dir") o.image_dir = next();
+    else if (a == "--timeout") o.timeout_s = std::stod(next());
     else if (a == "--no-qemu") o.qemu = false;
     else throw std::runtime_error("unknown option " + a);
   }
@@ -103,7 +151,7 @@ int boot_bench(std::span<char* const> args) {
     o = parse(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "forkvm-bench boot: %s\nusage: forkvm-bench boot [-n N] [--vcpus N] "
-                         "[--memory MiB] [--image-dir DIR] [--no-qemu]\n", e.what());
+                         "[--memory MiB] [--image-dir DIR] [--timeout S] [--no-qemu]\n", e.what());
     return 2;
   }
   QemuBoot q;
@@ -111,21 +159,25 @@ int boot_bench(std::span<char* const> args) {
   q.initramfs = o.image_dir + "/initramfs.cpio.gz";
   q.vcpus = o.vcpus;
   q.memory_mib = o.memory_mib;
+  q.timeout_s = o.timeout_s;
   std::string why;
   const bool with_qemu = o.qemu && qemu_reference_available(q, &why);
   if (o.qemu && !with_qemu) std::fprintf(stderr, "forkvm-bench: no QEMU reference: %s\n", why.c_str());
 
   std::printf("boot-to-agent-ready: %u vCPU, %u MiB, %u runs each, interleaved%s\n", o.vcpus,
               o.memory_mib, o.n, with_qemu ? " with QEMU -M microvm (KVM)" : "");
+  std::fflush(stdout);
   std::vector<double> fk_line, fk_create, fk_signal, qemu_line;
+  unsigned qemu_failures = 0;
   // Interleave forkvm and QEMU runs so that drift in machine load hits both alike.
   for (unsigned i = 0; i < o.n; ++i) {
     why.clear();
+    std::fprintf(stderr, "  run %u:", i + 1);
     if (auto s = boot_forkvm(o, &why)) {
       fk_line.push_back(s->launch_to_line);
       fk_create.push_back(s->create);
       fk_signal.push_back(s->start_to_signal);
-      std::fprintf(stderr, "  run %u: forkvm %.1f ms", i + 1, s->launch_to_line);
+      std::fprintf(stderr, " forkvm %.1f ms", s->launch_to_line);
     } else {
       std::fprintf(stderr, "forkvm-bench: forkvm boot %u failed: %s\n", i + 1, why.c_str());
       return 1;
@@ -136,8 +188,10 @@ int boot_bench(std::span<char* const> args) {
         qemu_line.push_back(*t);
         std::fprintf(stderr, ", qemu %.1f ms", *t);
       } else {
+        // The reference is someone else's VMM in a nested, emulated lab; one wedged boot there
+        // is reported and counted, not allowed to void the forkvm samples.
+        ++qemu_failures;
         std::fprintf(stderr, "\nforkvm-bench: qemu boot %u failed: %s\n", i + 1, why.c_str());
-        return 1;
       }
     }
     std::fprintf(stderr, "\n");
@@ -146,7 +200,10 @@ int boot_bench(std::span<char* const> args) {
   std::printf("%s\n", format_row("forkvm launch -> ready line", fl).c_str());
   std::printf("%s\n", format_row("  forkvm Vm::create", summarize(fk_create)).c_str());
   std::printf("%s\n", format_row("  forkvm start -> ready signal", summarize(fk_signal)).c_str());
-  if (with_qemu) {
+  if (with_qemu && qemu_failures > 0) {
+    std::printf("qemu reference: %u of %u boots failed (see stderr)\n", qemu_failures, o.n);
+  }
+  if (with_qemu && !qemu_line.empty()) {
     const Summary ql = summarize(qemu_line);
     std::printf("%s\n", format_row("qemu microvm launch -> ready line", ql).c_str());
     std::printf("ratio forkvm/qemu: p50 %.3f  p90 %.3f  (below 1 means forkvm is faster)\n",

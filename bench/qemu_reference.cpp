@@ -84,7 +84,10 @@ std::optional<double> time_qemu_boot(const QemuBoot& boot, std::string* why) {
     }
     if (seen.size() > (1u << 20)) seen.erase(0, seen.size() - 4096);
   }
-  if (!result && why->empty()) *why = "timed out waiting for the agent under QEMU";
+  if (!result && why->empty()) {
+    *why = "timed out waiting for the agent under QEMU; console tail: " +
+           seen.substr(seen.size() > 600 ? seen.size() - 600 : 0);
+  }
   // The agent powers the guest off right after ready; give QEMU a moment, then make sure.
   bool reaped = false;
   for (int i = 0; i < 50 && !reaped; ++i) {
@@ -93,7 +96,16 @@ std::optional<double> time_qemu_boot(const QemuBoot& boot, std::string* why) {
   }
   if (!reaped) {
     kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
+    // A process stuck in the kernel (a wedged nested vCPU) may not die at once; never block
+    // the benchmark on it.
+    for (int i = 0; i < 100 && !reaped; ++i) {
+      reaped = waitpid(pid, nullptr, WNOHANG) == pid;
+      if (!reaped) usleep(100000);
+    }
+    if (!reaped && result) {
+      *why = "QEMU did not exit after SIGKILL";
+      result.reset();
+    }
   }
   close(out[0]);
   return result;
