@@ -22,4 +22,23 @@ enum class FatalReason : uint32_t {
   kPowerOff = 10,    ///< reboot() returned instead of resetting the machine
 };
 
+/// A short name for a reason code as it arrives from the guest. Guest-controlled: any 24-bit
+/// value can arrive, so unknown codes get a name too, never an out-of-range lookup.
+constexpr const char* fatal_reason_name(uint32_t code) {
+  switch (static_cast<FatalReason>(code)) {
+    case FatalReason::kUnknown: return "unexpected exception";
+    case FatalReason::kBootPort: return "boot-signal port unavailable";
+    case FatalReason::kSignals: return "signal setup failed";
+    case FatalReason::kMount: return "mount failed";
+    case FatalReason::kConsole: return "console unavailable";
+    case FatalReason::kConfig: return "bad forkvm.* command-line key";
+    case FatalReason::kSystemInfo: return "system information unreadable";
+    case FatalReason::kSpawn: return "could not start a process";
+    case FatalReason::kWait: return "waiting for children failed";
+    case FatalReason::kCrash: return "the agent crashed";
+    case FatalReason::kPowerOff: return "reboot() returned";
+  }
+  return "unknown reason";
+}
+
 }  // namespace forkvm

@@ -10,6 +10,7 @@
 #include "devices/legacy/serial.hpp"
 #include "devices/legacy/stub_ports.hpp"
 #include "forkvm/errors.hpp"
+#include "guest-init/fatal_reason.hpp"
 #include "vmm/arch/x86_64/layout.hpp"
 #include "vmm/bus.hpp"
 #include "vmm/console_tail.hpp"
@@ -169,7 +170,8 @@ void Vm::Impl::on_reset() {
       r = {StopReason::kPowerOff, poweroff_status, "the agent powered the VM off"};
     } else if (agent_fatal) {
       r = {StopReason::kAgentFatal, *agent_fatal,
-           "the agent failed (reason " + std::to_string(*agent_fatal) + ") and reset the VM"};
+           std::string("the agent failed (") + fatal_reason_name(*agent_fatal) + ", code " +
+               std::to_string(*agent_fatal) + ") and reset the VM"};
     } else {
       r = {StopReason::kGuestReset, 0,
            "the guest reset the machine without the agent announcing a power-off "

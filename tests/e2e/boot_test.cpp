@@ -110,6 +110,21 @@ TEST(E2eBoot, KernelWithoutInitIsAnErrorWithTheConsoleTailNotAHang) {
   EXPECT_EQ(r->reason, StopReason::kGuestReset);
 }
 
+TEST(E2eBoot, AgentFatalErrorIsReportedWithItsReason) {
+  auto vm = Vm::create(builtin_config(1, 128, "forkvm.after_ready=bogus"));
+  vm->start();
+  try {
+    vm->wait_ready(kBootDeadline);
+  } catch (const GuestError&) {
+    // The agent rejects its configuration before announcing ready.
+  }
+  auto r = vm->wait(kBootDeadline);
+  ASSERT_TRUE(r.has_value()) << vm->console_tail();
+  EXPECT_EQ(r->reason, StopReason::kAgentFatal) << r->detail << "\n" << vm->console_tail();
+  EXPECT_NE(r->detail.find("bad forkvm.* command-line key"), std::string::npos) << r->detail;
+  EXPECT_NE(vm->console_tail().find("forkvm-agent: fatal"), std::string::npos) << vm->console_tail();
+}
+
 TEST(E2eBoot, PauseResumeAndHostStopOfARunningGuest) {
   auto vm = Vm::create(builtin_config(2, 256, "forkvm.after_ready=idle"));
   vm->start();
