@@ -179,19 +179,18 @@ void CpioWriter::add_symlink(std::string_view path, std::string_view target, uin
 
 void CpioWriter::add_char_device(std::string_view path, uint32_t major, uint32_t minor,
                                  uint32_t mode, CpioOwner owner) {
-  CpioEntry e;
-  e.kind = CpioKind::kCharDevice;
-  e.mode = mode;
-  e.owner = owner;
-  e.rdev_major = major;
-  e.rdev_minor = minor;
-  add(path, std::move(e));
+  add_device(path, CpioKind::kCharDevice, major, minor, mode, owner);
 }
 
 void CpioWriter::add_block_device(std::string_view path, uint32_t major, uint32_t minor,
                                   uint32_t mode, CpioOwner owner) {
+  add_device(path, CpioKind::kBlockDevice, major, minor, mode, owner);
+}
+
+void CpioWriter::add_device(std::string_view path, CpioKind kind, uint32_t major,
+                            uint32_t minor, uint32_t mode, CpioOwner owner) {
   CpioEntry e;
-  e.kind = CpioKind::kBlockDevice;
+  e.kind = kind;
   e.mode = mode;
   e.owner = owner;
   e.rdev_major = major;

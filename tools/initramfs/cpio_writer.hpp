@@ -76,6 +76,9 @@ class CpioWriter {
 
  private:
   void add(std::string_view path, CpioEntry entry);
+  /// Shared body of add_char_device and add_block_device.
+  void add_device(std::string_view path, CpioKind kind, uint32_t major, uint32_t minor,
+                  uint32_t mode, CpioOwner owner);
   void ensure_parents(const std::string& path);
 
   std::map<std::string, CpioEntry> entries_;
