@@ -63,6 +63,7 @@ struct Vm::Impl {
   Bus pio{"pio", 0xff};
   Bus mmio{"mmio", 0};
   ConsoleTail tail{kConsoleTailBytes};
+  std::shared_ptr<Serial> serial;
   std::vector<std::unique_ptr<VcpuThread>> vcpus;
 
   std::mutex mu;
@@ -131,8 +132,8 @@ void Vm::Impl::add_devices() {
     tail.append(text);
     if (config.console) config.console(text);
   };
-  pio.insert(std::make_shared<Serial>(std::make_shared<KvmIrqLine>(*vm, layout::kCom1Irq), sink),
-             layout::kCom1Port, 8);
+  serial = std::make_shared<Serial>(std::make_shared<KvmIrqLine>(*vm, layout::kCom1Irq), sink);
+  pio.insert(serial, layout::kCom1Port, 8);
   pio.insert(std::make_shared<I8042>(std::make_shared<KvmIrqLine>(*vm, layout::kI8042Irq),
                                      [this] { on_reset(); }),
              layout::kI8042Port, 5);
@@ -277,6 +278,11 @@ std::optional<std::chrono::nanoseconds> Vm::start_to_ready() const {
 }
 
 std::string Vm::console_tail() const { return impl_->tail.text(); }
+
+size_t Vm::send_console_input(std::string_view bytes) {
+  return impl_->serial->enqueue_input(
+      std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
 
 uint64_t Vm::unmapped_accesses() const {
   return impl_->pio.unmapped_accesses() + impl_->mmio.unmapped_accesses();

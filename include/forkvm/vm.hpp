@@ -95,6 +95,10 @@ class Vm {
   std::optional<std::chrono::nanoseconds> start_to_ready() const;
   /// The last few KiB of console output.
   std::string console_tail() const;
+  /// Queues bytes for the guest's serial console (the UART's 64-byte receive FIFO). Returns
+  /// how many were taken; 0 while the FIFO is full, so callers retry the rest later. Safe from
+  /// any thread.
+  size_t send_console_input(std::string_view bytes);
   /// Port and MMIO accesses that no device claimed.
   uint64_t unmapped_accesses() const;
 

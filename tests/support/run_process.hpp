@@ -15,10 +15,11 @@ struct ProcessResult {
   std::string output;  ///< stdout and stderr together
 };
 
-/// Runs `command` through /bin/sh with stderr merged into stdout and stdin from /dev/null.
-inline ProcessResult run_process(const std::string& command) {
+/// Runs `command` through /bin/sh with stderr merged into stdout and stdin from `stdin_path`.
+inline ProcessResult run_process(const std::string& command,
+                                 const std::string& stdin_path = "/dev/null") {
   ProcessResult r;
-  FILE* p = popen((command + " 2>&1 </dev/null").c_str(), "r");
+  FILE* p = popen((command + " 2>&1 <'" + stdin_path + "'").c_str(), "r");
   if (p == nullptr) return r;
   std::array<char, 4096> buf{};
   size_t n;

@@ -10,6 +10,7 @@
 #include "forkvm/vm.hpp"
 #include "tools/cli/args.hpp"
 #include "tools/cli/builtin_image.hpp"
+#include "tools/cli/console_input.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -23,7 +24,9 @@ constexpr const char* kUsage =
     "Boots the built-in guest image (or the given kernel/initramfs), streams its console, prints\n"
     "the boot-to-agent-ready time, and exits when the guest powers off: with the status the\n"
     "guest reported (0 normally), 4 when it panicked or reset, 5 on --timeout (default 300),\n"
-    "3 when it could not start. --cmdline is appended to the default kernel command line.\n";
+    "3 when it could not start. --cmdline is appended to the default kernel command line.\n"
+    "Once the agent is ready, stdin is forwarded to the guest console (for example with\n"
+    "--cmdline forkvm.after_ready=shell).\n";
 
 struct BootOptions {
   VmConfig config;
@@ -102,6 +105,7 @@ int boot_command(std::span<char* const> argv) {
   std::signal(SIGTERM, on_signal);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
   vm->start();
+  ConsoleInput input(*vm);
   bool announced = false;
   // Poll in short slices so Ctrl-C is noticed promptly.
   while (std::chrono::steady_clock::now() < deadline) {
@@ -114,6 +118,7 @@ int boot_command(std::span<char* const> argv) {
       announced = true;
       std::fprintf(stderr, "forkvm: agent ready %.1f ms after start (VM build %.1f ms)\n",
                    ms(*vm->start_to_ready()), ms(vm->build_time()));
+      input.start();
     }
     if (auto r = vm->wait(std::chrono::milliseconds(100))) {
       if (!announced && vm->start_to_ready()) {
