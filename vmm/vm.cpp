@@ -80,12 +80,10 @@ struct Vm::Impl {
 void Vm::Impl::load_images() {
   // Kernel, initramfs, command line, zero page, page tables, GDT and MP table go into guest
   // memory before KVM is opened, so a bad image or command line fails with nothing to undo.
-  std::string cmdline = config.cmdline.empty() ? default_cmdline() : config.cmdline;
-  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
   x86::BootConfig boot;
   boot.kernel_path = config.kernel;
   if (!config.initramfs.empty()) boot.initrd_path = config.initramfs;
-  boot.cmdline = cmdline;
+  boot.cmdline = effective_cmdline(config);
   boot.vcpu_count = config.vcpus;
   plan = x86::prepare_linux_boot(memory, boot);
 }

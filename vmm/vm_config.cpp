@@ -47,6 +47,12 @@ std::string default_cmdline() {
          "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
 }
 
+std::string effective_cmdline(const VmConfig& config) {
+  std::string cmdline = config.cmdline.empty() ? default_cmdline() : config.cmdline;
+  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
+  return cmdline;
+}
+
 void validate(const VmConfig& config) {
   if (config.vcpus == 0 || config.vcpus > layout::kMaxVcpus) {
     throw ConfigError("vcpus must be between 1 and " + std::to_string(layout::kMaxVcpus) +
@@ -65,8 +71,7 @@ void validate(const VmConfig& config) {
   }
   // The exact limit depends on the kernel (its setup header's cmdline_size); this is the space
   // forkvm reserves, checked here so an absurd line fails before anything is opened.
-  std::string cmdline = config.cmdline.empty() ? default_cmdline() : config.cmdline;
-  if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
+  const std::string cmdline = effective_cmdline(config);
   if (cmdline.size() + 1 > layout::kCmdlineMaxSize) {
     throw ConfigError("kernel command line of " + std::to_string(cmdline.size()) +
                       " bytes is too long (at most " + std::to_string(layout::kCmdlineMaxSize - 1) +

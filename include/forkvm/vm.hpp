@@ -36,6 +36,10 @@ struct VmConfig {
 /// The kernel command line used when VmConfig::cmdline is empty.
 std::string default_cmdline();
 
+/// The command line a VM built from `config` boots with: `cmdline` (or default_cmdline() when
+/// empty), then a space and `extra_cmdline` when that is set.
+std::string effective_cmdline(const VmConfig& config);
+
 /// Checks a configuration without touching KVM: sizes and counts in range, files readable.
 /// Throws ConfigError or ImageError. Vm::create() calls it first.
 void validate(const VmConfig& config);
