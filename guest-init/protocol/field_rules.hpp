@@ -1,0 +1,21 @@
+#pragma once
+
+// The field rules of MESSAGES.md ("Common field rules"), checked identically by the host
+// before it sends a request and by the agent when it receives one.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace forkvm::protocol {
+
+/// Whether `key` matches [A-Za-z_][A-Za-z0-9_]* (an environment variable name).
+[[nodiscard]] bool valid_env_key(std::string_view key) noexcept;
+/// Whether `value` can be an env value: no NUL and no newline ('\n' or '\r').
+[[nodiscard]] bool valid_env_value(std::string_view value) noexcept;
+/// Whether `name` matches [A-Za-z0-9_-]+ and is at most kMaxSecretNameBytes long.
+[[nodiscard]] bool valid_secret_name(std::string_view name) noexcept;
+/// Why `path` is not acceptable (not absolute, too long, contains NUL), or nullopt if it is.
+[[nodiscard]] std::optional<std::string> path_problem(std::string_view path);
+
+}  // namespace forkvm::protocol
