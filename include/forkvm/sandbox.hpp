@@ -1,0 +1,144 @@
+// forkvm::Sandbox: a microVM running the forkvm agent, driven through the agent protocol.
+// This is the product's main interface:
+//
+//   forkvm::SandboxConfig config;
+//   config.vm.kernel = "bzImage";
+//   config.vm.initramfs = "initramfs.cpio.gz";
+//   auto sandbox = forkvm::Sandbox::create(config);     // boots, waits for the agent
+//   auto r = sandbox->exec({"uname", "-a"});             // r.stdout_data, r.exit_code, ...
+//   sandbox->write_file("/tmp/x", "hello");
+//   sandbox->shutdown();                                  // or let the destructor do it
+//
+// Thread-safe: many threads may exec and move files at once over the one agent connection.
+// Free of KVM types. Errors: sandbox_errors.hpp, plus ConfigError/ImageError/KvmError from the
+// VM and GuestError (with the console tail) when the guest fails or dies.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "forkvm/agent_client.hpp"
+#include "forkvm/sandbox_errors.hpp"
+#include "forkvm/vm.hpp"
+
+namespace forkvm {
+
+/// What to boot and how long to wait for it.
+struct SandboxConfig {
+  /// The machine: kernel, initramfs, vcpus, memory, console sink, extra command line. The
+  /// Sandbox adds the vsock device (its socket lives in a private temp dir) and
+  /// `forkvm.after_ready=serve`; leave `vm.vsock` unset.
+  VmConfig vm;
+  /// From start to "the agent answers ping": the ready signal plus the first connection.
+  std::chrono::milliseconds boot_timeout{120000};
+  /// Deadline of each non-exec request (see AgentClientOptions::request_timeout).
+  std::chrono::milliseconds request_timeout{30000};
+  /// Where the private temp dir (holding the vsock socket) is made; empty: $TMPDIR or /tmp.
+  /// Unix socket paths are limited to 107 bytes, so keep it short.
+  std::string runtime_dir;
+  /// Persistent environment set once the agent is up (as set_env()).
+  std::map<std::string, std::string> env;
+};
+
+/// Where a sandbox is in its life.
+enum class SandboxState {
+  kBooting,   ///< inside create(): the VM is starting
+  kReady,     ///< the agent answered; requests are accepted
+  kFailed,    ///< the VM stopped by itself (panic, reset, power-off) after it was ready
+  kShutDown,  ///< shutdown() ran (or create() failed and cleaned up)
+};
+
+/// A short name for a state ("booting", "ready", "failed", "shut-down").
+std::string_view to_string(SandboxState state) noexcept;
+
+/// A booted microVM with a connected agent. See the file comment.
+class Sandbox {
+ public:
+  /// Boots the VM and waits until the agent answers ping, within config.boot_timeout.
+  /// Throws ConfigError/ImageError/KvmError (nothing started), GuestError (the guest failed
+  /// before ready; with the console tail), TimeoutError (with the console tail),
+  /// AgentUnreachableError, or CancelledError when `stop` was requested. On any failure
+  /// everything created so far (VM, socket, temp dir) is torn down before it throws.
+  static std::unique_ptr<Sandbox> create(const SandboxConfig& config, std::stop_token stop = {});
+  /// Shuts down (see shutdown()).
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  /// Closes the agent connection (pending requests fail with InvalidStateError), stops the VM,
+  /// removes the socket and the temp dir. Idempotent; later requests throw InvalidStateError.
+  void shutdown();
+  /// The current state.
+  SandboxState state() const;
+  /// The last part of the guest console (for diagnostics).
+  std::string console_tail() const;
+  /// From start() to the agent answering its first ping.
+  std::chrono::nanoseconds boot_time() const noexcept;
+  /// The agent connection, for anything not wrapped here. Throws InvalidStateError unless
+  /// ready.
+  AgentClient& agent();
+
+  /// See AgentClient::ping().
+  PingResult ping();
+  /// Runs argv and collects the output (AgentClient::exec()).
+  ExecResult exec(const std::vector<std::string>& argv, const ExecOptions& options = {});
+  /// Runs a /bin/sh -c command line.
+  ExecResult exec_shell(const std::string& command, const ExecOptions& options = {});
+  /// Runs argv with output delivered to callbacks as it arrives.
+  ExecResult exec_stream(const std::vector<std::string>& argv, const ExecOptions& options,
+                         const ExecCallbacks& callbacks);
+  /// Starts argv and returns a handle (stdin, signal, cancel, wait).
+  std::unique_ptr<ExecProcess> start(const std::vector<std::string>& argv,
+                                     const ExecOptions& options = {},
+                                     const ExecCallbacks& callbacks = {});
+  /// start() for a /bin/sh -c command line.
+  std::unique_ptr<ExecProcess> start_shell(const std::string& command,
+                                           const ExecOptions& options = {},
+                                           const ExecCallbacks& callbacks = {});
+  /// The running execs.
+  std::vector<ExecInfo> list_execs();
+
+  /// Writes bytes to a guest file atomically.
+  void write_file(const std::string& path, std::string_view data, uint32_t mode = 0644);
+  /// Streams an istream to a guest file; returns the byte count.
+  uint64_t write_file(const std::string& path, std::istream& in, uint32_t mode = 0644);
+  /// Streams a local file to a guest file; returns the byte count.
+  uint64_t upload_file(const std::string& local_path, const std::string& path,
+                       uint32_t mode = 0644);
+  /// Reads a whole guest file (at most max_bytes).
+  std::string read_file(const std::string& path, uint64_t max_bytes = 1ull << 30);
+  /// Streams a guest file to a callback; returns the byte count.
+  uint64_t read_file(const std::string& path, const std::function<void(std::string_view)>& sink);
+  /// Streams a guest file to a local file; returns the byte count.
+  uint64_t download_file(const std::string& path, const std::string& local_path);
+  /// lstat of a guest path.
+  FileStat stat(const std::string& path);
+  /// Whether a guest path exists.
+  bool exists(const std::string& path);
+  /// A guest directory's entries.
+  std::vector<DirEntry> list_dir(const std::string& path);
+  /// Creates a directory (with parents: like mkdir -p).
+  void mkdir(const std::string& path, bool parents = false, uint32_t mode = 0755);
+  /// Removes a path (recursive: a whole tree).
+  void remove(const std::string& path, bool recursive = false);
+  /// Renames a guest path.
+  void rename(const std::string& from, const std::string& to);
+  /// Sets persistent env entries for later execs (an empty value deletes).
+  void set_env(const std::map<std::string, std::string>& env);
+  /// Stores a secret under /run/forkvm/secrets/<name>.
+  void set_secret(const std::string& name, std::string_view value);
+
+  struct Impl;
+
+ private:
+  explicit Sandbox(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace forkvm
