@@ -83,10 +83,13 @@ struct VirtioActivation {
   /// Features the driver accepted (already masked to device_features()).
   uint64_t acked_features = 0;
   /// The device's queues, validated and ready, in queue-index order. Owned by the device
-  /// from now on; the transport keeps only their configuration.
+  /// from now on; the transport keeps only their configuration. The vector always has one
+  /// entry per queue: a queue the driver did not enable (QueueReady 0, e.g. a virtio-net
+  /// control queue that was not negotiated) is present but not ready(), so it pops nothing.
   std::vector<Queue> queues;
   /// One eventfd per queue, readable when the driver notified that queue. Owned by the
   /// transport (valid until the transport is destroyed); the device reads them to clear them.
+  /// They are non-blocking (EFD_NONBLOCK), so a read with nothing pending fails with EAGAIN.
   std::vector<int> queue_events;
   /// The interrupt status register and line.
   std::shared_ptr<VirtioInterrupt> interrupt;

@@ -45,6 +45,40 @@ bool VmFd::irq_line(uint32_t irq, bool level) const noexcept {
   return ioctl(fd_.get(), KVM_IRQ_LINE, &l) == 0;
 }
 
+namespace {
+
+kvm_ioeventfd make_ioeventfd(uint64_t gpa, uint32_t len, uint64_t datamatch, int fd,
+                             uint32_t extra_flags) {
+  kvm_ioeventfd io{};
+  io.datamatch = datamatch;
+  io.addr = gpa;
+  io.len = len;
+  io.fd = fd;
+  io.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | extra_flags;  // MMIO (no FLAG_PIO)
+  return io;
+}
+
+}  // namespace
+
+void VmFd::register_ioeventfd(uint64_t gpa, uint32_t len, uint64_t datamatch, int fd) const {
+  kvm_ioeventfd io = make_ioeventfd(gpa, len, datamatch, fd, 0);
+  if (ioctl(fd_.get(), KVM_IOEVENTFD, &io) < 0) throw KvmError("KVM_IOEVENTFD", errno);
+}
+
+void VmFd::unregister_ioeventfd(uint64_t gpa, uint32_t len, uint64_t datamatch, int fd) const {
+  kvm_ioeventfd io = make_ioeventfd(gpa, len, datamatch, fd, KVM_IOEVENTFD_FLAG_DEASSIGN);
+  if (ioctl(fd_.get(), KVM_IOEVENTFD, &io) < 0) {
+    throw KvmError("KVM_IOEVENTFD(DEASSIGN)", errno);
+  }
+}
+
+void VmFd::register_irqfd(int fd, uint32_t gsi) const {
+  kvm_irqfd irqfd{};
+  irqfd.fd = static_cast<uint32_t>(fd);
+  irqfd.gsi = gsi;
+  if (ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) throw KvmError("KVM_IRQFD", errno);
+}
+
 VcpuFd VmFd::create_vcpu(uint32_t id) const {
   const int fd = ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
   if (fd < 0) throw KvmError("KVM_CREATE_VCPU", errno);

@@ -29,6 +29,18 @@ class VmFd {
   /// KVM_IRQ_LINE: drives GSI `irq` to `level` on the in-kernel irqchip. Returns false (rather
   /// than throwing) on failure: it runs on the device hot path.
   bool irq_line(uint32_t irq, bool level) const noexcept;
+  /// KVM_IOEVENTFD with KVM_IOEVENTFD_FLAG_DATAMATCH: a guest MMIO write of exactly `len`
+  /// bytes (1, 2, 4 or 8) at `gpa` whose value equals `datamatch` signals eventfd `fd` inside
+  /// KVM instead of exiting to userspace. Writes with another value or width still exit.
+  /// The eventfd stays owned by the caller. Throws KvmError.
+  void register_ioeventfd(uint64_t gpa, uint32_t len, uint64_t datamatch, int fd) const;
+  /// KVM_IOEVENTFD with KVM_IOEVENTFD_FLAG_DEASSIGN: removes a registration made with exactly
+  /// the same arguments. Throws KvmError (ENOENT when there is none).
+  void unregister_ioeventfd(uint64_t gpa, uint32_t len, uint64_t datamatch, int fd) const;
+  /// KVM_IRQFD: a write to eventfd `fd` raises GSI `gsi` on the in-kernel irqchip (an edge:
+  /// KVM asserts then deasserts the line). Needs the irqchip. Closing the eventfd detaches it.
+  /// Throws KvmError.
+  void register_irqfd(int fd, uint32_t gsi) const;
   /// KVM_CREATE_VCPU with the given vCPU id, and maps its kvm_run.
   VcpuFd create_vcpu(uint32_t id) const;
 
