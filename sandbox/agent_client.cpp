@@ -1,0 +1,306 @@
+// forkvm::AgentClient: the request types of protocol v1 on top of AgentClient::Impl
+// (client_impl.cpp) and ExecProcess (exec_process.cpp).
+#include "forkvm/agent_client.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <istream>
+
+#include "guest-init/protocol/messages.hpp"
+#include "sandbox/client_impl.hpp"
+#include "sandbox/exec_process.hpp"
+#include "sandbox/requests.hpp"
+
+namespace forkvm {
+namespace proto = forkvm::protocol;
+using nlohmann::json;
+using sandbox::Clock;
+using sandbox::Pending;
+
+namespace {
+
+// A local file problem, typed like the guest's (from_guest() false).
+[[noreturn]] void local_file_error(const std::string& op, const std::string& path, int err) {
+  const ErrorKind kind = err == ENOENT                   ? ErrorKind::kNotFound
+                         : err == EACCES || err == EPERM ? ErrorKind::kPermissionDenied
+                         : err == EISDIR                 ? ErrorKind::kIsADirectory
+                                                         : ErrorKind::kIo;
+  throw OperationError(kind, op, path, std::string("local file: ") + std::strerror(err), err, false);
+}
+
+// Sends a write_file request and its data, pulled from `read` (returns 0 at the end) one
+// chunk at a time, so a file of any size is never held whole.
+uint64_t write_stream(AgentClient::Impl& c, const std::string& path, uint32_t mode,
+                      const std::function<size_t(char*, size_t)>& read) {
+  auto p = c.new_request(sandbox::write_file_request(path, mode), {}, path);
+  uint64_t total = 0;
+  std::exception_ptr local_error;
+  for (;;) {
+    {
+      std::lock_guard lock(p->m);
+      if (p->done) break;  // the agent already refused: skip the rest, still send file_end
+    }
+    std::string chunk(proto::kChunkBytes, '\0');
+    size_t n = 0;
+    try {
+      n = read(chunk.data(), chunk.size());
+    } catch (...) {
+      local_error = std::current_exception();
+      break;
+    }
+    if (n == 0) break;
+    chunk.resize(n);
+    total += n;
+    c.send_frame({{"type", proto::msg::kFileData}, {"id", p->id}}, std::move(chunk));
+  }
+  if (local_error) {
+    // Nothing must be committed: cancel makes the agent drop the temp file.
+    try {
+      c.control(proto::msg::kCancel, p->id);
+    } catch (const OperationError&) {
+    }
+  }
+  c.send_frame({{"type", proto::msg::kFileEnd}, {"id", p->id}}, {});
+  AgentClient::Impl::touch(*p);  // the clock starts now, not when the first byte went out
+  const proto::Frame f = *c.wait_terminal(*p, std::nullopt, true);
+  if (local_error) std::rethrow_exception(local_error);
+  if (f.header.value("type", "") == proto::msg::kError) {
+    throw sandbox::error_from_frame(f.header, p->op, p->path);
+  }
+  return total;
+}
+
+// Reads a guest file into `sink` chunk by chunk (on the reader thread).
+uint64_t read_stream(AgentClient::Impl& c, const std::string& path,
+                     std::function<void(std::string_view)> sink) {
+  auto count = std::make_shared<uint64_t>(0);
+  auto p = c.new_request(sandbox::path_request(proto::msg::kReadFile, path), {}, path,
+                         [sink = std::move(sink), count](Pending&, proto::Frame& f) {
+                           if (f.header["type"] != proto::msg::kFileData) return;
+                           *count += f.payload.size();
+                           sink(f.payload);
+                         });
+  auto f = c.wait_terminal(*p, std::nullopt, true, true);
+  if (!f) {
+    try {
+      c.control(proto::msg::kCancel, p->id);
+    } catch (const OperationError&) {
+    }
+    f = c.wait_terminal(*p, std::nullopt, true);
+  }
+  {
+    std::lock_guard lock(p->m);
+    if (p->callback_error) std::rethrow_exception(p->callback_error);
+  }
+  if (f->header.value("type", "") == proto::msg::kError) {
+    throw sandbox::error_from_frame(f->header, p->op, p->path);
+  }
+  return *count;
+}
+
+// Sends a request that needs no payload and returns its ok header.
+json simple(AgentClient::Impl& c, json header, const std::string& path, std::string payload = {}) {
+  auto p = c.new_request(std::move(header), std::move(payload), path);
+  return c.wait_done(*p).header;
+}
+
+}  // namespace
+
+AgentClient::AgentClient(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AgentClient::~AgentClient() { impl_->close(nullptr); }
+
+std::unique_ptr<AgentClient> AgentClient::connect(const AgentClientOptions& options) {
+  return std::unique_ptr<AgentClient>(new AgentClient(std::make_shared<Impl>(options)));
+}
+
+void AgentClient::close(std::exception_ptr reason) { impl_->close(std::move(reason)); }
+bool AgentClient::connected() const { return impl_->closed_error() == nullptr; }
+uint32_t AgentClient::protocol_version() const noexcept { return impl_->version; }
+
+PingResult AgentClient::ping(std::optional<std::chrono::milliseconds> timeout) {
+  const auto t0 = Clock::now();
+  auto p = impl_->new_request({{"type", proto::msg::kPing}}, {}, "");
+  std::optional<Clock::time_point> deadline;
+  if (timeout) deadline = t0 + *timeout;
+  const json h = impl_->wait_done(*p, deadline).header;
+  PingResult r;
+  r.round_trip = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
+  if (auto it = h.find("version"); it != h.end() && it->is_number_unsigned()) {
+    r.version = static_cast<uint32_t>(std::min<uint64_t>(it->get<uint64_t>(), UINT32_MAX));
+  }
+  if (auto it = h.find("uptime_ms"); it != h.end() && it->is_number_unsigned()) {
+    r.uptime = std::chrono::milliseconds(static_cast<int64_t>(std::min<uint64_t>(it->get<uint64_t>(), INT64_MAX)));
+  }
+  return r;
+}
+
+ExecResult AgentClient::exec(const std::vector<std::string>& argv, const ExecOptions& options) {
+  return exec_stream(argv, options, {});
+}
+
+ExecResult AgentClient::exec_shell(const std::string& command, const ExecOptions& options) {
+  if (command.empty()) {
+    throw OperationError(ErrorKind::kInvalidArgument, "exec", "", "the shell command is empty",
+                         std::nullopt, false);
+  }
+  if (options.interactive_stdin) {
+    throw OperationError(ErrorKind::kInvalidArgument, "exec", "",
+                         "interactive_stdin needs start_shell(), not exec_shell()", std::nullopt, false);
+  }
+  return sandbox::start_exec(impl_, {}, command, options, {})->wait();
+}
+
+ExecResult AgentClient::exec_stream(const std::vector<std::string>& argv, const ExecOptions& options,
+                                    const ExecCallbacks& callbacks) {
+  if (options.interactive_stdin) {
+    throw OperationError(ErrorKind::kInvalidArgument, "exec", "",
+                         "interactive_stdin needs start(), not exec()", std::nullopt, false);
+  }
+  return sandbox::start_exec(impl_, argv, {}, options, callbacks)->wait();
+}
+
+std::unique_ptr<ExecProcess> AgentClient::start(const std::vector<std::string>& argv,
+                                                const ExecOptions& options,
+                                                const ExecCallbacks& callbacks) {
+  return sandbox::start_exec(impl_, argv, {}, options, callbacks);
+}
+
+std::unique_ptr<ExecProcess> AgentClient::start_shell(const std::string& command,
+                                                      const ExecOptions& options,
+                                                      const ExecCallbacks& callbacks) {
+  if (command.empty()) {
+    throw OperationError(ErrorKind::kInvalidArgument, "exec", "", "the shell command is empty",
+                         std::nullopt, false);
+  }
+  return sandbox::start_exec(impl_, {}, command, options, callbacks);
+}
+
+std::vector<ExecInfo> AgentClient::list_execs() {
+  const json h = simple(*impl_, {{"type", proto::msg::kListExecs}}, "");
+  std::vector<ExecInfo> out;
+  const auto it = h.find("execs");
+  if (it == h.end() || !it->is_array()) throw AgentProtocolError("list_execs reply has no 'execs' array");
+  for (const auto& e : *it) {
+    // Guest-controlled: every field is type-checked by json::get (type_error -> protocol error).
+    try {
+      ExecInfo info;
+      info.id = e.at("id").get<uint64_t>();
+      info.pid = e.value("pid", 0);
+      info.argv = e.value("argv", std::vector<std::string>{});
+      info.running = std::chrono::milliseconds(e.value("running_ms", int64_t{0}));
+      out.push_back(std::move(info));
+    } catch (const json::exception& ex) {
+      throw AgentProtocolError(std::string("list_execs reply: ") + ex.what());
+    }
+  }
+  return out;
+}
+
+void AgentClient::write_file(const std::string& path, std::string_view data, uint32_t mode) {
+  write_stream(*impl_, path, mode, [&data](char* buf, size_t cap) {
+    const size_t n = std::min(cap, data.size());
+    std::memcpy(buf, data.data(), n);
+    data.remove_prefix(n);
+    return n;
+  });
+}
+
+uint64_t AgentClient::write_file(const std::string& path, std::istream& in, uint32_t mode) {
+  return write_stream(*impl_, path, mode, [&in, &path](char* buf, size_t cap) -> size_t {
+    in.read(buf, static_cast<std::streamsize>(cap));
+    if (in.bad()) {
+      throw OperationError(ErrorKind::kIo, "write_file", path, "reading the local stream failed",
+                           std::nullopt, false);
+    }
+    return static_cast<size_t>(in.gcount());
+  });
+}
+
+uint64_t AgentClient::upload_file(const std::string& local_path, const std::string& path,
+                                  uint32_t mode) {
+  sandbox::check_path("write_file", path);
+  std::ifstream in(local_path, std::ios::binary);
+  if (!in) local_file_error("upload_file", local_path, errno);
+  return write_file(path, in, mode);
+}
+
+std::string AgentClient::read_file(const std::string& path, uint64_t max_bytes) {
+  std::string data;
+  read_stream(*impl_, path, [&data, max_bytes, &path](std::string_view chunk) {
+    if (data.size() + chunk.size() > max_bytes) {
+      throw OperationError(ErrorKind::kTooLarge, "read_file", path,
+                           "the file is larger than max_bytes " + std::to_string(max_bytes),
+                           std::nullopt, false);
+    }
+    data.append(chunk);
+  });
+  return data;
+}
+
+uint64_t AgentClient::read_file(const std::string& path,
+                                const std::function<void(std::string_view)>& sink) {
+  return read_stream(*impl_, path, sink);
+}
+
+uint64_t AgentClient::download_file(const std::string& path, const std::string& local_path) {
+  sandbox::check_path("read_file", path);
+  std::ofstream out(local_path, std::ios::binary | std::ios::trunc);
+  if (!out) local_file_error("download_file", local_path, errno);
+  const uint64_t n = read_stream(*impl_, path, [&out, &local_path](std::string_view chunk) {
+    out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    if (!out) local_file_error("download_file", local_path, errno);
+  });
+  out.close();
+  if (!out) local_file_error("download_file", local_path, errno);
+  return n;
+}
+
+FileStat AgentClient::stat(const std::string& path) {
+  return sandbox::parse_stat(simple(*impl_, sandbox::path_request(proto::msg::kStat, path), path));
+}
+
+bool AgentClient::exists(const std::string& path) {
+  const json h = simple(*impl_, sandbox::path_request(proto::msg::kExists, path), path);
+  const auto it = h.find("exists");
+  if (it == h.end() || !it->is_boolean()) throw AgentProtocolError("exists reply has no boolean 'exists'");
+  return it->get<bool>();
+}
+
+std::vector<DirEntry> AgentClient::list_dir(const std::string& path) {
+  const json h = simple(*impl_, sandbox::path_request(proto::msg::kListDir, path), path);
+  const auto it = h.find("entries");
+  if (it == h.end() || !it->is_array()) throw AgentProtocolError("list_dir reply has no 'entries' array");
+  std::vector<DirEntry> out;
+  out.reserve(it->size());
+  for (const auto& e : *it) {
+    const auto name = e.is_object() ? e.find("name") : e.end();
+    if (!e.is_object() || name == e.end() || !name->is_string()) {
+      throw AgentProtocolError("list_dir entry without a name");
+    }
+    out.push_back(DirEntry{name->get<std::string>(), sandbox::parse_stat(e)});
+  }
+  return out;
+}
+
+void AgentClient::mkdir(const std::string& path, bool parents, uint32_t mode) {
+  simple(*impl_, sandbox::mkdir_request(path, parents, mode), path);
+}
+
+void AgentClient::remove(const std::string& path, bool recursive) {
+  simple(*impl_, sandbox::remove_request(path, recursive), path);
+}
+
+void AgentClient::rename(const std::string& from, const std::string& to) {
+  simple(*impl_, sandbox::rename_request(from, to), from);
+}
+
+void AgentClient::set_env(const std::map<std::string, std::string>& env) {
+  simple(*impl_, sandbox::set_env_request(env), "");
+}
+
+void AgentClient::set_secret(const std::string& name, std::string_view value) {
+  simple(*impl_, sandbox::set_secret_request(name, value), "", std::string(value));
+}
+
+}  // namespace forkvm

@@ -1,0 +1,291 @@
+#include "sandbox/client_impl.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "guest-init/protocol/hello.hpp"
+#include "guest-init/protocol/messages.hpp"
+#include "guest-init/protocol/protocol_error.hpp"
+#include "sandbox/requests.hpp"
+
+namespace forkvm {
+namespace proto = forkvm::protocol;
+using nlohmann::json;
+using sandbox::Clock;
+using sandbox::Pending;
+
+namespace {
+
+// Receives until one whole frame is decoded or the deadline passes (hello exchange only).
+proto::Frame read_frame(int fd, proto::FrameDecoder& decoder, Clock::time_point deadline) {
+  char buf[4096];
+  for (;;) {
+    if (auto f = decoder.next()) return std::move(*f);
+    const size_t n = sandbox::read_some(fd, buf, sizeof buf, deadline);
+    if (n == 0) throw AgentUnreachableError("the agent closed the connection during the hello");
+    decoder.feed(std::string_view(buf, n));
+  }
+}
+
+std::string ms_text(std::chrono::milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
+
+bool is_terminal(std::string_view type) {
+  return type == proto::msg::kOk || type == proto::msg::kError || type == proto::msg::kExit;
+}
+
+}  // namespace
+
+AgentClient::Impl::Impl(const AgentClientOptions& opts) : options(opts) {
+  const auto deadline = Clock::now() + options.connect_timeout;
+  fd_ = sandbox::connect_unix(options.socket_path, deadline);
+  raw_fd_ = fd_.get();
+  std::string leftover;
+  if (options.vsock_port) leftover = sandbox::vsock_handshake(raw_fd_, *options.vsock_port, deadline);
+  try {
+    decoder_.feed(leftover);
+    sandbox::write_all(raw_fd_, proto::encode(proto::make_hello()), deadline);
+    const proto::Frame hello = read_frame(raw_fd_, decoder_, deadline);
+    version = proto::negotiate(proto::VersionRange{}, hello.header);
+  } catch (const proto::ProtocolError& e) {
+    throw AgentProtocolError(std::string("hello with the agent failed: ") + e.what());
+  }
+  reader_ = std::thread([this] { reader_loop(); });
+}
+
+AgentClient::Impl::~Impl() {
+  close(nullptr);
+  // Only reachable from the reader thread if a callback destroyed the client (documented as
+  // forbidden); detach rather than terminate.
+  if (reader_.joinable()) reader_.detach();
+}
+
+std::exception_ptr AgentClient::Impl::closed_error() const {
+  std::lock_guard lock(map_mutex_);
+  return closed_error_;
+}
+
+std::shared_ptr<Pending> AgentClient::Impl::new_request(
+    json header, std::string payload, const std::string& path,
+    std::function<void(Pending&, proto::Frame&)> on_frame) {
+  auto p = std::make_shared<Pending>();
+  p->id = next_id_.fetch_add(1);
+  p->op = header.value("type", std::string());
+  p->path = path;
+  p->on_frame = std::move(on_frame);
+  header["id"] = p->id;
+  std::string wire;
+  try {
+    wire = proto::encode(proto::Frame{std::move(header), std::move(payload)});
+  } catch (const proto::ProtocolError& e) {
+    const bool too_big = e.kind() == proto::ProtocolErrorKind::HeaderTooLarge ||
+                         e.kind() == proto::ProtocolErrorKind::PayloadTooLarge;
+    throw OperationError(too_big ? ErrorKind::kTooLarge : ErrorKind::kInvalidArgument, p->op,
+                         path, e.what(), std::nullopt, false);
+  }
+  {
+    std::lock_guard lock(map_mutex_);
+    if (closed_) std::rethrow_exception(closed_error_);
+    p->last_activity = Clock::now();
+    pending_.emplace(p->id, p);
+  }
+  std::unique_lock wl(write_mutex_);
+  try {
+    sandbox::write_all(raw_fd_, wire, Clock::now() + options.request_timeout);
+  } catch (const Error&) {
+    wl.unlock();
+    close(std::current_exception());
+    throw;
+  }
+  return p;
+}
+
+void AgentClient::Impl::send_frame(json header, std::string payload) {
+  std::string wire = proto::encode(proto::Frame{std::move(header), std::move(payload)});
+  {
+    std::lock_guard lock(map_mutex_);
+    if (closed_) std::rethrow_exception(closed_error_);
+  }
+  std::unique_lock wl(write_mutex_);
+  try {
+    sandbox::write_all(raw_fd_, wire, Clock::now() + options.request_timeout);
+  } catch (const Error&) {
+    wl.unlock();
+    close(std::current_exception());
+    throw;
+  }
+}
+
+json AgentClient::Impl::control(std::string_view type, uint64_t target, json extra) {
+  json h = extra.is_object() ? std::move(extra) : json::object();
+  h["type"] = type;
+  h["target"] = target;
+  auto p = new_request(std::move(h), {}, "");
+  return wait_done(*p).header;
+}
+
+void AgentClient::Impl::touch(Pending& p) {
+  std::lock_guard lock(p.m);
+  p.last_activity = Clock::now();
+}
+
+std::optional<proto::Frame> AgentClient::Impl::wait_terminal(
+    Pending& p, std::optional<Clock::time_point> hard_deadline, bool idle_timeout,
+    bool break_on_callback_error) {
+  std::unique_lock lock(p.m);
+  for (;;) {
+    if (p.done) {
+      if (p.error) std::rethrow_exception(p.error);
+      return *p.terminal;
+    }
+    if (break_on_callback_error && p.callback_error) return std::nullopt;
+    auto deadline = Clock::time_point::max();
+    if (idle_timeout) deadline = p.last_activity + options.request_timeout;
+    if (hard_deadline) deadline = std::min(deadline, *hard_deadline);
+    if (deadline == Clock::time_point::max()) {
+      p.cv.wait(lock);
+      continue;
+    }
+    if (p.cv.wait_until(lock, deadline) == std::cv_status::timeout && !p.done) {
+      const bool idle = idle_timeout && Clock::now() >= p.last_activity + options.request_timeout;
+      if (!idle && (!hard_deadline || Clock::now() < *hard_deadline)) continue;
+      lock.unlock();
+      forget(p.id);
+      throw TimeoutError("the agent did not answer " + p.op + (p.path.empty() ? "" : " " + p.path) +
+                         (idle ? " within " + ms_text(options.request_timeout)
+                               : " before the deadline"));
+    }
+  }
+}
+
+proto::Frame AgentClient::Impl::wait_done(Pending& p, std::optional<Clock::time_point> hard_deadline,
+                                          bool idle_timeout) {
+  proto::Frame f = *wait_terminal(p, hard_deadline, idle_timeout);
+  if (f.header.value("type", std::string()) == proto::msg::kError) {
+    throw sandbox::error_from_frame(f.header, p.op, p.path);
+  }
+  return f;
+}
+
+void AgentClient::Impl::forget(uint64_t id) {
+  std::lock_guard lock(map_mutex_);
+  pending_.erase(id);
+}
+
+void AgentClient::Impl::fail_all(std::exception_ptr error) {
+  std::map<uint64_t, std::shared_ptr<Pending>> failed;
+  {
+    std::lock_guard lock(map_mutex_);
+    if (closed_) return;
+    closed_ = true;
+    closed_error_ = error;
+    failed.swap(pending_);
+  }
+  for (auto& [id, p] : failed) {
+    {
+      std::lock_guard lock(p->m);
+      p->error = error;
+      p->done = true;
+    }
+    p->cv.notify_all();
+  }
+}
+
+void AgentClient::Impl::close(std::exception_ptr error) {
+  if (!error) error = std::make_exception_ptr(InvalidStateError("the agent client was closed"));
+  fail_all(error);
+  closing_ = true;
+  // Wakes the reader (recv returns 0) and any writer stuck in poll (EPIPE). The descriptor is
+  // still open here: it is only closed below, once the reader is gone, by the first close().
+  if (!shut_down_.exchange(true) && raw_fd_ >= 0) ::shutdown(raw_fd_, SHUT_RDWR);
+  if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
+  std::lock_guard wl(write_mutex_);
+  if (!reader_.joinable() && fd_.get() >= 0) {
+    fd_ = sandbox::UniqueFd();
+    raw_fd_ = -1;  // a writer that raced past the closed check gets EBADF, not another file
+  }
+}
+
+std::exception_ptr AgentClient::Impl::lost_error(const std::string& reason) {
+  if (options.connection_lost_error) {
+    try {
+      if (auto e = options.connection_lost_error(reason)) return e;
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+  return std::make_exception_ptr(AgentUnreachableError("connection to the agent lost: " + reason));
+}
+
+void AgentClient::Impl::reader_loop() {
+  std::vector<char> buf(256 * 1024);
+  for (;;) {
+    pollfd pfd{raw_fd_, POLLIN, 0};
+    const int r = ::poll(&pfd, 1, -1);
+    if (r < 0 && errno == EINTR) continue;
+    ssize_t n = r < 0 ? -1 : ::recv(raw_fd_, buf.data(), buf.size(), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+    if (closing_) return;
+    if (n <= 0) {
+      const std::string why = n == 0 ? "the agent closed the connection" : std::strerror(errno);
+      fail_all(lost_error(why));
+      ::shutdown(raw_fd_, SHUT_RDWR);
+      return;
+    }
+    try {
+      decoder_.feed(std::string_view(buf.data(), static_cast<size_t>(n)));
+      while (auto f = decoder_.next()) dispatch(*f);
+    } catch (const proto::ProtocolError& e) {
+      fail_all(std::make_exception_ptr(
+          AgentProtocolError(std::string("malformed frame from the agent: ") + e.what())));
+      ::shutdown(raw_fd_, SHUT_RDWR);
+      return;
+    }
+  }
+}
+
+void AgentClient::Impl::dispatch(proto::Frame& frame) {
+  // validate_header() passed in the decoder: "type" is a non-empty string, "id" a u64.
+  const uint64_t id = frame.header["id"].get<uint64_t>();
+  const std::string type = frame.header["type"].get<std::string>();
+  std::shared_ptr<Pending> p;
+  const bool terminal = is_terminal(type);
+  {
+    std::lock_guard lock(map_mutex_);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) {
+      ++stray_frames;
+      return;
+    }
+    p = it->second;
+    if (terminal) pending_.erase(it);
+  }
+  if (terminal) {
+    {
+      std::lock_guard lock(p->m);
+      p->terminal = std::move(frame);
+      p->done = true;
+      p->last_activity = Clock::now();
+    }
+    p->cv.notify_all();
+    return;
+  }
+  {
+    std::lock_guard lock(p->m);
+    p->last_activity = Clock::now();
+  }
+  if (p->on_frame) {
+    try {
+      p->on_frame(*p, frame);
+    } catch (...) {
+      std::lock_guard lock(p->m);
+      if (!p->callback_error) p->callback_error = std::current_exception();
+    }
+  }
+  p->cv.notify_all();
+}
+
+}  // namespace forkvm

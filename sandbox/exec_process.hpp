@@ -1,0 +1,52 @@
+// The inside of forkvm::ExecProcess, and AgentClient::start()'s work (start_exec).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "forkvm/agent_client.hpp"
+#include "sandbox/client_impl.hpp"
+
+namespace forkvm::sandbox {
+
+/// Output of one exec: delivered to callbacks or collected. Written only by the reader thread
+/// before the exec's Pending is marked done, read only after (ordered by Pending::m).
+struct ExecStreams {
+  ExecCallbacks callbacks;
+  std::string out;
+  std::string err;
+};
+
+/// Sends the exec request, waits for "started" (or a start failure, thrown as
+/// OperationError), and sends ExecOptions::stdin_data when given.
+std::unique_ptr<ExecProcess> start_exec(const std::shared_ptr<AgentClient::Impl>& client,
+                                        const std::vector<std::string>& argv,
+                                        const std::string& shell, const ExecOptions& options,
+                                        const ExecCallbacks& callbacks);
+
+}  // namespace forkvm::sandbox
+
+namespace forkvm {
+
+struct ExecProcess::Impl {
+  std::shared_ptr<AgentClient::Impl> client;
+  std::shared_ptr<sandbox::Pending> pending;
+  std::shared_ptr<sandbox::ExecStreams> streams;
+  bool stdin_open = false;  ///< interactive stdin not yet closed (guarded by mutex)
+  std::optional<std::chrono::milliseconds> guest_timeout;
+  sandbox::Clock::time_point started_at;
+  std::mutex mutex;               ///< guards stdin_open, cancel_sent, outcome
+  bool cancel_sent = false;
+  std::optional<ExecResult> result;  ///< the outcome, once known (wait() may be repeated)
+  std::exception_ptr failure;
+
+  /// Sends a cancel for this exec and ignores "not running".
+  void send_cancel();
+  /// Waits until the end or `deadline`; nullopt at the deadline.
+  std::optional<ExecResult> wait_until(std::optional<sandbox::Clock::time_point> deadline);
+};
+
+}  // namespace forkvm
