@@ -1,0 +1,147 @@
+// VsockMuxer: the table of vsock connections and the bridge to their host Unix sockets (after
+// Firecracker's unix/muxer.rs). The worker gives it validated guest packets and epoll events,
+// and asks it for the next packet to put on the guest's RX queue.
+//
+// Busy-loop rule: all fds are level-triggered, so an fd is only watched for what can be done
+// now. EPOLLIN is watched only while the guest has credit and no readiness is already latched
+// (`readable`); EPOLLOUT only while guest bytes wait for the socket; a socket that reported
+// HUP/ERR (always reported, whatever the interest) is taken out of the set, its readiness
+// latched. The listener is paused while the pending-CONNECT table is full or accept() failed.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "devices/virtio/vsock/connection.hpp"
+#include "devices/virtio/vsock/epoll_set.hpp"
+#include "devices/virtio/vsock/packet.hpp"
+#include "devices/virtio/vsock/unix_socket.hpp"
+
+namespace forkvm::vsock {
+
+/// Connections of one activation. Single-threaded: only the worker calls it.
+class VsockMuxer {
+ public:
+  /// Most live connections, plus host sockets still sending their CONNECT line (Firecracker:
+  /// MAX_CONNECTIONS 1023).
+  static constexpr size_t kMaxConnections = 1023;
+  /// Most accepted host sockets whose CONNECT line is still incomplete.
+  static constexpr size_t kMaxPendingConnects = 64;
+  /// Most RSTs for unknown connections waiting for RX buffers; at this mark the worker stops
+  /// taking TX packets until the guest gives RX buffers (backpressure instead of loss).
+  static constexpr size_t kMaxLooseRsts = 256;
+  /// How long a host program has to send its whole CONNECT line.
+  static constexpr std::chrono::milliseconds kConnectLineTimeout{2000};
+  /// How long the listener pauses after accept() failed (EMFILE, ENOBUFS).
+  static constexpr std::chrono::milliseconds kAcceptRetry{100};
+  /// Host-initiated connections get local ports round-robin from [2^30, 2^31) (Firecracker).
+  static constexpr uint32_t kFirstLocalPort = 1u << 30;
+  static constexpr uint32_t kEndLocalPort = 1u << 31;
+  /// epoll token of the listener; sockets get tokens from kFirstSocketToken upwards, never
+  /// reused. Tokens below kListenerToken belong to the worker.
+  static constexpr uint64_t kListenerToken = 8;
+  static constexpr uint64_t kFirstSocketToken = 16;
+
+  /// A packet for the guest's RX queue; `payload` stays valid until the next call.
+  struct RxPacket {
+    Header header;
+    std::span<const uint8_t> payload;
+  };
+
+  /// Registers `listener` in `epoll`. Both must outlive the muxer. Throws VsockError when
+  /// epoll refuses the listener.
+  VsockMuxer(uint64_t guest_cid, const UnixListener& listener, EpollSet& epoll);
+  /// Closes every connection socket (the host programs see EOF) and unregisters the listener.
+  ~VsockMuxer();
+  VsockMuxer(const VsockMuxer&) = delete;
+  VsockMuxer& operator=(const VsockMuxer&) = delete;
+
+  /// Whether `token` is the listener's or a socket's.
+  static bool owns(uint64_t token) noexcept { return token >= kListenerToken; }
+  /// Handles readiness `events` of the fd registered under `token`.
+  void on_event(uint64_t token, uint32_t events, Clock::time_point now);
+  /// Handles a guest packet that passed validate_tx(): to an existing connection, a new
+  /// guest-initiated connection (REQUEST), or an RST answer for an unknown one.
+  void on_guest_packet(const Header& h, std::span<const uint8_t> payload, Clock::time_point now);
+  /// Handles a guest packet refused with Verdict::kRst: kills the stream connection it names,
+  /// or answers with a loose RST (echoing its type, so a seqpacket socket learns it is refused).
+  void refuse(const Header& h);
+  /// Applies every deadline that passed (CONNECT lines, requests, closes, listener retry).
+  void on_timer(Clock::time_point now);
+  /// The earliest deadline, if any.
+  std::optional<Clock::time_point> next_deadline() const noexcept;
+  /// Brings every fd's interest set up to date and forgets finished connections (closing their
+  /// sockets). The worker calls it once per loop iteration, after all other work.
+  void sync(Clock::time_point now) noexcept;
+
+  /// Whether TX processing should pause: the loose-RST queue is full.
+  bool backlogged() const noexcept { return loose_rsts_.size() >= kMaxLooseRsts; }
+  /// Whether next_rx() may have something: a queued control packet, or a readable socket whose
+  /// guest has credit.
+  bool has_rx_work() const noexcept;
+  /// The next packet for the guest, payload at most `max_payload` bytes: loose RSTs first, then
+  /// connection control packets, then data round-robin across readable connections (read from
+  /// the socket straight into the returned payload, within the guest's credit). nullopt when
+  /// nothing can be sent (a socket that latched readable may turn out to have nothing).
+  std::optional<RxPacket> next_rx(size_t max_payload, Clock::time_point now);
+
+  /// Live connections (not counting pending CONNECT lines).
+  size_t connection_count() const noexcept { return conns_.size(); }
+
+ private:
+  /// (local_port, peer_port): host port first, guest port second.
+  using Key = std::pair<uint32_t, uint32_t>;
+  struct Entry {
+    Connection conn;
+    Fd sock;
+    uint64_t token;
+    uint32_t interest = 0;    // events currently registered
+    bool registered = false;  // in the epoll set
+    bool readable = false;    // latched EPOLLIN (or HUP): a read may return something
+    bool hup = false;         // latched HUP/ERR: out of the epoll set for good
+  };
+  struct PendingConnect {
+    Fd sock;
+    std::string line;
+    Clock::time_point deadline;
+  };
+
+  void on_listener(Clock::time_point now);
+  void on_pending(uint64_t token, Clock::time_point now);
+  void on_connection(Entry& e, uint32_t events, Clock::time_point now);
+  void guest_request(const Header& h);
+  void queue_loose_rst(const Header& offending);
+  void flush_to_host(Entry& e, Clock::time_point now);
+  bool insert(Connection conn, Fd sock);
+  std::optional<uint32_t> allocate_local_port(uint32_t peer_port);
+  std::optional<RxPacket> next_data(size_t max_payload, Clock::time_point now);
+  uint32_t desired_interest(const Entry& e) const noexcept;
+  void close_pending(uint64_t token) noexcept;
+
+  uint64_t guest_cid_;
+  const UnixListener& listener_;
+  EpollSet& epoll_;
+  bool listener_paused_ = false;
+  std::optional<Clock::time_point> accept_retry_at_;
+
+  std::map<Key, std::unique_ptr<Entry>> conns_;
+  std::unordered_map<uint64_t, Key> by_token_;
+  std::unordered_map<uint64_t, PendingConnect> pending_;
+  std::deque<Header> loose_rsts_;
+  uint64_t next_token_ = kFirstSocketToken;
+  uint32_t next_local_port_ = kFirstLocalPort;
+  std::optional<Key> last_data_key_;  // round-robin cursor
+  std::vector<uint8_t> scratch_;
+};
+
+}  // namespace forkvm::vsock

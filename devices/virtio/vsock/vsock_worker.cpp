@@ -1,0 +1,215 @@
+#include "devices/virtio/vsock/vsock_worker.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include "devices/virtio/chain_io.hpp"
+#include "devices/virtio/vsock/packet.hpp"
+#include "devices/virtio/vsock/vsock_device.hpp"
+#include "devices/virtio/vsock/vsock_error.hpp"
+
+namespace forkvm::vsock {
+namespace {
+
+// The longest epoll_wait, so a lost wakeup (there should be none) costs at most this much.
+constexpr int kMaxWaitMs = 1000;
+
+}  // namespace
+
+VsockWorker::VsockWorker(VirtioActivation activation, uint64_t guest_cid,
+                         const UnixListener& listener, std::atomic<uint64_t>& refused)
+    : act_(std::move(activation)),
+      guest_cid_(guest_cid),
+      refused_(refused),
+      muxer_(guest_cid, listener, epoll_),
+      wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      tx_payload_(kMaxPayload) {
+  if (!wake_) throw VsockError(std::string("vsock: eventfd: ") + std::strerror(errno));
+  for (uint64_t i = 0; i < act_.queue_events.size(); ++i) {
+    if (!epoll_.add(act_.queue_events[i], EPOLLIN, i)) {
+      throw VsockError("vsock: epoll add queue " + std::to_string(i) + " eventfd: " +
+                       std::strerror(errno));
+    }
+  }
+  if (!epoll_.add(wake_.get(), EPOLLIN, kWakeToken)) {
+    throw VsockError(std::string("vsock: epoll add wake eventfd: ") + std::strerror(errno));
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+VsockWorker::~VsockWorker() {
+  // Release: the worker's acquire load of stop_ after the wake sees it.
+  stop_.store(true, std::memory_order_release);
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+  if (thread_.joinable()) thread_.join();
+  // Members now die in reverse order: the muxer closes every connection socket, then the epoll
+  // set goes; the queues go back with act_.
+}
+
+void VsockWorker::drain_eventfd(int fd) noexcept {
+  uint64_t value = 0;
+  // Non-blocking eventfds (the transport's and ours): one read clears the counter.
+  [[maybe_unused]] const ssize_t n = ::read(fd, &value, sizeof(value));
+}
+
+int VsockWorker::timeout_ms(Clock::time_point now) const noexcept {
+  const auto deadline = muxer_.next_deadline();
+  if (!deadline) return kMaxWaitMs;
+  if (*deadline <= now) return 0;
+  const auto ms =
+      std::chrono::ceil<std::chrono::milliseconds>(*deadline - now).count();
+  return static_cast<int>(std::min<int64_t>(ms, kMaxWaitMs));
+}
+
+void VsockWorker::run() noexcept {
+  try {
+    // The driver may have posted RX buffers and TX packets before DRIVER_OK's activation, with
+    // their notifications already consumed: look at both rings once before waiting.
+    Clock::time_point now = Clock::now();
+    process_tx(now);
+    process_rx(now);
+    muxer_.sync(now);
+    std::array<epoll_event, 64> events{};
+    while (!stop_.load(std::memory_order_acquire) && !failed_) {
+      const int n = epoll_.wait(events, timeout_ms(now));
+      now = Clock::now();
+      for (int i = 0; i < n; ++i) {
+        const uint64_t token = events[static_cast<size_t>(i)].data.u64;
+        if (token < act_.queue_events.size()) {
+          // A notification only says "look at the ring", which happens below for every queue
+          // anyway. The event queue's buffers are kept for TRANSPORT_RESET (snapshots).
+          drain_eventfd(act_.queue_events[token]);
+        } else if (token == kWakeToken) {
+          drain_eventfd(wake_.get());
+        } else if (VsockMuxer::owns(token)) {
+          muxer_.on_event(token, events[static_cast<size_t>(i)].events, now);
+        }
+      }
+      if (stop_.load(std::memory_order_acquire)) break;
+      muxer_.on_timer(now);
+      // TX first: guest packets free credit and queue answers that RX then delivers. If TX
+      // paused on backpressure and RX made room, take another round.
+      process_tx(now);
+      if (process_rx(now) && tx_deferred_ && !muxer_.backlogged()) {
+        process_tx(now);
+        process_rx(now);
+      }
+      muxer_.sync(now);
+    }
+  } catch (const std::exception& e) {
+    // Only std::bad_alloc can get here (queue chains, connection buffers).
+    fail(std::string("worker stopped: ") + e.what());
+  }
+}
+
+void VsockWorker::fail(const std::string& reason) noexcept {
+  if (failed_) return;
+  failed_ = true;  // run() stops; the device stays silent until the driver resets it
+  if (act_.needs_reset) act_.needs_reset("vsock: " + reason);
+}
+
+void VsockWorker::process_tx(Clock::time_point now) {
+  if (failed_) return;
+  Queue& q = act_.queues[VsockDevice::kTxQueue];
+  bool used = false;
+  tx_deferred_ = false;
+  for (;;) {
+    if (muxer_.backlogged()) {
+      tx_deferred_ = true;  // leave the rest in the ring until RX drains the RSTs
+      break;
+    }
+    auto chain = q.pop_chain(*act_.memory);
+    if (!chain) break;
+    handle_tx_chain(*chain, now);
+    // The payload was copied out, so the buffer goes back at once; TX chains carry nothing
+    // for the driver, hence len 0 (virtio 1.2 §5.10.6.1).
+    if (!q.add_used(*act_.memory, chain->head(), 0)) break;
+    used = true;
+  }
+  // Signal after add_used published used->idx (release inside add_used).
+  if (used) act_.interrupt->signal_used_buffer();
+  if (q.broken()) fail("tx queue: " + q.error_reason());
+}
+
+void VsockWorker::handle_tx_chain(const DescriptorChain& chain, Clock::time_point now) {
+  Reader reader(*act_.memory, chain);
+  HeaderBytes raw{};
+  if (!reader.read_exact(raw)) {
+    refused_.fetch_add(1, std::memory_order_relaxed);  // truncated: nothing to answer to
+    return;
+  }
+  const Header h = decode(raw);
+  // Guest-controlled: the whole header; validate_tx checks it against the chain's length.
+  PacketError err = validate_tx(h, guest_cid_, reader.available());
+  std::span<const uint8_t> payload;
+  if (err == PacketError::kNone && h.len > 0) {
+    auto buf = std::span<uint8_t>(tx_payload_).first(h.len);
+    if (!reader.read_exact(buf)) err = PacketError::kLenPastChain;
+    payload = buf;
+  }
+  switch (verdict_for(err, h)) {
+    case Verdict::kAccept:
+      muxer_.on_guest_packet(h, payload, now);
+      break;
+    case Verdict::kRst:
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      muxer_.refuse(h);
+      break;
+    case Verdict::kDrop:
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      break;
+  }
+}
+
+bool VsockWorker::process_rx(Clock::time_point now) {
+  if (failed_) return false;
+  Queue& q = act_.queues[VsockDevice::kRxQueue];
+  const GuestMemory& mem = *act_.memory;
+  bool used = false;
+  while (muxer_.has_rx_work()) {
+    std::optional<DescriptorChain> chain;
+    if (held_rx_) {
+      chain = std::move(held_rx_);
+      held_rx_.reset();
+    } else {
+      chain = q.pop_chain(mem);
+    }
+    if (!chain) break;  // no buffers: the RX notification brings us back
+    Writer writer(mem, *chain);
+    if (writer.available() < kHeaderBytes) {
+      // Guest-controlled: a buffer too small for any packet. Return it empty and go on.
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      if (!q.add_used(mem, chain->head(), 0)) break;
+      used = true;
+      continue;
+    }
+    const size_t room = std::min<size_t>(writer.available() - kHeaderBytes, kMaxPayload);
+    auto pkt = muxer_.next_rx(room, now);
+    if (!pkt) {
+      if (room == 0 && muxer_.has_rx_work()) {
+        // Only data is waiting and this buffer holds a bare header: give it back unused.
+        if (!q.add_used(mem, chain->head(), 0)) break;
+        used = true;
+        continue;
+      }
+      held_rx_ = std::move(chain);  // readiness was stale; keep the buffer for next time
+      break;
+    }
+    writer.write(encode(pkt->header));
+    writer.write(pkt->payload);
+    if (!q.add_used(mem, chain->head(), static_cast<uint32_t>(writer.bytes_written()))) break;
+    used = true;
+  }
+  // Signal only after add_used published used->idx (release inside add_used).
+  if (used) act_.interrupt->signal_used_buffer();
+  if (q.broken()) fail("rx queue: " + q.error_reason());
+  return used;
+}
+
+}  // namespace forkvm::vsock
