@@ -1,5 +1,6 @@
-// Vm: assembles one machine (KVM VM, guest memory, irqchip, legacy devices, boot structures,
-// vCPUs) and tracks how it ends. The assembly order is documented in Vm::Impl::build().
+// Vm: assembles one machine (KVM VM, guest memory, irqchip, legacy and virtio devices, boot
+// structures, vCPUs) and tracks how it ends. The assembly order is documented in
+// Vm::Impl::build(), the teardown order in Vm::Impl::~Impl().
 #include "forkvm/vm.hpp"
 
 #include <condition_variable>
@@ -9,17 +10,21 @@
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
 #include "devices/legacy/stub_ports.hpp"
+#include "devices/virtio/mmio_transport.hpp"
+#include "devices/virtio/vsock/vsock_device.hpp"
 #include "forkvm/errors.hpp"
 #include "guest-init/fatal_reason.hpp"
 #include "vmm/arch/x86_64/layout.hpp"
 #include "vmm/bus.hpp"
 #include "vmm/console_tail.hpp"
+#include "vmm/event_fd.hpp"
 #include "vmm/guest_memory.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/vm_fd.hpp"
 #include "vmm/arch/x86_64/boot_setup.hpp"
 #include "vmm/vcpu_boot.hpp"
 #include "vmm/vcpu_thread.hpp"
+#include "vmm/virtio_mmio_slots.hpp"
 
 namespace forkvm {
 namespace {
@@ -38,15 +43,33 @@ class KvmIrqLine : public IrqLine {
   uint32_t gsi_;
 };
 
+/// A virtio interrupt through KVM_IRQFD: trigger() writes the eventfd and KVM raises the GSI
+/// (an edge, which is what the MP table's ISA entries declare) without an ioctl on the device
+/// thread. The eventfd is owned here; KVM detaches the irqfd when it is closed.
+class IrqfdTrigger : public InterruptTrigger {
+ public:
+  void trigger() noexcept override { event_.signal(); }
+  int fd() const noexcept { return event_.fd(); }
+
+ private:
+  EventFd event_;
+};
+
 }  // namespace
 
 struct Vm::Impl {
   explicit Impl(const VmConfig& c)
       : config(c), memory(GuestMemory::create_anonymous(c.memory_mib * layout::kMiB)) {}
+  ~Impl();
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   void load_images();
+  void create_virtio_devices();
   void build();
   void add_devices();
+  void attach_virtio(std::shared_ptr<VirtioDevice> device);
+  void reset_virtio_devices() noexcept;
   void on_boot_signal(BootSignal code, uint32_t arg, Clock::time_point when);
   void on_reset();
   void on_vcpu_stop(uint32_t index, ExitAction action, const std::string& detail);
@@ -64,6 +87,10 @@ struct Vm::Impl {
   Bus mmio{"mmio", 0};
   ConsoleTail tail{kConsoleTailBytes};
   std::shared_ptr<Serial> serial;
+  /// Created from planned_virtio_devices(config) before KVM opens, attached in slot order.
+  std::vector<std::shared_ptr<VirtioDevice>> virtio_devices;
+  /// The attached transports (also on the mmio bus), in slot order.
+  std::vector<std::shared_ptr<VirtioMmioTransport>> virtio;
   std::vector<std::unique_ptr<VcpuThread>> vcpus;
 
   std::mutex mu;
@@ -88,6 +115,20 @@ void Vm::Impl::load_images() {
   plan = x86::prepare_linux_boot(memory, boot);
 }
 
+void Vm::Impl::create_virtio_devices() {
+  // Before KVM opens too: a vsock path that cannot be listened on fails with nothing to undo.
+  // The same plan produced the virtio_mmio.device= parameters in the command line, so slot i
+  // of the command line is virtio_devices[i].
+  for (const VirtioDeviceKind kind : planned_virtio_devices(config)) {
+    switch (kind) {
+      case VirtioDeviceKind::kVsock:
+        virtio_devices.push_back(
+            std::make_shared<VsockDevice>(config.vsock->guest_cid, config.vsock->uds_path));
+        break;
+    }
+  }
+}
+
 void Vm::Impl::build() {
   // Order matters:
   // 1. KVM_SET_TSS_ADDR before any vCPU exists (Intel needs it for real-mode emulation).
@@ -95,14 +136,17 @@ void Vm::Impl::build() {
   //    grace period (measured at ~7 ms per slot on PVM hosts; shared/KVM-LAB.md).
   // 3. KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 before KVM_CREATE_VCPU, so each vCPU gets an
   //    in-kernel LAPIC.
-  // 4. Per-vCPU state last (CPUID before MSRs: KVM filters MSRs by the CPUID it was given).
+  // 4. Devices after the irqchip: a virtio device's KVM_IRQFD raises one of its pins.
+  // 5. Per-vCPU state last (CPUID before MSRs: KVM filters MSRs by the CPUID it was given).
   kvm.emplace(KvmSystem::open(config.kvm_device));
   require_capabilities(*kvm, {{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
                               {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
                               {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
                               {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
                               {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-                              {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"}});
+                              {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+                              {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+                              {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"}});
   vm.emplace(kvm->create_vm());
   vm->set_tss_addr(layout::kKvmTssStart);
   uint32_t slot = 0;
@@ -141,6 +185,41 @@ void Vm::Impl::add_devices() {
                  }),
              layout::kBootSignalPort, 4);
   insert_legacy_stub_ports(pio);
+  for (auto& device : virtio_devices) attach_virtio(device);
+}
+
+void Vm::Impl::attach_virtio(std::shared_ptr<VirtioDevice> device) {
+  // The next slot and GSI. The command line (already in guest memory) declares exactly the
+  // planned devices, so attaching more would give the guest a device it never probes.
+  if (virtio.size() >= virtio_devices.size()) {
+    throw Error("attach_virtio: more virtio devices than the command line declares (" +
+                std::to_string(virtio_devices.size()) + ")");
+  }
+  const VirtioMmioSlot slot = virtio_mmio_slot(virtio.size());
+  // Needs the irqchip (created before add_devices()): the irqfd raises an IOAPIC/PIC pin.
+  auto trigger = std::make_shared<IrqfdTrigger>();
+  vm->register_irqfd(trigger->fd(), slot.gsi);
+  auto transport = std::make_shared<VirtioMmioTransport>(std::move(device), memory, trigger);
+  // QueueNotify writes of the queue index are served inside KVM; other values and widths
+  // still exit and reach the transport, which signals the same eventfd or ignores them.
+  for (size_t q = 0; q < transport->queue_count(); ++q) {
+    vm->register_ioeventfd(slot.base + virtio_mmio::kQueueNotify, 4, q, transport->queue_event(q));
+  }
+  mmio.insert(transport, slot.base, slot.size);
+  virtio.push_back(std::move(transport));
+}
+
+void Vm::Impl::reset_virtio_devices() noexcept {
+  for (auto& t : virtio) t->reset_device();
+}
+
+Vm::Impl::~Impl() {
+  // Teardown order: the vCPUs stop first, so no register write can (re)activate a device;
+  // then every device is reset, which joins its worker, while guest memory is still mapped.
+  // Only then do the members go, in reverse declaration order: buses (transports, devices),
+  // the VM fd, KVM, and last the guest memory.
+  for (auto& v : vcpus) v->stop();
+  reset_virtio_devices();
 }
 
 void Vm::Impl::on_boot_signal(BootSignal code, uint32_t arg, Clock::time_point when) {
@@ -216,6 +295,7 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   const auto t0 = Clock::now();
   auto impl = std::make_unique<Impl>(config);
   impl->load_images();
+  impl->create_virtio_devices();
   impl->build();
   impl->build_time = Clock::now() - t0;
   return std::unique_ptr<Vm>(new Vm(std::move(impl)));
@@ -263,6 +343,9 @@ void Vm::resume() {
 VmResult Vm::stop() {
   impl_->finish({StopReason::kHostStop, 0, "stopped by the host"});
   for (auto& v : impl_->vcpus) v->stop();
+  // A stopped VM never runs again: stop the device workers now (host vsock sockets see EOF)
+  // rather than when the Vm is destroyed.
+  impl_->reset_virtio_devices();
   std::lock_guard lock(impl_->mu);
   return *impl_->result;
 }

@@ -2,6 +2,7 @@
 // before KVM is touched, so bad input fails fast with a clear message and nothing to clean up.
 #include <sys/resource.h>
 #include <sys/sysinfo.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
 #include "vmm/arch/x86_64/layout.hpp"
+#include "vmm/virtio_mmio_slots.hpp"
 
 namespace forkvm {
 namespace {
@@ -36,6 +38,25 @@ uint64_t host_memory_limit() {
   return limit;
 }
 
+void check_vsock(const VsockConfig& vsock) {
+  // 0 (hypervisor), 1 (local) and 2 (host) are reserved; 2^32 - 1 is VMADDR_CID_ANY, and the
+  // Linux driver reads the CID as 32 bits (virtio 1.2 §5.10.4 allows 64 but Linux uses 32).
+  constexpr uint64_t kFirstGuestCid = 3;
+  constexpr uint64_t kCidAny = 0xffffffffull;
+  if (vsock.guest_cid < kFirstGuestCid || vsock.guest_cid >= kCidAny) {
+    throw ConfigError("vsock guest CID must be between 3 and " + std::to_string(kCidAny - 1) +
+                      ", got " + std::to_string(vsock.guest_cid));
+  }
+  if (vsock.uds_path.empty()) throw ConfigError("vsock Unix socket path is empty");
+  // The path and its NUL must fit in sun_path.
+  constexpr size_t kSunPath = sizeof(sockaddr_un::sun_path);
+  if (vsock.uds_path.size() >= kSunPath) {
+    throw ConfigError("vsock Unix socket path of " + std::to_string(vsock.uds_path.size()) +
+                      " bytes is too long (at most " + std::to_string(kSunPath - 1) + "): " +
+                      vsock.uds_path);
+  }
+}
+
 }  // namespace
 
 std::string default_cmdline() {
@@ -48,7 +69,9 @@ std::string default_cmdline() {
 }
 
 std::string effective_cmdline(const VmConfig& config) {
-  std::string cmdline = config.cmdline.empty() ? default_cmdline() : config.cmdline;
+  std::string cmdline = virtio_mmio_cmdline(config);
+  if (!cmdline.empty()) cmdline += ' ';
+  cmdline += config.cmdline.empty() ? default_cmdline() : config.cmdline;
   if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
   return cmdline;
 }
@@ -77,6 +100,7 @@ void validate(const VmConfig& config) {
                       " bytes is too long (at most " + std::to_string(layout::kCmdlineMaxSize - 1) +
                       ")");
   }
+  if (config.vsock) check_vsock(*config.vsock);
   check_readable(config.kernel, "kernel");
   if (!config.initramfs.empty()) check_readable(config.initramfs, "initramfs");
 }

@@ -12,6 +12,18 @@
 
 namespace forkvm {
 
+/// A virtio-vsock device (virtio 1.2 §5.10) whose host side is Unix sockets, in the
+/// Firecracker style: a host program connects to `uds_path` and writes "CONNECT <port>\n" to
+/// reach a guest listener; a guest connection to host port P is connected to the Unix socket
+/// "<uds_path>_<P>", where a host program must be listening.
+struct VsockConfig {
+  /// The guest's context id: at least 3 (0-2 are reserved, virtio 1.2 §5.10.4) and below
+  /// 2^32 - 1 (VMADDR_CID_ANY).
+  uint64_t guest_cid = 3;
+  /// The host Unix socket path; non-empty and shorter than sockaddr_un::sun_path (107 bytes).
+  std::string uds_path;
+};
+
 /// What to boot and how big the machine is.
 struct VmConfig {
   /// Kernel image: a bzImage (boot protocol >= 2.12, 64-bit) or an ELF vmlinux.
@@ -31,17 +43,22 @@ struct VmConfig {
   std::function<void(std::string_view)> console;
   /// The KVM device to open.
   std::string kvm_device = "/dev/kvm";
+  /// A vsock device for host <-> guest streams; none when unset.
+  std::optional<VsockConfig> vsock;
 };
 
 /// The kernel command line used when VmConfig::cmdline is empty.
 std::string default_cmdline();
 
-/// The command line a VM built from `config` boots with: `cmdline` (or default_cmdline() when
-/// empty), then a space and `extra_cmdline` when that is set.
+/// The command line a VM built from `config` boots with: one `virtio_mmio.device=` parameter
+/// per virtio device (e.g. vsock), then `cmdline` (or default_cmdline() when empty), then a
+/// space and `extra_cmdline` when that is set. The device parameters come first so that a
+/// "--" in the caller's part cannot hand them to init instead of the kernel.
 std::string effective_cmdline(const VmConfig& config);
 
-/// Checks a configuration without touching KVM: sizes and counts in range, files readable.
-/// Throws ConfigError or ImageError. Vm::create() calls it first.
+/// Checks a configuration without touching KVM: sizes and counts in range, files readable,
+/// the vsock section (if any) well-formed. Throws ConfigError or ImageError. Vm::create()
+/// calls it first.
 void validate(const VmConfig& config);
 
 /// Why a VM stopped.
@@ -71,7 +88,8 @@ struct VmResult {
 class Vm {
  public:
   /// Validates the config, opens KVM and builds the machine (memory, irqchip, devices, boot
-  /// structures, vCPUs), without running it. Throws ConfigError, ImageError, KvmError.
+  /// structures, vCPUs), without running it. Throws ConfigError, ImageError, KvmError, or
+  /// another forkvm::Error when the vsock device cannot listen on VsockConfig::uds_path.
   static std::unique_ptr<Vm> create(const VmConfig& config);
   ~Vm();
   Vm(const Vm&) = delete;
@@ -90,7 +108,8 @@ class Vm {
   void pause();
   /// Lets paused vCPUs run again.
   void resume();
-  /// Stops the VM (idempotent) and returns how it ended.
+  /// Stops the VM (idempotent) and returns how it ended. Virtio devices are reset too (their
+  /// workers stop; vsock host sockets see EOF): a stopped VM does not run again.
   VmResult stop();
 
   /// Time spent in create(): KVM setup and loading the images.

@@ -68,6 +68,11 @@ inline constexpr uint8_t kI8042Irq = 1;
 inline constexpr uint16_t kBootSignalPort = 0x440;
 /// First legacy GSI handed to virtio-mmio devices.
 inline constexpr uint32_t kFirstVirtioIrq = 5;
+/// Last GSI handed to virtio-mmio devices: the in-kernel IOAPIC's last pin (it has 24), each of
+/// which the MP table routes ISA IRQ n -> pin n (mptable.hpp), as Firecracker's IRQ_MAX.
+inline constexpr uint32_t kLastVirtioIrq = 23;
+/// How many virtio-mmio devices a VM can have: one slot and one GSI each.
+inline constexpr uint32_t kMaxVirtioDevices = kLastVirtioIrq - kFirstVirtioIrq + 1;
 
 // --- Limits ---
 inline constexpr uint64_t kMinMemory = 64 * kMiB;
@@ -84,5 +89,7 @@ static_assert(kCmdlineStart + kCmdlineMaxSize <= kEbdaStart);
 static_assert(kMinMemory > kHimemStart);
 static_assert(kEbdaStart < kEbdaReservedEnd && kEbdaReservedEnd <= kHimemStart);
 static_assert(kVirtioMmioStart + 64 * kVirtioMmioSlotSize < kIoapicStart);
+static_assert(kMaxVirtioDevices <= 64);
+static_assert(kFirstVirtioIrq > kCom1Irq && kFirstVirtioIrq > kI8042Irq);
 
 }  // namespace forkvm::layout

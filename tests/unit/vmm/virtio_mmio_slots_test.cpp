@@ -1,0 +1,115 @@
+// Where virtio-mmio devices go (slots, GSIs, kernel parameters), the MP table routes for
+// those GSIs, and the command line a VmConfig with a vsock device boots with.
+#include "vmm/virtio_mmio_slots.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <set>
+
+#include "forkvm/errors.hpp"
+#include "forkvm/vm.hpp"
+#include "vmm/arch/x86_64/layout.hpp"
+#include "vmm/arch/x86_64/mptable.hpp"
+
+namespace forkvm {
+namespace {
+
+TEST(VirtioMmioSlots, SlotsAndGsisFollowTheLayout) {
+  const VirtioMmioSlot first = virtio_mmio_slot(0);
+  EXPECT_EQ(first.base, 0xC0001000u);
+  EXPECT_EQ(first.size, 0x1000u);
+  EXPECT_EQ(first.gsi, 5u);
+  const VirtioMmioSlot second = virtio_mmio_slot(1);
+  EXPECT_EQ(second.base, 0xC0002000u);
+  EXPECT_EQ(second.gsi, 6u);
+  const VirtioMmioSlot last = virtio_mmio_slot(layout::kMaxVirtioDevices - 1);
+  EXPECT_EQ(last.gsi, 23u);
+  EXPECT_LT(last.base + last.size, layout::kIoapicStart);
+  EXPECT_THROW(virtio_mmio_slot(layout::kMaxVirtioDevices), ConfigError);
+}
+
+TEST(VirtioMmioSlots, CmdlineEntry) {
+  EXPECT_EQ(virtio_mmio_cmdline_entry(virtio_mmio_slot(0)),
+            "virtio_mmio.device=4K@0xc0001000:5");
+  EXPECT_EQ(virtio_mmio_cmdline_entry(virtio_mmio_slot(2)),
+            "virtio_mmio.device=4K@0xc0003000:7");
+}
+
+/// The IOAPIC pins the MP table routes ISA IRQ n to, keyed by n (MPSpec 1.4 §4.3.4 entries).
+std::set<std::pair<uint8_t, uint8_t>> routed_irqs(const std::vector<uint8_t>& t) {
+  std::set<std::pair<uint8_t, uint8_t>> routes;
+  uint16_t count = 0;
+  std::memcpy(&count, t.data() + 16 + 34, sizeof count);
+  size_t off = 16 + 44;
+  for (uint16_t i = 0; i < count && off < t.size(); ++i) {
+    const uint8_t type = t[off];
+    if (type == x86::kMpIoInterrupt && t[off + 1] == x86::kMpIntInt) {
+      routes.insert({t[off + 5], t[off + 7]});
+    }
+    off += type == x86::kMpProcessor ? 20 : 8;
+  }
+  return routes;
+}
+
+TEST(VirtioMmioSlots, MpTableRoutesEveryVirtioGsi) {
+  for (uint32_t ncpus : {1u, 2u, 64u}) {
+    const auto routes = routed_irqs(x86::build_mptable(ncpus, layout::kMpTableStart));
+    for (uint32_t i = 0; i < layout::kMaxVirtioDevices; ++i) {
+      const auto gsi = static_cast<uint8_t>(virtio_mmio_slot(i).gsi);
+      EXPECT_TRUE(routes.count({gsi, gsi})) << "GSI " << int{gsi} << ", " << ncpus << " vCPUs";
+    }
+  }
+}
+
+TEST(VirtioMmioSlots, PlanFollowsTheConfig) {
+  VmConfig c;
+  EXPECT_TRUE(planned_virtio_devices(c).empty());
+  EXPECT_EQ(virtio_mmio_cmdline(c), "");
+  c.vsock = VsockConfig{3, "/tmp/v.sock"};
+  EXPECT_EQ(planned_virtio_devices(c), std::vector<VirtioDeviceKind>{VirtioDeviceKind::kVsock});
+  EXPECT_EQ(virtio_mmio_cmdline(c), "virtio_mmio.device=4K@0xc0001000:5");
+}
+
+TEST(EffectiveCmdline, NoVirtioEntryWithoutDevices) {
+  VmConfig c;
+  EXPECT_EQ(effective_cmdline(c), default_cmdline());
+  EXPECT_EQ(effective_cmdline(c).find("virtio_mmio"), std::string::npos);
+}
+
+VmConfig config_with_vsock(uint64_t cid, std::string path) {
+  VmConfig c;
+  c.kernel = "/nonexistent/forkvm-test-kernel";  // valid vsock settings reach this check
+  c.vsock = VsockConfig{cid, std::move(path)};
+  return c;
+}
+
+TEST(EffectiveCmdline, VsockAddsItsDeviceFirst) {
+  VmConfig c = config_with_vsock(3, "/tmp/v.sock");
+  EXPECT_EQ(effective_cmdline(c), "virtio_mmio.device=4K@0xc0001000:5 " + default_cmdline());
+  // Before the caller's part, so a "--" there cannot pass it to init.
+  c.cmdline = "console=ttyS0 -- init-arg";
+  c.extra_cmdline = "quiet";
+  EXPECT_EQ(effective_cmdline(c),
+            "virtio_mmio.device=4K@0xc0001000:5 console=ttyS0 -- init-arg quiet");
+}
+
+TEST(ValidateVsock, AcceptsGoodSettings) {
+  EXPECT_THROW(validate(config_with_vsock(3, "/tmp/v.sock")), ImageError);
+  EXPECT_THROW(validate(config_with_vsock(0xfffffffeull, "v")), ImageError);
+  EXPECT_THROW(validate(config_with_vsock(3, std::string(107, 'a'))), ImageError);
+}
+
+TEST(ValidateVsock, RejectsReservedCids) {
+  for (uint64_t cid : {0ull, 1ull, 2ull, 0xffffffffull, 0x100000000ull, ~0ull}) {
+    EXPECT_THROW(validate(config_with_vsock(cid, "/tmp/v.sock")), ConfigError) << cid;
+  }
+}
+
+TEST(ValidateVsock, RejectsBadPaths) {
+  EXPECT_THROW(validate(config_with_vsock(3, "")), ConfigError);
+  EXPECT_THROW(validate(config_with_vsock(3, std::string(108, 'a'))), ConfigError);
+}
+
+}  // namespace
+}  // namespace forkvm
