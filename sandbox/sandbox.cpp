@@ -1,0 +1,301 @@
+// forkvm::Sandbox: boots a Vm with a vsock device, waits for the agent, and forwards requests
+// to an AgentClient. A watcher thread notices a VM that stops by itself and fails whatever is
+// pending with GuestError (the console tail says why).
+#include "forkvm/sandbox.hpp"
+
+#include <stdlib.h>
+#include <sys/un.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "guest-init/protocol/messages.hpp"
+
+namespace forkvm {
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::string ms_text(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
+
+// A private directory for the vsock socket: $runtime_dir (or $TMPDIR, or /tmp)/forkvm-XXXXXX.
+std::string make_temp_dir(const std::string& runtime_dir) {
+  std::string base = runtime_dir;
+  if (base.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    base = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+  }
+  std::string templ = base + "/forkvm-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) {
+    throw ConfigError("cannot create a temp dir in " + base + ": " + std::strerror(errno));
+  }
+  return templ;
+}
+
+}  // namespace
+
+std::string_view to_string(SandboxState state) noexcept {
+  switch (state) {
+    case SandboxState::kBooting: return "booting";
+    case SandboxState::kReady: return "ready";
+    case SandboxState::kFailed: return "failed";
+    case SandboxState::kShutDown: return "shut-down";
+  }
+  return "unknown";
+}
+
+struct Sandbox::Impl {
+  SandboxConfig config;
+  std::string temp_dir;
+  std::string socket_path;
+  std::unique_ptr<Vm> vm;
+  std::unique_ptr<AgentClient> client;
+  std::atomic<SandboxState> state{SandboxState::kBooting};
+  std::chrono::nanoseconds boot_time{0};
+
+  std::mutex mutex;  // guards vm (reset at shutdown), final_tail, stop_watch
+  std::string final_tail;
+  bool stop_watch = false;
+  std::thread watcher;
+  std::mutex shutdown_mutex;  // one shutdown at a time
+
+  ~Impl() { shutdown(); }
+
+  void boot(std::stop_token stop);
+  void connect_agent(Clock::time_point deadline, const std::stop_token& stop);
+  void watch();
+  void shutdown();
+  std::string tail();
+  // The error for a VM that stopped by itself.
+  GuestError vm_stopped_error(const VmResult& r, const std::string& context);
+  // The client, if the sandbox is ready; otherwise the error its state calls for.
+  AgentClient& ready_client();
+};
+
+GuestError Sandbox::Impl::vm_stopped_error(const VmResult& r, const std::string& context) {
+  return GuestError(context + ": the VM stopped (" + std::string(to_string(r.reason)) +
+                        (r.detail.empty() ? "" : ": " + r.detail) + ")",
+                    tail());
+}
+
+std::string Sandbox::Impl::tail() {
+  std::lock_guard lock(mutex);
+  return vm ? vm->console_tail() : final_tail;
+}
+
+void Sandbox::Impl::boot(std::stop_token stop) {
+  if (config.vm.vsock) throw ConfigError("SandboxConfig::vm.vsock must be unset: the sandbox adds its own");
+  if (config.vm.extra_cmdline.find("forkvm.after_ready=") != std::string::npos) {
+    throw ConfigError("SandboxConfig::vm.extra_cmdline must not set forkvm.after_ready: the "
+                      "sandbox needs forkvm.after_ready=serve");
+  }
+  temp_dir = make_temp_dir(config.runtime_dir);
+  socket_path = temp_dir + "/vsock.sock";
+  if (socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
+    throw ConfigError("the vsock socket path " + socket_path + " is longer than " +
+                      std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                      " bytes: use a shorter SandboxConfig::runtime_dir");
+  }
+  VmConfig vc = config.vm;
+  vc.vsock = VsockConfig{3, socket_path};
+  vc.extra_cmdline += vc.extra_cmdline.empty() ? "" : " ";
+  vc.extra_cmdline += "forkvm.after_ready=serve";
+  {
+    auto created = Vm::create(vc);
+    std::lock_guard lock(mutex);
+    vm = std::move(created);
+  }
+  const auto t0 = Clock::now();
+  const auto deadline = t0 + config.boot_timeout;
+  vm->start();
+  // Short slices so a stop request is noticed promptly; wait_ready throws GuestError if the
+  // VM stops first.
+  while (!vm->wait_ready(milliseconds(50))) {
+    if (stop.stop_requested()) throw CancelledError("sandbox boot cancelled");
+    if (Clock::now() >= deadline) {
+      throw TimeoutError("the guest agent did not signal ready within " + ms_text(config.boot_timeout) +
+                         "\n--- guest console (tail) ---\n" + tail());
+    }
+  }
+  connect_agent(deadline, stop);
+  if (!config.env.empty()) client->set_env(config.env);
+  boot_time = Clock::now() - t0;
+  state = SandboxState::kReady;
+  watcher = std::thread([this] { watch(); });
+}
+
+void Sandbox::Impl::connect_agent(Clock::time_point deadline, const std::stop_token& stop) {
+  AgentClientOptions o;
+  o.socket_path = socket_path;
+  o.vsock_port = protocol::kAgentPort;
+  o.request_timeout = config.request_timeout;
+  o.connection_lost_error = [this](const std::string& reason) -> std::exception_ptr {
+    // The VM's end of the socket closes when it stops; give the VM a moment to record why.
+    if (auto r = vm->wait(milliseconds(500))) {
+      return std::make_exception_ptr(vm_stopped_error(*r, "connection to the agent lost (" + reason + ")"));
+    }
+    return nullptr;
+  };
+  std::string last_error = "no attempt";
+  // The ready signal comes before the agent listens on its port: retry until it answers.
+  for (;;) {
+    if (stop.stop_requested()) throw CancelledError("sandbox boot cancelled");
+    if (auto r = vm->wait(milliseconds(0))) throw vm_stopped_error(*r, "while connecting to the agent");
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    if (left <= milliseconds(0)) {
+      throw TimeoutError("the guest agent did not answer within " + ms_text(config.boot_timeout) +
+                         " (last attempt: " + last_error + ")\n--- guest console (tail) ---\n" + tail());
+    }
+    o.connect_timeout = std::min(left, milliseconds(2000));
+    try {
+      auto c = AgentClient::connect(o);
+      c->ping(std::min(left, config.request_timeout));
+      client = std::move(c);
+      return;
+    } catch (const AgentUnreachableError& e) {
+      last_error = e.what();
+    } catch (const TimeoutError& e) {
+      last_error = e.what();
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+void Sandbox::Impl::watch() {
+  for (;;) {
+    {
+      std::lock_guard lock(mutex);
+      if (stop_watch) return;
+    }
+    auto r = vm->wait(milliseconds(250));
+    if (!r) continue;
+    {
+      std::lock_guard lock(mutex);
+      if (stop_watch) return;  // shutdown() stopped it
+    }
+    auto expected = SandboxState::kReady;
+    state.compare_exchange_strong(expected, SandboxState::kFailed);
+    // Not under `mutex`: close() joins the reader thread, whose connection_lost_error hook
+    // takes it (tail()). vm stays valid: shutdown() joins this thread before resetting it.
+    client->close(std::make_exception_ptr(vm_stopped_error(*r, "sandbox request failed")));
+    return;
+  }
+}
+
+void Sandbox::Impl::shutdown() {
+  std::lock_guard once(shutdown_mutex);
+  if (state == SandboxState::kShutDown && !vm && temp_dir.empty()) return;
+  state = SandboxState::kShutDown;
+  {
+    std::lock_guard lock(mutex);
+    stop_watch = true;
+  }
+  if (client) client->close(std::make_exception_ptr(InvalidStateError("the sandbox was shut down")));
+  if (vm) vm->stop();
+  if (watcher.joinable()) watcher.join();
+  {
+    std::lock_guard lock(mutex);
+    if (vm) final_tail = vm->console_tail();
+    vm.reset();
+  }
+  if (!temp_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(temp_dir, ec);
+    temp_dir.clear();
+  }
+}
+
+AgentClient& Sandbox::Impl::ready_client() {
+  switch (state.load()) {
+    case SandboxState::kReady: return *client;
+    case SandboxState::kFailed: {
+      std::optional<VmResult> r;
+      {
+        std::lock_guard lock(mutex);
+        if (vm) r = vm->wait(milliseconds(0));
+      }
+      if (r) throw vm_stopped_error(*r, "sandbox unusable");
+      throw GuestError("sandbox unusable: the VM stopped", tail());
+    }
+    case SandboxState::kShutDown: throw InvalidStateError("the sandbox was shut down");
+    case SandboxState::kBooting: break;
+  }
+  throw InvalidStateError("the sandbox is still booting");
+}
+
+Sandbox::Sandbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Sandbox::~Sandbox() = default;
+
+std::unique_ptr<Sandbox> Sandbox::create(const SandboxConfig& config, std::stop_token stop) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->boot(std::move(stop));  // on a throw, ~Impl tears down what was built
+  return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
+}
+
+void Sandbox::shutdown() { impl_->shutdown(); }
+SandboxState Sandbox::state() const { return impl_->state.load(); }
+std::string Sandbox::console_tail() const { return impl_->tail(); }
+std::chrono::nanoseconds Sandbox::boot_time() const noexcept { return impl_->boot_time; }
+AgentClient& Sandbox::agent() { return impl_->ready_client(); }
+
+PingResult Sandbox::ping() { return agent().ping(); }
+ExecResult Sandbox::exec(const std::vector<std::string>& argv, const ExecOptions& options) {
+  return agent().exec(argv, options);
+}
+ExecResult Sandbox::exec_shell(const std::string& command, const ExecOptions& options) {
+  return agent().exec_shell(command, options);
+}
+ExecResult Sandbox::exec_stream(const std::vector<std::string>& argv, const ExecOptions& options,
+                                const ExecCallbacks& callbacks) {
+  return agent().exec_stream(argv, options, callbacks);
+}
+std::unique_ptr<ExecProcess> Sandbox::start(const std::vector<std::string>& argv,
+                                            const ExecOptions& options,
+                                            const ExecCallbacks& callbacks) {
+  return agent().start(argv, options, callbacks);
+}
+std::unique_ptr<ExecProcess> Sandbox::start_shell(const std::string& command,
+                                                  const ExecOptions& options,
+                                                  const ExecCallbacks& callbacks) {
+  return agent().start_shell(command, options, callbacks);
+}
+std::vector<ExecInfo> Sandbox::list_execs() { return agent().list_execs(); }
+void Sandbox::write_file(const std::string& path, std::string_view data, uint32_t mode) {
+  agent().write_file(path, data, mode);
+}
+uint64_t Sandbox::write_file(const std::string& path, std::istream& in, uint32_t mode) {
+  return agent().write_file(path, in, mode);
+}
+uint64_t Sandbox::upload_file(const std::string& local_path, const std::string& path, uint32_t mode) {
+  return agent().upload_file(local_path, path, mode);
+}
+std::string Sandbox::read_file(const std::string& path, uint64_t max_bytes) {
+  return agent().read_file(path, max_bytes);
+}
+uint64_t Sandbox::read_file(const std::string& path,
+                            const std::function<void(std::string_view)>& sink) {
+  return agent().read_file(path, sink);
+}
+uint64_t Sandbox::download_file(const std::string& path, const std::string& local_path) {
+  return agent().download_file(path, local_path);
+}
+FileStat Sandbox::stat(const std::string& path) { return agent().stat(path); }
+bool Sandbox::exists(const std::string& path) { return agent().exists(path); }
+std::vector<DirEntry> Sandbox::list_dir(const std::string& path) { return agent().list_dir(path); }
+void Sandbox::mkdir(const std::string& path, bool parents, uint32_t mode) {
+  agent().mkdir(path, parents, mode);
+}
+void Sandbox::remove(const std::string& path, bool recursive) { agent().remove(path, recursive); }
+void Sandbox::rename(const std::string& from, const std::string& to) { agent().rename(from, to); }
+void Sandbox::set_env(const std::map<std::string, std::string>& env) { agent().set_env(env); }
+void Sandbox::set_secret(const std::string& name, std::string_view value) {
+  agent().set_secret(name, value);
+}
+
+}  // namespace forkvm

@@ -1,0 +1,338 @@
+// unit tier: forkvm::AgentClient against the real agent server (forkvm-agent-host on a Unix
+// socket): exec, streaming, concurrency, files (a 64 MiB stream included), typed errors, and
+// an agent that dies mid-request.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "forkvm/agent_client.hpp"
+#include "tests/unit/sandbox/test_support.hpp"
+
+namespace forkvm {
+namespace {
+
+using namespace std::chrono_literals;
+using test::AgentHost;
+
+std::unique_ptr<AgentClient> connect(const AgentHost& host) {
+  AgentClientOptions o;
+  o.socket_path = host.socket();
+  o.connect_timeout = 5s;
+  o.request_timeout = 10s;
+  return AgentClient::connect(o);
+}
+
+template <class F>
+ErrorKind kind_of(F&& f) {
+  try {
+    f();
+  } catch (const OperationError& e) {
+    EXPECT_TRUE(e.from_guest()) << e.what();
+    return e.kind();
+  }
+  ADD_FAILURE() << "no OperationError";
+  return ErrorKind::kUnknown;
+}
+
+TEST(AgentClient, PingAndVersion) {
+  AgentHost host;
+  auto c = connect(host);
+  EXPECT_EQ(c->protocol_version(), 1u);
+  const PingResult p = c->ping();
+  EXPECT_EQ(p.version, 1u);
+  EXPECT_TRUE(c->connected());
+}
+
+TEST(AgentClient, ExecCollectsOutputAndStatus) {
+  AgentHost host;
+  auto c = connect(host);
+  ExecResult r = c->exec({"sh", "-c", "echo out; echo err >&2; exit 3"});
+  EXPECT_EQ(r.stdout_data, "out\n");
+  EXPECT_EQ(r.stderr_data, "err\n");
+  ASSERT_TRUE(r.exit_code);
+  EXPECT_EQ(*r.exit_code, 3);
+  EXPECT_FALSE(r.signal);
+  EXPECT_GT(r.pid, 0);
+
+  r = c->exec_shell("kill -9 $$");
+  EXPECT_FALSE(r.exit_code);
+  ASSERT_TRUE(r.signal);
+  EXPECT_EQ(*r.signal, 9);
+
+  ExecOptions o;
+  o.env = {{"GREETING", "hi there"}};
+  o.cwd = host.files();
+  r = c->exec_shell("echo \"$GREETING\"; pwd", o);
+  EXPECT_EQ(r.stdout_data, "hi there\n" + host.files() + "\n");
+
+  o = {};
+  o.stdin_data = std::string("line1\nline2\n");
+  r = c->exec({"wc", "-l"}, o);
+  EXPECT_EQ(r.stdout_data.find_first_not_of(' '), r.stdout_data.find('2'));
+  EXPECT_TRUE(r.ok());
+}
+
+TEST(AgentClient, ExecTimeoutIsReportedNotThrown) {
+  AgentHost host;
+  auto c = connect(host);
+  ExecOptions o;
+  o.timeout = 200ms;
+  const auto t0 = std::chrono::steady_clock::now();
+  const ExecResult r = c->exec({"sleep", "30"}, o);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_TRUE(r.timed_out);
+  ASSERT_TRUE(r.signal);
+  EXPECT_EQ(*r.signal, 9);
+}
+
+TEST(AgentClient, StreamingCallbacksArriveBeforeTheEndAndInOrder) {
+  AgentHost host;
+  auto c = connect(host);
+  std::mutex m;
+  std::string out;
+  std::string err;
+  ExecCallbacks cb;
+  cb.on_stdout = [&](std::string_view s) { std::lock_guard l(m); out += s; };
+  cb.on_stderr = [&](std::string_view s) { std::lock_guard l(m); err += s; };
+  auto p = c->start_shell("echo first; echo e1 >&2; sleep 1; echo second; echo e2 >&2", {}, cb);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    {
+      std::lock_guard l(m);
+      if (out.find("first") != std::string::npos) break;
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no output within 5 s";
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_FALSE(p->done()) << "the first chunk should arrive while the command still runs";
+  const ExecResult r = p->wait(10s);
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(out, "first\nsecond\n");
+  EXPECT_EQ(err, "e1\ne2\n");
+  EXPECT_TRUE(r.stdout_data.empty());  // delivered to the callback instead
+}
+
+TEST(AgentClient, ConcurrentExecsFromEightThreads) {
+  AgentHost host;
+  auto c = connect(host);
+  std::vector<std::future<int>> workers;
+  for (int t = 0; t < 8; ++t) {
+    workers.push_back(std::async(std::launch::async, [&c, t] {
+      int good = 0;
+      for (int i = 0; i < 15; ++i) {
+        const std::string tag = std::to_string(t) + "-" + std::to_string(i);
+        const ExecResult r = c->exec({"echo", tag});
+        if (r.ok() && r.stdout_data == tag + "\n") ++good;
+      }
+      return good;
+    }));
+  }
+  for (auto& w : workers) {
+    ASSERT_EQ(w.wait_for(60s), std::future_status::ready);
+    EXPECT_EQ(w.get(), 15);
+  }
+}
+
+TEST(AgentClient, ProcessHandleStdinSignalCancelAndList) {
+  AgentHost host;
+  auto c = connect(host);
+  ExecOptions o;
+  o.interactive_stdin = true;
+  auto cat = c->start({"cat"}, o);
+  cat->write_stdin("hello ");
+  cat->write_stdin(std::string(600 * 1024, 'x'));  // several stdin frames
+  cat->close_stdin();
+  EXPECT_THROW(cat->write_stdin("late"), InvalidStateError);
+  ExecResult r = cat->wait(10s);
+  EXPECT_EQ(r.stdout_data.size(), 6 + 600 * 1024u);
+  EXPECT_EQ(r.stdout_data.substr(0, 6), "hello ");
+
+  auto sleeper = c->start({"sleep", "30"});
+  auto listed = c->list_execs();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, sleeper->id());
+  EXPECT_EQ(listed[0].argv, (std::vector<std::string>{"sleep", "30"}));
+  EXPECT_EQ(listed[0].pid, sleeper->pid());
+  EXPECT_FALSE(sleeper->wait_for(100ms));
+  sleeper->signal(SIGTERM);
+  r = sleeper->wait(10s);
+  ASSERT_TRUE(r.signal);
+  EXPECT_EQ(*r.signal, SIGTERM);
+  EXPECT_EQ(kind_of([&] { sleeper->signal(SIGTERM); }), ErrorKind::kNotRunning);
+
+  auto victim = c->start({"sleep", "30"});
+  victim->cancel();
+  r = victim->wait(10s);
+  EXPECT_TRUE(r.cancelled);
+  EXPECT_TRUE(c->list_execs().empty());
+}
+
+TEST(AgentClient, CallbackExceptionCancelsAndIsRethrown) {
+  AgentHost host;
+  auto c = connect(host);
+  ExecCallbacks cb;
+  cb.on_stdout = [](std::string_view) { throw std::runtime_error("sink full"); };
+  auto p = c->start_shell("echo x; sleep 30", {}, cb);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(
+      {
+        try {
+          p->wait(10s);
+        } catch (const std::runtime_error& e) {
+          EXPECT_STREQ(e.what(), "sink full");
+          throw;
+        }
+      },
+      std::runtime_error);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+TEST(AgentClient, FilesRoundTrip) {
+  AgentHost host;
+  auto c = connect(host);
+  const std::string d = host.files();
+  std::string binary;
+  for (int i = 0; i < 1000; ++i) binary.push_back(static_cast<char>(i % 256));
+  c->mkdir(d + "/a/b/c", true);
+  c->write_file(d + "/a/b/c/f.bin", binary, 0600);
+  EXPECT_EQ(c->read_file(d + "/a/b/c/f.bin"), binary);
+  const FileStat st = c->stat(d + "/a/b/c/f.bin");
+  EXPECT_EQ(st.kind, FileKind::kFile);
+  EXPECT_EQ(st.size, binary.size());
+  EXPECT_EQ(st.mode, 0600u);
+  EXPECT_TRUE(c->exists(d + "/a/b"));
+  EXPECT_FALSE(c->exists(d + "/nope"));
+  c->write_file(d + "/a/empty", "");
+  EXPECT_EQ(c->read_file(d + "/a/empty"), "");
+  auto entries = c->list_dir(d + "/a");
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].name, "b");
+  EXPECT_EQ(entries[0].stat.kind, FileKind::kDirectory);
+  EXPECT_EQ(entries[1].name, "empty");
+  c->rename(d + "/a/empty", d + "/a/renamed");
+  EXPECT_TRUE(c->exists(d + "/a/renamed"));
+  c->remove(d + "/a", true);
+  EXPECT_FALSE(c->exists(d + "/a"));
+}
+
+TEST(AgentClient, SixtyFourMiBStreamedBothWays) {
+  AgentHost host;
+  auto c = connect(host);
+  test::TempDir local;
+  const std::string src = local.path() + "/src.bin";
+  const std::string back = local.path() + "/back.bin";
+  constexpr size_t kSize = (64u << 20) + 12345;  // not a multiple of the chunk size
+  {
+    std::ofstream out(src, std::ios::binary);
+    std::mt19937_64 rng(42);
+    std::vector<uint64_t> block(8192);
+    size_t written = 0;
+    while (written < kSize) {
+      for (auto& w : block) w = rng();
+      const size_t n = std::min(kSize - written, block.size() * 8);
+      out.write(reinterpret_cast<const char*>(block.data()), static_cast<std::streamsize>(n));
+      written += n;
+    }
+  }
+  const std::string guest = host.files() + "/big.bin";
+  EXPECT_EQ(c->upload_file(src, guest), kSize);
+  EXPECT_EQ(c->stat(guest).size, kSize);
+  EXPECT_EQ(c->download_file(guest, back), kSize);
+  std::ifstream a(src, std::ios::binary), b(back, std::ios::binary);
+  std::vector<char> ba(1 << 20), bb(1 << 20);
+  size_t compared = 0;
+  while (a.read(ba.data(), static_cast<std::streamsize>(ba.size())) || a.gcount() > 0) {
+    b.read(bb.data(), static_cast<std::streamsize>(bb.size()));
+    ASSERT_EQ(a.gcount(), b.gcount());
+    ASSERT_EQ(std::memcmp(ba.data(), bb.data(), static_cast<size_t>(a.gcount())), 0) << "at " << compared;
+    compared += static_cast<size_t>(a.gcount());
+  }
+  EXPECT_EQ(compared, kSize);
+  uint64_t chunks = 0;
+  EXPECT_EQ(c->read_file(guest, [&chunks](std::string_view s) { chunks += !s.empty(); }), kSize);
+  EXPECT_GE(chunks, 64u);  // it really arrived in pieces
+}
+
+TEST(AgentClient, GuestErrorsAreTyped) {
+  AgentHost host;
+  auto c = connect(host);
+  const std::string d = host.files();
+  c->mkdir(d + "/dir");
+  c->write_file(d + "/dir/f", "x");
+  EXPECT_EQ(kind_of([&] { c->read_file(d + "/missing"); }), ErrorKind::kNotFound);
+  EXPECT_EQ(kind_of([&] { c->stat(d + "/missing"); }), ErrorKind::kNotFound);
+  EXPECT_EQ(kind_of([&] { c->mkdir(d + "/dir"); }), ErrorKind::kExists);
+  EXPECT_EQ(kind_of([&] { c->remove(d + "/dir"); }), ErrorKind::kNotEmpty);
+  EXPECT_EQ(kind_of([&] { c->read_file(d + "/dir"); }), ErrorKind::kIsADirectory);
+  EXPECT_EQ(kind_of([&] { c->list_dir(d + "/dir/f"); }), ErrorKind::kNotADirectory);
+  EXPECT_EQ(kind_of([&] { c->write_file(d + "/nodir/f", "x"); }), ErrorKind::kNotFound);
+  EXPECT_EQ(kind_of([&] { c->exec({"/no/such/program"}); }), ErrorKind::kNotFound);
+  ExecOptions o;
+  o.cwd = d + "/missing";
+  EXPECT_EQ(kind_of([&] { c->exec({"true"}, o); }), ErrorKind::kNotFound);
+  try {
+    c->read_file(d + "/missing");
+  } catch (const OperationError& e) {
+    EXPECT_EQ(e.path(), d + "/missing");
+    EXPECT_EQ(e.op(), "read_file");
+    EXPECT_NE(std::string(e.what()).find("not_found"), std::string::npos);
+  }
+  EXPECT_TRUE(c->ping().version == 1);  // errors leave the connection usable
+}
+
+TEST(AgentClient, EnvAndSecrets) {
+  AgentHost host;
+  auto c = connect(host);
+  c->set_env({{"FOO", "bar"}, {"EMPTY_LATER", "x"}});
+  EXPECT_EQ(c->exec_shell("echo $FOO").stdout_data, "bar\n");
+  ExecOptions o;
+  o.env = {{"FOO", "override"}};
+  EXPECT_EQ(c->exec_shell("echo $FOO", o).stdout_data, "override\n");
+  c->set_env({{"FOO", ""}});
+  EXPECT_EQ(c->exec_shell("echo \"[$FOO]\"").stdout_data, "[]\n");
+  c->set_secret("api-key_1", std::string("s3cr\0t", 6));
+  std::ifstream in(host.state() + "/secrets/api-key_1", std::ios::binary);
+  std::string got(64, '\0');
+  in.read(got.data(), static_cast<std::streamsize>(got.size()));
+  got.resize(static_cast<size_t>(in.gcount()));
+  EXPECT_EQ(got, std::string("s3cr\0t", 6));
+  EXPECT_EQ(std::filesystem::status(host.state() + "/secrets/api-key_1").permissions(),
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+TEST(AgentClient, AgentKilledMidRequestFailsFastWithATypedError) {
+  AgentHost host;
+  auto c = connect(host);
+  auto p = c->start({"sleep", "30"});
+  auto reader = std::async(std::launch::async, [&c, &host] {
+    return c->read_file(host.files() + "/never");  // may or may not be answered first
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  host.kill_now();
+  EXPECT_THROW(p->wait(10s), AgentUnreachableError);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  EXPECT_FALSE(c->connected());
+  EXPECT_THROW(c->ping(), AgentUnreachableError);
+  EXPECT_THROW(c->exec({"true"}), AgentUnreachableError);
+  ASSERT_EQ(reader.wait_for(5s), std::future_status::ready);
+}
+
+TEST(AgentClient, CloseFailsPendingWithInvalidState) {
+  AgentHost host;
+  auto c = connect(host);
+  auto p = c->start({"sleep", "30"});
+  c->close();
+  EXPECT_THROW(p->wait(5s), InvalidStateError);
+  EXPECT_THROW(c->ping(), InvalidStateError);
+}
+
+}  // namespace
+}  // namespace forkvm
