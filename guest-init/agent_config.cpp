@@ -15,10 +15,11 @@ const std::string& require_value(const CmdlineParam& p) {
 
 AfterReady parse_after_ready(const CmdlineParam& p) {
   const std::string& v = require_value(p);
-  for (AfterReady mode : {AfterReady::kPowerOff, AfterReady::kShell, AfterReady::kIdle}) {
+  for (AfterReady mode :
+       {AfterReady::kPowerOff, AfterReady::kShell, AfterReady::kIdle, AfterReady::kServe}) {
     if (v == to_string(mode)) return mode;
   }
-  throw AgentConfigError(p.key + ": unknown value '" + v + "' (want poweroff, shell or idle)");
+  throw AgentConfigError(p.key + ": unknown value '" + v + "' (want poweroff, shell, idle or serve)");
 }
 
 }  // namespace
@@ -28,6 +29,7 @@ std::string_view to_string(AfterReady mode) {
     case AfterReady::kPowerOff: return "poweroff";
     case AfterReady::kShell: return "shell";
     case AfterReady::kIdle: return "idle";
+    case AfterReady::kServe: return "serve";
   }
   return "?";
 }

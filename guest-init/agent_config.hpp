@@ -1,6 +1,7 @@
 // What the agent is told to do, read from the `forkvm.*` keys of the kernel command line:
 //
-//   forkvm.after_ready=poweroff|shell|idle   what to do once ready (default: poweroff)
+//   forkvm.after_ready=poweroff|shell|idle|serve
+//                                            what to do once ready (default: poweroff)
 //   forkvm.run=<percent-escaped command>     run it with /bin/sh -c, then power off with its
 //                                            exit status (overrides after_ready; run_command.hpp)
 //
@@ -22,7 +23,8 @@ namespace forkvm {
 enum class AfterReady {
   kPowerOff,  ///< sync and power off with status 0
   kShell,     ///< run /bin/sh on the console, power off with its exit status when it exits
-  kIdle,      ///< stay up, reaping children
+  kIdle,      ///< stay up, reaping children (and serving the protocol if vsock works)
+  kServe,     ///< serve the agent protocol forever; fatal if vsock is unavailable
 };
 
 /// The agent's configuration.
@@ -36,7 +38,7 @@ struct AgentConfig {
 /// Throws AgentConfigError for a known key with a missing or invalid value.
 AgentConfig parse_agent_config(std::string_view cmdline);
 
-/// The command-line spelling of `mode` ("poweroff", "shell", "idle").
+/// The command-line spelling of `mode` ("poweroff", "shell", "idle", "serve").
 std::string_view to_string(AfterReady mode);
 
 }  // namespace forkvm

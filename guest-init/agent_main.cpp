@@ -2,12 +2,17 @@
 // `forkvm.*` keys of the kernel command line (agent_config.hpp), prints
 //   forkvm-agent: ready cpus=<online CPUs> mem_total_kib=<MemTotal>
 // and writes kAgentReady to the boot-signal port, then powers off, runs a shell, runs a
-// forkvm.run command, or idles. It never returns from main: every end is a reset (power.hpp).
+// forkvm.run command, idles, or serves the agent protocol (guest-init/agent/). The vsock
+// listeners are opened before kAgentReady, so a host may connect as soon as it sees it. It
+// never returns from main: every end is a reset (power.hpp).
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
+#include <string_view>
 #include <exception>
 #include <string>
 #include <vector>
@@ -23,6 +28,9 @@
 #include "guest-init/mounts.hpp"
 #include "guest-init/power.hpp"
 #include "guest-init/read_file.hpp"
+#include "guest-init/vsock_listen.hpp"
+#include "guest-init/agent/server.hpp"
+#include "guest-init/protocol/messages.hpp"
 
 namespace forkvm {
 namespace {
@@ -85,17 +93,53 @@ void announce_ready() {
   power_off(code);
 }
 
+// Serves the agent protocol until a power-off request (busybox poweroff/reboot/halt send
+// SIGUSR2/SIGTERM/SIGUSR1 to PID 1). The server reaps every child, orphans included.
+[[noreturn]] void serve_forever(AgentSockets sockets) {
+  agent::ServerOptions options;  // state in /run/forkvm (a tmpfs, mounts.cpp)
+  options.extra_signals = {SIGTERM, SIGUSR1, SIGUSR2};
+  options.on_signal = [](int signo) {
+    say(std::string("power-off requested by signal ") + std::to_string(signo));
+    power_off(0);
+  };
+  options.log = [](std::string_view line) { say("server: " + std::string(line)); };
+  agent::Server server(sockets.agent.release(), sockets.metadata.release(), std::move(options));
+  say("serving the agent protocol on vsock ports " + std::to_string(protocol::kAgentPort) +
+      " and " + std::to_string(protocol::kMetadataPort));
+  server.run();  // returns only if stop() is called, which nothing does
+  throw AgentError(FatalReason::kNoAgentServer, "the agent server stopped");
+}
+
 [[noreturn]] void run_agent() {
   say("starting (pid 1)");
   prepare_system();
   const AgentConfig config = parse_agent_config(read_or_throw("/proc/cmdline"));
   for (const auto& key : config.unknown_keys) say("warning: ignoring unknown key " + key);
+  // Listening before kAgentReady: the host may connect the moment it sees the signal.
+  std::string no_vsock;
+  std::optional<AgentSockets> sockets = listen_agent_sockets(no_vsock);
+  if (!sockets) {
+    if (config.after_ready == AfterReady::kServe && !config.run_command) {
+      throw AgentError(FatalReason::kNoAgentServer,
+                       "forkvm.after_ready=serve needs vsock: " + no_vsock);
+    }
+    say("no agent server: " + no_vsock);
+  }
   announce_ready();
-  if (config.run_command) run_command_and_power_off(*config.run_command);
+  if (config.after_ready != AfterReady::kServe && config.after_ready != AfterReady::kIdle) {
+    sockets.reset();  // nobody would accept: a connecting host gets a reset, not a hang
+  }
+  if (config.run_command) {
+    sockets.reset();
+    run_command_and_power_off(*config.run_command);
+  }
   switch (config.after_ready) {
     case AfterReady::kShell:
       shell_and_power_off();
+    case AfterReady::kServe:
+      serve_forever(std::move(*sockets));
     case AfterReady::kIdle:
+      if (sockets) serve_forever(std::move(*sockets));
       say("idle: reaping children");
       idle_forever();
     case AfterReady::kPowerOff:

@@ -16,6 +16,8 @@ TEST(AgentConfig, ReadsAfterReady) {
   EXPECT_EQ(parse_agent_config("forkvm.after_ready=shell").after_ready, AfterReady::kShell);
   EXPECT_EQ(parse_agent_config("forkvm.after_ready=idle").after_ready, AfterReady::kIdle);
   EXPECT_EQ(parse_agent_config("forkvm.after_ready=poweroff").after_ready, AfterReady::kPowerOff);
+  EXPECT_EQ(parse_agent_config("forkvm.after_ready=serve").after_ready, AfterReady::kServe);
+  EXPECT_EQ(to_string(AfterReady::kServe), "serve");
   EXPECT_EQ(parse_agent_config("forkvm.after_ready=\"idle\"").after_ready, AfterReady::kIdle);
 }
 
