@@ -1,0 +1,120 @@
+#include "devices/virtio/vsock/unix_socket.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "devices/virtio/vsock/vsock_error.hpp"
+#include "tests/unit/vsock/test_dir.hpp"
+
+namespace forkvm::vsock {
+namespace {
+
+using testing::TestDir;
+
+// Binds a socket at `path` and returns it (listening when `listen_too`).
+Fd bind_at(const std::string& path, bool listen_too) {
+  Fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, path.data(), path.size());
+  EXPECT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  if (listen_too) {
+    EXPECT_EQ(::listen(s.get(), 4), 0);
+  }
+  return s;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+TEST(VsockUnixSocket, ListensAndUnlinksOnDestruction) {
+  TestDir dir;
+  const std::string path = dir.file("v.sock");
+  {
+    UnixListener l(path);
+    EXPECT_TRUE(exists(path));
+    Fd c = connect_unix(path);
+    EXPECT_TRUE(c);
+    EXPECT_TRUE(l.accept());
+    EXPECT_FALSE(l.accept());  // nothing else pending, non-blocking
+  }
+  EXPECT_FALSE(exists(path));
+}
+
+TEST(VsockUnixSocket, ReplacesAStaleSocketFile) {
+  TestDir dir;
+  const std::string path = dir.file("v.sock");
+  { Fd dead = bind_at(path, false); }  // closed without unlink: a stale file
+  ASSERT_TRUE(exists(path));
+  UnixListener l(path);
+  Fd c = connect_unix(path);
+  EXPECT_TRUE(c);
+}
+
+TEST(VsockUnixSocket, RefusesAPathWithALiveListener) {
+  TestDir dir;
+  const std::string path = dir.file("v.sock");
+  Fd live = bind_at(path, true);
+  try {
+    UnixListener l(path);
+    FAIL() << "expected VsockError";
+  } catch (const VsockError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(exists(path));  // the live socket's file was left alone
+}
+
+TEST(VsockUnixSocket, RefusesARegularFileAndOverlongPaths) {
+  TestDir dir;
+  const std::string path = dir.file("v.sock");
+  std::ofstream(path) << "not a socket";
+  EXPECT_THROW(UnixListener{path}, VsockError);
+  EXPECT_TRUE(exists(path));
+  EXPECT_THROW(UnixListener{dir.file(std::string(200, 'x'))}, VsockError);
+  EXPECT_THROW(UnixListener{dir.file("missing-dir/v.sock")}, VsockError);
+}
+
+TEST(VsockUnixSocket, DoesNotUnlinkSomeoneElsesSocket) {
+  TestDir dir;
+  const std::string path = dir.file("v.sock");
+  auto l = std::make_unique<UnixListener>(path);
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  Fd other = bind_at(path, true);  // a new socket took the name
+  l.reset();
+  EXPECT_TRUE(exists(path));
+}
+
+TEST(VsockUnixSocket, ConnectFailsWithoutListener) {
+  TestDir dir;
+  EXPECT_FALSE(connect_unix(dir.file("nobody")));
+  EXPECT_FALSE(connect_unix(""));
+}
+
+TEST(VsockUnixSocket, ReadWriteReportEofAndErrors) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  Fd a(sv[0]), b(sv[1]);
+  uint8_t buf[8];
+  EXPECT_TRUE(read_some(a.get(), buf).would_block);
+  const uint8_t msg[3] = {1, 2, 3};
+  EXPECT_EQ(write_some(b.get(), msg).bytes, 3u);
+  EXPECT_EQ(read_some(a.get(), buf).bytes, 3u);
+  EXPECT_FALSE(peer_hung_up(a.get()));
+  b.reset();
+  EXPECT_TRUE(read_some(a.get(), buf).eof);
+  EXPECT_TRUE(peer_hung_up(a.get()));
+  EXPECT_TRUE(write_some(a.get(), msg).error);  // EPIPE, and no SIGPIPE kills the test
+}
+
+}  // namespace
+}  // namespace forkvm::vsock
