@@ -4,6 +4,7 @@
 #include <span>
 
 #include "tools/cli/boot_command.hpp"
+#include "tools/cli/run_command.hpp"
 
 namespace {
 
@@ -11,6 +12,7 @@ constexpr const char* kUsage =
     "usage: forkvm <command> [options]\n"
     "commands:\n"
     "  boot    boot a guest (the built-in image by default) and wait for it to power off\n"
+    "  run     run one command in a transient sandbox: forkvm run [options] -- ARGV...\n"
     "Run 'forkvm <command> --help' for the options of a command.\n";
 
 }  // namespace
@@ -22,6 +24,7 @@ int main(int argc, char** argv) {
   }
   const std::span<char* const> rest(argv + 2, static_cast<size_t>(argc - 2));
   if (std::strcmp(argv[1], "boot") == 0) return forkvm::cli::boot_command(rest);
+  if (std::strcmp(argv[1], "run") == 0) return forkvm::cli::run_command(rest);
   std::fprintf(stderr, "forkvm: unknown command '%s'\n%s", argv[1], kUsage);
   return forkvm::cli::kExitUsage;
 }

@@ -1,0 +1,86 @@
+#include "tools/cli/run_args.hpp"
+
+#include "guest-init/protocol/field_rules.hpp"
+#include "tools/cli/args.hpp"
+#include "tools/cli/launch_plan.hpp"
+
+namespace forkvm::cli {
+
+const char* const kRunUsage =
+    "usage: forkvm run [--vcpus N] [--memory MiB] [--env K=V]... [--cwd DIR] [--timeout S]\n"
+    "                  [--json] [--kernel FILE --initramfs FILE] [--boot-timeout S]\n"
+    "                  (-- ARGV... | --launch-plan FILE)\n"
+    "Boots a transient sandbox, runs one command in it, and tears it down. stdout and stderr\n"
+    "stream to forkvm's as they arrive (--json: one JSON object with stdout, stderr, exit_code,\n"
+    "signal, timed_out and duration_ms instead). Exits with the command's status, 128+N when\n"
+    "signal N killed it, 124 when --timeout killed it, 127/126 when it could not be executed\n"
+    "(not found / permission denied), 2 on a usage error, 3 when the VM could not be set up,\n"
+    "4 when the guest failed, 130/143 on Ctrl-C/SIGTERM (the VM is torn down).\n"
+    "--launch-plan reads the command from a launch.json: apps[0].entrypoint.command (argv),\n"
+    "apps[0].entrypoint.working_dir or apps[0].working_dir, apps[0].env overridden by\n"
+    "apps[0].entrypoint.env; --env and --cwd override the plan. Exactly one app is accepted.\n";
+
+RunOptions parse_run_args(std::span<char* const> argv) {
+  RunOptions o;
+  Args args(argv);
+  std::map<std::string, std::string> cli_env;
+  std::optional<std::string> cli_cwd;
+  while (args.more()) {
+    if (args.peek() == "--") {
+      args.next_option();
+      o.argv = args.rest();
+      break;
+    }
+    if (args.peek().rfind("-", 0) != 0) {  // the command starts here
+      o.argv = args.rest();
+      break;
+    }
+    const std::string opt = args.next_option();
+    if (opt == "--kernel") o.kernel = args.value(opt);
+    else if (opt == "--initramfs") o.initramfs = args.value(opt);
+    else if (opt == "--vcpus") o.vcpus = static_cast<uint32_t>(args.number(opt, 0, 1u << 20));
+    else if (opt == "--memory") o.memory_mib = args.number(opt, 0, uint64_t{1} << 40);
+    else if (opt == "--timeout") o.timeout = std::chrono::seconds(args.number(opt, 1, 7 * 86400));
+    else if (opt == "--boot-timeout") o.boot_timeout = std::chrono::seconds(args.number(opt, 1, 86400));
+    else if (opt == "--json") o.json = true;
+    else if (opt == "--launch-plan") o.launch_plan = args.value(opt);
+    else if (opt == "--cwd") {
+      cli_cwd = args.value(opt);
+      if (cli_cwd->empty() || cli_cwd->front() != '/') {
+        throw UsageError("--cwd: '" + *cli_cwd + "' is not an absolute path");
+      }
+    } else if (opt == "--env") {
+      const std::string kv = args.value(opt);
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos) throw UsageError("--env: '" + kv + "' is not K=V");
+      const std::string key = kv.substr(0, eq);
+      if (!protocol::valid_env_key(key)) {
+        throw UsageError("--env: '" + key + "' is not a valid name ([A-Za-z_][A-Za-z0-9_]*)");
+      }
+      if (!protocol::valid_env_value(kv.substr(eq + 1))) {
+        throw UsageError("--env: the value of " + key + " contains a newline");
+      }
+      cli_env[key] = kv.substr(eq + 1);
+    } else if (opt == "--help" || opt == "-h") {
+      throw UsageError("");
+    } else {
+      throw UsageError("unknown option '" + opt + "'");
+    }
+  }
+  if (!o.launch_plan.empty() && !o.argv.empty()) {
+    throw UsageError("give either a command after -- or --launch-plan, not both");
+  }
+  if (!o.launch_plan.empty()) {
+    LaunchPlan plan = load_launch_plan(o.launch_plan);
+    o.argv = std::move(plan.argv);
+    o.cwd = std::move(plan.working_dir);
+    o.env = std::move(plan.env);
+  }
+  if (o.argv.empty()) throw UsageError("no command: give one after -- (or --launch-plan FILE)");
+  if (o.argv.front().empty()) throw UsageError("the command's program (argv[0]) is empty");
+  for (auto& [k, v] : cli_env) o.env[k] = v;
+  if (cli_cwd) o.cwd = *cli_cwd;
+  return o;
+}
+
+}  // namespace forkvm::cli

@@ -1,0 +1,37 @@
+// The command line of `forkvm run` (parsed without touching KVM, so usage errors are cheap and
+// testable).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace forkvm::cli {
+
+/// Everything `forkvm run` was asked to do.
+struct RunOptions {
+  std::string kernel;     ///< empty: the built-in image
+  std::string initramfs;  ///< empty: the built-in one (with the built-in kernel)
+  uint32_t vcpus = 1;
+  uint64_t memory_mib = 256;
+  std::vector<std::string> argv;                ///< the command (from ARGV or the plan)
+  std::map<std::string, std::string> env;       ///< plan env overridden by --env
+  std::string cwd;                              ///< --cwd, else the plan's working dir
+  std::optional<std::chrono::seconds> timeout;  ///< --timeout: the command's limit
+  std::chrono::seconds boot_timeout{300};       ///< --boot-timeout
+  bool json = false;                            ///< --json
+  std::string launch_plan;                      ///< --launch-plan FILE, if given
+};
+
+/// The usage text of `forkvm run`.
+extern const char* const kRunUsage;
+
+/// Parses `forkvm run ARGS...` (without "forkvm run") and, with --launch-plan, reads the plan.
+/// Throws UsageError (an empty message means --help) or LaunchPlanError.
+RunOptions parse_run_args(std::span<char* const> args);
+
+}  // namespace forkvm::cli
