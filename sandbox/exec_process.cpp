@@ -162,8 +162,13 @@ std::optional<ExecResult> ExecProcess::Impl::wait_until(std::optional<Clock::tim
     failure = error;
     std::rethrow_exception(error);
   }
-  result = std::move(r);
-  return result;
+  // Keep everything but the output for later wait() calls: a 64 MiB capture is not held twice.
+  std::string out = std::move(r->stdout_data);
+  std::string err = std::move(r->stderr_data);
+  result = *r;
+  r->stdout_data = std::move(out);
+  r->stderr_data = std::move(err);
+  return r;
 }
 
 ExecProcess::ExecProcess(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -111,7 +111,9 @@ class ExecProcess {
   /// Waits for the end. Without `timeout`, waits as long as the command may run: until
   /// ExecOptions::timeout plus a grace period when one was set, else until it ends or the
   /// connection fails. Throws TimeoutError (the command keeps running), OperationError,
-  /// AgentUnreachableError, GuestError (the VM died), or what a callback threw.
+  /// AgentUnreachableError, GuestError (the VM died), or what a callback threw. The captured
+  /// output is handed over by the first wait() that returns; later calls return the same
+  /// status with empty stdout_data/stderr_data.
   ExecResult wait(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   /// Like wait() but returns nullopt instead of throwing TimeoutError when `timeout` passes.
   std::optional<ExecResult> wait_for(std::chrono::milliseconds timeout);

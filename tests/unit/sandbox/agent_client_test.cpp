@@ -154,6 +154,9 @@ TEST(AgentClient, ProcessHandleStdinSignalCancelAndList) {
   ExecResult r = cat->wait(10s);
   EXPECT_EQ(r.stdout_data.size(), 6 + 600 * 1024u);
   EXPECT_EQ(r.stdout_data.substr(0, 6), "hello ");
+  const ExecResult again = cat->wait(1s);  // the status again; the output was handed over
+  EXPECT_EQ(again.exit_code, r.exit_code);
+  EXPECT_TRUE(again.stdout_data.empty());
 
   auto sleeper = c->start({"sleep", "30"});
   auto listed = c->list_execs();
