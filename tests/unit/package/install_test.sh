@@ -7,6 +7,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 test -f "$tmp/prefix/include/forkvm/vm.hpp"
+test -f "$tmp/prefix/include/forkvm/sandbox.hpp"
+test -f "$tmp/prefix/lib/libforkvm-protocol.a"
 test -f "$tmp/prefix/lib/cmake/forkvm/forkvmConfig.cmake"
 cmake -S "$src/tests/unit/package/consumer" -B "$tmp/consumer" -G Ninja \
   -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
@@ -14,3 +16,4 @@ cmake --build "$tmp/consumer" >/dev/null
 out=$("$tmp/consumer/consumer")
 echo "$out"
 case "$out" in *"ConfigError: vcpus must be between 1 and 64"*) ;; *) exit 1 ;; esac
+case "$out" in *"AgentUnreachableError: connect to agent socket"*) ;; *) exit 1 ;; esac
