@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "devices/virtio/chain_io.hpp"
 #include "devices/virtio/vsock/packet.hpp"
@@ -39,7 +40,11 @@ VsockWorker::VsockWorker(VirtioActivation activation, uint64_t guest_cid,
   if (!epoll_.add(wake_.get(), EPOLLIN, kWakeToken)) {
     throw VsockError(std::string("vsock: epoll add wake eventfd: ") + std::strerror(errno));
   }
-  thread_ = std::thread([this] { run(); });
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    throw VsockError(std::string("vsock: cannot start the worker thread: ") + e.what());
+  }
 }
 
 VsockWorker::~VsockWorker() {

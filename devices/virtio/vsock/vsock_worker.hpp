@@ -24,7 +24,7 @@ class VsockWorker {
  public:
   /// Takes `activation` (three ready queues, their eventfds, memory, interrupt, needs_reset),
   /// which the caller has checked. `refused` counts dropped or refused guest packets. Throws
-  /// VsockError when the epoll set or the wake eventfd cannot be built.
+  /// VsockError when the epoll set, the wake eventfd or the thread cannot be created.
   VsockWorker(VirtioActivation activation, uint64_t guest_cid, const UnixListener& listener,
               std::atomic<uint64_t>& refused);
   ~VsockWorker();

@@ -10,6 +10,8 @@
 
 #include <cstring>
 #include <map>
+#include <random>
+#include <set>
 #include <string>
 
 #include "devices/virtio/vsock/connection.hpp"
@@ -430,6 +432,35 @@ TEST_F(VsockDeviceTest, BadHeadersAreRefusedWithoutHurtingTheDevice) {
   // Still serving.
   auto [s, local] = host_initiated(58);
   EXPECT_GE(local, 1u << 30);
+}
+
+TEST_F(VsockDeviceTest, RandomTxPacketsNeverBreakTheDevice) {
+  std::mt19937 rng(1234);
+  auto pick = [&rng](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+  auto any32 = [&rng] { return static_cast<uint32_t>(rng()); };
+  for (int i = 0; i < 300; ++i) {
+    Header h;
+    h.src_cid = pick(4) == 0 ? rng() : FakeDriver::kGuestCid;
+    h.dst_cid = pick(4) == 0 ? rng() : kHostCid;
+    h.src_port = pick(8);
+    h.dst_port = pick(8);
+    h.type = static_cast<uint16_t>(pick(4) == 0 ? pick(4) : type::kStream);
+    h.op = static_cast<uint16_t>(pick(10));
+    h.flags = any32();
+    h.buf_alloc = any32();
+    h.fwd_cnt = any32();
+    std::vector<uint8_t> payload(pick(3) == 0 ? 0 : pick(200));
+    for (auto& b : payload) b = static_cast<uint8_t>(any32());
+    const std::optional<uint32_t> len =
+        pick(3) == 0 ? std::optional<uint32_t>(pick(400)) : std::nullopt;
+    ASSERT_TRUE(driver_.send(h, payload, len)) << "TX stalled at packet " << i;
+    while (driver_.recv(0ms)) {
+    }
+  }
+  EXPECT_FALSE(driver_.needs_reset()) << driver_.reset_reason();
+  auto [s, local] = host_initiated(99);
+  host_write(s, "alive");
+  EXPECT_EQ(text(expect_packet(op::kRw).payload), "alive");
 }
 
 TEST_F(VsockDeviceTest, BadPacketOnALiveConnectionResetsOnlyThatConnection) {
