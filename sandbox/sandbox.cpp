@@ -242,6 +242,7 @@ void Sandbox::shutdown() { impl_->shutdown(); }
 SandboxState Sandbox::state() const { return impl_->state.load(); }
 std::string Sandbox::console_tail() const { return impl_->tail(); }
 std::chrono::nanoseconds Sandbox::boot_time() const noexcept { return impl_->boot_time; }
+const std::string& Sandbox::vsock_socket_path() const noexcept { return impl_->socket_path; }
 AgentClient& Sandbox::agent() { return impl_->ready_client(); }
 
 PingResult Sandbox::ping() { return agent().ping(); }

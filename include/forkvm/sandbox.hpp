@@ -78,6 +78,10 @@ class Sandbox {
   SandboxState state() const;
   /// The last part of the guest console (for diagnostics).
   std::string console_tail() const;
+  /// The VM's Firecracker-style vsock socket: connect, write "CONNECT <port>\n", read
+  /// "OK <n>\n", and the stream is that guest port (e.g. 5555 for the metadata protocol).
+  /// Valid until shutdown(), which removes it.
+  const std::string& vsock_socket_path() const noexcept;
   /// From start() to the agent answering its first ping.
   std::chrono::nanoseconds boot_time() const noexcept;
   /// The agent connection, for anything not wrapped here. Throws InvalidStateError unless
