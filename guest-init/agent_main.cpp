@@ -28,6 +28,7 @@
 #include "guest-init/mounts.hpp"
 #include "guest-init/power.hpp"
 #include "guest-init/read_file.hpp"
+#include "guest-init/vsock_echo.hpp"
 #include "guest-init/vsock_listen.hpp"
 #include "guest-init/agent/server.hpp"
 #include "guest-init/protocol/messages.hpp"
@@ -155,8 +156,17 @@ void announce_ready() {
 }  // namespace
 }  // namespace forkvm
 
-int main() {
+int main(int argc, char** argv) {
   using namespace forkvm;
+  if (argc == 3 && std::string_view(argv[1]) == "--vsock-echo") {
+    // A second role for forkvm-bench's reference measurement (vsock_echo.hpp); any PID.
+    const unsigned long port = std::strtoul(argv[2], nullptr, 10);
+    if (port == 0 || port > 0xFFFFFFFEul) {
+      std::fputs("forkvm-agent: --vsock-echo wants a port in [1, 2^32-2]\n", stderr);
+      return EXIT_FAILURE;
+    }
+    return run_vsock_echo(static_cast<uint32_t>(port));
+  }
   if (::getpid() != 1) {
     // Refuse to run anywhere else: it would mount over /dev and reset the machine.
     std::fputs("forkvm-agent: must run as PID 1 in a forkvm guest; refusing to start\n", stderr);
