@@ -53,4 +53,54 @@ TEST(E2eCli, KernelPanicExitsNonZeroWithTheConsoleTail) {
   EXPECT_NE(r.output.find("Kernel panic"), std::string::npos) << r.output;
 }
 
+// --- forkvm run: one command in a transient sandbox ----------------------------------------
+
+TEST(E2eCli, RunExitsWithTheCommandsStatusAndStreamsBothStreams) {
+  const CliRun r = run("run --memory 256 -- sh -c 'echo to-stdout; echo to-stderr >&2; exit 3'");
+  EXPECT_EQ(r.status, 3) << r.output;
+  EXPECT_NE(r.output.find("to-stdout"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("to-stderr"), std::string::npos) << r.output;
+}
+
+TEST(E2eCli, RunJsonKeepsStdoutAndStderrApart) {
+  const CliRun r = run("run --json -- sh -c 'echo out; echo err >&2'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find(R"("stdout":"out\n")"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(R"("stderr":"err\n")"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(R"("exit_code":0)"), std::string::npos) << r.output;
+}
+
+TEST(E2eCli, RunReportsSignalsTimeoutsAndMissingPrograms) {
+  EXPECT_EQ(run("run -- sh -c 'kill -KILL $$'").status, 128 + 9);
+  const CliRun timed = run("run --timeout 2 -- sleep 100");
+  EXPECT_EQ(timed.status, 124) << timed.output;
+  const CliRun missing = run("run -- /no/such/program");
+  EXPECT_EQ(missing.status, 127) << missing.output;
+}
+
+TEST(E2eCli, RunEnvAndCwd) {
+  const CliRun r = run("run --env A=1 --env B='two words' --cwd /proc -- sh -c 'echo $A-$B; pwd'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("1-two words\n/proc\n"), std::string::npos) << r.output;
+}
+
+TEST(E2eCli, RunLaunchPlanWithEnvLayering) {
+  // apps[0].env < apps[0].entrypoint.env < --env.
+  const std::string plan = temp_input(R"({"apps":[{"name":"app",
+    "env":{"LAYER":"app","APP_ONLY":"a"},
+    "entrypoint":{"command":["sh","-c","echo $LAYER $APP_ONLY $ENTRY_ONLY $CLI; pwd; exit 5"],
+                  "working_dir":"/sys","env":{"LAYER":"entry","ENTRY_ONLY":"e"}}}]})");
+  const CliRun r = run("run --env CLI=c --launch-plan " + plan);
+  EXPECT_EQ(r.status, 5) << r.output;
+  EXPECT_NE(r.output.find("entry a e c\n/sys\n"), std::string::npos) << r.output;
+  const CliRun overridden = run("run --env LAYER=cli --launch-plan " + plan);
+  EXPECT_NE(overridden.output.find("cli a e\n"), std::string::npos) << overridden.output;
+  unlink(plan.c_str());
+  const std::string two = temp_input(R"({"apps":[{"entrypoint":{"command":["true"]}},{"entrypoint":{"command":["true"]}}]})");
+  const CliRun rejected = run("run --launch-plan " + two);
+  unlink(two.c_str());
+  EXPECT_EQ(rejected.status, 2) << rejected.output;
+  EXPECT_NE(rejected.output.find("app"), std::string::npos) << rejected.output;
+}
+
 }  // namespace
