@@ -55,6 +55,14 @@ class GuestMemoryError : public Error {
   using Error::Error;
 };
 
+/// A snapshot cannot be written, read or restored: a missing or unreadable file, a digest
+/// mismatch, a truncated memory file, an unknown format version, malformed state, or a host
+/// that lacks CPU features the snapshot uses. The message names the file or component.
+class SnapshotError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// The guest did not reach the point it was expected to (agent ready, clean power-off): it
 /// panicked, reset unexpectedly, hit a fatal exit, or ran past its deadline. `console_tail()`
 /// holds the last lines the guest printed, which usually say why.
