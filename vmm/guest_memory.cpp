@@ -1,6 +1,9 @@
 #include "vmm/guest_memory.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <algorithm>
@@ -31,23 +34,98 @@ uint8_t* map_anonymous(uint64_t size) {
   return static_cast<uint8_t*>(p);
 }
 
-}  // namespace
+uint8_t* map_file(uint64_t size, int flags, int fd, uint64_t offset, const char* what) {
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED) {
+    throw GuestMemoryError(std::string("cannot map ") + std::to_string(size >> 20) +
+                           " MiB of guest memory " + what + " at file offset " + hex(offset) +
+                           ": " + std::strerror(errno));
+  }
+  return static_cast<uint8_t*>(p);
+}
 
-GuestMemory GuestMemory::create_anonymous(uint64_t size) {
+void check_size(uint64_t size) {
   if (size == 0 || size % layout::kPageSize != 0) {
     throw ConfigError("guest memory size " + std::to_string(size) +
                       " is not a non-zero multiple of 4096");
   }
+  // off_t is signed; mmap offsets and ftruncate take it.
+  if (size > static_cast<uint64_t>(INT64_MAX) - layout::kGiB) {
+    throw ConfigError("guest memory size " + std::to_string(size) + " is too large");
+  }
+}
+
+}  // namespace
+
+template <typename MapFn>
+GuestMemory GuestMemory::map_regions(uint64_t size, MapFn map) {
   const uint64_t low = std::min(size, layout::kMmioHoleStart);
   GuestMemory mem({}, 0);
-  // Build incrementally so that a failure on the second mapping unmaps the first.
-  mem.regions_.push_back({0, low, map_anonymous(low)});
+  // Build incrementally so that a failure on the second mapping unmaps the first. The file
+  // offsets follow the layout in the header: regions back to back in GPA order.
+  mem.regions_.push_back({0, low, map(low, uint64_t{0}), 0});
   mem.total_ = low;
   if (size > low) {
     const uint64_t high = size - low;
-    mem.regions_.push_back({layout::kMmioHoleEnd, high, map_anonymous(high)});
+    mem.regions_.push_back({layout::kMmioHoleEnd, high, map(high, low), low});
     mem.total_ += high;
   }
+  return mem;
+}
+
+GuestMemory GuestMemory::create_anonymous(uint64_t size) {
+  check_size(size);
+  return map_regions(size, [](uint64_t len, uint64_t) { return map_anonymous(len); });
+}
+
+GuestMemory GuestMemory::create_memfd(uint64_t size) {
+  check_size(size);
+  Fd fd(memfd_create("forkvm-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) throw GuestMemoryError(std::string("memfd_create: ") + std::strerror(errno));
+  if (ftruncate(fd.get(), static_cast<off_t>(size)) < 0) {
+    throw GuestMemoryError("cannot size the guest memfd to " + std::to_string(size) +
+                           " bytes: " + std::strerror(errno));
+  }
+  // The size is final: sealing it means no holder of the memfd can truncate it under a mapping
+  // (which would turn guest accesses into SIGBUS in this process).
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+    throw GuestMemoryError(std::string("cannot seal the guest memfd: ") + std::strerror(errno));
+  }
+  const int raw = fd.get();
+  GuestMemory mem = map_regions(size, [raw](uint64_t len, uint64_t offset) {
+    return map_file(len, MAP_SHARED, raw, offset, "(shared memfd)");
+  });
+  mem.backing_ = Backing::kSharedFile;
+  mem.fd_ = std::move(fd);
+  return mem;
+}
+
+GuestMemory GuestMemory::map_private(int fd, uint64_t size) {
+  check_size(size);
+  struct stat st {};
+  if (fd < 0 || fstat(fd, &st) < 0) {
+    throw SnapshotError("guest memory file: cannot stat descriptor " + std::to_string(fd) + ": " +
+                        std::strerror(fd < 0 ? EBADF : errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    throw SnapshotError("guest memory file: not a regular file or memfd");
+  }
+  if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) < size) {
+    throw SnapshotError("guest memory file: " + std::to_string(st.st_size) +
+                        " bytes, shorter than the " + std::to_string(size) +
+                        " bytes of guest RAM it must hold");
+  }
+  // Our own descriptor, so backing_fd() stays valid whatever the caller does with `fd`.
+  Fd own(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!own) throw GuestMemoryError(std::string("dup guest memory file: ") + std::strerror(errno));
+  const int raw = own.get();
+  // MAP_NORESERVE: the copies are made page by page as the guest writes; reserving swap for the
+  // whole of RAM up front would make many forks fail long before they use their memory.
+  GuestMemory mem = map_regions(size, [raw](uint64_t len, uint64_t offset) {
+    return map_file(len, MAP_PRIVATE | MAP_NORESERVE, raw, offset, "(private file)");
+  });
+  mem.backing_ = Backing::kPrivateFile;
+  mem.fd_ = std::move(own);
   return mem;
 }
 
@@ -55,13 +133,18 @@ GuestMemory::GuestMemory(std::vector<Region> regions, uint64_t total)
     : regions_(std::move(regions)), total_(total) {}
 
 GuestMemory::GuestMemory(GuestMemory&& other) noexcept
-    : regions_(std::exchange(other.regions_, {})), total_(std::exchange(other.total_, 0)) {}
+    : regions_(std::exchange(other.regions_, {})),
+      total_(std::exchange(other.total_, 0)),
+      backing_(std::exchange(other.backing_, Backing::kAnonymous)),
+      fd_(std::move(other.fd_)) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
   if (this != &other) {
     release();
     regions_ = std::exchange(other.regions_, {});
     total_ = std::exchange(other.total_, 0);
+    backing_ = std::exchange(other.backing_, Backing::kAnonymous);
+    fd_ = std::move(other.fd_);
   }
   return *this;
 }
@@ -72,6 +155,8 @@ void GuestMemory::release() noexcept {
   for (const Region& r : regions_) munmap(r.host, r.size);
   regions_.clear();
   total_ = 0;
+  backing_ = Backing::kAnonymous;
+  fd_.reset();  // after munmap; the mappings would keep the file alive anyway
 }
 
 std::optional<std::span<uint8_t>> GuestMemory::try_slice(uint64_t gpa,
