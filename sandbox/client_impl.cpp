@@ -92,6 +92,11 @@ std::shared_ptr<Pending> AgentClient::Impl::new_request(
     p->last_activity = Clock::now();
     pending_.emplace(p->id, p);
   }
+  write_wire(wire);
+  return p;
+}
+
+void AgentClient::Impl::write_wire(const std::string& wire) {
   std::unique_lock wl(write_mutex_);
   try {
     sandbox::write_all(raw_fd_, wire, Clock::now() + options.request_timeout);
@@ -100,7 +105,6 @@ std::shared_ptr<Pending> AgentClient::Impl::new_request(
     close(std::current_exception());
     throw;
   }
-  return p;
 }
 
 void AgentClient::Impl::send_frame(json header, std::string payload) {
@@ -109,14 +113,7 @@ void AgentClient::Impl::send_frame(json header, std::string payload) {
     std::lock_guard lock(map_mutex_);
     if (closed_) std::rethrow_exception(closed_error_);
   }
-  std::unique_lock wl(write_mutex_);
-  try {
-    sandbox::write_all(raw_fd_, wire, Clock::now() + options.request_timeout);
-  } catch (const Error&) {
-    wl.unlock();
-    close(std::current_exception());
-    throw;
-  }
+  write_wire(wire);
 }
 
 json AgentClient::Impl::control(std::string_view type, uint64_t target, json extra) {

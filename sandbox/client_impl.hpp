@@ -71,6 +71,9 @@ struct AgentClient::Impl {
   /// Sends a frame that belongs to an existing request (stdin, file_data, file_end) or a
   /// fire-and-forget one. A failed write closes the connection (a frame may be half sent).
   void send_frame(nlohmann::json header, std::string payload);
+  /// Writes one encoded frame whole under write_mutex_, within request_timeout. A failed or
+  /// stalled write closes the connection (a half-sent frame cannot be recovered) and rethrows.
+  void write_wire(const std::string& wire);
   /// Sends {"type":<type>,"id":<new>,"target":<target>} and waits for its ok / error.
   /// Returns the terminal header.
   nlohmann::json control(std::string_view type, uint64_t target, nlohmann::json extra = {});

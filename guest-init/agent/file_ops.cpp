@@ -67,12 +67,9 @@ std::size_t utf8_sequence(const std::string& s, std::size_t i) {
   return len;
 }
 
-// Removes everything inside the directory `dir` (an open descriptor), depth-first.
-void remove_contents(int dir, const std::string& where, int depth) {
-  if (depth > kMaxRemoveDepth) {
-    throw OpError(code::kTooLarge, "directory tree deeper than " +
-                                       std::to_string(kMaxRemoveDepth) + " levels at " + where);
-  }
+// The names in the open directory `dir` (without "." and ".."), read through a duplicate of
+// the descriptor so `dir` stays open and positioned for the caller.
+std::vector<std::string> entry_names(int dir, const std::string& where) {
   const int dup_fd = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0) throw errno_error(errno, "dup " + where);
   DIR* stream = ::fdopendir(dup_fd);
@@ -90,6 +87,16 @@ void remove_contents(int dir, const std::string& where, int depth) {
   const int read_err = errno;
   ::closedir(stream);
   if (read_err != 0) throw errno_error(read_err, "readdir " + where);
+  return names;
+}
+
+// Removes everything inside the directory `dir` (an open descriptor), depth-first.
+void remove_contents(int dir, const std::string& where, int depth) {
+  if (depth > kMaxRemoveDepth) {
+    throw OpError(code::kTooLarge, "directory tree deeper than " +
+                                       std::to_string(kMaxRemoveDepth) + " levels at " + where);
+  }
+  const std::vector<std::string> names = entry_names(dir, where);
 
   for (const auto& name : names) {
     const std::string child = where + "/" + name;
@@ -166,23 +173,7 @@ nlohmann::json list_directory(const std::string& path) {
   check_path("path", path);
   UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir.valid()) throw errno_error(errno, "open directory " + path);
-  const int dup_fd = ::fcntl(dir.get(), F_DUPFD_CLOEXEC, 0);
-  if (dup_fd < 0) throw errno_error(errno, "dup " + path);
-  DIR* stream = ::fdopendir(dup_fd);
-  if (stream == nullptr) {
-    const int err = errno;
-    ::close(dup_fd);
-    throw errno_error(err, "opendir " + path);
-  }
-  std::vector<std::string> names;
-  errno = 0;
-  while (const dirent* entry = ::readdir(stream)) {
-    const std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  const int read_err = errno;
-  ::closedir(stream);
-  if (read_err != 0) throw errno_error(read_err, "readdir " + path);
+  std::vector<std::string> names = entry_names(dir.get(), path);
   std::sort(names.begin(), names.end());
   nlohmann::json entries = nlohmann::json::array();
   for (const auto& name : names) {
