@@ -1,5 +1,9 @@
 #include "devices/legacy/boot_signal.hpp"
 
+#include <string>
+
+#include "devices/legacy/legacy_device_error.hpp"
+
 namespace forkvm {
 
 // records_ is indexed by code - 1; the codes must stay 1, 2, 3.
@@ -88,6 +92,62 @@ uint64_t BootSignalDevice::malformed_writes() const {
 void BootSignalDevice::reset() {
   std::lock_guard lock(mutex_);
   records_ = {};
+}
+
+namespace {
+
+void check_signal(const BootSignalDevice::SignalState& s, const char* name) {
+  auto reject = [name](const std::string& what) {
+    throw LegacyDeviceError(std::string("boot signal: invalid state: ") + name + ": " + what);
+  };
+  if (s.first_arg > BootSignalDevice::kMaxArg) reject("first_arg has more than 24 bits");
+  if (s.last_arg > BootSignalDevice::kMaxArg) reject("last_arg has more than 24 bits");
+  if (s.count == 0 && (s.first_arg != 0 || s.last_arg != 0)) {
+    reject("arguments recorded for a signal that never arrived");
+  }
+}
+
+}  // namespace
+
+void BootSignalDevice::validate(const State& state) {
+  check_signal(state.agent_ready, "agent_ready");
+  check_signal(state.power_off, "power_off");
+  check_signal(state.fatal, "fatal");
+}
+
+BootSignalDevice::State BootSignalDevice::save() const {
+  std::lock_guard lock(mutex_);
+  auto one = [](const Record& r) {
+    SignalState s;
+    s.count = r.count;
+    s.first_arg = r.first ? r.first->arg : 0;
+    s.last_arg = r.last ? r.last->arg : 0;
+    return s;
+  };
+  State st;
+  st.agent_ready = one(records_[0]);
+  st.power_off = one(records_[1]);
+  st.fatal = one(records_[2]);
+  st.malformed_writes = malformed_;
+  return st;
+}
+
+void BootSignalDevice::restore(const State& state, Clock::time_point now) {
+  validate(state);
+  auto one = [now](const SignalState& s) {
+    Record r;
+    r.count = s.count;
+    if (s.count > 0) {
+      r.first = Arrival{s.first_arg, now};
+      r.last = Arrival{s.last_arg, now};
+    }
+    return r;
+  };
+  std::lock_guard lock(mutex_);
+  records_[0] = one(state.agent_ready);
+  records_[1] = one(state.power_off);
+  records_[2] = one(state.fatal);
+  malformed_ = state.malformed_writes;
 }
 
 }  // namespace forkvm

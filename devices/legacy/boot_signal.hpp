@@ -42,6 +42,30 @@ class BootSignalDevice final : public BusDevice {
     bool operator==(const Arrival&) const = default;
   };
 
+  /// Snapshot state of one signal code. Arrival times are not saved: they are steady_clock
+  /// points of the process that took the snapshot and mean nothing in another one. A restored
+  /// device stamps the arrivals it restores with the time of the restore.
+  struct SignalState {
+    uint64_t count = 0;      ///< How many times the code arrived (0: never, args are 0).
+    uint32_t first_arg = 0;  ///< Argument of the first arrival (24 bits).
+    uint32_t last_arg = 0;   ///< Argument of the latest arrival (24 bits).
+    /// Field equality.
+    bool operator==(const SignalState&) const = default;
+  };
+
+  /// Snapshot state: what arrived, per code, and the malformed-write counter.
+  struct State {
+    SignalState agent_ready;    ///< BootSignal::kAgentReady
+    SignalState power_off;      ///< BootSignal::kPowerOff
+    SignalState fatal;          ///< BootSignal::kFatal
+    uint64_t malformed_writes = 0;  ///< Writes ignored so far.
+    /// Field equality.
+    bool operator==(const State&) const = default;
+  };
+
+  /// Largest argument a signal can carry (bits 8-31 of the written value).
+  static constexpr uint32_t kMaxArg = 0x00ff'ffff;
+
   /// `observer` may be empty (signals are only recorded).
   explicit BootSignalDevice(Observer observer = {});
 
@@ -62,6 +86,16 @@ class BootSignalDevice final : public BusDevice {
   /// Forgets every arrival (e.g. when a restored VM starts a new boot); keeps the counter of
   /// malformed writes.
   void reset();
+
+  /// Captures what arrived (without times; see SignalState).
+  State save() const;
+  /// Replaces the record with `state`; every restored arrival is stamped `now`. The observer is
+  /// not told (these signals were already handled before the snapshot). Throws
+  /// LegacyDeviceError (a SnapshotError), leaving the device unchanged, when validate() refuses.
+  void restore(const State& state, Clock::time_point now = Clock::now());
+  /// Checks a State without a device: arguments fit in 24 bits, and a code that never arrived
+  /// (count 0) has zero arguments.
+  static void validate(const State& state);
 
  private:
   /// Slot of a known code, or nullopt.

@@ -372,9 +372,9 @@ I8042::State I8042::save() const {
   return s;
 }
 
-void I8042::restore(const State& state) {
+void I8042::validate(const State& state) {
   auto reject = [](const std::string& what) {
-    throw LegacyDeviceError("i8042: cannot restore state: " + what);
+    throw LegacyDeviceError("i8042: invalid state: " + what);
   };
   if (state.controller_queue.size() > kQueueSize) reject("controller queue too long");
   if (state.keyboard_queue.size() > kQueueSize) reject("keyboard queue too long");
@@ -385,6 +385,10 @@ void I8042::restore(const State& state) {
     reject("keyboard command " + std::to_string(state.keyboard_pending) + " takes no parameter");
   }
   if (state.scancode_set < 1 || state.scancode_set > 3) reject("scan code set out of range");
+}
+
+void I8042::restore(const State& state) {
+  validate(state);  // before touching anything: a bad state leaves the device as it was
   std::lock_guard lock(mutex_);
   ram_ = state.ram;
   output_port_ = state.output_port;

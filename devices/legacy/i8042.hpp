@@ -110,8 +110,12 @@ class I8042 final : public BusDevice {
   /// Captures the controller and keyboard state.
   State save() const;
   /// Replaces the state with `state` and re-drives IRQ 1. Throws LegacyDeviceError, leaving the
-  /// device unchanged, when a queue is longer than kQueueSize or a field is out of range.
+  /// device unchanged, when validate() refuses `state`.
   void restore(const State& state);
+  /// Checks a State from a snapshot without a device: throws LegacyDeviceError (a SnapshotError)
+  /// when a queue is longer than kQueueSize, a pending controller command takes no data byte, a
+  /// pending keyboard command takes no parameter, or the scan-code set is not 1-3.
+  static void validate(const State& state);
 
  private:
   /// Returns true when the command pulses the reset line.

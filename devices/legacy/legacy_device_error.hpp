@@ -8,9 +8,10 @@ namespace forkvm {
 
 /// A legacy device was handed an invalid State to restore (a FIFO longer than the device's,
 /// register bits the hardware does not have, ...). The message names the device and the field.
-class LegacyDeviceError : public Error {
+/// States come from snapshots, so it is a SnapshotError: a restore path catches one type.
+class LegacyDeviceError : public SnapshotError {
  public:
-  using Error::Error;
+  using SnapshotError::SnapshotError;
 };
 
 }  // namespace forkvm

@@ -378,10 +378,9 @@ Serial::State Serial::save() const {
   return s;
 }
 
-void Serial::restore(const State& state) {
-  // Validate everything before touching the device, so a bad state leaves it as it was.
+void Serial::validate(const State& state) {
   auto reject = [](const std::string& what) {
-    throw LegacyDeviceError("serial: cannot restore state: " + what);
+    throw LegacyDeviceError("serial: invalid state: " + what);
   };
   if (state.ier & ~kIerMask) reject("IER " + hex8(state.ier) + " has bits above 3");
   if (state.mcr & ~kMcrMask) reject("MCR " + hex8(state.mcr) + " has bits above 4");
@@ -396,6 +395,11 @@ void Serial::restore(const State& state) {
     reject("RX FIFO holds " + std::to_string(state.rx_fifo.size()) + " bytes, more than " +
            std::to_string(capacity));
   }
+}
+
+void Serial::restore(const State& state) {
+  // Validate everything before touching the device, so a bad state leaves it as it was.
+  validate(state);
   std::lock_guard lock(mutex_);
   ier_ = state.ier;
   lcr_ = state.lcr;

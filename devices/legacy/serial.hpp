@@ -98,9 +98,13 @@ class Serial final : public BusDevice {
   /// Captures the register state and the RX FIFO.
   State save() const;
   /// Replaces the register state with `state` and re-drives the interrupt line to match. Throws
-  /// LegacyDeviceError, leaving the device unchanged, when `state` has bits the hardware lacks or
-  /// a FIFO longer than the receiver holds (64 bytes, or 1 with FIFOs disabled).
+  /// LegacyDeviceError, leaving the device unchanged, when validate() refuses `state`.
   void restore(const State& state);
+  /// Checks a State from a snapshot without a device: throws LegacyDeviceError (a SnapshotError)
+  /// when it has bits the hardware lacks (IER 4-7, MCR 5-7, FCR's self-clearing bits, FCR bits
+  /// with FIFOs disabled, LSR/MSR bits outside the error/delta masks) or a FIFO longer than the
+  /// receiver holds (64 bytes, or 1 with FIFOs disabled).
+  static void validate(const State& state);
 
  private:
   uint8_t read_register(uint64_t offset);
