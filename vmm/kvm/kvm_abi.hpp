@@ -32,11 +32,22 @@ struct MsrListHeader {
   uint32_t nmsrs;
 };
 
+/// struct kvm_xsave without its flexible array: the legacy 4 KiB area. KVM_GET_XSAVE2 and
+/// KVM_SET_XSAVE transfer KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) bytes (at least this many), so the
+/// buffer handed to them must be at least that large.
+struct XsaveHeader {
+  uint32_t region[1024];
+};
+
 inline constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);
 inline constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, Cpuid2Header);
 inline constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
 inline constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
 inline constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, Cpuid2Header);
+inline constexpr unsigned long kGetCpuid2 = _IOWR(KVMIO, 0x91, Cpuid2Header);
+inline constexpr unsigned long kGetXsave = _IOR(KVMIO, 0xa4, XsaveHeader);
+inline constexpr unsigned long kSetXsave = _IOW(KVMIO, 0xa5, XsaveHeader);
+inline constexpr unsigned long kGetXsave2 = _IOR(KVMIO, 0xcf, XsaveHeader);
 
 static_assert(sizeof(MsrsHeader) == 8 && sizeof(Cpuid2Header) == 8 && sizeof(MsrListHeader) == 4);
 static_assert(sizeof(kvm_msr_entry) == 16 && sizeof(kvm_cpuid_entry2) == 40);
@@ -46,5 +57,11 @@ static_assert(kGetSupportedCpuid == 0xc008ae05ul);
 static_assert(kGetMsrs == 0xc008ae88ul);
 static_assert(kSetMsrs == 0x4008ae89ul);
 static_assert(kSetCpuid2 == 0x4008ae90ul);
+static_assert(kGetCpuid2 == 0xc008ae91ul);
+// kvm_xsave also ends in __DECLARE_FLEX_ARRAY, so KVM_GET_XSAVE & co. are wrong under C++ too.
+static_assert(sizeof(XsaveHeader) == 4096);
+static_assert(kGetXsave == 0x9000aea4ul);
+static_assert(kSetXsave == 0x5000aea5ul);
+static_assert(kGetXsave2 == 0x9000aecful);
 
 }  // namespace forkvm::kvm_abi

@@ -3,6 +3,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <utility>
@@ -115,6 +116,57 @@ size_t VcpuFd::get_msrs(std::vector<kvm_msr_entry>& entries) const {
 uint32_t VcpuFd::get_tsc_khz() const noexcept {
   const int r = ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
   return r > 0 ? static_cast<uint32_t>(r) : 0;
+}
+
+void VcpuFd::set_tsc_khz(uint32_t khz) const {
+  if (ioctl(fd_.get(), KVM_SET_TSC_KHZ, static_cast<unsigned long>(khz)) < 0) {
+    throw KvmError("KVM_SET_TSC_KHZ", errno);
+  }
+}
+
+std::vector<kvm_cpuid_entry2> VcpuFd::get_cpuid2() const {
+  // KVM_MAX_CPUID_ENTRIES is 256; the kernel fails with E2BIG if nent is below what was set.
+  constexpr uint32_t kMax = 256;
+  FlexBuffer<kvm_abi::Cpuid2Header, kvm_cpuid_entry2> buf(kMax);
+  buf.header()->nent = kMax;
+  if (ioctl(fd_.get(), kvm_abi::kGetCpuid2, buf.header()) < 0) {
+    throw KvmError("KVM_GET_CPUID2", errno);
+  }
+  const uint32_t n = std::min(buf.header()->nent, kMax);
+  return {buf.entries(), buf.entries() + n};
+}
+
+std::vector<uint8_t> VcpuFd::get_xsave(uint32_t xsave2_size) const {
+  const size_t size = std::max<size_t>(sizeof(kvm_abi::XsaveHeader), xsave2_size);
+  std::vector<uint8_t> area(size);
+  const unsigned long req = xsave2_size != 0 ? kvm_abi::kGetXsave2 : kvm_abi::kGetXsave;
+  if (ioctl(fd_.get(), req, area.data()) < 0) {
+    throw KvmError(xsave2_size != 0 ? "KVM_GET_XSAVE2" : "KVM_GET_XSAVE", errno);
+  }
+  return area;
+}
+
+void VcpuFd::set_xsave(std::span<const uint8_t> area, uint32_t xsave2_size) const {
+  const size_t size = std::max<size_t>(sizeof(kvm_abi::XsaveHeader), xsave2_size);
+  if (area.size() > size) throw KvmError("KVM_SET_XSAVE (area larger than the kernel's)", E2BIG);
+  std::vector<uint8_t> buf(size, 0);
+  std::copy(area.begin(), area.end(), buf.begin());
+  if (ioctl(fd_.get(), kvm_abi::kSetXsave, buf.data()) < 0) throw KvmError("KVM_SET_XSAVE", errno);
+}
+
+kvm_xcrs VcpuFd::get_xcrs() const { return get<kvm_xcrs>(fd_.get(), KVM_GET_XCRS, "KVM_GET_XCRS"); }
+void VcpuFd::set_xcrs(const kvm_xcrs& x) const { set(fd_.get(), KVM_SET_XCRS, x, "KVM_SET_XCRS"); }
+kvm_debugregs VcpuFd::get_debugregs() const {
+  return get<kvm_debugregs>(fd_.get(), KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS");
+}
+void VcpuFd::set_debugregs(const kvm_debugregs& d) const {
+  set(fd_.get(), KVM_SET_DEBUGREGS, d, "KVM_SET_DEBUGREGS");
+}
+kvm_vcpu_events VcpuFd::get_vcpu_events() const {
+  return get<kvm_vcpu_events>(fd_.get(), KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS");
+}
+void VcpuFd::set_vcpu_events(const kvm_vcpu_events& e) const {
+  set(fd_.get(), KVM_SET_VCPU_EVENTS, e, "KVM_SET_VCPU_EVENTS");
 }
 
 void VcpuFd::set_immediate_exit(bool on) noexcept {

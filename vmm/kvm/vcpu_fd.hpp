@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "vmm/kvm/fd.hpp"
@@ -41,6 +42,23 @@ class VcpuFd {
   size_t get_msrs(std::vector<kvm_msr_entry>& entries) const;
   /// KVM_GET_TSC_KHZ: the guest TSC frequency, 0 when unknown.
   uint32_t get_tsc_khz() const noexcept;
+  /// KVM_SET_TSC_KHZ (needs KVM_CAP_TSC_CONTROL unless `khz` is the host's own frequency).
+  void set_tsc_khz(uint32_t khz) const;
+
+  /// KVM_GET_CPUID2: the leaves last set with KVM_SET_CPUID2 (empty before any).
+  std::vector<kvm_cpuid_entry2> get_cpuid2() const;
+  /// The XSAVE area: KVM_GET_XSAVE2 with `xsave2_size` bytes (VmFd::xsave2_size()) when that is
+  /// non-zero, else KVM_GET_XSAVE (4096 bytes).
+  std::vector<uint8_t> get_xsave(uint32_t xsave2_size) const;
+  /// KVM_SET_XSAVE. The kernel reads max(4096, xsave2_size) bytes, so `area` is copied into a
+  /// zero-padded buffer of that size; an `area` larger than that throws KvmError (E2BIG).
+  void set_xsave(std::span<const uint8_t> area, uint32_t xsave2_size) const;
+  kvm_xcrs get_xcrs() const;                               ///< KVM_GET_XCRS
+  void set_xcrs(const kvm_xcrs& xcrs) const;               ///< KVM_SET_XCRS
+  kvm_debugregs get_debugregs() const;                     ///< KVM_GET_DEBUGREGS
+  void set_debugregs(const kvm_debugregs& regs) const;     ///< KVM_SET_DEBUGREGS
+  kvm_vcpu_events get_vcpu_events() const;                 ///< KVM_GET_VCPU_EVENTS
+  void set_vcpu_events(const kvm_vcpu_events& ev) const;   ///< KVM_SET_VCPU_EVENTS
 
   /// KVM_RUN, decoded. Never throws: failures come back as RunFailed. The spans inside the
   /// returned exit point into kvm_run and stay valid until the next run().

@@ -79,6 +79,47 @@ void VmFd::register_irqfd(int fd, uint32_t gsi) const {
   if (ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) throw KvmError("KVM_IRQFD", errno);
 }
 
+int VmFd::check_extension(int cap) const noexcept {
+  const int r = ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap);
+  return r < 0 ? 0 : r;
+}
+
+uint32_t VmFd::xsave2_size() const noexcept {
+  const int r = check_extension(KVM_CAP_XSAVE2);
+  return r > 0 ? static_cast<uint32_t>(r) : 0;
+}
+
+kvm_irqchip VmFd::get_irqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  if (ioctl(fd_.get(), KVM_GET_IRQCHIP, &chip) < 0) throw KvmError("KVM_GET_IRQCHIP", errno);
+  return chip;
+}
+
+void VmFd::set_irqchip(const kvm_irqchip& chip) const {
+  if (ioctl(fd_.get(), KVM_SET_IRQCHIP, &chip) < 0) throw KvmError("KVM_SET_IRQCHIP", errno);
+}
+
+kvm_pit_state2 VmFd::get_pit2() const {
+  kvm_pit_state2 pit{};
+  if (ioctl(fd_.get(), KVM_GET_PIT2, &pit) < 0) throw KvmError("KVM_GET_PIT2", errno);
+  return pit;
+}
+
+void VmFd::set_pit2(const kvm_pit_state2& pit) const {
+  if (ioctl(fd_.get(), KVM_SET_PIT2, &pit) < 0) throw KvmError("KVM_SET_PIT2", errno);
+}
+
+kvm_clock_data VmFd::get_clock() const {
+  kvm_clock_data clock{};
+  if (ioctl(fd_.get(), KVM_GET_CLOCK, &clock) < 0) throw KvmError("KVM_GET_CLOCK", errno);
+  return clock;
+}
+
+void VmFd::set_clock(const kvm_clock_data& clock) const {
+  if (ioctl(fd_.get(), KVM_SET_CLOCK, &clock) < 0) throw KvmError("KVM_SET_CLOCK", errno);
+}
+
 VcpuFd VmFd::create_vcpu(uint32_t id) const {
   const int fd = ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
   if (fd < 0) throw KvmError("KVM_CREATE_VCPU", errno);

@@ -41,6 +41,20 @@ class VmFd {
   /// KVM asserts then deasserts the line). Needs the irqchip. Closing the eventfd detaches it.
   /// Throws KvmError.
   void register_irqfd(int fd, uint32_t gsi) const;
+  /// KVM_CHECK_EXTENSION on the VM fd (some answers, e.g. KVM_CAP_XSAVE2, are per VM); 0 when
+  /// unsupported.
+  int check_extension(int cap) const noexcept;
+  /// Bytes KVM_GET_XSAVE2/KVM_SET_XSAVE transfer (KVM_CAP_XSAVE2), or 0 without XSAVE2.
+  uint32_t xsave2_size() const noexcept;
+  /// KVM_GET_IRQCHIP for `chip_id` (KVM_IRQCHIP_PIC_MASTER, _PIC_SLAVE or _IOAPIC).
+  kvm_irqchip get_irqchip(uint32_t chip_id) const;
+  /// KVM_SET_IRQCHIP; `chip.chip_id` says which chip.
+  void set_irqchip(const kvm_irqchip& chip) const;
+  kvm_pit_state2 get_pit2() const;                 ///< KVM_GET_PIT2
+  void set_pit2(const kvm_pit_state2& pit) const;  ///< KVM_SET_PIT2
+  kvm_clock_data get_clock() const;                ///< KVM_GET_CLOCK (kvmclock)
+  void set_clock(const kvm_clock_data& clock) const;  ///< KVM_SET_CLOCK
+
   /// KVM_CREATE_VCPU with the given vCPU id, and maps its kvm_run.
   VcpuFd create_vcpu(uint32_t id) const;
 

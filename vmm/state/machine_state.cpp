@@ -1,0 +1,27 @@
+#include "vmm/state/machine_state.hpp"
+
+#include <string>
+
+#include "forkvm/errors.hpp"
+
+namespace forkvm::state {
+
+MachineState MachineState::capture(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds,
+                                   std::span<const uint32_t> msrs) {
+  MachineState m;
+  m.vcpus.reserve(vcpu_fds.size());
+  for (const VcpuFd* vcpu : vcpu_fds) m.vcpus.push_back(VcpuState::capture(vm_fd, *vcpu, msrs));
+  m.vm = VmKernelState::capture(vm_fd);
+  return m;
+}
+
+void MachineState::restore(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const {
+  if (vcpu_fds.size() != vcpus.size()) {
+    throw SnapshotError("machine state: the snapshot has " + std::to_string(vcpus.size()) +
+                        " vCPUs but the VM has " + std::to_string(vcpu_fds.size()));
+  }
+  for (size_t i = 0; i < vcpus.size(); ++i) vcpus[i].restore(vm_fd, *vcpu_fds[i]);  // 1
+  vm.restore(vm_fd);                                                               // 2
+}
+
+}  // namespace forkvm::state

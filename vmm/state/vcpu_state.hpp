@@ -1,0 +1,77 @@
+// VcpuState: everything KVM holds for one x86-64 vCPU, captured while the vCPU is paused (not
+// inside KVM_RUN) and restored into a freshly created vCPU of a VM that already has its
+// in-kernel irqchip.
+//
+// Restore order (VcpuState::restore), Firecracker's (src/vmm/src/arch/x86_64/vcpu.rs), each step
+// with the reason it cannot move:
+//   0. TSC frequency (KVM_SET_TSC_KHZ, only when it differs): the TSC MSR value written in step 9
+//      is scaled by it.
+//   1. CPUID: KVM validates later state (XSAVE features, XCR0, MSRs such as SPEC_CTRL or
+//      TSC_AUX) against the guest's CPUID.
+//   2. MP_STATE.
+//   3. REGS: KVM_SET_REGS clears pending exceptions, so it must precede VCPU_EVENTS.
+//   4. SREGS: sets CR0/CR4/EFER and the APIC base (xAPIC/x2APIC mode), which LAPIC needs.
+//   5. XSAVE (FPU, SSE, AVX, ... state), then
+//   6. XCRS (XCR0): after XSAVE, whose header's component bitmap must agree with CPUID.
+//   7. DEBUGREGS.
+//   8. LAPIC: after SREGS (APIC mode) and before MSRS (TSC_DEADLINE arms the LAPIC timer only
+//      when the LVT timer is already in TSC-deadline mode).
+//   9. MSRS, in restore_order(): TSC first, TSC_DEADLINE last, ASYNC_PF_INT before _EN.
+//  10. VCPU_EVENTS last: pending/injected exceptions, NMIs and interrupts, the interrupt shadow
+//      and SMM state, which every earlier step could otherwise clear.
+// Capture reads the same items in the same order. VM-wide state (irqchips, PIT, kvmclock) is
+// restored after every vCPU: see machine_state.hpp.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace forkvm {
+class VcpuFd;
+class VmFd;
+}  // namespace forkvm
+
+namespace forkvm::state {
+
+/// Bytes of the legacy XSAVE area (struct kvm_xsave); KVM_CAP_XSAVE2 areas are larger.
+inline constexpr size_t kXsaveLegacySize = 4096;
+/// Upper bound accepted for an XSAVE area from a snapshot (AMX needs ~11 KiB).
+inline constexpr size_t kXsaveMaxSize = 64 * 1024;
+/// KVM_MAX_CPUID_ENTRIES.
+inline constexpr size_t kMaxCpuidEntries = 256;
+/// Upper bound on MSRs in one snapshot (KVM_GET_MSR_INDEX_LIST is far smaller).
+inline constexpr size_t kMaxMsrs = 1024;
+
+/// The complete KVM state of one vCPU.
+struct VcpuState {
+  uint32_t tsc_khz = 0;                   ///< KVM_GET_TSC_KHZ; 0 = unknown (then not restored)
+  std::vector<kvm_cpuid_entry2> cpuid;    ///< KVM_GET_CPUID2: the leaves that were set
+  kvm_mp_state mp_state{};
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  std::vector<uint8_t> xsave;             ///< 4096 bytes, or the KVM_CAP_XSAVE2 size
+  kvm_xcrs xcrs{};
+  kvm_debugregs debugregs{};
+  kvm_lapic_state lapic{};
+  std::vector<kvm_msr_entry> msrs;        ///< in restore_order()
+  kvm_vcpu_events events{};
+
+  /// Reads the state of `vcpu` (which must not be running) in the documented order. `msrs` are
+  /// the indices to save (msrs_to_save()); KvmError if KVM_GET_MSRS does not return every one.
+  /// VCPU_EVENTS are saved with KVM_VCPUEVENT_VALID_NMI_PENDING and _SIPI_VECTOR added to their
+  /// flags, so that restoring them also restores a pending NMI and the SIPI vector.
+  static VcpuState capture(const VmFd& vm, const VcpuFd& vcpu, std::span<const uint32_t> msrs);
+
+  /// Writes this state into `vcpu` (of `vm`) in the documented order. Throws KvmError when KVM
+  /// refuses a step (the message names the ioctl) and SnapshotError when the XSAVE area is
+  /// larger than this host's KVM uses.
+  void restore(const VmFd& vm, const VcpuFd& vcpu) const;
+};
+
+/// Field-by-field equality (padding ignored), for tests and save/restore/save checks.
+bool operator==(const VcpuState& a, const VcpuState& b);
+
+}  // namespace forkvm::state
