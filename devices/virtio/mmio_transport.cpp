@@ -318,18 +318,16 @@ bool VirtioMmioTransport::advance_status(uint32_t bit) {
   return true;
 }
 
+uint64_t VirtioMmioTransport::current_epoch() const {
+  std::lock_guard fault_lock(fault_->mu);
+  return fault_->epoch;
+}
+
 void VirtioMmioTransport::activate() {
-  uint64_t epoch = 0;
-  {
-    std::lock_guard fault_lock(fault_->mu);
-    epoch = fault_->epoch;
-  }
-  VirtioActivation a;
-  a.memory = &memory_;
-  a.acked_features = driver_features_;
-  a.interrupt = interrupt_;
+  const uint64_t epoch = current_epoch();
   // Queues the driver enabled are validated; the others go to the device unvalidated, so
   // they are never ready() and pop nothing, and the vector stays indexed by queue number.
+  std::vector<Queue> queues;
   for (size_t i = 0; i < queues_.size(); ++i) {
     Queue q = queues_[i];
     if (queue_ready_[i] && !q.validate(memory_)) {
@@ -337,9 +335,19 @@ void VirtioMmioTransport::activate() {
                       "queue " + std::to_string(i) + ": " + q.error_reason());
       return;
     }
-    a.queues.push_back(std::move(q));
-    a.queue_events.push_back(queue_events_[i].fd());
+    queues.push_back(std::move(q));
   }
+  const std::string failure = start_device(std::move(queues), epoch);
+  if (!failure.empty()) set_needs_reset(fault_, interrupt_, epoch, name_, failure);
+}
+
+std::string VirtioMmioTransport::start_device(std::vector<Queue> queues, uint64_t epoch) {
+  VirtioActivation a;
+  a.memory = &memory_;
+  a.acked_features = driver_features_;
+  a.interrupt = interrupt_;
+  a.queues = std::move(queues);
+  for (const auto& e : queue_events_) a.queue_events.push_back(e.fd());
   a.needs_reset = [fault = fault_, interrupt = interrupt_, epoch,
                    name = name_](const std::string& reason) {
     set_needs_reset(fault, interrupt, epoch, name, reason);
@@ -347,13 +355,18 @@ void VirtioMmioTransport::activate() {
   try {
     device_->activate(std::move(a));
     activated_ = true;
+    return {};
   } catch (const std::exception& e) {
     device_->reset();  // stop anything a half-done activation started
-    set_needs_reset(fault_, interrupt_, epoch, name_, std::string("activation failed: ") + e.what());
+    return std::string("activation failed: ") + e.what();
   } catch (...) {
     device_->reset();
-    set_needs_reset(fault_, interrupt_, epoch, name_, "activation failed");
+    return "activation failed";
   }
+}
+
+void VirtioMmioTransport::kick_all_queues() const noexcept {
+  for (const auto& e : queue_events_) e.signal();
 }
 
 void VirtioMmioTransport::set_needs_reset(const std::shared_ptr<Fault>& fault,
@@ -382,6 +395,8 @@ void VirtioMmioTransport::reset_locked() noexcept {
   // still held from the old activation is ignored.
   if (activated_) device_->reset();
   activated_ = false;
+  quiesced_ = false;
+  live_queues_.clear();
   {
     std::lock_guard fault_lock(fault_->mu);
     ++fault_->epoch;

@@ -134,6 +134,66 @@ class VirtioMmioTransport : public BusDevice {
   /// returns no device thread touches guest memory. Idempotent, never throws.
   void reset_device() noexcept;
 
+  /// One queue's part of the snapshot state.
+  struct QueueEntry {
+    bool enabled = false;  ///< The QueueReady register (the driver enabled the queue).
+    Queue::State queue;    ///< Configuration, and progress once activated.
+    /// Field equality.
+    bool operator==(const QueueEntry&) const = default;
+  };
+
+  /// Snapshot state of the register file, the queues and the interrupt status. The device's own
+  /// state (vsock: VsockDevice::State) is saved separately. Restoring needs a transport built
+  /// for the same kind of device (device_id) with the same number of queues.
+  struct State {
+    uint32_t device_id = 0;            ///< DeviceID of the device behind the transport.
+    uint32_t status = 0;               ///< Status bits the driver set (not DEVICE_NEEDS_RESET).
+    bool needs_reset = false;          ///< DEVICE_NEEDS_RESET is set.
+    std::string needs_reset_reason;    ///< Why (empty when not set).
+    bool activated = false;            ///< DRIVER_OK was accepted and the device activated.
+    uint32_t device_features_sel = 0;  ///< DeviceFeaturesSel.
+    uint32_t driver_features_sel = 0;  ///< DriverFeaturesSel.
+    uint64_t driver_features = 0;      ///< Features the driver accepted (subset of offered).
+    uint32_t queue_sel = 0;            ///< QueueSel (any value; checked when used).
+    std::vector<QueueEntry> queues;    ///< One per queue, in index order.
+    uint32_t interrupt_status = 0;     ///< InterruptStatus (VirtioInterrupt bits).
+    /// Field equality.
+    bool operator==(const State&) const = default;
+  };
+
+  /// Longest needs_reset_reason a restored state may carry.
+  static constexpr size_t kMaxReasonBytes = 4096;
+
+  /// Snapshot step 1, with the vCPUs paused and before the vCPU/VM state and guest memory are
+  /// captured: stops an activated device and takes its queues back (VirtioDevice::quiesce; the
+  /// vsock device posts TRANSPORT_RESET and raises the interrupt here, which must reach the
+  /// saved irqchip state and memory). Does nothing when the device is not activated or already
+  /// quiesced. Throws SnapshotError when the device has no snapshot support (it keeps running)
+  /// or hands back the wrong number of queues (it is then stopped; resume() restarts it).
+  void quiesce();
+  /// Whether quiesce() has stopped the device and resume() has not yet restarted it.
+  bool quiesced() const;
+  /// Captures the transport. Throws SnapshotError when the device is activated but not
+  /// quiesced (its queues are moving under a running worker).
+  State save_state() const;
+  /// Snapshot step 3 for the VM that keeps running: re-activates the device with the queues
+  /// quiesce() took back, without any driver handshake, and re-kicks every queue so the device
+  /// looks at what the driver queued meanwhile. A device whose DEVICE_NEEDS_RESET is set stays
+  /// stopped. Does nothing unless quiesced. Never throws; an activation failure becomes
+  /// DEVICE_NEEDS_RESET as at DRIVER_OK.
+  void resume() noexcept;
+  /// Restores `state` into a transport that was just built and never used by a driver. All
+  /// checks happen before anything changes: device_id and queue count match, the status is a
+  /// legal step of the virtio 1.2 §3.1.1 sequence (optionally with FAILED), driver features are
+  /// a subset of the device's and include VERSION_1 from FEATURES_OK on, `activated` implies
+  /// DRIVER_OK, only queues of an activated transport are ready, each queue passes
+  /// Queue::restore_state (rings inside guest memory, size <= QueueNumMax), InterruptStatus has
+  /// only defined bits. A state that was activated (without DEVICE_NEEDS_RESET) activates the
+  /// device with the restored queues, then every queue is re-kicked and a pending interrupt
+  /// raised again. Throws SnapshotError naming the device and field; an activation failure
+  /// throws too, after resetting the transport.
+  void restore_state(const State& state);
+
  private:
   /// DEVICE_NEEDS_RESET is set from device threads (the needs_reset callback) without the
   /// register mutex: the device may call it from inside activate() (which runs under that
@@ -153,6 +213,13 @@ class VirtioMmioTransport : public BusDevice {
   void write_status(uint32_t value);
   bool advance_status(uint32_t bit);
   void activate();
+  /// Hands `queues` to the device with a fresh VirtioActivation for `epoch`. Returns an empty
+  /// string on success (activated_ is set) or why activate() failed (the device was reset).
+  std::string start_device(std::vector<Queue> queues, uint64_t epoch);
+  /// Signals every queue's eventfd: the device re-reads every ring.
+  void kick_all_queues() const noexcept;
+  uint64_t current_epoch() const;
+  void check_restorable(const State& state, std::vector<Queue>& restored) const;
   void reset_locked() noexcept;
   /// Sets DEVICE_NEEDS_RESET for `epoch` (ignored when stale) and raises a config interrupt.
   static void set_needs_reset(const std::shared_ptr<Fault>& fault,
@@ -179,6 +246,8 @@ class VirtioMmioTransport : public BusDevice {
   uint32_t queue_sel_ = 0;
   std::vector<Queue> queues_;     // configuration only; copies go to the device
   std::vector<bool> queue_ready_;
+  bool quiesced_ = false;         // quiesce() took the device's queues; resume() gives them back
+  std::vector<Queue> live_queues_;  // the device's queues while quiesced
 
   std::atomic<uint64_t> ignored_{0};
 };

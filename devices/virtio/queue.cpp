@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "forkvm/errors.hpp"
 #include "vmm/guest_memory.hpp"
 
 namespace forkvm {
@@ -182,6 +183,88 @@ bool Queue::add_used(const GuestMemory& mem, uint16_t head, uint32_t len) {
   next_used_ = new_idx;
   --in_flight_;
   return true;
+}
+
+bool Queue::undo_pop() noexcept {
+  if (in_flight_ == 0) return false;
+  --next_avail_;
+  --in_flight_;
+  return true;
+}
+
+std::optional<uint16_t> Queue::driver_avail_idx(const GuestMemory& mem) const noexcept {
+  if (!ready()) return std::nullopt;
+  uint16_t idx = 0;
+  if (!read_u16(mem, avail_ring_ + kRingIdxOffset, idx)) return std::nullopt;
+  // Acquire: whatever the driver published before bumping idx is visible after this read.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return idx;
+}
+
+Queue::State Queue::save_state() const noexcept {
+  State s;
+  s.size = size_;
+  s.desc_table = desc_table_;
+  s.avail_ring = avail_ring_;
+  s.used_ring = used_ring_;
+  s.ready = ready();
+  s.next_avail = next_avail_;
+  s.next_used = next_used_;
+  s.in_flight = in_flight_;
+  s.error = error_;
+  return s;
+}
+
+void Queue::check_state(const State& s, std::string_view component) {
+  auto reject = [component](const std::string& what) {
+    throw SnapshotError("snapshot: " + std::string(component) + ": " + what);
+  };
+  // Sizes of a queue that is not ready are whatever the driver wrote to QueueNum (validate()
+  // refuses a bad one at activation, as it would have before the snapshot).
+  constexpr uint32_t kLargestSize = 32768;  // virtio 1.2 §2.7: Queue Size at most 32768
+  if (s.ready && s.size > kLargestSize) reject("size " + std::to_string(s.size) + " above 32768");
+  if (s.error != QueueError::kNone && s.ready) reject("a broken queue cannot be ready");
+  if (s.ready) {
+    if (s.size == 0 || (s.size & (s.size - 1)) != 0) {
+      reject("ready queue with size " + std::to_string(s.size) + ", not a power of two");
+    }
+    if (s.desc_table % kDescAlign != 0) reject("desc_table " + hex(s.desc_table) + " misaligned");
+    if (s.avail_ring % kAvailAlign != 0) reject("avail_ring " + hex(s.avail_ring) + " misaligned");
+    if (s.used_ring % kUsedAlign != 0) reject("used_ring " + hex(s.used_ring) + " misaligned");
+  }
+  if (s.in_flight > s.size) {
+    reject("in_flight " + std::to_string(s.in_flight) + " above size " + std::to_string(s.size));
+  }
+  if (static_cast<uint16_t>(s.next_avail - s.next_used) != s.in_flight) {
+    reject("next_avail " + std::to_string(s.next_avail) + " - next_used " +
+           std::to_string(s.next_used) + " != in_flight " + std::to_string(s.in_flight));
+  }
+  if (!s.ready && s.error == QueueError::kNone && (s.next_avail != 0 || s.next_used != 0)) {
+    // Progress is only made by a validated queue; a never-activated one is still at zero.
+    reject("progress recorded on a queue that was never ready");
+  }
+}
+
+void Queue::restore_state(const State& s, const GuestMemory& mem, std::string_view component) {
+  check_state(s, component);
+  if (s.ready && s.size > max_size_) {
+    throw SnapshotError("snapshot: " + std::string(component) + ": size " +
+                        std::to_string(s.size) + " above this queue's max " +
+                        std::to_string(max_size_));
+  }
+  Queue q(max_size_, max_request_bytes_);
+  q.size_ = s.size;
+  q.desc_table_ = s.desc_table;
+  q.avail_ring_ = s.avail_ring;
+  q.used_ring_ = s.used_ring;
+  q.next_avail_ = s.next_avail;
+  q.next_used_ = s.next_used;
+  q.in_flight_ = s.in_flight;
+  if (s.ready && !q.validate(mem)) {
+    throw SnapshotError("snapshot: " + std::string(component) + ": " + q.error_reason());
+  }
+  if (s.error != QueueError::kNone) q.fail(s.error, "restored from a snapshot");
+  *this = std::move(q);
 }
 
 }  // namespace forkvm

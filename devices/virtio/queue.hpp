@@ -101,6 +101,46 @@ class Queue {
   /// Device reset (virtio 1.2 §2.4): back to max size, zero addresses, not ready, not broken.
   void reset() noexcept;
 
+  /// Gives back the chain pop() returned last, as if it had never been taken (Firecracker's
+  /// undo_pop): for a device that popped a buffer it cannot fill before a snapshot. Only valid
+  /// right after that pop, with no add_used() in between. Returns false (and changes nothing)
+  /// when nothing is in flight.
+  bool undo_pop() noexcept;
+
+  /// The driver's avail->idx as it is in guest memory now (acquire), or nullopt when the queue
+  /// is not ready or the read fails. Does not consume anything.
+  std::optional<uint16_t> driver_avail_idx(const GuestMemory& mem) const noexcept;
+
+  /// Snapshot state: the configuration the driver wrote and the device's progress. The reason
+  /// string of a broken queue is not kept; a restored broken queue reports its QueueError.
+  struct State {
+    uint16_t size = 0;         ///< QueueNum (number of descriptors).
+    uint64_t desc_table = 0;   ///< Descriptor table address.
+    uint64_t avail_ring = 0;   ///< Available ring address.
+    uint64_t used_ring = 0;    ///< Used ring address.
+    bool ready = false;        ///< Validated at activation and not broken.
+    uint16_t next_avail = 0;   ///< Next available-ring position to read.
+    uint16_t next_used = 0;    ///< Next used-ring position to write.
+    uint16_t in_flight = 0;    ///< Chains popped and not yet returned.
+    QueueError error = QueueError::kNone;  ///< Why the queue broke (kNone when healthy).
+    /// Field equality.
+    bool operator==(const State&) const = default;
+  };
+
+  /// Captures the configuration and progress.
+  State save_state() const noexcept;
+  /// Checks `state` for consistency without a queue or memory: a ready queue has a power-of-two
+  /// size in [1, 32768] and aligned rings, next_avail - next_used == in_flight (mod 2^16, each
+  /// pop adds one to both next_avail and in_flight, each add_used moves one from in_flight to
+  /// next_used), in_flight <= size, and a broken queue is not ready. Throws SnapshotError
+  /// starting with `component`. The size of a queue that is not ready is not checked: it is
+  /// whatever the driver wrote, and validate() judges it at activation.
+  static void check_state(const State& state, std::string_view component);
+  /// Replaces this queue's configuration and progress with `state` (check_state(), plus size <=
+  /// max_size() when ready). A ready state is re-validated against `mem` (rings inside guest RAM); failing
+  /// that throws SnapshotError, as does any other check, leaving the queue unchanged.
+  void restore_state(const State& state, const GuestMemory& mem, std::string_view component);
+
  private:
   void fail(QueueError e, std::string_view detail);
 

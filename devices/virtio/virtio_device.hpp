@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "devices/virtio/queue.hpp"
+#include "forkvm/errors.hpp"
 
 namespace forkvm {
 
@@ -64,6 +65,15 @@ class VirtioInterrupt {
   void ack(uint32_t bits) noexcept { status_.fetch_and(~bits, std::memory_order_acq_rel); }
   /// Clears everything (device reset).
   void clear() noexcept { status_.store(0, std::memory_order_release); }
+  /// Snapshot restore: sets InterruptStatus to `bits` without raising the line (retrigger()
+  /// does that once the device runs again).
+  void restore(uint32_t bits) noexcept { status_.store(bits, std::memory_order_release); }
+  /// Raises the line again when a status bit is pending: after a restore the edge the guest
+  /// may not have taken before the snapshot is delivered anew (a spurious one is harmless: the
+  /// driver reads InterruptStatus and finds what it finds).
+  void retrigger() noexcept {
+    if (status() != 0 && trigger_) trigger_->trigger();
+  }
 
  private:
   void signal(uint32_t bit) noexcept {
@@ -124,6 +134,20 @@ class VirtioDevice {
   /// Stops serving and forgets the queues (driver wrote status 0, or VM teardown). Must be
   /// synchronous: when it returns no device thread touches guest memory any more.
   virtual void reset() noexcept = 0;
+
+  /// Snapshot support, called by the transport on an activated device with the vCPUs paused:
+  /// stops serving (synchronously, as reset()) and hands back the queues activate() was given,
+  /// with their progress (next_avail, next_used, in_flight), in queue-index order. A chain the
+  /// device popped but could not use is given back (Queue::undo_pop), so the saved queues have
+  /// nothing in flight that the device would forget. Device-specific snapshot work happens here,
+  /// before the transport's state is saved, so that it is in the snapshot: the vsock device
+  /// closes its host connections and posts VIRTIO_VSOCK_EVENT_TRANSPORT_RESET. The transport
+  /// later re-activates the device with these queues (the original VM continuing) or a
+  /// restored transport activates a fresh device with them. The default refuses: a device
+  /// without snapshot support throws SnapshotError and keeps running.
+  virtual std::vector<Queue> quiesce() {
+    throw SnapshotError("snapshot: virtio-" + name() + ": this device does not support snapshots");
+  }
 };
 
 }  // namespace forkvm
