@@ -98,6 +98,15 @@ class VsockMuxer {
   /// Live connections (not counting pending CONNECT lines).
   size_t connection_count() const noexcept { return conns_.size(); }
 
+  /// The local port the next host-initiated connection will try first, in [kFirstLocalPort,
+  /// kEndLocalPort). Carried across activations and snapshots so ports are not reused soon
+  /// after a restore (Firecracker PR #5688).
+  uint32_t next_local_port() const noexcept { return next_local_port_; }
+  /// Sets it; a value outside [kFirstLocalPort, kEndLocalPort) restarts at kFirstLocalPort.
+  void set_next_local_port(uint32_t port) noexcept {
+    next_local_port_ = port >= kFirstLocalPort && port < kEndLocalPort ? port : kFirstLocalPort;
+  }
+
  private:
   /// (local_port, peer_port): host port first, guest port second.
   using Key = std::pair<uint32_t, uint32_t>;

@@ -1,8 +1,11 @@
 #include "devices/virtio/vsock/vsock_device.hpp"
 
 #include <atomic>
+#include <cstdio>
 #include <mutex>
+#include <optional>
 
+#include "devices/virtio/chain_io.hpp"
 #include "devices/virtio/vsock/packet.hpp"
 #include "devices/virtio/vsock/unix_socket.hpp"
 #include "devices/virtio/vsock/vsock_error.hpp"
@@ -16,8 +19,22 @@ struct VsockDevice::Impl {
   const uint64_t guest_cid;
   vsock::UnixListener listener;  // lives as long as the device, across resets
   std::atomic<uint64_t> refused{0};
-  std::mutex mu;                 // serializes activate() and reset()
+  std::mutex mu;                 // serializes activate(), reset() and the snapshot calls
   std::unique_ptr<vsock::VsockWorker> worker;
+  // Carried across activations (guarded by mu, read and written only while no worker runs).
+  uint32_t next_local_port = vsock::VsockMuxer::kFirstLocalPort;
+  vsock::ResetGate gate;
+  std::atomic<uint64_t> resets_lost{0};
+
+  /// Stops the worker and takes back what it carries across activations.
+  std::optional<vsock::VsockWorker::Finished> stop_worker() {
+    if (!worker) return std::nullopt;
+    auto f = worker->finish();
+    next_local_port = f.next_local_port;
+    gate = f.gate;
+    worker.reset();  // closes every connection socket: the host programs see EOF
+    return f;
+  }
 };
 
 namespace {
@@ -79,16 +96,102 @@ void VsockDevice::activate(VirtioActivation activation) {
     }
   }
   impl_->worker = std::make_unique<vsock::VsockWorker>(std::move(activation), impl_->guest_cid,
-                                                       impl_->listener, impl_->refused);
+                                                       impl_->listener, impl_->refused,
+                                                       impl_->next_local_port, impl_->gate);
 }
 
 void VsockDevice::reset() noexcept {
   std::lock_guard lock(impl_->mu);
-  impl_->worker.reset();  // joins the thread, then closes every connection
+  impl_->stop_worker();  // joins the thread, then closes every connection
+  impl_->gate = {};      // a reset driver starts afresh: there is no event to wait for
 }
 
 uint64_t VsockDevice::refused_packets() const noexcept {
   return impl_->refused.load(std::memory_order_relaxed);
+}
+
+namespace {
+
+/// Writes struct virtio_vsock_event { le32 id; } = TRANSPORT_RESET into the next event buffer
+/// and raises the interrupt. Returns the event queue's avail->idx afterwards, or nullopt when no
+/// buffer was available (or the queue is unusable).
+std::optional<uint16_t> post_transport_reset(VirtioActivation& a) {
+  Queue& evq = a.queues[VsockDevice::kEventQueue];
+  const GuestMemory& mem = *a.memory;
+  auto chain = evq.pop_chain(mem);
+  if (!chain) return std::nullopt;
+  Writer w(mem, *chain);
+  const uint32_t id = VsockDevice::kEventTransportReset;  // little-endian on x86
+  const bool written = w.write_obj(id);
+  // A buffer too small for the event goes back empty (len 0), as Linux's driver expects of any
+  // used event buffer it cannot parse; the reset is then not delivered.
+  if (!evq.add_used(mem, chain->head(), written ? sizeof(id) : 0)) return std::nullopt;
+  // After add_used published used->idx (release inside add_used).
+  if (a.interrupt) a.interrupt->signal_used_buffer();
+  if (!written) return std::nullopt;
+  const auto idx = evq.driver_avail_idx(mem);
+  return idx ? idx : std::optional<uint16_t>(evq.next_avail());
+}
+
+}  // namespace
+
+std::vector<Queue> VsockDevice::quiesce() {
+  std::lock_guard lock(impl_->mu);
+  auto f = impl_->stop_worker();
+  if (!f) throw SnapshotError("snapshot: vsock: quiesce of a device that is not activated");
+  VirtioActivation& a = f->activation;
+  if (a.queues.size() != 3 || a.memory == nullptr) {
+    throw SnapshotError("snapshot: vsock: the worker handed back an incomplete activation");
+  }
+  // After the worker stopped (nothing else writes the rings) and before the transport saves
+  // the queues, so the posted event is in the snapshot (Firecracker #4811: saving first left the
+  // restored VM without it on the second cycle).
+  if (const auto avail = post_transport_reset(a)) {
+    impl_->gate = vsock::ResetGate{true, *avail};
+  } else {
+    impl_->resets_lost.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr,
+                 "forkvm: vsock: no event buffer for TRANSPORT_RESET; the guest keeps stale "
+                 "connections until they get RST\n");
+  }
+  return std::move(a.queues);
+}
+
+VsockDevice::State VsockDevice::save_state() const {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->worker) {
+    throw SnapshotError("snapshot: vsock: the device is running; quiesce its transport first");
+  }
+  State s;
+  s.guest_cid = impl_->guest_cid;
+  s.next_local_port = impl_->next_local_port;
+  s.reset_pending = impl_->gate.armed;
+  s.reset_event_avail = impl_->gate.armed ? impl_->gate.event_avail : 0;
+  return s;
+}
+
+void VsockDevice::restore_state(const State& s) {
+  auto reject = [](const std::string& what) {
+    throw SnapshotError("snapshot: vsock: " + what);
+  };
+  if (s.guest_cid <= vsock::kHostCid || s.guest_cid >= 0xFFFF'FFFFull) {
+    reject("guest_cid " + std::to_string(s.guest_cid) + " is reserved");
+  }
+  if (s.next_local_port < vsock::VsockMuxer::kFirstLocalPort ||
+      s.next_local_port >= vsock::VsockMuxer::kEndLocalPort) {
+    reject("next_local_port " + std::to_string(s.next_local_port) + " outside [2^30, 2^31)");
+  }
+  if (!s.reset_pending && s.reset_event_avail != 0) {
+    reject("reset_event_avail set without reset_pending");
+  }
+  std::lock_guard lock(impl_->mu);
+  if (impl_->worker) reject("restore into a running device");
+  impl_->next_local_port = s.next_local_port;
+  impl_->gate = vsock::ResetGate{s.reset_pending, s.reset_event_avail};
+}
+
+uint64_t VsockDevice::reset_events_lost() const noexcept {
+  return impl_->resets_lost.load(std::memory_order_relaxed);
 }
 
 }  // namespace forkvm

@@ -68,6 +68,40 @@ class VsockDevice : public VirtioDevice {
   /// for tests and metrics.
   uint64_t refused_packets() const noexcept;
 
+  /// VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (virtio 1.2 §5.10.6.8): struct virtio_vsock_event's id.
+  static constexpr uint32_t kEventTransportReset = 0;
+
+  /// Snapshot state. Connections are never saved (Firecracker #2218: the control protocol does
+  /// not survive lost packets); the guest drops them on the TRANSPORT_RESET that quiesce()
+  /// posts, and keeps its listeners.
+  struct State {
+    uint64_t guest_cid = 0;        ///< The CID when the snapshot was taken (see restore_state).
+    uint32_t next_local_port = 0;  ///< Next host-side local port, in [2^30, 2^31).
+    bool reset_pending = false;    ///< TRANSPORT_RESET posted, not yet handled by the guest.
+    uint16_t reset_event_avail = 0;  ///< Event queue avail->idx right after it was posted.
+    /// Field equality.
+    bool operator==(const State&) const = default;
+  };
+
+  /// Snapshot (through VirtioMmioTransport::quiesce): stops the worker, closes every host
+  /// connection (host programs see EOF; they reconnect with a new CONNECT), then posts
+  /// TRANSPORT_RESET on the event queue and raises the interrupt, and arms the RX gate until the
+  /// guest has handled it. Returns the three queues. If the driver left no event buffer the
+  /// reset cannot be posted (counted in reset_events_lost()) and the gate keeps the state an
+  /// earlier, still unhandled reset left (open when there is none). Throws SnapshotError when
+  /// the device is not activated.
+  std::vector<Queue> quiesce() override;
+  /// Captures the device state. Throws SnapshotError while the worker runs (quiesce first).
+  State save_state() const;
+  /// Applies `state` to a device that is not activated, before its transport's restore_state()
+  /// activates it. The CID in `state` is checked (3 .. 2^32-2) but the device keeps the one it
+  /// was built with: a fork gets its own CID, and the guest re-reads guest_cid from config space
+  /// when it handles TRANSPORT_RESET (Linux virtio_vsock_update_guest_cid). Throws SnapshotError
+  /// on an invalid state or an activated device.
+  void restore_state(const State& state);
+  /// TRANSPORT_RESET events that could not be posted because the event queue had no buffer.
+  uint64_t reset_events_lost() const noexcept;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

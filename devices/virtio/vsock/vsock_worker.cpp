@@ -23,13 +23,16 @@ constexpr int kMaxWaitMs = 1000;
 }  // namespace
 
 VsockWorker::VsockWorker(VirtioActivation activation, uint64_t guest_cid,
-                         const UnixListener& listener, std::atomic<uint64_t>& refused)
+                         const UnixListener& listener, std::atomic<uint64_t>& refused,
+                         uint32_t next_local_port, ResetGate gate)
     : act_(std::move(activation)),
       guest_cid_(guest_cid),
       refused_(refused),
       muxer_(guest_cid, listener, epoll_),
       wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      gate_(gate),
       tx_payload_(kMaxPayload) {
+  muxer_.set_next_local_port(next_local_port);
   if (!wake_) throw VsockError(std::string("vsock: eventfd: ") + std::strerror(errno));
   for (uint64_t i = 0; i < act_.queue_events.size(); ++i) {
     if (!epoll_.add(act_.queue_events[i], EPOLLIN, i)) {
@@ -48,13 +51,40 @@ VsockWorker::VsockWorker(VirtioActivation activation, uint64_t guest_cid,
 }
 
 VsockWorker::~VsockWorker() {
+  stop();
+  // Members now die in reverse order: the muxer closes every connection socket, then the epoll
+  // set goes; the queues go back with act_.
+}
+
+void VsockWorker::stop() noexcept {
   // Release: the worker's acquire load of stop_ after the wake sees it.
   stop_.store(true, std::memory_order_release);
   const uint64_t one = 1;
   [[maybe_unused]] const ssize_t n = ::write(wake_.get(), &one, sizeof(one));
   if (thread_.joinable()) thread_.join();
-  // Members now die in reverse order: the muxer closes every connection socket, then the epoll
-  // set goes; the queues go back with act_.
+}
+
+VsockWorker::Finished VsockWorker::finish() noexcept {
+  stop();  // joined: from here on this thread owns the queues
+  if (held_rx_) {
+    // The buffer was the last one popped from RX (process_rx only pops when it has nothing
+    // held), so giving it back is exact: the driver still sees it as available.
+    act_.queues[VsockDevice::kRxQueue].undo_pop();
+    held_rx_.reset();
+  }
+  Finished f;
+  f.next_local_port = muxer_.next_local_port();
+  f.gate = gate_;
+  f.activation = std::move(act_);
+  return f;
+}
+
+bool VsockWorker::rx_allowed() noexcept {
+  if (!gate_.armed) return true;
+  const auto idx = act_.queues[VsockDevice::kEventQueue].driver_avail_idx(*act_.memory);
+  // An unreadable event queue cannot acknowledge anything: do not block RX forever on it.
+  if (!idx || *idx != gate_.event_avail) gate_.armed = false;
+  return !gate_.armed;
 }
 
 void VsockWorker::drain_eventfd(int fd) noexcept {
@@ -174,6 +204,9 @@ void VsockWorker::handle_tx_chain(const DescriptorChain& chain, Clock::time_poin
 
 bool VsockWorker::process_rx(Clock::time_point now) {
   if (failed_) return false;
+  // Until the guest has handled TRANSPORT_RESET nothing is delivered (the gate's comment says
+  // why). The event queue's notification wakes the loop, which comes back here.
+  if (!rx_allowed()) return false;
   Queue& q = act_.queues[VsockDevice::kRxQueue];
   const GuestMemory& mem = *act_.memory;
   bool used = false;

@@ -18,6 +18,19 @@
 
 namespace forkvm::vsock {
 
+/// The TRANSPORT_RESET gate (Firecracker PR #5882, #6100): after the device posted
+/// VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, nothing goes to the guest's RX queue until the guest has
+/// handled the event. Linux's driver re-posts the event buffer after handling it
+/// (virtio_transport_event_work: event_handle, then event_fill_one and a kick), so the gate
+/// opens when the event queue's avail->idx moves away from its value after the reset was posted.
+/// A REQUEST delivered earlier would be killed by the guest's reset a moment later.
+struct ResetGate {
+  bool armed = false;          ///< RX is blocked until the guest acknowledges.
+  uint16_t event_avail = 0;    ///< The event queue's avail->idx right after the reset was posted.
+  /// Field equality.
+  bool operator==(const ResetGate&) const = default;
+};
+
 /// Serves one activation. Construction starts the thread; destruction stops and joins it, then
 /// closes every connection: when the destructor returns nothing touches guest memory.
 class VsockWorker {
@@ -25,9 +38,20 @@ class VsockWorker {
   /// Takes `activation` (three ready queues, their eventfds, memory, interrupt, needs_reset),
   /// which the caller has checked. `refused` counts dropped or refused guest packets. Throws
   /// VsockError when the epoll set, the wake eventfd or the thread cannot be created.
+  /// `next_local_port` and `gate` carry over from the previous activation or a snapshot.
   VsockWorker(VirtioActivation activation, uint64_t guest_cid, const UnixListener& listener,
-              std::atomic<uint64_t>& refused);
+              std::atomic<uint64_t>& refused, uint32_t next_local_port, ResetGate gate);
   ~VsockWorker();
+
+  /// What a stopped worker hands back for a snapshot.
+  struct Finished {
+    VirtioActivation activation;  ///< The queues (a held RX buffer given back) and the rest.
+    uint32_t next_local_port = 0;  ///< The muxer's local-port cursor.
+    ResetGate gate;                ///< The gate as the worker left it.
+  };
+  /// Stops and joins the thread and hands back the activation. Connections stay open until the
+  /// worker is destroyed. Call at most once.
+  Finished finish() noexcept;
   VsockWorker(const VsockWorker&) = delete;
   VsockWorker& operator=(const VsockWorker&) = delete;
 
@@ -35,7 +59,10 @@ class VsockWorker {
   // epoll tokens below VsockMuxer::kListenerToken: the queue eventfds are 0..2, then wake.
   static constexpr uint64_t kWakeToken = 3;
 
+  void stop() noexcept;
   void run() noexcept;
+  /// Whether RX may deliver: the gate is open, or the guest has just acknowledged the reset.
+  bool rx_allowed() noexcept;
   void drain_eventfd(int fd) noexcept;
   void process_tx(Clock::time_point now);
   bool process_rx(Clock::time_point now);
@@ -50,6 +77,7 @@ class VsockWorker {
   VsockMuxer muxer_;
   Fd wake_;
   std::atomic<bool> stop_{false};
+  ResetGate gate_;
   bool failed_ = false;              // a queue broke: needs_reset was reported
   bool tx_deferred_ = false;         // TX stopped on backpressure with chains left
   std::optional<DescriptorChain> held_rx_;  // an RX buffer popped with nothing to put in it

@@ -47,6 +47,7 @@ class FakeDriver {
   static constexpr uint32_t kRxBufBytes = kHeaderBytes + 4096;
   static constexpr uint64_t kRxData = 0x200000;  // kSize buffers of 0x2000
   static constexpr uint64_t kTxData = 0x400000;  // kSize slots of 0x20000 (hdr + payload)
+  static constexpr uint64_t kEvData = 0x300000;  // kSize event buffers of 0x100
   static constexpr uint64_t kGuestCid = 3;
 
   FakeDriver() : mem_(GuestMemory::create_anonymous(kMemBytes)) {
@@ -83,6 +84,50 @@ class FakeDriver {
   }
 
   int interrupts() const { return trigger_->count.load(); }
+  /// The interrupt recorder, for a transport built over this driver's memory.
+  std::shared_ptr<InterruptTrigger> trigger() const { return trigger_; }
+  /// Sends later notifications to these eventfds (a transport's queue_event(q)) instead.
+  void redirect_notifications(int rx, int tx, int ev) {
+    notify_fd_[0] = rx;
+    notify_fd_[1] = tx;
+    notify_fd_[2] = ev;
+  }
+
+  // ---- ring layout (for programming a transport's queue registers) ----
+  static uint64_t desc(uint16_t q) { return 0x10000ull * (q + 1); }
+  static uint64_t avail(uint16_t q) { return desc(q) + 0x1000; }
+  static uint64_t used(uint16_t q) { return desc(q) + 0x2000; }
+
+  // ---- event queue ----
+
+  /// Posts `n` event buffers (8 writable bytes each; struct virtio_vsock_event is 4) and
+  /// notifies, as Linux's driver does at probe time.
+  void post_event(int n) {
+    for (int i = 0; i < n; ++i) {
+      const uint16_t id = static_cast<uint16_t>(ev_next_desc_++ % kSize);
+      write_desc(2, id, kEvData + 0x100ull * id, 8, kVirtqDescFWrite, 0);
+      publish(2, id);
+    }
+    notify(2);
+  }
+  /// Waits for the next used event buffer; returns {event id, used len} and remembers the
+  /// buffer for ack_event().
+  std::optional<std::pair<uint32_t, uint32_t>> recv_event(
+      std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    if (!wait_used(2, ev_seen_, timeout)) return std::nullopt;
+    const uint64_t slot = used(2) + 4 + 8ull * (ev_seen_ % kSize);
+    const auto id = mem_.read_obj<uint32_t>(slot);
+    const auto len = mem_.read_obj<uint32_t>(slot + 4);
+    ++ev_seen_;
+    last_event_desc_ = static_cast<uint16_t>(id);
+    return std::pair<uint32_t, uint32_t>{mem_.read_obj<uint32_t>(kEvData + 0x100ull * id), len};
+  }
+  /// The guest handled the event: re-posts its buffer and kicks the event queue (Linux
+  /// virtio_transport_event_work: event_handle, event_fill_one, virtqueue_kick).
+  void ack_event() {
+    publish(2, last_event_desc_);
+    notify(2);
+  }
   bool needs_reset() const { return needs_reset_.load(); }
   std::string reset_reason() {
     std::lock_guard lock(mu_);
@@ -175,6 +220,25 @@ class FakeDriver {
     return wait_used(1, static_cast<uint16_t>(tx_sent_ - 1), std::chrono::seconds(5));
   }
 
+  /// Puts a packet on the TX ring and notifies without waiting for the device (it may not be
+  /// running: a guest that queued a packet while the VM was being snapshotted).
+  void send_nowait(Header h) {
+    h.len = 0;
+    const HeaderBytes raw = encode(h);
+    const uint16_t slot = static_cast<uint16_t>(tx_sent_ % (kSize / 2));
+    const uint16_t d0 = static_cast<uint16_t>(2 * slot);
+    const uint64_t base = kTxData + 0x20000ull * slot;
+    mem_.write(base, raw);
+    write_desc(1, d0, base, static_cast<uint32_t>(raw.size()), 0, 0);
+    publish(1, d0);
+    ++tx_sent_;
+    notify(1);
+  }
+  /// Waits until the device has returned every TX packet sent so far.
+  bool wait_tx_consumed(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    return wait_used(1, static_cast<uint16_t>(tx_sent_ - 1), timeout);
+  }
+
   /// Puts a head index >= the queue size on the TX available ring (a malformed queue).
   void send_bad_head() {
     publish(1, static_cast<uint16_t>(kSize + 5));
@@ -182,10 +246,6 @@ class FakeDriver {
   }
 
  private:
-  static uint64_t desc(uint16_t q) { return 0x10000ull * (q + 1); }
-  static uint64_t avail(uint16_t q) { return desc(q) + 0x1000; }
-  static uint64_t used(uint16_t q) { return desc(q) + 0x2000; }
-
   void write_desc(uint16_t q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
                   uint16_t next) {
     mem_.write_obj(desc(q) + 16ull * i, VirtqDesc{addr, len, flags, next});
@@ -199,7 +259,8 @@ class FakeDriver {
   }
   void notify(uint16_t q) {
     const uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = ::write(events_[q].get(), &one, sizeof(one));
+    const int fd = notify_fd_[q] >= 0 ? notify_fd_[q] : events_[q].get();
+    [[maybe_unused]] const ssize_t n = ::write(fd, &one, sizeof(one));
   }
   // Waits until used->idx of queue q moved past `seen`.
   bool wait_used(uint16_t q, uint16_t seen, std::chrono::milliseconds timeout) {
@@ -223,6 +284,10 @@ class FakeDriver {
   uint32_t rx_next_desc_ = 0;
   uint16_t rx_seen_ = 0;
   uint32_t tx_sent_ = 0;
+  uint32_t ev_next_desc_ = 0;
+  uint16_t ev_seen_ = 0;
+  uint16_t last_event_desc_ = 0;
+  int notify_fd_[3] = {-1, -1, -1};
 };
 
 }  // namespace forkvm::vsock::testing

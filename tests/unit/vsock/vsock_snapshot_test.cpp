@@ -1,0 +1,316 @@
+// VsockDevice across snapshot/restore, through a real VirtioMmioTransport: the test plays the
+// guest driver (FakeDriver) and host programs on Unix sockets. Checks Firecracker's §3.6 list:
+// TRANSPORT_RESET posted before the state is saved, host connections closed, RX held until the
+// guest handled the reset, the local-port cursor kept, every queue re-kicked, new CONNECTs
+// served, on the restored VM and on the original one.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "devices/virtio/mmio_transport.hpp"
+#include "devices/virtio/mmio_transport_state.hpp"
+#include "devices/virtio/vsock/vsock_device.hpp"
+#include "devices/virtio/vsock/vsock_state.hpp"
+#include "forkvm/errors.hpp"
+#include "tests/unit/devices/state_json_checks.hpp"
+#include "tests/unit/vsock/fake_driver.hpp"
+#include "tests/unit/vsock/test_dir.hpp"
+
+namespace forkvm::vsock {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeDriver;
+using testing::TestDir;
+namespace reg = virtio_mmio;
+namespace st = virtio_status;
+
+Fd unix_socket(const std::string& path, bool listen) {
+  Fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, path.data(), path.size());
+  auto* sa = reinterpret_cast<sockaddr*>(&a);
+  if (listen) {
+    if (::bind(s.get(), sa, sizeof(a)) != 0 || ::listen(s.get(), 8) != 0) return Fd();
+  } else if (::connect(s.get(), sa, sizeof(a)) != 0) {
+    return Fd();
+  }
+  timeval tv{5, 0};
+  ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return s;
+}
+
+void host_write(const Fd& s, const std::string& data) {
+  ASSERT_EQ(::send(s.get(), data.data(), data.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(data.size()));
+}
+
+std::string host_read_line(const Fd& s) {
+  std::string line;
+  char c = 0;
+  while (line.size() < 64 && ::recv(s.get(), &c, 1, 0) == 1) {
+    line.push_back(c);
+    if (c == '\n') break;
+  }
+  return line;
+}
+
+// EOF or reset within the 5 s receive timeout.
+bool host_sees_close(const Fd& s) {
+  char c;
+  const ssize_t n = ::recv(s.get(), &c, 1, 0);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/// One VM's vsock: a device on `uds` behind a transport over the driver's memory.
+struct VsockSlot {
+  VsockSlot(FakeDriver& d, const std::string& uds)
+      : device(std::make_shared<VsockDevice>(FakeDriver::kGuestCid, uds)),
+        transport(device, d.mem(), d.trigger()) {
+    d.redirect_notifications(transport.queue_event(0), transport.queue_event(1),
+                             transport.queue_event(2));
+  }
+  void w(uint64_t offset, uint32_t value) {
+    std::array<uint8_t, 4> b;
+    std::memcpy(b.data(), &value, 4);
+    transport.write(offset, b);
+  }
+  /// Linux's probe: handshake, three queues, DRIVER_OK.
+  void bring_up() {
+    w(reg::kStatus, st::kAcknowledge);
+    w(reg::kStatus, st::kAcknowledge | st::kDriver);
+    w(reg::kDriverFeaturesSel, 0);
+    w(reg::kDriverFeatures, static_cast<uint32_t>(feature::kStream));
+    w(reg::kDriverFeaturesSel, 1);
+    w(reg::kDriverFeatures, 1);  // VERSION_1
+    w(reg::kStatus, st::kAcknowledge | st::kDriver | st::kFeaturesOk);
+    for (uint16_t q = 0; q < 3; ++q) {
+      w(reg::kQueueSel, q);
+      w(reg::kQueueNum, FakeDriver::kSize);
+      w(reg::kQueueDescLow, static_cast<uint32_t>(FakeDriver::desc(q)));
+      w(reg::kQueueDriverLow, static_cast<uint32_t>(FakeDriver::avail(q)));
+      w(reg::kQueueDeviceLow, static_cast<uint32_t>(FakeDriver::used(q)));
+      w(reg::kQueueReady, 1);
+    }
+    w(reg::kStatus, st::kAcknowledge | st::kDriver | st::kFeaturesOk | st::kDriverOk);
+  }
+
+  std::shared_ptr<VsockDevice> device;
+  VirtioMmioTransport transport;
+};
+
+class VsockSnapshotTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    uds_ = dir_.file("v.sock");
+    vm_ = std::make_unique<VsockSlot>(driver_, uds_);
+    driver_.post_rx(16);
+    driver_.post_event(4);
+    vm_->bring_up();
+    ASSERT_TRUE(vm_->transport.activated());
+  }
+
+  /// Host CONNECT to guest `port` on `uds`, guest accepts; returns socket and local port.
+  std::pair<Fd, uint32_t> host_initiated(const std::string& uds, uint32_t port) {
+    Fd s = unix_socket(uds, false);
+    EXPECT_TRUE(s);
+    host_write(s, "CONNECT " + std::to_string(port) + "\n");
+    auto req = driver_.recv();
+    EXPECT_TRUE(req);
+    if (!req) return {Fd(), 0};
+    EXPECT_EQ(req->header.op, op::kRequest);
+    EXPECT_TRUE(driver_.send(FakeDriver::from_guest(op::kResponse, port, req->header.src_port)));
+    EXPECT_EQ(host_read_line(s), "OK " + std::to_string(req->header.src_port) + "\n");
+    return {std::move(s), req->header.src_port};
+  }
+
+  /// Snapshot steps 1-2: quiesce, then the device and transport states through JSON.
+  std::pair<VirtioMmioTransport::State, VsockDevice::State> snapshot() {
+    vm_->transport.quiesce();
+    const auto ts = vm_->transport.save_state();
+    const auto vs = vm_->device->save_state();
+    const auto ts2 = mmio_transport_state_from_json(
+        nlohmann::json::parse(to_json(ts).dump()), "virtio-mmio[vsock]");
+    const auto vs2 = vsock_state_from_json(nlohmann::json::parse(to_json(vs).dump()));
+    EXPECT_EQ(ts2, ts);
+    EXPECT_EQ(vs2, vs);
+    return {ts2, vs2};
+  }
+
+  TestDir dir_;
+  std::string uds_;
+  FakeDriver driver_;
+  std::unique_ptr<VsockSlot> vm_;
+};
+
+TEST_F(VsockSnapshotTest, RestorePostsResetClosesHostSideAndServesNewConnects) {
+  auto [old_sock, old_local] = host_initiated(uds_, 52);
+  const int irqs_before = driver_.interrupts();
+
+  auto [ts, vs] = snapshot();
+  // Host connections closed; TRANSPORT_RESET (id 0, 4 bytes) posted with an interrupt.
+  EXPECT_TRUE(host_sees_close(old_sock));
+  auto ev = driver_.recv_event(0ms);
+  ASSERT_TRUE(ev) << "no TRANSPORT_RESET in the event queue";
+  EXPECT_EQ(ev->first, VsockDevice::kEventTransportReset);
+  EXPECT_EQ(ev->second, 4u);
+  EXPECT_GT(driver_.interrupts(), irqs_before);
+  EXPECT_NE(ts.interrupt_status & VirtioInterrupt::kUsedBuffer, 0u);
+  EXPECT_TRUE(vs.reset_pending);
+  EXPECT_EQ(vs.next_local_port, old_local + 1);
+  EXPECT_EQ(ts.queues[2].queue.next_used, 1) << "the event is in the saved queue state";
+
+  // The original VM goes away; a fresh one (its own socket path, as a fork) restores.
+  vm_.reset();
+  const std::string uds2 = dir_.file("w.sock");
+  Fd guest_target = unix_socket(uds2 + "_5000", true);
+  // While paused the guest queued a REQUEST whose notification nobody saw: the re-kick must
+  // make the restored device take it.
+  driver_.send_nowait(FakeDriver::from_guest(op::kRequest, 700, 5000));
+  vm_ = std::make_unique<VsockSlot>(driver_, uds2);
+  vm_->device->restore_state(vs);
+  vm_->transport.restore_state(ts);
+  EXPECT_TRUE(vm_->transport.activated()) << "DRIVER_OK re-activated without a handshake";
+  EXPECT_TRUE(driver_.wait_tx_consumed()) << "TX queue not re-kicked after restore";
+
+  // RX is held until the guest has handled the reset...
+  Fd host = unix_socket(uds2, false);
+  ASSERT_TRUE(host);
+  host_write(host, "CONNECT 53\n");
+  EXPECT_FALSE(driver_.recv(300ms)) << "RX delivered before the guest handled TRANSPORT_RESET";
+  // ...then flows: the RESPONSE for the queued REQUEST and the new host CONNECT.
+  driver_.ack_event();
+  bool saw_response = false;
+  bool saw_request = false;
+  for (int i = 0; i < 2; ++i) {
+    auto p = driver_.recv();
+    ASSERT_TRUE(p);
+    if (p->header.op == op::kResponse) {
+      saw_response = p->header.src_port == 5000 && p->header.dst_port == 700;
+    } else if (p->header.op == op::kRequest) {
+      saw_request = p->header.dst_port == 53;
+      EXPECT_EQ(p->header.src_port, vs.next_local_port) << "local port reused after restore";
+      ASSERT_TRUE(
+          driver_.send(FakeDriver::from_guest(op::kResponse, 53, p->header.src_port)));
+      EXPECT_EQ(host_read_line(host), "OK " + std::to_string(p->header.src_port) + "\n");
+    }
+  }
+  EXPECT_TRUE(saw_response);
+  EXPECT_TRUE(saw_request);
+  host_write(host, "after restore");
+  auto data = driver_.recv();
+  ASSERT_TRUE(data);
+  EXPECT_EQ(data->header.op, op::kRw);
+  EXPECT_EQ(std::string(data->payload.begin(), data->payload.end()), "after restore");
+}
+
+TEST_F(VsockSnapshotTest, TheOriginalVmAlsoSeesTheResetAndKeepsServing) {
+  auto [old_sock, old_local] = host_initiated(uds_, 60);
+  auto [ts, vs] = snapshot();
+  EXPECT_TRUE(host_sees_close(old_sock));
+  vm_->transport.resume();
+  EXPECT_TRUE(vm_->transport.activated());
+  auto ev = driver_.recv_event();
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(ev->first, VsockDevice::kEventTransportReset);
+  Fd host = unix_socket(uds_, false);
+  host_write(host, "CONNECT 61\n");
+  EXPECT_FALSE(driver_.recv(300ms)) << "RX delivered before the guest handled TRANSPORT_RESET";
+  driver_.ack_event();
+  auto req = driver_.recv();
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->header.op, op::kRequest);
+  EXPECT_EQ(req->header.src_port, old_local + 1);
+  // A second cycle (Firecracker #4811): a new reset is posted and saved.
+  auto [ts2, vs2] = snapshot();
+  EXPECT_TRUE(vs2.reset_pending);
+  EXPECT_EQ(ts2.queues[2].queue.next_used, 2);
+  vm_->transport.resume();
+}
+
+TEST_F(VsockSnapshotTest, WithoutEventBuffersTheResetIsLost) {
+  // Four snapshots the guest never answers use up its four event buffers.
+  for (int i = 0; i < 4; ++i) {
+    vm_->transport.quiesce();
+    vm_->transport.resume();
+  }
+  EXPECT_EQ(vm_->device->reset_events_lost(), 0u);
+  vm_->transport.quiesce();
+  EXPECT_EQ(vm_->device->reset_events_lost(), 1u);
+  // The earlier resets are still unhandled: RX stays held.
+  EXPECT_TRUE(vm_->device->save_state().reset_pending);
+  vm_->transport.resume();
+  Fd host = unix_socket(uds_, false);
+  host_write(host, "CONNECT 70\n");
+  EXPECT_FALSE(driver_.recv(300ms));
+  ASSERT_TRUE(driver_.recv_event());
+  driver_.ack_event();  // the guest handles one: the gate opens
+  auto req = driver_.recv();
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->header.op, op::kRequest);
+}
+
+TEST(VsockSnapshot, DriverWithoutEventBuffersGetsNoGate) {
+  TestDir dir;
+  FakeDriver driver;
+  VsockSlot vm(driver, dir.file("v.sock"));
+  driver.post_rx(4);
+  vm.bring_up();
+  vm.transport.quiesce();
+  EXPECT_EQ(vm.device->reset_events_lost(), 1u);
+  EXPECT_FALSE(vm.device->save_state().reset_pending);
+  vm.transport.resume();
+  Fd host = unix_socket(dir.file("v.sock"), false);
+  host_write(host, "CONNECT 71\n");
+  auto req = driver.recv();
+  ASSERT_TRUE(req) << "RX held for a reset that was never posted";
+  EXPECT_EQ(req->header.op, op::kRequest);
+}
+
+TEST_F(VsockSnapshotTest, SaveNeedsQuiesceAndRestoreNeedsAnIdleDevice) {
+  EXPECT_THROW(vm_->device->save_state(), SnapshotError);
+  EXPECT_THROW(vm_->transport.save_state(), SnapshotError);
+  VsockDevice::State s;
+  s.guest_cid = 3;
+  s.next_local_port = 1u << 30;
+  EXPECT_THROW(vm_->device->restore_state(s), SnapshotError);
+}
+
+TEST(VsockState, RestoreSaveIdenticalAndEveryMalformedFieldIsRefused) {
+  TestDir dir;
+  VsockDevice dev(7, dir.file("v.sock"));
+  VsockDevice::State s;
+  s.guest_cid = 7;
+  s.next_local_port = (1u << 30) + 5;
+  s.reset_pending = true;
+  s.reset_event_avail = 9;
+  dev.restore_state(s);
+  EXPECT_EQ(dev.save_state(), s);
+  const nlohmann::json good = to_json(s);
+  EXPECT_EQ(vsock_state_from_json(good), s);
+  test::expect_every_field_checked(good, vsock_state_from_json, "vsock");
+  for (const nlohmann::json& cid : {nlohmann::json(0), nlohmann::json(2),
+                                    nlohmann::json(0xFFFFFFFFull), nlohmann::json(1ull << 32)}) {
+    test::expect_rejected(good, vsock_state_from_json, "guest_cid", cid);
+  }
+  test::expect_rejected(good, vsock_state_from_json, "next_local_port", (1u << 30) - 1);
+  test::expect_rejected(good, vsock_state_from_json, "next_local_port", 1u << 31);
+  test::expect_rejected(good, vsock_state_from_json, "reset_event_avail", 65536);
+  test::expect_rejected(good, vsock_state_from_json, "reset_pending", "true");
+  nlohmann::json bad = good;
+  bad["reset_pending"] = false;  // a marker without a pending reset
+  EXPECT_THROW(vsock_state_from_json(bad), SnapshotError);
+  VsockDevice::State direct = s;
+  direct.next_local_port = 5;
+  EXPECT_THROW(dev.restore_state(direct), SnapshotError);
+}
+
+}  // namespace
+}  // namespace forkvm::vsock
