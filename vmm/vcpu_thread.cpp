@@ -111,7 +111,18 @@ void VcpuThread::loop() {
     }
     const VcpuExit exit = vcpu_.run();
     const ExitAction action = dispatch(exit, pio_, mmio_);
-    if (action == ExitAction::kContinue) continue;
+    if (action == ExitAction::kContinue) {
+      // The kernel finishes an I/O or MMIO exit's instruction only on the next KVM_RUN. If
+      // this thread is about to park, do that now (without running guest code), so that the
+      // state read while paused, e.g. for a snapshot, is consistent (RIP past the OUT).
+      bool parking;
+      {
+        std::lock_guard lock(mu_);
+        parking = request_ != Request::kRun;
+      }
+      if (parking) vcpu_.complete_pending_io();
+      continue;
+    }
     if (action == ExitAction::kInterrupted) {
       // Clear before re-checking the request under mu_ (see kick()).
       vcpu_.set_immediate_exit(false);

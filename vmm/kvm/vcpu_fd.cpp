@@ -175,6 +175,14 @@ void VcpuFd::set_immediate_exit(bool on) noexcept {
   *static_cast<volatile uint8_t*>(&run_->immediate_exit) = on ? 1 : 0;
 }
 
+bool VcpuFd::complete_pending_io() noexcept {
+  set_immediate_exit(true);
+  const int r = ioctl(fd_.get(), KVM_RUN, 0);
+  const int err = errno;
+  set_immediate_exit(false);
+  return r < 0 && (err == EINTR || err == EAGAIN);
+}
+
 VcpuExit VcpuFd::run() noexcept {
   if (ioctl(fd_.get(), KVM_RUN, 0) < 0) {
     const int err = errno;

@@ -63,6 +63,12 @@ class VcpuFd {
   /// KVM_RUN, decoded. Never throws: failures come back as RunFailed. The spans inside the
   /// returned exit point into kvm_run and stay valid until the next run().
   VcpuExit run() noexcept;
+  /// KVM_RUN with immediate_exit set: the kernel finishes the I/O or MMIO instruction of the
+  /// last exit (moves RIP past an OUT, loads the data of an IN) and returns EINTR without
+  /// running any guest instruction. The guest state is only consistent after this (api.rst,
+  /// KVM_RUN), so call it before reading state for a snapshot. Leaves immediate_exit clear.
+  /// Returns false (never throws) if KVM_RUN failed with anything but EINTR.
+  bool complete_pending_io() noexcept;
   /// Sets kvm_run->immediate_exit, which makes the next (or a pending) KVM_RUN return EINTR
   /// at once; the kick protocol in vcpu_thread.cpp explains the ordering.
   void set_immediate_exit(bool on) noexcept;

@@ -220,7 +220,8 @@ VcpuState vcpu_state_from_json(const json& j, const std::string& path) {
   s.tsc_khz = r.num<uint32_t>("tsc_khz");
 
   const json& cpuid = r.array("cpuid", kMaxCpuidEntries);
-  std::set<std::pair<uint32_t, uint32_t>> leaves;
+  // Repeated (function, index) pairs are not rejected: KVM's own lists contain them (seen in
+  // KVM_GET_CPUID2 on an AMD host) and KVM_SET_CPUID2 accepts them.
   for (size_t i = 0; i < cpuid.size(); ++i) {
     JsonReader e(cpuid[i], r.path("cpuid[" + std::to_string(i) + "]"));
     kvm_cpuid_entry2 x{};
@@ -233,7 +234,6 @@ VcpuState vcpu_state_from_json(const json& j, const std::string& path) {
     x.ecx = e.num<uint32_t>("ecx");
     x.edx = e.num<uint32_t>("edx");
     e.finish();
-    if (!leaves.emplace(x.function, x.index).second) e.fail("function", "duplicate CPUID leaf");
     s.cpuid.push_back(x);
   }
 
@@ -332,7 +332,7 @@ json channel_json(const kvm_pit_channel_state& c) {
 kvm_pit_channel_state channel_from(JsonReader r) {
   // Ranges from the i8254 and KVM's model of it (arch/x86/kvm/i8254.c): counts are 16-bit with 0
   // meaning 0x10000, access modes 1-3 (0 = latch), read/write states RW_STATE_LSB..WORD1 (1-4),
-  // counter modes 0-5.
+  // counter modes 0-5 (255 = never programmed).
   kvm_pit_channel_state c{};
   c.count = r.num<uint32_t>("count", 0, 0x10000);
   c.latched_count = r.num<uint16_t>("latched_count");
@@ -343,7 +343,9 @@ kvm_pit_channel_state channel_from(JsonReader r) {
   c.write_state = r.num<uint8_t>("write_state", 0, 4);
   c.write_latch = r.num<uint8_t>("write_latch");
   c.rw_mode = r.num<uint8_t>("rw_mode", 0, 3);
-  c.mode = r.num<uint8_t>("mode", 0, 5);
+  c.mode = r.num<uint8_t>("mode");
+  // 0xff: a channel the guest never programmed (kvm_pit_reset sets it).
+  if (c.mode > 5 && c.mode != 0xff) r.fail("mode", "not an i8254 counter mode (0-5, or 255 when unset)");
   c.bcd = r.flag("bcd");
   c.gate = r.flag("gate");
   c.count_load_time = r.num<int64_t>("count_load_time");

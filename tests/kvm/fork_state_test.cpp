@@ -1,0 +1,210 @@
+// kvm tier: capture a running guest's complete KVM state (vCPU + irqchips, PIT, kvmclock),
+// freeze its RAM into a memfd, and restore 10 children that map it copy-on-write. Each child
+// continues from the same count; no VM sees another's writes; the parent keeps running on its
+// own private mapping of the frozen RAM without the children seeing its writes.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "forkvm/errors.hpp"
+#include "vmm/arch/x86_64/gdt.hpp"
+#include "vmm/arch/x86_64/page_tables.hpp"
+#include "vmm/arch/x86_64/regs.hpp"
+#include "vmm/exit_dispatch.hpp"
+#include "vmm/guest_memory.hpp"
+#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/kvm/vcpu_fd.hpp"
+#include "vmm/kvm/vm_fd.hpp"
+#include "vmm/state/cpu_features.hpp"
+#include "vmm/state/machine_state.hpp"
+#include "vmm/state/msr_list.hpp"
+#include "vmm/state/state_json.hpp"
+
+namespace forkvm::test {
+namespace {
+
+constexpr uint64_t kMemSize = 32ull << 20;
+constexpr uint64_t kCode = 0x100000;
+constexpr uint64_t kCounter = 0x200000;
+constexpr uint16_t kPort = 0x99;
+
+// The count lives in RBX (so a child that lost its registers would report the wrong numbers)
+// and is mirrored to memory at kCounter (so memory isolation is visible):
+// loop: inc rbx; mov [kCounter], rbx; mov eax, ebx; out kPort, eax; jmp loop
+const std::vector<uint8_t> kCountingGuest = {
+    0x48, 0xff, 0xc3,                                // inc rbx
+    0x48, 0x89, 0x1c, 0x25, 0x00, 0x00, 0x20, 0x00,  // mov [0x200000], rbx
+    0x89, 0xd8,                                      // mov eax, ebx
+    0xe7, kPort,                                     // out 0x99, eax
+    0xeb, 0xef,                                      // jmp -17 (to loop)
+};
+
+/// A VM with in-kernel irqchip and PIT, as a restored VM is built: memory slot first (cheap
+/// before the irqchip), then irqchip, PIT, vCPU.
+struct Machine {
+  Machine(const KvmSystem& kvm, GuestMemory mem)
+      : memory(std::move(mem)), vm(kvm.create_vm()), vcpu([&] {
+          vm.set_tss_addr(0xfffbd000);
+          map_memory();
+          vm.create_irqchip();
+          vm.create_pit2();
+          return vm.create_vcpu(0);
+        }()) {}
+
+  void map_memory() { vm.set_user_memory_region(0, 0, memory.size(), memory.regions()[0].host); }
+
+  /// Moves the VM onto `mem` (same layout): a slot's host address cannot change, so the slot is
+  /// deleted and created again.
+  void remap(GuestMemory mem) {
+    vm.set_user_memory_region(0, 0, 0, nullptr);
+    memory = std::move(mem);
+    map_memory();
+  }
+
+  /// Runs until `n` OUTs to kPort were seen; returns the values reported. Any other exit fails.
+  std::vector<uint32_t> run_counts(int n) {
+    std::vector<uint32_t> seen;
+    for (int guard = 0; static_cast<int>(seen.size()) < n && guard < 100 * n; ++guard) {
+      const VcpuExit exit = vcpu.run();
+      if (const auto* out = std::get_if<IoOut>(&exit)) {
+        EXPECT_EQ(out->port, kPort);
+        uint32_t v = 0;
+        std::memcpy(&v, out->data.data(), std::min<size_t>(4, out->data.size()));
+        seen.push_back(v);
+      } else if (!std::holds_alternative<Interrupted>(exit)) {
+        ADD_FAILURE() << "unexpected exit: " << describe(exit);
+        break;
+      }
+    }
+    // Finish the last OUT so that RIP is past it before anyone reads state.
+    EXPECT_TRUE(vcpu.complete_pending_io());
+    return seen;
+  }
+
+  state::MachineState capture(std::span<const uint32_t> msrs) const {
+    const VcpuFd* v[] = {&vcpu};
+    return state::MachineState::capture(vm, v, msrs);
+  }
+  void restore(const state::MachineState& s) const {
+    const VcpuFd* v[] = {&vcpu};
+    s.restore(vm, v);
+  }
+
+  uint64_t counter() const { return memory.read_obj<uint64_t>(kCounter); }
+
+  GuestMemory memory;
+  VmFd vm;
+  VcpuFd vcpu;
+};
+
+/// Zeroes what legitimately moves between two captures of the same paused machine: the TSC,
+/// kvmclock and the host time the PIT counted from.
+state::MachineState without_clocks(state::MachineState s) {
+  for (auto& v : s.vcpus) {
+    for (auto& m : v.msrs) {
+      if (m.index == state::msr::kTsc) m.data = 0;
+    }
+  }
+  s.vm.clock = {};
+  for (auto& c : s.vm.pit.channels) c.count_load_time = 0;
+  return s;
+}
+
+TEST(KvmForkState, TenChildrenContinueFromTheSameCountAndStayApart) {
+  KvmSystem kvm = KvmSystem::open();
+  const auto supported = kvm.supported_cpuid();
+  const auto msrs = state::msrs_to_save(kvm.msr_index_list());
+
+  // The parent boots on anonymous RAM and counts a little.
+  Machine parent(kvm, GuestMemory::create_anonymous(kMemSize));
+  parent.memory.write(kCode, kCountingGuest);
+  x86::write_gdt_and_idt(parent.memory);
+  const uint64_t cr3 = x86::write_identity_page_tables(parent.memory);
+  parent.vcpu.set_cpuid2(supported);
+  parent.vcpu.set_sregs(x86::boot_sregs(parent.vcpu.get_sregs(), cr3));
+  kvm_regs regs = x86::boot_regs(kCode);
+  regs.rsp = 0x80000;
+  regs.rbx = 1000;
+  parent.vcpu.set_regs(regs);
+  const auto first = parent.run_counts(5);
+  ASSERT_EQ(first, (std::vector<uint32_t>{1001, 1002, 1003, 1004, 1005}));
+
+  // Pause (the parent is outside KVM_RUN with its last OUT completed), capture, freeze RAM.
+  const state::MachineState snap = parent.capture(msrs);
+  ASSERT_EQ(snap.vcpus.size(), 1u);
+  EXPECT_GE(snap.vcpus[0].xsave.size(), state::kXsaveLegacySize);
+  EXPECT_FALSE(snap.vcpus[0].cpuid.empty());
+  EXPECT_EQ(snap.vcpus[0].msrs.front().index, state::msr::kTsc);
+  EXPECT_NO_THROW(state::require_cpu_features(snap.vcpus[0].cpuid, supported));
+  // What a snapshot file carries: the state goes through JSON on its way to the children.
+  const state::MachineState loaded =
+      state::machine_state_from_json(nlohmann::json::parse(state::to_json(snap).dump()));
+
+  GuestMemory frozen = GuestMemory::create_memfd(kMemSize);
+  frozen.write(0, parent.memory.slice(0, kMemSize));
+  ASSERT_EQ(frozen.read_obj<uint64_t>(kCounter), 1005u);
+
+  // The parent moves onto its own private view of the frozen RAM and keeps counting.
+  parent.remap(GuestMemory::map_private(frozen.backing_fd(), kMemSize));
+  EXPECT_EQ(parent.run_counts(3), (std::vector<uint32_t>{1006, 1007, 1008}));
+
+  std::vector<std::unique_ptr<Machine>> children;
+  for (int i = 0; i < 10; ++i) {
+    auto child = std::make_unique<Machine>(kvm, GuestMemory::map_private(frozen.backing_fd(), kMemSize));
+    child->restore(loaded);
+    // save -> restore -> save: the restored machine reads back as what was captured.
+    EXPECT_TRUE(without_clocks(child->capture(msrs)).vcpus[0] == without_clocks(snap).vcpus[0])
+        << "child " << i;
+    EXPECT_TRUE(without_clocks(child->capture(msrs)).vm == without_clocks(snap).vm) << "child " << i;
+    children.push_back(std::move(child));
+  }
+  // The parent runs on after the children exist; they must not see it.
+  EXPECT_EQ(parent.run_counts(2), (std::vector<uint32_t>{1009, 1010}));
+  EXPECT_EQ(parent.counter(), 1010u);
+
+  for (int i = 0; i < 10; ++i) {
+    SCOPED_TRACE("child " + std::to_string(i));
+    Machine& c = *children[static_cast<size_t>(i)];
+    EXPECT_EQ(c.counter(), 1005u);  // the frozen value, not the parent's 1010
+    // Each child counts a different distance: i + 1 steps from the same point.
+    std::vector<uint32_t> want;
+    for (int k = 1; k <= i + 1; ++k) want.push_back(static_cast<uint32_t>(1005 + k));
+    EXPECT_EQ(c.run_counts(i + 1), want);
+    EXPECT_EQ(c.counter(), static_cast<uint64_t>(1005 + i + 1));
+  }
+  // Nobody's writes leaked: every child kept its own count, the parent its own, the file its.
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(children[static_cast<size_t>(i)]->counter(), static_cast<uint64_t>(1006 + i)) << i;
+  }
+  EXPECT_EQ(parent.counter(), 1010u);
+  EXPECT_EQ(frozen.read_obj<uint64_t>(kCounter), 1005u);
+  uint64_t in_file = 0;
+  ASSERT_EQ(pread(frozen.backing_fd(), &in_file, sizeof in_file, kCounter),
+            static_cast<ssize_t>(sizeof in_file));
+  EXPECT_EQ(in_file, 1005u);
+  // A host-side write into one child's RAM is private to it too.
+  children[3]->memory.write_obj<uint64_t>(kCounter, 77);
+  EXPECT_EQ(children[3]->counter(), 77u);
+  EXPECT_EQ(children[4]->counter(), 1010u);
+  EXPECT_EQ(children[2]->counter(), 1008u);
+  EXPECT_EQ(frozen.read_obj<uint64_t>(kCounter), 1005u);
+}
+
+TEST(KvmForkState, RestoreRefusesAWrongVcpuCount) {
+  KvmSystem kvm = KvmSystem::open();
+  Machine m(kvm, GuestMemory::create_anonymous(kMemSize));
+  m.vcpu.set_cpuid2(kvm.supported_cpuid());
+  state::MachineState s = m.capture(state::msrs_to_save(kvm.msr_index_list()));
+  s.vcpus.push_back(s.vcpus[0]);
+  EXPECT_THROW(m.restore(s), SnapshotError);
+}
+
+}  // namespace
+}  // namespace forkvm::test
