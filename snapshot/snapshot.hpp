@@ -1,0 +1,79 @@
+// A snapshot on disk: one directory holding
+//   memory             guest RAM, the regions back to back in ascending guest-physical order
+//                      (GuestMemory's file layout), sparse: all-zero pages are holes;
+//   state.json         format version, machine config, the memory file's size and SHA-256, one
+//                      opaque JSON object per component, creation time, forkvm version;
+//   state.json.sha256  the SHA-256 of state.json's bytes, in sha256sum(1) form
+//                      ("<64 hex>  state.json\n"), so `sha256sum -c state.json.sha256` checks it.
+// The state digest covers the memory digest, so the two together cover every byte. They guard
+// against corruption (a flipped bit, a truncated copy), not against an attacker, who can
+// rewrite both: everything read from the directory is still validated as hostile input.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "snapshot/state_json.hpp"
+#include "vmm/guest_memory.hpp"
+#include "vmm/kvm/fd.hpp"
+
+namespace forkvm::snapshot {
+
+/// The digests of a snapshot just written.
+struct WrittenSnapshot {
+  std::string state_sha256;   ///< SHA-256 of state.json
+  std::string memory_sha256;  ///< SHA-256 of the memory file
+};
+
+/// Writes a snapshot of `memory` to the new directory `dir` (which must not exist). Everything
+/// is written into "<dir>.tmp-XXXXXX", fsynced, and renamed into place (never replacing an
+/// existing directory), so `dir` either appears complete or not at all; the temporary directory
+/// is removed on failure. Memory is hashed while it is written, a chunk at a time, and all-zero
+/// pages are left as holes. `machine` must describe `memory` (memory_mib MiB) and pass
+/// check_machine_config(); `components` must pass check_components(). Throws SnapshotError.
+WrittenSnapshot write_snapshot(const std::filesystem::path& dir, const MachineConfig& machine,
+                               const nlohmann::json& components, const GuestMemory& memory);
+
+/// How open_snapshot() checks a snapshot.
+struct OpenOptions {
+  /// Re-hash the memory file and compare it with state.json. A Template verifies once when it
+  /// opens a snapshot; the forks it makes from the same open file do not re-hash.
+  bool verify_memory = true;
+  /// Refuse a state.json larger than this (checked with fstat, before reading a byte of it).
+  uint64_t max_state_bytes = kMaxStateBytes;
+};
+
+/// A snapshot opened and validated by open_snapshot().
+struct SnapshotFiles {
+  std::filesystem::path dir;
+  State state;                    ///< the validated content of state.json
+  std::string state_sha256;       ///< state.json's SHA-256 (always verified)
+  bool memory_verified = false;   ///< true when the memory SHA-256 was checked and matched
+  uint64_t memory_allocated = 0;  ///< bytes of disk the sparse memory file occupies
+  Fd memory_fd;                   ///< the memory file, open read-only, for mapping
+};
+
+/// Opens and validates the snapshot in `dir`, in this order, so that nothing large is read or
+/// allocated before the sizes are known to be consistent:
+/// 1. the three files exist, can be opened, and are regular files;
+/// 2. state.json.sha256 is well-formed and state.json is at most `max_state_bytes`;
+/// 3. state.json's SHA-256 matches (always);
+/// 4. state.json parses and validates (parse_state: major version first);
+/// 5. the memory file's size equals memory.size (shorter and longer are both errors);
+/// 6. with `verify_memory`, the memory file's SHA-256 matches memory.sha256.
+/// Throws SnapshotError naming the file and what is wrong.
+SnapshotFiles open_snapshot(const std::filesystem::path& dir, const OpenOptions& options = {});
+
+/// The SHA-256 of the first `size` bytes of the file `fd` (the memory file), read in 1 MiB
+/// chunks; holes (SEEK_HOLE) are hashed as zeros without being read. Throws SnapshotError
+/// naming `path` if the file is shorter than `size`.
+std::string hash_memory_file(int fd, uint64_t size, const std::filesystem::path& path);
+
+/// Guest memory for a VM restored from `files`: the memory file mapped copy-on-write
+/// (GuestMemory::map_private), so nothing is copied and the cost does not grow with its size.
+/// The file must not change while the mapping lives.
+GuestMemory map_snapshot_memory(const SnapshotFiles& files);
+
+}  // namespace forkvm::snapshot

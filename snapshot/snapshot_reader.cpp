@@ -1,0 +1,169 @@
+// open_snapshot(): every file in the directory is hostile input. Sizes are checked with fstat
+// before anything is read, the state digest before state.json is parsed, and the memory file's
+// length before it is hashed or mapped.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <vector>
+
+#include "forkvm/errors.hpp"
+#include "snapshot/file_io.hpp"
+#include "snapshot/sha256.hpp"
+#include "snapshot/snapshot.hpp"
+
+namespace forkvm::snapshot {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint64_t kChunk = uint64_t{1} << 20;
+/// "<64 hex>  state.json\n" is 77 bytes; anything much larger is not a digest file.
+constexpr off_t kMaxDigestFileBytes = 256;
+
+std::string read_state_digest(int fd, const fs::path& path, const struct stat& st) {
+  if (st.st_size > kMaxDigestFileBytes) {
+    fail(path, "is " + std::to_string(st.st_size) + " bytes, too large for a digest file");
+  }
+  std::string text = read_exact(fd, path, static_cast<uint64_t>(st.st_size));
+  // Accepted: "<hex>" or sha256sum's "<hex>  state.json", either with one trailing newline.
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  const std::string suffix = std::string("  ") + kStateFile;
+  if (text.size() == 64 + suffix.size() && text.ends_with(suffix)) text.resize(64);
+  if (!is_sha256_hex(text)) {
+    fail(path,
+         "does not hold a SHA-256 of state.json (64 lowercase hex digits, optionally "
+         "followed by '  state.json')");
+  }
+  return text;
+}
+
+void hash_zeros(Sha256& sha, uint64_t len) {
+  static const std::array<uint8_t, 64 * 1024> kZeros{};
+  while (len > 0) {
+    const uint64_t n = std::min<uint64_t>(len, kZeros.size());
+    sha.update(std::span(kZeros.data(), n));
+    len -= n;
+  }
+}
+
+void hash_range(Sha256& sha, std::vector<uint8_t>& buf, int fd, uint64_t begin, uint64_t end,
+                const fs::path& path) {
+  while (begin < end) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - begin));
+    const ssize_t n = pread(fd, buf.data(), want, static_cast<off_t>(begin));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail_errno(path, "read failed at offset " + std::to_string(begin), errno);
+    }
+    if (n == 0) fail(path, "is truncated: it ends at offset " + std::to_string(begin));
+    sha.update(std::span(buf.data(), static_cast<size_t>(n)));
+    begin += static_cast<uint64_t>(n);
+  }
+}
+
+/// Where the next data at or after `pos` starts (SEEK_DATA), `size` when only a hole is left.
+/// A filesystem without hole support reports all of the file as data.
+uint64_t next_data(int fd, uint64_t pos, uint64_t size, const fs::path& path) {
+  const off_t d = lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
+  if (d >= 0) return std::min(size, static_cast<uint64_t>(d));
+  if (errno == ENXIO) return size;
+  if (errno == EINVAL) return pos;
+  fail_errno(path, "lseek(SEEK_DATA) failed", errno);
+}
+
+uint64_t next_hole(int fd, uint64_t pos, uint64_t size) {
+  const off_t h = lseek(fd, static_cast<off_t>(pos), SEEK_HOLE);
+  if (h < 0 || static_cast<uint64_t>(h) <= pos) return size;
+  return std::min(size, static_cast<uint64_t>(h));
+}
+
+void check_memory_size(const fs::path& path, const struct stat& st, uint64_t expected) {
+  const auto actual = static_cast<uint64_t>(st.st_size);
+  if (actual < expected) {
+    fail(path, "is truncated: " + std::to_string(actual) + " bytes, but state.json says " +
+                   std::to_string(expected));
+  }
+  if (actual > expected) {
+    fail(path, "is " + std::to_string(actual) + " bytes, longer than the " +
+                   std::to_string(expected) + " that state.json says");
+  }
+}
+
+}  // namespace
+
+std::string hash_memory_file(int fd, uint64_t size, const fs::path& path) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) fail_errno(path, "cannot stat", errno);
+  if (static_cast<uint64_t>(st.st_size) < size) {
+    fail(path, "is truncated: " + std::to_string(st.st_size) + " bytes, expected " +
+                   std::to_string(size));
+  }
+  Sha256 sha;
+  std::vector<uint8_t> buf(kChunk);
+  uint64_t pos = 0;
+  while (pos < size) {
+    const uint64_t data = next_data(fd, pos, size, path);
+    hash_zeros(sha, data - pos);  // a hole reads as zeros; no need to read it
+    pos = data;
+    if (pos >= size) break;
+    const uint64_t end = next_hole(fd, pos, size);
+    hash_range(sha, buf, fd, pos, end, path);
+    pos = end;
+  }
+  return sha.final_hex();
+}
+
+SnapshotFiles open_snapshot(const fs::path& dir, const OpenOptions& options) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) fail(dir, "snapshot directory does not exist");
+    fail_errno(dir, "cannot stat snapshot directory", errno);
+  }
+  if (!S_ISDIR(st.st_mode)) fail(dir, "is not a directory");
+
+  const fs::path digest_path = dir / kStateDigestFile;
+  const fs::path state_path = dir / kStateFile;
+  const fs::path memory_path = dir / kMemoryFile;
+  struct stat digest_st {
+  }, state_st{}, memory_st{};
+  const Fd digest_fd = open_regular_file(digest_path, "state digest file", digest_st);
+  const Fd state_fd = open_regular_file(state_path, "state file", state_st);
+  Fd memory_fd = open_regular_file(memory_path, "memory file", memory_st);
+
+  const std::string expected_state_sha = read_state_digest(digest_fd.get(), digest_path, digest_st);
+  if (static_cast<uint64_t>(state_st.st_size) > options.max_state_bytes) {
+    fail(state_path, "is " + std::to_string(state_st.st_size) + " bytes, over the limit of " +
+                         std::to_string(options.max_state_bytes));
+  }
+  const std::string text =
+      read_exact(state_fd.get(), state_path, static_cast<uint64_t>(state_st.st_size));
+  const std::string state_sha = Sha256::of(text);
+  if (state_sha != expected_state_sha) {
+    fail(state_path, "SHA-256 mismatch: " + std::string(kStateDigestFile) + " says " +
+                         expected_state_sha + ", the file hashes to " + state_sha +
+                         " (corrupt or modified)");
+  }
+
+  SnapshotFiles files;
+  files.dir = dir;
+  files.state = parse_state(text, state_path.string());
+  files.state_sha256 = state_sha;
+  check_memory_size(memory_path, memory_st, files.state.memory_size);
+  files.memory_allocated = static_cast<uint64_t>(memory_st.st_blocks) * 512;
+  if (options.verify_memory) {
+    const std::string memory_sha =
+        hash_memory_file(memory_fd.get(), files.state.memory_size, memory_path);
+    if (memory_sha != files.state.memory_sha256) {
+      fail(memory_path, "SHA-256 mismatch: state.json says " + files.state.memory_sha256 +
+                            ", the file hashes to " + memory_sha + " (corrupt or modified)");
+    }
+    files.memory_verified = true;
+  }
+  files.memory_fd = std::move(memory_fd);
+  return files;
+}
+
+}  // namespace forkvm::snapshot

@@ -1,0 +1,146 @@
+// write_snapshot(): memory first (hashed as it is written), then state.json, which records the
+// memory digest, then the digest of state.json; all in a temporary directory renamed into place.
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <system_error>
+
+#include "forkvm/errors.hpp"
+#include "snapshot/file_io.hpp"
+#include "snapshot/sha256.hpp"
+#include "snapshot/snapshot.hpp"
+
+namespace forkvm::snapshot {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kChunk = uint64_t{1} << 20;  // hashed and scanned a chunk at a time
+
+bool all_zero(const uint8_t* p, size_t n) {
+  // p[0] == 0 and every byte equals its successor: one memcmp, which glibc vectorises.
+  return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0);
+}
+
+std::string utc_now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+/// Removes a temporary directory (and what is in it) unless released.
+class TempDir {
+ public:
+  explicit TempDir(fs::path path) : path_(std::move(path)) {}
+  ~TempDir() {
+    if (!path_.empty()) {
+      std::error_code ec;  // best effort: the original error is the one to report
+      fs::remove_all(path_, ec);
+    }
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const noexcept { return path_; }
+  void release() noexcept { path_.clear(); }
+
+ private:
+  fs::path path_;
+};
+
+/// Writes `region` at file offset `offset`, hashing every byte and writing only the runs of
+/// pages that are not all zero; the skipped pages stay holes.
+void write_region(int fd, const fs::path& path, const GuestMemory::Region& region, uint64_t offset,
+                  Sha256& sha) {
+  for (uint64_t chunk = 0; chunk < region.size; chunk += kChunk) {
+    const uint64_t len = std::min(kChunk, region.size - chunk);
+    const uint8_t* base = region.host + chunk;
+    sha.update(std::span(base, len));
+    std::optional<uint64_t> run;  // start of the current run of non-zero pages
+    for (uint64_t p = 0; p < len; p += kPage) {
+      const bool zero = all_zero(base + p, std::min(kPage, len - p));
+      if (!zero && !run) run = p;
+      if (zero && run) {
+        pwrite_all(fd, path, std::span(base + *run, p - *run), offset + chunk + *run);
+        run.reset();
+      }
+    }
+    if (run) pwrite_all(fd, path, std::span(base + *run, len - *run), offset + chunk + *run);
+  }
+}
+
+/// Writes the memory file; returns its SHA-256.
+std::string write_memory(const fs::path& path, const GuestMemory& memory) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) fail_errno(path, "cannot create", errno);
+  Sha256 sha;
+  uint64_t offset = 0;
+  for (const GuestMemory::Region& r : memory.regions()) {
+    write_region(fd.get(), path, r, offset, sha);
+    offset += r.size;
+  }
+  // Trailing zero pages were never written: set the length, which leaves them as a hole.
+  if (ftruncate(fd.get(), static_cast<off_t>(offset)) != 0) {
+    fail_errno(path, "cannot set the size to " + std::to_string(offset), errno);
+  }
+  fsync_or_throw(fd.get(), path);
+  return sha.final_hex();
+}
+
+}  // namespace
+
+WrittenSnapshot write_snapshot(const fs::path& dir_in, const MachineConfig& machine,
+                               const nlohmann::json& components, const GuestMemory& memory) {
+  check_machine_config(machine, "snapshot machine config");
+  check_components(components, "snapshot components");
+  if (memory.size() != machine.memory_bytes()) {
+    throw SnapshotError("snapshot: guest memory is " + std::to_string(memory.size()) +
+                        " bytes but machine.memory_mib says " +
+                        std::to_string(machine.memory_bytes()));
+  }
+  // "snap/" names the directory "snap": drop a trailing separator before deriving names.
+  fs::path dir = dir_in.lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();
+  if (dir.empty()) throw SnapshotError("snapshot: the directory name is empty");
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) == 0) fail(dir, "already exists");
+
+  std::string pattern = dir.string() + ".tmp-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) fail_errno(pattern, "cannot create directory", errno);
+  TempDir tmp(pattern);
+
+  State state;
+  state.machine = machine;
+  state.memory_size = memory.size();
+  state.memory_sha256 = write_memory(tmp.path() / kMemoryFile, memory);
+  state.components = components;
+  state.created = utc_now_iso8601();
+  state.forkvm_version = std::string(forkvm_version());
+  const std::string text = encode_state(state);
+  write_new_file(tmp.path() / kStateFile, text);
+  const std::string state_sha = Sha256::of(text);
+  write_new_file(tmp.path() / kStateDigestFile, state_sha + "  " + kStateFile + "\n");
+  fsync_dir(tmp.path());
+
+  // RENAME_NOREPLACE: rename(2) would silently replace an empty directory created since the
+  // check above.
+  if (renameat2(AT_FDCWD, tmp.path().c_str(), AT_FDCWD, dir.c_str(), RENAME_NOREPLACE) != 0) {
+    fail_errno(dir, "cannot move " + tmp.path().filename().string() + " into place", errno);
+  }
+  tmp.release();
+  fsync_dir(dir.has_parent_path() ? dir.parent_path() : fs::path("."));
+  return {state_sha, state.memory_sha256};
+}
+
+}  // namespace forkvm::snapshot

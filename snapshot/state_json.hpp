@@ -1,0 +1,92 @@
+// state.json: the format version, the machine config, the memory file's size and digest, and
+// one opaque JSON object per component. Encoding is for the writer; parse_state() is the one
+// entry point for untrusted text: it checks nesting depth while parsing and validates every
+// field (type, range, length, character set) before anything else uses it.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "forkvm/vm.hpp"
+
+namespace forkvm::snapshot {
+
+/// The format this code writes. A reader accepts any minor version of its major version (minor
+/// versions only add optional fields) and rejects every other major version.
+inline constexpr uint32_t kFormatMajor = 1;
+inline constexpr uint32_t kFormatMinor = 0;
+
+/// File names inside a snapshot directory.
+inline constexpr const char* kStateFile = "state.json";
+inline constexpr const char* kStateDigestFile = "state.json.sha256";
+inline constexpr const char* kMemoryFile = "memory";
+
+/// state.json larger than this is rejected before it is read.
+inline constexpr uint64_t kMaxStateBytes = 16ull << 20;
+/// Deepest JSON nesting accepted in state.json (components included).
+inline constexpr int kMaxJsonDepth = 64;
+/// Largest guest RAM a snapshot may describe (1 TiB), which also keeps memory_mib << 20 from
+/// overflowing.
+inline constexpr uint64_t kMaxMemoryMib = uint64_t{1} << 20;
+/// Longest component name; names use [A-Za-z0-9_.:-] only.
+inline constexpr size_t kMaxComponentName = 64;
+
+/// A format version.
+struct FormatVersion {
+  uint32_t major = kFormatMajor;
+  uint32_t minor = kFormatMinor;
+  bool operator==(const FormatVersion&) const = default;
+};
+
+/// The parts of a VmConfig that define the machine a snapshot restores into. Paths (kernel,
+/// initramfs, vsock socket) are not recorded: a restore does not load images, and each
+/// restored or forked VM gets its own socket path.
+struct MachineConfig {
+  uint32_t vcpus = 1;                 ///< 1..64
+  uint64_t memory_mib = 0;            ///< guest RAM in MiB, 64..kMaxMemoryMib
+  std::string cmdline;                ///< the command line the guest booted with (printable ASCII)
+  std::optional<uint64_t> guest_cid;  ///< the vsock CID (3..2^32-2), if the machine had vsock
+  bool operator==(const MachineConfig&) const = default;
+
+  /// Guest RAM in bytes.
+  uint64_t memory_bytes() const noexcept { return memory_mib << 20; }
+};
+
+/// The machine config of a VM built from `config` (its effective command line included).
+MachineConfig machine_config_of(const VmConfig& config);
+
+/// Throws SnapshotError (prefixed with `where`) unless `m` is in range: the same checks the
+/// reader applies, so the writer can never produce a snapshot the reader refuses.
+void check_machine_config(const MachineConfig& m, const std::string& where);
+
+/// Throws SnapshotError unless `components` is an object whose keys are valid component names
+/// and whose values are objects.
+void check_components(const nlohmann::json& components, const std::string& where);
+
+/// The decoded content of state.json.
+struct State {
+  FormatVersion format;
+  MachineConfig machine;
+  uint64_t memory_size = 0;   ///< bytes in the memory file (== machine.memory_bytes())
+  std::string memory_sha256;  ///< 64 lowercase hex digits
+  nlohmann::json components = nlohmann::json::object();  ///< name -> opaque object
+  std::string created;                                   ///< ISO 8601 UTC time of writing
+  std::string forkvm_version;                            ///< the forkvm version that wrote it
+};
+
+/// Serialises `state` (pretty-printed, trailing newline).
+std::string encode_state(const State& state);
+
+/// Parses and validates untrusted state.json text. Throws SnapshotError whose message starts
+/// with `where` (the file path) for malformed JSON, nesting deeper than kMaxJsonDepth, an
+/// unsupported major version (checked before any other field), or any field that is missing,
+/// of the wrong type, out of range or inconsistent (memory.size != memory_mib MiB).
+State parse_state(std::string_view text, const std::string& where);
+
+/// The version string written into state.json.
+std::string_view forkvm_version() noexcept;
+
+}  // namespace forkvm::snapshot

@@ -1,0 +1,301 @@
+// unit tier: write_snapshot() / open_snapshot() round trip, sparseness, atomic creation, and
+// every kind of damaged snapshot directory rejected with a message naming the file and fault.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "forkvm/errors.hpp"
+#include "tests/unit/snapshot/snapshot_fixture.hpp"
+
+namespace forkvm::snapshot {
+namespace {
+
+using namespace test;
+
+/// Expects open_snapshot(dir) to throw SnapshotError whose message contains every `part`.
+std::string expect_rejected(const fs::path& dir, std::initializer_list<std::string> parts,
+                            OpenOptions options = {}) {
+  try {
+    open_snapshot(dir, options);
+  } catch (const SnapshotError& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "missing '" << p << "' in: " << msg;
+    return msg;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "snapshot in " << dir << " was accepted";
+  return "";
+}
+
+class SnapshotTest : public ::testing::Test {
+ protected:
+  void SetUp() override { written_ = write_test_snapshot(snap()); }
+  fs::path snap() const { return tmp_.path() / "snap"; }
+  fs::path file(const char* name) const { return snap() / name; }
+
+  TempDir tmp_;
+  WrittenSnapshot written_;
+};
+
+TEST_F(SnapshotTest, RoundTripRestoresConfigComponentsAndMemory) {
+  const SnapshotFiles f = open_snapshot(snap());
+  EXPECT_TRUE(f.memory_verified);
+  EXPECT_EQ(f.state.format, (FormatVersion{1, 0}));
+  EXPECT_EQ(f.state.machine, test_machine());
+  EXPECT_EQ(f.state.components, test_components());
+  EXPECT_EQ(f.state.memory_size, kTestMib << 20);
+  EXPECT_EQ(f.state.memory_sha256, written_.memory_sha256);
+  EXPECT_EQ(f.state_sha256, written_.state_sha256);
+  EXPECT_EQ(f.state.forkvm_version, forkvm_version());
+  EXPECT_EQ(f.state.created.size(), 20u) << f.state.created;  // 2024-01-02T03:04:05Z
+  ASSERT_TRUE(f.memory_fd);
+
+  // The file holds the pattern pages at their guest-physical offsets and zeros elsewhere.
+  std::vector<uint8_t> page(kPage);
+  for (uint64_t gpa : pattern_pages()) {
+    ASSERT_EQ(pread(f.memory_fd.get(), page.data(), kPage, static_cast<off_t>(gpa)),
+              static_cast<ssize_t>(kPage));
+    for (uint64_t i = 0; i < kPage; ++i) ASSERT_EQ(page[i], pattern_byte(gpa + i)) << gpa + i;
+  }
+  ASSERT_EQ(pread(f.memory_fd.get(), page.data(), kPage, 2 * 0x100000),
+            static_cast<ssize_t>(kPage));
+  for (uint8_t b : page) ASSERT_EQ(b, 0);
+
+  // The memory digest is the digest of the plain bytes: hash an in-memory copy independently.
+  const GuestMemory mem = patterned_memory();
+  EXPECT_EQ(written_.memory_sha256, Sha256::of(mem.slice(0, mem.size())));
+}
+
+TEST_F(SnapshotTest, MemoryFileIsSparse) {
+  struct stat st {};
+  ASSERT_EQ(stat(file(kMemoryFile).c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), kTestMib << 20);
+  const uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+  // Four data pages; filesystems allocate in blocks, so allow generous slack but far below 64 MiB.
+  EXPECT_LT(allocated, 4u << 20) << "allocated " << allocated;
+  EXPECT_EQ(open_snapshot(snap()).memory_allocated, allocated);
+}
+
+TEST_F(SnapshotTest, DirectoryHoldsExactlyTheThreeFilesAndNoTemporaries) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(snap())) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"memory", "state.json", "state.json.sha256"}));
+  for (const auto& e : fs::directory_iterator(tmp_.path())) {
+    EXPECT_EQ(e.path().filename(), "snap") << "left behind: " << e.path();
+  }
+  // sha256sum(1) form, so `sha256sum -c state.json.sha256` works in the directory.
+  EXPECT_EQ(read_file(file(kStateDigestFile)), written_.state_sha256 + "  state.json\n");
+  EXPECT_EQ(Sha256::of(read_file(file(kStateFile))), written_.state_sha256);
+}
+
+TEST_F(SnapshotTest, WriterRefusesAnExistingDirectoryAndBadInput) {
+  const GuestMemory mem = patterned_memory();
+  EXPECT_THROW(write_snapshot(snap(), test_machine(), test_components(), mem), SnapshotError);
+  fs::create_directory(tmp_.path() / "empty");
+  EXPECT_THROW(write_snapshot(tmp_.path() / "empty", test_machine(), test_components(), mem),
+               SnapshotError);
+
+  MachineConfig wrong_size = test_machine();
+  wrong_size.memory_mib = 128;
+  EXPECT_THROW(write_snapshot(tmp_.path() / "a", wrong_size, test_components(), mem),
+               SnapshotError);
+  EXPECT_THROW(write_snapshot(tmp_.path() / "b", test_machine(), nlohmann::json::array(), mem),
+               SnapshotError);
+  EXPECT_THROW(write_snapshot(tmp_.path() / "c", test_machine(),
+                              {{"bad name/", nlohmann::json::object()}}, mem),
+               SnapshotError);
+  EXPECT_THROW(write_snapshot(tmp_.path() / "d", test_machine(), {{"serial", 5}}, mem),
+               SnapshotError);
+  // Nothing was left behind by the refused writes.
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(tmp_.path())) ++entries;
+  EXPECT_EQ(entries, 2u);  // snap and empty
+}
+
+TEST_F(SnapshotTest, TrailingSlashNamesTheSameDirectory) {
+  const GuestMemory mem = patterned_memory();
+  write_snapshot(tmp_.path().string() + "/other/", test_machine(), test_components(), mem);
+  EXPECT_TRUE(open_snapshot(tmp_.path() / "other").memory_verified);
+}
+
+TEST_F(SnapshotTest, MissingDirectoryOrFiles) {
+  expect_rejected(tmp_.path() / "nope", {"nope", "does not exist"});
+  expect_rejected(file(kMemoryFile), {"is not a directory"});
+  for (const char* name : {kStateFile, kStateDigestFile, kMemoryFile}) {
+    TempDir t;
+    write_test_snapshot(t.path() / "snap");
+    fs::remove(t.path() / "snap" / name);
+    expect_rejected(t.path() / "snap", {(t.path() / "snap" / name).string(), "is missing"});
+  }
+}
+
+TEST_F(SnapshotTest, NonRegularFilesAreRejectedWithoutBlocking) {
+  fs::remove(file(kMemoryFile));
+  fs::create_directory(file(kMemoryFile));
+  expect_rejected(snap(), {"memory", "not a regular file"});
+  fs::remove(file(kMemoryFile));
+  // A FIFO would block a plain open() until a writer appears; the reader must not wait.
+  ASSERT_EQ(mkfifo(file(kMemoryFile).c_str(), 0600), 0);
+  expect_rejected(snap(), {"memory", "not a regular file"});
+  fs::remove(file(kStateFile));
+  fs::create_symlink(tmp_.path(), file(kStateFile));  // a symlink to a directory
+  expect_rejected(snap(), {"state.json", "not a regular file"});
+}
+
+TEST_F(SnapshotTest, UnreadableFile) {
+  if (geteuid() == 0) {
+    GTEST_SKIP() << "running as root: root reads a chmod 000 file anyway, so this case cannot be "
+                    "produced (the open error path is still covered by the missing-file cases)";
+  }
+  fs::permissions(file(kStateFile), fs::perms::none);
+  expect_rejected(snap(), {"state.json", "cannot open state file", "Permission denied"});
+}
+
+TEST_F(SnapshotTest, FlippedByteInStateJson) {
+  flip_byte(file(kStateFile), 40);
+  expect_rejected(snap(), {"state.json", "SHA-256 mismatch", written_.state_sha256});
+}
+
+TEST_F(SnapshotTest, DigestFileMustHoldADigest) {
+  write_file(file(kStateDigestFile), "not a digest\n");
+  expect_rejected(snap(), {"state.json.sha256", "does not hold a SHA-256"});
+  write_file(file(kStateDigestFile), std::string(300, 'a'));
+  expect_rejected(snap(), {"state.json.sha256", "too large"});
+  // The bare form (no file name) is accepted too.
+  write_file(file(kStateDigestFile), written_.state_sha256);
+  EXPECT_NO_THROW(open_snapshot(snap()));
+}
+
+TEST_F(SnapshotTest, FlippedByteInMemoryDataAndInAHole) {
+  flip_byte(file(kMemoryFile), 0x100000 + kPage + 100);  // a pattern page
+  expect_rejected(snap(), {"memory", "SHA-256 mismatch", written_.memory_sha256});
+  // Without memory verification (a Template's forks) the same file opens: the option works.
+  EXPECT_FALSE(open_snapshot(snap(), {.verify_memory = false}).memory_verified);
+  flip_byte(file(kMemoryFile), 0x100000 + kPage + 100);  // restore
+  EXPECT_TRUE(open_snapshot(snap()).memory_verified);
+  flip_byte(file(kMemoryFile), 40 * 0x100000);  // inside a hole: allocates a page
+  expect_rejected(snap(), {"memory", "SHA-256 mismatch"});
+}
+
+TEST_F(SnapshotTest, TruncatedOrExtendedMemoryIsRejectedEvenWithoutVerification) {
+  const uint64_t size = kTestMib << 20;
+  fs::resize_file(file(kMemoryFile), size - kPage);
+  expect_rejected(snap(),
+                  {"memory", "truncated", std::to_string(size - kPage), std::to_string(size)},
+                  {.verify_memory = false});
+  fs::resize_file(file(kMemoryFile), size + 1);
+  expect_rejected(snap(), {"memory", "longer than", std::to_string(size + 1)},
+                  {.verify_memory = false});
+  fs::resize_file(file(kMemoryFile), 0);
+  expect_rejected(snap(), {"memory", "truncated"});
+}
+
+TEST_F(SnapshotTest, OversizedStateJsonIsRejectedBeforeReading) {
+  // A sparse 1 GiB state.json: reading it would take seconds and 1 GiB of RAM. Its digest no
+  // longer matches, so a reader that read (and hashed) it before checking the size would report
+  // a SHA-256 mismatch; the size message proves the cap came first.
+  fs::resize_file(file(kStateFile), uint64_t{1} << 30);
+  const std::string msg =
+      expect_rejected(snap(), {"state.json", "1073741824 bytes", "over the limit"});
+  EXPECT_EQ(msg.find("SHA-256"), std::string::npos) << msg;
+  // The cap is an option; a small cap rejects even the genuine file.
+  TempDir t;
+  write_test_snapshot(t.path() / "s");
+  expect_rejected(t.path() / "s", {"over the limit of 100"}, {.max_state_bytes = 100});
+}
+
+TEST_F(SnapshotTest, MalformedJson) {
+  replace_state(snap(), "{\"format\": {\"major\": 1,");
+  expect_rejected(snap(), {"state.json", "malformed JSON"});
+  replace_state(snap(), "");
+  expect_rejected(snap(), {"state.json", "malformed JSON"});
+  replace_state(snap(), std::string(10000, '[') + std::string(10000, ']'));
+  expect_rejected(snap(), {"state.json", "nested deeper than 64"});
+  replace_state(snap(), "[1, 2]");
+  expect_rejected(snap(), {"state.json", "must be a JSON object"});
+  replace_state(snap(), "{\"format\": {\"major\": 1, \"minor\": 0}, \"x\": \"\xff\"}");
+  expect_rejected(snap(), {"state.json", "malformed JSON"});
+}
+
+TEST_F(SnapshotTest, UnknownMajorVersionIsNamed) {
+  edit_state(snap(), [](nlohmann::json& j) {
+    j["format"]["major"] = 2;
+    j["machine"] = "a version 2 layout";  // the version is checked before anything else
+  });
+  expect_rejected(snap(), {"state.json", "major version 2 is not supported", "1.x"});
+}
+
+TEST_F(SnapshotTest, NewerMinorVersionAndUnknownFieldsAreAccepted) {
+  edit_state(snap(), [](nlohmann::json& j) {
+    j["format"]["minor"] = 7;
+    j["added_in_1_7"] = {{"anything", true}};
+  });
+  EXPECT_EQ(open_snapshot(snap()).state.format, (FormatVersion{1, 7}));
+}
+
+TEST_F(SnapshotTest, MemoryMibMustMatchTheMemorySize) {
+  edit_state(snap(), [](nlohmann::json& j) { j["machine"]["memory_mib"] = 128; });
+  expect_rejected(snap(),
+                  {"state.json", "memory.size 67108864 does not match machine.memory_mib 128"});
+  // Consistent config but a memory file of the old size: caught by size, before any hashing.
+  edit_state(snap(), [](nlohmann::json& j) { j["memory"]["size"] = 128ull << 20; });
+  expect_rejected(snap(), {"memory", "truncated", "67108864", "134217728"});
+}
+
+TEST_F(SnapshotTest, MemoryFileFieldCannotPointElsewhere) {
+  edit_state(snap(), [](nlohmann::json& j) { j["memory"]["file"] = "../../etc/passwd"; });
+  expect_rejected(snap(), {"memory.file", "must be 'memory'"});
+}
+
+TEST_F(SnapshotTest, ErrorsNeverCrashOnSizesNearTheLimits) {
+  // A 1 TiB claim with a 64 MiB file: rejected by the size comparison, nothing allocated.
+  edit_state(snap(), [](nlohmann::json& j) {
+    j["machine"]["memory_mib"] = uint64_t{1} << 20;
+    j["memory"]["size"] = uint64_t{1} << 40;
+  });
+  expect_rejected(snap(), {"memory", "truncated", "1099511627776"});
+}
+
+TEST_F(SnapshotTest, MappedMemoryIsTheSnapshotCopyOnWrite) {
+  SnapshotFiles f = open_snapshot(snap());
+  GuestMemory a = map_snapshot_memory(f);
+  GuestMemory b = map_snapshot_memory(f);
+  ASSERT_EQ(a.size(), kTestMib << 20);
+  for (uint64_t gpa : pattern_pages()) {
+    EXPECT_EQ(a.read_obj<uint8_t>(gpa + 5), pattern_byte(gpa + 5));
+    EXPECT_EQ(b.read_obj<uint8_t>(gpa + 5), pattern_byte(gpa + 5));
+  }
+  // Writes stay in the mapping that made them: not in the sibling, not in the file.
+  a.write_obj<uint64_t>(0, 0x1122334455667788ull);
+  a.write_obj<uint8_t>(30 * 0x100000, 0xAB);  // a hole in the file
+  EXPECT_EQ(b.read_obj<uint8_t>(0), pattern_byte(0));
+  EXPECT_EQ(b.read_obj<uint8_t>(30 * 0x100000), 0);
+  EXPECT_TRUE(open_snapshot(snap()).memory_verified);
+  // A SnapshotFiles whose descriptor was given away cannot be mapped.
+  SnapshotFiles moved = std::move(f);
+  try {
+    map_snapshot_memory(f);  // NOLINT(bugprone-use-after-move): the point of the test
+    ADD_FAILURE() << "mapped a closed memory file";
+  } catch (const SnapshotError& e) {
+    EXPECT_NE(std::string(e.what()).find("memory file is not open"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(map_snapshot_memory(moved).read_obj<uint8_t>(1), pattern_byte(1));
+}
+
+TEST_F(SnapshotTest, MemfdBackedMemoryWritesTheSameSnapshot) {
+  GuestMemory mem = GuestMemory::create_memfd(kTestMib << 20);
+  const GuestMemory reference = patterned_memory();
+  for (uint64_t gpa : pattern_pages()) mem.write(gpa, reference.slice(gpa, kPage));
+  const WrittenSnapshot w =
+      write_snapshot(tmp_.path() / "memfd", test_machine(), test_components(), mem);
+  EXPECT_EQ(w.memory_sha256, written_.memory_sha256);
+  EXPECT_TRUE(open_snapshot(tmp_.path() / "memfd").memory_verified);
+}
+
+}  // namespace
+}  // namespace forkvm::snapshot
