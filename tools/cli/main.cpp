@@ -5,6 +5,7 @@
 
 #include "tools/cli/boot_command.hpp"
 #include "tools/cli/run_command.hpp"
+#include "tools/cli/snapshot_command.hpp"
 
 namespace {
 
@@ -13,6 +14,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  boot    boot a guest (the built-in image by default) and wait for it to power off\n"
     "  run     run one command in a transient sandbox: forkvm run [options] -- ARGV...\n"
+    "  snapshot  check and describe a snapshot directory: forkvm snapshot inspect DIR\n"
     "Run 'forkvm <command> --help' for the options of a command.\n";
 
 }  // namespace
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
   const std::span<char* const> rest(argv + 2, static_cast<size_t>(argc - 2));
   if (std::strcmp(argv[1], "boot") == 0) return forkvm::cli::boot_command(rest);
   if (std::strcmp(argv[1], "run") == 0) return forkvm::cli::run_command(rest);
+  if (std::strcmp(argv[1], "snapshot") == 0) return forkvm::cli::snapshot_command(rest);
   std::fprintf(stderr, "forkvm: unknown command '%s'\n%s", argv[1], kUsage);
   return forkvm::cli::kExitUsage;
 }
