@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <stop_token>
 #include <string_view>
 #include <thread>
@@ -152,10 +153,13 @@ int run_in(Sandbox& sandbox, const RunOptions& o, const SignalWatcher& signals) 
   }
   // Short slices so Ctrl-C is noticed; the guest enforces --timeout, and a grace period past
   // it catches an agent that never reports the end.
-  const auto hard_deadline = std::chrono::steady_clock::now() +
-                             (o.timeout ? std::chrono::duration_cast<milliseconds>(*o.timeout) +
-                                              milliseconds(15000)
-                                        : milliseconds::max() / 2);
+  // No --timeout: no deadline at all (adding a "huge" duration to now() would overflow the
+  // clock's nanosecond representation and put the deadline in the past).
+  std::optional<std::chrono::steady_clock::time_point> hard_deadline;
+  if (o.timeout) {
+    hard_deadline = std::chrono::steady_clock::now() +
+                    std::chrono::duration_cast<milliseconds>(*o.timeout) + milliseconds(15000);
+  }
   for (;;) {
     if (signals.signal() != 0) {
       std::fprintf(stderr, "forkvm run: interrupted; sandbox torn down\n");
@@ -165,7 +169,7 @@ int run_in(Sandbox& sandbox, const RunOptions& o, const SignalWatcher& signals) 
       if (o.json) print_json(*r);
       return exit_status(*r, o);
     }
-    if (std::chrono::steady_clock::now() > hard_deadline) {
+    if (hard_deadline && std::chrono::steady_clock::now() > *hard_deadline) {
       std::fprintf(stderr, "forkvm run: the command did not end after its --timeout; sandbox torn down\n");
       return kExitCommandTimeout;
     }
