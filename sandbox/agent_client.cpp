@@ -299,6 +299,12 @@ void AgentClient::set_env(const std::map<std::string, std::string>& env) {
   simple(*impl_, sandbox::set_env_request(env), "");
 }
 
+void AgentClient::set_identity(const GuestIdentity& identity) {
+  std::string payload;
+  json header = sandbox::identity_request(identity, &payload);
+  simple(*impl_, std::move(header), "", std::move(payload));
+}
+
 void AgentClient::set_secret(const std::string& name, std::string_view value) {
   simple(*impl_, sandbox::set_secret_request(name, value), "", std::string(value));
 }

@@ -1,5 +1,9 @@
 #include "sandbox/requests.hpp"
 
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
 #include <limits>
 
 #include "guest-init/protocol/field_rules.hpp"
@@ -143,6 +147,35 @@ json set_env_request(const std::map<std::string, std::string>& env) {
   const std::string op(proto::msg::kSetEnv);
   check_env(op, env);
   return {{"type", op}, {"env", env}};
+}
+
+json identity_request(const GuestIdentity& identity, std::string* payload) {
+  const std::string op(proto::msg::kIdentity);
+  *payload = identity.entropy;
+  if (payload->empty()) {
+    payload->resize(64);
+    if (::getrandom(payload->data(), payload->size(), 0) != static_cast<ssize_t>(payload->size())) {
+      throw Error(std::string("getrandom: ") + std::strerror(errno));
+    }
+  }
+  if (payload->size() < 32 || payload->size() > 4096) {
+    invalid(op, "", "the entropy is " + std::to_string(payload->size()) +
+                        " bytes; the agent takes 32..4096");
+  }
+  json h = {{"type", op}};
+  if (identity.wall_clock) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        identity.wall_clock->time_since_epoch())
+                        .count();
+    if (ns <= 0) invalid(op, "", "the wall clock is before 1970");
+    h["wall_clock_ns"] = ns;
+  }
+  if (identity.hostname) {
+    const std::string& name = *identity.hostname;
+    if (!proto::valid_hostname(name)) invalid(op, "", "hostname '" + name.substr(0, 80) + "' is not 1..64 of [A-Za-z0-9.-]");
+    h["hostname"] = name;
+  }
+  return h;
 }
 
 json set_secret_request(const std::string& name, std::string_view value) {

@@ -34,6 +34,8 @@ nlohmann::json remove_request(const std::string& path, bool recursive);
 nlohmann::json rename_request(const std::string& from, const std::string& to);
 /// set_env (all keys and values checked first).
 nlohmann::json set_env_request(const std::map<std::string, std::string>& env);
+/// identity (the entropy travels as the payload); fills empty entropy from getrandom().
+nlohmann::json identity_request(const GuestIdentity& identity, std::string* payload);
 /// set_secret (the value travels as the payload; it must fit one frame).
 nlohmann::json set_secret_request(const std::string& name, std::string_view value);
 

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "guest-init/protocol/field_rules.hpp"
 #include "guest-init/protocol/messages.hpp"
 
 namespace forkvm {
@@ -90,6 +91,10 @@ std::string Sandbox::Impl::tail() {
 
 void Sandbox::Impl::boot(std::stop_token stop) {
   if (config.vm.vsock) throw ConfigError("SandboxConfig::vm.vsock must be unset: the sandbox adds its own");
+  if (config.hostname && !protocol::valid_hostname(*config.hostname)) {
+    throw ConfigError("SandboxConfig::hostname '" + config.hostname->substr(0, 80) +
+                      "' is not 1..64 characters of [A-Za-z0-9.-]");
+  }
   if (config.vm.extra_cmdline.find("forkvm.after_ready=") != std::string::npos) {
     throw ConfigError("SandboxConfig::vm.extra_cmdline must not set forkvm.after_ready: the "
                       "sandbox needs forkvm.after_ready=serve");
@@ -123,6 +128,12 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     }
   }
   connect_agent(deadline, stop);
+  // The guest has no battery-backed clock (CMOS reads 0): give it the host's wall clock, and
+  // fresh host entropy, before anyone else talks to it.
+  GuestIdentity identity;
+  identity.wall_clock = std::chrono::system_clock::now();
+  identity.hostname = config.hostname;
+  client->set_identity(identity);
   if (!config.env.empty()) client->set_env(config.env);
   boot_time = Clock::now() - t0;
   state = SandboxState::kReady;

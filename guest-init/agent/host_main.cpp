@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     forkvm::agent::ServerOptions options;
     options.state_dir = state_dir;
+    options.apply_identity = false;  // never reseed, re-clock or rename the host
     const char* path = std::getenv("PATH");
     const char* home = std::getenv("HOME");
     options.base_env = {{"PATH", path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin"},

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <exception>
 
+#include "guest-init/agent/identity.hpp"
 #include "guest-init/agent/fields.hpp"
 #include "guest-init/agent/server_impl.hpp"
 #include "guest-init/protocol/hello.hpp"
@@ -132,6 +133,14 @@ void Server::Impl::handle_request(FramedConn& conn, std::uint64_t id, const std:
     if (env == header.end()) throw OpError(code::kInvalidArgument, "\"env\" is missing");
     store_.set_env(*env);
     send_ok(conn, id);
+  } else if (type == msg::kIdentity) {
+    const IdentityRequest request = parse_identity(header, payload);
+    if (options_.apply_identity) {
+      send_ok(conn, id, apply_identity(request));
+    } else {
+      send_ok(conn, id,
+              {{"reseeded", false}, {"clock_set", false}, {"hostname_set", false}, {"dry_run", true}});
+    }
   } else if (type == msg::kSetSecret) {
     store_.set_secret(string_field(header, "name"), payload);
     send_ok(conn, id);

@@ -35,6 +35,9 @@ struct ServerOptions {
   std::function<void(int signo)> on_signal;
   /// Diagnostic lines (a connection closed for a protocol error, ...). Default: dropped.
   std::function<void(std::string_view line)> log;
+  /// Whether an `identity` request changes this machine (kernel RNG, clock, hostname). The
+  /// host harness turns it off: it validates and answers, but must not touch the host.
+  bool apply_identity = true;
   /// Output backlog per connection above which the server stops producing for it.
   std::size_t max_backlog_bytes = 4u << 20;
 };

@@ -30,6 +30,14 @@ bool valid_secret_name(std::string_view name) noexcept {
   return true;
 }
 
+bool valid_hostname(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '.') return false;
+  }
+  return true;
+}
+
 std::optional<std::string> path_problem(std::string_view path) {
   if (path.empty()) return "the path is empty";
   if (path.front() != '/') return "the path is not absolute: " + std::string(path);

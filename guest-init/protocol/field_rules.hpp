@@ -15,6 +15,8 @@ namespace forkvm::protocol {
 [[nodiscard]] bool valid_env_value(std::string_view value) noexcept;
 /// Whether `name` matches [A-Za-z0-9_-]+ and is at most kMaxSecretNameBytes long.
 [[nodiscard]] bool valid_secret_name(std::string_view name) noexcept;
+/// Whether `name` can be a guest hostname: 1..64 bytes of [A-Za-z0-9.-].
+[[nodiscard]] bool valid_hostname(std::string_view name) noexcept;
 /// Why `path` is not acceptable (not absolute, too long, contains NUL), or nullopt if it is.
 [[nodiscard]] std::optional<std::string> path_problem(std::string_view path);
 

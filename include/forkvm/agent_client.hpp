@@ -158,6 +158,17 @@ struct PingResult {
   std::chrono::microseconds round_trip{0};  ///< measured on the host
 };
 
+/// What makes a forked or restored guest its own machine (AgentClient::set_identity()).
+struct GuestIdentity {
+  /// Fresh entropy for the guest kernel's RNG, 32..4096 bytes (the guest mixes it in and
+  /// reseeds its CRNG at once). Empty: 64 bytes from the host's getrandom().
+  std::string entropy;
+  /// The guest wall clock to set; nullopt leaves it. Sandbox sets the host's current time.
+  std::optional<std::chrono::system_clock::time_point> wall_clock;
+  /// A hostname to set (1..64 of [A-Za-z0-9.-]); nullopt leaves it.
+  std::optional<std::string> hostname;
+};
+
 /// Where and how to connect.
 struct AgentClientOptions {
   /// The Unix socket to connect to.
@@ -253,6 +264,9 @@ class AgentClient {
   void set_env(const std::map<std::string, std::string>& env);
   /// Stores a secret at /run/forkvm/secrets/<name> (mode 0600).
   void set_secret(const std::string& name, std::string_view value);
+  /// Gives the guest fresh entropy (with an immediate CRNG reseed), the wall clock and
+  /// optionally a hostname (MESSAGES.md "identity"). Fork and restore call it for every child.
+  void set_identity(const GuestIdentity& identity);
 
   struct Impl;
 

@@ -42,6 +42,8 @@ struct SandboxConfig {
   /// Where the private temp dir (holding the vsock socket) is made; empty: $TMPDIR or /tmp.
   /// Unix socket paths are limited to 107 bytes, so keep it short.
   std::string runtime_dir;
+  /// The guest's hostname (1..64 of [A-Za-z0-9.-]); nullopt keeps the image's.
+  std::optional<std::string> hostname;
   /// Persistent environment set once the agent is up (as set_env()).
   std::map<std::string, std::string> env;
 };

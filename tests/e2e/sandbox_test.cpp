@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -68,6 +69,27 @@ class E2eSandbox : public ::testing::Test {
   static Sandbox* box_;
 };
 Sandbox* E2eSandbox::box_ = nullptr;
+
+TEST_F(E2eSandbox, GuestClockIsTheHostsAndIdentityCanBeChanged) {
+  // Sandbox::create set the wall clock (the guest has no RTC: it would say 1970).
+  const auto host_now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  const long guest_now = std::stol(box_->exec({"date", "+%s"}).stdout_data);
+  EXPECT_LT(std::abs(guest_now - host_now), 120) << "guest " << guest_now << " host " << host_now;
+  const std::string before = box_->exec_shell("head -c 16 /dev/urandom | od -An -tx1").stdout_data;
+  GuestIdentity id;
+  id.hostname = "e2e-child.forkvm";
+  id.wall_clock = std::chrono::system_clock::now() + std::chrono::hours(24 * 365);
+  box_->agent().set_identity(id);
+  EXPECT_EQ(box_->exec({"hostname"}).stdout_data, "e2e-child.forkvm\n");
+  const long later = std::stol(box_->exec({"date", "+%s"}).stdout_data);
+  EXPECT_GT(later, host_now + 364L * 24 * 3600);
+  EXPECT_NE(box_->exec_shell("head -c 16 /dev/urandom | od -An -tx1").stdout_data, before);
+  id.hostname.reset();
+  id.wall_clock = std::chrono::system_clock::now();  // put it back for the other tests
+  box_->agent().set_identity(id);
+}
 
 TEST_F(E2eSandbox, EchoArgvExec) {
   const ExecResult r = box_->exec({"echo", "hello", "from the guest"});

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The RAII layer in vmm/kvm/ is the only place allowed to issue ioctl(2) on KVM descriptors.
-# Fails, naming the lines, if an ioctl call appears in any other C++ source of the repo.
+# Fails, naming the lines, if an ioctl call appears in any other C++ source of the repo. The one
+# exception is guest code that is not about KVM: the agent's kernel-RNG reseed (identity.cpp).
 set -euo pipefail
 src=$1
 hits=$(grep -rnE '\bioctl\s*\(' --include='*.cpp' --include='*.hpp' "$src" \
-  | grep -v "^$src/vmm/kvm/" | grep -v "^$src/build" || true)
+  | grep -v "^$src/vmm/kvm/" | grep -v "^$src/build" \
+  | grep -v "^$src/guest-init/agent/identity.cpp:" || true)
 if [ -n "$hits" ]; then
   echo "ioctl( outside vmm/kvm/:"; echo "$hits"; exit 1
 fi

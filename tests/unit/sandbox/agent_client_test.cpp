@@ -311,6 +311,25 @@ TEST(AgentClient, EnvAndSecrets) {
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
+TEST(AgentClient, IdentityIsValidatedOnTheHostAndAnswered) {
+  AgentHost host;  // a dry run: the harness never reseeds, re-clocks or renames the host
+  auto c = connect(host);
+  GuestIdentity id;
+  id.wall_clock = std::chrono::system_clock::now();
+  id.hostname = "child-1.forkvm";
+  EXPECT_NO_THROW(c->set_identity(id));
+  EXPECT_NO_THROW(c->set_identity({}));  // entropy from getrandom, nothing else
+  GuestIdentity short_entropy;
+  short_entropy.entropy = "too short";
+  EXPECT_THROW(c->set_identity(short_entropy), OperationError);
+  GuestIdentity bad_name;
+  bad_name.hostname = "no spaces allowed";
+  EXPECT_THROW(c->set_identity(bad_name), OperationError);
+  bad_name.hostname = std::string(65, 'a');
+  EXPECT_THROW(c->set_identity(bad_name), OperationError);
+  EXPECT_EQ(c->ping().version, 1u);
+}
+
 TEST(AgentClient, AgentKilledMidRequestFailsFastWithATypedError) {
   AgentHost host;
   auto c = connect(host);
