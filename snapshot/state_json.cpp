@@ -92,12 +92,14 @@ bool valid_component_name(std::string_view name) {
 FormatVersion parse_format(const json& root, const std::string& where) {
   const json& f = object_field(root, "format", where, "");
   FormatVersion v;
-  v.major = static_cast<uint32_t>(uint_field(f, "major", 0, UINT32_MAX, where, "format."));
-  if (v.major != kFormatMajor) {
-    bad(where, "snapshot format major version " + std::to_string(v.major) +
+  // Any integer is read first so that an unknown major version is reported as such, by number.
+  const uint64_t major = uint_field(f, "major", 0, UINT64_MAX, where, "format.");
+  if (major != kFormatMajor) {
+    bad(where, "snapshot format major version " + std::to_string(major) +
                    " is not supported (this forkvm reads version " + std::to_string(kFormatMajor) +
                    ".x)");
   }
+  v.major = kFormatMajor;
   // A newer minor version only adds optional fields, which this reader ignores.
   v.minor = static_cast<uint32_t>(uint_field(f, "minor", 0, UINT32_MAX, where, "format."));
   return v;

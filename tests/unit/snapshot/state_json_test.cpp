@@ -74,6 +74,8 @@ TEST(StateJson, RejectsEveryBadField) {
       {"major negative", [](json& j) { j["format"]["major"] = -1; },
        "format.major must be a non-negative integer, got -1"},
       {"major 3", [](json& j) { j["format"]["major"] = 3; }, "major version 3 is not supported"},
+      {"major 2^40", [](json& j) { j["format"]["major"] = uint64_t{1} << 40; },
+       "major version 1099511627776 is not supported"},
       {"minor float", [](json& j) { j["format"]["minor"] = 0.5; },
        "format.minor must be an integer below 2^64"},
       {"machine missing", [](json& j) { j.erase("machine"); }, "machine is missing"},
