@@ -25,12 +25,13 @@
 #include "vmm/vcpu_boot.hpp"
 #include "vmm/vcpu_thread.hpp"
 #include "vmm/virtio_mmio_slots.hpp"
+#include "vmm/vm_impl.hpp"
+#include "vmm/state/msr_list.hpp"
 
 namespace forkvm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr size_t kConsoleTailBytes = 16 * 1024;
 
 /// An IrqLine on the in-kernel irqchip (KVM_IRQ_LINE on one GSI).
 class KvmIrqLine : public IrqLine {
@@ -57,60 +58,13 @@ class IrqfdTrigger : public InterruptTrigger {
 
 }  // namespace
 
-struct Vm::Impl {
-  explicit Impl(const VmConfig& c)
-      : config(c), memory(GuestMemory::create_anonymous(c.memory_mib * layout::kMiB)) {}
-  ~Impl();
-  Impl(const Impl&) = delete;
-  Impl& operator=(const Impl&) = delete;
-
-  void load_images();
-  void create_virtio_devices();
-  void build();
-  void add_devices();
-  void attach_virtio(std::shared_ptr<VirtioDevice> device);
-  void reset_virtio_devices() noexcept;
-  void on_boot_signal(BootSignal code, uint32_t arg, Clock::time_point when);
-  void on_reset();
-  void on_vcpu_stop(uint32_t index, ExitAction action, const std::string& detail);
-  /// Records how the VM ended (first caller wins) and asks every vCPU to stop.
-  void finish(VmResult result);
-
-  VmConfig config;
-  // Declared (so destroyed in reverse) memory -> KVM -> VM: the VM fd is closed before the
-  // memory its slots point at is unmapped.
-  GuestMemory memory;
-  std::optional<x86::BootPlan> plan;
-  std::optional<KvmSystem> kvm;
-  std::optional<VmFd> vm;
-  Bus pio{"pio", 0xff};
-  Bus mmio{"mmio", 0};
-  ConsoleTail tail{kConsoleTailBytes};
-  std::shared_ptr<Serial> serial;
-  /// Created from planned_virtio_devices(config) before KVM opens, attached in slot order.
-  std::vector<std::shared_ptr<VirtioDevice>> virtio_devices;
-  /// The attached transports (also on the mmio bus), in slot order.
-  std::vector<std::shared_ptr<VirtioMmioTransport>> virtio;
-  std::vector<std::unique_ptr<VcpuThread>> vcpus;
-
-  std::mutex mu;
-  std::condition_variable cv;
-  std::chrono::nanoseconds build_time{};
-  std::optional<Clock::time_point> started;
-  std::optional<Clock::time_point> ready;
-  std::optional<VmResult> result;
-  bool poweroff_announced = false;
-  uint32_t poweroff_status = 0;
-  std::optional<uint32_t> agent_fatal;
-};
-
 void Vm::Impl::load_images() {
   // Kernel, initramfs, command line, zero page, page tables, GDT and MP table go into guest
   // memory before KVM is opened, so a bad image or command line fails with nothing to undo.
   x86::BootConfig boot;
   boot.kernel_path = config.kernel;
   if (!config.initramfs.empty()) boot.initrd_path = config.initramfs;
-  boot.cmdline = effective_cmdline(config);
+  boot.cmdline = boot_cmdline;
   boot.vcpu_count = config.vcpus;
   plan = x86::prepare_linux_boot(memory, boot);
 }
@@ -119,7 +73,8 @@ void Vm::Impl::create_virtio_devices() {
   // Before KVM opens too: a vsock path that cannot be listened on fails with nothing to undo.
   // The same plan produced the virtio_mmio.device= parameters in the command line, so slot i
   // of the command line is virtio_devices[i].
-  for (const VirtioDeviceKind kind : planned_virtio_devices(config)) {
+  virtio_kinds = planned_virtio_devices(config);
+  for (const VirtioDeviceKind kind : virtio_kinds) {
     switch (kind) {
       case VirtioDeviceKind::kVsock:
         virtio_devices.push_back(
@@ -129,15 +84,17 @@ void Vm::Impl::create_virtio_devices() {
   }
 }
 
-void Vm::Impl::build() {
-  // Order matters:
+void Vm::Impl::build_machine() {
+  // Order matters (a restored machine is built the same way, then restored instead of
+  // configured for boot):
   // 1. KVM_SET_TSS_ADDR before any vCPU exists (Intel needs it for real-mode emulation).
   // 2. Memory slots before KVM_CREATE_IRQCHIP: after it, each memslot change waits for an SRCU
   //    grace period (measured at ~7 ms per slot on PVM hosts; shared/KVM-LAB.md).
   // 3. KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 before KVM_CREATE_VCPU, so each vCPU gets an
   //    in-kernel LAPIC.
   // 4. Devices after the irqchip: a virtio device's KVM_IRQFD raises one of its pins.
-  // 5. Per-vCPU state last (CPUID before MSRs: KVM filters MSRs by the CPUID it was given).
+  // 5. Per-vCPU state last (build() / restore: CPUID before MSRs, KVM filters MSRs by the
+  //    CPUID it was given).
   kvm.emplace(KvmSystem::open(config.kvm_device));
   require_capabilities(*kvm, {{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
                               {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
@@ -147,6 +104,7 @@ void Vm::Impl::build() {
                               {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
                               {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
                               {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"}});
+  msrs = state::msrs_to_save(kvm->msr_index_list());
   vm.emplace(kvm->create_vm());
   vm->set_tss_addr(layout::kKvmTssStart);
   uint32_t slot = 0;
@@ -154,17 +112,25 @@ void Vm::Impl::build() {
   vm->create_irqchip();
   vm->create_pit2();
   add_devices();
+}
 
-  const auto cpuid = kvm->supported_cpuid();
-  const bool tsc_deadline = kvm->check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+void Vm::Impl::create_vcpu_threads() {
   for (uint32_t i = 0; i < config.vcpus; ++i) {
-    VcpuFd fd = vm->create_vcpu(i);
-    configure_vcpu_for_boot(fd, i, config.vcpus, cpuid, tsc_deadline, *plan);
     vcpus.push_back(std::make_unique<VcpuThread>(
-        i, std::move(fd), pio, mmio,
+        i, vm->create_vcpu(i), pio, mmio,
         [this](uint32_t index, ExitAction action, const std::string& detail) {
           on_vcpu_stop(index, action, detail);
         }));
+  }
+}
+
+void Vm::Impl::build() {
+  build_machine();
+  create_vcpu_threads();
+  const auto cpuid = kvm->supported_cpuid();
+  const bool tsc_deadline = kvm->check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+  for (uint32_t i = 0; i < config.vcpus; ++i) {
+    configure_vcpu_for_boot(vcpus[i]->vcpu(), i, config.vcpus, cpuid, tsc_deadline, *plan);
   }
 }
 
@@ -176,14 +142,14 @@ void Vm::Impl::add_devices() {
   };
   serial = std::make_shared<Serial>(std::make_shared<KvmIrqLine>(*vm, layout::kCom1Irq), sink);
   pio.insert(serial, layout::kCom1Port, 8);
-  pio.insert(std::make_shared<I8042>(std::make_shared<KvmIrqLine>(*vm, layout::kI8042Irq),
-                                     [this] { on_reset(); }),
-             layout::kI8042Port, 5);
-  pio.insert(std::make_shared<BootSignalDevice>(
-                 [this](BootSignal code, uint32_t arg, Clock::time_point when) {
-                   on_boot_signal(code, arg, when);
-                 }),
-             layout::kBootSignalPort, 4);
+  i8042 = std::make_shared<I8042>(std::make_shared<KvmIrqLine>(*vm, layout::kI8042Irq),
+                                  [this] { on_reset(); });
+  pio.insert(i8042, layout::kI8042Port, 5);
+  boot_signal = std::make_shared<BootSignalDevice>(
+      [this](BootSignal code, uint32_t arg, Clock::time_point when) {
+        on_boot_signal(code, arg, when);
+      });
+  pio.insert(boot_signal, layout::kBootSignalPort, 4);
   insert_legacy_stub_ports(pio);
   for (auto& device : virtio_devices) attach_virtio(device);
 }
@@ -293,7 +259,9 @@ Vm::~Vm() {
 std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   validate(config);
   const auto t0 = Clock::now();
-  auto impl = std::make_unique<Impl>(config);
+  auto impl = std::make_unique<Impl>(
+      config, GuestMemory::create_anonymous(config.memory_mib * layout::kMiB));
+  impl->boot_cmdline = effective_cmdline(config);
   impl->load_images();
   impl->create_virtio_devices();
   impl->build();
@@ -333,14 +301,19 @@ std::optional<VmResult> Vm::wait(std::chrono::milliseconds timeout) {
 }
 
 void Vm::pause() {
+  std::lock_guard lifecycle(impl_->lifecycle_mu);
+  impl_->user_paused = true;
   for (auto& v : impl_->vcpus) v->pause();
 }
 
 void Vm::resume() {
+  std::lock_guard lifecycle(impl_->lifecycle_mu);
+  impl_->user_paused = false;
   for (auto& v : impl_->vcpus) v->resume();
 }
 
 VmResult Vm::stop() {
+  std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->finish({StopReason::kHostStop, 0, "stopped by the host"});
   for (auto& v : impl_->vcpus) v->stop();
   // A stopped VM never runs again: stop the device workers now (host vsock sockets see EOF)

@@ -13,6 +13,7 @@
 #include "forkvm/vm.hpp"
 #include "vmm/arch/x86_64/layout.hpp"
 #include "vmm/virtio_mmio_slots.hpp"
+#include "vmm/vm_impl.hpp"
 
 namespace forkvm {
 namespace {
@@ -75,6 +76,8 @@ std::string effective_cmdline(const VmConfig& config) {
   if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
   return cmdline;
 }
+
+void validate_vsock(const VsockConfig& vsock) { check_vsock(vsock); }
 
 void validate(const VmConfig& config) {
   if (config.vcpus == 0 || config.vcpus > layout::kMaxVcpus) {

@@ -61,6 +61,23 @@ std::string effective_cmdline(const VmConfig& config);
 /// calls it first.
 void validate(const VmConfig& config);
 
+/// How Vm::restore() builds the new machine. The machine itself (vCPUs, memory size, devices,
+/// the guest's command line) comes from the snapshot; only the host-side parts are chosen here.
+struct RestoreOptions {
+  /// The vsock device of the restored VM: required when the snapshot's machine had one (and
+  /// refused when it had none). It may use another CID and must use another socket path than
+  /// the VM the snapshot was taken from, if that one still runs; the guest learns the CID from
+  /// the TRANSPORT_RESET that every snapshot posts (devices/SNAPSHOT.md).
+  std::optional<VsockConfig> vsock;
+  /// Receives the serial console output (as VmConfig::console).
+  std::function<void(std::string_view)> console;
+  /// The KVM device to open.
+  std::string kvm_device = "/dev/kvm";
+  /// Re-hash the memory file against its digest before mapping it (the state digest is always
+  /// checked). Turn off only for a snapshot already verified in this process.
+  bool verify_memory = true;
+};
+
 /// Why a VM stopped.
 enum class StopReason {
   kPowerOff,    ///< the guest agent announced a power-off and reset the machine
@@ -112,7 +129,26 @@ class Vm {
   /// workers stop; vsock host sockets see EOF): a stopped VM does not run again.
   VmResult stop();
 
-  /// Time spent in create(): KVM setup and loading the images.
+  /// Writes a snapshot of the running VM to the new directory `dir` (snapshot/README.md: memory
+  /// file, state.json and its digest; `dir` must not exist and appears complete or not at all).
+  /// The vCPUs are paused, the virtio devices quiesced (vsock: host connections are closed and
+  /// the guest gets a TRANSPORT_RESET), the machine and every device captured and guest memory
+  /// written; then the devices and vCPUs resume and this VM keeps running (a VM paused with
+  /// pause() stays paused). Throws InvalidStateError (sandbox_errors.hpp) when the VM was not
+  /// started or has stopped, SnapshotError when the state cannot be captured or written, and
+  /// KvmError when KVM refuses to read the state.
+  void snapshot(const std::string& dir);
+  /// Builds a VM from the snapshot in `dir` and starts its vCPUs: the state digest (and, with
+  /// RestoreOptions::verify_memory, the memory digest) is verified, guest memory is the memory
+  /// file mapped copy-on-write (nothing is copied, and nothing this VM writes reaches the file),
+  /// and the machine is restored in the order of vmm/state and devices/SNAPSHOT.md. The new VM
+  /// is already ready when the snapshot's was (wait_ready() returns true at once). Throws
+  /// SnapshotError for a missing, corrupt or inconsistent snapshot or a host CPU that lacks
+  /// features the snapshot uses, ConfigError for RestoreOptions that do not fit the snapshot,
+  /// KvmError when KVM refuses the state.
+  static std::unique_ptr<Vm> restore(const std::string& dir, const RestoreOptions& options);
+
+  /// Time spent in create() (KVM setup and loading the images) or restore().
   std::chrono::nanoseconds build_time() const;
   /// Time from start() to the agent's ready signal, once it came.
   std::optional<std::chrono::nanoseconds> start_to_ready() const;

@@ -1,0 +1,117 @@
+// Vm::Impl: the machine behind forkvm::Vm, shared by the boot path (vm.cpp) and the snapshot
+// and restore path (vm_snapshot.cpp). Private to the library.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "devices/legacy/boot_signal.hpp"
+#include "devices/legacy/i8042.hpp"
+#include "devices/legacy/serial.hpp"
+#include "devices/virtio/mmio_transport.hpp"
+#include "forkvm/vm.hpp"
+#include "vmm/arch/x86_64/boot_setup.hpp"
+#include "vmm/bus.hpp"
+#include "vmm/console_tail.hpp"
+#include "vmm/guest_memory.hpp"
+#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/kvm/vm_fd.hpp"
+#include "vmm/vcpu_thread.hpp"
+#include "vmm/virtio_mmio_slots.hpp"
+
+namespace forkvm {
+
+/// The vsock checks of validate(), for a restore (which loads no images): CID range and
+/// socket path length. Throws ConfigError.
+void validate_vsock(const VsockConfig& vsock);
+
+struct Vm::Impl {
+  using Clock = std::chrono::steady_clock;
+
+  /// A machine over `mem`: anonymous RAM for a boot, the snapshot's memory file mapped
+  /// copy-on-write for a restore.
+  Impl(const VmConfig& c, GuestMemory mem) : config(c), memory(std::move(mem)) {}
+  ~Impl();
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  // Boot path (vm.cpp).
+  void load_images();
+  void create_virtio_devices();
+  /// KVM_CREATE_VM, TSS, memory slots, irqchip, PIT and the devices: what a booted and a
+  /// restored machine share, in the order documented in vm.cpp.
+  void build_machine();
+  /// build_machine(), then vCPUs configured for a Linux boot.
+  void build();
+  /// One VcpuThread (not started) per vCPU; the caller configures or restores the vCPUs.
+  void create_vcpu_threads();
+  void add_devices();
+  void attach_virtio(std::shared_ptr<VirtioDevice> device);
+  void reset_virtio_devices() noexcept;
+  void on_boot_signal(BootSignal code, uint32_t arg, Clock::time_point when);
+  void on_reset();
+  void on_vcpu_stop(uint32_t index, ExitAction action, const std::string& detail);
+  /// Records how the VM ended (first caller wins) and asks every vCPU to stop.
+  void finish(VmResult result);
+
+  // Snapshot and restore path (vm_snapshot.cpp).
+  /// Pauses the vCPUs, quiesces the virtio transports, captures the machine and every device
+  /// into one components object, calls `with_paused` (e.g. to write guest memory) while still
+  /// paused, then resumes the devices and the vCPUs, also when something threw.
+  nlohmann::json capture_components(const std::function<void(const nlohmann::json&)>& with_paused);
+  /// Restores a machine built by build_machine() + create_vcpu_threads() (vCPUs not started)
+  /// from `components`, in the order of devices/SNAPSHOT.md.
+  void restore_components(const nlohmann::json& components);
+
+  VmConfig config;
+  /// The command line the guest booted with (effective_cmdline(config) for a boot, the
+  /// snapshot's for a restore; the guest's copy is in its memory either way).
+  std::string boot_cmdline;
+  // Declared (so destroyed in reverse) memory -> KVM -> VM: the VM fd is closed before the
+  // memory its slots point at is unmapped.
+  GuestMemory memory;
+  std::optional<x86::BootPlan> plan;
+  std::optional<KvmSystem> kvm;
+  std::optional<VmFd> vm;
+  /// The MSRs a snapshot saves (state::msrs_to_save of this KVM's index list).
+  std::vector<uint32_t> msrs;
+  Bus pio{"pio", 0xff};
+  Bus mmio{"mmio", 0};
+  ConsoleTail tail{16 * 1024};
+  std::shared_ptr<Serial> serial;
+  std::shared_ptr<I8042> i8042;
+  std::shared_ptr<BootSignalDevice> boot_signal;
+  /// planned_virtio_devices(config): the kind of virtio_devices[i].
+  std::vector<VirtioDeviceKind> virtio_kinds;
+  /// Created from planned_virtio_devices(config) before KVM opens, attached in slot order.
+  std::vector<std::shared_ptr<VirtioDevice>> virtio_devices;
+  /// The attached transports (also on the mmio bus), in slot order.
+  std::vector<std::shared_ptr<VirtioMmioTransport>> virtio;
+  std::vector<std::unique_ptr<VcpuThread>> vcpus;
+
+  /// Serialises snapshot() against stop(): a snapshot pauses and resumes the vCPUs, which must
+  /// not race with the teardown that joins them.
+  std::mutex lifecycle_mu;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::chrono::nanoseconds build_time{};
+  std::optional<Clock::time_point> started;
+  std::optional<Clock::time_point> ready;
+  std::optional<VmResult> result;
+  bool poweroff_announced = false;
+  uint32_t poweroff_status = 0;
+  std::optional<uint32_t> agent_fatal;
+  /// Vm::pause() was called and Vm::resume() not since: a snapshot leaves the vCPUs paused.
+  bool user_paused = false;
+};
+
+}  // namespace forkvm
