@@ -198,7 +198,13 @@ void AgentClient::Impl::close(std::exception_ptr error) {
   // Wakes the reader (recv returns 0) and any writer stuck in poll (EPIPE). The descriptor is
   // still open here: it is only closed below, once the reader is gone, by the first close().
   if (!shut_down_.exchange(true) && raw_fd_ >= 0) ::shutdown(raw_fd_, SHUT_RDWR);
-  if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
+  // On the reader thread (a callback closing): the reader returns by itself; a later close()
+  // from another thread joins it.
+  if (reader_.get_id() == std::this_thread::get_id()) return;
+  // One joiner at a time: the Sandbox's watcher (VM died) and shutdown() may close at once,
+  // and two concurrent std::thread::join() calls on one thread are undefined (seen: a hang).
+  std::lock_guard cl(close_mutex_);
+  if (reader_.joinable()) reader_.join();
   std::lock_guard wl(write_mutex_);
   if (!reader_.joinable() && fd_.get() >= 0) {
     fd_ = sandbox::UniqueFd();

@@ -120,6 +120,7 @@ struct AgentClient::Impl {
   std::atomic<uint64_t> next_id_{1};
 
   std::mutex write_mutex_;  // one frame at a time on the socket
+  std::mutex close_mutex_;  // serializes close()'s join of the reader and closing of fd_
   mutable std::mutex map_mutex_;
   std::map<uint64_t, std::shared_ptr<sandbox::Pending>> pending_;
   bool closed_ = false;

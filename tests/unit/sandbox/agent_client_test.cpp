@@ -330,6 +330,20 @@ TEST(AgentClient, IdentityIsValidatedOnTheHostAndAnswered) {
   EXPECT_EQ(c->ping().version, 1u);
 }
 
+TEST(AgentClient, ConcurrentClosesFromManyThreadsAreSafe) {
+  // The Sandbox's VM watcher and shutdown() can close at the same moment.
+  AgentHost host;
+  for (int round = 0; round < 20; ++round) {
+    auto c = connect(host);
+    auto p = c->start({"sleep", "30"});
+    std::vector<std::thread> closers;
+    for (int i = 0; i < 4; ++i) closers.emplace_back([&c] { c->close(); });
+    for (auto& t : closers) t.join();
+    EXPECT_FALSE(c->connected());
+    EXPECT_THROW(p->wait(5s), InvalidStateError);
+  }
+}
+
 TEST(AgentClient, AgentKilledMidRequestFailsFastWithATypedError) {
   AgentHost host;
   auto c = connect(host);
