@@ -103,4 +103,19 @@ TEST(E2eCli, RunLaunchPlanWithEnvLayering) {
   EXPECT_NE(rejected.output.find("app"), std::string::npos) << rejected.output;
 }
 
+TEST(E2eCli, SnapshotCreateWritesASnapshotThatInspectVerifies) {
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string dir = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                          "/forkvm-e2e-snap-" + std::to_string(getpid());
+  const CliRun created = run("snapshot create --memory 128 " + dir);
+  EXPECT_EQ(created.status, 0) << created.output;
+  EXPECT_NE(created.output.find("snapshot written to"), std::string::npos) << created.output;
+  const CliRun inspected = run("snapshot inspect " + dir);
+  EXPECT_EQ(inspected.status, 0) << inspected.output;
+  const CliRun again = run("snapshot create " + dir);
+  EXPECT_EQ(again.status, 3) << again.output;  // never overwrites
+  EXPECT_NE(again.output.find("already exists"), std::string::npos) << again.output;
+  forkvm::test::run_process("rm -rf '" + dir + "'");
+}
+
 }  // namespace

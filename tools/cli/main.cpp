@@ -14,7 +14,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  boot    boot a guest (the built-in image by default) and wait for it to power off\n"
     "  run     run one command in a transient sandbox: forkvm run [options] -- ARGV...\n"
-    "  snapshot  check and describe a snapshot directory: forkvm snapshot inspect DIR\n"
+    "  snapshot  make a template snapshot (create DIR) or check one (inspect DIR)\n"
     "Run 'forkvm <command> --help' for the options of a command.\n";
 
 }  // namespace

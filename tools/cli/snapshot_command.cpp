@@ -11,6 +11,7 @@
 #include "snapshot/snapshot.hpp"
 #include "tools/cli/args.hpp"
 #include "tools/cli/boot_command.hpp"
+#include "tools/cli/snapshot_create.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -19,7 +20,8 @@ using nlohmann::json;
 
 constexpr const char* kUsage =
     "usage: forkvm snapshot inspect [--json] [--no-verify-memory] DIR\n"
-    "       forkvm snapshot create ...   (not available yet)\n"
+    "       forkvm snapshot create [--vcpus N] [--memory MiB] [--timeout S] DIR\n"
+    "create boots the built-in image with the agent serving and snapshots it (create --help).\n"
     "inspect checks a snapshot directory and describes it: format version, machine config,\n"
     "memory size and allocated (sparse) bytes, the state and memory SHA-256 digests and whether\n"
     "they match, and each component's state size. The state digest is always checked; the\n"
@@ -183,11 +185,7 @@ int snapshot_command(std::span<char* const> args) {
       return 0;
     }
     if (sub == "inspect") return inspect(args.subspan(1));
-    if (sub == "create") {
-      // Capturing vCPU and device state from a paused VM is not implemented yet; writing a
-      // snapshot without it would produce one that cannot be restored.
-      throw UsageError("create is not available yet: forkvm cannot capture a VM's state");
-    }
+    if (sub == "create") return snapshot_create(args.subspan(1));
     throw UsageError("unknown subcommand '" + sub + "'");
   } catch (const UsageError& e) {
     std::cerr << "forkvm snapshot: " << e.what() << "\n" << kUsage;

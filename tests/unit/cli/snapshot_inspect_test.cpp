@@ -1,5 +1,5 @@
 // unit tier: `forkvm snapshot inspect` through the real binary on a valid snapshot, damaged ones
-// (exit 1), and bad command lines (exit 2); `create` is refused as not available yet.
+// (exit 1), and bad command lines (exit 2), including `create`'s (before anything boots).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -102,7 +102,10 @@ TEST(CliSnapshotUsage, BadCommandLinesExitTwo) {
       {"inspect", "needs a snapshot directory"},
       {"inspect a b", "takes one directory, got 2"},
       {"inspect --bogus dir", "unknown option '--bogus'"},
-      {"create /tmp/x", "create is not available yet"},
+      {"create", "create takes one snapshot directory"},
+      {"create a b", "create takes one snapshot directory"},
+      {"create --vcpus 0 dir", "--vcpus"},
+      {"create --bogus dir", "unknown option '--bogus'"},
   };
   for (const auto& c : cases) {
     const auto r = run(c.args);
@@ -112,6 +115,7 @@ TEST(CliSnapshotUsage, BadCommandLinesExitTwo) {
   }
   EXPECT_EQ(run("--help").status, 0);
   EXPECT_EQ(run("inspect --help").status, 0);
+  EXPECT_EQ(run("create --help").status, 0);
 }
 
 }  // namespace
