@@ -5,13 +5,16 @@
 
 #include <stdlib.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "guest-init/protocol/field_rules.hpp"
 #include "guest-init/protocol/messages.hpp"
@@ -38,6 +41,27 @@ std::string make_temp_dir(const std::string& runtime_dir) {
   return templ;
 }
 
+// A vsock CID for a restored VM, unique within this process and unlikely to repeat across
+// processes: a per-process counter from a pid-derived offset, kept in [3, 2^32 - 2).
+uint64_t next_restore_cid() {
+  static std::atomic<uint64_t> counter{0};
+  constexpr uint64_t kFirst = 3;
+  constexpr uint64_t kSpan = 0xFFFFFFFEull - kFirst;  // CIDs kFirst .. 2^32 - 3
+  const uint64_t offset = static_cast<uint64_t>(::getpid()) << 12;
+  return kFirst + (offset + counter.fetch_add(1)) % kSpan;
+}
+
+// The socket path inside a private temp dir, checked against the sun_path limit.
+std::string socket_in(const std::string& temp_dir, const char* what) {
+  std::string path = temp_dir + "/vsock.sock";
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    throw ConfigError("the vsock socket path " + path + " is longer than " +
+                      std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                      " bytes: use a shorter " + what);
+  }
+  return path;
+}
+
 }  // namespace
 
 std::string_view to_string(SandboxState state) noexcept {
@@ -55,7 +79,10 @@ struct Sandbox::Impl {
   std::string temp_dir;
   std::string socket_path;
   std::unique_ptr<Vm> vm;
-  std::unique_ptr<AgentClient> client;
+  // The current agent connection. A snapshot replaces it; the replaced ones stay alive (closed)
+  // until the Impl goes, since other threads may still hold references to them.
+  std::atomic<AgentClient*> client{nullptr};
+  std::vector<std::unique_ptr<AgentClient>> clients;  // guarded by `mutex`
   std::atomic<SandboxState> state{SandboxState::kBooting};
   std::chrono::nanoseconds boot_time{0};
 
@@ -63,12 +90,17 @@ struct Sandbox::Impl {
   std::string final_tail;
   bool stop_watch = false;
   std::thread watcher;
-  std::mutex shutdown_mutex;  // one shutdown at a time
+  std::mutex shutdown_mutex;  // one shutdown or snapshot at a time
 
   ~Impl() { shutdown(); }
 
   void boot(std::stop_token stop);
+  void restore(const std::string& dir, const SandboxRestoreConfig& rc, std::stop_token stop);
+  void snapshot(const std::string& dir);
+  // Connects (retrying until the agent answers ping) and makes it the current client.
   void connect_agent(Clock::time_point deadline, const std::stop_token& stop);
+  // Gives the guest fresh entropy, the host's wall clock and config.hostname.
+  void set_identity();
   void watch();
   void shutdown();
   std::string tail();
@@ -100,12 +132,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
                       "sandbox needs forkvm.after_ready=serve");
   }
   temp_dir = make_temp_dir(config.runtime_dir);
-  socket_path = temp_dir + "/vsock.sock";
-  if (socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
-    throw ConfigError("the vsock socket path " + socket_path + " is longer than " +
-                      std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-                      " bytes: use a shorter SandboxConfig::runtime_dir");
-  }
+  socket_path = socket_in(temp_dir, "SandboxConfig::runtime_dir");
   VmConfig vc = config.vm;
   vc.vsock = VsockConfig{3, socket_path};
   vc.extra_cmdline += vc.extra_cmdline.empty() ? "" : " ";
@@ -128,16 +155,85 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     }
   }
   connect_agent(deadline, stop);
-  // The guest has no battery-backed clock (CMOS reads 0): give it the host's wall clock, and
-  // fresh host entropy, before anyone else talks to it.
-  GuestIdentity identity;
-  identity.wall_clock = std::chrono::system_clock::now();
-  identity.hostname = config.hostname;
-  client->set_identity(identity);
-  if (!config.env.empty()) client->set_env(config.env);
+  set_identity();
+  if (!config.env.empty()) client.load()->set_env(config.env);
   boot_time = Clock::now() - t0;
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });
+}
+
+void Sandbox::Impl::set_identity() {
+  // The guest has no battery-backed clock (CMOS reads 0), and a restored guest's clock and
+  // RNG state are the snapshot's: give it the host's wall clock and fresh host entropy (empty
+  // entropy: 64 bytes of getrandom) before anyone else talks to it.
+  GuestIdentity identity;
+  identity.wall_clock = std::chrono::system_clock::now();
+  identity.hostname = config.hostname;
+  client.load()->set_identity(identity);
+}
+
+void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& rc,
+                            std::stop_token stop) {
+  if (rc.hostname && !protocol::valid_hostname(*rc.hostname)) {
+    throw ConfigError("SandboxRestoreConfig::hostname '" + rc.hostname->substr(0, 80) +
+                      "' is not 1..64 characters of [A-Za-z0-9.-]");
+  }
+  config.runtime_dir = rc.runtime_dir;
+  config.boot_timeout = rc.boot_timeout;
+  config.request_timeout = rc.request_timeout;
+  config.hostname = rc.hostname;
+  config.vm.console = rc.console;
+  const auto t0 = Clock::now();
+  const auto deadline = t0 + config.boot_timeout;
+  temp_dir = make_temp_dir(config.runtime_dir);
+  socket_path = socket_in(temp_dir, "SandboxRestoreConfig::runtime_dir");
+  if (stop.stop_requested()) throw CancelledError("sandbox restore cancelled");
+  RestoreOptions ro;
+  ro.vsock = VsockConfig{next_restore_cid(), socket_path};
+  ro.console = rc.console;
+  ro.verify_memory = rc.verify_memory;
+  {
+    auto restored = Vm::restore(dir, ro);
+    std::lock_guard lock(mutex);
+    vm = std::move(restored);
+  }
+  // The snapshot's VM was ready, so this one is: the agent listens again once the guest has
+  // handled the snapshot's TRANSPORT_RESET.
+  connect_agent(deadline, stop);
+  set_identity();
+  boot_time = Clock::now() - t0;
+  state = SandboxState::kReady;
+  watcher = std::thread([this] { watch(); });
+}
+
+void Sandbox::Impl::snapshot(const std::string& dir) {
+  std::lock_guard once(shutdown_mutex);  // vm stays while we use it; one snapshot at a time
+  if (state.load() != SandboxState::kReady) {
+    throw InvalidStateError("cannot snapshot a sandbox that is " +
+                            std::string(to_string(state.load())));
+  }
+  // Refused before the VM is touched: a snapshot that fails after the quiesce has reset the
+  // agent connection for nothing.
+  std::error_code ec;
+  if (std::filesystem::symlink_status(dir, ec).type() != std::filesystem::file_type::not_found) {
+    throw SnapshotError("snapshot: " + dir + " already exists" +
+                        (ec ? " or cannot be checked: " + ec.message() : std::string()));
+  }
+  std::exception_ptr failure;
+  try {
+    vm->snapshot(dir);
+  } catch (...) {
+    // A snapshot that failed while writing (e.g. `dir` exists) has reset the connections too:
+    // reconnect as well, unless the VM is gone, then report the failure.
+    if (vm->wait(milliseconds(0))) throw;
+    failure = std::current_exception();
+  }
+  // The snapshot closed every host vsock connection (TRANSPORT_RESET); the agent's listener
+  // survives. Drop the old connection (its reader has seen the reset, or will) and reconnect.
+  client.load()->close(std::make_exception_ptr(AgentUnreachableError(
+      "the agent connection was reset by a snapshot of the sandbox")));
+  connect_agent(Clock::now() + config.boot_timeout, {});
+  if (failure) std::rethrow_exception(failure);
 }
 
 void Sandbox::Impl::connect_agent(Clock::time_point deadline, const std::stop_token& stop) {
@@ -166,7 +262,9 @@ void Sandbox::Impl::connect_agent(Clock::time_point deadline, const std::stop_to
     try {
       auto c = AgentClient::connect(o);
       c->ping(std::min(left, config.request_timeout));
-      client = std::move(c);
+      std::lock_guard lock(mutex);
+      client = c.get();
+      clients.push_back(std::move(c));
       return;
     } catch (const AgentUnreachableError& e) {
       last_error = e.what();
@@ -193,7 +291,7 @@ void Sandbox::Impl::watch() {
     state.compare_exchange_strong(expected, SandboxState::kFailed);
     // Not under `mutex`: close() joins the reader thread, whose connection_lost_error hook
     // takes it (tail()). vm stays valid: shutdown() joins this thread before resetting it.
-    client->close(std::make_exception_ptr(vm_stopped_error(*r, "sandbox request failed")));
+    client.load()->close(std::make_exception_ptr(vm_stopped_error(*r, "sandbox request failed")));
     return;
   }
 }
@@ -206,7 +304,15 @@ void Sandbox::Impl::shutdown() {
     std::lock_guard lock(mutex);
     stop_watch = true;
   }
-  if (client) client->close(std::make_exception_ptr(InvalidStateError("the sandbox was shut down")));
+  {
+    std::vector<AgentClient*> all;
+    {
+      std::lock_guard lock(mutex);
+      for (auto& c : clients) all.push_back(c.get());
+    }
+    // Not under `mutex`: close() joins the reader, whose hook takes it.
+    for (auto* c : all) c->close(std::make_exception_ptr(InvalidStateError("the sandbox was shut down")));
+  }
   if (vm) vm->stop();
   if (watcher.joinable()) watcher.join();
   {
@@ -223,7 +329,11 @@ void Sandbox::Impl::shutdown() {
 
 AgentClient& Sandbox::Impl::ready_client() {
   switch (state.load()) {
-    case SandboxState::kReady: return *client;
+    case SandboxState::kReady: {
+      AgentClient* c = client.load();
+      if (c != nullptr) return *c;
+      break;
+    }
     case SandboxState::kFailed: {
       std::optional<VmResult> r;
       {
@@ -249,6 +359,15 @@ std::unique_ptr<Sandbox> Sandbox::create(const SandboxConfig& config, std::stop_
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
 }
 
+std::unique_ptr<Sandbox> Sandbox::restore(const std::string& dir,
+                                          const SandboxRestoreConfig& config,
+                                          std::stop_token stop) {
+  auto impl = std::make_unique<Impl>();
+  impl->restore(dir, config, std::move(stop));  // on a throw, ~Impl tears down what was built
+  return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
+}
+
+void Sandbox::snapshot(const std::string& dir) { impl_->snapshot(dir); }
 void Sandbox::shutdown() { impl_->shutdown(); }
 SandboxState Sandbox::state() const { return impl_->state.load(); }
 std::string Sandbox::console_tail() const { return impl_->tail(); }

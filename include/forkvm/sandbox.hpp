@@ -16,6 +16,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <stop_token>
@@ -48,6 +50,25 @@ struct SandboxConfig {
   std::map<std::string, std::string> env;
 };
 
+/// How Sandbox::restore() brings a snapshot (Sandbox::snapshot()) back as a new sandbox. The
+/// machine itself (vCPUs, memory, the guest's processes and files) comes from the snapshot.
+struct SandboxRestoreConfig {
+  /// Where the private temp dir (holding the new VM's vsock socket) is made; empty: $TMPDIR or
+  /// /tmp. Keep it short (Unix socket paths are limited to 107 bytes).
+  std::string runtime_dir;
+  /// From the start of the restore to "the agent answers ping".
+  std::chrono::milliseconds boot_timeout{120000};
+  /// Deadline of each non-exec request (see AgentClientOptions::request_timeout).
+  std::chrono::milliseconds request_timeout{30000};
+  /// The restored guest's hostname (1..64 of [A-Za-z0-9.-]); nullopt keeps the snapshot's.
+  std::optional<std::string> hostname;
+  /// Re-hash the memory file against its digest first (RestoreOptions::verify_memory). Turn
+  /// off only for a snapshot already verified in this process (e.g. after the first child).
+  bool verify_memory = true;
+  /// Receives the restored guest's serial console output (as VmConfig::console); optional.
+  std::function<void(std::string_view)> console;
+};
+
 /// Where a sandbox is in its life.
 enum class SandboxState {
   kBooting,   ///< inside create(): the VM is starting
@@ -68,6 +89,19 @@ class Sandbox {
   /// AgentUnreachableError, or CancelledError when `stop` was requested. On any failure
   /// everything created so far (VM, socket, temp dir) is torn down before it throws.
   static std::unique_ptr<Sandbox> create(const SandboxConfig& config, std::stop_token stop = {});
+  /// Builds a new sandbox from a snapshot written by snapshot(): the VM is restored
+  /// (Vm::restore) with its own vsock CID (unique within this process) and a socket in a new
+  /// private temp dir, the agent is connected (retried until it answers ping, within
+  /// config.boot_timeout), and the child is made its own machine with set_identity(): fresh
+  /// host entropy (the guest reseeds its CRNG at once), the host's wall clock, and
+  /// config.hostname when set. The guest's files and processes are the snapshot's; nothing the
+  /// child writes reaches the snapshot or any other sandbox. Throws SnapshotError (missing,
+  /// corrupt or unsuitable snapshot), ConfigError, KvmError, GuestError, TimeoutError,
+  /// AgentUnreachableError, or CancelledError when `stop` was requested; on any failure
+  /// everything created so far is torn down before it throws (as create()).
+  static std::unique_ptr<Sandbox> restore(const std::string& dir,
+                                          const SandboxRestoreConfig& config,
+                                          std::stop_token stop = {});
   /// Shuts down (see shutdown()).
   ~Sandbox();
   Sandbox(const Sandbox&) = delete;
@@ -76,6 +110,19 @@ class Sandbox {
   /// Closes the agent connection (pending requests fail with InvalidStateError), stops the VM,
   /// removes the socket and the temp dir. Idempotent; later requests throw InvalidStateError.
   void shutdown();
+  /// Writes a snapshot of this sandbox to the new directory `dir` (Vm::snapshot: `dir` must
+  /// not exist). The sandbox keeps running. The snapshot resets every vsock connection, so the
+  /// agent connection is replaced: requests in flight (and execs started over it, which the
+  /// agent kills) fail with AgentUnreachableError, and before this returns a new connection
+  /// is made (retried until the agent answers ping, within SandboxConfig::boot_timeout).
+  /// Processes started detached from the exec (e.g. `setsid cmd &`) survive. One snapshot at a
+  /// time; shutdown() waits for it. An existing `dir` is refused (SnapshotError) before the VM
+  /// is touched; a snapshot that fails later replaces the connection as well before it throws.
+  /// Throws InvalidStateError when the sandbox is not ready,
+  /// SnapshotError/ConfigError when the snapshot cannot be written, GuestError when the VM
+  /// stops, TimeoutError/AgentUnreachableError when the agent does not answer afterwards (the
+  /// sandbox then has no connection: shut it down).
+  void snapshot(const std::string& dir);
   /// The current state.
   SandboxState state() const;
   /// The last part of the guest console (for diagnostics).
