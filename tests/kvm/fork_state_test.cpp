@@ -6,22 +6,14 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cstring>
 #include <memory>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "forkvm/errors.hpp"
-#include "vmm/arch/x86_64/gdt.hpp"
-#include "vmm/arch/x86_64/page_tables.hpp"
-#include "vmm/arch/x86_64/regs.hpp"
-#include "vmm/exit_dispatch.hpp"
+#include "tests/kvm/counting_machine.hpp"
 #include "vmm/guest_memory.hpp"
 #include "vmm/kvm/kvm_system.hpp"
-#include "vmm/kvm/vcpu_fd.hpp"
-#include "vmm/kvm/vm_fd.hpp"
 #include "vmm/state/cpu_features.hpp"
 #include "vmm/state/machine_state.hpp"
 #include "vmm/state/msr_list.hpp"
@@ -30,92 +22,8 @@
 namespace forkvm::test {
 namespace {
 
-constexpr uint64_t kMemSize = 32ull << 20;
-constexpr uint64_t kCode = 0x100000;
-constexpr uint64_t kCounter = 0x200000;
-constexpr uint16_t kPort = 0x99;
-
-// The count lives in RBX (so a child that lost its registers would report the wrong numbers)
-// and is mirrored to memory at kCounter (so memory isolation is visible):
-// loop: inc rbx; mov [kCounter], rbx; mov eax, ebx; out kPort, eax; jmp loop
-const std::vector<uint8_t> kCountingGuest = {
-    0x48, 0xff, 0xc3,                                // inc rbx
-    0x48, 0x89, 0x1c, 0x25, 0x00, 0x00, 0x20, 0x00,  // mov [0x200000], rbx
-    0x89, 0xd8,                                      // mov eax, ebx
-    0xe7, kPort,                                     // out 0x99, eax
-    0xeb, 0xef,                                      // jmp -17 (to loop)
-};
-
-/// A VM with in-kernel irqchip and PIT, as a restored VM is built: memory slot first (cheap
-/// before the irqchip), then irqchip, PIT, vCPU.
-struct Machine {
-  Machine(const KvmSystem& kvm, GuestMemory mem)
-      : memory(std::move(mem)), vm(kvm.create_vm()), vcpu([&] {
-          vm.set_tss_addr(0xfffbd000);
-          map_memory();
-          vm.create_irqchip();
-          vm.create_pit2();
-          return vm.create_vcpu(0);
-        }()) {}
-
-  void map_memory() { vm.set_user_memory_region(0, 0, memory.size(), memory.regions()[0].host); }
-
-  /// Moves the VM onto `mem` (same layout): a slot's host address cannot change, so the slot is
-  /// deleted and created again.
-  void remap(GuestMemory mem) {
-    vm.set_user_memory_region(0, 0, 0, nullptr);
-    memory = std::move(mem);
-    map_memory();
-  }
-
-  /// Runs until `n` OUTs to kPort were seen; returns the values reported. Any other exit fails.
-  std::vector<uint32_t> run_counts(int n) {
-    std::vector<uint32_t> seen;
-    for (int guard = 0; static_cast<int>(seen.size()) < n && guard < 100 * n; ++guard) {
-      const VcpuExit exit = vcpu.run();
-      if (const auto* out = std::get_if<IoOut>(&exit)) {
-        EXPECT_EQ(out->port, kPort);
-        uint32_t v = 0;
-        std::memcpy(&v, out->data.data(), std::min<size_t>(4, out->data.size()));
-        seen.push_back(v);
-      } else if (!std::holds_alternative<Interrupted>(exit)) {
-        ADD_FAILURE() << "unexpected exit: " << describe(exit);
-        break;
-      }
-    }
-    // Finish the last OUT so that RIP is past it before anyone reads state.
-    EXPECT_TRUE(vcpu.complete_pending_io());
-    return seen;
-  }
-
-  state::MachineState capture(std::span<const uint32_t> msrs) const {
-    const VcpuFd* v[] = {&vcpu};
-    return state::MachineState::capture(vm, v, msrs);
-  }
-  void restore(const state::MachineState& s) const {
-    const VcpuFd* v[] = {&vcpu};
-    s.restore(vm, v);
-  }
-
-  uint64_t counter() const { return memory.read_obj<uint64_t>(kCounter); }
-
-  GuestMemory memory;
-  VmFd vm;
-  VcpuFd vcpu;
-};
-
-/// Zeroes what legitimately moves between two captures of the same paused machine: the TSC,
-/// kvmclock and the host time the PIT counted from.
-state::MachineState without_clocks(state::MachineState s) {
-  for (auto& v : s.vcpus) {
-    for (auto& m : v.msrs) {
-      if (m.index == state::msr::kTsc) m.data = 0;
-    }
-  }
-  s.vm.clock = {};
-  for (auto& c : s.vm.pit.channels) c.count_load_time = 0;
-  return s;
-}
+constexpr uint64_t kMemSize = kCountingMemSize;
+constexpr uint64_t kCounter = kCountingCounter;
 
 TEST(KvmForkState, TenChildrenContinueFromTheSameCountAndStayApart) {
   KvmSystem kvm = KvmSystem::open();
@@ -124,15 +32,7 @@ TEST(KvmForkState, TenChildrenContinueFromTheSameCountAndStayApart) {
 
   // The parent boots on anonymous RAM and counts a little.
   Machine parent(kvm, GuestMemory::create_anonymous(kMemSize));
-  parent.memory.write(kCode, kCountingGuest);
-  x86::write_gdt_and_idt(parent.memory);
-  const uint64_t cr3 = x86::write_identity_page_tables(parent.memory);
-  parent.vcpu.set_cpuid2(supported);
-  parent.vcpu.set_sregs(x86::boot_sregs(parent.vcpu.get_sregs(), cr3));
-  kvm_regs regs = x86::boot_regs(kCode);
-  regs.rsp = 0x80000;
-  regs.rbx = 1000;
-  parent.vcpu.set_regs(regs);
+  parent.boot(kvm, 1000);
   const auto first = parent.run_counts(5);
   ASSERT_EQ(first, (std::vector<uint32_t>{1001, 1002, 1003, 1004, 1005}));
 
