@@ -57,8 +57,8 @@ void check_size(uint64_t size) {
 
 }  // namespace
 
-template <typename MapFn>
-GuestMemory GuestMemory::map_regions(uint64_t size, MapFn map) {
+GuestMemory GuestMemory::map_regions(uint64_t size,
+                                     const std::function<uint8_t*(uint64_t, uint64_t)>& map) {
   const uint64_t low = std::min(size, layout::kMmioHoleStart);
   GuestMemory mem({}, 0);
   // Build incrementally so that a failure on the second mapping unmaps the first. The file
@@ -101,32 +101,7 @@ GuestMemory GuestMemory::create_memfd(uint64_t size) {
 }
 
 GuestMemory GuestMemory::map_private(int fd, uint64_t size) {
-  check_size(size);
-  struct stat st {};
-  if (fd < 0 || fstat(fd, &st) < 0) {
-    throw SnapshotError("guest memory file: cannot stat descriptor " + std::to_string(fd) + ": " +
-                        std::strerror(fd < 0 ? EBADF : errno));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    throw SnapshotError("guest memory file: not a regular file or memfd");
-  }
-  if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) < size) {
-    throw SnapshotError("guest memory file: " + std::to_string(st.st_size) +
-                        " bytes, shorter than the " + std::to_string(size) +
-                        " bytes of guest RAM it must hold");
-  }
-  // Our own descriptor, so backing_fd() stays valid whatever the caller does with `fd`.
-  Fd own(fcntl(fd, F_DUPFD_CLOEXEC, 0));
-  if (!own) throw GuestMemoryError(std::string("dup guest memory file: ") + std::strerror(errno));
-  const int raw = own.get();
-  // MAP_NORESERVE: the copies are made page by page as the guest writes; reserving swap for the
-  // whole of RAM up front would make many forks fail long before they use their memory.
-  GuestMemory mem = map_regions(size, [raw](uint64_t len, uint64_t offset) {
-    return map_file(len, MAP_PRIVATE | MAP_NORESERVE, raw, offset, "(private file)");
-  });
-  mem.backing_ = Backing::kPrivateFile;
-  mem.fd_ = std::move(own);
-  return mem;
+  return map_image(MemoryImage::from_file(fd, size));
 }
 
 GuestMemory::GuestMemory(std::vector<Region> regions, uint64_t total)
@@ -136,7 +111,8 @@ GuestMemory::GuestMemory(GuestMemory&& other) noexcept
     : regions_(std::exchange(other.regions_, {})),
       total_(std::exchange(other.total_, 0)),
       backing_(std::exchange(other.backing_, Backing::kAnonymous)),
-      fd_(std::move(other.fd_)) {}
+      fd_(std::move(other.fd_)),
+      image_(std::move(other.image_)) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
   if (this != &other) {
@@ -145,6 +121,7 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
     total_ = std::exchange(other.total_, 0);
     backing_ = std::exchange(other.backing_, Backing::kAnonymous);
     fd_ = std::move(other.fd_);
+    image_ = std::move(other.image_);
   }
   return *this;
 }
@@ -157,6 +134,7 @@ void GuestMemory::release() noexcept {
   total_ = 0;
   backing_ = Backing::kAnonymous;
   fd_.reset();  // after munmap; the mappings would keep the file alive anyway
+  image_.reset();
 }
 
 std::optional<std::span<uint8_t>> GuestMemory::try_slice(uint64_t gpa,

@@ -5,12 +5,15 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <type_traits>
 #include <vector>
 
 #include "vmm/kvm/fd.hpp"
+#include "vmm/memory_image.hpp"
 
 namespace forkvm {
 
@@ -74,6 +77,42 @@ class GuestMemory {
   /// parent's live memfd.
   static GuestMemory map_private(int fd, uint64_t size);
 
+  /// Maps `image` copy-on-write as guest RAM (as map_private, over the image's base file and
+  /// its layers: MemoryImage's file comment). The mapping keeps the image alive.
+  static GuestMemory map_image(std::shared_ptr<const MemoryImage> image);
+
+  /// Freezes this RAM into an image and re-maps this RAM copy-on-write over it, at the same
+  /// host addresses, so the content seen here does not change and nothing written here later
+  /// reaches the image. The caller guarantees that nothing reads or writes the RAM meanwhile
+  /// (vCPUs paused, devices quiesced); KVM's memory slots keep pointing at the same addresses
+  /// and KVM drops its old translations through its MMU notifier. By backing:
+  /// - kSharedFile: the memfd itself becomes the image's base; nothing is copied;
+  /// - kPrivateFile: the pages written since this RAM was mapped (private_extents()) go into
+  ///   one new layer over the current image (MemoryImage::with_layer); only those are copied;
+  /// - kAnonymous: the pages ever touched are copied into a new memfd base.
+  /// Afterwards the backing is kPrivateFile. Throws GuestMemoryError when the host refuses (the
+  /// RAM is then unchanged, unless re-mapping itself failed part way, which is reported as
+  /// such: the VM must be stopped).
+  std::shared_ptr<const MemoryImage> freeze();
+
+  /// The image this RAM is mapped from (kPrivateFile), else nullptr.
+  const std::shared_ptr<const MemoryImage>& image() const noexcept { return image_; }
+
+  /// The pages of this RAM that are private to this mapping: written (copied on write) since
+  /// it was mapped, or, for anonymous RAM, ever touched; as sorted, disjoint extents in the
+  /// memory-file layout. From /proc/self/pagemap (present and not a file page, or swapped).
+  /// Empty for kSharedFile, whose pages all live in the memfd. Throws GuestMemoryError when
+  /// pagemap cannot be read.
+  std::vector<MemoryImage::Extent> private_extents() const;
+
+  /// Host memory in use by this RAM (pagemap): pages private to it, and resident pages of the
+  /// backing file it shares with other mappings.
+  struct Usage {
+    uint64_t private_bytes = 0;
+    uint64_t shared_bytes = 0;
+  };
+  Usage usage() const;
+
   GuestMemory(GuestMemory&& other) noexcept;
   GuestMemory& operator=(GuestMemory&& other) noexcept;
   GuestMemory(const GuestMemory&) = delete;
@@ -86,10 +125,10 @@ class GuestMemory {
   const std::vector<Region>& regions() const noexcept { return regions_; }
   /// How the RAM is backed.
   Backing backing() const noexcept { return backing_; }
-  /// The backing file (owned by this object; valid while it lives), or -1 for anonymous RAM.
-  /// For kPrivateFile it is the file the mapping started from, which does NOT hold the pages
-  /// this VM has written since: read guest RAM through slice()/read() instead.
-  int backing_fd() const noexcept { return fd_.get(); }
+  /// The backing file (valid while this object lives), or -1 for anonymous RAM. For
+  /// kPrivateFile it is the image's base file, which holds neither the image's layers nor the
+  /// pages this VM has written since: read guest RAM through slice()/read() instead.
+  int backing_fd() const noexcept { return image_ ? image_->base_fd() : fd_.get(); }
 
   /// Host view of [gpa, gpa + len), which must lie inside one region; nullopt otherwise.
   /// Never throws: this is the form for the exit/device hot path.
@@ -119,15 +158,19 @@ class GuestMemory {
 
  private:
   GuestMemory(std::vector<Region> regions, uint64_t total);
-  /// Maps every region of a `size`-byte RAM with `map(gpa, region_size, file_offset)`.
-  template <typename MapFn>
-  static GuestMemory map_regions(uint64_t size, MapFn map);
+  /// Maps every region of a `size`-byte RAM with `map(region_size, file_offset)`, which returns
+  /// the host address.
+  static GuestMemory map_regions(uint64_t size,
+                                 const std::function<uint8_t*(uint64_t, uint64_t)>& map);
   void release() noexcept;
 
   std::vector<Region> regions_;
   uint64_t total_ = 0;
   Backing backing_ = Backing::kAnonymous;
   Fd fd_;
+  /// kPrivateFile: the image mapped (holds its files open while the mapping lives). fd_ is
+  /// then unused.
+  std::shared_ptr<const MemoryImage> image_;
 };
 
 }  // namespace forkvm
