@@ -13,20 +13,20 @@
 #include "devices/virtio/mmio_transport.hpp"
 #include "devices/virtio/vsock/vsock_device.hpp"
 #include "forkvm/errors.hpp"
+#include "forkvm/sandbox_errors.hpp"
 #include "guest-init/fatal_reason.hpp"
 #include "vmm/arch/x86_64/layout.hpp"
 #include "vmm/bus.hpp"
 #include "vmm/console_tail.hpp"
 #include "vmm/event_fd.hpp"
 #include "vmm/guest_memory.hpp"
-#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/kvm_host.hpp"
 #include "vmm/kvm/vm_fd.hpp"
 #include "vmm/arch/x86_64/boot_setup.hpp"
 #include "vmm/vcpu_boot.hpp"
 #include "vmm/vcpu_thread.hpp"
 #include "vmm/virtio_mmio_slots.hpp"
 #include "vmm/vm_impl.hpp"
-#include "vmm/state/msr_list.hpp"
 
 namespace forkvm {
 namespace {
@@ -95,26 +95,28 @@ void Vm::Impl::build_machine() {
   // 4. Devices after the irqchip: a virtio device's KVM_IRQFD raises one of its pins.
   // 5. Per-vCPU state last (build() / restore: CPUID before MSRs, KVM filters MSRs by the
   //    CPUID it was given).
-  kvm.emplace(KvmSystem::open(config.kvm_device));
-  require_capabilities(*kvm, {{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-                              {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-                              {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
-                              {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
-                              {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-                              {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
-                              {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
-                              {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"}});
-  msrs = state::msrs_to_save(kvm->msr_index_list());
-  vm.emplace(kvm->create_vm());
+  auto t = Clock::now();
+  auto lap = [&t](std::chrono::nanoseconds& phase) {
+    const auto now = Clock::now();
+    phase += now - t;
+    t = now;
+  };
+  kvm = KvmHost::get(config.kvm_device);
+  vm.emplace(kvm->system.create_vm());
   vm->set_tss_addr(layout::kKvmTssStart);
+  lap(phases.create_vm);
   uint32_t slot = 0;
   for (const auto& r : memory.regions()) vm->set_user_memory_region(slot++, r.gpa, r.size, r.host);
+  lap(phases.memory);
   vm->create_irqchip();
   vm->create_pit2();
+  lap(phases.create_vm);
   add_devices();
+  lap(phases.devices);
 }
 
 void Vm::Impl::create_vcpu_threads() {
+  const auto t0 = std::chrono::steady_clock::now();
   for (uint32_t i = 0; i < config.vcpus; ++i) {
     vcpus.push_back(std::make_unique<VcpuThread>(
         i, vm->create_vcpu(i), pio, mmio,
@@ -122,15 +124,15 @@ void Vm::Impl::create_vcpu_threads() {
           on_vcpu_stop(index, action, detail);
         }));
   }
+  phases.vcpus += std::chrono::steady_clock::now() - t0;
 }
 
 void Vm::Impl::build() {
   build_machine();
   create_vcpu_threads();
-  const auto cpuid = kvm->supported_cpuid();
-  const bool tsc_deadline = kvm->check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
   for (uint32_t i = 0; i < config.vcpus; ++i) {
-    configure_vcpu_for_boot(vcpus[i]->vcpu(), i, config.vcpus, cpuid, tsc_deadline, *plan);
+    configure_vcpu_for_boot(vcpus[i]->vcpu(), i, config.vcpus, kvm->supported_cpuid,
+                            kvm->tsc_deadline, *plan);
   }
 }
 
@@ -259,8 +261,10 @@ Vm::~Vm() {
 std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   validate(config);
   const auto t0 = Clock::now();
+  // RAM is a memfd mapped shared: the first freeze() (fork) of this VM makes the memfd itself
+  // the children's copy-on-write base, without copying a page.
   auto impl = std::make_unique<Impl>(
-      config, GuestMemory::create_anonymous(config.memory_mib * layout::kMiB));
+      config, GuestMemory::create_memfd(config.memory_mib * layout::kMiB));
   impl->boot_cmdline = effective_cmdline(config);
   impl->load_images();
   impl->create_virtio_devices();
@@ -273,6 +277,7 @@ void Vm::start() {
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->started) throw Error("Vm::start called twice");
+    if (impl_->image) throw InvalidStateError("Vm::start: a prepared VM is started by launch()");
     impl_->started = Clock::now();
   }
   for (auto& v : impl_->vcpus) v->start(true);

@@ -23,7 +23,8 @@
 #include "vmm/bus.hpp"
 #include "vmm/console_tail.hpp"
 #include "vmm/guest_memory.hpp"
-#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/kvm_host.hpp"
+#include "vmm/machine_components.hpp"
 #include "vmm/kvm/vm_fd.hpp"
 #include "vmm/vcpu_thread.hpp"
 #include "vmm/virtio_mmio_slots.hpp"
@@ -63,14 +64,17 @@ struct Vm::Impl {
   /// Records how the VM ended (first caller wins) and asks every vCPU to stop.
   void finish(VmResult result);
 
-  // Snapshot and restore path (vm_snapshot.cpp).
-  /// Pauses the vCPUs, quiesces the virtio transports, captures the machine and every device
-  /// into one components object, calls `with_paused` (e.g. to write guest memory) while still
-  /// paused, then resumes the devices and the vCPUs, also when something threw.
-  nlohmann::json capture_components(const std::function<void(const nlohmann::json&)>& with_paused);
+  // Snapshot, freeze and restore path (vm_snapshot.cpp).
+  /// Pauses the vCPUs, quiesces the virtio transports, captures the machine and every device,
+  /// calls `with_paused` (to write or freeze guest memory) while still paused, then resumes the
+  /// devices and the vCPUs, also when something threw.
+  MachineComponents capture_components(
+      const std::function<void(const MachineComponents&)>& with_paused);
   /// Restores a machine built by build_machine() + create_vcpu_threads() (vCPUs not started)
   /// from `components`, in the order of devices/SNAPSHOT.md.
-  void restore_components(const nlohmann::json& components);
+  void apply_components(const MachineComponents& components);
+  /// Throws InvalidStateError ("<what>: ...") unless the VM was started and has not stopped.
+  void require_running(const char* what);
 
   VmConfig config;
   /// The command line the guest booted with (effective_cmdline(config) for a boot, the
@@ -80,10 +84,9 @@ struct Vm::Impl {
   // memory its slots point at is unmapped.
   GuestMemory memory;
   std::optional<x86::BootPlan> plan;
-  std::optional<KvmSystem> kvm;
+  /// The process-wide KVM device (opened once; its CPUID and MSR lists read once).
+  std::shared_ptr<const KvmHost> kvm;
   std::optional<VmFd> vm;
-  /// The MSRs a snapshot saves (state::msrs_to_save of this KVM's index list).
-  std::vector<uint32_t> msrs;
   Bus pio{"pio", 0xff};
   Bus mmio{"mmio", 0};
   ConsoleTail tail{16 * 1024};
@@ -104,6 +107,12 @@ struct Vm::Impl {
   std::mutex mu;
   std::condition_variable cv;
   std::chrono::nanoseconds build_time{};
+  /// Phases of prepare() and launch() (restore and fork).
+  VmBuildPhases phases;
+  /// The image a prepared VM restores from in launch(); null for a booted VM.
+  std::shared_ptr<const VmImage> image;
+  /// launch() ran (or is running).
+  bool launched = false;
   std::optional<Clock::time_point> started;
   std::optional<Clock::time_point> ready;
   std::optional<VmResult> result;

@@ -1,71 +1,38 @@
-// Vm::snapshot and Vm::restore: a running machine captured into one components object plus its
-// memory (snapshot/ writes both to disk), and a machine rebuilt from them.
-//
-// The components object of state.json (every value an object, as snapshot/ requires):
-//   "machine"      vmm/state MachineState: every vCPU, then irqchips, PIT and kvmclock;
-//   "serial", "i8042", "boot_signal"   the legacy devices (devices/legacy/*_state.hpp);
-//   "virtio.<i>"   virtio-mmio slot i: {"kind": "vsock", "transport": {...}, "device": {...}}.
-// Decoding is strict: a missing, unknown or mistyped component is a SnapshotError.
+// Vm::snapshot, Vm::freeze, Vm::prepare/launch/restore and VmImage: a running machine captured
+// into MachineComponents plus its memory (written to disk, or frozen in memory for forks), and
+// a machine rebuilt from an image.
 //
 // Capture order (devices/SNAPSHOT.md "Save order"): pause the vCPUs; quiesce every transport
 // (vsock posts TRANSPORT_RESET and raises its interrupt, so both reach the saved irqchip and
 // memory); vCPU state then VM state; serial, i8042, boot signal, then each slot's transport and
-// device; guest memory; resume the transports and the vCPUs.
+// device; guest memory (written or frozen); resume the transports and the vCPUs.
 // Restore order (devices/SNAPSHOT.md "Restore order", on a machine built as at boot: memory
-// slots, irqchip, PIT, devices at the same slots, vCPUs created): CPU features checked; vCPU
-// state then VM state (vmm/state); serial, i8042, boot signal; per slot the device's state then
-// the transport's (which re-activates and re-kicks); then the vCPU threads start.
-#include <algorithm>
+// slots, irqchip, PIT, devices at the same slots, vCPUs created): CPU features checked (in
+// prepare); vCPU state then VM state (vmm/state); serial, i8042, boot signal; per slot the
+// device's state then the transport's (which re-activates and re-kicks); then the vCPU threads
+// start.
+//
+// The path of a fork: Sandbox::fork (sandbox/sandbox_fork.cpp) -> Vm::freeze (here:
+// capture_components + GuestMemory::freeze, vmm/guest_memory_image.cpp) -> Template::fork
+// (sandbox/template.cpp) -> Vm::prepare + Vm::launch (here) -> agent connect + identity.
 #include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "devices/legacy/boot_signal_state.hpp"
-#include "devices/legacy/i8042_state.hpp"
-#include "devices/legacy/serial_state.hpp"
-#include "devices/state_json.hpp"
-#include "devices/virtio/mmio_transport_state.hpp"
-#include "devices/virtio/vsock/vsock_device.hpp"
-#include "devices/virtio/vsock/vsock_state.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/sandbox_errors.hpp"
 #include "snapshot/snapshot.hpp"
+#include "vmm/arch/x86_64/layout.hpp"
 #include "vmm/state/cpu_features.hpp"
-#include "vmm/state/machine_state.hpp"
-#include "vmm/state/state_json.hpp"
 #include "vmm/vm_impl.hpp"
 
 namespace forkvm {
 namespace {
 
-using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kMachine = "machine";
-constexpr const char* kSerial = "serial";
-constexpr const char* kI8042 = "i8042";
-constexpr const char* kBootSignal = "boot_signal";
-
-std::string slot_component(size_t slot) { return "virtio." + std::to_string(slot); }
-
-const char* kind_name(VirtioDeviceKind kind) {
-  switch (kind) {
-    case VirtioDeviceKind::kVsock: return "vsock";
-  }
-  return "unknown";
-}
-
-/// components[name], which must be present.
-const json& component(const json& components, const std::string& name) {
-  const auto it = components.find(name);
-  if (it == components.end()) {
-    throw SnapshotError("snapshot: components: '" + name + "' is missing");
-  }
-  return *it;
-}
-
-/// The vsock device behind slot `slot` (kind checked by the caller).
+/// The vsock device behind a slot of kind kVsock.
 VsockDevice& vsock_device(const std::shared_ptr<VirtioDevice>& device) {
   return static_cast<VsockDevice&>(*device);
 }
@@ -77,11 +44,52 @@ std::vector<const VcpuFd*> vcpu_fds(const std::vector<std::unique_ptr<VcpuThread
   return fds;
 }
 
+/// The virtio devices a machine described by `m` has, in slot order.
+std::vector<VirtioDeviceKind> kinds_of(const snapshot::MachineConfig& m) {
+  VmConfig c;
+  if (m.guest_cid) c.vsock = VsockConfig{*m.guest_cid, "x"};
+  return planned_virtio_devices(c);
+}
+
 }  // namespace
 
-json Vm::Impl::capture_components(const std::function<void(const json&)>& with_paused) {
+/// What a VmImage holds: the machine's configuration, its frozen memory and its decoded state.
+struct VmImage::Impl {
+  snapshot::MachineConfig machine;
+  std::shared_ptr<const MemoryImage> memory;
+  MachineComponents components;
+};
+
+VmImage::VmImage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+VmImage::~VmImage() = default;
+uint32_t VmImage::vcpus() const noexcept { return impl_->machine.vcpus; }
+uint64_t VmImage::memory_mib() const noexcept { return impl_->machine.memory_mib; }
+bool VmImage::has_vsock() const noexcept { return impl_->machine.guest_cid.has_value(); }
+size_t VmImage::memory_layers() const noexcept { return impl_->memory->layers().size(); }
+uint64_t VmImage::overlay_bytes() const noexcept { return impl_->memory->overlay_bytes(); }
+
+std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify_memory) {
+  snapshot::OpenOptions open_options;
+  open_options.verify_memory = verify_memory;
+  snapshot::SnapshotFiles files = snapshot::open_snapshot(dir, open_options);
+  auto impl = std::make_unique<Impl>();
+  impl->machine = files.state.machine;
+  impl->components = decode_components(files.state.components, impl->machine.vcpus,
+                                       kinds_of(impl->machine));
+  try {
+    // open_snapshot() checked that the file is exactly memory_size bytes; from_file checks the
+    // descriptor again and keeps its own duplicate.
+    impl->memory = MemoryImage::from_file(files.memory_fd.get(), files.state.memory_size);
+  } catch (const SnapshotError& e) {
+    throw SnapshotError((files.dir / snapshot::kMemoryFile).string() + ": " + e.what());
+  }
+  return std::make_shared<const VmImage>(std::move(impl));
+}
+
+MachineComponents Vm::Impl::capture_components(
+    const std::function<void(const MachineComponents&)>& with_paused) {
   // Resumes the transports and then the vCPUs when the capture ends, whether it succeeded or
-  // not: the VM being snapshotted keeps running.
+  // not: the VM being captured keeps running.
   struct ResumeOnExit {
     Impl& impl;
     ~ResumeOnExit() {
@@ -96,121 +104,113 @@ json Vm::Impl::capture_components(const std::function<void(const json&)>& with_p
   {
     std::lock_guard lock(mu);
     if (result) {
-      throw InvalidStateError("Vm::snapshot: the VM has stopped (" +
-                              std::string(to_string(result->reason)) + ")");
+      throw InvalidStateError("the VM has stopped (" + std::string(to_string(result->reason)) + ")");
     }
   }
   for (auto& t : virtio) t->quiesce();  // 2: before the KVM state and memory are read
 
-  json c = json::object();
-  const std::vector<const VcpuFd*> fds = vcpu_fds(vcpus);
-  c[kMachine] = state::to_json(state::MachineState::capture(*vm, fds, msrs));  // 3
-  c[kSerial] = to_json(serial->save());                                        // 4
-  c[kI8042] = to_json(i8042->save());
-  c[kBootSignal] = to_json(boot_signal->save());
+  MachineComponents c;
+  c.machine = state::MachineState::capture(*vm, vcpu_fds(vcpus), kvm->msrs);  // 3
+  c.serial = serial->save();                                                 // 4
+  c.i8042 = i8042->save();
+  c.boot_signal = boot_signal->save();
   for (size_t i = 0; i < virtio.size(); ++i) {
-    json slot = {{"kind", kind_name(virtio_kinds[i])}, {"transport", to_json(virtio[i]->save_state())}};
+    MachineComponents::Slot slot;
+    slot.kind = virtio_kinds[i];
+    slot.transport = virtio[i]->save_state();
     switch (virtio_kinds[i]) {
-      case VirtioDeviceKind::kVsock:
-        slot["device"] = to_json(vsock_device(virtio_devices[i]).save_state());
-        break;
+      case VirtioDeviceKind::kVsock: slot.vsock = vsock_device(virtio_devices[i]).save_state(); break;
     }
-    c[slot_component(i)] = std::move(slot);
+    c.slots.push_back(std::move(slot));
   }
   if (with_paused) with_paused(c);  // 5: guest memory, still paused
   return c;                         // 6: ResumeOnExit
 }
 
-void Vm::Impl::restore_components(const json& components) {
-  // Refuse unknown components: a snapshot with a device this machine does not have would
-  // otherwise restore into a guest that still drives it.
-  std::vector<std::string> known = {kMachine, kSerial, kI8042, kBootSignal};
-  for (size_t i = 0; i < virtio.size(); ++i) known.push_back(slot_component(i));
-  for (const auto& [name, value] : components.items()) {
-    if (std::find(known.begin(), known.end(), name) == known.end()) {
-      throw SnapshotError("snapshot: components: unknown component '" + name +
-                          "' (the machine has " + std::to_string(virtio.size()) +
-                          " virtio slots)");
-    }
+void Vm::Impl::apply_components(const MachineComponents& c) {
+  if (c.slots.size() != virtio.size()) {
+    throw SnapshotError("snapshot: " + std::to_string(c.slots.size()) +
+                        " virtio slots for a machine with " + std::to_string(virtio.size()));
   }
-
-  // Decode and check everything before any state reaches KVM or a device.
-  const state::MachineState machine =
-      state::machine_state_from_json(component(components, kMachine), config.vcpus);
-  const auto host_cpuid = kvm->supported_cpuid();
-  for (const auto& v : machine.vcpus) state::require_cpu_features(v.cpuid, host_cpuid);
-  const Serial::State serial_state = serial_state_from_json(component(components, kSerial));
-  const I8042::State i8042_state = i8042_state_from_json(component(components, kI8042));
-  const BootSignalDevice::State signals =
-      boot_signal_state_from_json(component(components, kBootSignal));
-  struct Slot {
-    VirtioMmioTransport::State transport;
-    VsockDevice::State vsock;
-  };
-  std::vector<Slot> slots;
-  for (size_t i = 0; i < virtio.size(); ++i) {
-    const std::string name = slot_component(i);
-    const json& j = component(components, name);
-    state_json::expect_object(j, name, {"kind", "transport", "device"});
-    const std::string kind = state_json::get_string(j, name, "kind", 16);
-    if (kind != kind_name(virtio_kinds[i])) {
-      state_json::fail(name, "kind", "the snapshot has '" + kind + "' where this machine has '" +
-                                         kind_name(virtio_kinds[i]) + "'");
-    }
-    Slot s;
-    s.transport = mmio_transport_state_from_json(state_json::field(j, name, "transport"),
-                                                 "virtio-mmio[" + kind + "]");
-    s.vsock = vsock_state_from_json(state_json::field(j, name, "device"));
-    slots.push_back(std::move(s));
-  }
-
-  machine.restore(*vm, vcpu_fds(vcpus));  // 1: vCPUs, then irqchips, PIT, kvmclock
-  serial->restore(serial_state);           // 2: legacy devices re-drive their lines
-  i8042->restore(i8042_state);
+  c.machine.restore(*vm, vcpu_fds(vcpus));  // 1: vCPUs, then irqchips, PIT, kvmclock
+  serial->restore(c.serial);                // 2: legacy devices re-drive their lines
+  i8042->restore(c.i8042);
   const auto now = Clock::now();
-  boot_signal->restore(signals, now);
+  boot_signal->restore(c.boot_signal, now);
   {
     // The observer is not told of restored signals; what it would have recorded is set here.
     std::lock_guard lock(mu);
-    if (signals.agent_ready.count > 0) ready = now;
-    if (signals.power_off.count > 0) {
+    if (c.boot_signal.agent_ready.count > 0) ready = now;
+    if (c.boot_signal.power_off.count > 0) {
       poweroff_announced = true;
-      poweroff_status = signals.power_off.last_arg;
+      poweroff_status = c.boot_signal.power_off.last_arg;
     }
-    if (signals.fatal.count > 0) agent_fatal = signals.fatal.last_arg;
+    if (c.boot_signal.fatal.count > 0) agent_fatal = c.boot_signal.fatal.last_arg;
   }
   for (size_t i = 0; i < virtio.size(); ++i) {  // 3: device, then transport (activates)
-    vsock_device(virtio_devices[i]).restore_state(slots[i].vsock);
-    virtio[i]->restore_state(slots[i].transport);
+    if (c.slots[i].kind != virtio_kinds[i]) throw SnapshotError("snapshot: virtio slot kind mismatch");
+    vsock_device(virtio_devices[i]).restore_state(c.slots[i].vsock);
+    virtio[i]->restore_state(c.slots[i].transport);
   }
 }
+
+namespace {
+
+/// The machine config of a running VM, as a snapshot records it.
+snapshot::MachineConfig machine_of(const VmConfig& config, const std::string& cmdline) {
+  snapshot::MachineConfig machine;
+  machine.vcpus = config.vcpus;
+  machine.memory_mib = config.memory_mib;
+  machine.cmdline = cmdline;
+  if (config.vsock) machine.guest_cid = config.vsock->guest_cid;
+  return machine;
+}
+
+}  // namespace
 
 void Vm::snapshot(const std::string& dir) {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
-  {
-    std::lock_guard lock(impl_->mu);
-    if (!impl_->started) throw InvalidStateError("Vm::snapshot: the VM was never started");
-    if (impl_->result) {
-      throw InvalidStateError("Vm::snapshot: the VM has stopped (" +
-                              std::string(to_string(impl_->result->reason)) + ")");
-    }
-  }
-  snapshot::MachineConfig machine;
-  machine.vcpus = impl_->config.vcpus;
-  machine.memory_mib = impl_->config.memory_mib;
-  machine.cmdline = impl_->boot_cmdline;
-  if (impl_->config.vsock) machine.guest_cid = impl_->config.vsock->guest_cid;
-  impl_->capture_components([&](const json& components) {
-    snapshot::write_snapshot(dir, machine, components, impl_->memory);
+  impl_->require_running("Vm::snapshot");
+  const snapshot::MachineConfig machine = machine_of(impl_->config, impl_->boot_cmdline);
+  impl_->capture_components([&](const MachineComponents& c) {
+    snapshot::write_snapshot(dir, machine, encode_components(c), impl_->memory);
   });
 }
 
-std::unique_ptr<Vm> Vm::restore(const std::string& dir, const RestoreOptions& options) {
-  const auto t0 = Clock::now();
-  snapshot::OpenOptions open_options;
-  open_options.verify_memory = options.verify_memory;
-  const snapshot::SnapshotFiles files = snapshot::open_snapshot(dir, open_options);
-  const snapshot::MachineConfig& m = files.state.machine;
+void Vm::Impl::require_running(const char* what) {
+  std::lock_guard lock(mu);
+  if (!started) throw InvalidStateError(std::string(what) + ": the VM was never started");
+  if (result) {
+    throw InvalidStateError(std::string(what) + ": the VM has stopped (" +
+                            std::string(to_string(result->reason)) + ")");
+  }
+}
+
+std::shared_ptr<const VmImage> Vm::freeze() {
+  std::lock_guard lifecycle(impl_->lifecycle_mu);
+  impl_->require_running("Vm::freeze");
+  auto image = std::make_unique<VmImage::Impl>();
+  image->machine = machine_of(impl_->config, impl_->boot_cmdline);
+  std::exception_ptr remap_failure;
+  image->components = impl_->capture_components([&](const MachineComponents&) {
+    try {
+      image->memory = impl_->memory.freeze();
+    } catch (const GuestMemoryError& e) {
+      // A failure while re-mapping leaves this VM's RAM unusable: stop it rather than resume
+      // it (freeze() reports which kind of failure it was).
+      if (std::string(e.what()).find("part way") != std::string::npos) {
+        impl_->finish({StopReason::kVcpuError, 0, std::string("freeze failed: ") + e.what()});
+      }
+      throw;
+    }
+  });
+  return std::make_shared<const VmImage>(std::move(image));
+}
+
+std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const RestoreOptions& options) {
+  if (!image) throw ConfigError("Vm::prepare: no image");
+  const VmImage::Impl& img = image->impl();
+  const snapshot::MachineConfig& m = img.machine;
   if (m.guest_cid.has_value() != options.vsock.has_value()) {
     throw ConfigError(m.guest_cid ? "Vm::restore: the snapshot's machine has a vsock device: "
                                     "RestoreOptions::vsock must give its socket path"
@@ -225,20 +225,65 @@ std::unique_ptr<Vm> Vm::restore(const std::string& dir, const RestoreOptions& op
   config.console = options.console;
   config.kvm_device = options.kvm_device;
   config.vsock = options.vsock;
-  auto impl = std::make_unique<Impl>(config, snapshot::map_snapshot_memory(files));
+  const auto t0 = Clock::now();
+  GuestMemory memory = GuestMemory::map_image(img.memory);
+  const auto mapped = Clock::now();
+  auto impl = std::make_unique<Impl>(config, std::move(memory));
+  impl->phases.memory = mapped - t0;
+  impl->image = image;
   impl->boot_cmdline = m.cmdline;
-  impl->create_virtio_devices();
+  const auto d0 = Clock::now();
+  impl->create_virtio_devices();  // before KVM: a bad socket path fails with nothing to undo
+  impl->phases.devices = Clock::now() - d0;
   impl->build_machine();
-  impl->create_vcpu_threads();
-  {
-    // Before restore_components(), which marks the agent ready when it was: ready >= started.
-    std::lock_guard lock(impl->mu);
-    impl->started = Clock::now();
+  // Before any vCPU exists: a host without the snapshot's CPU features is refused by name.
+  for (const auto& v : img.components.machine.vcpus) {
+    state::require_cpu_features(v.cpuid, impl->kvm->supported_cpuid);
   }
-  impl->restore_components(files.state.components);
+  impl->create_vcpu_threads();
   impl->build_time = Clock::now() - t0;
-  for (auto& v : impl->vcpus) v->start(true);
   return std::unique_ptr<Vm>(new Vm(std::move(impl)));
+}
+
+void Vm::launch() {
+  std::lock_guard lifecycle(impl_->lifecycle_mu);
+  if (!impl_->image) throw InvalidStateError("Vm::launch: the VM was not made by Vm::prepare");
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->launched || impl_->started) throw InvalidStateError("Vm::launch: called twice");
+    if (impl_->result) throw InvalidStateError("Vm::launch: the VM was stopped");
+    impl_->launched = true;
+    // Before apply_components(), which marks the agent ready when it was: ready >= started.
+    impl_->started = Clock::now();
+  }
+  const auto t0 = Clock::now();
+  impl_->apply_components(impl_->image->impl().components);
+  const auto t1 = Clock::now();
+  for (auto& v : impl_->vcpus) v->start(true);
+  const auto t2 = Clock::now();
+  impl_->phases.state = t1 - t0;
+  impl_->phases.start = t2 - t1;
+  impl_->build_time += t2 - t0;
+}
+
+std::unique_ptr<Vm> Vm::restore(std::shared_ptr<const VmImage> image, const RestoreOptions& options) {
+  auto vm = prepare(std::move(image), options);
+  vm->launch();
+  return vm;
+}
+
+std::unique_ptr<Vm> Vm::restore(const std::string& dir, const RestoreOptions& options) {
+  const auto t0 = Clock::now();
+  auto vm = restore(VmImage::open(dir, options.verify_memory), options);
+  vm->impl_->build_time = Clock::now() - t0;  // including opening and verifying the snapshot
+  return vm;
+}
+
+VmBuildPhases Vm::build_phases() const { return impl_->phases; }
+
+VmMemoryUsage Vm::memory_usage() const {
+  const GuestMemory::Usage u = impl_->memory.usage();
+  return {u.private_bytes, u.shared_bytes};
 }
 
 }  // namespace forkvm

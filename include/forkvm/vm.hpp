@@ -78,6 +78,35 @@ struct RestoreOptions {
   bool verify_memory = true;
 };
 
+class VmImage;
+
+/// Where the time of building a VM from an image went (Vm::prepare() and Vm::launch()). The
+/// phases follow the build order: KVM VM, memory, devices, vCPUs, then state and start.
+struct VmBuildPhases {
+  /// KVM_CREATE_VM, TSS, irqchip and PIT (KVM itself is opened once per process).
+  std::chrono::nanoseconds create_vm{};
+  /// Mapping the image's memory copy-on-write and registering the memory slots.
+  std::chrono::nanoseconds memory{};
+  /// Legacy devices and virtio devices (vsock listening socket, irqfd, ioeventfds).
+  std::chrono::nanoseconds devices{};
+  /// KVM_CREATE_VCPU and the (not yet started) vCPU threads' objects.
+  std::chrono::nanoseconds vcpus{};
+  /// Restoring the vCPU, VM and device state (Vm::launch()).
+  std::chrono::nanoseconds state{};
+  /// Starting the vCPU threads (Vm::launch()).
+  std::chrono::nanoseconds start{};
+  /// The sum of the phases.
+  std::chrono::nanoseconds total() const { return create_vm + memory + devices + vcpus + state + start; }
+};
+
+/// What a VM's guest RAM costs the host (from /proc/self/pagemap over the VM's mapping).
+struct VmMemoryUsage {
+  /// Pages this VM has written since it was started from its image: private to it.
+  uint64_t private_bytes = 0;
+  /// Pages of the image this VM has read, shared with every other VM of the same image.
+  uint64_t shared_bytes = 0;
+};
+
 /// Why a VM stopped.
 enum class StopReason {
   kPowerOff,    ///< the guest agent announced a power-off and reset the machine
@@ -98,6 +127,43 @@ struct VmResult {
   uint32_t exit_status = 0;
   /// A human-readable account (the exit that stopped a vCPU, the agent's reason code, ...).
   std::string detail;
+};
+
+/// A frozen machine that VMs start from: guest memory that every VM made from it maps
+/// copy-on-write, plus the vCPU, VM and device state, decoded and checked once. Made by open()
+/// (a snapshot directory, verified once) or Vm::freeze() (a running VM). Immutable and safe to
+/// share between threads; it keeps its memory files open until the last VM made from it and
+/// the last shared_ptr to it are gone.
+class VmImage {
+ public:
+  /// Opens and checks the snapshot in `dir` (as Vm::restore: state digest always, memory
+  /// digest when `verify_memory`, sizes and every component decoded). Throws SnapshotError.
+  static std::shared_ptr<const VmImage> open(const std::string& dir, bool verify_memory = true);
+  ~VmImage();
+  VmImage(const VmImage&) = delete;
+  VmImage& operator=(const VmImage&) = delete;
+
+  /// The machine's vCPU count.
+  uint32_t vcpus() const noexcept;
+  /// The machine's RAM in MiB.
+  uint64_t memory_mib() const noexcept;
+  /// Whether the machine has a vsock device (RestoreOptions::vsock is then required).
+  bool has_vsock() const noexcept;
+  /// Overlay layers above the base memory file: 0 for a snapshot or the first freeze of a
+  /// booted VM, one more for each freeze of a VM started from an image (merged into one when
+  /// there would be more than a few).
+  size_t memory_layers() const noexcept;
+  /// Bytes of guest RAM held by the overlay layers (copied pages; the base is never copied).
+  uint64_t overlay_bytes() const noexcept;
+
+  struct Impl;
+  /// Internal: made by open() and Vm::freeze().
+  explicit VmImage(std::unique_ptr<Impl> impl);
+  /// Internal.
+  const Impl& impl() const noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
 };
 
 /// One microVM. Create it, start() it, then wait_ready() and/or wait(). Destroying it stops
@@ -147,6 +213,37 @@ class Vm {
   /// features the snapshot uses, ConfigError for RestoreOptions that do not fit the snapshot,
   /// KvmError when KVM refuses the state.
   static std::unique_ptr<Vm> restore(const std::string& dir, const RestoreOptions& options);
+
+  /// Freezes this running VM into an image that any number of children start from (prepare()
+  /// + launch()), and keeps this VM running on that image. As for snapshot(): the vCPUs are
+  /// paused, the virtio devices quiesced (vsock connections are closed and the guest gets a
+  /// TRANSPORT_RESET), and the machine and every device captured. Guest memory is frozen
+  /// without copying the RAM: a booted VM's own memfd becomes the image's base; a VM that was
+  /// itself started from an image adds one overlay layer holding only the pages it has written
+  /// (found in /proc/self/pagemap). Then this VM is re-mapped copy-on-write over the new image
+  /// at the same host addresses and resumes: nothing it writes afterwards reaches the image or
+  /// any child. Throws InvalidStateError when the VM was not started or has stopped,
+  /// GuestMemoryError when the host refuses the memfd or the mappings, KvmError.
+  std::shared_ptr<const VmImage> freeze();
+  /// Builds a VM for `image` without restoring its state or starting it: the expensive KVM
+  /// part (VM, memory slots over the image mapped copy-on-write, irqchip, PIT, devices,
+  /// vCPUs), which a pool can do ahead of time. launch() restores and starts it. `options` as
+  /// for restore() (verify_memory is ignored: an image was verified when it was opened). Checks
+  /// that the host CPU has every feature the image uses (SnapshotError naming the missing
+  /// ones). Throws ConfigError, SnapshotError, GuestMemoryError, KvmError.
+  static std::unique_ptr<Vm> prepare(std::shared_ptr<const VmImage> image,
+                                     const RestoreOptions& options);
+  /// Restores the image's vCPU, VM and device state into a VM made by prepare() and starts its
+  /// vCPUs. Once per prepared VM (InvalidStateError otherwise). Throws SnapshotError/KvmError
+  /// when KVM refuses the state; the VM is then unusable (destroy it).
+  void launch();
+  /// prepare() then launch().
+  static std::unique_ptr<Vm> restore(std::shared_ptr<const VmImage> image,
+                                     const RestoreOptions& options);
+  /// The phases of prepare() and launch() (zero for a booted VM).
+  VmBuildPhases build_phases() const;
+  /// How much of the host's memory this VM's RAM uses right now (see VmMemoryUsage).
+  VmMemoryUsage memory_usage() const;
 
   /// Time spent in create() (KVM setup and loading the images) or restore().
   std::chrono::nanoseconds build_time() const;
