@@ -18,16 +18,16 @@
 
 #include "guest-init/protocol/field_rules.hpp"
 #include "guest-init/protocol/messages.hpp"
+#include "sandbox/sandbox_impl.hpp"
 
 namespace forkvm {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 namespace {
-
 std::string ms_text(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
+}  // namespace
 
-// A private directory for the vsock socket: $runtime_dir (or $TMPDIR, or /tmp)/forkvm-XXXXXX.
 std::string make_temp_dir(const std::string& runtime_dir) {
   std::string base = runtime_dir;
   if (base.empty()) {
@@ -41,8 +41,6 @@ std::string make_temp_dir(const std::string& runtime_dir) {
   return templ;
 }
 
-// A vsock CID for a restored VM, unique within this process and unlikely to repeat across
-// processes: a per-process counter from a pid-derived offset, kept in [3, 2^32 - 2).
 uint64_t next_restore_cid() {
   static std::atomic<uint64_t> counter{0};
   constexpr uint64_t kFirst = 3;
@@ -51,7 +49,6 @@ uint64_t next_restore_cid() {
   return kFirst + (offset + counter.fetch_add(1)) % kSpan;
 }
 
-// The socket path inside a private temp dir, checked against the sun_path limit.
 std::string socket_in(const std::string& temp_dir, const char* what) {
   std::string path = temp_dir + "/vsock.sock";
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
@@ -62,8 +59,6 @@ std::string socket_in(const std::string& temp_dir, const char* what) {
   return path;
 }
 
-}  // namespace
-
 std::string_view to_string(SandboxState state) noexcept {
   switch (state) {
     case SandboxState::kBooting: return "booting";
@@ -73,42 +68,6 @@ std::string_view to_string(SandboxState state) noexcept {
   }
   return "unknown";
 }
-
-struct Sandbox::Impl {
-  SandboxConfig config;
-  std::string temp_dir;
-  std::string socket_path;
-  std::unique_ptr<Vm> vm;
-  // The current agent connection. A snapshot replaces it; the replaced ones stay alive (closed)
-  // until the Impl goes, since other threads may still hold references to them.
-  std::atomic<AgentClient*> client{nullptr};
-  std::vector<std::unique_ptr<AgentClient>> clients;  // guarded by `mutex`
-  std::atomic<SandboxState> state{SandboxState::kBooting};
-  std::chrono::nanoseconds boot_time{0};
-
-  std::mutex mutex;  // guards vm (reset at shutdown), final_tail, stop_watch
-  std::string final_tail;
-  bool stop_watch = false;
-  std::thread watcher;
-  std::mutex shutdown_mutex;  // one shutdown or snapshot at a time
-
-  ~Impl() { shutdown(); }
-
-  void boot(std::stop_token stop);
-  void restore(const std::string& dir, const SandboxRestoreConfig& rc, std::stop_token stop);
-  void snapshot(const std::string& dir);
-  // Connects (retrying until the agent answers ping) and makes it the current client.
-  void connect_agent(Clock::time_point deadline, const std::stop_token& stop);
-  // Gives the guest fresh entropy, the host's wall clock and config.hostname.
-  void set_identity();
-  void watch();
-  void shutdown();
-  std::string tail();
-  // The error for a VM that stopped by itself.
-  GuestError vm_stopped_error(const VmResult& r, const std::string& context);
-  // The client, if the sandbox is ready; otherwise the error its state calls for.
-  AgentClient& ready_client();
-};
 
 GuestError Sandbox::Impl::vm_stopped_error(const VmResult& r, const std::string& context) {
   return GuestError(context + ": the VM stopped (" + std::string(to_string(r.reason)) +
@@ -228,12 +187,17 @@ void Sandbox::Impl::snapshot(const std::string& dir) {
     if (vm->wait(milliseconds(0))) throw;
     failure = std::current_exception();
   }
-  // The snapshot closed every host vsock connection (TRANSPORT_RESET); the agent's listener
-  // survives. Drop the old connection (its reader has seen the reset, or will) and reconnect.
-  client.load()->close(std::make_exception_ptr(AgentUnreachableError(
-      "the agent connection was reset by a snapshot of the sandbox")));
-  connect_agent(Clock::now() + config.boot_timeout, {});
+  reconnect_after_reset("a snapshot of the sandbox");
   if (failure) std::rethrow_exception(failure);
+}
+
+void Sandbox::Impl::reconnect_after_reset(const char* why) {
+  // The snapshot or freeze closed every host vsock connection (TRANSPORT_RESET); the agent's
+  // listener survives. Drop the old connection (its reader has seen the reset, or will) and
+  // reconnect.
+  client.load()->close(std::make_exception_ptr(
+      AgentUnreachableError(std::string("the agent connection was reset by ") + why)));
+  connect_agent(Clock::now() + config.boot_timeout, {});
 }
 
 void Sandbox::Impl::connect_agent(Clock::time_point deadline, const std::stop_token& stop) {
@@ -368,6 +332,12 @@ std::unique_ptr<Sandbox> Sandbox::restore(const std::string& dir,
 }
 
 void Sandbox::snapshot(const std::string& dir) { impl_->snapshot(dir); }
+const ForkTimings& Sandbox::fork_timings() const noexcept { return impl_->fork_timings; }
+VmMemoryUsage Sandbox::memory_usage() const {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");
+  return impl_->vm->memory_usage();
+}
 void Sandbox::shutdown() { impl_->shutdown(); }
 SandboxState Sandbox::state() const { return impl_->state.load(); }
 std::string Sandbox::console_tail() const { return impl_->tail(); }

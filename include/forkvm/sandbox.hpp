@@ -26,10 +26,13 @@
 #include <vector>
 
 #include "forkvm/agent_client.hpp"
+#include "forkvm/fork_config.hpp"
 #include "forkvm/sandbox_errors.hpp"
 #include "forkvm/vm.hpp"
 
 namespace forkvm {
+
+class Template;
 
 /// What to boot and how long to wait for it.
 struct SandboxConfig {
@@ -123,6 +126,23 @@ class Sandbox {
   /// stops, TimeoutError/AgentUnreachableError when the agent does not answer afterwards (the
   /// sandbox then has no connection: shut it down).
   void snapshot(const std::string& dir);
+  /// Forks this running sandbox: freezes it (Vm::freeze: paused, captured, its memory made
+  /// the child's copy-on-write base without copying RAM) and returns a running child made from
+  /// that image (Template::fork). Parent and child continue from identical state; nothing
+  /// either writes afterwards is visible to the other. Forks of forks work to any depth: each
+  /// level copies only the pages written since the previous one. As with snapshot(), the
+  /// freeze resets the parent's vsock connections, so its agent connection is replaced before
+  /// this returns (requests in flight fail with AgentUnreachableError; detached processes
+  /// survive). Throws InvalidStateError unless ready, plus what Template::fork() throws.
+  std::unique_ptr<Sandbox> fork(const ForkConfig& config = {}, std::stop_token stop = {});
+  /// Freezes this running sandbox once into a Template that forks many children from the same
+  /// point (the agent connection is replaced as for fork()). `options.verify_memory` is
+  /// ignored. Throws InvalidStateError unless ready.
+  std::shared_ptr<Template> make_template(const TemplateOptions& options = {});
+  /// Where the time went in the fork that made this sandbox (all zero unless it was forked).
+  const ForkTimings& fork_timings() const noexcept;
+  /// How much host memory the guest RAM of this sandbox uses right now (Vm::memory_usage()).
+  VmMemoryUsage memory_usage() const;
   /// The current state.
   SandboxState state() const;
   /// The last part of the guest console (for diagnostics).
@@ -190,6 +210,7 @@ class Sandbox {
   struct Impl;
 
  private:
+  friend class Template;  // makes its children from a launched VM
   explicit Sandbox(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,61 @@
+// The options and timings of forking: how a Template keeps VMs ready, how one child is made,
+// and where the time of a fork went. Used by forkvm::Template (template.hpp) and
+// Sandbox::fork() (sandbox.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "forkvm/vm.hpp"
+
+namespace forkvm {
+
+/// How a Template opens its image and keeps VMs ready.
+struct TemplateOptions {
+  /// Re-hash the snapshot's memory file when it is opened (once per Template, never per fork).
+  bool verify_memory = true;
+  /// VMs prepared ahead of time (Vm::prepare: KVM VM, memory mapped over the template, devices,
+  /// vCPUs) and refilled on a background thread, so that fork() only restores state and starts
+  /// the vCPUs. 0: every fork prepares its own VM.
+  size_t pool_size = 0;
+  /// Where the children's private temp dirs (holding their vsock sockets) are made; empty:
+  /// $TMPDIR or /tmp. Keep it short (Unix socket paths are limited to 107 bytes).
+  std::string runtime_dir;
+  /// Receives every child's serial console output (with no indication of which child);
+  /// optional. A child's console tail is always kept (Sandbox::console_tail()).
+  std::function<void(std::string_view)> console;
+  /// The KVM device to open.
+  std::string kvm_device = "/dev/kvm";
+};
+
+/// How one child is made.
+struct ForkConfig {
+  /// From the fork() call to "the agent answers ping".
+  std::chrono::milliseconds boot_timeout{60000};
+  /// Deadline of each non-exec request (see AgentClientOptions::request_timeout).
+  std::chrono::milliseconds request_timeout{30000};
+  /// The child's hostname (1..64 of [A-Za-z0-9.-]); nullopt keeps the template's.
+  std::optional<std::string> hostname;
+};
+
+/// Where the time of one fork went (Sandbox::fork_timings()).
+struct ForkTimings {
+  /// Sandbox::fork() only: pausing the parent, capturing it and freezing its memory.
+  std::chrono::nanoseconds freeze{};
+  /// Building the child VM, phase by phase (the prepare phases are zero for a pooled VM: they
+  /// happened ahead of time).
+  VmBuildPhases vm;
+  /// Whether the VM came from the template's pool.
+  bool pooled = false;
+  /// From the fork() call until the child's vCPUs were ready to run (state restored, threads
+  /// started): the fork latency.
+  std::chrono::nanoseconds to_vcpus_ready{};
+  /// From the fork() call until the agent answered ping and the child had its identity.
+  std::chrono::nanoseconds to_ready{};
+};
+
+}  // namespace forkvm

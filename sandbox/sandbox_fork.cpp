@@ -1,0 +1,96 @@
+// Sandbox::fork and Sandbox::make_template: freeze a running sandbox into an image (Vm::freeze)
+// and make children from it (Template::fork, template.cpp); Sandbox::Impl::adopt turns a
+// launched child VM into a ready Sandbox.
+#include <chrono>
+#include <exception>
+
+#include "forkvm/template.hpp"
+#include "guest-init/protocol/field_rules.hpp"
+#include "sandbox/sandbox_impl.hpp"
+
+namespace forkvm {
+
+using Clock = std::chrono::steady_clock;
+
+std::shared_ptr<const VmImage> Sandbox::Impl::freeze() {
+  if (state.load() != SandboxState::kReady) {
+    throw InvalidStateError("cannot fork a sandbox that is " + std::string(to_string(state.load())));
+  }
+  return vm->freeze();
+}
+
+void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
+                          std::string child_socket, Clock::time_point deadline,
+                          const std::stop_token& stop) {
+  {
+    std::lock_guard lock(mutex);
+    vm = std::move(child);
+  }
+  temp_dir = std::move(child_temp_dir);
+  socket_path = std::move(child_socket);
+  // The image's VM was ready, so this one is: the agent listens again once the guest has
+  // handled the freeze's TRANSPORT_RESET.
+  connect_agent(deadline, stop);
+  set_identity();
+  state = SandboxState::kReady;
+  watcher = std::thread([this] { watch(); });
+}
+
+std::shared_ptr<Template> Sandbox::make_template(const TemplateOptions& options) {
+  std::lock_guard once(impl_->shutdown_mutex);  // vm stays while we use it; one at a time
+  std::shared_ptr<const VmImage> image;
+  std::exception_ptr failure;
+  try {
+    image = impl_->freeze();
+  } catch (const InvalidStateError&) {
+    throw;  // nothing was touched
+  } catch (...) {
+    if (impl_->vm->wait(std::chrono::milliseconds(0))) throw;  // the VM is gone
+    failure = std::current_exception();
+  }
+  impl_->reconnect_after_reset("a fork of the sandbox");
+  if (failure) std::rethrow_exception(failure);
+  return Template::from_image(std::move(image), options);
+}
+
+std::unique_ptr<Sandbox> Sandbox::fork(const ForkConfig& config, std::stop_token stop) {
+  const auto t0 = Clock::now();
+  if (config.hostname && !protocol::valid_hostname(*config.hostname)) {
+    throw ConfigError("ForkConfig::hostname '" + config.hostname->substr(0, 80) +
+                      "' is not 1..64 characters of [A-Za-z0-9.-]");
+  }
+  std::lock_guard once(impl_->shutdown_mutex);
+  std::shared_ptr<const VmImage> image;
+  try {
+    image = impl_->freeze();
+  } catch (const InvalidStateError&) {
+    throw;
+  } catch (...) {
+    if (!impl_->vm->wait(std::chrono::milliseconds(0))) {
+      impl_->reconnect_after_reset("a failed fork of the sandbox");
+    }
+    throw;
+  }
+  const auto frozen = Clock::now();
+  // The child first (it is what the caller waits for), then the parent's new connection, which
+  // is made whether or not the child came up.
+  TemplateOptions options;
+  options.runtime_dir = impl_->config.runtime_dir;
+  options.kvm_device = impl_->config.vm.kvm_device;
+  std::unique_ptr<Sandbox> child;
+  std::exception_ptr failure;
+  try {
+    child = Template::from_image(std::move(image), options)->fork(config, std::move(stop));
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  impl_->reconnect_after_reset("a fork of the sandbox");
+  if (failure) std::rethrow_exception(failure);
+  ForkTimings& t = child->impl_->fork_timings;
+  t.freeze = frozen - t0;
+  t.to_vcpus_ready += t.freeze;
+  t.to_ready += t.freeze;
+  return child;
+}
+
+}  // namespace forkvm

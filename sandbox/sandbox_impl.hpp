@@ -1,0 +1,76 @@
+// Sandbox::Impl: the state behind forkvm::Sandbox, shared by creating, restoring and forking
+// (sandbox.cpp, sandbox_fork.cpp, template.cpp). Private to the library.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "forkvm/sandbox.hpp"
+#include "forkvm/template.hpp"
+
+namespace forkvm {
+
+/// A private directory for a vsock socket: $runtime_dir (or $TMPDIR, or /tmp)/forkvm-XXXXXX.
+/// Throws ConfigError.
+std::string make_temp_dir(const std::string& runtime_dir);
+/// A vsock CID for a restored or forked VM, unique within this process and unlikely to repeat
+/// across processes: a per-process counter from a pid-derived offset, kept in [3, 2^32 - 2).
+uint64_t next_restore_cid();
+/// The socket path inside a private temp dir, checked against the sun_path limit (ConfigError
+/// naming `what`, the option that chose the directory).
+std::string socket_in(const std::string& temp_dir, const char* what);
+
+struct Sandbox::Impl {
+  using Clock = std::chrono::steady_clock;
+
+  SandboxConfig config;
+  std::string temp_dir;
+  std::string socket_path;
+  std::unique_ptr<Vm> vm;
+  // The current agent connection. A snapshot replaces it; the replaced ones stay alive (closed)
+  // until the Impl goes, since other threads may still hold references to them.
+  std::atomic<AgentClient*> client{nullptr};
+  std::vector<std::unique_ptr<AgentClient>> clients;  // guarded by `mutex`
+  std::atomic<SandboxState> state{SandboxState::kBooting};
+  std::chrono::nanoseconds boot_time{0};
+  ForkTimings fork_timings;
+
+  std::mutex mutex;  // guards vm (reset at shutdown), final_tail, stop_watch
+  std::string final_tail;
+  bool stop_watch = false;
+  std::thread watcher;
+  std::mutex shutdown_mutex;  // one shutdown, snapshot or freeze at a time
+
+  ~Impl() { shutdown(); }
+
+  void boot(std::stop_token stop);
+  void restore(const std::string& dir, const SandboxRestoreConfig& rc, std::stop_token stop);
+  void snapshot(const std::string& dir);
+  // Freezes the VM (Vm::freeze) for make_template()/fork(); the agent connection is reset by
+  // it: the caller must reconnect_after_reset() whatever happens.
+  std::shared_ptr<const VmImage> freeze();
+  // Replaces the agent connection after a snapshot or freeze reset it.
+  void reconnect_after_reset(const char* why);
+  // Adopts a launched child VM (Template::fork): connects, sets the identity, starts watching.
+  void adopt(std::unique_ptr<Vm> child, std::string child_temp_dir, std::string child_socket,
+             Clock::time_point deadline, const std::stop_token& stop);
+  // Connects (retrying until the agent answers ping) and makes it the current client.
+  void connect_agent(Clock::time_point deadline, const std::stop_token& stop);
+  // Gives the guest fresh entropy, the host's wall clock and config.hostname.
+  void set_identity();
+  void watch();
+  void shutdown();
+  std::string tail();
+  // The error for a VM that stopped by itself.
+  GuestError vm_stopped_error(const VmResult& r, const std::string& context);
+  // The client, if the sandbox is ready; otherwise the error its state calls for.
+  AgentClient& ready_client();
+};
+
+}  // namespace forkvm

@@ -1,0 +1,193 @@
+// forkvm::Template: an image plus a pool of VMs prepared ahead of time. A fork takes a pooled
+// VM (or prepares one), launches it (state restored, vCPUs started) and hands it to a new
+// Sandbox, which connects to the agent and gives the child its own identity.
+#include "forkvm/template.hpp"
+
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "guest-init/protocol/field_rules.hpp"
+#include "sandbox/sandbox_impl.hpp"
+
+namespace forkvm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// A VM made by Vm::prepare with its private socket directory; removes the directory when it
+/// is destroyed without having been handed to a Sandbox.
+struct PreparedVm {
+  std::unique_ptr<Vm> vm;
+  std::string temp_dir;
+  std::string socket_path;
+
+  PreparedVm() = default;
+  PreparedVm(PreparedVm&&) = default;
+  PreparedVm& operator=(PreparedVm&& other) noexcept {
+    discard();
+    vm = std::move(other.vm);
+    temp_dir = std::exchange(other.temp_dir, {});
+    socket_path = std::move(other.socket_path);
+    return *this;
+  }
+  ~PreparedVm() { discard(); }
+
+  void discard() noexcept {
+    vm.reset();  // stops nothing that ran; closes the VM and its listening socket
+    if (!temp_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(temp_dir, ec);
+      temp_dir.clear();
+    }
+  }
+};
+
+}  // namespace
+
+struct Template::Impl {
+  std::shared_ptr<const VmImage> image;
+  TemplateOptions options;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<PreparedVm> pool;  // guarded by mu
+  bool stopping = false;        // guarded by mu
+  std::thread refill;
+
+  ~Impl() {
+    {
+      std::lock_guard lock(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+    if (refill.joinable()) refill.join();
+  }
+
+  /// A VM for the image with its own socket dir and vsock CID, not launched.
+  PreparedVm prepare() {
+    PreparedVm p;
+    p.temp_dir = make_temp_dir(options.runtime_dir);
+    p.socket_path = socket_in(p.temp_dir, "TemplateOptions::runtime_dir");
+    RestoreOptions ro;
+    ro.vsock = VsockConfig{next_restore_cid(), p.socket_path};
+    ro.console = options.console;
+    ro.kvm_device = options.kvm_device;
+    p.vm = Vm::prepare(image, ro);
+    return p;
+  }
+
+  /// Keeps the pool at options.pool_size. A failure is reported on stderr and retried after a
+  /// pause; fork() then prepares its VM itself and reports the error to its caller.
+  void refill_loop() {
+    std::unique_lock lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return stopping || pool.size() < options.pool_size; });
+      if (stopping) return;
+      lock.unlock();
+      bool failed = false;
+      PreparedVm p;
+      try {
+        p = prepare();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "forkvm: template pool: cannot prepare a VM: %s\n", e.what());
+        failed = true;
+      }
+      lock.lock();
+      if (failed) {
+        cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+        continue;
+      }
+      pool.push_back(std::move(p));
+    }
+  }
+};
+
+Template::Template(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Template::~Template() = default;
+
+std::shared_ptr<Template> Template::open(const std::string& dir, const TemplateOptions& options) {
+  return from_image(VmImage::open(dir, options.verify_memory), options);
+}
+
+std::shared_ptr<Template> Template::from_image(std::shared_ptr<const VmImage> image,
+                                               const TemplateOptions& options) {
+  if (!image) throw ConfigError("Template: no image");
+  if (!image->has_vsock()) {
+    throw ConfigError("Template: the image's machine has no vsock device, so no agent can be "
+                      "reached (make snapshots of sandboxes, not of bare VMs)");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->image = std::move(image);
+  impl->options = options;
+  auto t = std::make_shared<Template>(std::move(impl));
+  if (options.pool_size > 0) {
+    Impl* raw = t->impl_.get();
+    raw->refill = std::thread([raw] { raw->refill_loop(); });
+  }
+  return t;
+}
+
+size_t Template::pooled() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->pool.size();
+}
+
+std::shared_ptr<const VmImage> Template::image() const noexcept { return impl_->image; }
+
+std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_token stop) {
+  const auto t0 = Clock::now();
+  if (config.hostname && !protocol::valid_hostname(*config.hostname)) {
+    throw ConfigError("ForkConfig::hostname '" + config.hostname->substr(0, 80) +
+                      "' is not 1..64 characters of [A-Za-z0-9.-]");
+  }
+  if (stop.stop_requested()) throw CancelledError("fork cancelled");
+  const auto deadline = t0 + config.boot_timeout;
+  PreparedVm p;
+  bool pooled = false;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->pool.empty()) {
+      p = std::move(impl_->pool.front());
+      impl_->pool.pop_front();
+      pooled = true;
+    }
+  }
+  if (pooled) {
+    impl_->cv.notify_all();  // the refill thread makes the next one
+  } else {
+    p = impl_->prepare();
+  }
+  p.vm->launch();  // on a throw, p's destructor destroys the VM and its directory
+  const auto vcpus_ready = Clock::now();
+
+  ForkTimings timings;
+  timings.vm = p.vm->build_phases();
+  if (pooled) {  // prepared ahead of time, off this fork's path
+    timings.vm.create_vm = timings.vm.memory = timings.vm.devices = timings.vm.vcpus = {};
+  }
+  timings.pooled = pooled;
+  timings.to_vcpus_ready = vcpus_ready - t0;
+
+  auto impl = std::make_unique<Sandbox::Impl>();
+  impl->config.runtime_dir = impl_->options.runtime_dir;
+  impl->config.boot_timeout = config.boot_timeout;
+  impl->config.request_timeout = config.request_timeout;
+  impl->config.hostname = config.hostname;
+  impl->config.vm.kvm_device = impl_->options.kvm_device;
+  impl->config.vm.vcpus = impl_->image->vcpus();
+  impl->config.vm.memory_mib = impl_->image->memory_mib();
+  // From here the Sandbox::Impl owns the VM and its directory; on a throw its destructor
+  // shuts the child down and removes them.
+  impl->adopt(std::move(p.vm), std::exchange(p.temp_dir, {}), p.socket_path, deadline, stop);
+  timings.to_ready = Clock::now() - t0;
+  impl->boot_time = timings.to_ready;
+  impl->fork_timings = timings;
+  return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
+}
+
+}  // namespace forkvm
