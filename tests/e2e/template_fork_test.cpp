@@ -1,0 +1,554 @@
+// e2e tier: copy-free fork on the real guest kernel and agent (directly on a VMX/SVM host,
+// otherwise inside kvm-lab). One parent sandbox is booted once for the whole binary (the
+// expensive part under TCG) and given a file and a detached background process; then:
+// - Sandbox::make_template() and ten children forked from it, each with the parent's files and
+//   processes, its own identity (RNG, boot UUID, the host's clock, hostname) and its own
+//   copy-on-write memory;
+// - Sandbox::fork() chained six deep (every level forks the previous level's child);
+// - Template::open() of a Sandbox::snapshot() directory with a pool of prepared VMs;
+// - the errors and the numbers: fork of a shut-down sandbox, a bad hostname, a cancelled fork,
+//   an exec in flight during a fork, fork_timings(), memory_usage();
+// - four threads forking from one template at once.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <stop_token>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "forkvm/errors.hpp"
+#include "forkvm/fork_config.hpp"
+#include "forkvm/sandbox.hpp"
+#include "forkvm/template.hpp"
+#include "tests/e2e/e2e_image.hpp"
+
+namespace forkvm::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kMemoryMib = 128;
+constexpr uint64_t kRamBytes = kMemoryMib << 20;
+
+/// A private temporary directory, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "forkvm-e2e-tfork-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+/// Progress in the log, with seconds since the binary started: under TCG a step can take a
+/// while, and an exception says not where.
+void step(const std::string& what) {
+  static const Clock::time_point start = Clock::now();
+  const double s = std::chrono::duration<double>(Clock::now() - start).count();
+  std::fprintf(stderr, "[e2e_template_fork %7.1fs] %s\n", s, what.c_str());
+}
+
+double ms(std::chrono::nanoseconds d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+std::string sh(Sandbox& box, const std::string& script) {
+  const ExecResult r = box.exec_shell(script);
+  EXPECT_EQ(r.exit_code, 0) << script << "\nstderr: " << r.stderr_data;
+  return r.stdout_data;
+}
+
+long host_seconds() {
+  return static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count());
+}
+
+// The background process started in the parent: its pid file exists, the pid is alive, and
+// it is `sleep 1000`.
+constexpr const char* kBackgroundAlive =
+    "pid=$(cat /tmp/bg.pid) && kill -0 \"$pid\" && tr '\\0' ' ' < /proc/$pid/cmdline";
+
+ForkConfig fork_config(const std::string& hostname = {}) {
+  ForkConfig fc;
+  fc.boot_timeout = kBootDeadline;
+  fc.request_timeout = 120s;  // TCG: a syscall-heavy request can take seconds
+  if (!hostname.empty()) fc.hostname = hostname;
+  return fc;
+}
+
+std::string describe(const ForkTimings& t) {
+  std::ostringstream o;
+  o << "freeze " << ms(t.freeze) << " ms, vm " << ms(t.vm.total()) << " ms (create_vm "
+    << ms(t.vm.create_vm) << ", memory " << ms(t.vm.memory) << ", devices " << ms(t.vm.devices)
+    << ", vcpus " << ms(t.vm.vcpus) << ", state " << ms(t.vm.state) << ", start "
+    << ms(t.vm.start) << "), pooled " << t.pooled << ", to_vcpus_ready "
+    << ms(t.to_vcpus_ready) << " ms, to_ready " << ms(t.to_ready) << " ms";
+  return o.str();
+}
+
+/// What every fork's timings must satisfy.
+void expect_plausible(const ForkTimings& t, bool from_sandbox_fork) {
+  SCOPED_TRACE(describe(t));
+  EXPECT_GT(t.to_vcpus_ready.count(), 0);
+  EXPECT_LE(t.to_vcpus_ready, t.to_ready);
+  EXPECT_GT(t.vm.state.count(), 0) << "launch() restores the state";
+  EXPECT_GT(t.vm.start.count(), 0) << "launch() starts the vCPU threads";
+  EXPECT_LE(t.vm.state + t.vm.start, t.to_vcpus_ready);
+  if (from_sandbox_fork) {
+    EXPECT_GT(t.freeze.count(), 0) << "Sandbox::fork() freezes the parent first";
+  } else {
+    EXPECT_EQ(t.freeze.count(), 0) << "a Template's fork freezes nothing";
+  }
+  if (t.pooled) {
+    EXPECT_EQ(t.vm.create_vm.count(), 0) << "a pooled VM was prepared ahead of time";
+    EXPECT_EQ(t.vm.memory.count(), 0);
+    EXPECT_EQ(t.vm.vcpus.count(), 0);
+  } else {
+    EXPECT_GT(t.vm.create_vm.count(), 0);
+    EXPECT_GT(t.vm.memory.count(), 0);
+    EXPECT_GT(t.vm.vcpus.count(), 0);
+    EXPECT_LE(t.vm.total(), t.to_vcpus_ready) << "every build phase happens inside the fork";
+  }
+}
+
+/// The sandbox every test forks from: booted on first use (once), with /tmp/marker and a
+/// detached `sleep 1000` whose pid is in /tmp/bg.pid. A boot failure fails every test.
+class SharedParent {
+ public:
+  static Sandbox& get() {
+    SharedParent& p = instance();
+    if (!p.tried_) {
+      p.tried_ = true;
+      p.boot();
+    }
+    if (!p.box_) throw std::runtime_error("the shared parent is not running: " + p.error_);
+    return *p.box_;
+  }
+  /// Shuts the parent down (if it was booted) before the process exits.
+  static void shutdown() {
+    SharedParent& p = instance();
+    p.tried_ = true;
+    if (p.box_) {
+      step("shut the parent down");
+      p.box_->shutdown();
+      p.box_.reset();
+      p.error_ = "already shut down";
+    }
+  }
+
+ private:
+  static SharedParent& instance() {
+    static SharedParent p;
+    return p;
+  }
+  void boot() {
+    try {
+      step("boot the parent");
+      SandboxConfig config;
+      config.vm = builtin_config(1, kMemoryMib, "");
+      config.boot_timeout = kBootDeadline;
+      config.request_timeout = 120s;
+      config.hostname = "parent";
+      auto box = Sandbox::create(config);
+      step("parent ready; start the background process");
+      // Detached from the exec (its own session, no inherited pipes): it outlives the exec and
+      // every freeze's connection reset, which kills the execs of the old connection.
+      const ExecResult r = box->exec_shell(
+          "setsid sh -c 'echo $$ > /tmp/bg.pid.tmp; mv /tmp/bg.pid.tmp /tmp/bg.pid; "
+          "exec sleep 1000' </dev/null >/dev/null 2>&1 &");
+      if (r.exit_code != 0) throw std::runtime_error("starting the background process failed");
+      const auto deadline = Clock::now() + 60s;
+      while (!box->exists("/tmp/bg.pid") && Clock::now() < deadline) std::this_thread::sleep_for(100ms);
+      if (!box->exists("/tmp/bg.pid")) throw std::runtime_error("no /tmp/bg.pid after 60 s");
+      box_ = std::move(box);
+    } catch (const std::exception& e) {
+      error_ = std::string("boot failed: ") + e.what();
+    }
+  }
+  bool tried_ = false;
+  std::unique_ptr<Sandbox> box_;
+  std::string error_;
+};
+
+/// Shuts the shared parent down after the last test, while the test runner still runs.
+class SharedParentEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override { SharedParent::shutdown(); }
+};
+[[maybe_unused]] ::testing::Environment* const kSharedParentEnvironment =
+    ::testing::AddGlobalTestEnvironment(new SharedParentEnvironment);
+
+TEST(E2eTemplateFork, TenChildrenFromOneTemplate) {
+  Sandbox& parent = SharedParent::get();
+  sh(parent, "echo template-state > /tmp/marker");
+  EXPECT_EQ(sh(parent, kBackgroundAlive), "sleep 1000 ");
+  EXPECT_EQ(parent.fork_timings().to_ready.count(), 0) << "a booted sandbox was not forked";
+
+  step("make_template");
+  const std::shared_ptr<Template> tmpl = parent.make_template();
+  ASSERT_TRUE(tmpl);
+  const auto frozen_at = Clock::now();
+  ASSERT_TRUE(tmpl->image());
+  EXPECT_EQ(tmpl->image()->vcpus(), 1u);
+  EXPECT_EQ(tmpl->image()->memory_mib(), kMemoryMib);
+  EXPECT_TRUE(tmpl->image()->has_vsock());
+  EXPECT_EQ(tmpl->pooled(), 0u);
+  // The parent keeps running (its connection was replaced) and moves on; none of the children
+  // must see what it does from here.
+  ASSERT_EQ(parent.state(), SandboxState::kReady) << parent.console_tail();
+  EXPECT_EQ(sh(parent, "cat /tmp/marker"), "template-state\n");
+  EXPECT_EQ(sh(parent, kBackgroundAlive), "sleep 1000 ");
+  sh(parent, "echo parent-after-template > /tmp/marker");
+
+  // Let the template's frozen clock fall well behind the host's: a child that did not get the
+  // host's wall clock shows up as that many seconds late.
+  std::this_thread::sleep_until(frozen_at + 8s);
+
+  constexpr int kChildren = 10;
+  std::vector<std::unique_ptr<Sandbox>> children;
+  for (int i = 0; i < kChildren; ++i) {
+    step("template fork " + std::to_string(i));
+    children.push_back(tmpl->fork(fork_config("tchild-" + std::to_string(i))));
+    Sandbox& c = *children.back();
+    ASSERT_EQ(c.state(), SandboxState::kReady) << c.console_tail();
+    const ForkTimings& t = c.fork_timings();
+    step("  " + describe(t));
+    EXPECT_FALSE(t.pooled) << "pool_size is 0";
+    expect_plausible(t, false);
+  }
+  std::set<std::string> sockets{parent.vsock_socket_path()};
+  for (auto& c : children) sockets.insert(c->vsock_socket_path());
+  EXPECT_EQ(sockets.size(), children.size() + 1) << "every child needs its own vsock socket";
+
+  std::set<std::string> uuids{sh(parent, "cat /proc/sys/kernel/random/uuid")};
+  std::set<std::string> randoms{sh(parent, "head -c 32 /dev/urandom | od -An -tx1")};
+  for (int i = 0; i < kChildren; ++i) {
+    step("check child " + std::to_string(i));
+    SCOPED_TRACE("child " + std::to_string(i));
+    Sandbox& c = *children[static_cast<size_t>(i)];
+    EXPECT_EQ(sh(c, "cat /tmp/marker"), "template-state\n") << "the parent's state at the freeze";
+    EXPECT_EQ(sh(c, kBackgroundAlive), "sleep 1000 ") << "the parent's background process";
+    // Exec in both forms.
+    const ExecResult argv = c.exec({"cat", "/tmp/marker"});
+    EXPECT_EQ(argv.exit_code, 0) << argv.stderr_data;
+    EXPECT_EQ(argv.stdout_data, "template-state\n");
+    EXPECT_EQ(sh(c, "hostname"), "tchild-" + std::to_string(i) + "\n");
+    uuids.insert(sh(c, "cat /proc/sys/kernel/random/uuid"));
+    randoms.insert(sh(c, "head -c 32 /dev/urandom | od -An -tx1"));
+    const long before = host_seconds();
+    const long guest_now = std::stol(c.exec({"date", "+%s"}).stdout_data);
+    const long after = host_seconds();
+    EXPECT_GE(guest_now, before - 3) << "the child's clock is behind the host's (host " << before
+                                     << ".." << after << ")";
+    EXPECT_LE(guest_now, after + 3) << "the child's clock is ahead of the host's";
+    // Diverge: a value of its own and a file of its own.
+    sh(c, "echo child-" + std::to_string(i) + " > /tmp/marker; touch /tmp/only-child-" +
+              std::to_string(i));
+  }
+  EXPECT_EQ(uuids.size(), children.size() + 1) << "boot UUIDs must differ between all machines";
+  EXPECT_EQ(randoms.size(), children.size() + 1) << "/dev/urandom must differ between all machines";
+
+  step("isolation");
+  for (int i = 0; i < kChildren; ++i) {
+    SCOPED_TRACE("child " + std::to_string(i));
+    Sandbox& c = *children[static_cast<size_t>(i)];
+    EXPECT_EQ(sh(c, "cat /tmp/marker"), "child-" + std::to_string(i) + "\n");
+    EXPECT_EQ(sh(c, "ls /tmp | grep '^only-child-' || true"),
+              "only-child-" + std::to_string(i) + "\n")
+        << "a sibling's file is visible";
+  }
+  EXPECT_EQ(sh(parent, "cat /tmp/marker"), "parent-after-template\n");
+  EXPECT_EQ(sh(parent, "ls /tmp | grep '^only-child-' || true"), "") << "a child's file reached the parent";
+
+  step("memory usage");
+  for (int i : {0, kChildren - 1}) {
+    const VmMemoryUsage u = children[static_cast<size_t>(i)]->memory_usage();
+    step("  child " + std::to_string(i) + ": private " + std::to_string(u.private_bytes >> 10) +
+         " KiB, shared " + std::to_string(u.shared_bytes >> 10) + " KiB");
+    EXPECT_GT(u.private_bytes, 0u) << "the child has written pages (execs, files)";
+    EXPECT_LT(u.private_bytes, kRamBytes / 4) << "a child copied far more than it wrote";
+    EXPECT_GT(u.shared_bytes, 0u) << "the child reads the template's pages";
+  }
+
+  step("shutdown children");
+  for (auto& c : children) {
+    c->shutdown();
+    EXPECT_EQ(c->state(), SandboxState::kShutDown);
+  }
+  // The template outlives its children and still forks.
+  step("one more fork after the others are gone");
+  auto late = tmpl->fork(fork_config());
+  EXPECT_EQ(sh(*late, "cat /tmp/marker"), "template-state\n");
+  late->shutdown();
+  EXPECT_EQ(sh(parent, kBackgroundAlive), "sleep 1000 ");
+}
+
+TEST(E2eTemplateFork, ForkChainSixDeep) {
+  Sandbox& parent = SharedParent::get();
+  sh(parent, "rm -f /tmp/level /tmp/chain-* /tmp/after-*");
+  constexpr int kDepth = 6;  // chain[k-1] is level k: k forks away from the parent
+  std::vector<std::unique_ptr<Sandbox>> chain;
+  step("fork level 1 from the parent");
+  chain.push_back(parent.fork(fork_config("level-1")));
+  ASSERT_EQ(chain.back()->state(), SandboxState::kReady) << chain.back()->console_tail();
+  expect_plausible(chain.back()->fork_timings(), true);
+  ASSERT_EQ(parent.state(), SandboxState::kReady) << parent.console_tail();
+
+  for (int k = 1; k <= kDepth; ++k) {
+    SCOPED_TRACE("level " + std::to_string(k));
+    Sandbox& s = *chain.back();
+    const std::string n = std::to_string(k);
+    sh(s, "echo " + n + " > /tmp/level; echo " + n + " > /tmp/chain-" + n);
+    if (k == kDepth) break;
+    step("fork level " + std::to_string(k + 1) + " from level " + n);
+    auto child = s.fork(fork_config("level-" + std::to_string(k + 1)));
+    ASSERT_EQ(child->state(), SandboxState::kReady) << child->console_tail();
+    step("  " + describe(child->fork_timings()));
+    expect_plausible(child->fork_timings(), true);
+    // The forked sandbox keeps serving; what it writes now is its own.
+    ASSERT_EQ(s.state(), SandboxState::kReady) << s.console_tail();
+    sh(s, "echo after > /tmp/after-" + n);
+    EXPECT_FALSE(child->exists("/tmp/after-" + n)) << "the parent's write after the fork reached it";
+    chain.push_back(std::move(child));
+  }
+
+  step("check every level");
+  for (int k = 1; k <= kDepth; ++k) {
+    SCOPED_TRACE("level " + std::to_string(k));
+    Sandbox& s = *chain[static_cast<size_t>(k - 1)];
+    const std::string n = std::to_string(k);
+    std::string want;  // ls order: after-* before chain-*
+    if (k < kDepth) want += "after-" + n + "\n";
+    for (int j = 1; j <= k; ++j) want += "chain-" + std::to_string(j) + "\n";
+    EXPECT_EQ(sh(s, "ls /tmp | grep -E '^(chain|after)-' | sort"), want)
+        << "each level sees all its ancestors' files, none of its descendants', and its own "
+           "after-fork file only";
+    EXPECT_EQ(sh(s, "cat /tmp/level"), n + "\n");
+    EXPECT_EQ(sh(s, "hostname"), "level-" + n + "\n");
+  }
+  EXPECT_EQ(sh(*chain.back(), kBackgroundAlive), "sleep 1000 ")
+      << "the parent's background process is six forks down";
+  EXPECT_EQ(sh(parent, "ls /tmp | grep -E '^(chain|after)-' || true"), "")
+      << "a descendant's file reached the parent";
+  EXPECT_FALSE(parent.exists("/tmp/level"));
+  const VmMemoryUsage deepest = chain.back()->memory_usage();
+  step("deepest level: private " + std::to_string(deepest.private_bytes >> 10) + " KiB, shared " +
+       std::to_string(deepest.shared_bytes >> 10) + " KiB");
+  EXPECT_GT(deepest.private_bytes, 0u);
+  EXPECT_LT(deepest.private_bytes, kRamBytes / 4);
+
+  // Ancestors go first: the deepest level's memory still needs every ancestor's layer, which
+  // it must keep alive by itself.
+  step("shut levels 1.." + std::to_string(kDepth - 1) + " down; the deepest level keeps running");
+  for (int k = 1; k < kDepth; ++k) chain[static_cast<size_t>(k - 1)]->shutdown();
+  EXPECT_EQ(sh(*chain.back(), "cat /tmp/chain-* | tr -d '\\n'"), "123456");
+  EXPECT_EQ(sh(*chain.back(), kBackgroundAlive), "sleep 1000 ");
+  chain.back()->shutdown();
+  EXPECT_GT(parent.ping().version, 0u);
+}
+
+TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
+  Sandbox& parent = SharedParent::get();
+  TempDir tmp;
+  sh(parent, "echo snapshot-state > /tmp/marker");
+  step("snapshot the parent");
+  const std::string dir = tmp / "snap";
+  parent.snapshot(dir);
+  sh(parent, "echo parent-after-snapshot > /tmp/marker");
+
+  step("Template::open with pool_size 2");
+  TemplateOptions options;
+  options.pool_size = 2;
+  std::shared_ptr<Template> tmpl = Template::open(dir, options);
+  ASSERT_TRUE(tmpl);
+  EXPECT_EQ(tmpl->image()->memory_mib(), kMemoryMib);
+  EXPECT_EQ(tmpl->image()->memory_layers(), 0u) << "a snapshot's memory file is the base";
+  EXPECT_EQ(tmpl->image()->overlay_bytes(), 0u);
+  const auto deadline = Clock::now() + 120s;
+  while (tmpl->pooled() < 2 && Clock::now() < deadline) std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(tmpl->pooled(), 2u) << "the pool did not fill within 120 s";
+  EXPECT_LE(tmpl->pooled(), options.pool_size);
+
+  std::vector<std::unique_ptr<Sandbox>> children;
+  std::set<std::string> uuids;
+  for (int i = 0; i < 3; ++i) {
+    step("pooled fork " + std::to_string(i));
+    children.push_back(tmpl->fork(fork_config("pooled-" + std::to_string(i))));
+    Sandbox& c = *children.back();
+    ASSERT_EQ(c.state(), SandboxState::kReady) << c.console_tail();
+    const ForkTimings& t = c.fork_timings();
+    step("  " + describe(t));
+    if (i == 0) {
+      EXPECT_TRUE(t.pooled) << "the pool was full: the first fork must take a pooled VM";
+    }
+    expect_plausible(t, false);
+    EXPECT_LE(tmpl->pooled(), options.pool_size);
+  }
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE("child " + std::to_string(i));
+    Sandbox& c = *children[static_cast<size_t>(i)];
+    EXPECT_EQ(sh(c, "cat /tmp/marker"), "snapshot-state\n");
+    EXPECT_EQ(sh(c, kBackgroundAlive), "sleep 1000 ");
+    EXPECT_EQ(sh(c, "hostname"), "pooled-" + std::to_string(i) + "\n");
+    uuids.insert(sh(c, "cat /proc/sys/kernel/random/uuid"));
+  }
+  EXPECT_EQ(uuids.size(), 3u);
+  sh(*children[0], "echo pooled-0-wrote > /tmp/marker");
+  EXPECT_EQ(sh(*children[1], "cat /tmp/marker"), "snapshot-state\n");
+  EXPECT_EQ(sh(parent, "cat /tmp/marker"), "parent-after-snapshot\n");
+
+  step("destroy the template; its children keep running");
+  std::weak_ptr<Template> weak = tmpl;
+  tmpl.reset();
+  EXPECT_TRUE(weak.expired());
+  for (auto& c : children) {
+    EXPECT_EQ(sh(*c, "echo alive"), "alive\n");
+    c->shutdown();
+  }
+}
+
+TEST(E2eTemplateFork, ForkOfAShutDownSandboxAndMemoryUsage) {
+  Sandbox& parent = SharedParent::get();
+  step("fork a child");
+  auto child = parent.fork(fork_config());
+  ASSERT_EQ(child->state(), SandboxState::kReady) << child->console_tail();
+  expect_plausible(child->fork_timings(), true);
+  const VmMemoryUsage fresh = child->memory_usage();
+  sh(*child, "head -c 1048576 /dev/zero > /tmp/one-mib; ls -l /bin > /dev/null; echo ok");
+  const VmMemoryUsage used = child->memory_usage();
+  step("child memory: private " + std::to_string(fresh.private_bytes >> 10) + " -> " +
+       std::to_string(used.private_bytes >> 10) + " KiB after an exec, shared " +
+       std::to_string(used.shared_bytes >> 10) + " KiB");
+  EXPECT_GT(used.private_bytes, 0u);
+  EXPECT_GE(used.private_bytes, fresh.private_bytes);
+  EXPECT_GE(used.private_bytes, 1u << 20) << "a 1 MiB tmpfs file lives in private pages";
+  EXPECT_LT(used.private_bytes, kRamBytes / 4) << "the child copied far more than it wrote";
+
+  step("fork while an exec runs: the exec fails, both keep working");
+  {
+    auto running = child->start_shell("sleep 300");
+    auto grandchild = child->fork(fork_config());
+    EXPECT_THROW(running->wait(120s), AgentUnreachableError)
+        << "an exec in flight over the replaced connection must fail";
+    EXPECT_EQ(sh(*grandchild, "cat /tmp/one-mib | wc -c"), "1048576\n");
+    expect_plausible(grandchild->fork_timings(), true);
+    grandchild->shutdown();
+  }
+
+  step("refused forks: a bad hostname, a cancelled stop token");
+  EXPECT_THROW(parent.fork(fork_config("not a hostname!")), ConfigError);
+  EXPECT_THROW(child->fork(fork_config("under_score")), ConfigError);
+  {
+    std::stop_source cancelled;
+    cancelled.request_stop();
+    EXPECT_THROW(child->fork(fork_config(), cancelled.get_token()), CancelledError);
+  }
+  EXPECT_EQ(sh(*child, "cat /tmp/one-mib | wc -c"), "1048576\n") << "the child survives refused forks";
+  EXPECT_EQ(sh(parent, "echo parent-ok"), "parent-ok\n");
+
+  step("shut it down and fork it");
+  child->shutdown();
+  EXPECT_THROW(child->fork(fork_config()), InvalidStateError);
+  EXPECT_THROW(child->make_template(), InvalidStateError);
+  EXPECT_EQ(child->state(), SandboxState::kShutDown);
+  // The parent is unaffected.
+  EXPECT_EQ(sh(parent, "echo still-here"), "still-here\n");
+  EXPECT_EQ(sh(parent, kBackgroundAlive), "sleep 1000 ");
+}
+
+TEST(E2eTemplateFork, ConcurrentForksFromOneTemplate) {
+  Sandbox& parent = SharedParent::get();
+  sh(parent, "echo concurrent-state > /tmp/marker");
+  step("make_template with pool_size 2");
+  TemplateOptions options;
+  options.pool_size = 2;
+  std::shared_ptr<Template> tmpl = parent.make_template(options);
+  ASSERT_TRUE(tmpl);
+  {
+    // A cancelled or refused fork from the template leaves it usable.
+    std::stop_source cancelled;
+    cancelled.request_stop();
+    EXPECT_THROW(tmpl->fork(fork_config(), cancelled.get_token()), CancelledError);
+    ForkConfig empty_hostname = fork_config();
+    empty_hostname.hostname = "";
+    EXPECT_THROW(tmpl->fork(empty_hostname), ConfigError) << "an empty hostname";
+  }
+
+  constexpr int kThreads = 4;
+  step("fork from " + std::to_string(kThreads) + " threads at once");
+  std::vector<std::unique_ptr<Sandbox>> children(kThreads);
+  std::vector<std::string> errors(kThreads);
+  {
+    std::vector<std::jthread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        try {
+          children[static_cast<size_t>(i)] = tmpl->fork(fork_config("conc-" + std::to_string(i)));
+        } catch (const std::exception& e) {
+          errors[static_cast<size_t>(i)] = e.what();
+        }
+      });
+    }
+  }
+  std::set<std::string> uuids;
+  std::set<std::string> sockets;
+  int pooled = 0;
+  for (int i = 0; i < kThreads; ++i) {
+    SCOPED_TRACE("thread " + std::to_string(i));
+    ASSERT_TRUE(children[static_cast<size_t>(i)]) << "fork failed: " << errors[static_cast<size_t>(i)];
+    Sandbox& c = *children[static_cast<size_t>(i)];
+    ASSERT_EQ(c.state(), SandboxState::kReady) << c.console_tail();
+    step("  child " + std::to_string(i) + ": " + describe(c.fork_timings()));
+    expect_plausible(c.fork_timings(), false);
+    pooled += c.fork_timings().pooled ? 1 : 0;
+    EXPECT_EQ(sh(c, "cat /tmp/marker"), "concurrent-state\n");
+    EXPECT_EQ(sh(c, "hostname"), "conc-" + std::to_string(i) + "\n");
+    sh(c, "echo conc-" + std::to_string(i) + " > /tmp/marker");
+    uuids.insert(sh(c, "cat /proc/sys/kernel/random/uuid"));
+    sockets.insert(c.vsock_socket_path());
+  }
+  step("  " + std::to_string(pooled) + " of " + std::to_string(kThreads) + " forks were pooled");
+  EXPECT_LE(pooled, kThreads);
+  EXPECT_EQ(uuids.size(), static_cast<size_t>(kThreads));
+  EXPECT_EQ(sockets.size(), static_cast<size_t>(kThreads));
+  for (int i = 0; i < kThreads; ++i) {
+    EXPECT_EQ(sh(*children[static_cast<size_t>(i)], "cat /tmp/marker"),
+              "conc-" + std::to_string(i) + "\n");
+  }
+  tmpl.reset();  // stops the pool; the children keep running
+  for (auto& c : children) {
+    EXPECT_EQ(sh(*c, "echo alive"), "alive\n");
+    c->shutdown();
+  }
+}
+
+TEST(E2eTemplateFork, OpenOfAMissingSnapshotFails) {
+  TempDir tmp;
+  EXPECT_THROW(Template::open(tmp / "no-such-snapshot"), SnapshotError);
+  TemplateOptions options;
+  options.pool_size = 2;
+  EXPECT_THROW(Template::open(tmp / "no-such-snapshot", options), SnapshotError);
+}
+
+}  // namespace
+}  // namespace forkvm::e2e
