@@ -26,11 +26,11 @@ Summary summarize(std::vector<double> v) {
   return s;
 }
 
-std::string format_row(const std::string& label, const Summary& s) {
+std::string format_row(const std::string& label, const Summary& s, const std::string& unit) {
   char buf[256];
   std::snprintf(buf, sizeof buf,
-                "%-34s n=%-3zu min %9.1f  p50 %9.1f  p90 %9.1f  p99 %9.1f  max %9.1f  (ms)",
-                label.c_str(), s.n, s.min, s.p50, s.p90, s.p99, s.max);
+                "%-34s n=%-3zu min %10.3f  p50 %10.3f  p90 %10.3f  p99 %10.3f  max %10.3f  (%s)",
+                label.c_str(), s.n, s.min, s.p50, s.p90, s.p99, s.max, unit.c_str());
   return buf;
 }
 

@@ -15,7 +15,7 @@ struct Summary {
 /// Summarizes `samples` (any order); nearest-rank percentiles. Empty input gives n == 0.
 Summary summarize(std::vector<double> samples);
 
-/// One aligned line: "<label>  n=.. min .. p50 .. p90 .. p99 .. max .. (ms)".
-std::string format_row(const std::string& label, const Summary& s);
+/// One aligned line: "<label>  n=.. min .. p50 .. p90 .. p99 .. max .. (<unit>)".
+std::string format_row(const std::string& label, const Summary& s, const std::string& unit = "ms");
 
 }  // namespace forkvm::bench

@@ -1,0 +1,62 @@
+// The output of `forkvm-bench fork`: sections of distribution rows (n, min, p50, p90, p99, max)
+// and single values, rendered as the aligned text of the other benchmarks or as one JSON object
+// with the same content. Pure formatting: no KVM, unit-tested.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "bench/stats.hpp"
+
+namespace forkvm::bench {
+
+/// One distribution. `key` names it in JSON; `label` in the text (indent it to show a phase).
+struct ReportRow {
+  std::string key;
+  std::string label;
+  std::string unit;  ///< "ms", "MiB", "KiB", ...
+  Summary summary;
+};
+
+/// One number (a ratio, a delta, a count). Omitted from the text when `present` is false
+/// (e.g. a counter this kernel does not have), and null in JSON.
+struct ReportValue {
+  std::string key;
+  std::string label;
+  std::string unit;  ///< "x" for a ratio, "" for a count
+  double value = 0;
+  bool present = true;
+};
+
+/// A titled group of rows and values, with free-text notes printed under the title.
+struct ReportSection {
+  std::string key;
+  std::string title;
+  std::vector<std::string> notes;
+  std::vector<ReportRow> rows;
+  std::vector<ReportValue> values;
+};
+
+/// Everything one run prints.
+struct Report {
+  std::vector<std::string> header;  ///< what is measured, and how to read it
+  nlohmann::json setup = nlohmann::json::object();  ///< snapshot, sizes, counts (JSON only)
+  std::vector<ReportSection> sections;
+};
+
+/// The text form: the header lines, then per section its title, notes, rows
+/// ("<label>  n=.. min .. p50 .. p90 .. p99 .. max .. (unit)") and values ("<label>: v unit").
+std::string render_text(const Report& report);
+
+/// The JSON form: {"header": [...], "setup": {...}, "<section key>": {"title", "notes",
+/// "<row key>": {"unit","n","min","p50","p90","p99","max","mean"}, "<value key>": {"unit",
+/// "value"}}}.
+nlohmann::json render_json(const Report& report);
+
+/// A ReportValue from an optional number.
+ReportValue optional_value(std::string key, std::string label, std::string unit,
+                           const std::optional<double>& v);
+
+}  // namespace forkvm::bench

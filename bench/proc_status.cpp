@@ -1,0 +1,79 @@
+#include "bench/proc_status.hpp"
+
+#include <cctype>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace forkvm::bench {
+namespace {
+
+std::string read_text(const char* path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(std::string("cannot read ") + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+std::optional<uint64_t> get(const std::map<std::string, uint64_t>& m, const char* name) {
+  const auto it = m.find(name);
+  if (it == m.end()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace
+
+std::map<std::string, uint64_t> parse_kb_lines(std::string_view text) {
+  std::map<std::string, uint64_t> out;
+  while (!text.empty()) {
+    const size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) continue;
+    const std::string_view name = line.substr(0, colon);
+    std::string_view rest = trim(line.substr(colon + 1));
+    // "<digits> kB" exactly.
+    size_t digits = 0;
+    while (digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits]))) ++digits;
+    if (digits == 0 || digits > 15) continue;  // 15 digits of kB cannot overflow when scaled
+    if (trim(rest.substr(digits)) != "kB") continue;
+    uint64_t kb = 0;
+    for (size_t i = 0; i < digits; ++i) kb = kb * 10 + static_cast<uint64_t>(rest[i] - '0');
+    out[std::string(name)] = kb * 1024;
+  }
+  return out;
+}
+
+MemoryCounters memory_counters_from(std::string_view status_text, std::string_view meminfo_text) {
+  const auto st = parse_kb_lines(status_text);
+  const auto mi = parse_kb_lines(meminfo_text);
+  MemoryCounters c;
+  c.vm_rss = get(st, "VmRSS");
+  c.rss_anon = get(st, "RssAnon");
+  c.rss_file = get(st, "RssFile");
+  c.rss_shmem = get(st, "RssShmem");
+  c.vm_pte = get(st, "VmPTE");
+  c.mem_available = get(mi, "MemAvailable");
+  c.sec_page_tables = get(mi, "SecPageTables");
+  return c;
+}
+
+MemoryCounters read_memory_counters() {
+  return memory_counters_from(read_text("/proc/self/status"), read_text("/proc/meminfo"));
+}
+
+std::optional<double> counter_delta(const std::optional<uint64_t>& before,
+                                    const std::optional<uint64_t>& after) {
+  if (!before || !after) return std::nullopt;
+  return static_cast<double>(*after) - static_cast<double>(*before);
+}
+
+}  // namespace forkvm::bench

@@ -1,0 +1,42 @@
+// Reading the kernel's per-process and system-wide memory counters for the fork benchmark:
+// /proc/self/status (VmRSS, RssAnon, RssFile, RssShmem, VmPTE) and /proc/meminfo
+// (MemAvailable, SecPageTables: KVM's NPT/EPT tables, which VmPTE does not count).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace forkvm::bench {
+
+/// The "Name:   123 kB" lines of a /proc status-style text, as bytes by name. Lines without a
+/// "kB" unit (counts such as "Threads: 5") and malformed lines are skipped; a name that repeats
+/// keeps its last value.
+std::map<std::string, uint64_t> parse_kb_lines(std::string_view text);
+
+/// The counters the fork benchmark compares before and after making children; nullopt when the
+/// kernel does not report one (e.g. SecPageTables before Linux 6.1).
+struct MemoryCounters {
+  std::optional<uint64_t> vm_rss;           ///< /proc/self/status VmRSS
+  std::optional<uint64_t> rss_anon;         ///< RssAnon: private pages, copy-on-write copies too
+  std::optional<uint64_t> rss_file;         ///< RssFile: file pages mapped (the snapshot's)
+  std::optional<uint64_t> rss_shmem;        ///< RssShmem: tmpfs/memfd pages mapped
+  std::optional<uint64_t> vm_pte;           ///< VmPTE: this process's page tables
+  std::optional<uint64_t> mem_available;    ///< /proc/meminfo MemAvailable (whole system)
+  std::optional<uint64_t> sec_page_tables;  ///< /proc/meminfo SecPageTables (whole system)
+};
+
+/// Builds MemoryCounters from the texts of /proc/self/status and /proc/meminfo.
+MemoryCounters memory_counters_from(std::string_view status_text, std::string_view meminfo_text);
+
+/// Reads /proc/self/status and /proc/meminfo now. Throws std::runtime_error when they cannot be
+/// read.
+MemoryCounters read_memory_counters();
+
+/// after - before for one counter, as a signed number of bytes; nullopt unless both are known.
+std::optional<double> counter_delta(const std::optional<uint64_t>& before,
+                                    const std::optional<uint64_t>& after);
+
+}  // namespace forkvm::bench
