@@ -1,0 +1,261 @@
+#include "bench/fork_bench.hpp"
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "bench/fork_common.hpp"
+#include "bench/fork_memory.hpp"
+#include "bench/fork_options.hpp"
+#include "bench/fork_report.hpp"
+#include "bench/raw_fork_reference.hpp"
+#include "forkvm/errors.hpp"
+#include "forkvm/template.hpp"
+
+namespace forkvm::bench {
+namespace {
+
+constexpr std::chrono::seconds kPoolWait{180};
+
+/// Samples of one way of forking (no pool, or pooled).
+struct ForkSeries {
+  std::vector<double> to_vcpus_ready, create_vm, memory, devices, vcpus, state, start, other;
+  std::vector<double> to_ready, fork_call, exec, to_exec, teardown;
+  unsigned pooled_vm = 0;  ///< forks whose VM came from the pool
+
+  void add(const ForkedChild& c) {
+    const ForkTimings& t = c.sandbox->fork_timings();
+    to_vcpus_ready.push_back(to_ms(t.to_vcpus_ready));
+    create_vm.push_back(to_ms(t.vm.create_vm));
+    memory.push_back(to_ms(t.vm.memory));
+    devices.push_back(to_ms(t.vm.devices));
+    vcpus.push_back(to_ms(t.vm.vcpus));
+    state.push_back(to_ms(t.vm.state));
+    start.push_back(to_ms(t.vm.start));
+    other.push_back(to_ms(t.to_vcpus_ready - t.vm.total()));
+    to_ready.push_back(to_ms(t.to_ready));
+    fork_call.push_back(c.fork_call_ms);
+    exec.push_back(c.exec_ms);
+    to_exec.push_back(c.to_exec_ms);
+    if (t.pooled) ++pooled_vm;
+  }
+};
+
+struct RawSeries {
+  std::array<std::vector<double>, kRawStepCount> steps;
+  std::vector<double> total, teardown;
+};
+
+/// One forkvm fork, its first exec and its teardown. With a pool, waits for the refill to
+/// finish before the teardown (and before returning), so no measurement overlaps it.
+void run_forkvm(Template& t, size_t pool, ForkSeries& s) {
+  ForkedChild c = fork_and_exec(t);
+  s.add(c);
+  if (pool > 0 && !wait_pool_full(t, pool, kPoolWait)) {
+    throw Error("the template's pool did not refill within " + std::to_string(kPoolWait.count()) + " s");
+  }
+  s.teardown.push_back(destroy_timed(std::move(c.sandbox)));
+}
+
+void run_raw(const RawForkReference& raw, RawSeries& s) {
+  RawForkTimings t;
+  auto child = raw.fork(&t);
+  for (size_t i = 0; i < kRawStepCount; ++i) s.steps[i].push_back(t.step_ms[i]);
+  s.total.push_back(t.total_ms);
+  s.teardown.push_back(RawForkReference::teardown(std::move(child)));
+}
+
+void add_fork_rows(ReportSection& sec, const std::string& key, const std::string& label,
+                   const ForkSeries& s) {
+  auto row = [&](const std::string& k, const std::string& l, const std::vector<double>& v) {
+    sec.rows.push_back({key + "_" + k, l, "ms", summarize(v)});
+  };
+  sec.rows.push_back({key, label, "ms", summarize(s.to_vcpus_ready)});
+  row("create_vm", "  create_vm (VM, irqchip, PIT)", s.create_vm);
+  row("memory", "  memory (CoW map + memslots)", s.memory);
+  row("devices", "  devices", s.devices);
+  row("vcpus", "  vcpus (KVM_CREATE_VCPU)", s.vcpus);
+  row("state", "  state (vCPU/VM/device restore)", s.state);
+  row("start", "  start (vCPU threads)", s.start);
+  row("other", "  other (outside the phases)", s.other);
+}
+
+void add_ratio(ReportSection& sec, const std::string& key, const std::string& what,
+               const Summary& a, const Summary& ref) {
+  if (ref.n == 0 || a.n == 0 || ref.p50 <= 0 || ref.p90 <= 0) return;
+  sec.values.push_back({key + "_p50", "ratio " + what + " p50", "x", a.p50 / ref.p50, true});
+  sec.values.push_back({key + "_p90", "ratio " + what + " p90", "x", a.p90 / ref.p90, true});
+}
+
+std::vector<std::string> header(const ForkBenchOptions& o, const RawForkReference& raw) {
+  std::vector<std::string> h = {
+      "forkvm-bench fork: children of the snapshot " + o.snapshot + " (" +
+          std::to_string(raw.vcpus()) + " vCPU, " + std::to_string(raw.memory_bytes() >> 20) +
+          " MiB)",
+      "  fork latency = Template::fork() call -> the child's vCPUs are ready to run "
+      "(ForkTimings::to_vcpus_ready), by build phase;",
+      "  the raw reference is the minimal KVM call sequence of a fork, in the naive order, run in "
+      "the same rounds (order rotated each round) so that both see the same host conditions.",
+      "  Times in ms; n per row; every measurement starts with the pool full (no overlap with "
+      "its refill).",
+  };
+  if (std::getenv("FORKVM_IN_KVM_LAB") != nullptr) {
+    h.push_back("  RUNNING IN KVM-LAB (QEMU-TCG, nested KVM): absolute times are 30-100x bare "
+                "metal; only the ratios mean something.");
+  } else {
+    h.push_back("  Under kvm-lab absolute times are 30-100x bare metal: compare only ratios.");
+  }
+  return h;
+}
+
+Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* pooled,
+                      const RawForkReference& raw) {
+  ForkSeries np, pl;
+  RawSeries rs;
+  for (unsigned i = 0; i < o.n; ++i) {
+    // Rotate the order each round so that no way of forking always goes first.
+    for (unsigned j = 0; j < 3; ++j) {
+      switch ((i + j) % 3) {
+        case 0: run_raw(raw, rs); break;
+        case 1: run_forkvm(nopool, 0, np); break;
+        case 2:
+          if (pooled != nullptr) run_forkvm(*pooled, o.pool, pl);
+          break;
+      }
+    }
+    std::fprintf(stderr, "  round %u/%u: raw %.2f  no pool %.2f", i + 1, o.n, rs.total.back(),
+                 np.to_vcpus_ready.back());
+    if (pooled != nullptr) std::fprintf(stderr, "  pooled %.2f", pl.to_vcpus_ready.back());
+    std::fprintf(stderr, " ms\n");
+  }
+
+  Report r;
+  r.header = header(o, raw);
+  r.setup = {{"snapshot", o.snapshot}, {"vcpus", raw.vcpus()},
+             {"memory_mib", raw.memory_bytes() >> 20}, {"n", o.n}, {"pool", o.pool},
+             {"live", o.live}, {"in_kvm_lab", std::getenv("FORKVM_IN_KVM_LAB") != nullptr}};
+
+  ReportSection lat;
+  lat.key = "fork_latency";
+  lat.title = "fork latency: fork() call -> child's vCPUs ready to run (ms)";
+  lat.notes.push_back("raw reference order (naive: irqchip before the memory slot, so the slot "
+                      "waits for an SRCU grace period; forkvm registers slots first): " +
+                      raw_step_order());
+  lat.notes.push_back("the raw reference sets only those parts of the snapshot's vCPU state; no "
+                      "XCRS/DEBUGREGS/VCPU_EVENTS/irqchip/PIT/clock restore, no devices, no "
+                      "threads: a lower bound, not a usable VM");
+  add_fork_rows(lat, "nopool", "forkvm fork, no pool", np);
+  if (pooled != nullptr) {
+    add_fork_rows(lat, "pooled", "forkvm fork, pool of " + std::to_string(o.pool), pl);
+    lat.notes.push_back(std::to_string(pl.pooled_vm) + " of " + std::to_string(o.n) +
+                        " pooled forks got a VM from the pool");
+  }
+  lat.rows.push_back({"raw", "raw naive reference", "ms", summarize(rs.total)});
+  for (size_t i = 0; i < kRawStepCount; ++i) {
+    const auto step = static_cast<RawStep>(i);
+    lat.rows.push_back({std::string("raw_") + raw_step_key(step),
+                        std::string("  ") + raw_step_name(step), "ms", summarize(rs.steps[i])});
+  }
+  const Summary raw_s = summarize(rs.total);
+  add_ratio(lat, "ratio_nopool", "forkvm no pool / naive raw", summarize(np.to_vcpus_ready), raw_s);
+  if (pooled != nullptr) {
+    add_ratio(lat, "ratio_pooled", "forkvm pooled / naive raw", summarize(pl.to_vcpus_ready), raw_s);
+  }
+  r.sections.push_back(std::move(lat));
+
+  ReportSection ex;
+  ex.key = "fork_to_exec";
+  ex.title = "fork -> first answered exec([\"true\"]) (ms)";
+  ex.notes.push_back("to_ready = fork() call -> agent answered and identity set "
+                     "(ForkTimings::to_ready); with a pool, its refill runs during the agent "
+                     "connect and the exec");
+  auto exec_rows = [&](const std::string& key, const std::string& label, const ForkSeries& s) {
+    ex.rows.push_back({key, label + ": fork() -> exec answered", "ms", summarize(s.to_exec)});
+    ex.rows.push_back({key + "_to_ready", "  to_ready", "ms", summarize(s.to_ready)});
+    ex.rows.push_back({key + "_exec", "  first exec", "ms", summarize(s.exec)});
+  };
+  exec_rows("nopool", "no pool", np);
+  if (pooled != nullptr) exec_rows("pooled", "pooled", pl);
+  r.sections.push_back(std::move(ex));
+
+  ReportSection td;
+  td.key = "teardown";
+  td.title = "teardown of a child (ms; off the fork path)";
+  td.notes.push_back("forkvm: Sandbox::shutdown() + destructor; raw: close the vCPU fds, munmap, "
+                     "close the VM fd and /dev/kvm");
+  td.rows.push_back({"nopool", "forkvm child (no pool)", "ms", summarize(np.teardown)});
+  if (pooled != nullptr) td.rows.push_back({"pooled", "forkvm child (pooled)", "ms", summarize(pl.teardown)});
+  td.rows.push_back({"raw", "raw reference child", "ms", summarize(rs.teardown)});
+  r.sections.push_back(std::move(td));
+  return r;
+}
+
+void print(const Report& r, bool json) {
+  if (json) std::printf("%s\n", render_json(r).dump(2).c_str());
+  else std::printf("%s", render_text(r).c_str());
+  std::fflush(stdout);
+}
+
+int run(const ForkBenchOptions& o) {
+  const unsigned long fd_limit = raise_fd_limit();
+  TemplateOptions nopool_options;
+  nopool_options.pool_size = 0;
+  if (o.max_live > 0) {
+    // "How many at once" only: pooled forks, as a server would make them.
+    TemplateOptions po;
+    po.pool_size = o.pool > 0 ? o.pool : 1;
+    auto t = Template::open(o.snapshot, po);
+    const RawForkReference raw(o.snapshot);  // for the header's machine description only
+    Report r;
+    r.header = header(o, raw);
+    r.setup = {{"snapshot", o.snapshot}, {"pool", po.pool_size}, {"max_live", o.max_live},
+               {"memory_mib", raw.memory_bytes() >> 20}, {"fd_limit", fd_limit}};
+    r.sections.push_back(measure_max_live(*t, po.pool_size, o.max_live, raw.memory_bytes(), fd_limit));
+    print(r, o.json);
+    return 0;
+  }
+  auto nopool = Template::open(o.snapshot, nopool_options);
+  std::shared_ptr<Template> pooled;
+  if (o.pool > 0) {
+    TemplateOptions po;
+    po.pool_size = o.pool;
+    po.verify_memory = false;  // the first Template verified this snapshot's memory just now
+    pooled = Template::open(o.snapshot, po);
+  }
+  const RawForkReference raw(o.snapshot);
+  if (pooled && !wait_pool_full(*pooled, o.pool, kPoolWait)) {
+    throw Error("the template's pool did not fill within " + std::to_string(kPoolWait.count()) + " s");
+  }
+  Report r = latency_report(o, *nopool, pooled.get(), raw);
+  if (o.live > 0) {
+    Template& t = pooled ? *pooled : *nopool;
+    r.sections.push_back(measure_live_memory(
+        t, pooled ? o.pool : 0, o.live, pooled ? "pool of " + std::to_string(o.pool) : "no pool"));
+  }
+  print(r, o.json);
+  return 0;
+}
+
+}  // namespace
+
+int fork_bench(std::span<char* const> args) {
+  ForkBenchOptions o;
+  try {
+    const std::vector<std::string> a(args.begin(), args.end());
+    o = parse_fork_options(a);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "forkvm-bench fork: %s\n%s", e.what(), kForkBenchUsage);
+    return 2;
+  }
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "forkvm-bench fork: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace forkvm::bench

@@ -1,0 +1,168 @@
+#include "bench/fork_memory.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "bench/fork_common.hpp"
+#include "bench/memory_math.hpp"
+#include "bench/proc_status.hpp"
+
+namespace forkvm::bench {
+namespace {
+
+constexpr double kKiB = 1024.0;
+constexpr double kMiB = 1024.0 * 1024.0;
+constexpr double kGiB = kMiB * 1024.0;
+/// --max-live stops before the host's MemAvailable falls below this, rather than let the OOM
+/// killer end the benchmark (and, in kvm-lab, L1) without a result.
+constexpr uint64_t kHostReserve = 192ull << 20;
+constexpr std::chrono::seconds kPoolWait{180};
+
+std::optional<double> scaled(const std::optional<double>& v, double unit) {
+  if (!v) return std::nullopt;
+  return *v / unit;
+}
+
+void add_per_child_values(ReportSection& s, const PerChildMemory& m) {
+  s.values.push_back(optional_value("rss_anon_mib", "per child: RssAnon delta (private pages)",
+                                    "MiB", scaled(m.rss_anon, kMiB)));
+  s.values.push_back(optional_value("vm_pte_kib", "per child: VmPTE delta (process page tables)",
+                                    "KiB", scaled(m.vm_pte, kKiB)));
+  s.values.push_back(optional_value("sec_page_tables_kib",
+                                    "per child: SecPageTables delta (KVM NPT/EPT, system-wide)",
+                                    "KiB", scaled(m.sec_page_tables, kKiB)));
+  s.values.push_back(optional_value("rss_file_mib",
+                                    "per child: RssFile delta (template pages mapped; shared)",
+                                    "MiB", scaled(m.rss_file, kMiB)));
+  s.values.push_back(optional_value("rss_shmem_mib",
+                                    "per child: RssShmem delta (tmpfs/memfd pages mapped; shared)",
+                                    "MiB", scaled(m.rss_shmem, kMiB)));
+  s.values.push_back(optional_value("mem_available_drop_mib",
+                                    "per child: MemAvailable drop (system-wide, all kernel memory)",
+                                    "MiB", scaled(m.mem_available_drop, kMiB)));
+  s.values.push_back(optional_value("unshared_mib",
+                                    "per child: unshared cost (RssAnon + VmPTE + SecPageTables)",
+                                    "MiB", scaled(unshared_cost(m), kMiB)));
+}
+
+/// Distributions of Sandbox::memory_usage() over `kids`.
+void add_usage_rows(ReportSection& s, const std::vector<std::unique_ptr<Sandbox>>& kids) {
+  std::vector<double> priv, shared;
+  for (const auto& k : kids) {
+    const VmMemoryUsage u = k->memory_usage();
+    priv.push_back(static_cast<double>(u.private_bytes) / kMiB);
+    shared.push_back(static_cast<double>(u.shared_bytes) / kMiB);
+  }
+  s.rows.push_back({"private_mib", "Sandbox::memory_usage private", "MiB", summarize(priv)});
+  s.rows.push_back({"shared_mib", "Sandbox::memory_usage shared", "MiB", summarize(shared)});
+}
+
+std::string pool_note(bool before_full, bool after_full, size_t pool) {
+  if (pool == 0) return "no pool: nothing prepared ahead of time is in the deltas";
+  if (before_full && after_full) {
+    return "the pool held " + std::to_string(pool) + " VMs at both readings, so they cancel out";
+  }
+  return "the pool was NOT full at " + std::string(before_full ? "the second" : "the first") +
+         " reading: the deltas include the difference in pooled VMs";
+}
+
+void destroy_all(std::vector<std::unique_ptr<Sandbox>>& kids) {
+  for (auto& k : kids) {
+    try {
+      k->shutdown();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "forkvm-bench: shutting a child down: %s\n", e.what());
+    }
+    k.reset();
+  }
+  kids.clear();
+}
+
+}  // namespace
+
+ReportSection measure_live_memory(Template& t, size_t pool, unsigned k, const std::string& source) {
+  ReportSection s;
+  s.key = "memory";
+  s.title = "memory per sandbox after its first exec([\"true\"]): " + std::to_string(k) +
+            " children alive (" + source + ")";
+  const bool full_before = wait_pool_full(t, pool, kPoolWait);
+  const MemoryCounters before = read_memory_counters();
+  std::vector<std::unique_ptr<Sandbox>> kids;
+  for (unsigned i = 0; i < k; ++i) kids.push_back(fork_and_exec(t).sandbox);
+  const bool full_after = wait_pool_full(t, pool, kPoolWait);
+  const MemoryCounters after = read_memory_counters();
+  s.notes.push_back("counter deltas are (after - before) / " + std::to_string(k) +
+                    ", read from /proc/self/status and /proc/meminfo; " +
+                    pool_note(full_before, full_after, pool));
+  s.notes.push_back("RssFile/RssShmem count a template page once per mapping, so they overstate "
+                    "what the host holds: template pages are resident once, shared");
+  add_usage_rows(s, kids);
+  add_per_child_values(s, per_child(before, after, k));
+  destroy_all(kids);
+  return s;
+}
+
+ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t template_bytes,
+                               unsigned long fd_limit) {
+  ReportSection s;
+  s.key = "max_live";
+  s.title = "forked sandboxes alive at once (pooled forks, each after exec([\"true\"]), up to " +
+            std::to_string(n) + ")";
+  const bool full_before = wait_pool_full(t, pool, kPoolWait);
+  const MemoryCounters before = read_memory_counters();
+  std::vector<std::unique_ptr<Sandbox>> kids;
+  std::vector<double> fork_ms;
+  std::string stop = "reached --max-live";
+  while (kids.size() < n) {
+    const MemoryCounters now = read_memory_counters();
+    if (now.mem_available && *now.mem_available < kHostReserve) {
+      stop = "host MemAvailable fell below " + std::to_string(kHostReserve >> 20) +
+             " MiB (stopped before the OOM killer would act)";
+      break;
+    }
+    try {
+      ForkedChild c = fork_and_exec(t);
+      fork_ms.push_back(c.fork_call_ms);
+      kids.push_back(std::move(c.sandbox));
+    } catch (const std::exception& e) {
+      stop = "fork " + std::to_string(kids.size() + 1) + " failed: " + e.what();
+      break;
+    }
+    if (kids.size() % 10 == 0) std::fprintf(stderr, "  %zu children alive\n", kids.size());
+  }
+  const bool full_after = wait_pool_full(t, pool, std::chrono::seconds(60));
+  const MemoryCounters after = read_memory_counters();
+  const unsigned alive = static_cast<unsigned>(kids.size());
+  s.notes.push_back("stopped: " + stop);
+  s.notes.push_back("open-file limit " + std::to_string(fd_limit) + "; " +
+                    pool_note(full_before, full_after, pool));
+  s.values.push_back({"alive", "children alive at once", "", static_cast<double>(alive), true});
+  s.rows.push_back({"fork_call_ms", "fork() call while filling up", "ms", summarize(fork_ms)});
+  if (alive == 0) {
+    destroy_all(kids);
+    return s;
+  }
+  add_usage_rows(s, kids);
+  const PerChildMemory m = per_child(before, after, alive);
+  add_per_child_values(s, m);
+  if (const auto cost = unshared_cost(m)) {
+    const Extrapolation e = extrapolate(*cost, 1000, 256 * kMiB, 24 * kGiB);
+    s.notes.push_back("EXTRAPOLATION, not measured: 1000 children of a 256 MiB template on a "
+                      "24 GiB host, at the unshared cost per child measured here, assuming it "
+                      "does not grow with the number alive and the template is resident once" +
+                      std::string(template_bytes == 256ull << 20
+                                      ? ""
+                                      : " (this snapshot is " +
+                                            std::to_string(template_bytes >> 20) +
+                                            " MiB, not 256: its children's cost is used as is)"));
+    s.values.push_back({"extrapolated_1000_gib",
+                        "extrapolated: template + 1000 children", "GiB", e.total_bytes / kGiB, true});
+    s.values.push_back({"extrapolated_fit_24gib",
+                        "extrapolated: children that fit in 24 GiB", "", e.children_fit, true});
+  }
+  destroy_all(kids);
+  return s;
+}
+
+}  // namespace forkvm::bench
