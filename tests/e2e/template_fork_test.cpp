@@ -131,6 +131,26 @@ void expect_plausible(const ForkTimings& t, bool from_sandbox_fork) {
   }
 }
 
+/// What the image of a frozen running sandbox must look like: the booted VM's memfd is the
+/// base (no layer) at the first freeze; later freezes add a layer of the pages written since
+/// (merged when there would be more than a few), never anything close to the whole RAM.
+void expect_small_image(const VmImage& image, bool first_freeze) {
+  step("  image: " + std::to_string(image.memory_layers()) + " layers, " +
+       std::to_string(image.overlay_bytes() >> 10) + " KiB overlay");
+  EXPECT_EQ(image.vcpus(), 1u);
+  EXPECT_EQ(image.memory_mib(), kMemoryMib);
+  EXPECT_TRUE(image.has_vsock());
+  if (first_freeze) {
+    EXPECT_EQ(image.memory_layers(), 0u) << "the first freeze of a booted VM copies nothing";
+    EXPECT_EQ(image.overlay_bytes(), 0u);
+  } else {
+    EXPECT_GE(image.memory_layers(), 1u) << "a re-frozen VM adds the pages it wrote as a layer";
+    EXPECT_LE(image.memory_layers(), 4u) << "layers are merged when there would be more than a few";
+    EXPECT_GT(image.overlay_bytes(), 0u);
+  }
+  EXPECT_LT(image.overlay_bytes(), kRamBytes / 4) << "a freeze copied far more than was written";
+}
+
 /// The sandbox every test forks from: booted on first use (once), with /tmp/marker and a
 /// detached `sleep 1000` whose pid is in /tmp/bg.pid. A boot failure fails every test.
 class SharedParent {
@@ -143,6 +163,12 @@ class SharedParent {
     }
     if (!p.box_) throw std::runtime_error("the shared parent is not running: " + p.error_);
     return *p.box_;
+  }
+  /// How often the tests have frozen the parent so far (make_template, fork): its first freeze
+  /// makes an image without overlay layers, later ones add a layer each.
+  static int& freezes() {
+    static int n = 0;
+    return n;
   }
   /// Shuts the parent down (if it was booted) before the process exits.
   static void shutdown() {
@@ -205,13 +231,12 @@ TEST(E2eTemplateFork, TenChildrenFromOneTemplate) {
   EXPECT_EQ(parent.fork_timings().to_ready.count(), 0) << "a booted sandbox was not forked";
 
   step("make_template");
+  const bool first_freeze = SharedParent::freezes()++ == 0;
   const std::shared_ptr<Template> tmpl = parent.make_template();
   ASSERT_TRUE(tmpl);
-  const auto frozen_at = Clock::now();
   ASSERT_TRUE(tmpl->image());
-  EXPECT_EQ(tmpl->image()->vcpus(), 1u);
-  EXPECT_EQ(tmpl->image()->memory_mib(), kMemoryMib);
-  EXPECT_TRUE(tmpl->image()->has_vsock());
+  expect_small_image(*tmpl->image(), first_freeze);
+  const auto frozen_at = Clock::now();
   EXPECT_EQ(tmpl->pooled(), 0u);
   // The parent keeps running (its connection was replaced) and moves on; none of the children
   // must see what it does from here.
@@ -309,6 +334,7 @@ TEST(E2eTemplateFork, ForkChainSixDeep) {
   constexpr int kDepth = 6;  // chain[k-1] is level k: k forks away from the parent
   std::vector<std::unique_ptr<Sandbox>> chain;
   step("fork level 1 from the parent");
+  ++SharedParent::freezes();
   chain.push_back(parent.fork(fork_config("level-1")));
   ASSERT_EQ(chain.back()->state(), SandboxState::kReady) << chain.back()->console_tail();
   expect_plausible(chain.back()->fork_timings(), true);
@@ -430,6 +456,7 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
 TEST(E2eTemplateFork, ForkOfAShutDownSandboxAndMemoryUsage) {
   Sandbox& parent = SharedParent::get();
   step("fork a child");
+  ++SharedParent::freezes();
   auto child = parent.fork(fork_config());
   ASSERT_EQ(child->state(), SandboxState::kReady) << child->console_tail();
   expect_plausible(child->fork_timings(), true);
@@ -482,8 +509,11 @@ TEST(E2eTemplateFork, ConcurrentForksFromOneTemplate) {
   step("make_template with pool_size 2");
   TemplateOptions options;
   options.pool_size = 2;
+  const bool first_freeze = SharedParent::freezes()++ == 0;
   std::shared_ptr<Template> tmpl = parent.make_template(options);
   ASSERT_TRUE(tmpl);
+  ASSERT_TRUE(tmpl->image());
+  expect_small_image(*tmpl->image(), first_freeze);
   {
     // A cancelled or refused fork from the template leaves it usable.
     std::stop_source cancelled;
