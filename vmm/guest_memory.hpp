@@ -89,7 +89,8 @@ class GuestMemory {
   /// - kSharedFile: the memfd itself becomes the image's base; nothing is copied;
   /// - kPrivateFile: the pages written since this RAM was mapped (private_extents()) go into
   ///   one new layer over the current image (MemoryImage::with_layer); only those are copied;
-  /// - kAnonymous: the pages ever touched are copied into a new memfd base.
+  /// - kAnonymous: the image is a new all-zero (sparse) memfd base plus one layer holding the
+  ///   pages ever touched; only those are copied.
   /// Afterwards the backing is kPrivateFile. Throws GuestMemoryError when the host refuses (the
   /// RAM is then unchanged, unless re-mapping itself failed part way, which is reported as
   /// such: the VM must be stopped).
