@@ -112,7 +112,8 @@ GuestMemory::GuestMemory(GuestMemory&& other) noexcept
       total_(std::exchange(other.total_, 0)),
       backing_(std::exchange(other.backing_, Backing::kAnonymous)),
       fd_(std::move(other.fd_)),
-      image_(std::move(other.image_)) {}
+      image_(std::move(other.image_)),
+      remap_failed_(std::exchange(other.remap_failed_, false)) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
   if (this != &other) {
@@ -122,6 +123,7 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
     backing_ = std::exchange(other.backing_, Backing::kAnonymous);
     fd_ = std::move(other.fd_);
     image_ = std::move(other.image_);
+    remap_failed_ = std::exchange(other.remap_failed_, false);
   }
   return *this;
 }

@@ -91,10 +91,12 @@ class GuestMemory {
   ///   one new layer over the current image (MemoryImage::with_layer); only those are copied;
   /// - kAnonymous: the image is a new all-zero (sparse) memfd base plus one layer holding the
   ///   pages ever touched; only those are copied.
-  /// Afterwards the backing is kPrivateFile. Throws GuestMemoryError when the host refuses (the
-  /// RAM is then unchanged, unless re-mapping itself failed part way, which is reported as
-  /// such: the VM must be stopped).
+  /// Afterwards the backing is kPrivateFile. Throws GuestMemoryError when the host refuses: the
+  /// RAM is then unchanged, unless re-mapping itself failed part way (remap_failed() is then
+  /// true and the VM must be stopped).
   std::shared_ptr<const MemoryImage> freeze();
+  /// A freeze() failed while re-mapping: parts of this RAM may be unmapped.
+  bool remap_failed() const noexcept { return remap_failed_; }
 
   /// The image this RAM is mapped from (kPrivateFile), else nullptr.
   const std::shared_ptr<const MemoryImage>& image() const noexcept { return image_; }
@@ -172,6 +174,7 @@ class GuestMemory {
   /// kPrivateFile: the image mapped (holds its files open while the mapping lives). fd_ is
   /// then unused.
   std::shared_ptr<const MemoryImage> image_;
+  bool remap_failed_ = false;
 };
 
 }  // namespace forkvm

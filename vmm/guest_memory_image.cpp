@@ -207,6 +207,7 @@ std::shared_ptr<const MemoryImage> GuestMemory::freeze() {
       }
     }
   } catch (const GuestMemoryError& e) {
+    remap_failed_ = true;
     throw GuestMemoryError(std::string("freeze: re-mapping guest RAM failed part way (the VM "
                                        "cannot continue): ") + e.what());
   }

@@ -191,14 +191,13 @@ std::shared_ptr<const VmImage> Vm::freeze() {
   impl_->require_running("Vm::freeze");
   auto image = std::make_unique<VmImage::Impl>();
   image->machine = machine_of(impl_->config, impl_->boot_cmdline);
-  std::exception_ptr remap_failure;
   image->components = impl_->capture_components([&](const MachineComponents&) {
     try {
       image->memory = impl_->memory.freeze();
     } catch (const GuestMemoryError& e) {
       // A failure while re-mapping leaves this VM's RAM unusable: stop it rather than resume
-      // it (freeze() reports which kind of failure it was).
-      if (std::string(e.what()).find("part way") != std::string::npos) {
+      // it. Any other failure left the RAM as it was, and the VM resumes.
+      if (impl_->memory.remap_failed()) {
         impl_->finish({StopReason::kVcpuError, 0, std::string("freeze failed: ") + e.what()});
       }
       throw;
