@@ -147,7 +147,12 @@ std::vector<Queue> VsockDevice::quiesce() {
   // the queues, so the posted event is in the snapshot (Firecracker #4811: saving first left the
   // restored VM without it on the second cycle).
   if (const auto avail = post_transport_reset(a)) {
-    impl_->gate = vsock::ResetGate{true, *avail};
+    vsock::ResetGate& g = impl_->gate;
+    if (g.armed && g.count < UINT16_MAX) {
+      ++g.count;  // the guest has yet to handle an earlier one: wait for both
+    } else {
+      g = vsock::ResetGate{true, *avail, 1};
+    }
   } else {
     impl_->resets_lost.fetch_add(1, std::memory_order_relaxed);
     std::fprintf(stderr,
@@ -167,6 +172,7 @@ VsockDevice::State VsockDevice::save_state() const {
   s.next_local_port = impl_->next_local_port;
   s.reset_pending = impl_->gate.armed;
   s.reset_event_avail = impl_->gate.armed ? impl_->gate.event_avail : 0;
+  s.reset_events = impl_->gate.armed ? impl_->gate.count : 0;
   return s;
 }
 
@@ -181,13 +187,14 @@ void VsockDevice::restore_state(const State& s) {
       s.next_local_port >= vsock::VsockMuxer::kEndLocalPort) {
     reject("next_local_port " + std::to_string(s.next_local_port) + " outside [2^30, 2^31)");
   }
-  if (!s.reset_pending && s.reset_event_avail != 0) {
-    reject("reset_event_avail set without reset_pending");
+  if (!s.reset_pending && (s.reset_event_avail != 0 || s.reset_events != 0)) {
+    reject("reset_event_avail or reset_events set without reset_pending");
   }
+  if (s.reset_pending && s.reset_events == 0) reject("reset_pending with reset_events 0");
   std::lock_guard lock(impl_->mu);
   if (impl_->worker) reject("restore into a running device");
   impl_->next_local_port = s.next_local_port;
-  impl_->gate = vsock::ResetGate{s.reset_pending, s.reset_event_avail};
+  impl_->gate = vsock::ResetGate{s.reset_pending, s.reset_event_avail, s.reset_events};
 }
 
 uint64_t VsockDevice::reset_events_lost() const noexcept {

@@ -78,7 +78,8 @@ class VsockDevice : public VirtioDevice {
     uint64_t guest_cid = 0;        ///< The CID when the snapshot was taken (see restore_state).
     uint32_t next_local_port = 0;  ///< Next host-side local port, in [2^30, 2^31).
     bool reset_pending = false;    ///< TRANSPORT_RESET posted, not yet handled by the guest.
-    uint16_t reset_event_avail = 0;  ///< Event queue avail->idx right after it was posted.
+    uint16_t reset_event_avail = 0;  ///< Event queue avail->idx after the first unhandled one.
+    uint16_t reset_events = 0;     ///< Resets posted and not yet handled (>= 1 when pending).
     /// Field equality.
     bool operator==(const State&) const = default;
   };

@@ -9,7 +9,8 @@
 
 namespace forkvm {
 
-/// Encodes `state` as {"guest_cid", "next_local_port", "reset_pending", "reset_event_avail"}.
+/// Encodes `state` as {"guest_cid", "next_local_port", "reset_pending", "reset_event_avail",
+/// "reset_events"}.
 nlohmann::json to_json(const VsockDevice::State& state);
 
 /// Decodes and checks a vsock state. Throws SnapshotError naming "vsock" and the field.

@@ -83,7 +83,8 @@ bool VsockWorker::rx_allowed() noexcept {
   if (!gate_.armed) return true;
   const auto idx = act_.queues[VsockDevice::kEventQueue].driver_avail_idx(*act_.memory);
   // An unreadable event queue cannot acknowledge anything: do not block RX forever on it.
-  if (!idx || *idx != gate_.event_avail) gate_.armed = false;
+  // Wrapping distance: avail->idx is a free-running 16-bit counter.
+  if (!idx || static_cast<uint16_t>(*idx - gate_.event_avail) >= gate_.count) gate_.armed = false;
   return !gate_.armed;
 }
 

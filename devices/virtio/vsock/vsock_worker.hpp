@@ -22,11 +22,15 @@ namespace forkvm::vsock {
 /// VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, nothing goes to the guest's RX queue until the guest has
 /// handled the event. Linux's driver re-posts the event buffer after handling it
 /// (virtio_transport_event_work: event_handle, then event_fill_one and a kick), so the gate
-/// opens when the event queue's avail->idx moves away from its value after the reset was posted.
-/// A REQUEST delivered earlier would be killed by the guest's reset a moment later.
+/// opens when the event queue's avail->idx has moved `count` past its value after the first
+/// unhandled reset was posted: one re-posted buffer per reset. Several resets can be waiting
+/// (a VM captured again before its guest handled the last one); Linux handles them in one loop,
+/// re-posting after each, so opening at the first re-post would let a REQUEST through before
+/// the next reset, which would kill it a moment later.
 struct ResetGate {
   bool armed = false;          ///< RX is blocked until the guest acknowledges.
-  uint16_t event_avail = 0;    ///< The event queue's avail->idx right after the reset was posted.
+  uint16_t event_avail = 0;    ///< Event queue avail->idx right after the first unhandled reset.
+  uint16_t count = 0;          ///< Resets posted and not yet acknowledged (>= 1 when armed).
   /// Field equality.
   bool operator==(const ResetGate&) const = default;
 };

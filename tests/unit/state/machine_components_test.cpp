@@ -48,6 +48,7 @@ MachineComponents sample_components() {
   slot.vsock.next_local_port = (1u << 30) + 7;
   slot.vsock.reset_pending = true;
   slot.vsock.reset_event_avail = 9;
+  slot.vsock.reset_events = 2;
   c.slots.push_back(slot);
   return c;
 }

@@ -246,12 +246,41 @@ TEST_F(VsockSnapshotTest, WithoutEventBuffersTheResetIsLost) {
   EXPECT_EQ(vm_->device->reset_events_lost(), 1u);
   // The earlier resets are still unhandled: RX stays held.
   EXPECT_TRUE(vm_->device->save_state().reset_pending);
+  EXPECT_EQ(vm_->device->save_state().reset_events, 4u);
   vm_->transport.resume();
   Fd host = unix_socket(uds_, false);
   host_write(host, "CONNECT 70\n");
   EXPECT_FALSE(driver_.recv(300ms));
+  // The guest handles the resets one by one, re-posting each buffer (as Linux's event loop
+  // does). Until it has handled all four a REQUEST would be killed by a later one: RX stays held.
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(driver_.recv_event()) << i;
+    driver_.ack_event();
+    if (i < 3) {
+      EXPECT_FALSE(driver_.recv(200ms)) << "RX delivered with " << 3 - i << " resets unhandled";
+    }
+  }
+  auto req = driver_.recv();
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->header.op, op::kRequest);
+}
+
+TEST_F(VsockSnapshotTest, TwoUnhandledResetsHoldRxUntilBothAreHandled) {
+  // A VM captured again before its guest handled the last reset (a fork of a fresh child).
+  vm_->transport.quiesce();
+  vm_->transport.resume();
+  vm_->transport.quiesce();
+  const VsockDevice::State st = vm_->device->save_state();
+  EXPECT_TRUE(st.reset_pending);
+  EXPECT_EQ(st.reset_events, 2u);
+  vm_->transport.resume();
+  Fd host = unix_socket(uds_, false);
+  host_write(host, "CONNECT 72\n");
   ASSERT_TRUE(driver_.recv_event());
-  driver_.ack_event();  // the guest handles one: the gate opens
+  driver_.ack_event();
+  EXPECT_FALSE(driver_.recv(300ms)) << "RX delivered between the two resets";
+  ASSERT_TRUE(driver_.recv_event());
+  driver_.ack_event();
   auto req = driver_.recv();
   ASSERT_TRUE(req);
   EXPECT_EQ(req->header.op, op::kRequest);
@@ -291,6 +320,7 @@ TEST(VsockState, RestoreSaveIdenticalAndEveryMalformedFieldIsRefused) {
   s.next_local_port = (1u << 30) + 5;
   s.reset_pending = true;
   s.reset_event_avail = 9;
+  s.reset_events = 2;
   dev.restore_state(s);
   EXPECT_EQ(dev.save_state(), s);
   const nlohmann::json good = to_json(s);
@@ -304,9 +334,14 @@ TEST(VsockState, RestoreSaveIdenticalAndEveryMalformedFieldIsRefused) {
   test::expect_rejected(good, vsock_state_from_json, "next_local_port", 1u << 31);
   test::expect_rejected(good, vsock_state_from_json, "reset_event_avail", 65536);
   test::expect_rejected(good, vsock_state_from_json, "reset_pending", "true");
+  test::expect_rejected(good, vsock_state_from_json, "reset_events", 65536);
+  test::expect_rejected(good, vsock_state_from_json, "reset_events", 0);  // pending, none counted
   nlohmann::json bad = good;
   bad["reset_pending"] = false;  // a marker without a pending reset
   EXPECT_THROW(vsock_state_from_json(bad), SnapshotError);
+  VsockDevice::State zero_count = s;
+  zero_count.reset_events = 0;
+  EXPECT_THROW(dev.restore_state(zero_count), SnapshotError);
   VsockDevice::State direct = s;
   direct.next_local_port = 5;
   EXPECT_THROW(dev.restore_state(direct), SnapshotError);
