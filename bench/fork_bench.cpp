@@ -90,11 +90,10 @@ void add_ratio(ReportSection& sec, const std::string& key, const std::string& wh
   sec.values.push_back({key + "_p90", "ratio " + what + " p90", "x", a.p90 / ref.p90, true});
 }
 
-std::vector<std::string> header(const ForkBenchOptions& o, const RawForkReference& raw) {
+std::vector<std::string> header(const ForkBenchOptions& o, const VmImage& image) {
   std::vector<std::string> h = {
       "forkvm-bench fork: children of the snapshot " + o.snapshot + " (" +
-          std::to_string(raw.vcpus()) + " vCPU, " + std::to_string(raw.memory_bytes() >> 20) +
-          " MiB)",
+          std::to_string(image.vcpus()) + " vCPU, " + std::to_string(image.memory_mib()) + " MiB)",
       "  fork latency = Template::fork() call -> the child's vCPUs are ready to run "
       "(ForkTimings::to_vcpus_ready), by build phase;",
       "  the raw reference is the minimal KVM call sequence of a fork, in the naive order, run in "
@@ -133,7 +132,7 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
   }
 
   Report r;
-  r.header = header(o, raw);
+  r.header = header(o, *nopool.image());
   r.setup = {{"snapshot", o.snapshot}, {"vcpus", raw.vcpus()},
              {"memory_mib", raw.memory_bytes() >> 20}, {"n", o.n}, {"pool", o.pool},
              {"live", o.live}, {"in_kvm_lab", std::getenv("FORKVM_IN_KVM_LAB") != nullptr}};
@@ -208,12 +207,14 @@ int run(const ForkBenchOptions& o) {
     TemplateOptions po;
     po.pool_size = o.pool > 0 ? o.pool : 1;
     auto t = Template::open(o.snapshot, po);
-    const RawForkReference raw(o.snapshot);  // for the header's machine description only
+    const VmImage& image = *t->image();
     Report r;
-    r.header = header(o, raw);
-    r.setup = {{"snapshot", o.snapshot}, {"pool", po.pool_size}, {"max_live", o.max_live},
-               {"memory_mib", raw.memory_bytes() >> 20}, {"fd_limit", fd_limit}};
-    r.sections.push_back(measure_max_live(*t, po.pool_size, o.max_live, raw.memory_bytes(), fd_limit));
+    r.header = header(o, image);
+    r.setup = {{"snapshot", o.snapshot}, {"vcpus", image.vcpus()}, {"memory_mib", image.memory_mib()},
+               {"pool", po.pool_size}, {"max_live", o.max_live}, {"fd_limit", fd_limit},
+               {"in_kvm_lab", std::getenv("FORKVM_IN_KVM_LAB") != nullptr}};
+    r.sections.push_back(
+        measure_max_live(*t, po.pool_size, o.max_live, image.memory_mib() << 20, fd_limit));
     print(r, o.json);
     return 0;
   }

@@ -15,7 +15,7 @@ std::string render_text(const Report& report) {
     for (const auto& v : s.values) {
       if (!v.present) continue;
       char buf[64];
-      std::snprintf(buf, sizeof buf, "%.3f", v.value);
+      std::snprintf(buf, sizeof buf, v.unit.empty() ? "%.0f" : "%.3f", v.value);  // "": a count
       out += v.label + ": " + buf + (v.unit.empty() ? "" : " " + v.unit) + "\n";
     }
   }

@@ -25,7 +25,7 @@ struct ReportRow {
 struct ReportValue {
   std::string key;
   std::string label;
-  std::string unit;  ///< "x" for a ratio, "" for a count
+  std::string unit;  ///< "x" for a ratio, "" for a count (printed without decimals)
   double value = 0;
   bool present = true;
 };

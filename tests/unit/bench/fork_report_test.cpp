@@ -18,6 +18,7 @@ Report sample() {
   s.rows.push_back({"raw", "  raw", "ms", summarize({})});
   s.values.push_back({"ratio_p50", "ratio p50", "x", 2.0, true});
   s.values.push_back(optional_value("sec", "SecPageTables", "KiB", std::nullopt));
+  s.values.push_back({"alive", "children alive", "", 41.6, true});
   r.sections.push_back(s);
   return r;
 }
@@ -28,6 +29,7 @@ TEST(ForkReport, TextHasHeaderRowsAndPresentValues) {
   EXPECT_NE(t.find("\nfork latency (ms)\n  (a note)\n"), std::string::npos) << t;
   EXPECT_NE(t.find(format_row("forkvm fork, no pool", summarize({1, 2, 3}), "ms")), std::string::npos) << t;
   EXPECT_NE(t.find("ratio p50: 2.000 x\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("children alive: 42\n"), std::string::npos) << t;  // a count: no decimals
   EXPECT_EQ(t.find("SecPageTables"), std::string::npos) << t;  // absent values are not printed
 }
 
