@@ -23,7 +23,7 @@ constexpr std::chrono::seconds kPoolWait{180};
 /// Samples of one way of forking (no pool, or pooled).
 struct ForkSeries {
   std::vector<double> to_vcpus_ready, create_vm, memory, devices, vcpus, state, start, other;
-  std::vector<double> to_ready, fork_call, exec, to_exec, teardown;
+  std::vector<double> to_ready, agent_connect, identity, fork_call, exec, to_exec, teardown;
   unsigned pooled_vm = 0;  ///< forks whose VM came from the pool
 
   void add(const ForkedChild& c) {
@@ -37,6 +37,8 @@ struct ForkSeries {
     start.push_back(to_ms(t.vm.start));
     other.push_back(to_ms(t.to_vcpus_ready - t.vm.total()));
     to_ready.push_back(to_ms(t.to_ready));
+    agent_connect.push_back(to_ms(t.agent_connect));
+    identity.push_back(to_ms(t.identity));
     fork_call.push_back(c.fork_call_ms);
     exec.push_back(c.exec_ms);
     to_exec.push_back(c.to_exec_ms);
@@ -174,6 +176,10 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
   auto exec_rows = [&](const std::string& key, const std::string& label, const ForkSeries& s) {
     ex.rows.push_back({key, label + ": fork() -> exec answered", "ms", summarize(s.to_exec)});
     ex.rows.push_back({key + "_to_ready", "  to_ready", "ms", summarize(s.to_ready)});
+    ex.rows.push_back({key + "_agent_connect", "    agent connect + ping", "ms",
+                       summarize(s.agent_connect)});
+    ex.rows.push_back({key + "_identity", "    identity (entropy, clock)", "ms",
+                       summarize(s.identity)});
     ex.rows.push_back({key + "_exec", "  first exec", "ms", summarize(s.exec)});
   };
   exec_rows("nopool", "no pool", np);

@@ -30,8 +30,12 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
   socket_path = std::move(child_socket);
   // The image's VM was ready, so this one is: the agent listens again once the guest has
   // handled the freeze's TRANSPORT_RESET.
+  const auto t0 = Clock::now();
   connect_agent(deadline, stop);
+  const auto t1 = Clock::now();
   set_identity();
+  fork_timings.agent_connect = t1 - t0;
+  fork_timings.identity = Clock::now() - t1;
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });
 }

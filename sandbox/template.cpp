@@ -185,6 +185,8 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   // shuts the child down and removes them.
   impl->adopt(std::move(p.vm), std::exchange(p.temp_dir, {}), p.socket_path, deadline, stop);
   timings.to_ready = Clock::now() - t0;
+  timings.agent_connect = impl->fork_timings.agent_connect;  // measured by adopt()
+  timings.identity = impl->fork_timings.identity;
   impl->boot_time = timings.to_ready;
   impl->fork_timings = timings;
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
