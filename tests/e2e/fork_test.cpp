@@ -19,32 +19,13 @@
 #include "forkvm/errors.hpp"
 #include "forkvm/sandbox.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/e2e/temp_dir.hpp"
 
 namespace forkvm::e2e {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-/// A private temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "forkvm-e2e-fork-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 std::string sh(Sandbox& box, const std::string& script) {
   const ExecResult r = box.exec_shell(script);

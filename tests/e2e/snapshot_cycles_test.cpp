@@ -35,6 +35,7 @@
 #include "forkvm/vm.hpp"
 #include "snapshot/sha256.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/e2e/temp_dir.hpp"
 #include "tests/support/run_process.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 
@@ -62,27 +63,6 @@ void step(const std::string& what) {
   std::fprintf(stderr, "[e2e_snapshot_cycles %6.1fs] %s\n", static_cast<double>(s.count()) / 1000,
                what.c_str());
 }
-
-/// A private temporary directory under $TMPDIR (writable inside kvm-lab), removed with
-/// everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "forkvm-e2e-cycles-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 void remove_dir(const std::string& dir) {
   std::error_code ec;

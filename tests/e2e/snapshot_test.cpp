@@ -15,6 +15,7 @@
 #include "forkvm/sandbox_errors.hpp"
 #include "forkvm/vm.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/e2e/temp_dir.hpp"
 
 namespace forkvm::e2e {
 namespace {
@@ -23,26 +24,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 constexpr uint32_t kAgentPort = 1024;
-
-/// A private temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "forkvm-e2e-snap-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 /// Connects to the agent through a Firecracker-style vsock socket. Generous deadlines: under
 /// TCG a restored guest first handles its TRANSPORT_RESET, then answers.

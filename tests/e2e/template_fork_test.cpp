@@ -30,6 +30,7 @@
 #include "forkvm/sandbox.hpp"
 #include "forkvm/template.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/e2e/temp_dir.hpp"
 
 namespace forkvm::e2e {
 namespace {
@@ -40,26 +41,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kMemoryMib = 128;
 constexpr uint64_t kRamBytes = kMemoryMib << 20;
-
-/// A private temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "forkvm-e2e-tfork-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 /// Progress in the log, with seconds since the binary started: under TCG a step can take a
 /// while, and an exception says not where.
