@@ -115,6 +115,17 @@ TEST(E2eCli, SnapshotCreateWritesASnapshotThatInspectVerifies) {
   const CliRun again = run("snapshot create " + dir);
   EXPECT_EQ(again.status, 3) << again.output;  // never overwrites
   EXPECT_NE(again.output.find("already exists"), std::string::npos) << again.output;
+  // `forkvm run --snapshot`: the command runs in a fork of it, with its exit status, and the
+  // fork's writes stay in the fork: a second fork does not see the first one's file.
+  const CliRun forked = run("run --snapshot " + dir +
+                            " -- sh -c 'test ! -e /tmp/mark && echo forked > /tmp/mark && "
+                            "cat /tmp/mark && exit 7'");
+  EXPECT_EQ(forked.status, 7) << forked.output;
+  EXPECT_NE(forked.output.find("forked"), std::string::npos) << forked.output;
+  const CliRun second = run("run --snapshot " + dir + " -- test ! -e /tmp/mark");
+  EXPECT_EQ(second.status, 0) << second.output;
+  const CliRun mixed = run("run --snapshot " + dir + " --memory 512 -- true");
+  EXPECT_EQ(mixed.status, 2) << mixed.output;
   forkvm::test::run_process("rm -rf '" + dir + "'");
 }
 

@@ -9,7 +9,7 @@ namespace forkvm::cli {
 const char* const kRunUsage =
     "usage: forkvm run [--vcpus N] [--memory MiB] [--env K=V]... [--cwd DIR] [--timeout S]\n"
     "                  [--json] [--kernel FILE --initramfs FILE] [--boot-timeout S]\n"
-    "                  (-- ARGV... | --launch-plan FILE)\n"
+    "                  [--snapshot DIR] (-- ARGV... | --launch-plan FILE)\n"
     "Boots a transient sandbox, runs one command in it, and tears it down. stdout and stderr\n"
     "stream to forkvm's as they arrive (--json: one JSON object with stdout, stderr, exit_code,\n"
     "signal, timed_out and duration_ms instead). Exits with the command's status, 128+N when\n"
@@ -18,13 +18,17 @@ const char* const kRunUsage =
     "4 when the guest failed, 130/143 on Ctrl-C/SIGTERM (the VM is torn down).\n"
     "--launch-plan reads the command from a launch.json: apps[0].entrypoint.command (argv),\n"
     "apps[0].entrypoint.working_dir or apps[0].working_dir, apps[0].env overridden by\n"
-    "apps[0].entrypoint.env; --env and --cwd override the plan. Exactly one app is accepted.\n";
+    "apps[0].entrypoint.env; --env and --cwd override the plan. Exactly one app is accepted.\n"
+    "--snapshot DIR runs the command in a copy-on-write fork of a snapshot (forkvm snapshot\n"
+    "create) instead of booting: the files, processes and machine size are the snapshot's, so\n"
+    "--vcpus, --memory, --kernel and --initramfs cannot be combined with it.\n";
 
 RunOptions parse_run_args(std::span<char* const> argv) {
   RunOptions o;
   Args args(argv);
   std::map<std::string, std::string> cli_env;
   std::optional<std::string> cli_cwd;
+  std::string machine_option;  // the first of --vcpus/--memory/--kernel/--initramfs given
   while (args.more()) {
     if (args.peek() == "--") {
       args.next_option();
@@ -36,6 +40,10 @@ RunOptions parse_run_args(std::span<char* const> argv) {
       break;
     }
     const std::string opt = args.next_option();
+    if (machine_option.empty() &&
+        (opt == "--kernel" || opt == "--initramfs" || opt == "--vcpus" || opt == "--memory")) {
+      machine_option = opt;
+    }
     if (opt == "--kernel") o.kernel = args.value(opt);
     else if (opt == "--initramfs") o.initramfs = args.value(opt);
     else if (opt == "--vcpus") o.vcpus = static_cast<uint32_t>(args.number(opt, 0, 1u << 20));
@@ -44,6 +52,10 @@ RunOptions parse_run_args(std::span<char* const> argv) {
     else if (opt == "--boot-timeout") o.boot_timeout = std::chrono::seconds(args.number(opt, 1, 86400));
     else if (opt == "--json") o.json = true;
     else if (opt == "--launch-plan") o.launch_plan = args.value(opt);
+    else if (opt == "--snapshot") {
+      o.snapshot = args.value(opt);
+      if (o.snapshot.empty()) throw UsageError("--snapshot: the directory is empty");
+    }
     else if (opt == "--cwd") {
       cli_cwd = args.value(opt);
       if (cli_cwd->empty() || cli_cwd->front() != '/') {
@@ -66,6 +78,10 @@ RunOptions parse_run_args(std::span<char* const> argv) {
     } else {
       throw UsageError("unknown option '" + opt + "'");
     }
+  }
+  if (!o.snapshot.empty() && !machine_option.empty()) {
+    throw UsageError(machine_option + " cannot be combined with --snapshot: the machine is the "
+                     "snapshot's");
   }
   if (!o.launch_plan.empty() && !o.argv.empty()) {
     throw UsageError("give either a command after -- or --launch-plan, not both");

@@ -25,6 +25,9 @@ struct RunOptions {
   std::chrono::seconds boot_timeout{300};       ///< --boot-timeout
   bool json = false;                            ///< --json
   std::string launch_plan;                      ///< --launch-plan FILE, if given
+  /// --snapshot DIR: run in a fork of this snapshot instead of booting (the machine, image
+  /// and its state come from the snapshot).
+  std::string snapshot;
 };
 
 /// The usage text of `forkvm run`.

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "forkvm/sandbox.hpp"
+#include "forkvm/template.hpp"
 #include "tools/cli/args.hpp"
 #include "tools/cli/boot_command.hpp"
 #include "tools/cli/builtin_image.hpp"
@@ -98,6 +99,15 @@ SandboxConfig sandbox_config(const RunOptions& o) {
   c.vm.memory_mib = o.memory_mib;
   c.boot_timeout = o.boot_timeout;
   return c;
+}
+
+/// A booted sandbox, or with --snapshot a fork of the snapshot (verified once, no pool: one
+/// child).
+std::unique_ptr<Sandbox> start_sandbox(const RunOptions& o, std::stop_token stop) {
+  if (o.snapshot.empty()) return Sandbox::create(sandbox_config(o), std::move(stop));
+  ForkConfig fork;
+  fork.boot_timeout = o.boot_timeout;
+  return Template::open(o.snapshot)->fork(fork, std::move(stop));
 }
 
 void print_json(const ExecResult& r) {
@@ -194,7 +204,7 @@ int run_command(std::span<char* const> argv) {
   SignalWatcher signals;
   std::unique_ptr<Sandbox> sandbox;
   try {
-    sandbox = Sandbox::create(sandbox_config(o), signals.token());
+    sandbox = start_sandbox(o, signals.token());
   } catch (const CancelledError&) {
     std::fprintf(stderr, "forkvm run: interrupted while booting; sandbox torn down\n");
     return signal_exit(signals.signal());
@@ -205,6 +215,9 @@ int run_command(std::span<char* const> argv) {
     std::fprintf(stderr, "forkvm run: %s\n", e.what());
     return kExitSetup;
   } catch (const KvmError& e) {
+    std::fprintf(stderr, "forkvm run: %s\n", e.what());
+    return kExitSetup;
+  } catch (const SnapshotError& e) {
     std::fprintf(stderr, "forkvm run: %s\n", e.what());
     return kExitSetup;
   } catch (const Error& e) {

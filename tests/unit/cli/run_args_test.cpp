@@ -48,6 +48,10 @@ TEST(CliRun, UsageErrorsExitTwoWithAMessage) {
       {"--cwd relative -- ls", "not an absolute path"},
       {"--timeout 0 -- ls", "out of range"},
       {"--launch-plan /nonexistent/plan.json", "/nonexistent/plan.json"},
+      {"--snapshot /s --memory 512 -- ls", "--memory cannot be combined with --snapshot"},
+      {"--vcpus 2 --snapshot /s -- ls", "--vcpus cannot be combined with --snapshot"},
+      {"--snapshot /s --kernel /k -- ls", "--kernel cannot be combined"},
+      {"--snapshot", "--snapshot needs a value"},
   };
   for (const auto& c : cases) {
     const auto r = run(c.args);
@@ -77,9 +81,13 @@ TEST(CliRun, LaunchPlanProblemsExitTwo) {
 }
 
 TEST(CliRun, SetupErrorsExitThreeBeforeKvm) {
-  const auto r = run("--kernel /nonexistent/bzImage -- true");
+  auto r = run("--kernel /nonexistent/bzImage -- true");
   EXPECT_EQ(r.status, 3) << r.output;
   EXPECT_NE(r.output.find("/nonexistent/bzImage"), std::string::npos) << r.output;
+  // A snapshot that is not there is named before KVM is touched.
+  r = run("--snapshot /nonexistent/snap -- true");
+  EXPECT_EQ(r.status, 3) << r.output;
+  EXPECT_NE(r.output.find("/nonexistent/snap"), std::string::npos) << r.output;
 }
 
 TEST(CliRun, CliEnvAndCwdOverrideThePlan) {
@@ -95,6 +103,13 @@ TEST(CliRun, CliEnvAndCwdOverrideThePlan) {
   EXPECT_TRUE(o.json);
   EXPECT_EQ(o.timeout, std::chrono::seconds(7));
   unlink(plan.c_str());
+}
+
+TEST(CliRun, SnapshotOptionIsKept) {
+  const RunOptions o = parse({"--snapshot", "/snaps/py", "--env", "A=1", "--", "python3", "-V"});
+  EXPECT_EQ(o.snapshot, "/snaps/py");
+  EXPECT_EQ(o.argv, (std::vector<std::string>{"python3", "-V"}));
+  EXPECT_EQ(o.env.at("A"), "1");
 }
 
 TEST(CliRun, ArgvAfterDashDashIsTakenVerbatim) {
