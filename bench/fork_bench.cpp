@@ -11,6 +11,7 @@
 #include "bench/fork_memory.hpp"
 #include "bench/fork_options.hpp"
 #include "bench/fork_report.hpp"
+#include "bench/fork_size.hpp"
 #include "bench/raw_fork_reference.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/template.hpp"
@@ -20,32 +21,6 @@ namespace {
 
 constexpr std::chrono::seconds kPoolWait{180};
 
-/// Samples of one way of forking (no pool, or pooled).
-struct ForkSeries {
-  std::vector<double> to_vcpus_ready, create_vm, memory, devices, vcpus, state, start, other;
-  std::vector<double> to_ready, agent_connect, identity, fork_call, exec, to_exec, teardown;
-  unsigned pooled_vm = 0;  ///< forks whose VM came from the pool
-
-  void add(const ForkedChild& c) {
-    const ForkTimings& t = c.sandbox->fork_timings();
-    to_vcpus_ready.push_back(to_ms(t.to_vcpus_ready));
-    create_vm.push_back(to_ms(t.vm.create_vm));
-    memory.push_back(to_ms(t.vm.memory));
-    devices.push_back(to_ms(t.vm.devices));
-    vcpus.push_back(to_ms(t.vm.vcpus));
-    state.push_back(to_ms(t.vm.state));
-    start.push_back(to_ms(t.vm.start));
-    other.push_back(to_ms(t.to_vcpus_ready - t.vm.total()));
-    to_ready.push_back(to_ms(t.to_ready));
-    agent_connect.push_back(to_ms(t.agent_connect));
-    identity.push_back(to_ms(t.identity));
-    fork_call.push_back(c.fork_call_ms);
-    exec.push_back(c.exec_ms);
-    to_exec.push_back(c.to_exec_ms);
-    if (t.pooled) ++pooled_vm;
-  }
-};
-
 struct RawSeries {
   std::array<std::vector<double>, kRawStepCount> steps;
   std::vector<double> total, teardown;
@@ -54,7 +29,7 @@ struct RawSeries {
 /// One forkvm fork, its first exec and its teardown. With a pool, waits for the refill to
 /// finish before the teardown (and before returning), so no measurement overlaps it.
 void run_forkvm(Template& t, size_t pool, ForkSeries& s) {
-  ForkedChild c = fork_and_exec(t);
+  ForkedChild c = fork_and_exec_retry([&t] { return t.fork(); }, s.failures);
   s.add(c);
   if (pool > 0 && !wait_pool_full(t, pool, kPoolWait)) {
     throw Error("the template's pool did not refill within " + std::to_string(kPoolWait.count()) + " s");
@@ -70,21 +45,6 @@ void run_raw(const RawForkReference& raw, RawSeries& s) {
   s.teardown.push_back(RawForkReference::teardown(std::move(child)));
 }
 
-void add_fork_rows(ReportSection& sec, const std::string& key, const std::string& label,
-                   const ForkSeries& s) {
-  auto row = [&](const std::string& k, const std::string& l, const std::vector<double>& v) {
-    sec.rows.push_back({key + "_" + k, l, "ms", summarize(v)});
-  };
-  sec.rows.push_back({key, label, "ms", summarize(s.to_vcpus_ready)});
-  row("create_vm", "  create_vm (VM, irqchip, PIT)", s.create_vm);
-  row("memory", "  memory (CoW map + memslots)", s.memory);
-  row("devices", "  devices", s.devices);
-  row("vcpus", "  vcpus (KVM_CREATE_VCPU)", s.vcpus);
-  row("state", "  state (vCPU/VM/device restore)", s.state);
-  row("start", "  start (vCPU threads)", s.start);
-  row("other", "  other (outside the phases)", s.other);
-}
-
 void add_ratio(ReportSection& sec, const std::string& key, const std::string& what,
                const Summary& a, const Summary& ref) {
   if (ref.n == 0 || a.n == 0 || ref.p50 <= 0 || ref.p90 <= 0) return;
@@ -92,7 +52,8 @@ void add_ratio(ReportSection& sec, const std::string& key, const std::string& wh
   sec.values.push_back({key + "_p90", "ratio " + what + " p90", "x", a.p90 / ref.p90, true});
 }
 
-std::vector<std::string> header(const ForkBenchOptions& o, const VmImage& image) {
+std::vector<std::string> header(const ForkBenchOptions& o, const VmImage& image,
+                                const FdLimits& fd_limits) {
   std::vector<std::string> h = {
       "forkvm-bench fork: children of the snapshot " + o.snapshot + " (" +
           std::to_string(image.vcpus()) + " vCPU, " + std::to_string(image.memory_mib()) + " MiB)",
@@ -103,6 +64,7 @@ std::vector<std::string> header(const ForkBenchOptions& o, const VmImage& image)
       "  Times in ms; n per row; every measurement starts with the pool full (no overlap with "
       "its refill).",
   };
+  h.push_back(fd_limit_line(fd_limits));
   if (std::getenv("FORKVM_IN_KVM_LAB") != nullptr) {
     h.push_back("  RUNNING IN KVM-LAB (QEMU-TCG, nested KVM): absolute times are 30-100x bare "
                 "metal; only the ratios mean something.");
@@ -113,7 +75,7 @@ std::vector<std::string> header(const ForkBenchOptions& o, const VmImage& image)
 }
 
 Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* pooled,
-                      const RawForkReference& raw) {
+                      const RawForkReference& raw, const FdLimits& fd_limits) {
   ForkSeries np, pl;
   RawSeries rs;
   for (unsigned i = 0; i < o.n; ++i) {
@@ -134,10 +96,12 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
   }
 
   Report r;
-  r.header = header(o, *nopool.image());
-  r.setup = {{"snapshot", o.snapshot}, {"vcpus", raw.vcpus()},
-             {"memory_mib", raw.memory_bytes() >> 20}, {"n", o.n}, {"pool", o.pool},
-             {"live", o.live}, {"in_kvm_lab", std::getenv("FORKVM_IN_KVM_LAB") != nullptr}};
+  r.header = header(o, *nopool.image(), fd_limits);
+  r.setup = {{"snapshot", o.snapshot}, {"more_snapshots", o.more_snapshots},
+             {"vcpus", raw.vcpus()}, {"memory_mib", raw.memory_bytes() >> 20}, {"n", o.n},
+             {"pool", o.pool}, {"live", o.live}, {"fd_limit_soft", fd_limits.soft},
+             {"fd_limit_hard", fd_limits.hard}, {"fd_limit_soft_before", fd_limits.soft_before},
+             {"in_kvm_lab", std::getenv("FORKVM_IN_KVM_LAB") != nullptr}};
 
   ReportSection lat;
   lat.key = "fork_latency";
@@ -148,6 +112,10 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
   lat.notes.push_back("the raw reference sets only those parts of the snapshot's vCPU state; no "
                       "XCRS/DEBUGREGS/VCPU_EVENTS/irqchip/PIT/clock restore, no devices, no "
                       "threads: a lower bound, not a usable VM");
+  for (const ForkSeries* s : {&np, &pl}) {
+    const std::string f = s->failures.note(o.n + s->failures.count());
+    if (!f.empty()) lat.notes.push_back((s == &np ? "no pool: " : "pooled: ") + f);
+  }
   add_fork_rows(lat, "nopool", "forkvm fork, no pool", np);
   if (pooled != nullptr) {
     add_fork_rows(lat, "pooled", "forkvm fork, pool of " + std::to_string(o.pool), pl);
@@ -205,7 +173,7 @@ void print(const Report& r, bool json) {
 }
 
 int run(const ForkBenchOptions& o) {
-  const unsigned long fd_limit = raise_fd_limit();
+  const FdLimits fd_limits = raise_fd_limit();
   TemplateOptions nopool_options;
   nopool_options.pool_size = 0;
   if (o.max_live > 0) {
@@ -215,12 +183,13 @@ int run(const ForkBenchOptions& o) {
     auto t = Template::open(o.snapshot, po);
     const VmImage& image = *t->image();
     Report r;
-    r.header = header(o, image);
+    r.header = header(o, image, fd_limits);
     r.setup = {{"snapshot", o.snapshot}, {"vcpus", image.vcpus()}, {"memory_mib", image.memory_mib()},
-               {"pool", po.pool_size}, {"max_live", o.max_live}, {"fd_limit", fd_limit},
+               {"pool", po.pool_size}, {"max_live", o.max_live}, {"fd_limit_soft", fd_limits.soft},
+               {"fd_limit_hard", fd_limits.hard}, {"fd_limit_soft_before", fd_limits.soft_before},
                {"in_kvm_lab", std::getenv("FORKVM_IN_KVM_LAB") != nullptr}};
     r.sections.push_back(
-        measure_max_live(*t, po.pool_size, o.max_live, image.memory_mib() << 20, fd_limit));
+        measure_max_live(*t, po.pool_size, o.max_live, image.memory_mib() << 20, fd_limits));
     print(r, o.json);
     return 0;
   }
@@ -236,11 +205,19 @@ int run(const ForkBenchOptions& o) {
   if (pooled && !wait_pool_full(*pooled, o.pool, kPoolWait)) {
     throw Error("the template's pool did not fill within " + std::to_string(kPoolWait.count()) + " s");
   }
-  Report r = latency_report(o, *nopool, pooled.get(), raw);
+  Report r = latency_report(o, *nopool, pooled.get(), raw, fd_limits);
   if (o.live > 0) {
     Template& t = pooled ? *pooled : *nopool;
     r.sections.push_back(measure_live_memory(
         t, pooled ? o.pool : 0, o.live, pooled ? "pool of " + std::to_string(o.pool) : "no pool"));
+  }
+  if (!o.more_snapshots.empty()) {
+    // Free the first part's templates (and their pool) before the size comparison.
+    pooled.reset();
+    nopool.reset();
+    std::vector<std::string> dirs{o.snapshot};
+    dirs.insert(dirs.end(), o.more_snapshots.begin(), o.more_snapshots.end());
+    r.sections.push_back(measure_size_scaling(dirs, o.n, /*first_verified=*/true));
   }
   print(r, o.json);
   return 0;

@@ -6,7 +6,10 @@
 //   - fork -> first answered exec(["true"]);
 //   - teardown of a child (off the fork path);
 //   - memory per live child (--live K) and, as a separate mode, how many children can be alive
-//     at once (--max-live N; fork_memory.hpp).
+//     at once (--max-live N; fork_memory.hpp), with host file descriptors per child;
+//   - with a second --snapshot (e.g. more RAM): no-pool fork latency of each in the same rounds
+//     and the ratio of the p50s (fork_size.hpp).
+// Sandbox::fork() of a running sandbox is `forkvm-bench fork-running` (fork_running.hpp).
 #pragma once
 
 #include <span>

@@ -1,8 +1,9 @@
 #include "bench/fork_common.hpp"
 
-#include <sys/resource.h>
-
 #include <thread>
+
+#include <cstdio>
+#include <exception>
 
 #include "forkvm/errors.hpp"
 
@@ -18,9 +19,26 @@ bool wait_pool_full(const Template& t, size_t want, std::chrono::milliseconds li
 }
 
 ForkedChild fork_and_exec(Template& t) {
+  return fork_and_exec([&t] { return t.fork(); });
+}
+
+ForkedChild fork_and_exec_retry(const std::function<std::unique_ptr<Sandbox>()>& fork,
+                                ForkFailures& failures, unsigned tries) {
+  for (unsigned i = 1;; ++i) {
+    try {
+      return fork_and_exec(fork);
+    } catch (const std::exception& e) {
+      failures.add(e.what());
+      std::fprintf(stderr, "  a fork failed (try %u of %u): %s\n", i, tries, e.what());
+      if (i >= tries) throw;
+    }
+  }
+}
+
+ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork) {
   ForkedChild c;
   const auto t0 = Clock::now();
-  c.sandbox = t.fork();
+  c.sandbox = fork();
   c.fork_call_ms = ms_since(t0);
   const auto t1 = Clock::now();
   const ExecResult r = c.sandbox->exec({"true"});
@@ -42,15 +60,47 @@ double destroy_timed(std::unique_ptr<Sandbox> box) {
   return ms_since(t0);
 }
 
-unsigned long raise_fd_limit() {
-  rlimit r{};
-  if (getrlimit(RLIMIT_NOFILE, &r) != 0) return 0;
-  if (r.rlim_cur < r.rlim_max) {
-    r.rlim_cur = r.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &r);
-    getrlimit(RLIMIT_NOFILE, &r);
-  }
-  return static_cast<unsigned long>(r.rlim_cur);
+void ForkSeries::add(const ForkedChild& c) {
+  const ForkTimings& t = c.sandbox->fork_timings();
+  freeze.push_back(to_ms(t.freeze));
+  to_vcpus_ready.push_back(to_ms(t.to_vcpus_ready));
+  create_vm.push_back(to_ms(t.vm.create_vm));
+  memory.push_back(to_ms(t.vm.memory));
+  devices.push_back(to_ms(t.vm.devices));
+  vcpus.push_back(to_ms(t.vm.vcpus));
+  state.push_back(to_ms(t.vm.state));
+  start.push_back(to_ms(t.vm.start));
+  other.push_back(to_ms(t.to_vcpus_ready - t.freeze - t.vm.total()));
+  to_ready.push_back(to_ms(t.to_ready));
+  agent_connect.push_back(to_ms(t.agent_connect));
+  identity.push_back(to_ms(t.identity));
+  fork_call.push_back(c.fork_call_ms);
+  exec.push_back(c.exec_ms);
+  to_exec.push_back(c.to_exec_ms);
+  if (t.pooled) ++pooled_vm;
+}
+
+void add_fork_rows(ReportSection& sec, const std::string& key, const std::string& label,
+                   const ForkSeries& s) {
+  auto row = [&](const std::string& k, const std::string& l, const std::vector<double>& v) {
+    sec.rows.push_back({key + "_" + k, l, "ms", summarize(v)});
+  };
+  sec.rows.push_back({key, label, "ms", summarize(s.to_vcpus_ready)});
+  const bool frozen = !s.freeze.empty() && summarize(s.freeze).max > 0;
+  if (frozen) row("freeze", "  freeze (pause, capture, copy)", s.freeze);
+  row("create_vm", "  create_vm (VM, irqchip, PIT)", s.create_vm);
+  row("memory", "  memory (CoW map + memslots)", s.memory);
+  row("devices", "  devices", s.devices);
+  row("vcpus", "  vcpus (KVM_CREATE_VCPU)", s.vcpus);
+  row("state", "  state (vCPU/VM/device restore)", s.state);
+  row("start", "  start (vCPU threads)", s.start);
+  row("other", "  other (outside the phases)", s.other);
+}
+
+std::string fd_limit_line(const FdLimits& l) {
+  std::string s = "  open-file limit (RLIMIT_NOFILE): soft " + std::to_string(l.soft);
+  if (l.soft != l.soft_before) s += " (raised from " + std::to_string(l.soft_before) + ")";
+  return s + ", hard " + std::to_string(l.hard);
 }
 
 }  // namespace forkvm::bench

@@ -4,8 +4,13 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <functional>
 #include <string>
+#include <vector>
 
+#include "bench/fork_failures.hpp"
+#include "bench/fork_report.hpp"
+#include "bench/proc_status.hpp"
 #include "forkvm/sandbox.hpp"
 #include "forkvm/template.hpp"
 
@@ -30,15 +35,35 @@ struct ForkedChild {
   double to_exec_ms = 0;    ///< fork() call -> that exec answered
 };
 
-/// Forks a child from `t` and runs exec(["true"]) in it. Throws what fork() throws, and
-/// forkvm::Error when the exec does not exit 0.
+/// Calls `fork` (Template::fork or Sandbox::fork), times it, and runs exec(["true"]) in the
+/// child. Throws what `fork` throws, and forkvm::Error when the exec does not exit 0.
+ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork);
+/// fork_and_exec of Template::fork().
 ForkedChild fork_and_exec(Template& t);
+/// fork_and_exec, tried again after a failure (recorded in `failures`), `tries` times in all;
+/// throws the last error when every try failed.
+ForkedChild fork_and_exec_retry(const std::function<std::unique_ptr<Sandbox>()>& fork,
+                                ForkFailures& failures, unsigned tries = 3);
+
+/// Samples of one way of forking: ForkTimings and the caller's own times, in ms.
+struct ForkSeries {
+  std::vector<double> freeze, to_vcpus_ready, create_vm, memory, devices, vcpus, state, start, other;
+  std::vector<double> to_ready, agent_connect, identity, fork_call, exec, to_exec, teardown;
+  unsigned pooled_vm = 0;  ///< forks whose VM came from the pool
+  ForkFailures failures;   ///< forks that failed (retried; not samples)
+
+  void add(const ForkedChild& c);
+};
+
+/// The latency row `key` (to_vcpus_ready, labelled `label`) and one indented row per build
+/// phase, plus "other" (to_vcpus_ready minus the phases, freeze included when there is one).
+void add_fork_rows(ReportSection& sec, const std::string& key, const std::string& label,
+                   const ForkSeries& s);
 
 /// Sandbox::shutdown() and the destructor; returns milliseconds.
 double destroy_timed(std::unique_ptr<Sandbox> box);
 
-/// Raises RLIMIT_NOFILE to its hard limit (each child holds a dozen descriptors); returns the
-/// soft limit now in force.
-unsigned long raise_fd_limit();
+/// "open-file limit: soft S (raised from B), hard H" for a report's header.
+std::string fd_limit_line(const FdLimits& l);
 
 }  // namespace forkvm::bench

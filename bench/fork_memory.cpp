@@ -67,6 +67,16 @@ std::string pool_note(bool before_full, bool after_full, size_t pool) {
          " reading: the deltas include the difference in pooled VMs";
 }
 
+/// Open descriptors per child between two counts of /proc/self/fd, and both counts.
+void add_fd_values(ReportSection& s, size_t before, size_t after, unsigned children) {
+  s.values.push_back({"fds_before", "host file descriptors open before the children", "",
+                      static_cast<double>(before), true});
+  s.values.push_back({"fds_after", "host file descriptors open with them alive", "",
+                      static_cast<double>(after), true});
+  s.values.push_back({"fds_per_child", "per child: host file descriptors", "fds",
+                      (static_cast<double>(after) - static_cast<double>(before)) / children, true});
+}
+
 void destroy_all(std::vector<std::unique_ptr<Sandbox>>& kids) {
   for (auto& k : kids) {
     try {
@@ -88,29 +98,43 @@ ReportSection measure_live_memory(Template& t, size_t pool, unsigned k, const st
             " children alive (" + source + ")";
   const bool full_before = wait_pool_full(t, pool, kPoolWait);
   const MemoryCounters before = read_memory_counters();
+  const size_t fds_before = count_entries();
   std::vector<std::unique_ptr<Sandbox>> kids;
-  for (unsigned i = 0; i < k; ++i) kids.push_back(fork_and_exec(t).sandbox);
+  ForkFailures failures;
+  for (unsigned i = 0; i < k; ++i) {
+    kids.push_back(fork_and_exec_retry([&t] { return t.fork(); }, failures).sandbox);
+  }
   const bool full_after = wait_pool_full(t, pool, kPoolWait);
   const MemoryCounters after = read_memory_counters();
+  const size_t fds_after = count_entries();
   s.notes.push_back("counter deltas are (after - before) / " + std::to_string(k) +
                     ", read from /proc/self/status and /proc/meminfo; " +
                     pool_note(full_before, full_after, pool));
+  if (failures.count() > 0) {
+    s.notes.push_back(failures.note(k + failures.count()) +
+                      " (a failed child is torn down before the next try, but its kernel "
+                      "memory may not be freed at once)");
+  }
   s.notes.push_back("RssFile/RssShmem count a template page once per mapping, so they overstate "
                     "what the host holds: template pages are resident once, shared");
   add_usage_rows(s, kids);
   add_per_child_values(s, per_child(before, after, k));
+  add_fd_values(s, fds_before, fds_after, k);
   destroy_all(kids);
   return s;
 }
 
 ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t template_bytes,
-                               unsigned long fd_limit) {
+                               const FdLimits& fd_limits) {
   ReportSection s;
   s.key = "max_live";
   s.title = "forked sandboxes alive at once (pooled forks, each after exec([\"true\"]), up to " +
             std::to_string(n) + ")";
+  std::fprintf(stderr, "  waiting for the pool of %zu\n", pool);
   const bool full_before = wait_pool_full(t, pool, kPoolWait);
+  std::fprintf(stderr, "  pool %s; forking\n", full_before ? "full" : "NOT full after 180 s");
   const MemoryCounters before = read_memory_counters();
+  const size_t fds_before = count_entries();
   std::vector<std::unique_ptr<Sandbox>> kids;
   std::vector<double> fork_ms;
   std::string stop = "reached --max-live";
@@ -129,14 +153,18 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
       stop = "fork " + std::to_string(kids.size() + 1) + " failed: " + e.what();
       break;
     }
-    if (kids.size() % 10 == 0) std::fprintf(stderr, "  %zu children alive\n", kids.size());
+    if (n <= 50 || kids.size() % 10 == 0) {
+      std::fprintf(stderr, "  %zu children alive (last fork %.1f ms)\n", kids.size(), fork_ms.back());
+    }
   }
+  std::fprintf(stderr, "  stopped (%s); waiting for the pool\n", stop.c_str());
   const bool full_after = wait_pool_full(t, pool, std::chrono::seconds(60));
   const MemoryCounters after = read_memory_counters();
+  const size_t fds_after = count_entries();
   const unsigned alive = static_cast<unsigned>(kids.size());
   s.notes.push_back("stopped: " + stop);
-  s.notes.push_back("open-file limit " + std::to_string(fd_limit) + "; " +
-                    pool_note(full_before, full_after, pool));
+  s.notes.push_back("open-file limit: soft " + std::to_string(fd_limits.soft) + ", hard " +
+                    std::to_string(fd_limits.hard) + "; " + pool_note(full_before, full_after, pool));
   s.values.push_back({"alive", "children alive at once", "", static_cast<double>(alive), true});
   s.rows.push_back({"fork_call_ms", "fork() call while filling up", "ms", summarize(fork_ms)});
   if (alive == 0) {
@@ -146,6 +174,7 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   add_usage_rows(s, kids);
   const PerChildMemory m = per_child(before, after, alive);
   add_per_child_values(s, m);
+  add_fd_values(s, fds_before, fds_after, alive);
   // Two bases, both printed: what this process's counters attribute to a child, and what the
   // system as a whole lost per child (which adds kernel memory: KVM's vCPU and VM structures,
   // thread stacks, socket buffers; but also any other activity on the host meanwhile).

@@ -20,11 +20,21 @@ unsigned parse_count(const std::string& option, const std::string& text, unsigne
 }  // namespace
 
 const char* const kForkBenchUsage =
-    "usage: forkvm-bench fork --snapshot DIR [-n N] [--pool P] [--live K] [--max-live N] [--json]\n"
+    "usage: forkvm-bench fork --snapshot DIR [--snapshot DIR2]... [-n N] [--pool P] [--live K]\n"
+    "                         [--max-live N] [--json]\n"
     "  fork latency (phases), a naive raw-KVM fork timed in the same run, fork -> first exec,\n"
     "  memory per live child and teardown, for children of the snapshot in DIR\n"
     "  (`forkvm snapshot create DIR`). --max-live N: only count how many pooled children can be\n"
-    "  alive at once (up to N). Defaults: -n 20, --pool 2, --live 10.\n";
+    "  alive at once (up to N). Defaults: -n 20, --pool 2, --live 10. A second --snapshot (e.g.\n"
+    "  the same image with more RAM) adds its no-pool fork latency, measured in the same rounds,\n"
+    "  and the ratio of the p50s.\n";
+
+const char* const kForkRunningUsage =
+    "usage: forkvm-bench fork-running [-n N] [--depth D] [--write-mib M] [--vcpus N]\n"
+    "                                 [--memory MiB] [--image-dir DIR] [--json]\n"
+    "  boots one sandbox, then Sandbox::fork() of it N times (freeze, latency, exec, teardown,\n"
+    "  the parent's image growth) and a chain of forks of forks D deep (each level writes M MiB\n"
+    "  first). Defaults: -n 20, --depth 5, --write-mib 2, --vcpus 1, --memory 256.\n";
 
 ForkBenchOptions parse_fork_options(std::span<const std::string> args) {
   ForkBenchOptions o;
@@ -36,8 +46,10 @@ ForkBenchOptions parse_fork_options(std::span<const std::string> args) {
       return args[++i];
     };
     if (a == "--snapshot") {
-      o.snapshot = value();
-      if (o.snapshot.empty()) throw UsageError("--snapshot needs a directory");
+      const std::string& dir = value();
+      if (dir.empty()) throw UsageError("--snapshot needs a directory");
+      if (have_snapshot) o.more_snapshots.push_back(dir);
+      else o.snapshot = dir;
       have_snapshot = true;
     } else if (a == "-n") {
       o.n = parse_count(a, value(), 1);
@@ -54,6 +66,44 @@ ForkBenchOptions parse_fork_options(std::span<const std::string> args) {
     }
   }
   if (!have_snapshot) throw UsageError("--snapshot DIR is required");
+  if (o.max_live > 0 && !o.more_snapshots.empty()) {
+    throw UsageError("--max-live uses one snapshot; give --snapshot once");
+  }
+  return o;
+}
+
+ForkRunningOptions parse_fork_running_options(std::span<const std::string> args) {
+  ForkRunningOptions o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "-n") {
+      o.n = parse_count(a, value(), 1);
+    } else if (a == "--depth") {
+      o.depth = parse_count(a, value(), 0);
+    } else if (a == "--write-mib") {
+      o.write_mib = parse_count(a, value(), 0);
+    } else if (a == "--vcpus") {
+      o.vcpus = parse_count(a, value(), 1);
+    } else if (a == "--memory") {
+      o.memory_mib = parse_count(a, value(), 64);
+    } else if (a == "--image-dir") {
+      o.image_dir = value();
+      if (o.image_dir.empty()) throw UsageError("--image-dir needs a directory");
+    } else if (a == "--json") {
+      o.json = true;
+    } else {
+      throw UsageError("unknown option '" + a + "'");
+    }
+  }
+  // Every level's file stays in the deepest guest's RAM (its /tmp is a RAM file system).
+  if (static_cast<unsigned long>(o.write_mib) * o.depth >= o.memory_mib / 2) {
+    throw UsageError("--write-mib x --depth (" + std::to_string(o.write_mib * o.depth) +
+                     " MiB) must stay below half of --memory " + std::to_string(o.memory_mib));
+  }
   return o;
 }
 

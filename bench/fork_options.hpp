@@ -4,12 +4,16 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace forkvm::bench {
 
 /// What `forkvm-bench fork` measures and how often.
 struct ForkBenchOptions {
   std::string snapshot;   ///< --snapshot DIR (required): made by `forkvm snapshot create`
+  /// Further --snapshot DIRs (e.g. the same image with more RAM): their no-pool fork latency
+  /// is measured in the same rounds as the first's and compared with it (restore cost vs size).
+  std::vector<std::string> more_snapshots;
   unsigned n = 20;        ///< -n: rounds of the latency part (each: raw, no-pool, pooled fork)
   unsigned pool = 2;      ///< --pool: pool size of the pooled template; 0 skips the pooled rows
   unsigned live = 10;     ///< --live: children kept alive for the memory part; 0 skips it
@@ -17,8 +21,20 @@ struct ForkBenchOptions {
   bool json = false;      ///< --json: one JSON object instead of the text table
 };
 
-/// The usage text (one line per option).
+/// What `forkvm-bench fork-running` measures: Sandbox::fork() of a booted sandbox.
+struct ForkRunningOptions {
+  unsigned n = 20;           ///< -n: forks of the booted sandbox (each: exec, then teardown)
+  unsigned depth = 5;        ///< --depth: levels of the fork-of-a-fork chain; 0 skips it
+  unsigned write_mib = 2;    ///< --write-mib: MiB each chain level writes before it is forked
+  unsigned vcpus = 1;        ///< --vcpus
+  unsigned memory_mib = 256; ///< --memory: guest RAM of the booted sandbox
+  std::string image_dir;     ///< --image-dir: holds bzImage and initramfs.cpio.gz; empty: built-in
+  bool json = false;         ///< --json
+};
+
+/// The usage texts (one line per option).
 extern const char* const kForkBenchUsage;
+extern const char* const kForkRunningUsage;
 
 /// A bad command line; what() says what is wrong.
 class UsageError : public std::runtime_error {
@@ -28,6 +44,11 @@ class UsageError : public std::runtime_error {
 
 /// Parses the arguments after "fork". Throws UsageError for an unknown option, a missing or
 /// malformed value, a missing --snapshot, or -n 0.
+/// --snapshot may repeat: the first is `snapshot`, the rest go to `more_snapshots`.
 ForkBenchOptions parse_fork_options(std::span<const std::string> args);
+
+/// Parses the arguments after "fork-running". Throws UsageError for an unknown option, a
+/// missing or malformed value, -n 0, --vcpus 0 or --memory below 64.
+ForkRunningOptions parse_fork_running_options(std::span<const std::string> args);
 
 }  // namespace forkvm::bench

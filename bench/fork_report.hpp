@@ -30,12 +30,28 @@ struct ReportValue {
   bool present = true;
 };
 
-/// A titled group of rows and values, with free-text notes printed under the title.
+/// One column of a ReportTable; unit "" marks a count (printed without decimals).
+struct ReportColumn {
+  std::string key;
+  std::string label;
+  std::string unit;
+};
+
+/// Single numbers per item, one row per item (e.g. per level of a chain of forks). A NaN cell
+/// is "not measured": "-" in the text, null in JSON.
+struct ReportTable {
+  std::string key;
+  std::vector<ReportColumn> columns;
+  std::vector<std::vector<double>> rows;  ///< each as long as `columns`
+};
+
+/// A titled group of rows, tables and values, with free-text notes printed under the title.
 struct ReportSection {
   std::string key;
   std::string title;
   std::vector<std::string> notes;
   std::vector<ReportRow> rows;
+  std::vector<ReportTable> tables;
   std::vector<ReportValue> values;
 };
 
@@ -47,11 +63,13 @@ struct Report {
 };
 
 /// The text form: the header lines, then per section its title, notes, rows
-/// ("<label>  n=.. min .. p50 .. p90 .. p99 .. max .. (unit)") and values ("<label>: v unit").
+/// ("<label>  n=.. min .. p50 .. p90 .. p99 .. max .. (unit)"), tables (a line of
+/// "label (unit)" headers, then right-aligned cells) and values ("<label>: v unit").
 std::string render_text(const Report& report);
 
 /// The JSON form: {"header": [...], "setup": {...}, "<section key>": {"title", "notes",
-/// "<row key>": {"unit","n","min","p50","p90","p99","max","mean"}, "<value key>": {"unit",
+/// "<row key>": {"unit","n","min","p50","p90","p99","max","mean"}, "<table key>": {"columns":
+/// [{"key","label","unit"}], "rows": [{"<column key>": v|null}]}, "<value key>": {"unit",
 /// "value"}}}.
 nlohmann::json render_json(const Report& report);
 

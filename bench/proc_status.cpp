@@ -1,6 +1,11 @@
 #include "bench/proc_status.hpp"
 
+#include <dirent.h>
+#include <sys/resource.h>
+
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -74,6 +79,39 @@ std::optional<double> counter_delta(const std::optional<uint64_t>& before,
                                     const std::optional<uint64_t>& after) {
   if (!before || !after) return std::nullopt;
   return static_cast<double>(*after) - static_cast<double>(*before);
+}
+
+size_t count_entries(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) throw std::runtime_error("cannot read " + dir + ": " + std::strerror(errno));
+  size_t n = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (name != "." && name != "..") ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
+FdLimits raise_fd_limit() {
+  FdLimits out;
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return out;
+  out.soft_before = r.rlim_cur;
+  out.hard = r.rlim_max;
+  rlim_t want = r.rlim_max;
+  if (want == RLIM_INFINITY) {  // the kernel caps RLIMIT_NOFILE at fs.nr_open
+    std::ifstream nr_open("/proc/sys/fs/nr_open");
+    unsigned long long v = 0;
+    if (nr_open >> v && v > 0) want = static_cast<rlim_t>(v);
+  }
+  if (r.rlim_cur < want) {
+    rlimit raised = r;
+    raised.rlim_cur = want;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) r = raised;
+  }
+  out.soft = r.rlim_cur;
+  return out;
 }
 
 }  // namespace forkvm::bench

@@ -1,6 +1,7 @@
 // Reading the kernel's per-process and system-wide memory counters for the fork benchmark:
 // /proc/self/status (VmRSS, RssAnon, RssFile, RssShmem, VmPTE) and /proc/meminfo
-// (MemAvailable, SecPageTables: KVM's NPT/EPT tables, which VmPTE does not count).
+// (MemAvailable, SecPageTables: KVM's NPT/EPT tables, which VmPTE does not count); this
+// process's open file descriptors and its RLIMIT_NOFILE.
 #pragma once
 
 #include <cstdint>
@@ -38,5 +39,22 @@ MemoryCounters read_memory_counters();
 /// after - before for one counter, as a signed number of bytes; nullopt unless both are known.
 std::optional<double> counter_delta(const std::optional<uint64_t>& before,
                                     const std::optional<uint64_t>& after);
+
+/// Entries of the directory `dir` other than "." and "..": with the default, the file
+/// descriptors this process has open (including the one that reads the directory, so compare
+/// two counts rather than read one as is). Throws std::runtime_error when `dir` cannot be read.
+size_t count_entries(const std::string& dir = "/proc/self/fd");
+
+/// RLIMIT_NOFILE before and after raise_fd_limit().
+struct FdLimits {
+  uint64_t soft_before = 0;  ///< the soft limit the process started with
+  uint64_t soft = 0;         ///< the soft limit now in force
+  uint64_t hard = 0;         ///< the hard limit (the most the soft limit can be raised to)
+};
+
+/// Raises RLIMIT_NOFILE's soft limit to the hard limit (each forked child holds a dozen or so
+/// descriptors, so the usual soft 1024 caps the children alive at once); when the hard limit is
+/// unlimited, to fs.nr_open. Never lowers it. A refused raise leaves the old soft limit.
+FdLimits raise_fd_limit();
 
 }  // namespace forkvm::bench

@@ -52,6 +52,62 @@ TEST(ForkOptions, RejectsBadCommandLines) {
   }
 }
 
+TEST(ForkOptions, SnapshotMayRepeatForTheSizeComparison) {
+  const auto one = parse({"--snapshot", "small"});
+  EXPECT_TRUE(one.more_snapshots.empty());
+  const auto two = parse({"--snapshot", "small", "-n", "5", "--snapshot", "big"});
+  EXPECT_EQ(two.snapshot, "small");
+  ASSERT_EQ(two.more_snapshots.size(), 1u);
+  EXPECT_EQ(two.more_snapshots[0], "big");
+  EXPECT_THROW(parse({"--snapshot", "a", "--snapshot", ""}), UsageError);
+  EXPECT_THROW(parse({"--snapshot", "a", "--snapshot", "b", "--max-live", "5"}), UsageError);
+}
+
+TEST(ForkRunningOptions, Defaults) {
+  const std::vector<std::string> none;
+  const auto o = parse_fork_running_options(none);
+  EXPECT_EQ(o.n, 20u);
+  EXPECT_EQ(o.depth, 5u);
+  EXPECT_EQ(o.write_mib, 2u);
+  EXPECT_EQ(o.vcpus, 1u);
+  EXPECT_EQ(o.memory_mib, 256u);
+  EXPECT_TRUE(o.image_dir.empty());
+  EXPECT_FALSE(o.json);
+}
+
+TEST(ForkRunningOptions, EveryOption) {
+  const std::vector<std::string> a = {"-n", "7", "--depth", "0", "--write-mib", "0", "--vcpus",
+                                      "2", "--memory", "512", "--image-dir", "/img", "--json"};
+  const auto o = parse_fork_running_options(a);
+  EXPECT_EQ(o.n, 7u);
+  EXPECT_EQ(o.depth, 0u);
+  EXPECT_EQ(o.write_mib, 0u);
+  EXPECT_EQ(o.vcpus, 2u);
+  EXPECT_EQ(o.memory_mib, 512u);
+  EXPECT_EQ(o.image_dir, "/img");
+  EXPECT_TRUE(o.json);
+}
+
+TEST(ForkRunningOptions, RejectsBadCommandLines) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"-n", "0"},
+      {"--depth"},
+      {"--depth", "x"},
+      {"--vcpus", "0"},
+      {"--memory", "32"},                                   // below 64 MiB
+      {"--image-dir", ""},
+      {"--snapshot", "d"},                                  // not an option of fork-running
+      {"--memory", "256", "--depth", "10", "--write-mib", "13"},  // 130 MiB >= half of 256
+  };
+  for (const auto& a : bad) {
+    std::string joined;
+    for (const auto& s : a) joined += s + " ";
+    EXPECT_THROW(parse_fork_running_options(a), UsageError) << joined;
+  }
+  const std::vector<std::string> fits = {"--memory", "256", "--depth", "10", "--write-mib", "12"};
+  EXPECT_EQ(parse_fork_running_options(fits).write_mib, 12u);
+}
+
 TEST(ForkOptions, ErrorsSayWhatIsWrong) {
   try {
     parse({"--snapshot", "d", "--live", "many"});

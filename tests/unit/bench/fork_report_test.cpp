@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace forkvm::bench {
 namespace {
 
@@ -57,6 +59,52 @@ TEST(ForkReport, JsonHasTheSameContent) {
   EXPECT_DOUBLE_EQ(s["ratio_p50"]["value"].get<double>(), 2.0);
   EXPECT_EQ(s["ratio_p50"]["unit"], "x");
   EXPECT_TRUE(s["sec"]["value"].is_null());
+}
+
+ReportSection table_section() {
+  ReportSection s;
+  s.key = "chain";
+  s.title = "chain";
+  ReportTable t;
+  t.key = "levels";
+  t.columns = {{"level", "level", ""}, {"freeze_ms", "freeze", "ms"}, {"overlay_mib", "overlay", "MiB"}};
+  t.rows = {{1, 12.5, 2.25}, {2, 1234.0, std::nan("")}};
+  s.tables.push_back(t);
+  return s;
+}
+
+TEST(ForkReport, TableTextIsAlignedWithUnitsAndDashes) {
+  Report r;
+  r.sections.push_back(table_section());
+  const std::string t = render_text(r);
+  // Each column is as wide as its widest cell or header, right-aligned.
+  EXPECT_NE(t.find("  level  freeze (ms)  overlay (MiB)\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("      1       12.500          2.250\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("      2     1234.000              -\n"), std::string::npos) << t;
+}
+
+TEST(ForkReport, TableJsonHasColumnsAndNullForNaN) {
+  Report r;
+  r.sections.push_back(table_section());
+  const nlohmann::json j = render_json(r);
+  const auto& t = j["chain"]["levels"];
+  ASSERT_EQ(t["columns"].size(), 3u);
+  EXPECT_EQ(t["columns"][1]["key"], "freeze_ms");
+  EXPECT_EQ(t["columns"][1]["unit"], "ms");
+  ASSERT_EQ(t["rows"].size(), 2u);
+  EXPECT_EQ(t["rows"][0]["level"], 1.0);
+  EXPECT_EQ(t["rows"][0]["overlay_mib"], 2.25);
+  EXPECT_TRUE(t["rows"][1]["overlay_mib"].is_null());
+}
+
+TEST(ForkReport, ShortTableRowsPrintDashes) {
+  Report r;
+  ReportSection s = table_section();
+  s.tables[0].rows = {{3}};
+  r.sections.push_back(s);
+  EXPECT_NE(render_text(r).find("      3            -              -\n"), std::string::npos)
+      << render_text(r);
+  EXPECT_TRUE(render_json(r)["chain"]["levels"]["rows"][0]["freeze_ms"].is_null());
 }
 
 }  // namespace

@@ -1,7 +1,16 @@
-// /proc/self/status and /proc/meminfo parsing, and the per-child memory arithmetic.
+// /proc/self/status and /proc/meminfo parsing, the per-child memory arithmetic, counting open
+// file descriptors and raising RLIMIT_NOFILE.
 #include "bench/proc_status.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
 
 #include "bench/memory_math.hpp"
 
@@ -109,6 +118,51 @@ TEST(MemoryMath, Extrapolates) {
   EXPECT_DOUBLE_EQ(e.total_bytes, 256 * mib + 8000 * mib);
   EXPECT_DOUBLE_EQ(e.children_fit, (24 * 1024 - 256) / 8.0);
   EXPECT_DOUBLE_EQ(extrapolate(0, 1000, 1, 2).children_fit, 0);
+}
+
+TEST(ProcStatus, CountsDirectoryEntries) {
+  char tmpl[] = "/tmp/forkvm-count-XXXXXX";
+  const char* dir = ::mkdtemp(tmpl);
+  ASSERT_NE(dir, nullptr);
+  EXPECT_EQ(count_entries(dir), 0u);
+  for (const char* name : {"a", "b", "c"}) {
+    std::ofstream(std::string(dir) + "/" + name) << "x";
+  }
+  EXPECT_EQ(count_entries(dir), 3u);
+  for (const char* name : {"a", "b", "c"}) std::remove((std::string(dir) + "/" + name).c_str());
+  ::rmdir(dir);
+  EXPECT_THROW(count_entries(std::string(dir) + "/missing"), std::runtime_error);
+}
+
+TEST(ProcStatus, CountsThisProcessFileDescriptors) {
+  const size_t before = count_entries();
+  const int a = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int b = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  EXPECT_EQ(count_entries(), before + 2);
+  ::close(a);
+  ::close(b);
+  EXPECT_EQ(count_entries(), before);
+}
+
+TEST(ProcStatus, RaisesTheSoftFdLimitToTheHardOne) {
+  rlimit start{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &start), 0);
+  const FdLimits l = raise_fd_limit();
+  EXPECT_EQ(l.soft_before, start.rlim_cur);
+  EXPECT_EQ(l.hard, start.rlim_max);
+  EXPECT_GE(l.soft, l.soft_before);  // never lowered
+  if (start.rlim_max != RLIM_INFINITY) {
+    EXPECT_EQ(l.soft, l.hard);
+  }
+  rlimit now{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &now), 0);
+  EXPECT_EQ(now.rlim_cur, l.soft);
+  // A second call finds nothing to raise.
+  const FdLimits again = raise_fd_limit();
+  EXPECT_EQ(again.soft_before, l.soft);
+  EXPECT_EQ(again.soft, l.soft);
 }
 
 }  // namespace
