@@ -27,7 +27,12 @@ struct PreparedVm {
   std::string socket_path;
 
   PreparedVm() = default;
-  PreparedVm(PreparedVm&&) = default;
+  // The moved-from object must not remove the directory: exchange, not a defaulted move (a
+  // moved-from std::string is only "valid but unspecified").
+  PreparedVm(PreparedVm&& other) noexcept
+      : vm(std::move(other.vm)),
+        temp_dir(std::exchange(other.temp_dir, {})),
+        socket_path(std::move(other.socket_path)) {}
   PreparedVm& operator=(PreparedVm&& other) noexcept {
     discard();
     vm = std::move(other.vm);
