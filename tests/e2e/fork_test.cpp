@@ -19,6 +19,7 @@
 #include "forkvm/errors.hpp"
 #include "forkvm/sandbox.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/e2e/sandbox_helpers.hpp"
 #include "tests/e2e/temp_dir.hpp"
 
 namespace forkvm::e2e {
@@ -26,23 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-std::string sh(Sandbox& box, const std::string& script) {
-  const ExecResult r = box.exec_shell(script);
-  EXPECT_EQ(r.exit_code, 0) << script << "\nstderr: " << r.stderr_data;
-  return r.stdout_data;
-}
-
-long host_seconds() {
-  return static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count());
-}
-
-// The background process started in the parent: its pid file exists, the pid is alive, and
-// it is `sleep 1000`.
-constexpr const char* kBackgroundAlive =
-    "pid=$(cat /tmp/bg.pid) && kill -0 \"$pid\" && tr '\\0' ' ' < /proc/$pid/cmdline";
 
 // Progress in the log: under TCG a step can take a while, and an exception says not where.
 void step(const char* what) { std::fprintf(stderr, "[e2e_fork] %s\n", what); }

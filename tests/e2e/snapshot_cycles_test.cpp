@@ -35,6 +35,7 @@
 #include "forkvm/vm.hpp"
 #include "snapshot/sha256.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/e2e/sandbox_helpers.hpp"
 #include "tests/e2e/temp_dir.hpp"
 #include "tests/support/run_process.hpp"
 #include "vmm/kvm/kvm_system.hpp"
@@ -67,12 +68,6 @@ void step(const std::string& what) {
 void remove_dir(const std::string& dir) {
   std::error_code ec;
   fs::remove_all(dir, ec);  // the memory files are large: do not keep them past their use
-}
-
-std::string sh(Sandbox& box, const std::string& script) {
-  const ExecResult r = box.exec_shell(script);
-  EXPECT_EQ(r.exit_code, 0) << script << "\nstderr: " << r.stderr_data;
-  return r.stdout_data;
 }
 
 // Small and one vCPU: every snapshot writes (and hashes) the whole memory size under TCG.

@@ -30,6 +30,7 @@
 #include "forkvm/sandbox.hpp"
 #include "forkvm/template.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/e2e/sandbox_helpers.hpp"
 #include "tests/e2e/temp_dir.hpp"
 
 namespace forkvm::e2e {
@@ -51,23 +52,6 @@ void step(const std::string& what) {
 }
 
 double ms(std::chrono::nanoseconds d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-std::string sh(Sandbox& box, const std::string& script) {
-  const ExecResult r = box.exec_shell(script);
-  EXPECT_EQ(r.exit_code, 0) << script << "\nstderr: " << r.stderr_data;
-  return r.stdout_data;
-}
-
-long host_seconds() {
-  return static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count());
-}
-
-// The background process started in the parent: its pid file exists, the pid is alive, and
-// it is `sleep 1000`.
-constexpr const char* kBackgroundAlive =
-    "pid=$(cat /tmp/bg.pid) && kill -0 \"$pid\" && tr '\\0' ' ' < /proc/$pid/cmdline";
 
 ForkConfig fork_config(const std::string& hostname = {}) {
   ForkConfig fc;
