@@ -163,6 +163,12 @@ ReportSection fork_chain(Sandbox& root, const ForkRunningOptions& o) {
                       "copies); child priv = the child's after its exec; layers/overlay = the "
                       "VmImage of one more freeze (make_template()) of that level after the chain "
                       "was built: ancestors' layers plus its own pages; teardown deepest first");
+  sec.notes.push_back("overlay counts a page once per layer holding it; past a few layers they are "
+                      "merged (topmost wins), so a page written at several levels then counts "
+                      "once and the overlay can shrink from one level to the next");
+  sec.notes.push_back("written is every page the parent wrote since its previous freeze, not only "
+                      "the file's: also what receiving the file and its reconnect after that "
+                      "freeze touched (see 'parent's written pages at a fork' above)");
   if (failures.count() > 0) {
     sec.notes.push_back(failures.note(o.depth + failures.count()) +
                         " (a retried level's 'written' was read before the failed try)");
@@ -180,8 +186,7 @@ ReportSection fork_chain(Sandbox& root, const ForkRunningOptions& o) {
                  {"image_layers", "layers", ""},
                  {"image_overlay_mib", "overlay", "MiB"},
                  {"teardown_ms", "teardown", "ms"}};
-  std::vector<double> freeze, written, overlay_growth;
-  double prev_overlay = 0;
+  std::vector<double> freeze, written;
   for (unsigned k = 0; k < o.depth; ++k) {
     const Level& l = levels[k];
     tab.rows.push_back({static_cast<double>(k + 1), l.parent_written_mib, l.freeze_ms,
@@ -190,16 +195,10 @@ ReportSection fork_chain(Sandbox& root, const ForkRunningOptions& o) {
                         mib(l.image.overlay_bytes), l.teardown_ms});
     freeze.push_back(l.freeze_ms);
     written.push_back(l.parent_written_mib);
-    if (k > 0) overlay_growth.push_back(mib(l.image.overlay_bytes) - prev_overlay);
-    prev_overlay = mib(l.image.overlay_bytes);
   }
   sec.tables.push_back(std::move(tab));
   sec.rows.push_back({"freeze", "freeze per level", "ms", summarize(freeze)});
   sec.rows.push_back({"written_mib", "pages copied per level (written)", "MiB", summarize(written)});
-  if (!overlay_growth.empty()) {
-    sec.rows.push_back({"overlay_growth_mib", "overlay growth from level to level", "MiB",
-                        summarize(overlay_growth)});
-  }
   const Summary w = summarize(written);
   sec.values.push_back({"max_written_percent_of_ram", "largest copy at one level / RAM", "%",
                         100.0 * w.max / o.memory_mib, true});
