@@ -16,7 +16,13 @@ std::shared_ptr<const VmImage> Sandbox::Impl::freeze() {
   if (state.load() != SandboxState::kReady) {
     throw InvalidStateError("cannot fork a sandbox that is " + std::string(to_string(state.load())));
   }
-  return vm->freeze();
+  resetting = true;  // the capture closes the agent connection (reconnect_after_reset clears it)
+  try {
+    return vm->freeze();
+  } catch (const InvalidStateError&) {
+    resetting = false;  // refused before anything was touched
+    throw;
+  }
 }
 
 void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
@@ -49,7 +55,10 @@ std::shared_ptr<Template> Sandbox::make_template(const TemplateOptions& options)
   } catch (const InvalidStateError&) {
     throw;  // nothing was touched
   } catch (...) {
-    if (impl_->vm->wait(std::chrono::milliseconds(0))) throw;  // the VM is gone
+    if (impl_->vm->wait(std::chrono::milliseconds(0))) {  // the VM is gone: no reconnect
+      impl_->resetting = false;
+      throw;
+    }
     failure = std::current_exception();
   }
   impl_->reconnect_after_reset("a fork of the sandbox");
@@ -72,6 +81,8 @@ std::unique_ptr<Sandbox> Sandbox::fork(const ForkConfig& config, std::stop_token
   } catch (...) {
     if (!impl_->vm->wait(std::chrono::milliseconds(0))) {
       impl_->reconnect_after_reset("a failed fork of the sandbox");
+    } else {
+      impl_->resetting = false;  // the VM is gone: no reconnect
     }
     throw;
   }

@@ -40,6 +40,9 @@ struct Sandbox::Impl {
   std::atomic<SandboxState> state{SandboxState::kBooting};
   std::chrono::nanoseconds boot_time{0};
   ForkTimings fork_timings;
+  // Set while a snapshot or freeze resets the agent connection on purpose, so that the lost
+  // connection is not taken for a dying VM (whose cause is waited for).
+  std::atomic<bool> resetting{false};
 
   std::mutex mutex;  // guards vm (reset at shutdown), final_tail, stop_watch
   std::string final_tail;
