@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,17 +43,6 @@ uint8_t* map_file(uint64_t size, int flags, int fd, uint64_t offset, const char*
   return static_cast<uint8_t*>(p);
 }
 
-void check_size(uint64_t size) {
-  if (size == 0 || size % layout::kPageSize != 0) {
-    throw ConfigError("guest memory size " + std::to_string(size) +
-                      " is not a non-zero multiple of 4096");
-  }
-  // off_t is signed; mmap offsets and ftruncate take it.
-  if (size > static_cast<uint64_t>(INT64_MAX) - layout::kGiB) {
-    throw ConfigError("guest memory size " + std::to_string(size) + " is too large");
-  }
-}
-
 }  // namespace
 
 GuestMemory GuestMemory::map_regions(uint64_t size,
@@ -74,23 +62,16 @@ GuestMemory GuestMemory::map_regions(uint64_t size,
 }
 
 GuestMemory GuestMemory::create_anonymous(uint64_t size) {
-  check_size(size);
+  check_guest_memory_size(size);
   return map_regions(size, [](uint64_t len, uint64_t) { return map_anonymous(len); });
 }
 
 GuestMemory GuestMemory::create_memfd(uint64_t size) {
-  check_size(size);
-  Fd fd(memfd_create("forkvm-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!fd) throw GuestMemoryError(std::string("memfd_create: ") + std::strerror(errno));
-  if (ftruncate(fd.get(), static_cast<off_t>(size)) < 0) {
-    throw GuestMemoryError("cannot size the guest memfd to " + std::to_string(size) +
-                           " bytes: " + std::strerror(errno));
-  }
+  check_guest_memory_size(size);
+  Fd fd = create_sized_memfd("forkvm-guest-ram", size);
   // The size is final: sealing it means no holder of the memfd can truncate it under a mapping
   // (which would turn guest accesses into SIGBUS in this process).
-  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-    throw GuestMemoryError(std::string("cannot seal the guest memfd: ") + std::strerror(errno));
-  }
+  add_memfd_seals(fd.get(), F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, "the guest memfd");
   const int raw = fd.get();
   GuestMemory mem = map_regions(size, [raw](uint64_t len, uint64_t offset) {
     return map_file(len, MAP_SHARED, raw, offset, "(shared memfd)");

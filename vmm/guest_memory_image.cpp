@@ -182,12 +182,9 @@ std::shared_ptr<const MemoryImage> GuestMemory::freeze() {
     }
     case Backing::kAnonymous: {
       // An empty (all-zero, sparse) base and one layer with every page ever touched.
-      Fd zero(memfd_create("forkvm-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-      if (!zero) throw GuestMemoryError("memfd_create: " + errno_text());
-      if (ftruncate(zero.get(), static_cast<off_t>(total_)) < 0 ||
-          fcntl(zero.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-        throw GuestMemoryError("cannot size and seal a zero memfd: " + errno_text());
-      }
+      Fd zero = create_sized_memfd("forkvm-guest-ram", total_);
+      add_memfd_seals(zero.get(), F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL,
+                      "the zero memfd");
       next = MemoryImage::from_file(zero.get(), total_)->with_layer(private_extents(), read_view);
       break;
     }

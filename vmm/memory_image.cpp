@@ -20,16 +20,6 @@ namespace {
 
 using Extent = MemoryImage::Extent;
 
-void check_image_size(uint64_t size) {
-  if (size == 0 || size % layout::kPageSize != 0) {
-    throw ConfigError("guest memory size " + std::to_string(size) +
-                      " is not a non-zero multiple of 4096");
-  }
-  if (size > static_cast<uint64_t>(INT64_MAX) - layout::kGiB) {
-    throw ConfigError("guest memory size " + std::to_string(size) + " is too large");
-  }
-}
-
 /// Checks that `pages` are page-aligned, non-empty, sorted, disjoint and inside `size`.
 void check_extents(const std::vector<Extent>& pages, uint64_t size) {
   uint64_t end_of_previous = 0;
@@ -85,13 +75,8 @@ std::vector<Extent> unite(std::vector<Extent> all) {
 std::shared_ptr<const MemoryImage::Layer> make_layer(uint64_t size, std::vector<Extent> extents,
                                                      const MemoryImage::ReadFn& read) {
   auto layer = std::make_shared<MemoryImage::Layer>();
-  layer->fd.reset(memfd_create("forkvm-ram-layer", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!layer->fd) throw GuestMemoryError(std::string("memfd_create (layer): ") + std::strerror(errno));
+  layer->fd = create_sized_memfd("forkvm-ram-layer", size);
   const int fd = layer->fd.get();
-  if (ftruncate(fd, static_cast<off_t>(size)) < 0) {
-    throw GuestMemoryError("cannot size a memory layer to " + std::to_string(size) +
-                           " bytes: " + std::strerror(errno));
-  }
   // Filled through a shared mapping, so each byte is copied once (view -> page cache); the
   // mapping is gone before F_SEAL_WRITE, which refuses while a writable shared mapping exists.
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
@@ -109,17 +94,42 @@ std::shared_ptr<const MemoryImage::Layer> make_layer(uint64_t size, std::vector<
     throw;
   }
   munmap(p, size);
-  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-    throw GuestMemoryError(std::string("cannot seal a memory layer: ") + std::strerror(errno));
-  }
+  add_memfd_seals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL, "a memory layer");
   layer->extents = std::move(extents);
   return layer;
 }
 
 }  // namespace
 
+void check_guest_memory_size(uint64_t size) {
+  if (size == 0 || size % layout::kPageSize != 0) {
+    throw ConfigError("guest memory size " + std::to_string(size) +
+                      " is not a non-zero multiple of 4096");
+  }
+  // off_t is signed; mmap offsets and ftruncate take it.
+  if (size > static_cast<uint64_t>(INT64_MAX) - layout::kGiB) {
+    throw ConfigError("guest memory size " + std::to_string(size) + " is too large");
+  }
+}
+
+Fd create_sized_memfd(const char* name, uint64_t size) {
+  Fd fd(memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) throw GuestMemoryError(std::string("memfd_create (") + name + "): " + std::strerror(errno));
+  if (ftruncate(fd.get(), static_cast<off_t>(size)) < 0) {
+    throw GuestMemoryError(std::string("cannot size the memfd ") + name + " to " +
+                           std::to_string(size) + " bytes: " + std::strerror(errno));
+  }
+  return fd;
+}
+
+void add_memfd_seals(int fd, int seals, const char* what) {
+  if (fcntl(fd, F_ADD_SEALS, seals) < 0) {
+    throw GuestMemoryError(std::string("cannot seal ") + what + ": " + std::strerror(errno));
+  }
+}
+
 std::shared_ptr<const MemoryImage> MemoryImage::from_file(int fd, uint64_t size) {
-  check_image_size(size);
+  check_guest_memory_size(size);
   struct stat st {};
   if (fd < 0 || fstat(fd, &st) < 0) {
     throw SnapshotError("guest memory file: cannot stat descriptor " + std::to_string(fd) + ": " +

@@ -25,6 +25,17 @@
 
 namespace forkvm {
 
+/// Throws ConfigError unless `size` is a valid guest RAM size: a non-zero multiple of 4096 that
+/// fits off_t (mmap offsets and ftruncate take it) with room for the MMIO hole.
+void check_guest_memory_size(uint64_t size);
+
+/// A new memfd (close-on-exec, sealable) named `name`, sized to `size` bytes (sparse: nothing
+/// is allocated until written). Throws GuestMemoryError.
+Fd create_sized_memfd(const char* name, uint64_t size);
+
+/// Adds `seals` (F_SEAL_*) to the memfd `fd`; `what` names it in the GuestMemoryError.
+void add_memfd_seals(int fd, int seals, const char* what);
+
 class MemoryImage {
  public:
   /// A page-aligned byte range in the memory-file layout (GuestMemory's class comment).
