@@ -59,6 +59,13 @@ std::string socket_in(const std::string& temp_dir, const char* what) {
   return path;
 }
 
+void check_hostname(const std::optional<std::string>& hostname, const char* option) {
+  if (hostname && !protocol::valid_hostname(*hostname)) {
+    throw ConfigError(std::string(option) + " '" + hostname->substr(0, 80) +
+                      "' is not 1..64 characters of [A-Za-z0-9.-]");
+  }
+}
+
 std::string_view to_string(SandboxState state) noexcept {
   switch (state) {
     case SandboxState::kBooting: return "booting";
@@ -82,10 +89,7 @@ std::string Sandbox::Impl::tail() {
 
 void Sandbox::Impl::boot(std::stop_token stop) {
   if (config.vm.vsock) throw ConfigError("SandboxConfig::vm.vsock must be unset: the sandbox adds its own");
-  if (config.hostname && !protocol::valid_hostname(*config.hostname)) {
-    throw ConfigError("SandboxConfig::hostname '" + config.hostname->substr(0, 80) +
-                      "' is not 1..64 characters of [A-Za-z0-9.-]");
-  }
+  check_hostname(config.hostname, "SandboxConfig::hostname");
   if (config.vm.extra_cmdline.find("forkvm.after_ready=") != std::string::npos) {
     throw ConfigError("SandboxConfig::vm.extra_cmdline must not set forkvm.after_ready: the "
                       "sandbox needs forkvm.after_ready=serve");
@@ -133,10 +137,7 @@ void Sandbox::Impl::set_identity() {
 
 void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& rc,
                             std::stop_token stop) {
-  if (rc.hostname && !protocol::valid_hostname(*rc.hostname)) {
-    throw ConfigError("SandboxRestoreConfig::hostname '" + rc.hostname->substr(0, 80) +
-                      "' is not 1..64 characters of [A-Za-z0-9.-]");
-  }
+  check_hostname(rc.hostname, "SandboxRestoreConfig::hostname");
   config.runtime_dir = rc.runtime_dir;
   config.boot_timeout = rc.boot_timeout;
   config.request_timeout = rc.request_timeout;

@@ -5,7 +5,6 @@
 #include <exception>
 
 #include "forkvm/template.hpp"
-#include "guest-init/protocol/field_rules.hpp"
 #include "sandbox/sandbox_impl.hpp"
 
 namespace forkvm {
@@ -68,10 +67,7 @@ std::shared_ptr<Template> Sandbox::make_template(const TemplateOptions& options)
 
 std::unique_ptr<Sandbox> Sandbox::fork(const ForkConfig& config, std::stop_token stop) {
   const auto t0 = Clock::now();
-  if (config.hostname && !protocol::valid_hostname(*config.hostname)) {
-    throw ConfigError("ForkConfig::hostname '" + config.hostname->substr(0, 80) +
-                      "' is not 1..64 characters of [A-Za-z0-9.-]");
-  }
+  check_hostname(config.hostname, "ForkConfig::hostname");
   std::lock_guard once(impl_->shutdown_mutex);
   std::shared_ptr<const VmImage> image;
   try {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -25,6 +26,9 @@ uint64_t next_restore_cid();
 /// The socket path inside a private temp dir, checked against the sun_path limit (ConfigError
 /// naming `what`, the option that chose the directory).
 std::string socket_in(const std::string& temp_dir, const char* what);
+/// Throws ConfigError naming `option` (e.g. "ForkConfig::hostname") unless `hostname` is unset
+/// or 1..64 characters of [A-Za-z0-9.-].
+void check_hostname(const std::optional<std::string>& hostname, const char* option);
 
 struct Sandbox::Impl {
   using Clock = std::chrono::steady_clock;

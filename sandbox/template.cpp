@@ -11,7 +11,6 @@
 #include <thread>
 #include <utility>
 
-#include "guest-init/protocol/field_rules.hpp"
 #include "sandbox/sandbox_impl.hpp"
 
 namespace forkvm {
@@ -146,10 +145,7 @@ std::shared_ptr<const VmImage> Template::image() const noexcept { return impl_->
 
 std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_token stop) {
   const auto t0 = Clock::now();
-  if (config.hostname && !protocol::valid_hostname(*config.hostname)) {
-    throw ConfigError("ForkConfig::hostname '" + config.hostname->substr(0, 80) +
-                      "' is not 1..64 characters of [A-Za-z0-9.-]");
-  }
+  check_hostname(config.hostname, "ForkConfig::hostname");
   if (stop.stop_requested()) throw CancelledError("fork cancelled");
   const auto deadline = t0 + config.boot_timeout;
   PreparedVm p;
@@ -186,14 +182,12 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   impl->config.vm.kvm_device = impl_->options.kvm_device;
   impl->config.vm.vcpus = impl_->image->vcpus();
   impl->config.vm.memory_mib = impl_->image->memory_mib();
+  impl->fork_timings = timings;  // adopt() adds agent_connect and identity
   // From here the Sandbox::Impl owns the VM and its directory; on a throw its destructor
   // shuts the child down and removes them.
   impl->adopt(std::move(p.vm), std::exchange(p.temp_dir, {}), p.socket_path, deadline, stop);
-  timings.to_ready = Clock::now() - t0;
-  timings.agent_connect = impl->fork_timings.agent_connect;  // measured by adopt()
-  timings.identity = impl->fork_timings.identity;
-  impl->boot_time = timings.to_ready;
-  impl->fork_timings = timings;
+  impl->fork_timings.to_ready = Clock::now() - t0;
+  impl->boot_time = impl->fork_timings.to_ready;
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
 }
 
