@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/kvm/counting_machine.hpp"
+#include "tests/support/file_stat.hpp"
 #include "vmm/guest_memory.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/memory_image.hpp"
@@ -48,15 +49,6 @@ bool covers(const std::vector<MemoryImage::Extent>& extents, uint64_t offset) {
   }
   return false;
 }
-
-struct stat stat_of(int fd) {
-  struct stat st {};
-  EXPECT_EQ(fstat(fd, &st), 0) << "fstat(" << fd << ")";
-  return st;
-}
-
-/// Bytes a file really holds (memfds are sparse: only written pages are allocated).
-uint64_t allocated_bytes(int fd) { return static_cast<uint64_t>(stat_of(fd).st_blocks) * 512; }
 
 /// Bytes allocated in all of an image's layer files.
 uint64_t layer_allocated_bytes(const MemoryImage& image) {

@@ -23,11 +23,14 @@
 #include "vmm/guest_memory.hpp"
 #include "vmm/kvm/fd.hpp"
 #include "vmm/memory_image.hpp"
+#include "tests/support/file_stat.hpp"
 
 namespace forkvm {
 namespace {
 
 using Extent = MemoryImage::Extent;
+using test::allocated_bytes;
+using test::stat_of;
 using Image = std::shared_ptr<const MemoryImage>;
 
 constexpr uint64_t kPage = layout::kPageSize;
@@ -86,14 +89,6 @@ bool covers(const std::vector<Extent>& extents, uint64_t offset, uint64_t len) {
   }
   return false;
 }
-
-struct stat stat_of(int fd) {
-  struct stat st {};
-  EXPECT_EQ(fstat(fd, &st), 0) << "fstat(" << fd << ")";
-  return st;
-}
-
-uint64_t allocated_bytes(int fd) { return static_cast<uint64_t>(stat_of(fd).st_blocks) * 512; }
 
 /// Checks the invariants every image's layers keep (memory_image.hpp).
 void expect_well_formed(const MemoryImage& image) {
