@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 
+#include "vmm/host_virt.hpp"
 #include "vmm/state/msr_list.hpp"
 
 namespace forkvm {
@@ -13,6 +14,9 @@ std::shared_ptr<const KvmHost> KvmHost::get(const std::string& device) {
   static std::map<std::string, std::shared_ptr<const KvmHost>> hosts;
   std::lock_guard lock(mu);
   if (auto it = hosts.find(device); it != hosts.end()) return it->second;
+  // Before anything opens: a PVM /dev/kvm would build the VM fine and then spin in the guest's
+  // decompressor until the caller's timeout (issue 10).
+  require_standard_kvm(probe_host_virt(host_root_from_env()), device, pvm_allowed_by_env());
   KvmSystem kvm = KvmSystem::open(device);
   require_capabilities(kvm, {{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
                              {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},

@@ -25,7 +25,9 @@ KvmSystem KvmSystem::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    const char* hint = err == ENOENT   ? "this host has no KVM (load kvm_intel/kvm_amd, or use kvm-lab)"
+    const char* hint = err == ENOENT   ? "this host has no KVM: use a host with Intel VT-x or AMD-V (bare metal, or a "
+                                         "VM with nested virtualization) with kvm_intel/kvm_amd loaded, "
+                                         "or run forkvm inside tools/kvm-lab"
                        : err == EACCES ? "no permission (add the user to the kvm group, or run as root)"
                                        : "";
     throw KvmError("open " + path, err, hint);
