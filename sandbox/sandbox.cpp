@@ -114,7 +114,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     if (stop.stop_requested()) throw CancelledError("sandbox boot cancelled");
     if (Clock::now() >= deadline) {
       throw TimeoutError("the guest agent did not signal ready within " + ms_text(config.boot_timeout) +
-                         "\n--- guest console (tail) ---\n" + tail());
+                         ": " + vm->progress_report() + "\n--- guest console (tail) ---\n" + tail());
     }
   }
   connect_agent(deadline, stop);
@@ -236,7 +236,8 @@ void Sandbox::Impl::connect_agent(Clock::time_point deadline, const std::stop_to
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     if (left <= milliseconds(0)) {
       throw TimeoutError("the guest agent did not answer within " + ms_text(config.boot_timeout) +
-                         " (last attempt: " + last_error + ")\n--- guest console (tail) ---\n" + tail());
+                         " (last attempt: " + last_error + ")\nwhere the guest is: " +
+                         vm->progress_report() + "\n--- guest console (tail) ---\n" + tail());
     }
     o.connect_timeout = std::min(left, milliseconds(2000));
     try {

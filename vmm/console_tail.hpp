@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -16,12 +17,19 @@ class ConsoleTail {
   /// Appends output, dropping the oldest bytes beyond the capacity.
   void append(std::string_view data) {
     std::lock_guard lock(mu_);
+    total_ += data.size();
     if (data.size() >= capacity_) {
       buf_.assign(data.substr(data.size() - capacity_));
       return;
     }
     buf_.append(data);
     if (buf_.size() > capacity_) buf_.erase(0, buf_.size() - capacity_);
+  }
+
+  /// Bytes appended so far, kept or not.
+  uint64_t total() const {
+    std::lock_guard lock(mu_);
+    return total_;
   }
 
   /// The kept bytes, starting at a line boundary when one is available.
@@ -36,6 +44,7 @@ class ConsoleTail {
   size_t capacity_;
   mutable std::mutex mu_;
   std::string buf_;
+  uint64_t total_ = 0;
 };
 
 }  // namespace forkvm

@@ -1,6 +1,7 @@
 #include "vmm/vcpu_thread.hpp"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <signal.h>
 
 #include <cerrno>
@@ -76,6 +77,24 @@ void VcpuThread::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+VcpuSample VcpuThread::sample() const {
+  VcpuSample s;
+  s.index = index_;
+  s.thread_id = tid_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard lock(mu_);
+    s.finished = finished_;
+  }
+  // Each read on its own: a vCPU whose state KVM cannot give (e.g. after an entry failure)
+  // still reports what it can.
+  try { s.regs = vcpu_.get_regs(); } catch (const Error&) {}
+  try { s.sregs = vcpu_.get_sregs(); } catch (const Error&) {}
+  try { s.events = vcpu_.get_vcpu_events(); } catch (const Error&) {}
+  s.counts = history_.counts();
+  s.recent = history_.recent();
+  return s;
+}
+
 bool VcpuThread::finished() const {
   std::lock_guard lock(mu_);
   return finished_;
@@ -90,16 +109,47 @@ void VcpuThread::kick() {
   if (thread_.joinable()) pthread_kill(thread_.native_handle(), vcpu_kick_signal());
 }
 
+namespace {
+
+/// An exit whose instruction KVM finishes only on the next KVM_RUN (api.rst, KVM_RUN).
+bool completes_on_next_run(const VcpuExit& exit) noexcept {
+  return std::holds_alternative<IoIn>(exit) || std::holds_alternative<IoOut>(exit) ||
+         std::holds_alternative<MmioRead>(exit) || std::holds_alternative<MmioWrite>(exit);
+}
+
+/// Follow-on exits finish_pending_instruction() handles before it parks anyway: an MMIO access
+/// has at most a few fragments; a rep string I/O one exit per page-bounded chunk, so a hostile
+/// guest's huge count must not keep its vCPU from ever parking.
+constexpr int kMaxFollowOnExits = 4096;
+
+}  // namespace
+
 void VcpuThread::loop() {
   // The embedding process may block real-time signals; this thread must receive the kick.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, vcpu_kick_signal());
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  // Named and numbered for diagnostics: gdb, /proc and KVM's trace events show this thread.
+  const std::string name = "forkvm-vcpu" + std::to_string(index_);
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+  tid_.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
 
+  // The last exit was an I/O or MMIO access: its instruction is unfinished until the next
+  // KVM_RUN (RIP still on the OUT, an IN's register not loaded).
+  bool instruction_pending = false;
   for (;;) {
     {
       std::unique_lock lock(mu_);
+      if (request_ == Request::kPause && instruction_pending) {
+        // Finish it before parking, so that the state read while paused (snapshot, freeze) is
+        // consistent. Decided here, under mu_ and right before parking: a pause request that
+        // arrives after this check finds the instruction already finished.
+        lock.unlock();
+        instruction_pending = false;
+        if (!finish_pending_instruction()) break;
+        continue;
+      }
       while (request_ == Request::kPause) {
         parked_ = true;
         cv_.notify_all();
@@ -107,20 +157,15 @@ void VcpuThread::loop() {
       }
       parked_ = false;
       if (request_ == Request::kStop) break;
-      ++runs_;
     }
+    history_.record_run();
     const VcpuExit exit = vcpu_.run();
+    history_.record(exit);
+    // Any KVM_RUN, even one that returns EINTR at once, first finishes the previous instruction.
+    instruction_pending = false;
     const ExitAction action = dispatch(exit, pio_, mmio_);
     if (action == ExitAction::kContinue) {
-      // The kernel finishes an I/O or MMIO exit's instruction only on the next KVM_RUN. If
-      // this thread is about to park, do that now (without running guest code), so that the
-      // state read while paused, e.g. for a snapshot, is consistent (RIP past the OUT).
-      bool parking;
-      {
-        std::lock_guard lock(mu_);
-        parking = request_ != Request::kRun;
-      }
-      if (parking) vcpu_.complete_pending_io();
+      instruction_pending = completes_on_next_run(exit);
       continue;
     }
     if (action == ExitAction::kInterrupted) {
@@ -128,13 +173,45 @@ void VcpuThread::loop() {
       vcpu_.set_immediate_exit(false);
       continue;
     }
-    if (observer_) observer_(index_, action, describe(exit));
+    report_stop(exit, action);
     break;
   }
   std::lock_guard lock(mu_);
   finished_ = true;
   parked_ = false;
   cv_.notify_all();
+}
+
+bool VcpuThread::finish_pending_instruction() {
+  // KVM_RUN with immediate_exit: KVM finishes the instruction and returns EINTR without running
+  // guest code, unless finishing it needs another exit (the next fragment of a split MMIO
+  // access, the next chunk of a rep string I/O). Such an exit is dispatched like any other
+  // (dropping it would hand the guest stale data on resume) and KVM_RUN repeats. A kick that
+  // sets immediate_exit meanwhile is not lost: its request is re-checked under mu_ afterwards.
+  for (int i = 0; i < kMaxFollowOnExits; ++i) {
+    vcpu_.set_immediate_exit(true);
+    history_.record_run();
+    const VcpuExit exit = vcpu_.run();
+    vcpu_.set_immediate_exit(false);
+    if (std::holds_alternative<Interrupted>(exit)) return true;
+    history_.record(exit);
+    const ExitAction action = dispatch(exit, pio_, mmio_);
+    if (action == ExitAction::kContinue) continue;
+    report_stop(exit, action);
+    return false;
+  }
+  return true;
+}
+
+void VcpuThread::report_stop(const VcpuExit& exit, ExitAction action) {
+  if (!observer_) return;
+  // A triple fault or a fatal exit: say where the vCPU was (this thread is outside KVM_RUN, so
+  // its state can be read here).
+  std::string detail = describe(exit);
+  if (std::holds_alternative<Shutdown>(exit) || action == ExitAction::kFatal) {
+    detail += "\n" + format_vcpu(sample());
+  }
+  observer_(index_, action, detail);
 }
 
 }  // namespace forkvm

@@ -4,6 +4,7 @@
 // Firecracker's vstate/vcpu.rs); the signal handler does nothing, so it takes no locks.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -14,6 +15,7 @@
 #include "vmm/bus.hpp"
 #include "vmm/exit_dispatch.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
+#include "vmm/vcpu_report.hpp"
 
 namespace forkvm {
 
@@ -49,11 +51,19 @@ class VcpuThread {
   /// The vCPU (for state get/set while paused).
   VcpuFd& vcpu() noexcept { return vcpu_; }
   /// Number of KVM_RUN calls so far (approximate; for diagnostics).
-  uint64_t run_count() const noexcept { return runs_; }
+  uint64_t run_count() const noexcept { return history_.counts().runs; }
+  /// Registers, pending events, exit counts and the last exits, for error messages. Only while
+  /// the vCPU is parked (pause()) or finished; a register KVM refuses to read is left out.
+  VcpuSample sample() const;
 
  private:
   enum class Request { kRun, kPause, kStop };
   void loop();
+  /// Finishes the instruction of the last I/O or MMIO exit without running guest code (before
+  /// parking). False when that ended in an exit that stops the vCPU (already reported).
+  bool finish_pending_instruction();
+  /// Tells the observer why the vCPU stops, with its registers for a triple fault or fatal exit.
+  void report_stop(const VcpuExit& exit, ExitAction action);
   void kick();
 
   uint32_t index_;
@@ -67,7 +77,9 @@ class VcpuThread {
   Request request_ = Request::kPause;
   bool parked_ = false;
   bool finished_ = false;
-  uint64_t runs_ = 0;
+  ExitHistory history_;
+  /// The thread's kernel id once it runs (0 before), for diagnostics.
+  std::atomic<int> tid_{0};
   std::thread thread_;
 };
 

@@ -257,6 +257,13 @@ class Vm {
   size_t send_console_input(std::string_view bytes);
   /// Port and MMIO accesses that no device claimed.
   uint64_t unmapped_accesses() const;
+  /// Where a guest that has not signalled ready is, as text for an error message: whether it
+  /// wrote anything to its console, then per vCPU its mode and registers (RIP, RSP, CR0-CR4,
+  /// EFER, CS, GDT/IDT), pending events, KVM_RUN and exit counts and its last exits, sampled
+  /// twice 100 ms apart so that a guest stuck on one instruction, one looping and a slow one
+  /// can be told apart. Parks the vCPUs briefly for each sample, then lets them run again
+  /// (unless pause() holds them). Several lines, no trailing newline.
+  std::string progress_report();
 
  private:
   struct Impl;

@@ -128,9 +128,12 @@ int boot_command(std::span<char* const> argv) {
       return report(*r, *vm);
     }
   }
+  // A guest that never became ready gets the account of where it is (stuck or slow), taken
+  // before it is stopped.
+  const std::string where = announced ? "" : "\n" + vm->progress_report();
   vm->stop();
-  std::fprintf(stderr, "forkvm: guest still running after %llu s; stopped\n--- console tail ---\n%s\n",
-               static_cast<unsigned long long>(o.timeout_s), vm->console_tail().c_str());
+  std::fprintf(stderr, "forkvm: guest still running after %llu s; stopped%s\n--- console tail ---\n%s\n",
+               static_cast<unsigned long long>(o.timeout_s), where.c_str(), vm->console_tail().c_str());
   return kExitTimeout;
 }
 

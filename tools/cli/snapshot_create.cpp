@@ -107,7 +107,8 @@ int create(const CreateOptions& o) {
     vm->start();
     if (!vm->wait_ready(o.timeout)) {
       std::cerr << "forkvm snapshot create: the agent was not ready within " << o.timeout.count()
-                << " s\n--- guest console (tail) ---\n" << vm->console_tail();
+                << " s: " << vm->progress_report() << "\n--- guest console (tail) ---\n"
+                << vm->console_tail();
       return kExitTimeout;
     }
     const auto t0 = std::chrono::steady_clock::now();

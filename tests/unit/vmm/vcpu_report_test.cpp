@@ -1,0 +1,126 @@
+// ExitHistory and the formatting of vCPU samples and stalled boots, with fabricated exits and
+// registers (no /dev/kvm): what a boot-timeout or triple-fault error says about the guest.
+#include "vmm/vcpu_report.hpp"
+
+#include <gtest/gtest.h>
+
+#include <array>
+
+namespace forkvm {
+namespace {
+
+using std::chrono::milliseconds;
+
+VcpuSample long_mode_sample(uint64_t rip, ExitHistory::Counts counts) {
+  VcpuSample s;
+  s.index = 0;
+  kvm_regs r{};
+  r.rip = rip;
+  r.rsp = 0x8000;
+  r.rflags = 0x2;
+  s.regs = r;
+  kvm_sregs sr{};
+  sr.cr0 = 0x80050033;
+  sr.cr3 = 0x9000;
+  sr.cr4 = 0x20;
+  sr.efer = 0x500;  // LME | LMA
+  sr.cs.l = 1;
+  sr.cs.selector = 0x10;
+  s.sregs = sr;
+  s.events = kvm_vcpu_events{};
+  s.counts = counts;
+  return s;
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+TEST(ExitHistory, CountsByKindAndKeepsTheLastExits) {
+  ExitHistory h;
+  std::array<uint8_t, 4> data{};
+  for (int i = 0; i < 3; ++i) h.record_run();
+  h.record(IoOut{0x3f8, 1, 1, std::span<const uint8_t>(data.data(), 1)});
+  h.record(MmioRead{0xd0000000, std::span<uint8_t>(data.data(), 4)});
+  h.record(Interrupted{});
+  h.record(Shutdown{});
+  const auto c = h.counts();
+  EXPECT_EQ(c.runs, 3u);
+  EXPECT_EQ(c.io, 1u);
+  EXPECT_EQ(c.mmio, 1u);
+  EXPECT_EQ(c.kicks, 1u);
+  EXPECT_EQ(c.other, 1u);
+  const auto recent = h.recent();
+  ASSERT_EQ(recent.size(), 3u);  // kicks are not kept
+  EXPECT_EQ(to_string(recent[0]), "out 0x3f8/1");
+  EXPECT_EQ(to_string(recent[1]), "mmio read 0xd0000000/4");
+  EXPECT_EQ(to_string(recent[2]), "shutdown (triple fault)");
+}
+
+TEST(ExitHistory, KeepsOnlyTheNewestWhenFull) {
+  ExitHistory h;
+  std::array<uint8_t, 1> data{};
+  for (uint16_t port = 0; port < 20; ++port) {
+    h.record(IoIn{port, 1, 1, std::span<uint8_t>(data)});
+  }
+  const auto recent = h.recent();
+  ASSERT_EQ(recent.size(), ExitHistory::kKept);
+  EXPECT_EQ(recent.front().where, 20u - ExitHistory::kKept);
+  EXPECT_EQ(recent.back().where, 19u);
+  EXPECT_EQ(h.counts().io, 20u);
+}
+
+TEST(VcpuReport, SaysModeRegistersAndEvents) {
+  auto s = long_mode_sample(0x1000000, {10, 2, 0, 0, 0});
+  s.events->exception.injected = 1;
+  s.events->exception.nr = 14;
+  const std::string text = format_vcpu(s);
+  EXPECT_TRUE(has(text, "vCPU 0: long mode, RIP 0x1000000")) << text;
+  EXPECT_TRUE(has(text, "CR3 0x9000")) << text;
+  EXPECT_TRUE(has(text, "EFER 0x500")) << text;
+  EXPECT_TRUE(has(text, "exception 14")) << text;
+  EXPECT_TRUE(has(text, "KVM_RUN 10; exits: io 2")) << text;
+}
+
+TEST(VcpuReport, UnreadableRegistersAreSaid) {
+  VcpuSample s;
+  s.index = 3;
+  s.finished = true;
+  const std::string text = format_vcpu(s);
+  EXPECT_TRUE(has(text, "vCPU 3 (stopped):")) << text;
+  EXPECT_TRUE(has(text, "registers unreadable")) << text;
+}
+
+TEST(VcpuReport, TheResetStateAfterATripleFaultIsNamed) {
+  VcpuSample s;
+  kvm_regs r{};
+  r.rip = 0xfff0;
+  s.regs = r;
+  kvm_sregs sr{};
+  sr.cs.base = 0xffff0000;
+  s.sregs = sr;
+  const std::string text = format_vcpu(s);
+  EXPECT_TRUE(has(text, "real mode")) << text;
+  EXPECT_TRUE(has(text, "the reset state")) << text;
+}
+
+TEST(StallReport, SilentGuestStuckOnOneInstruction) {
+  const std::vector<VcpuSample> first{long_mode_sample(0x1000000, {5, 0, 0, 1, 0})};
+  const std::vector<VcpuSample> second{long_mode_sample(0x1000000, {6, 0, 0, 2, 0})};
+  const std::string text = format_stall(0, milliseconds(30500), first, second, milliseconds(100));
+  EXPECT_TRUE(has(text, "wrote nothing to its console and never signalled ready in 30.5 s")) << text;
+  EXPECT_TRUE(has(text, "RIP 0x1000000 (unchanged over 100 ms)")) << text;
+  EXPECT_TRUE(has(text, "(0 in the last 100 ms)")) << text;
+  EXPECT_TRUE(has(text, "no vCPU moved")) << text;
+}
+
+TEST(StallReport, TalkativeGuestStillRunning) {
+  const std::vector<VcpuSample> first{long_mode_sample(0x1000000, {5, 10, 0, 0, 0})};
+  const std::vector<VcpuSample> second{long_mode_sample(0x1000040, {9, 14, 0, 0, 0})};
+  const std::string text = format_stall(1234, milliseconds(2000), first, second, milliseconds(100));
+  EXPECT_TRUE(has(text, "wrote 1234 bytes to its console but never signalled ready in 2.0 s")) << text;
+  EXPECT_TRUE(has(text, "RIP 0x1000040 (was 0x1000000 100 ms earlier)")) << text;
+  EXPECT_TRUE(has(text, "(4 in the last 100 ms)")) << text;
+  EXPECT_TRUE(has(text, "still running guest code")) << text;
+}
+
+}  // namespace
+}  // namespace forkvm

@@ -1,0 +1,44 @@
+// Vm::progress_report: where a guest that has not signalled ready is, for the boot-timeout
+// errors of the Sandbox and the CLI (issue 10: tell a stuck guest from a slow one).
+#include <thread>
+
+#include "vmm/vcpu_report.hpp"
+#include "vmm/vm_impl.hpp"
+
+namespace forkvm {
+
+namespace {
+/// Between the two samples of each vCPU: long enough for a running guest to move, short
+/// enough not to matter to a caller that is already reporting a timeout.
+constexpr std::chrono::milliseconds kSampleGap{100};
+}  // namespace
+
+std::string Vm::progress_report() {
+  // The vCPUs are parked for each sample (registers can only be read outside KVM_RUN) and
+  // resumed afterwards unless the caller had paused them. lifecycle_mu keeps stop() and
+  // snapshot() from running in between.
+  std::lock_guard lifecycle(impl_->lifecycle_mu);
+  const auto take = [this] {
+    std::vector<VcpuSample> samples;
+    for (auto& v : impl_->vcpus) v->pause();
+    for (auto& v : impl_->vcpus) samples.push_back(v->sample());
+    if (!impl_->user_paused) {
+      for (auto& v : impl_->vcpus) v->resume();
+    }
+    return samples;
+  };
+  const auto first = take();
+  std::this_thread::sleep_for(kSampleGap);
+  const auto second = take();
+  std::chrono::milliseconds waited{};
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->started) {
+      waited = std::chrono::duration_cast<std::chrono::milliseconds>(Impl::Clock::now() -
+                                                                    *impl_->started);
+    }
+  }
+  return format_stall(impl_->tail.total(), waited, first, second, kSampleGap);
+}
+
+}  // namespace forkvm
