@@ -70,8 +70,9 @@ GuestMemory GuestMemory::create_memfd(uint64_t size) {
   check_guest_memory_size(size);
   Fd fd = create_sized_memfd("forkvm-guest-ram", size);
   // The size is final: sealing it means no holder of the memfd can truncate it under a mapping
-  // (which would turn guest accesses into SIGBUS in this process).
-  add_memfd_seals(fd.get(), F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, "the guest memfd");
+  // (which would turn guest accesses into SIGBUS in this process). Not F_SEAL_SEAL yet: freeze()
+  // adds F_SEAL_WRITE when the memfd becomes an image's base.
+  add_memfd_seals(fd.get(), F_SEAL_SHRINK | F_SEAL_GROW, "the guest memfd");
   const int raw = fd.get();
   GuestMemory mem = map_regions(size, [raw](uint64_t len, uint64_t offset) {
     return map_file(len, MAP_SHARED, raw, offset, "(shared memfd)");

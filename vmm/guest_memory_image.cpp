@@ -209,8 +209,21 @@ std::shared_ptr<const MemoryImage> GuestMemory::freeze() {
                                        "cannot continue): ") + e.what());
   }
   backing_ = Backing::kPrivateFile;
-  fd_.reset();
   image_ = next;
+  if (fd_) {
+    // The memfd is now an image's base: immutable from here on, and the kernel enforces it.
+    // F_SEAL_WRITE refuses (EBUSY) while any shared mapping of it is left, so it also proves
+    // the re-map above replaced every one; after it, a write through any descriptor or a new
+    // shared mapping fails at the writer instead of changing what the children read.
+    const Fd base = std::move(fd_);
+    try {
+      add_memfd_seals(base.get(), F_SEAL_WRITE | F_SEAL_SEAL, "the frozen RAM");
+    } catch (const GuestMemoryError& e) {
+      throw GuestMemoryError(std::string("freeze: the frozen RAM is still mapped shared "
+                                         "somewhere, so the image could change under its "
+                                         "children: ") + e.what());
+    }
+  }
   return next;
 }
 

@@ -3,11 +3,13 @@
 // pages only (coalesced, merged past kMaxLayers / kMaxExtents), private_extents(), usage(), and
 // what with_layer / from_file refuse.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -168,6 +170,43 @@ TEST(MemoryImageFreeze, SharedMemfdBecomesTheBaseWithoutACopy) {
   ASSERT_EQ(pread(image->base_fd(), &in_file, sizeof in_file, 0x1000),
             static_cast<ssize_t>(sizeof in_file));
   EXPECT_EQ(in_file, word(1, 0x1000));
+}
+
+TEST(MemoryImageFreeze, TheFrozenMemfdIsSealedAgainstWrites) {
+  GuestMemory mem = GuestMemory::create_memfd(kSize);
+  fill_page(mem, 0x1000, 1);
+  const Image image = mem.freeze();
+  ASSERT_TRUE(image);
+  const int seals = fcntl(image->base_fd(), F_GET_SEALS);
+  EXPECT_NE(seals & F_SEAL_WRITE, 0) << "the base of an image must be immutable";
+  EXPECT_NE(seals & F_SEAL_SEAL, 0);
+  // A writer faults at the write, not in a child later.
+  const uint64_t junk = 0xdeadbeef;
+  EXPECT_EQ(pwrite(image->base_fd(), &junk, sizeof junk, 0x1000), -1);
+  EXPECT_EQ(errno, EPERM);
+  void* shared = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, image->base_fd(), 0);
+  EXPECT_EQ(shared, MAP_FAILED) << "a writable shared mapping of a frozen base was allowed";
+  if (shared != MAP_FAILED) munmap(shared, kPage);
+  // Copy-on-write views (the children) still work.
+  GuestMemory view = GuestMemory::map_image(image);
+  fill_page(view, 0x1000, 2);
+  EXPECT_TRUE(page_is(view, 0x1000, 2));
+  EXPECT_TRUE(page_is(GuestMemory::map_image(image), 0x1000, 1));
+}
+
+TEST(MemoryImageFreeze, AnotherSharedMappingOfTheRamFailsTheFreeze) {
+  // Something still mapping the RAM shared (a device with its own mapping, say) could change the
+  // image under its children: the freeze must refuse instead of handing out that image.
+  GuestMemory mem = GuestMemory::create_memfd(kSize);
+  void* other = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, mem.backing_fd(), 0);
+  ASSERT_NE(other, MAP_FAILED);
+  try {
+    mem.freeze();
+    ADD_FAILURE() << "freeze() accepted RAM that is still mapped shared";
+  } catch (const GuestMemoryError& e) {
+    EXPECT_NE(std::string(e.what()).find("still mapped shared"), std::string::npos) << e.what();
+  }
+  munmap(other, kPage);
 }
 
 TEST(MemoryImageFreeze, AnonymousRamIsCopiedOnlyWhereTouched) {
