@@ -8,6 +8,8 @@
 #include "bench/fork_bench.hpp"
 #include "bench/fork_options.hpp"
 #include "bench/fork_running.hpp"
+#include "bench/fork_stress.hpp"
+#include "bench/fork_stress_options.hpp"
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "boot") == 0) {
@@ -23,6 +25,9 @@ int main(int argc, char** argv) {
     return forkvm::bench::fork_running_bench(
         std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
   }
+  if (argc >= 2 && std::strcmp(argv[1], "fork-stress") == 0) {
+    return forkvm::bench::fork_stress(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
+  }
   std::fprintf(stderr,
                "usage: forkvm-bench boot [-n N] [--vcpus N] [--memory MiB] [--image-dir DIR] [--no-qemu]\n"
                "  boot-to-agent-ready for forkvm and, in the same run, QEMU -M microvm on the same\n"
@@ -30,6 +35,7 @@ int main(int argc, char** argv) {
                "usage: forkvm-bench exec [-n N] [--vcpus N] [--memory MiB] [--file-mib M] [--file-rounds R]\n"
                "  round trips of exec([\"true\"]) and ping, and file throughput both ways, against a\n"
                "  bare vsock echo round trip in the same sandbox as the reference.\n"
-               "%s%s", forkvm::bench::kForkBenchUsage, forkvm::bench::kForkRunningUsage);
+               "%s%s%s", forkvm::bench::kForkBenchUsage, forkvm::bench::kForkRunningUsage,
+               forkvm::bench::kForkStressUsage);
   return 2;
 }

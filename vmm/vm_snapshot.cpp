@@ -25,6 +25,7 @@
 #include "snapshot/snapshot.hpp"
 #include "vmm/arch/x86_64/layout.hpp"
 #include "vmm/state/cpu_features.hpp"
+#include "vmm/vm_image_impl.hpp"
 #include "vmm/vm_impl.hpp"
 
 namespace forkvm {
@@ -53,12 +54,6 @@ std::vector<VirtioDeviceKind> kinds_of(const snapshot::MachineConfig& m) {
 
 }  // namespace
 
-/// What a VmImage holds: the machine's configuration, its frozen memory and its decoded state.
-struct VmImage::Impl {
-  snapshot::MachineConfig machine;
-  std::shared_ptr<const MemoryImage> memory;
-  MachineComponents components;
-};
 
 VmImage::VmImage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 VmImage::~VmImage() = default;

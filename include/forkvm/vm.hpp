@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace forkvm {
 
@@ -79,6 +80,17 @@ struct RestoreOptions {
 };
 
 class VmImage;
+
+/// The hash of one 4 KiB page of an image's guest RAM (VmImage::page_digests()).
+struct PageDigest {
+  uint64_t gpa = 0;   ///< the page's guest-physical address
+  uint64_t hash = 0;  ///< a 64-bit hash of its bytes (not cryptographic)
+};
+
+/// The guest-physical addresses of the pages whose digests differ between two digests of the
+/// same image (and of pages only one of them has).
+std::vector<uint64_t> changed_pages(const std::vector<PageDigest>& before,
+                                    const std::vector<PageDigest>& after);
 
 /// Where the time of building a VM from an image went (Vm::prepare() and Vm::launch()). The
 /// phases follow the build order: KVM VM, memory, devices, vCPUs, then state and start.
@@ -155,6 +167,11 @@ class VmImage {
   size_t memory_layers() const noexcept;
   /// Bytes of guest RAM held by the overlay layers (copied pages; the base is never copied).
   uint64_t overlay_bytes() const noexcept;
+  /// A hash of every 4 KiB page of the image's RAM as a child sees it (base with overlays), in
+  /// guest-physical order. An image never changes after it was made, so two calls must agree
+  /// (changed_pages()); tools use it to prove that (forkvm-bench fork-stress). Reads all of the
+  /// RAM: about as long as copying it.
+  std::vector<PageDigest> page_digests() const;
 
   struct Impl;
   /// Internal: made by open() and Vm::freeze().

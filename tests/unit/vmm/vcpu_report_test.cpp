@@ -2,6 +2,8 @@
 // registers (no /dev/kvm): what a boot-timeout or triple-fault error says about the guest.
 #include "vmm/vcpu_report.hpp"
 
+#include "forkvm/vm.hpp"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -120,6 +122,22 @@ TEST(StallReport, TalkativeGuestStillRunning) {
   EXPECT_TRUE(has(text, "RIP 0x1000040 (was 0x1000000 100 ms earlier)")) << text;
   EXPECT_TRUE(has(text, "(4 in the last 100 ms)")) << text;
   EXPECT_TRUE(has(text, "still running guest code")) << text;
+}
+
+}  // namespace
+}  // namespace forkvm
+
+namespace forkvm {
+namespace {
+
+TEST(ChangedPages, ListsThePagesWhoseHashDiffers) {
+  const std::vector<PageDigest> before{{0x0, 1}, {0x1000, 2}, {0x2000, 3}};
+  std::vector<PageDigest> after = before;
+  EXPECT_TRUE(changed_pages(before, after).empty());
+  after[1].hash = 99;
+  EXPECT_EQ(changed_pages(before, after), std::vector<uint64_t>{0x1000});
+  after.push_back({0x3000, 4});
+  EXPECT_EQ(changed_pages(before, after), (std::vector<uint64_t>{0x1000, 0x3000}));
 }
 
 }  // namespace

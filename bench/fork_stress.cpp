@@ -1,0 +1,318 @@
+#include "bench/fork_stress.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/fork_common.hpp"
+#include "bench/fork_options.hpp"
+#include "bench/fork_stress_options.hpp"
+#include "bench/kvm_trace.hpp"
+#include "bench/stats.hpp"
+#include "forkvm/errors.hpp"
+#include "forkvm/sandbox_errors.hpp"
+#include "forkvm/vm.hpp"
+
+namespace forkvm::bench {
+namespace {
+
+/// How one path went.
+struct PathResult {
+  StressPath path{};
+  unsigned attempts = 0, ok = 0, failed = 0;
+  std::vector<double> to_ready_ms;  ///< fork() call -> returned, for the forks that worked
+  double seconds = 0;
+  /// Image pages that changed while the path ran (-1: not checked, e.g. Sandbox::fork chains,
+  /// whose images are internal to each fork).
+  long changed_pages = -1;
+  std::vector<std::string> reports;  ///< files written for failures
+  std::string setup_error;           ///< the path could not be set up (counted as one failure)
+};
+
+class StressRun {
+ public:
+  StressRun(const ForkStressOptions& o, Sandbox& root, std::string out, KvmTrace* trace)
+      : o_(o), root_(root), out_(std::move(out)), trace_(trace) {}
+
+  PathResult run(StressPath p) {
+    PathResult r;
+    r.path = p;
+    const auto t0 = Clock::now();
+    std::fprintf(stderr, "[fork-stress] %s: %u forks\n", to_string(p), o_.n);
+    switch (p) {
+      case StressPath::kTemplate:
+        template_forks(r, "template", [this] { return root_.make_template(); });
+        break;
+      case StressPath::kPool:
+        template_forks(r, "pool", [this] {
+          TemplateOptions t;
+          t.pool_size = o_.pool;
+          return root_.make_template(t);
+        });
+        break;
+      case StressPath::kSnapshot: {
+        // In TMPDIR, not --out: the snapshot writer renames with RENAME_NOREPLACE, which a 9p
+        // share (kvm-lab's --out) refuses.
+        const char* tmp = std::getenv("TMPDIR");
+        const std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/forkvm-stress-snapshot-" +
+                                std::to_string(::getpid());
+        std::filesystem::remove_all(dir);
+        template_forks(r, "snapshot", [this, &dir] {
+          root_.snapshot(dir);
+          return Template::open(dir);
+        });
+        std::filesystem::remove_all(dir);
+        break;
+      }
+      case StressPath::kChain: chain_forks(r); break;
+    }
+    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return r;
+  }
+
+ private:
+  ForkConfig fork_config() const {
+    ForkConfig c;
+    c.boot_timeout = std::chrono::seconds(120);
+    c.request_timeout = std::chrono::seconds(60);
+    return c;
+  }
+
+  /// The marker file says which state a child must have started from.
+  void set_marker(Sandbox& s, const std::string& marker) {
+    const ExecResult r = s.exec_shell("echo " + marker + " > /tmp/marker");
+    if (r.exit_code != 0) throw Error("writing /tmp/marker failed: " + r.stderr_data);
+  }
+
+  /// Throws unless the child answers an exec with `marker` (its parent's state at the freeze).
+  static void check(Sandbox& child, const std::string& marker) {
+    const ExecResult r = child.exec({"cat", "/tmp/marker"});
+    if (r.exit_code != 0 || r.stdout_data != marker + "\n") {
+      throw Error("the child answered with '" + r.stdout_data + "' (exit " +
+                  (r.exit_code ? std::to_string(*r.exit_code) : std::string("none")) +
+                  "), not its parent's marker '" + marker + "'");
+    }
+  }
+
+  void keep_alive(std::deque<std::unique_ptr<Sandbox>>& live, std::unique_ptr<Sandbox> child) {
+    live.push_back(std::move(child));
+    while (live.size() > o_.live) {
+      live.front()->shutdown();
+      live.pop_front();
+    }
+  }
+
+  void template_forks(PathResult& r, const std::string& name,
+                      const std::function<std::shared_ptr<Template>()>& make) {
+    // The template's state is the root's marker at the freeze; the root moves on afterwards, as
+    // the e2e tests' parent does, and no child may see that.
+    const std::string marker = name + "-state";
+    set_marker(root_, marker);
+    const std::shared_ptr<Template> tmpl = make();
+    const auto digests = tmpl->image()->page_digests();
+    set_marker(root_, "root-after-" + name);
+    std::deque<std::unique_ptr<Sandbox>> live;
+    for (unsigned i = 0; i < o_.n && r.failed < o_.stop_after; ++i) {
+      ++r.attempts;
+      const auto t0 = Clock::now();
+      try {
+        auto child = tmpl->fork(fork_config());
+        r.to_ready_ms.push_back(ms_since(t0));
+        check(*child, marker);
+        keep_alive(live, std::move(child));
+        ++r.ok;
+      } catch (const std::exception& e) {
+        fail(r, i, e.what(), &digests, tmpl.get());
+      }
+      if ((i + 1) % 50 == 0) progress(r);
+    }
+    for (auto& c : live) c->shutdown();
+    const auto after = tmpl->image()->page_digests();
+    r.changed_pages = static_cast<long>(changed_pages(digests, after).size());
+    if (r.changed_pages > 0) fail(r, r.attempts, "the template's image changed while it was forked", &digests, tmpl.get());
+  }
+
+  void chain_forks(PathResult& r) {
+    set_marker(root_, "chain-root");
+    std::vector<std::unique_ptr<Sandbox>> chain;  // chain[k] is level k + 1
+    std::string marker = "chain-root";
+    for (unsigned i = 0; i < o_.n && r.failed < o_.stop_after; ++i) {
+      ++r.attempts;
+      Sandbox& parent = chain.empty() ? root_ : *chain.back();
+      const auto t0 = Clock::now();
+      try {
+        auto child = parent.fork(fork_config());
+        r.to_ready_ms.push_back(ms_since(t0));
+        check(*child, marker);
+        // The parent moves on; the child gets a state of its own for its own children.
+        set_marker(parent, marker + "-moved-on");
+        marker = "chain-" + std::to_string(i);
+        set_marker(*child, marker);
+        chain.push_back(std::move(child));
+        ++r.ok;
+      } catch (const std::exception& e) {
+        fail(r, i, e.what(), nullptr, nullptr);
+        chain.clear();  // start again from the root
+        marker = "chain-root";
+        set_marker(root_, marker);
+        continue;
+      }
+      if (chain.size() >= o_.depth) {
+        while (!chain.empty()) {
+          chain.back()->shutdown();
+          chain.pop_back();
+        }
+        marker = "chain-root";
+        set_marker(root_, marker);
+      }
+      if ((i + 1) % 50 == 0) progress(r);
+    }
+    while (!chain.empty()) {
+      chain.back()->shutdown();
+      chain.pop_back();
+    }
+  }
+
+  void progress(const PathResult& r) {
+    std::fprintf(stderr, "[fork-stress]   %s: %u forks, %u failed\n", to_string(r.path), r.attempts, r.failed);
+  }
+
+  /// Records a failure: the error (a VM that stopped carries its vCPUs' registers and last
+  /// exits, and the console tail), the pages of the image that changed since it was made, and
+  /// the dead vCPU thread's last KVM trace events.
+  void fail(PathResult& r, unsigned index, const std::string& what,
+            const std::vector<PageDigest>* digests, const Template* tmpl) {
+    ++r.failed;
+    std::string report = "forkvm-bench fork-stress: " + std::string(to_string(r.path)) + " fork " +
+                         std::to_string(index) + " failed\n\n" + what + "\n";
+    if (digests != nullptr && tmpl != nullptr) {
+      const auto changed = changed_pages(*digests, tmpl->image()->page_digests());
+      report += "\nimage pages changed since the image was made: " + std::to_string(changed.size()) + "\n";
+      char buf[32];
+      for (size_t k = 0; k < changed.size() && k < 256; ++k) {
+        std::snprintf(buf, sizeof buf, "  0x%llx\n", static_cast<unsigned long long>(changed[k]));
+        report += buf;
+      }
+    }
+    if (trace_ != nullptr) {
+      std::smatch m;
+      const std::regex thread_re("host thread ([0-9]+)");
+      const int tid = std::regex_search(what, m, thread_re) ? std::stoi(m[1]) : 0;
+      report += "\nKVM trace events of " + (tid != 0 ? "host thread " + std::to_string(tid) : std::string("all threads")) +
+                " (last 600):\n" + trace_->excerpt(tid, 600);
+    }
+    const std::string file = out_ + "/failure-" + to_string(r.path) + "-" + std::to_string(index) + ".txt";
+    std::ofstream(file) << report;
+    r.reports.push_back(file);
+    std::fprintf(stderr, "[fork-stress]   %s fork %u FAILED: %s\n[fork-stress]   report: %s\n",
+                 to_string(r.path), index, what.substr(0, what.find('\n')).c_str(), file.c_str());
+  }
+
+  const ForkStressOptions& o_;
+  Sandbox& root_;
+  std::string out_;
+  KvmTrace* trace_;
+};
+
+int run(const ForkStressOptions& o) {
+  raise_fd_limit();
+  std::string out = o.out_dir;
+  if (out.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    out = std::string(tmp != nullptr ? tmp : "/tmp") + "/forkvm-fork-stress-" + std::to_string(::getpid());
+  }
+  std::filesystem::create_directories(out);
+  std::unique_ptr<KvmTrace> trace;
+  std::string trace_note = "off";
+  if (o.trace) {
+    std::string why;
+    trace = KvmTrace::start(why);
+    trace_note = trace ? "on" : "unavailable: " + why;
+  }
+  const std::string dir = o.image_dir.empty() ? std::string(FORKVM_BENCH_IMAGE_DIR) : o.image_dir;
+  SandboxConfig c;
+  c.vm.kernel = dir + "/bzImage";
+  c.vm.initramfs = dir + "/initramfs.cpio.gz";
+  c.vm.vcpus = o.vcpus;
+  c.vm.memory_mib = o.memory_mib;
+  c.boot_timeout = std::chrono::seconds(300);
+  c.request_timeout = std::chrono::seconds(120);
+  auto root = Sandbox::create(c);
+  // Like the e2e parent: a detached process that every child inherits.
+  root->exec_shell("setsid sleep 100000 </dev/null >/dev/null 2>&1 &");
+  std::fprintf(stderr, "[fork-stress] root booted (%u vCPU, %u MiB); reports in %s; KVM trace %s\n",
+               o.vcpus, o.memory_mib, out.c_str(), trace_note.c_str());
+
+  StressRun stress(o, *root, out, trace.get());
+  std::vector<PathResult> results;
+  for (StressPath p : o.paths) {
+    try {
+      results.push_back(stress.run(p));
+    } catch (const std::exception& e) {
+      // Setting the path up (a freeze, a snapshot, the root's marker) failed: that is a failure
+      // of the path, reported as such, and the other paths still run.
+      PathResult r;
+      r.path = p;
+      r.failed = 1;
+      r.setup_error = e.what();
+      std::fprintf(stderr, "[fork-stress] %s: setting up failed: %s\n", to_string(p), e.what());
+      results.push_back(std::move(r));
+    }
+  }
+  root->shutdown();
+
+  unsigned failed = 0, attempts = 0;
+  nlohmann::json j = nlohmann::json::array();
+  std::printf("forkvm-bench fork-stress: %u vCPU, %u MiB, --live %u, --depth %u, --pool %u%s\n",
+              o.vcpus, o.memory_mib, o.live, o.depth, o.pool,
+              std::getenv("FORKVM_IN_KVM_LAB") != nullptr ? " (in kvm-lab)" : "");
+  std::printf("%-9s %8s %6s %6s %9s %10s %10s %13s %8s\n", "path", "attempts", "ok", "failed",
+              "fail rate", "p50 ms", "p90 ms", "image changed", "seconds");
+  for (const auto& r : results) {
+    const Summary s = summarize(r.to_ready_ms);
+    const std::string changed = r.changed_pages < 0 ? "n/a" : std::to_string(r.changed_pages) + " pages";
+    std::printf("%-9s %8u %6u %6u %8.2f%% %10.1f %10.1f %13s %8.0f\n", to_string(r.path), r.attempts,
+                r.ok, r.failed, r.attempts ? 100.0 * r.failed / r.attempts : 0.0, s.p50, s.p90,
+                changed.c_str(), r.seconds);
+    for (const auto& f : r.reports) std::printf("  failure report: %s\n", f.c_str());
+    if (!r.setup_error.empty()) std::printf("  setting up failed: %s\n", r.setup_error.c_str());
+    failed += r.failed;
+    attempts += r.attempts;
+    j.push_back({{"path", to_string(r.path)}, {"attempts", r.attempts}, {"ok", r.ok},
+                 {"failed", r.failed}, {"fork_p50_ms", s.p50}, {"fork_p90_ms", s.p90},
+                 {"changed_pages", r.changed_pages}, {"seconds", r.seconds}, {"reports", r.reports},
+                 {"setup_error", r.setup_error}});
+  }
+  std::printf("total: %u forks, %u failed; KVM trace %s\n", attempts, failed, trace_note.c_str());
+  if (o.json) std::printf("%s\n", j.dump(2).c_str());
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int fork_stress(std::span<char* const> args) {
+  ForkStressOptions o;
+  try {
+    const std::vector<std::string> a(args.begin(), args.end());
+    o = parse_fork_stress_options(a);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "forkvm-bench fork-stress: %s\n%s", e.what(), kForkStressUsage);
+    return 2;
+  }
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "forkvm-bench fork-stress: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace forkvm::bench

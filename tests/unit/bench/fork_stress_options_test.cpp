@@ -1,0 +1,55 @@
+// `forkvm-bench fork-stress` options: defaults (500 forks on every path), --paths lists, and
+// the usage errors.
+#include "bench/fork_stress_options.hpp"
+
+#include <gtest/gtest.h>
+
+#include "bench/fork_options.hpp"
+
+namespace forkvm::bench {
+namespace {
+
+ForkStressOptions parse(std::vector<std::string> a) { return parse_fork_stress_options(a); }
+
+TEST(ForkStressOptions, DefaultsCoverEveryPathWith500Forks) {
+  const auto o = parse({});
+  EXPECT_EQ(o.n, 500u);
+  EXPECT_EQ(o.paths, (std::vector<StressPath>{StressPath::kTemplate, StressPath::kPool,
+                                               StressPath::kChain, StressPath::kSnapshot}));
+  EXPECT_EQ(o.live, 4u);
+  EXPECT_EQ(o.depth, 5u);
+  EXPECT_FALSE(o.trace);
+}
+
+TEST(ForkStressOptions, ParsesEveryOption) {
+  const auto o = parse({"-n", "20", "--paths", "chain,template", "--live", "2", "--depth", "3",
+                        "--pool", "1", "--stop-after", "9", "--vcpus", "2", "--memory", "128",
+                        "--image-dir", "/img", "--out", "/o", "--trace", "--json"});
+  EXPECT_EQ(o.n, 20u);
+  EXPECT_EQ(o.paths, (std::vector<StressPath>{StressPath::kChain, StressPath::kTemplate}));
+  EXPECT_EQ(o.live, 2u);
+  EXPECT_EQ(o.depth, 3u);
+  EXPECT_EQ(o.pool, 1u);
+  EXPECT_EQ(o.stop_after, 9u);
+  EXPECT_EQ(o.vcpus, 2u);
+  EXPECT_EQ(o.memory_mib, 128u);
+  EXPECT_EQ(o.image_dir, "/img");
+  EXPECT_EQ(o.out_dir, "/o");
+  EXPECT_TRUE(o.trace);
+  EXPECT_TRUE(o.json);
+  EXPECT_STREQ(to_string(StressPath::kSnapshot), "snapshot");
+}
+
+TEST(ForkStressOptions, RejectsBadInput) {
+  EXPECT_THROW(parse({"-n", "0"}), UsageError);
+  EXPECT_THROW(parse({"-n", "x"}), UsageError);
+  EXPECT_THROW(parse({"-n"}), UsageError);
+  EXPECT_THROW(parse({"--paths", "template,nope"}), UsageError);
+  EXPECT_THROW(parse({"--paths", "pool,pool"}), UsageError);
+  EXPECT_THROW(parse({"--paths", ""}), UsageError);
+  EXPECT_THROW(parse({"--memory", "32"}), UsageError);
+  EXPECT_THROW(parse({"--bogus"}), UsageError);
+}
+
+}  // namespace
+}  // namespace forkvm::bench

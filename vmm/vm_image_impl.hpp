@@ -1,0 +1,20 @@
+// VmImage::Impl: what a frozen machine holds (its configuration, frozen memory and decoded
+// state). Private to the library: vm_snapshot.cpp makes and uses it, image_digest.cpp reads it.
+#pragma once
+
+#include <memory>
+
+#include "forkvm/vm.hpp"
+#include "snapshot/snapshot.hpp"
+#include "vmm/machine_components.hpp"
+#include "vmm/memory_image.hpp"
+
+namespace forkvm {
+
+struct VmImage::Impl {
+  snapshot::MachineConfig machine;
+  std::shared_ptr<const MemoryImage> memory;
+  MachineComponents components;
+};
+
+}  // namespace forkvm
