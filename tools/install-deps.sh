@@ -12,6 +12,8 @@ packages=(
   linux-source-6.1 flex bison libelf-dev bc xz-utils busybox-static cpio kmod
   # kvm-lab (real KVM inside QEMU-TCG) and the QEMU reference in forkvm-bench
   qemu-system-x86
+  # kvm-lab: backtraces of a test that hangs inside L1
+  gdb
 )
 
 missing=()
