@@ -108,6 +108,46 @@ TEST(KvmVcpuThread, PauseResumeAndStopASpinningGuest) {
   EXPECT_EQ(stops.load(), 0);  // a host-requested stop is not a guest stop
 }
 
+/// Counts the OUTs written to it.
+class CountingPort : public BusDevice {
+ public:
+  void read(uint64_t, std::span<uint8_t> data) override { std::fill(data.begin(), data.end(), 0); }
+  void write(uint64_t, std::span<const uint8_t>) override { outs.fetch_add(1); }
+  std::atomic<uint64_t> outs{0};
+};
+
+// A pause must never leave the vCPU parked on an I/O instruction that the device has already
+// handled but KVM has not finished (RIP still on the OUT): a snapshot or freeze would capture
+// it unfinished and every child would execute it again. The guest counts in RBX before each
+// OUT, so when parked on the OUT the device must have seen exactly RBX - 1 of them, and
+// anywhere else exactly RBX. Many pauses at arbitrary points of the loop.
+TEST(KvmVcpuThread, APausedVcpuIsNeverParkedOnAHandledButUnfinishedOut) {
+  // loop: inc rbx; out 0x80, al; jmp loop
+  TestGuest g({0x48, 0xFF, 0xC3, 0xE6, 0x80, 0xEB, 0xF9});
+  auto port = std::make_shared<CountingPort>();
+  g.pio.insert(port, 0x80, 1);
+  VcpuThread t(0, std::move(g.vcpu), g.pio, g.mmio, {});
+  t.start(true);
+  constexpr uint64_t kOutRip = kCodeStart + 3;
+  int parked_on_out = 0;
+  for (int i = 0; i < 1000; ++i) {
+    if (i % 2 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50 * (i % 7)));
+    t.pause();
+    const kvm_regs r = t.vcpu().get_regs();
+    const uint64_t outs = port->outs.load();
+    if (r.rip == kOutRip) {
+      ++parked_on_out;
+      ASSERT_EQ(outs, r.rbx - 1) << "pause " << i << ": parked on an OUT the device already handled";
+    } else {
+      ASSERT_EQ(outs, r.rbx) << "pause " << i << " at RIP 0x" << std::hex << r.rip;
+    }
+    t.resume();
+  }
+  t.stop();
+  EXPECT_GT(port->outs.load(), 0u);
+  RecordProperty("parked_on_out", parked_on_out);
+}
+
 TEST(KvmVcpuThread, TripleFaultStopsTheThreadAndReportsIt) {
   TestGuest g({0xCC});  // int3 with an empty IDT: #NP -> #DF -> triple fault
   std::atomic<int> stops{0};
