@@ -4,17 +4,9 @@
 
 #include <cstdio>
 
+#include "vmm/overloaded.hpp"
+
 namespace forkvm {
-namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
-
-}  // namespace
 
 ExitAction dispatch(const VcpuExit& exit, const Bus& pio, const Bus& mmio) noexcept {
   return std::visit(

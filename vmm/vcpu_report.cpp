@@ -4,15 +4,10 @@
 #include <cstdio>
 #include <variant>
 
+#include "vmm/overloaded.hpp"
+
 namespace forkvm {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 std::string hex(uint64_t v) {
   char buf[24];
