@@ -1,18 +1,15 @@
 // A boot that never signals ready says where the guest is (issue 10): Vm::progress_report()
 // and `forkvm boot --timeout` on a real /dev/kvm, with tiny ELF "kernels" that spin silently or
 // print two bytes to COM1 first, so a stuck guest is told apart from a talkative one.
-#include <elf.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "forkvm/vm.hpp"
 #include "tests/support/run_process.hpp"
+#include "tests/unit/arch/arch_test_util.hpp"
 
 namespace forkvm {
 namespace {
@@ -26,49 +23,20 @@ const std::vector<uint8_t> kSpin = {0xeb, 0xfe};
 const std::vector<uint8_t> kHelloThenSpin = {0x66, 0xba, 0xf8, 0x03, 0xb0, 'h', 0xee,
                                              0xb0, 'i',  0xee, 0xeb, 0xfe};
 
-/// An ELF64 executable with one PT_LOAD of `code` at kEntry, written to a fresh file.
+/// An ELF "kernel" whose one PT_LOAD starts with `code`, loaded and entered at kEntry.
 class ElfKernel {
  public:
-  explicit ElfKernel(const std::vector<uint8_t>& code) {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("forkvm-stall-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".elf"))
-                .string();
-    Elf64_Ehdr eh{};
-    std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-    eh.e_ident[EI_CLASS] = ELFCLASS64;
-    eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    eh.e_ident[EI_VERSION] = EV_CURRENT;
-    eh.e_type = ET_EXEC;
-    eh.e_machine = EM_X86_64;
-    eh.e_version = EV_CURRENT;
-    eh.e_entry = kEntry;
-    eh.e_phoff = sizeof(Elf64_Ehdr);
-    eh.e_ehsize = sizeof(Elf64_Ehdr);
-    eh.e_phentsize = sizeof(Elf64_Phdr);
-    eh.e_phnum = 1;
-    Elf64_Phdr ph{};
-    ph.p_type = PT_LOAD;
-    ph.p_flags = PF_R | PF_X;
-    ph.p_offset = 0x1000;
-    ph.p_vaddr = kEntry;
-    ph.p_paddr = kEntry;
-    ph.p_filesz = code.size();
-    ph.p_memsz = code.size();
-    ph.p_align = 0x1000;
-    std::vector<char> file(0x1000 + code.size(), 0);
-    std::memcpy(file.data(), &eh, sizeof eh);
-    std::memcpy(file.data() + sizeof eh, &ph, sizeof ph);
-    std::memcpy(file.data() + 0x1000, code.data(), code.size());
-    std::ofstream(path_, std::ios::binary).write(file.data(), static_cast<std::streamsize>(file.size()));
-  }
-  ~ElfKernel() { std::filesystem::remove(path_); }
-  ElfKernel(const ElfKernel&) = delete;
-  ElfKernel& operator=(const ElfKernel&) = delete;
-  const std::string& path() const { return path_; }
+  explicit ElfKernel(const std::vector<uint8_t>& code) : file_(bytes(code)) {}
+  const std::string& path() const { return file_.path(); }
 
  private:
-  static inline int counter_ = 0;
-  std::string path_;
+  static std::vector<uint8_t> bytes(const std::vector<uint8_t>& code) {
+    x86::test::FakeElf elf;
+    elf.entry = elf.paddr = elf.vaddr = kEntry;
+    elf.code = code;
+    return elf.bytes();
+  }
+  x86::test::TempFile file_;
 };
 
 std::unique_ptr<Vm> boot(const ElfKernel& kernel, uint32_t vcpus = 1) {

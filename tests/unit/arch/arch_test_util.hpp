@@ -109,6 +109,8 @@ struct FakeElf {
   uint64_t filesz = 0x3000;
   uint64_t memsz = 0x5000;     ///< > filesz: the tail is bss
   size_t file_size = 0x4000;   ///< bytes of file written (offset + filesz by default)
+  /// When set: the segment's first bytes (code for a guest to run); the pattern fills the rest.
+  std::vector<uint8_t> code;
 
   /// The file bytes. Segment byte i is (i * 13 + 1) & 0xff, non-zero bytes fill the rest.
   std::vector<uint8_t> bytes() const {
@@ -141,7 +143,7 @@ struct FakeElf {
     put(b, sizeof eh, load);
     put(b, sizeof eh + sizeof load, note);
     for (uint64_t i = 0; i < filesz && offset + i < b.size(); ++i) {
-      b[offset + i] = static_cast<uint8_t>(i * 13 + 1);
+      b[offset + i] = i < code.size() ? code[i] : static_cast<uint8_t>(i * 13 + 1);
     }
     b.resize(file_size);
     return b;
