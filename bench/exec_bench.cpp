@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/fork_common.hpp"
 #include "bench/stats.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/sandbox.hpp"
@@ -151,13 +152,8 @@ void print_ratio(const char* what, const Summary& a, const Summary& ref) {
 }
 
 int run(const Options& o) {
-  SandboxConfig c;
-  c.vm.kernel = o.image_dir + "/bzImage";
-  c.vm.initramfs = o.image_dir + "/initramfs.cpio.gz";
-  c.vm.vcpus = o.vcpus;
-  c.vm.memory_mib = o.memory_mib;
+  SandboxConfig c = image_sandbox_config(o.image_dir, o.vcpus, o.memory_mib);
   c.boot_timeout = std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000));
-  c.request_timeout = std::chrono::seconds(120);
   const auto t_boot = Clock::now();
   auto box = Sandbox::create(c);
   std::printf("sandbox ready in %.1f ms (%u vCPU, %u MiB); n=%u per row\n", ms_since(t_boot),

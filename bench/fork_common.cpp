@@ -9,6 +9,17 @@
 
 namespace forkvm::bench {
 
+SandboxConfig image_sandbox_config(const std::string& image_dir, unsigned vcpus, uint64_t memory_mib) {
+  SandboxConfig c;
+  c.vm.kernel = image_dir + "/bzImage";
+  c.vm.initramfs = image_dir + "/initramfs.cpio.gz";
+  c.vm.vcpus = vcpus;
+  c.vm.memory_mib = memory_mib;
+  c.boot_timeout = std::chrono::seconds(300);
+  c.request_timeout = std::chrono::seconds(120);
+  return c;
+}
+
 bool wait_pool_full(const Template& t, size_t want, std::chrono::milliseconds limit) {
   const auto deadline = Clock::now() + limit;
   while (t.pooled() < want) {

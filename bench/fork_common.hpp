@@ -23,6 +23,11 @@ inline double to_ms(std::chrono::nanoseconds d) {
 }
 inline double ms_since(Clock::time_point t0) { return to_ms(Clock::now() - t0); }
 
+/// A sandbox of the image in `image_dir` (its bzImage and initramfs.cpio.gz) with `vcpus` and
+/// `memory_mib`, and the generous deadlines a benchmark inside kvm-lab needs (boot 300 s,
+/// requests 120 s).
+SandboxConfig image_sandbox_config(const std::string& image_dir, unsigned vcpus, uint64_t memory_mib);
+
 /// Waits until `t` holds `want` pooled VMs, so that a measurement never overlaps the pool's
 /// background refill. Returns false when `limit` passed first.
 bool wait_pool_full(const Template& t, size_t want, std::chrono::milliseconds limit);

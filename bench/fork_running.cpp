@@ -210,13 +210,7 @@ ReportSection fork_chain(Sandbox& root, const ForkRunningOptions& o) {
 int run(const ForkRunningOptions& o) {
   const FdLimits fd_limits = raise_fd_limit();
   const std::string dir = o.image_dir.empty() ? std::string(FORKVM_BENCH_IMAGE_DIR) : o.image_dir;
-  SandboxConfig c;
-  c.vm.kernel = dir + "/bzImage";
-  c.vm.initramfs = dir + "/initramfs.cpio.gz";
-  c.vm.vcpus = o.vcpus;
-  c.vm.memory_mib = o.memory_mib;
-  c.boot_timeout = std::chrono::seconds(300);
-  c.request_timeout = std::chrono::seconds(120);
+  const SandboxConfig c = image_sandbox_config(dir, o.vcpus, o.memory_mib);
   const auto t0 = Clock::now();
   auto root = Sandbox::create(c);
   const double boot_ms = ms_since(t0);

@@ -238,13 +238,7 @@ int run(const ForkStressOptions& o) {
     trace_note = trace ? "on" : "unavailable: " + why;
   }
   const std::string dir = o.image_dir.empty() ? std::string(FORKVM_BENCH_IMAGE_DIR) : o.image_dir;
-  SandboxConfig c;
-  c.vm.kernel = dir + "/bzImage";
-  c.vm.initramfs = dir + "/initramfs.cpio.gz";
-  c.vm.vcpus = o.vcpus;
-  c.vm.memory_mib = o.memory_mib;
-  c.boot_timeout = std::chrono::seconds(300);
-  c.request_timeout = std::chrono::seconds(120);
+  const SandboxConfig c = image_sandbox_config(dir, o.vcpus, o.memory_mib);
   auto root = Sandbox::create(c);
   // Like the e2e parent: a detached process that every child inherits.
   root->exec_shell("setsid sleep 100000 </dev/null >/dev/null 2>&1 &");
