@@ -226,20 +226,7 @@ int run(const ForkBenchOptions& o) {
 }  // namespace
 
 int fork_bench(std::span<char* const> args) {
-  ForkBenchOptions o;
-  try {
-    const std::vector<std::string> a(args.begin(), args.end());
-    o = parse_fork_options(a);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "forkvm-bench fork: %s\n%s", e.what(), kForkBenchUsage);
-    return 2;
-  }
-  try {
-    return run(o);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "forkvm-bench fork: %s\n", e.what());
-    return 1;
-  }
+  return run_subcommand("fork", args, kForkBenchUsage, parse_fork_options, run);
 }
 
 }  // namespace forkvm::bench

@@ -2,6 +2,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdio>
+#include <span>
+#include <utility>
 #include <cstddef>
 #include <memory>
 #include <functional>
@@ -9,6 +12,7 @@
 #include <vector>
 
 #include "bench/fork_failures.hpp"
+#include "bench/fork_options.hpp"
 #include "bench/fork_report.hpp"
 #include "bench/proc_status.hpp"
 #include "forkvm/sandbox.hpp"
@@ -22,6 +26,28 @@ inline double to_ms(std::chrono::nanoseconds d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 inline double ms_since(Clock::time_point t0) { return to_ms(Clock::now() - t0); }
+
+/// The shape of every fork subcommand: parses `args` with `parse` (a UsageError prints the
+/// message and `usage`, exit 2), then returns `run(options)` (an exception is printed, exit 1).
+/// `name` is the subcommand, e.g. "fork-stress".
+template <class Parse, class Run>
+int run_subcommand(const char* name, std::span<char* const> args, const char* usage, Parse parse,
+                   Run run) {
+  decltype(parse(std::declval<std::span<const std::string>>())) options;
+  try {
+    const std::vector<std::string> a(args.begin(), args.end());
+    options = parse(a);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "forkvm-bench %s: %s\n%s", name, e.what(), usage);
+    return 2;
+  }
+  try {
+    return run(options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "forkvm-bench %s: %s\n", name, e.what());
+    return 1;
+  }
+}
 
 /// A sandbox of the image in `image_dir` (its bzImage and initramfs.cpio.gz) with `vcpus` and
 /// `memory_mib`, and the generous deadlines a benchmark inside kvm-lab needs (boot 300 s,

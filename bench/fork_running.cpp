@@ -243,20 +243,7 @@ int run(const ForkRunningOptions& o) {
 }  // namespace
 
 int fork_running_bench(std::span<char* const> args) {
-  ForkRunningOptions o;
-  try {
-    const std::vector<std::string> a(args.begin(), args.end());
-    o = parse_fork_running_options(a);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "forkvm-bench fork-running: %s\n%s", e.what(), kForkRunningUsage);
-    return 2;
-  }
-  try {
-    return run(o);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "forkvm-bench fork-running: %s\n", e.what());
-    return 1;
-  }
+  return run_subcommand("fork-running", args, kForkRunningUsage, parse_fork_running_options, run);
 }
 
 }  // namespace forkvm::bench

@@ -293,20 +293,7 @@ int run(const ForkStressOptions& o) {
 }  // namespace
 
 int fork_stress(std::span<char* const> args) {
-  ForkStressOptions o;
-  try {
-    const std::vector<std::string> a(args.begin(), args.end());
-    o = parse_fork_stress_options(a);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "forkvm-bench fork-stress: %s\n%s", e.what(), kForkStressUsage);
-    return 2;
-  }
-  try {
-    return run(o);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "forkvm-bench fork-stress: %s\n", e.what());
-    return 1;
-  }
+  return run_subcommand("fork-stress", args, kForkStressUsage, parse_fork_stress_options, run);
 }
 
 }  // namespace forkvm::bench
