@@ -71,7 +71,8 @@ TEST(E2eCli, RunJsonKeepsStdoutAndStderrApart) {
 }
 
 TEST(E2eCli, RunReportsSignalsTimeoutsAndMissingPrograms) {
-  EXPECT_EQ(run("run -- sh -c 'kill -KILL $$'").status, 128 + 9);
+  const CliRun killed = run("run -- sh -c 'kill -KILL $$'");
+  EXPECT_EQ(killed.status, 128 + 9) << killed.output;
   const CliRun timed = run("run --timeout 2 -- sleep 100");
   EXPECT_EQ(timed.status, 124) << timed.output;
   const CliRun missing = run("run -- /no/such/program");
