@@ -3,21 +3,16 @@
 #include <cstdlib>
 
 namespace forkvm::bench {
-namespace {
-
-/// A decimal number in [min, 100000].
-unsigned parse_count(const std::string& option, const std::string& text, unsigned min) {
+unsigned parse_count(const std::string& option, const std::string& text, unsigned min, unsigned max) {
   char* end = nullptr;
   const bool digits_only = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
   const unsigned long v = digits_only ? std::strtoul(text.c_str(), &end, 10) : 0;
-  if (!digits_only || end == nullptr || *end != '\0' || v < min || v > 100000) {
-    throw UsageError(option + " needs a whole number from " + std::to_string(min) +
-                     " to 100000, not '" + text + "'");
+  if (!digits_only || end == nullptr || *end != '\0' || v < min || v > max) {
+    throw UsageError(option + " needs a whole number from " + std::to_string(min) + " to " +
+                     std::to_string(max) + ", not '" + text + "'");
   }
   return static_cast<unsigned>(v);
 }
-
-}  // namespace
 
 const char* const kForkBenchUsage =
     "usage: forkvm-bench fork --snapshot DIR [--snapshot DIR2]... [-n N] [--pool P] [--live K]\n"

@@ -42,6 +42,11 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The decimal whole number `text` given to `option`, in [min, max]. Throws UsageError naming
+/// the option and the range otherwise (signs, spaces and other characters included).
+unsigned parse_count(const std::string& option, const std::string& text, unsigned min,
+                     unsigned max = 100000);
+
 /// Parses the arguments after "fork". Throws UsageError for an unknown option, a missing or
 /// malformed value, a missing --snapshot, or -n 0.
 /// --snapshot may repeat: the first is `snapshot`, the rest go to `more_snapshots`.

@@ -1,23 +1,12 @@
 #include "bench/fork_stress_options.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <sstream>
 
 #include "bench/fork_options.hpp"
 
 namespace forkvm::bench {
 namespace {
-
-unsigned count(const std::string& option, const std::string& text, unsigned min, unsigned max) {
-  const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-  const unsigned long v = digits && text.size() < 10 ? std::strtoul(text.c_str(), nullptr, 10) : 0;
-  if (!digits || v < min || v > max) {
-    throw UsageError(option + " needs a whole number from " + std::to_string(min) + " to " +
-                     std::to_string(max) + ", not '" + text + "'");
-  }
-  return static_cast<unsigned>(v);
-}
 
 std::vector<StressPath> parse_paths(const std::string& text) {
   std::vector<StressPath> out;
@@ -71,14 +60,14 @@ ForkStressOptions parse_fork_stress_options(std::span<const std::string> args) {
       if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
       return args[++i];
     };
-    if (a == "-n") o.n = count(a, value(), 1, 1000000);
+    if (a == "-n") o.n = parse_count(a, value(), 1, 1000000);
     else if (a == "--paths") o.paths = parse_paths(value());
-    else if (a == "--live") o.live = count(a, value(), 1, 1000);
-    else if (a == "--depth") o.depth = count(a, value(), 1, 64);
-    else if (a == "--pool") o.pool = count(a, value(), 1, 64);
-    else if (a == "--stop-after") o.stop_after = count(a, value(), 1, 1000000);
-    else if (a == "--vcpus") o.vcpus = count(a, value(), 1, 64);
-    else if (a == "--memory") o.memory_mib = count(a, value(), 64, 65536);
+    else if (a == "--live") o.live = parse_count(a, value(), 1, 1000);
+    else if (a == "--depth") o.depth = parse_count(a, value(), 1, 64);
+    else if (a == "--pool") o.pool = parse_count(a, value(), 1, 64);
+    else if (a == "--stop-after") o.stop_after = parse_count(a, value(), 1, 1000000);
+    else if (a == "--vcpus") o.vcpus = parse_count(a, value(), 1, 64);
+    else if (a == "--memory") o.memory_mib = parse_count(a, value(), 64, 65536);
     else if (a == "--image-dir") o.image_dir = value();
     else if (a == "--out") o.out_dir = value();
     else if (a == "--trace") o.trace = true;
