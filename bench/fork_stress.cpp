@@ -39,8 +39,9 @@ struct PathResult {
 
 class StressRun {
  public:
-  StressRun(const ForkStressOptions& o, Sandbox& root, std::string out, KvmTrace* trace)
-      : o_(o), root_(root), out_(std::move(out)), trace_(trace) {}
+  StressRun(const ForkStressOptions& o, SandboxConfig config, Sandbox& root, std::string out,
+            KvmTrace* trace)
+      : o_(o), config_(std::move(config)), root_(root), out_(std::move(out)), trace_(trace) {}
 
   PathResult run(StressPath p) {
     PathResult r;
@@ -73,6 +74,8 @@ class StressRun {
         break;
       }
       case StressPath::kChain: chain_forks(r); break;
+      case StressPath::kFreshTemplate: fresh_forks(r, false); break;
+      case StressPath::kFreshSnapshot: fresh_forks(r, true); break;
     }
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return r;
@@ -117,27 +120,97 @@ class StressRun {
     const std::string marker = name + "-state";
     set_marker(root_, marker);
     const std::shared_ptr<Template> tmpl = make();
-    const auto digests = tmpl->image()->page_digests();
     set_marker(root_, "root-after-" + name);
+    fork_children(r, *tmpl, marker, o_.n, "");
+  }
+
+  /// The fresh-* paths: a newly booted sandbox per image, as the e2e tests' parents are (their
+  /// RAM is still the boot's shared memfd when it is frozen or written out).
+  void fresh_forks(PathResult& r, bool snapshot) {
+    const char* tmp = std::getenv("TMPDIR");
+    for (unsigned image = 0; r.attempts < o_.n && r.failed < o_.stop_after; ++image) {
+      auto parent = Sandbox::create(config_);
+      parent->exec_shell("setsid sleep 100000 </dev/null >/dev/null 2>&1 &");
+      const std::string marker = "fresh-" + std::to_string(image);
+      set_marker(*parent, marker);
+      std::string dir;
+      std::shared_ptr<Template> tmpl;
+      if (snapshot) {
+        dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/forkvm-stress-fresh-" +
+              std::to_string(::getpid()) + "-" + std::to_string(image);
+        parent->snapshot(dir);
+        tmpl = Template::open(dir);
+      } else {
+        tmpl = parent->make_template();
+      }
+      set_marker(*parent, "moved-on");
+      fork_children(r, *tmpl, marker, std::min(o_.per_image, o_.n - r.attempts), dir);
+      tmpl.reset();
+      parent->shutdown();
+      if (!dir.empty()) std::filesystem::remove_all(dir);
+    }
+  }
+
+  /// Forks `count` children of `tmpl`, each of which must answer with `marker`, and checks that
+  /// the image's pages never change. `snapshot_dir` (may be empty) is where the image came from:
+  /// kept in --out when a child of it fails.
+  void fork_children(PathResult& r, Template& tmpl, const std::string& marker, unsigned count,
+                     const std::string& snapshot_dir) {
+    const auto digests = tmpl.image()->page_digests();
     std::deque<std::unique_ptr<Sandbox>> live;
-    for (unsigned i = 0; i < o_.n && r.failed < o_.stop_after; ++i) {
-      ++r.attempts;
+    for (unsigned i = 0; i < count && r.failed < o_.stop_after; ++i) {
+      const unsigned index = r.attempts++;
       const auto t0 = Clock::now();
       try {
-        auto child = tmpl->fork(fork_config());
+        auto child = tmpl.fork(fork_config());
         r.to_ready_ms.push_back(ms_since(t0));
         check(*child, marker);
         keep_alive(live, std::move(child));
         ++r.ok;
       } catch (const std::exception& e) {
-        fail(r, i, e.what(), &digests, tmpl.get());
+        // The report first: re-forking adds trace events that could push the dead vCPU's out.
+        const std::string report = fail(r, index, e.what(), &digests, &tmpl);
+        std::string extra = refork(tmpl, marker);
+        if (!snapshot_dir.empty()) extra += keep_snapshot(r, index, snapshot_dir);
+        std::ofstream(report, std::ios::app) << extra << "\n";
       }
-      if ((i + 1) % 50 == 0) progress(r);
+      if ((index + 1) % 50 == 0) progress(r);
     }
     for (auto& c : live) c->shutdown();
-    const auto after = tmpl->image()->page_digests();
-    r.changed_pages = static_cast<long>(changed_pages(digests, after).size());
-    if (r.changed_pages > 0) fail(r, r.attempts, "the template's image changed while it was forked", &digests, tmpl.get());
+    const auto changed = changed_pages(digests, tmpl.image()->page_digests()).size();
+    r.changed_pages = std::max<long>(r.changed_pages, 0) + static_cast<long>(changed);
+    if (changed > 0) fail(r, r.attempts, "the image changed while it was forked", &digests, &tmpl);
+  }
+
+  /// After a failed child: --refork more children of the same image, reported (not counted).
+  /// Many failing means the image itself is bad; none, a race in the one child.
+  std::string refork(Template& tmpl, const std::string& marker) {
+    if (o_.refork == 0) return "";
+    unsigned bad = 0;
+    std::string first;
+    for (unsigned k = 0; k < o_.refork; ++k) {
+      try {
+        auto child = tmpl.fork(fork_config());
+        check(*child, marker);
+        child->shutdown();
+      } catch (const std::exception& e) {
+        if (bad++ == 0) first = e.what();
+      }
+    }
+    std::fprintf(stderr, "[fork-stress]   re-forks of the failed child's image: %u of %u failed\n", bad,
+                 o_.refork);
+    std::string out = "\nre-forks of the same image after this failure: " + std::to_string(bad) +
+                      " of " + std::to_string(o_.refork) + " failed";
+    if (bad > 0) out += "; the first:\n" + first;
+    return out;
+  }
+
+  /// Copies a failed child's snapshot into --out (restore it again with Template::open).
+  std::string keep_snapshot(const PathResult& r, unsigned index, const std::string& dir) {
+    const std::string kept = out_ + "/image-" + to_string(r.path) + "-" + std::to_string(index);
+    std::error_code ec;
+    std::filesystem::copy(dir, kept, std::filesystem::copy_options::recursive, ec);
+    return "\nthe snapshot: " + (ec ? "not kept (" + ec.message() + ")" : kept);
   }
 
   void chain_forks(PathResult& r) {
@@ -188,8 +261,9 @@ class StressRun {
   /// Records a failure: the error (a VM that stopped carries its vCPUs' registers and last
   /// exits, and the console tail), the pages of the image that changed since it was made, and
   /// the dead vCPU thread's last KVM trace events.
-  void fail(PathResult& r, unsigned index, const std::string& what,
-            const std::vector<PageDigest>* digests, const Template* tmpl) {
+  /// Returns the report's file.
+  std::string fail(PathResult& r, unsigned index, const std::string& what,
+                   const std::vector<PageDigest>* digests, const Template* tmpl) {
     ++r.failed;
     std::string report = "forkvm-bench fork-stress: " + std::string(to_string(r.path)) + " fork " +
                          std::to_string(index) + " failed\n\n" + what + "\n";
@@ -214,9 +288,11 @@ class StressRun {
     r.reports.push_back(file);
     std::fprintf(stderr, "[fork-stress]   %s fork %u FAILED: %s\n[fork-stress]   report: %s\n",
                  to_string(r.path), index, what.substr(0, what.find('\n')).c_str(), file.c_str());
+    return file;
   }
 
   const ForkStressOptions& o_;
+  const SandboxConfig config_;  ///< how the root was booted, for the fresh-* paths' parents
   Sandbox& root_;
   std::string out_;
   KvmTrace* trace_;
@@ -245,7 +321,7 @@ int run(const ForkStressOptions& o) {
   std::fprintf(stderr, "[fork-stress] root booted (%u vCPU, %u MiB); reports in %s; KVM trace %s\n",
                o.vcpus, o.memory_mib, out.c_str(), trace_note.c_str());
 
-  StressRun stress(o, *root, out, trace.get());
+  StressRun stress(o, c, *root, out, trace.get());
   std::vector<PathResult> results;
   for (StressPath p : o.paths) {
     try {

@@ -40,6 +40,18 @@ TEST(ForkStressOptions, ParsesEveryOption) {
   EXPECT_STREQ(to_string(StressPath::kSnapshot), "snapshot");
 }
 
+TEST(ForkStressOptions, FreshPathsAreNamedButNotDefaults) {
+  const auto d = parse({});
+  EXPECT_EQ(d.per_image, 3u);
+  EXPECT_EQ(d.refork, 10u);
+  const auto o = parse({"--paths", "fresh-snapshot,fresh-template", "--per-image", "2", "--refork", "0"});
+  EXPECT_EQ(o.paths, (std::vector<StressPath>{StressPath::kFreshSnapshot, StressPath::kFreshTemplate}));
+  EXPECT_EQ(o.per_image, 2u);
+  EXPECT_EQ(o.refork, 0u);
+  EXPECT_STREQ(to_string(StressPath::kFreshTemplate), "fresh-template");
+  EXPECT_THROW(parse({"--per-image", "0"}), UsageError);
+}
+
 TEST(ForkStressOptions, RejectsBadInput) {
   EXPECT_THROW(parse({"-n", "0"}), UsageError);
   EXPECT_THROW(parse({"-n", "x"}), UsageError);
