@@ -78,7 +78,7 @@ TEST(E2eFork, SnapshotThenRestoreThreeIndependentChildren) {
     rc.request_timeout = 120s;
     rc.hostname = "child-" + std::to_string(i);
     rc.verify_memory = i == 0;  // verified once in this process
-    children.push_back(Sandbox::restore(snap, rc));
+    children.push_back(make_child([&] { return Sandbox::restore(snap, rc); }));
     ASSERT_EQ(children.back()->state(), SandboxState::kReady) << children.back()->console_tail();
   }
   // Each child has its own socket.

@@ -1,10 +1,14 @@
 // Helpers shared by the e2e tests that drive a Sandbox: a shell command that must succeed, the
-// host's wall clock, and the check that the background process a test started is still alive.
+// host's wall clock, the check that the background process a test started is still alive, and
+// the account of a fork that failed.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <exception>
+#include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "forkvm/sandbox.hpp"
@@ -30,5 +34,30 @@ inline long host_seconds() {
 /// command line (the tests start `sleep 1000`).
 inline constexpr const char* kBackgroundAlive =
     "pid=$(cat /tmp/bg.pid) && kill -0 \"$pid\" && tr '\\0' ' ' < /proc/$pid/cmdline";
+
+/// Makes one child with `make` (a Template::fork, Sandbox::fork or Sandbox::restore). When it
+/// fails, the failure stands (it is rethrown, never retried), and its message gains a diagnosis:
+/// how many of `more` further children made the same way also fail to come up. Many means the
+/// image itself is bad; none, something that went wrong in the one child (issue 11's question).
+template <class Make>
+std::unique_ptr<Sandbox> make_child(Make&& make, int more = 5) {
+  try {
+    return make();
+  } catch (const std::exception& e) {
+    int bad = 0;
+    std::string first;
+    for (int k = 0; k < more; ++k) {
+      try {
+        make()->shutdown();
+      } catch (const std::exception& again) {
+        if (bad++ == 0) first = again.what();
+      }
+    }
+    std::string diagnosis = "\n[diagnosis, not a retry: " + std::to_string(bad) + " of " +
+                            std::to_string(more) + " more children of the same image failed too";
+    if (bad > 0) diagnosis += "; the first: " + first.substr(0, first.find('\n'));
+    throw std::runtime_error(e.what() + diagnosis + "]");
+  }
+}
 
 }  // namespace forkvm::e2e

@@ -217,7 +217,7 @@ TEST_F(SnapshotCycles, TwentySnapshotRestoreGenerationsEachAnswerAndCount) {
     const bool verify = gen == 1 || gen == kGenerations;
     std::unique_ptr<Sandbox> child;
     try {
-      child = Sandbox::restore(dir, restore_config("gen-" + std::to_string(gen), verify));
+      child = make_child([&] { return Sandbox::restore(dir, restore_config("gen-" + std::to_string(gen), verify)); });
     } catch (const std::exception& e) {
       FAIL() << g << ": restore failed: " << e.what();
     }

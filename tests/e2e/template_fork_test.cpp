@@ -218,7 +218,7 @@ TEST(E2eTemplateFork, TenChildrenFromOneTemplate) {
   std::vector<std::unique_ptr<Sandbox>> children;
   for (int i = 0; i < kChildren; ++i) {
     step("template fork " + std::to_string(i));
-    children.push_back(tmpl->fork(fork_config("tchild-" + std::to_string(i))));
+    children.push_back(make_child([&] { return tmpl->fork(fork_config("tchild-" + std::to_string(i))); }));
     Sandbox& c = *children.back();
     ASSERT_EQ(c.state(), SandboxState::kReady) << c.console_tail();
     const ForkTimings& t = c.fork_timings();
@@ -384,7 +384,7 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
   std::set<std::string> uuids;
   for (int i = 0; i < 3; ++i) {
     step("pooled fork " + std::to_string(i));
-    children.push_back(tmpl->fork(fork_config("pooled-" + std::to_string(i))));
+    children.push_back(make_child([&] { return tmpl->fork(fork_config("pooled-" + std::to_string(i))); }));
     Sandbox& c = *children.back();
     ASSERT_EQ(c.state(), SandboxState::kReady) << c.console_tail();
     const ForkTimings& t = c.fork_timings();
