@@ -15,6 +15,7 @@
 #include "bench/fork_common.hpp"
 #include "bench/fork_options.hpp"
 #include "bench/fork_stress_options.hpp"
+#include "bench/host_symbols.hpp"
 #include "bench/kvm_trace.hpp"
 #include "bench/stats.hpp"
 #include "forkvm/errors.hpp"
@@ -280,8 +281,17 @@ class StressRun {
       std::smatch m;
       const std::regex thread_re("host thread ([0-9]+)");
       const int tid = std::regex_search(what, m, thread_re) ? std::stoi(m[1]) : 0;
+      const std::string events = trace_->excerpt(tid, 600);
+      // A guest RIP in host module code (L1's kvm_amd in kvm-lab) cannot come from the guest or
+      // from forkvm: the virtualization below handed the vCPU the host's own state.
+      const std::string host_rips = host_code_rips(events, read_host_modules());
+      if (!host_rips.empty()) {
+        report += "\nThe vCPU ran at host kernel code: the nested virtualization below this host "
+                  "corrupted its state (not the guest, not forkvm):\n" + host_rips;
+        std::fprintf(stderr, "[fork-stress]   the dead vCPU ran at host kernel code:\n%s", host_rips.c_str());
+      }
       report += "\nKVM trace events of " + (tid != 0 ? "host thread " + std::to_string(tid) : std::string("all threads")) +
-                " (last 600):\n" + trace_->excerpt(tid, 600);
+                " (last 600):\n" + events;
     }
     const std::string file = out_ + "/failure-" + to_string(r.path) + "-" + std::to_string(index) + ".txt";
     std::ofstream(file) << report;
