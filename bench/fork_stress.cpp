@@ -36,6 +36,7 @@ struct PathResult {
   long changed_pages = -1;
   std::vector<std::string> reports;  ///< files written for failures
   std::string setup_error;           ///< the path could not be set up (counted as one failure)
+  unsigned parents_failed = 0;       ///< fresh-* paths: parents whose boot or freeze failed
 };
 
 class StressRun {
@@ -130,21 +131,35 @@ class StressRun {
   void fresh_forks(PathResult& r, bool snapshot) {
     const char* tmp = std::getenv("TMPDIR");
     for (unsigned image = 0; r.attempts < o_.n && r.failed < o_.stop_after; ++image) {
-      auto parent = Sandbox::create(config_);
-      parent->exec_shell("setsid sleep 100000 </dev/null >/dev/null 2>&1 &");
       const std::string marker = "fresh-" + std::to_string(image);
-      set_marker(*parent, marker);
       std::string dir;
+      std::unique_ptr<Sandbox> parent;
       std::shared_ptr<Template> tmpl;
-      if (snapshot) {
-        dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/forkvm-stress-fresh-" +
-              std::to_string(::getpid()) + "-" + std::to_string(image);
-        parent->snapshot(dir);
-        tmpl = Template::open(dir);
-      } else {
-        tmpl = parent->make_template();
+      try {
+        parent = Sandbox::create(config_);
+        parent->exec_shell("setsid sleep 100000 </dev/null >/dev/null 2>&1 &");
+        set_marker(*parent, marker);
+        if (snapshot) {
+          dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/forkvm-stress-fresh-" +
+                std::to_string(::getpid()) + "-" + std::to_string(image);
+          parent->snapshot(dir);
+          tmpl = Template::open(dir);
+        } else {
+          tmpl = parent->make_template();
+        }
+        set_marker(*parent, "moved-on");
+      } catch (const std::exception& e) {
+        // Not a fork: the parent's boot or freeze failed. Reported (with the trace) and counted
+        // apart; the path goes on with the next parent.
+        ++r.parents_failed;
+        const unsigned before = r.failed;
+        fail(r, r.attempts, "fresh parent " + std::to_string(image) + " (a boot, not a fork) failed: " + e.what(),
+             nullptr, nullptr);
+        r.failed = before;
+        if (!dir.empty()) std::filesystem::remove_all(dir);
+        if (r.parents_failed >= o_.stop_after) break;
+        continue;
       }
-      set_marker(*parent, "moved-on");
       fork_children(r, *tmpl, marker, std::min(o_.per_image, o_.n - r.attempts), dir);
       tmpl.reset();
       parent->shutdown();
@@ -364,12 +379,15 @@ int run(const ForkStressOptions& o) {
                 changed.c_str(), r.seconds);
     for (const auto& f : r.reports) std::printf("  failure report: %s\n", f.c_str());
     if (!r.setup_error.empty()) std::printf("  setting up failed: %s\n", r.setup_error.c_str());
+    if (r.parents_failed > 0) {
+      std::printf("  %u fresh parents failed to boot or freeze (not forks; reports above)\n", r.parents_failed);
+    }
     failed += r.failed;
     attempts += r.attempts;
     j.push_back({{"path", to_string(r.path)}, {"attempts", r.attempts}, {"ok", r.ok},
                  {"failed", r.failed}, {"fork_p50_ms", s.p50}, {"fork_p90_ms", s.p90},
                  {"changed_pages", r.changed_pages}, {"seconds", r.seconds}, {"reports", r.reports},
-                 {"setup_error", r.setup_error}});
+                 {"setup_error", r.setup_error}, {"parents_failed", r.parents_failed}});
   }
   std::printf("total: %u forks, %u failed; KVM trace %s\n", attempts, failed, trace_note.c_str());
   if (o.json) std::printf("%s\n", j.dump(2).c_str());
