@@ -39,6 +39,17 @@ struct PathResult {
   unsigned parents_failed = 0;       ///< fresh-* paths: parents whose boot or freeze failed
 };
 
+/// A directory for snapshots under $TMPDIR, not --out: the snapshot writer renames with
+/// RENAME_NOREPLACE, which a 9p share (kvm-lab's --out) refuses.
+std::string scratch_path(const std::string& name) {
+  const char* tmp = std::getenv("TMPDIR");
+  return std::string(tmp != nullptr ? tmp : "/tmp") + "/forkvm-stress-" + name + "-" +
+         std::to_string(::getpid());
+}
+
+/// Like the e2e tests' parents: a detached process that every child inherits.
+void start_background(Sandbox& s) { s.exec_shell("setsid sleep 100000 </dev/null >/dev/null 2>&1 &"); }
+
 class StressRun {
  public:
   StressRun(const ForkStressOptions& o, SandboxConfig config, Sandbox& root, std::string out,
@@ -62,11 +73,7 @@ class StressRun {
         });
         break;
       case StressPath::kSnapshot: {
-        // In TMPDIR, not --out: the snapshot writer renames with RENAME_NOREPLACE, which a 9p
-        // share (kvm-lab's --out) refuses.
-        const char* tmp = std::getenv("TMPDIR");
-        const std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/forkvm-stress-snapshot-" +
-                                std::to_string(::getpid());
+        const std::string dir = scratch_path("snapshot");
         std::filesystem::remove_all(dir);
         template_forks(r, "snapshot", [this, &dir] {
           root_.snapshot(dir);
@@ -129,7 +136,6 @@ class StressRun {
   /// The fresh-* paths: a newly booted sandbox per image, as the e2e tests' parents are (their
   /// RAM is still the boot's shared memfd when it is frozen or written out).
   void fresh_forks(PathResult& r, bool snapshot) {
-    const char* tmp = std::getenv("TMPDIR");
     for (unsigned image = 0; r.attempts < o_.n && r.failed < o_.stop_after; ++image) {
       const std::string marker = "fresh-" + std::to_string(image);
       std::string dir;
@@ -137,11 +143,10 @@ class StressRun {
       std::shared_ptr<Template> tmpl;
       try {
         parent = Sandbox::create(config_);
-        parent->exec_shell("setsid sleep 100000 </dev/null >/dev/null 2>&1 &");
+        start_background(*parent);
         set_marker(*parent, marker);
         if (snapshot) {
-          dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/forkvm-stress-fresh-" +
-                std::to_string(::getpid()) + "-" + std::to_string(image);
+          dir = scratch_path("fresh-" + std::to_string(image));
           parent->snapshot(dir);
           tmpl = Template::open(dir);
         } else {
@@ -152,10 +157,8 @@ class StressRun {
         // Not a fork: the parent's boot or freeze failed. Reported (with the trace) and counted
         // apart; the path goes on with the next parent.
         ++r.parents_failed;
-        const unsigned before = r.failed;
-        fail(r, r.attempts, "fresh parent " + std::to_string(image) + " (a boot, not a fork) failed: " + e.what(),
-             nullptr, nullptr);
-        r.failed = before;
+        write_report(r, r.attempts, "fresh parent " + std::to_string(image) + " (a boot, not a fork) failed: " + e.what(),
+                     nullptr, nullptr);
         if (!dir.empty()) std::filesystem::remove_all(dir);
         if (r.parents_failed >= o_.stop_after) break;
         continue;
@@ -281,6 +284,12 @@ class StressRun {
   std::string fail(PathResult& r, unsigned index, const std::string& what,
                    const std::vector<PageDigest>* digests, const Template* tmpl) {
     ++r.failed;
+    return write_report(r, index, what, digests, tmpl);
+  }
+
+  /// The report of fail(), written without counting a failed fork (a fresh parent's failure).
+  std::string write_report(PathResult& r, unsigned index, const std::string& what,
+                           const std::vector<PageDigest>* digests, const Template* tmpl) {
     std::string report = "forkvm-bench fork-stress: " + std::string(to_string(r.path)) + " fork " +
                          std::to_string(index) + " failed\n\n" + what + "\n";
     if (digests != nullptr && tmpl != nullptr) {
@@ -341,8 +350,7 @@ int run(const ForkStressOptions& o) {
   const std::string dir = o.image_dir.empty() ? std::string(FORKVM_BENCH_IMAGE_DIR) : o.image_dir;
   const SandboxConfig c = image_sandbox_config(dir, o.vcpus, o.memory_mib);
   auto root = Sandbox::create(c);
-  // Like the e2e parent: a detached process that every child inherits.
-  root->exec_shell("setsid sleep 100000 </dev/null >/dev/null 2>&1 &");
+  start_background(*root);
   std::fprintf(stderr, "[fork-stress] root booted (%u vCPU, %u MiB); reports in %s; KVM trace %s\n",
                o.vcpus, o.memory_mib, out.c_str(), trace_note.c_str());
 
