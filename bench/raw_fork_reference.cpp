@@ -10,12 +10,12 @@
 #include <stdexcept>
 #include <vector>
 
+#include "memory/layout.hpp"
 #include "snapshot/snapshot.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
 #include "vmm/kvm/vm_fd.hpp"
-#include "vmm/state/state_json.hpp"
+#include "vmm/state/kvm_state_codec.hpp"
 
 namespace forkvm::bench {
 namespace {

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "guest-init/fatal_reason.hpp"
+#include "contract/fatal_reason.hpp"
 
 namespace forkvm {
 

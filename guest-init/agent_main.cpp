@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "contract/protocol/messages.hpp"
+#include "guest-init/agent/server.hpp"
 #include "guest-init/agent_config.hpp"
 #include "guest-init/agent_error.hpp"
 #include "guest-init/boot_port.hpp"
@@ -30,8 +32,6 @@
 #include "guest-init/read_file.hpp"
 #include "guest-init/vsock_echo.hpp"
 #include "guest-init/vsock_listen.hpp"
-#include "guest-init/agent/server.hpp"
-#include "guest-init/protocol/messages.hpp"
 
 namespace forkvm {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "guest-init/boot_signal.hpp"
+#include "contract/boot_signal.hpp"
 
 namespace forkvm {
 

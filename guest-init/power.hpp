@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "guest-init/fatal_reason.hpp"
+#include "contract/fatal_reason.hpp"
 
 namespace forkvm {
 

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "guest-init/protocol/messages.hpp"
+#include "contract/protocol/messages.hpp"
 
 namespace forkvm {
 namespace {

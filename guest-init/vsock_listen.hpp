@@ -1,4 +1,4 @@
-// The agent's listening vsock sockets (guest-init/protocol/MESSAGES.md "Transport"), opened
+// The agent's listening vsock sockets (contract/protocol/MESSAGES.md "Transport"), opened
 // before the agent reports ready so that a host connecting right after kAgentReady finds them.
 #pragma once
 

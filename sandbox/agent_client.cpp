@@ -7,7 +7,7 @@
 #include <fstream>
 #include <istream>
 
-#include "guest-init/protocol/messages.hpp"
+#include "contract/protocol/messages.hpp"
 #include "sandbox/client_impl.hpp"
 #include "sandbox/exec_process.hpp"
 #include "sandbox/requests.hpp"

@@ -7,9 +7,9 @@
 #include <cstring>
 #include <vector>
 
-#include "guest-init/protocol/hello.hpp"
-#include "guest-init/protocol/messages.hpp"
-#include "guest-init/protocol/protocol_error.hpp"
+#include "contract/protocol/hello.hpp"
+#include "contract/protocol/messages.hpp"
+#include "contract/protocol/protocol_error.hpp"
 #include "sandbox/requests.hpp"
 
 namespace forkvm {

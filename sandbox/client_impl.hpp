@@ -24,8 +24,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "contract/protocol/frame.hpp"
 #include "forkvm/agent_client.hpp"
-#include "guest-init/protocol/frame.hpp"
 #include "sandbox/socket_io.hpp"
 
 namespace forkvm::sandbox {

@@ -1,6 +1,6 @@
 #include "sandbox/exec_process.hpp"
 
-#include "guest-init/protocol/messages.hpp"
+#include "contract/protocol/messages.hpp"
 #include "sandbox/requests.hpp"
 
 namespace forkvm {

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <limits>
 
-#include "guest-init/protocol/field_rules.hpp"
-#include "guest-init/protocol/frame.hpp"
-#include "guest-init/protocol/messages.hpp"
+#include "contract/protocol/field_rules.hpp"
+#include "contract/protocol/frame.hpp"
+#include "contract/protocol/messages.hpp"
 
 namespace forkvm::sandbox {
 namespace proto = forkvm::protocol;

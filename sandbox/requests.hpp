@@ -1,4 +1,4 @@
-// Builds the JSON headers of protocol v1 requests (guest-init/protocol/MESSAGES.md) after
+// Builds the JSON headers of protocol v1 requests (contract/protocol/MESSAGES.md) after
 // checking every field on the host, so that a request the agent would reject is never sent.
 // Pure: no I/O. Throws OperationError (from_guest() false) with kInvalidArgument or kTooLarge.
 #pragma once

@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "guest-init/protocol/field_rules.hpp"
-#include "guest-init/protocol/messages.hpp"
+#include "contract/protocol/field_rules.hpp"
+#include "contract/protocol/messages.hpp"
 #include "sandbox/sandbox_impl.hpp"
 
 namespace forkvm {

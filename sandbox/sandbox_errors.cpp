@@ -11,7 +11,7 @@ struct KindName {
   std::string_view code;
 };
 
-// The codes of guest-init/protocol/messages.hpp (namespace code), in ErrorKind order.
+// The codes of contract/protocol/messages.hpp (namespace code), in ErrorKind order.
 constexpr std::array<KindName, 15> kKinds{{
     {ErrorKind::kNotFound, "not_found"},
     {ErrorKind::kPermissionDenied, "permission_denied"},

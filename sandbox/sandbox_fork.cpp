@@ -1,6 +1,5 @@
 // Sandbox::fork and Sandbox::make_template: freeze a running sandbox into an image (Vm::freeze)
-// and make children from it (Template::fork, template.cpp); Sandbox::Impl::adopt turns a
-// launched child VM into a ready Sandbox.
+// and make children from it with Template::fork (template.cpp, where every child is made).
 #include <chrono>
 #include <exception>
 
@@ -22,27 +21,6 @@ std::shared_ptr<const VmImage> Sandbox::Impl::freeze() {
     resetting = false;  // refused before anything was touched
     throw;
   }
-}
-
-void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
-                          std::string child_socket, Clock::time_point deadline,
-                          const std::stop_token& stop) {
-  {
-    std::lock_guard lock(mutex);
-    vm = std::move(child);
-  }
-  temp_dir = std::move(child_temp_dir);
-  socket_path = std::move(child_socket);
-  // The image's VM was ready, so this one is: the agent listens again once the guest has
-  // handled the freeze's TRANSPORT_RESET.
-  const auto t0 = Clock::now();
-  connect_agent(deadline, stop);
-  const auto t1 = Clock::now();
-  set_identity();
-  fork_timings.agent_connect = t1 - t0;
-  fork_timings.identity = Clock::now() - t1;
-  state = SandboxState::kReady;
-  watcher = std::thread([this] { watch(); });
 }
 
 std::shared_ptr<Template> Sandbox::make_template(const TemplateOptions& options) {

@@ -11,12 +11,12 @@
 #include <cstring>
 #include <utility>
 
+#include "base/text.hpp"
 #include "forkvm/sandbox_errors.hpp"
 
 namespace forkvm::sandbox {
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
 
 // Waits for `events` on fd; false when the deadline passed first.
 bool wait_for(int fd, short events, Clock::time_point deadline) {

@@ -143,6 +143,29 @@ size_t Template::pooled() const {
 
 std::shared_ptr<const VmImage> Template::image() const noexcept { return impl_->image; }
 
+// Turns a launched child VM into a ready Sandbox: the last step of Template::fork below, and so
+// of every fork (Sandbox::fork makes a one-off Template of its frozen image).
+void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
+                          std::string child_socket, Clock::time_point deadline,
+                          const std::stop_token& stop) {
+  {
+    std::lock_guard lock(mutex);
+    vm = std::move(child);
+  }
+  temp_dir = std::move(child_temp_dir);
+  socket_path = std::move(child_socket);
+  // The image's VM was ready, so this one is: the agent listens again once the guest has
+  // handled the freeze's TRANSPORT_RESET.
+  const auto t0 = Clock::now();
+  connect_agent(deadline, stop);
+  const auto t1 = Clock::now();
+  set_identity();
+  fork_timings.agent_connect = t1 - t0;
+  fork_timings.identity = Clock::now() - t1;
+  state = SandboxState::kReady;
+  watcher = std::thread([this] { watch(); });
+}
+
 std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_token stop) {
   const auto t0 = Clock::now();
   check_hostname(config.hostname, "ForkConfig::hostname");

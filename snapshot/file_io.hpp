@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "vmm/kvm/fd.hpp"
+#include "base/fd.hpp"
 
 namespace forkvm::snapshot {
 

@@ -15,9 +15,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "snapshot/state_json.hpp"
-#include "vmm/guest_memory.hpp"
-#include "vmm/kvm/fd.hpp"
+#include "base/fd.hpp"
+#include "memory/guest_memory.hpp"
+#include "snapshot/state_file.hpp"
 
 namespace forkvm::snapshot {
 

@@ -4,7 +4,7 @@
 
 #include <cstdio>
 
-#include "vmm/overloaded.hpp"
+#include "base/overloaded.hpp"
 
 namespace forkvm {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "vmm/bus.hpp"
+#include "devices/bus.hpp"
 #include "vmm/kvm/vcpu_exit.hpp"
 
 namespace forkvm {

@@ -2,7 +2,7 @@
 // an image never changes after it was made (issue 11: every child must start from the same
 // bytes). Reads the image through a private copy-on-write view, like a child would.
 #include "forkvm/vm.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 #include "vmm/vm_image_impl.hpp"
 
 namespace forkvm {

@@ -4,14 +4,14 @@
 #include <algorithm>
 #include <string>
 
+#include "base/json_reader.hpp"
 #include "devices/legacy/boot_signal_state.hpp"
 #include "devices/legacy/i8042_state.hpp"
 #include "devices/legacy/serial_state.hpp"
-#include "devices/state_json.hpp"
 #include "devices/virtio/mmio_transport_state.hpp"
 #include "devices/virtio/vsock/vsock_state.hpp"
 #include "forkvm/errors.hpp"
-#include "vmm/state/state_json.hpp"
+#include "vmm/state/kvm_state_codec.hpp"
 
 namespace forkvm {
 namespace {
@@ -87,17 +87,17 @@ MachineComponents decode_components(const json& components, uint32_t vcpus,
   for (size_t i = 0; i < kinds.size(); ++i) {
     const std::string name = slot_component(i);
     const json& j = component(components, name);
-    state_json::expect_object(j, name, {"kind", "transport", "device"});
-    const std::string kind = state_json::get_string(j, name, "kind", 16);
+    JsonReader r(j, name);
+    const std::string kind = r.string("kind", 16);
     if (kind != kind_name(kinds[i])) {
-      state_json::fail(name, "kind", "the snapshot has '" + kind + "' where this machine has '" +
-                                         kind_name(kinds[i]) + "'");
+      r.fail("kind", "the snapshot has '" + kind + "' where this machine has '" +
+                         kind_name(kinds[i]) + "'");
     }
     MachineComponents::Slot s;
     s.kind = kinds[i];
-    s.transport = mmio_transport_state_from_json(state_json::field(j, name, "transport"),
-                                                 "virtio-mmio[" + kind + "]");
-    s.vsock = vsock_state_from_json(state_json::field(j, name, "device"));
+    s.transport = mmio_transport_state_from_json(r.member("transport"), "virtio-mmio[" + kind + "]");
+    s.vsock = vsock_state_from_json(r.member("device"));
+    r.finish();
     c.slots.push_back(std::move(s));
   }
   return c;

@@ -4,16 +4,11 @@
 #include <cstdio>
 #include <variant>
 
-#include "vmm/overloaded.hpp"
+#include "base/overloaded.hpp"
+#include "base/text.hpp"
 
 namespace forkvm {
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
 
 /// "long mode", "protected mode", "real mode" from CR0.PE and EFER.LMA.
 const char* cpu_mode(const kvm_sregs& s) {

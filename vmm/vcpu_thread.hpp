@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "vmm/bus.hpp"
+#include "devices/bus.hpp"
 #include "vmm/exit_dispatch.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
 #include "vmm/vcpu_report.hpp"

@@ -11,7 +11,7 @@
 
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
+#include "memory/layout.hpp"
 #include "vmm/virtio_mmio_slots.hpp"
 #include "vmm/vm_impl.hpp"
 

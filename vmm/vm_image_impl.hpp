@@ -5,9 +5,9 @@
 #include <memory>
 
 #include "forkvm/vm.hpp"
+#include "memory/memory_image.hpp"
 #include "snapshot/snapshot.hpp"
 #include "vmm/machine_components.hpp"
-#include "vmm/memory_image.hpp"
 
 namespace forkvm {
 

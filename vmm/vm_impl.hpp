@@ -14,18 +14,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "devices/bus.hpp"
 #include "devices/legacy/boot_signal.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
 #include "devices/virtio/mmio_transport.hpp"
 #include "forkvm/vm.hpp"
+#include "memory/guest_memory.hpp"
 #include "vmm/arch/x86_64/boot_setup.hpp"
-#include "vmm/bus.hpp"
 #include "vmm/console_tail.hpp"
-#include "vmm/guest_memory.hpp"
+#include "vmm/kvm/vm_fd.hpp"
 #include "vmm/kvm_host.hpp"
 #include "vmm/machine_components.hpp"
-#include "vmm/kvm/vm_fd.hpp"
 #include "vmm/vcpu_thread.hpp"
 #include "vmm/virtio_mmio_slots.hpp"
 

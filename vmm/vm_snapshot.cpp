@@ -13,7 +13,7 @@
 // start.
 //
 // The path of a fork: Sandbox::fork (sandbox/sandbox_fork.cpp) -> Vm::freeze (here:
-// capture_components + GuestMemory::freeze, vmm/guest_memory_image.cpp) -> Template::fork
+// capture_components + GuestMemory::freeze, memory/guest_memory_image.cpp) -> Template::fork
 // (sandbox/template.cpp) -> Vm::prepare + Vm::launch (here) -> agent connect + identity.
 #include <chrono>
 #include <functional>
@@ -21,9 +21,8 @@
 #include <vector>
 
 #include "forkvm/errors.hpp"
-#include "forkvm/sandbox_errors.hpp"
+#include "memory/layout.hpp"
 #include "snapshot/snapshot.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
 #include "vmm/state/cpu_features.hpp"
 #include "vmm/vm_image_impl.hpp"
 #include "vmm/vm_impl.hpp"
@@ -106,9 +105,9 @@ MachineComponents Vm::Impl::capture_components(
 
   MachineComponents c;
   c.machine = state::MachineState::capture(*vm, vcpu_fds(vcpus), kvm->msrs);  // 3
-  c.serial = serial->save();                                                 // 4
-  c.i8042 = i8042->save();
-  c.boot_signal = boot_signal->save();
+  c.serial = serial->save_state();                                                 // 4
+  c.i8042 = i8042->save_state();
+  c.boot_signal = boot_signal->save_state();
   for (size_t i = 0; i < virtio.size(); ++i) {
     MachineComponents::Slot slot;
     slot.kind = virtio_kinds[i];
@@ -128,10 +127,10 @@ void Vm::Impl::apply_components(const MachineComponents& c) {
                         " virtio slots for a machine with " + std::to_string(virtio.size()));
   }
   c.machine.restore(*vm, vcpu_fds(vcpus));  // 1: vCPUs, then irqchips, PIT, kvmclock
-  serial->restore(c.serial);                // 2: legacy devices re-drive their lines
-  i8042->restore(c.i8042);
+  serial->restore_state(c.serial);                // 2: legacy devices re-drive their lines
+  i8042->restore_state(c.i8042);
   const auto now = Clock::now();
-  boot_signal->restore(c.boot_signal, now);
+  boot_signal->restore_state(c.boot_signal, now);
   {
     // The observer is not told of restored signals; what it would have recorded is set here.
     std::lock_guard lock(mu);

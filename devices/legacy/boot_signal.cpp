@@ -115,7 +115,7 @@ void BootSignalDevice::validate(const State& state) {
   check_signal(state.fatal, "fatal");
 }
 
-BootSignalDevice::State BootSignalDevice::save() const {
+BootSignalDevice::State BootSignalDevice::save_state() const {
   std::lock_guard lock(mutex_);
   auto one = [](const Record& r) {
     SignalState s;
@@ -132,7 +132,7 @@ BootSignalDevice::State BootSignalDevice::save() const {
   return st;
 }
 
-void BootSignalDevice::restore(const State& state, Clock::time_point now) {
+void BootSignalDevice::restore_state(const State& state, Clock::time_point now) {
   validate(state);
   auto one = [now](const SignalState& s) {
     Record r;

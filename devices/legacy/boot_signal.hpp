@@ -1,4 +1,4 @@
-// The host side of the boot-signal port (guest-init/boot_signal.hpp): the guest agent writes one
+// The host side of the boot-signal port (contract/boot_signal.hpp): the guest agent writes one
 // 32-bit value with `outl` to kBootSignalPort, and this device timestamps it on arrival, keeps
 // the first and latest arrival of each code, and tells an observer (the VMM's boot state
 // machine). It is forkvm's equivalent of Firecracker's boot-timer device, on a port instead of
@@ -13,8 +13,8 @@
 #include <optional>
 #include <span>
 
-#include "guest-init/boot_signal.hpp"
-#include "vmm/bus.hpp"
+#include "contract/boot_signal.hpp"
+#include "devices/bus.hpp"
 
 namespace forkvm {
 
@@ -88,11 +88,11 @@ class BootSignalDevice final : public BusDevice {
   void reset();
 
   /// Captures what arrived (without times; see SignalState).
-  State save() const;
+  State save_state() const;
   /// Replaces the record with `state`; every restored arrival is stamped `now`. The observer is
   /// not told (these signals were already handled before the snapshot). Throws
   /// LegacyDeviceError (a SnapshotError), leaving the device unchanged, when validate() refuses.
-  void restore(const State& state, Clock::time_point now = Clock::now());
+  void restore_state(const State& state, Clock::time_point now = Clock::now());
   /// Checks a State without a device: arguments fit in 24 bits, and a code that never arrived
   /// (count 0) has zero arguments.
   static void validate(const State& state);

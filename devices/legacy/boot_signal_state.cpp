@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "devices/state_json.hpp"
+#include "base/json_reader.hpp"
 
 namespace forkvm {
 
@@ -14,15 +14,13 @@ nlohmann::json signal_json(const BootSignalDevice::SignalState& s) {
   return {{"count", s.count}, {"first_arg", s.first_arg}, {"last_arg", s.last_arg}};
 }
 
-BootSignalDevice::SignalState signal_from_json(const nlohmann::json& parent, std::string_view key) {
-  using namespace state_json;
-  const std::string where = std::string(kComponent) + "." + std::string(key);
-  const nlohmann::json& j = field(parent, kComponent, key);
-  expect_object(j, where, {"count", "first_arg", "last_arg"});
+BootSignalDevice::SignalState signal_from_json(JsonReader& parent, const char* key) {
+  JsonReader r = parent.object(key);
   BootSignalDevice::SignalState s;
-  s.count = get_uint<uint64_t>(j, where, "count");
-  s.first_arg = get_uint<uint32_t>(j, where, "first_arg", BootSignalDevice::kMaxArg);
-  s.last_arg = get_uint<uint32_t>(j, where, "last_arg", BootSignalDevice::kMaxArg);
+  s.count = r.num<uint64_t>("count");
+  s.first_arg = r.num<uint32_t>("first_arg", 0, BootSignalDevice::kMaxArg);
+  s.last_arg = r.num<uint32_t>("last_arg", 0, BootSignalDevice::kMaxArg);
+  r.finish();
   return s;
 }
 
@@ -36,13 +34,13 @@ nlohmann::json to_json(const BootSignalDevice::State& s) {
 }
 
 BootSignalDevice::State boot_signal_state_from_json(const nlohmann::json& j) {
-  using namespace state_json;
-  expect_object(j, kComponent, {"agent_ready", "power_off", "fatal", "malformed_writes"});
+  JsonReader r(j, std::string(kComponent));
   BootSignalDevice::State s;
-  s.agent_ready = signal_from_json(j, "agent_ready");
-  s.power_off = signal_from_json(j, "power_off");
-  s.fatal = signal_from_json(j, "fatal");
-  s.malformed_writes = get_uint<uint64_t>(j, kComponent, "malformed_writes");
+  s.agent_ready = signal_from_json(r, "agent_ready");
+  s.power_off = signal_from_json(r, "power_off");
+  s.fatal = signal_from_json(r, "fatal");
+  s.malformed_writes = r.num<uint64_t>("malformed_writes");
+  r.finish();
   BootSignalDevice::validate(s);  // a count of 0 with arguments; throws a SnapshotError
   return s;
 }

@@ -357,7 +357,7 @@ I8042::Counters I8042::counters() const {
   return counters_;
 }
 
-I8042::State I8042::save() const {
+I8042::State I8042::save_state() const {
   std::lock_guard lock(mutex_);
   State s;
   s.ram = ram_;
@@ -384,10 +384,12 @@ void I8042::validate(const State& state) {
   if (state.keyboard_pending != 0 && !takes_parameter(state.keyboard_pending)) {
     reject("keyboard command " + std::to_string(state.keyboard_pending) + " takes no parameter");
   }
-  if (state.scancode_set < 1 || state.scancode_set > 3) reject("scan code set out of range");
+  if (state.scancode_set < 1 || state.scancode_set > 3) {
+    reject("scancode_set " + std::to_string(state.scancode_set) + " is not a scan code set (1-3)");
+  }
 }
 
-void I8042::restore(const State& state) {
+void I8042::restore_state(const State& state) {
   validate(state);  // before touching anything: a bad state leaves the device as it was
   std::lock_guard lock(mutex_);
   ram_ = state.ram;

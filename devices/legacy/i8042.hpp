@@ -31,8 +31,8 @@
 #include <span>
 #include <vector>
 
-#include "vmm/bus.hpp"
-#include "vmm/irq_line.hpp"
+#include "devices/bus.hpp"
+#include "devices/irq_line.hpp"
 
 namespace forkvm {
 
@@ -108,10 +108,10 @@ class I8042 final : public BusDevice {
   Counters counters() const;
 
   /// Captures the controller and keyboard state.
-  State save() const;
+  State save_state() const;
   /// Replaces the state with `state` and re-drives IRQ 1. Throws LegacyDeviceError, leaving the
   /// device unchanged, when validate() refuses `state`.
-  void restore(const State& state);
+  void restore_state(const State& state);
   /// Checks a State from a snapshot without a device: throws LegacyDeviceError (a SnapshotError)
   /// when a queue is longer than kQueueSize, a pending controller command takes no data byte, a
   /// pending keyboard command takes no parameter, or the scan-code set is not 1-3.

@@ -360,7 +360,7 @@ Serial::Counters Serial::counters() const {
   return counters_;
 }
 
-Serial::State Serial::save() const {
+Serial::State Serial::save_state() const {
   std::lock_guard lock(mutex_);
   State s;
   s.ier = ier_;
@@ -397,7 +397,7 @@ void Serial::validate(const State& state) {
   }
 }
 
-void Serial::restore(const State& state) {
+void Serial::restore_state(const State& state) {
   // Validate everything before touching the device, so a bad state leaves it as it was.
   validate(state);
   std::lock_guard lock(mutex_);

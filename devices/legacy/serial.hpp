@@ -21,8 +21,8 @@
 #include <span>
 #include <vector>
 
-#include "vmm/bus.hpp"
-#include "vmm/irq_line.hpp"
+#include "devices/bus.hpp"
+#include "devices/irq_line.hpp"
 
 namespace forkvm {
 
@@ -96,10 +96,10 @@ class Serial final : public BusDevice {
   Counters counters() const;
 
   /// Captures the register state and the RX FIFO.
-  State save() const;
+  State save_state() const;
   /// Replaces the register state with `state` and re-drives the interrupt line to match. Throws
   /// LegacyDeviceError, leaving the device unchanged, when validate() refuses `state`.
-  void restore(const State& state);
+  void restore_state(const State& state);
   /// Checks a State from a snapshot without a device: throws LegacyDeviceError (a SnapshotError)
   /// when it has bits the hardware lacks (IER 4-7, MCR 5-7, FCR's self-clearing bits, FCR bits
   /// with FIFOs disabled, LSR/MSR bits outside the error/delta masks) or a FIFO longer than the

@@ -1,6 +1,6 @@
 #include "devices/legacy/serial_state.hpp"
 
-#include "devices/state_json.hpp"
+#include "base/json_reader.hpp"
 
 namespace forkvm {
 
@@ -14,26 +14,24 @@ nlohmann::json to_json(const Serial::State& s) {
           {"lsr_errors", s.lsr_errors}, {"msr_deltas", s.msr_deltas},
           {"scr", s.scr},       {"dll", s.dll},
           {"dlm", s.dlm},       {"thr_interrupt", s.thr_interrupt},
-          {"rx_fifo", state_json::blob(s.rx_fifo)}};
+          {"rx_fifo", json_blob(s.rx_fifo)}};
 }
 
 Serial::State serial_state_from_json(const nlohmann::json& j) {
-  using namespace state_json;
-  expect_object(j, kComponent,
-                {"ier", "lcr", "mcr", "fcr", "lsr_errors", "msr_deltas", "scr", "dll", "dlm",
-                 "thr_interrupt", "rx_fifo"});
+  JsonReader r(j, std::string(kComponent));
   Serial::State s;
-  s.ier = get_uint<uint8_t>(j, kComponent, "ier");
-  s.lcr = get_uint<uint8_t>(j, kComponent, "lcr");
-  s.mcr = get_uint<uint8_t>(j, kComponent, "mcr");
-  s.fcr = get_uint<uint8_t>(j, kComponent, "fcr");
-  s.lsr_errors = get_uint<uint8_t>(j, kComponent, "lsr_errors");
-  s.msr_deltas = get_uint<uint8_t>(j, kComponent, "msr_deltas");
-  s.scr = get_uint<uint8_t>(j, kComponent, "scr");
-  s.dll = get_uint<uint8_t>(j, kComponent, "dll");
-  s.dlm = get_uint<uint8_t>(j, kComponent, "dlm");
-  s.thr_interrupt = get_bool(j, kComponent, "thr_interrupt");
-  s.rx_fifo = get_blob(j, kComponent, "rx_fifo", Serial::kFifoSize);
+  s.ier = r.num<uint8_t>("ier");
+  s.lcr = r.num<uint8_t>("lcr");
+  s.mcr = r.num<uint8_t>("mcr");
+  s.fcr = r.num<uint8_t>("fcr");
+  s.lsr_errors = r.num<uint8_t>("lsr_errors");
+  s.msr_deltas = r.num<uint8_t>("msr_deltas");
+  s.scr = r.num<uint8_t>("scr");
+  s.dll = r.num<uint8_t>("dll");
+  s.dlm = r.num<uint8_t>("dlm");
+  s.thr_interrupt = r.boolean("thr_interrupt");
+  s.rx_fifo = r.blob("rx_fifo", 0, Serial::kFifoSize);
+  r.finish();
   // Bits the UART lacks, FCR consistency and the FIFO length for the FIFO mode. Throws
   // LegacyDeviceError, which is a SnapshotError naming the register.
   Serial::validate(s);

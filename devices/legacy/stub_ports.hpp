@@ -12,7 +12,7 @@
 #include <span>
 #include <string_view>
 
-#include "vmm/bus.hpp"
+#include "devices/bus.hpp"
 
 namespace forkvm {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm::detail {
 

@@ -3,7 +3,7 @@
 #include <cstring>
 #include <limits>
 
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm {
 

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <exception>
 
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm {
 namespace {

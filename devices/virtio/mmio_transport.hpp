@@ -18,11 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "base/event_fd.hpp"
+#include "devices/bus.hpp"
 #include "devices/virtio/queue.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "forkvm/errors.hpp"
-#include "vmm/bus.hpp"
-#include "vmm/event_fd.hpp"
 
 namespace forkvm {
 

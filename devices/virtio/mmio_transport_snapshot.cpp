@@ -3,7 +3,7 @@
 #include <string>
 
 #include "devices/virtio/mmio_transport.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm {
 namespace {

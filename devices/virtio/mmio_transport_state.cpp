@@ -2,7 +2,8 @@
 
 #include <string>
 
-#include "devices/state_json.hpp"
+#include "base/json_reader.hpp"
+
 #include "devices/virtio/queue_state.hpp"
 
 namespace forkvm {
@@ -32,36 +33,32 @@ nlohmann::json to_json(const VirtioMmioTransport::State& s) {
 
 VirtioMmioTransport::State mmio_transport_state_from_json(const nlohmann::json& j,
                                                           std::string_view component) {
-  using namespace state_json;
-  expect_object(j, component,
-                {"device_id", "status", "needs_reset", "needs_reset_reason", "activated",
-                 "device_features_sel", "driver_features_sel", "driver_features", "queue_sel",
-                 "queues", "interrupt_status"});
+  JsonReader r(j, std::string(component));
   VirtioMmioTransport::State s;
-  s.device_id = get_uint<uint32_t>(j, component, "device_id");
-  s.status = get_uint<uint32_t>(j, component, "status", 0xff);  // the register is 8 bits (§2.1)
-  s.needs_reset = get_bool(j, component, "needs_reset");
-  s.needs_reset_reason =
-      get_string(j, component, "needs_reset_reason", VirtioMmioTransport::kMaxReasonBytes);
+  s.device_id = r.num<uint32_t>("device_id");
+  s.status = r.num<uint32_t>("status", 0, 0xff);  // the register is 8 bits (§2.1)
+  s.needs_reset = r.boolean("needs_reset");
+  s.needs_reset_reason = r.string("needs_reset_reason", VirtioMmioTransport::kMaxReasonBytes);
   if (!s.needs_reset && !s.needs_reset_reason.empty()) {
-    fail(component, "needs_reset_reason", "set while needs_reset is false");
+    r.fail("needs_reset_reason", "set while needs_reset is false");
   }
-  s.activated = get_bool(j, component, "activated");
-  s.device_features_sel = get_uint<uint32_t>(j, component, "device_features_sel");
-  s.driver_features_sel = get_uint<uint32_t>(j, component, "driver_features_sel");
-  s.driver_features = get_uint<uint64_t>(j, component, "driver_features");
-  s.queue_sel = get_uint<uint32_t>(j, component, "queue_sel");
-  const nlohmann::json& queues = get_array(j, component, "queues", kMaxQueues);
-  if (queues.empty()) fail(component, "queues", "a virtio device has at least one queue");
+  s.activated = r.boolean("activated");
+  s.device_features_sel = r.num<uint32_t>("device_features_sel");
+  s.driver_features_sel = r.num<uint32_t>("driver_features_sel");
+  s.driver_features = r.num<uint64_t>("driver_features");
+  s.queue_sel = r.num<uint32_t>("queue_sel");
+  const nlohmann::json& queues = r.array("queues", kMaxQueues);
+  if (queues.empty()) r.fail("queues", "a virtio device has at least one queue");
   for (size_t i = 0; i < queues.size(); ++i) {
-    const std::string where = std::string(component) + ".queues[" + std::to_string(i) + "]";
-    expect_object(queues[i], where, {"enabled", "queue"});
-    VirtioMmioTransport::QueueEntry e;
-    e.enabled = get_bool(queues[i], where, "enabled");
-    e.queue = queue_state_from_json(field(queues[i], where, "queue"), where);
-    s.queues.push_back(e);
+    JsonReader e(queues[i], r.path("queues[" + std::to_string(i) + "]"));
+    VirtioMmioTransport::QueueEntry entry;
+    entry.enabled = e.boolean("enabled");
+    entry.queue = queue_state_from_json(e.member("queue"), e.path("queue"));
+    e.finish();
+    s.queues.push_back(entry);
   }
-  s.interrupt_status = get_uint<uint32_t>(j, component, "interrupt_status", kInterruptBits);
+  s.interrupt_status = r.num<uint32_t>("interrupt_status", 0, kInterruptBits);
+  r.finish();
   return s;
 }
 

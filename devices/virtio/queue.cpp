@@ -3,8 +3,9 @@
 #include <atomic>
 #include <cstring>
 
+#include "base/text.hpp"
 #include "forkvm/errors.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm {
 namespace {
@@ -26,16 +27,6 @@ bool write_bytes(const GuestMemory& mem, uint64_t gpa, const void* data, size_t 
   if (!s) return false;
   std::memcpy(s->data(), data, len);
   return true;
-}
-
-std::string hex(uint64_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s;
-  do {
-    s.insert(s.begin(), kDigits[v & 0xf]);
-    v >>= 4;
-  } while (v != 0);
-  return "0x" + s;
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 #include <array>
 #include <string>
 
-#include "devices/state_json.hpp"
+#include "base/json_reader.hpp"
 
 namespace forkvm {
 namespace {
@@ -54,20 +54,17 @@ nlohmann::json to_json(const Queue::State& s) {
 }
 
 Queue::State queue_state_from_json(const nlohmann::json& j, std::string_view component) {
-  using namespace state_json;
-  expect_object(j, component,
-                {"size", "desc_table", "avail_ring", "used_ring", "ready", "next_avail",
-                 "next_used", "in_flight", "error"});
+  JsonReader r(j, std::string(component));
   Queue::State s;
-  s.size = get_uint<uint16_t>(j, component, "size");
-  s.desc_table = get_uint<uint64_t>(j, component, "desc_table");
-  s.avail_ring = get_uint<uint64_t>(j, component, "avail_ring");
-  s.used_ring = get_uint<uint64_t>(j, component, "used_ring");
-  s.ready = get_bool(j, component, "ready");
-  s.next_avail = get_uint<uint16_t>(j, component, "next_avail");
-  s.next_used = get_uint<uint16_t>(j, component, "next_used");
-  s.in_flight = get_uint<uint16_t>(j, component, "in_flight");
-  const std::string name = get_string(j, component, "error", 64);
+  s.size = r.num<uint16_t>("size");
+  s.desc_table = r.num<uint64_t>("desc_table");
+  s.avail_ring = r.num<uint64_t>("avail_ring");
+  s.used_ring = r.num<uint64_t>("used_ring");
+  s.ready = r.boolean("ready");
+  s.next_avail = r.num<uint16_t>("next_avail");
+  s.next_used = r.num<uint16_t>("next_used");
+  s.in_flight = r.num<uint16_t>("in_flight");
+  const std::string name = r.string("error", 64);
   bool found = false;
   for (size_t i = 0; i < kErrorNames.size(); ++i) {
     if (kErrorNames[i] == name) {
@@ -75,7 +72,8 @@ Queue::State queue_state_from_json(const nlohmann::json& j, std::string_view com
       found = true;
     }
   }
-  if (!found) fail(component, "error", "unknown queue error '" + name + "'");
+  if (!found) r.fail("error", "unknown queue error '" + name + "'");
+  r.finish();
   Queue::check_state(s, component);
   return s;
 }

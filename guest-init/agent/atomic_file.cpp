@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <utility>
 
+#include "contract/protocol/messages.hpp"
 #include "guest-init/agent/op_error.hpp"
-#include "guest-init/protocol/messages.hpp"
 
 namespace forkvm::agent {
 namespace {

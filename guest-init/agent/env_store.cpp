@@ -6,10 +6,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "contract/protocol/field_rules.hpp"
+#include "contract/protocol/messages.hpp"
 #include "guest-init/agent/atomic_file.hpp"
 #include "guest-init/agent/op_error.hpp"
-#include "guest-init/protocol/field_rules.hpp"
-#include "guest-init/protocol/messages.hpp"
 
 namespace forkvm::agent {
 namespace {

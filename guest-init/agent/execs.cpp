@@ -7,11 +7,11 @@
 #include <csignal>
 #include <map>
 
+#include "contract/protocol/field_rules.hpp"
+#include "contract/protocol/messages.hpp"
 #include "guest-init/agent/fields.hpp"
 #include "guest-init/agent/server_impl.hpp"
 #include "guest-init/agent/spawn.hpp"
-#include "guest-init/protocol/field_rules.hpp"
-#include "guest-init/protocol/messages.hpp"
 
 namespace forkvm::agent {
 namespace {

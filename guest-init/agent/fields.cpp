@@ -1,7 +1,7 @@
 #include "guest-init/agent/fields.hpp"
 
+#include "contract/protocol/messages.hpp"
 #include "guest-init/agent/op_error.hpp"
-#include "guest-init/protocol/messages.hpp"
 
 namespace forkvm::agent {
 namespace {

@@ -9,9 +9,9 @@
 #include <cerrno>
 #include <vector>
 
+#include "contract/protocol/messages.hpp"
 #include "guest-init/agent/atomic_file.hpp"
 #include "guest-init/agent/op_error.hpp"
-#include "guest-init/protocol/messages.hpp"
 
 namespace forkvm::agent {
 namespace {

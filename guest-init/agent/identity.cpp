@@ -11,10 +11,10 @@
 #include <cstring>
 #include <ctime>
 
+#include "contract/protocol/field_rules.hpp"
+#include "contract/protocol/messages.hpp"
 #include "guest-init/agent/op_error.hpp"
 #include "guest-init/agent/unique_fd.hpp"
-#include "guest-init/protocol/field_rules.hpp"
-#include "guest-init/protocol/messages.hpp"
 
 namespace forkvm::agent {
 namespace {

@@ -3,8 +3,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "guest-init/protocol/field_rules.hpp"
-#include "guest-init/protocol/messages.hpp"
+#include "contract/protocol/field_rules.hpp"
+#include "contract/protocol/messages.hpp"
 
 namespace forkvm::agent {
 

@@ -3,11 +3,11 @@
 #include <csignal>
 #include <exception>
 
-#include "guest-init/agent/identity.hpp"
+#include "contract/protocol/hello.hpp"
+#include "contract/protocol/messages.hpp"
 #include "guest-init/agent/fields.hpp"
+#include "guest-init/agent/identity.hpp"
 #include "guest-init/agent/server_impl.hpp"
-#include "guest-init/protocol/hello.hpp"
-#include "guest-init/protocol/messages.hpp"
 
 namespace forkvm::agent {
 namespace {

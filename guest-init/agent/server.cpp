@@ -13,10 +13,10 @@
 #include <cstring>
 #include <system_error>
 
+#include "contract/protocol/hello.hpp"
+#include "contract/protocol/messages.hpp"
 #include "guest-init/agent/metadata.hpp"
 #include "guest-init/agent/server_impl.hpp"
-#include "guest-init/protocol/hello.hpp"
-#include "guest-init/protocol/messages.hpp"
 
 namespace forkvm::agent {
 namespace {

@@ -1,4 +1,4 @@
-// forkvm-agent-server: the agent side of protocol v1 (guest-init/protocol/MESSAGES.md).
+// forkvm-agent-server: the agent side of protocol v1 (contract/protocol/MESSAGES.md).
 //
 // One thread runs one poll() loop over: the two listening sockets (framed protocol and the
 // 5555 NDJSON protocol), every connection, every exec's stdout/stderr/stdin pipe, and a

@@ -16,13 +16,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "contract/protocol/frame.hpp"
 #include "guest-init/agent/atomic_file.hpp"
 #include "guest-init/agent/env_store.hpp"
 #include "guest-init/agent/file_ops.hpp"
 #include "guest-init/agent/op_error.hpp"
 #include "guest-init/agent/server.hpp"
 #include "guest-init/agent/unique_fd.hpp"
-#include "guest-init/protocol/frame.hpp"
 
 namespace forkvm::agent {
 

@@ -1,4 +1,4 @@
-// forkvm::AgentClient: the host side of the agent protocol (guest-init/protocol/MESSAGES.md)
+// forkvm::AgentClient: the host side of the agent protocol (contract/protocol/MESSAGES.md)
 // over one stream socket. Usable on its own (against any Unix socket that speaks the protocol,
 // directly or through a Firecracker-style vsock socket) and used by forkvm::Sandbox.
 //

@@ -78,4 +78,18 @@ class GuestError : public Error {
   std::string console_tail_;
 };
 
+/// The operation is not allowed in the object's current state: a VM that was never started or
+/// has stopped, a prepared VM launched twice, a sandbox that was shut down, an exec whose stdin
+/// is closed, a client that was closed, ...
+class InvalidStateError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A wait was cancelled by the caller (a std::stop_token, or ExecProcess::cancel()).
+class CancelledError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace forkvm

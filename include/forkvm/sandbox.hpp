@@ -157,6 +157,15 @@ class Sandbox {
   /// ready.
   AgentClient& agent();
 
+  // The sandbox's own face of the agent client: the calls below forward to agent() one to one,
+  // on purpose. A sandbox is what callers hold (as E2B's and microsandbox's `sandbox.exec(...)`),
+  // and each call first checks the sandbox's state, so a request to a sandbox that was shut
+  // down, is being forked or whose VM has stopped fails with InvalidStateError or GuestError
+  // (with the console tail) rather than with an AgentClient error about a closed socket.
+  // AgentClient stays a type of its own: it also speaks to an agent on any socket (the
+  // host-side tests run it against the agent server on a Unix socket). Keep the two lists in
+  // step; a new agent operation goes into AgentClient first.
+
   /// See AgentClient::ping().
   PingResult ping();
   /// Runs argv and collects the output (AgentClient::exec()).

@@ -1,5 +1,6 @@
 // Typed errors of the sandbox API (forkvm::Sandbox and forkvm::AgentClient). All derive from
-// forkvm::Error (errors.hpp). A VM that stops underneath a request is reported as
+// forkvm::Error (errors.hpp, which also holds InvalidStateError and CancelledError: the VM
+// throws those too). A VM that stops underneath a request is reported as
 // forkvm::GuestError, which carries the guest's console tail.
 #pragma once
 
@@ -10,13 +11,6 @@
 #include "forkvm/errors.hpp"
 
 namespace forkvm {
-
-/// The operation is not allowed in the object's current state (a sandbox that was shut down,
-/// an exec whose stdin is closed, a client that was closed, ...).
-class InvalidStateError : public Error {
- public:
-  using Error::Error;
-};
 
 /// The agent could not be reached: the socket refused the connection, the CONNECT handshake
 /// was refused or closed, the hello was not answered, or the connection was lost while a
@@ -40,14 +34,8 @@ class TimeoutError : public Error {
   using Error::Error;
 };
 
-/// A wait was cancelled by the caller (a std::stop_token, or ExecProcess::cancel()).
-class CancelledError : public Error {
- public:
-  using Error::Error;
-};
-
 /// What a failed guest-side operation ran into. Mirrors the `code` of the protocol's error
-/// frame (guest-init/protocol/MESSAGES.md, "Error codes").
+/// frame (contract/protocol/MESSAGES.md, "Error codes").
 enum class ErrorKind {
   kNotFound,          ///< not_found (ENOENT): path, cwd, or the program to exec
   kPermissionDenied,  ///< permission_denied (EACCES, EPERM)

@@ -217,7 +217,7 @@ class Vm {
   /// The vCPUs are paused, the virtio devices quiesced (vsock: host connections are closed and
   /// the guest gets a TRANSPORT_RESET), the machine and every device captured and guest memory
   /// written; then the devices and vCPUs resume and this VM keeps running (a VM paused with
-  /// pause() stays paused). Throws InvalidStateError (sandbox_errors.hpp) when the VM was not
+  /// pause() stays paused). Throws InvalidStateError when the VM was not
   /// started or has stopped, SnapshotError when the state cannot be captured or written, and
   /// KvmError when KVM refuses to read the state.
   void snapshot(const std::string& dir);

@@ -36,12 +36,14 @@
 #include "snapshot/sha256.hpp"
 #include "tests/e2e/e2e_image.hpp"
 #include "tests/e2e/sandbox_helpers.hpp"
-#include "tests/e2e/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/run_process.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 
 namespace forkvm::e2e {
 namespace {
+
+using test::TempDir;
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

@@ -31,10 +31,12 @@
 #include "forkvm/template.hpp"
 #include "tests/e2e/e2e_image.hpp"
 #include "tests/e2e/sandbox_helpers.hpp"
-#include "tests/e2e/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace forkvm::e2e {
 namespace {
+
+using test::TempDir;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;

@@ -15,11 +15,11 @@
 #include <variant>
 #include <vector>
 
+#include "memory/guest_memory.hpp"
 #include "vmm/arch/x86_64/gdt.hpp"
 #include "vmm/arch/x86_64/page_tables.hpp"
 #include "vmm/arch/x86_64/regs.hpp"
 #include "vmm/exit_dispatch.hpp"
-#include "vmm/guest_memory.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
 #include "vmm/kvm/vm_fd.hpp"

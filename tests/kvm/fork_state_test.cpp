@@ -11,13 +11,13 @@
 #include <vector>
 
 #include "forkvm/errors.hpp"
+#include "memory/guest_memory.hpp"
 #include "tests/kvm/counting_machine.hpp"
-#include "vmm/guest_memory.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/state/cpu_features.hpp"
+#include "vmm/state/kvm_state_codec.hpp"
 #include "vmm/state/machine_state.hpp"
 #include "vmm/state/msr_list.hpp"
-#include "vmm/state/state_json.hpp"
 
 namespace forkvm::test {
 namespace {

@@ -6,10 +6,10 @@
 
 #include <cerrno>
 
+#include "base/event_fd.hpp"
 #include "devices/virtio/mmio_transport.hpp"
 #include "forkvm/errors.hpp"
 #include "tests/kvm/test_guest.hpp"
-#include "vmm/event_fd.hpp"
 
 namespace forkvm::test {
 namespace {

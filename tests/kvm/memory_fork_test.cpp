@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "memory/guest_memory.hpp"
+#include "memory/memory_image.hpp"
 #include "tests/kvm/counting_machine.hpp"
 #include "tests/support/file_stat.hpp"
-#include "vmm/guest_memory.hpp"
 #include "vmm/kvm/kvm_system.hpp"
-#include "vmm/memory_image.hpp"
 #include "vmm/state/machine_state.hpp"
 #include "vmm/state/msr_list.hpp"
 

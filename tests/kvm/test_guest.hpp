@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "vmm/bus.hpp"
+#include "devices/bus.hpp"
+#include "memory/guest_memory.hpp"
 #include "vmm/exit_dispatch.hpp"
-#include "vmm/guest_memory.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
 #include "vmm/kvm/vm_fd.hpp"

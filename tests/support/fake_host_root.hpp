@@ -2,14 +2,14 @@
 // tests of how forkvm and run-tier classify a host (hardware KVM, PVM, none) without one.
 #pragma once
 
-#include <stdlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+
+#include "tests/support/temp_dir.hpp"
 
 namespace forkvm::test {
 
@@ -18,9 +18,7 @@ class FakeHostRoot {
   /// `cpu_flags` goes into each of two processors' "flags" lines; `modules` become
   /// sys/module/<name>/ directories.
   FakeHostRoot(const std::string& cpu_flags, std::initializer_list<const char*> modules) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "forkvm-fakeroot-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
-    path_ = tmpl;
+    const std::filesystem::path& path_ = dir_.path();
     std::filesystem::create_directories(path_ / "proc");
     std::filesystem::create_directories(path_ / "sys/module/kvm");
     for (const char* m : modules) std::filesystem::create_directories(path_ / "sys/module" / m);
@@ -31,17 +29,10 @@ class FakeHostRoot {
     }
     if (!cpuinfo) throw std::runtime_error("cannot write the fake cpuinfo");
   }
-  ~FakeHostRoot() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  FakeHostRoot(const FakeHostRoot&) = delete;
-  FakeHostRoot& operator=(const FakeHostRoot&) = delete;
-
-  std::string path() const { return path_.string(); }
+  std::string path() const { return dir_.path().string(); }
 
  private:
-  std::filesystem::path path_;
+  TempDir dir_{"forkvm-fakeroot"};
 };
 
 /// Flags of a CPU without VT-x/AMD-V (as on the project's PVM and no-KVM machines).

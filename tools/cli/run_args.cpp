@@ -1,6 +1,6 @@
 #include "tools/cli/run_args.hpp"
 
-#include "guest-init/protocol/field_rules.hpp"
+#include "contract/protocol/field_rules.hpp"
 #include "tools/cli/args.hpp"
 #include "tools/cli/launch_plan.hpp"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/kvm/fd.hpp"
+#include "base/fd.hpp"
 
 namespace forkvm {
 

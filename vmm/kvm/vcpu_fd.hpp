@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "vmm/kvm/fd.hpp"
+#include "base/fd.hpp"
 #include "vmm/kvm/vcpu_exit.hpp"
 
 namespace forkvm {

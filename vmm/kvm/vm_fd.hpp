@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "vmm/kvm/fd.hpp"
+#include "base/fd.hpp"
 
 namespace forkvm {
 

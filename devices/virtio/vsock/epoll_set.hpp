@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <span>
 
-#include "vmm/kvm/fd.hpp"
+#include "base/fd.hpp"
 
 namespace forkvm::vsock {
 

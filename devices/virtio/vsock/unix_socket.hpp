@@ -10,7 +10,7 @@
 #include <span>
 #include <string>
 
-#include "vmm/kvm/fd.hpp"
+#include "base/fd.hpp"
 
 namespace forkvm::vsock {
 

@@ -9,12 +9,12 @@
 #include <thread>
 #include <vector>
 
+#include "base/fd.hpp"
 #include "devices/virtio/descriptor_chain.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "devices/virtio/vsock/epoll_set.hpp"
 #include "devices/virtio/vsock/muxer.hpp"
 #include "devices/virtio/vsock/unix_socket.hpp"
-#include "vmm/kvm/fd.hpp"
 
 namespace forkvm::vsock {
 

@@ -18,7 +18,7 @@
 
 #include <gtest/gtest.h>
 
-#include "guest-init/protocol/hello.hpp"
+#include "contract/protocol/hello.hpp"
 
 namespace forkvm::agent::test {
 namespace {
@@ -58,10 +58,7 @@ bool is_terminal(const Frame& frame) {
 
 }  // namespace
 
-AgentHost::AgentHost() {
-  std::string templ = (std::filesystem::temp_directory_path() / "forkvm-agent-XXXXXX").string();
-  if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp");
-  dir_ = templ;
+AgentHost::AgentHost() : dir_(tmp_.path().string()) {
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
   pid_ = ::fork();
@@ -104,8 +101,6 @@ AgentHost::~AgentHost() {
       std::this_thread::sleep_for(5ms);
     }
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir_, ec);
 }
 
 bool AgentHost::alive() {

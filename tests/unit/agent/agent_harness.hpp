@@ -14,7 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "guest-init/protocol/frame.hpp"
+#include "contract/protocol/frame.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace forkvm::agent::test {
 
@@ -43,6 +44,7 @@ class AgentHost {
   [[nodiscard]] bool alive();
 
  private:
+  forkvm::test::TempDir tmp_{"forkvm-agent"};  // removed after the agent is stopped (declared first)
   std::string dir_;
   pid_t pid_ = -1;
 };

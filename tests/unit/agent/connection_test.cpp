@@ -2,7 +2,7 @@
 // connection kills its execs; hostile input does not bring the agent down.
 #include <gtest/gtest.h>
 
-#include "guest-init/protocol/frame.hpp"
+#include "contract/protocol/frame.hpp"
 #include "tests/unit/agent/agent_harness.hpp"
 
 namespace forkvm::agent::test {

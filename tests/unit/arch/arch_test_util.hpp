@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm::x86::test {
 

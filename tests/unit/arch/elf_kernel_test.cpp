@@ -3,8 +3,8 @@
 
 #include "arch_test_util.hpp"
 #include "forkvm/errors.hpp"
+#include "memory/layout.hpp"
 #include "vmm/arch/x86_64/kernel_loader.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
 
 namespace forkvm::x86 {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "arch_test_util.hpp"
 #include "forkvm/errors.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
+#include "memory/layout.hpp"
 
 namespace forkvm::x86 {
 namespace {

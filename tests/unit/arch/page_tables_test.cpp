@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "arch_test_util.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
+#include "memory/layout.hpp"
 
 namespace forkvm::x86 {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "vmm/arch/x86_64/layout.hpp"
+#include "memory/layout.hpp"
 
 namespace forkvm::x86 {
 namespace {

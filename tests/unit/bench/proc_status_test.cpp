@@ -13,6 +13,7 @@
 #include <string>
 
 #include "bench/memory_math.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace forkvm::bench {
 namespace {
@@ -121,16 +122,13 @@ TEST(MemoryMath, Extrapolates) {
 }
 
 TEST(ProcStatus, CountsDirectoryEntries) {
-  char tmpl[] = "/tmp/forkvm-count-XXXXXX";
-  const char* dir = ::mkdtemp(tmpl);
-  ASSERT_NE(dir, nullptr);
+  const test::TempDir tmp("forkvm-count");
+  const std::string dir = tmp.path().string();
   EXPECT_EQ(count_entries(dir), 0u);
   for (const char* name : {"a", "b", "c"}) {
     std::ofstream(std::string(dir) + "/" + name) << "x";
   }
   EXPECT_EQ(count_entries(dir), 3u);
-  for (const char* name : {"a", "b", "c"}) std::remove((std::string(dir) + "/" + name).c_str());
-  ::rmdir(dir);
   EXPECT_THROW(count_entries(std::string(dir) + "/missing"), std::runtime_error);
 }
 

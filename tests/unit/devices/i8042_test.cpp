@@ -269,25 +269,25 @@ TEST_F(I8042Test, SaveRestoreRoundTrip) {
   wr(kCmd, 0xd1);  // pending data byte
   const std::array<uint8_t, 3> keys{0xe0, 0x71, 0xf0};
   dev_.enqueue_keyboard(keys);
-  const I8042::State saved = dev_.save();
+  const I8042::State saved = dev_.save_state();
   EXPECT_EQ(saved.pending_command, 0xd1);
   EXPECT_EQ(saved.keyboard_queue.size(), 3u);
 
   auto irq = std::make_shared<test::RecordingIrqLine>();
   I8042 restored(irq, {});
-  restored.restore(saved);
-  EXPECT_EQ(restored.save(), saved);
+  restored.restore_state(saved);
+  EXPECT_EQ(restored.save_state(), saved);
   EXPECT_TRUE(irq->level());
   I8042::State bad = saved;
   bad.keyboard_queue.assign(I8042::kQueueSize + 1, 0);
-  EXPECT_THROW(restored.restore(bad), LegacyDeviceError);
+  EXPECT_THROW(restored.restore_state(bad), LegacyDeviceError);
   bad = saved;
   bad.pending_command = 0x20;
-  EXPECT_THROW(restored.restore(bad), LegacyDeviceError);
+  EXPECT_THROW(restored.restore_state(bad), LegacyDeviceError);
   bad = saved;
   bad.scancode_set = 0;
-  EXPECT_THROW(restored.restore(bad), LegacyDeviceError);
-  EXPECT_EQ(restored.save(), saved);
+  EXPECT_THROW(restored.restore_state(bad), LegacyDeviceError);
+  EXPECT_EQ(restored.save_state(), saved);
 }
 
 TEST(I8042, AThrowingResetCallbackDoesNotEscape) {

@@ -63,10 +63,10 @@ TEST(LegacyFuzz, Serial) {
     ASSERT_LE(serial.rx_space(), Serial::kFifoSize);
   }
   EXPECT_EQ(sunk, serial.counters().tx_bytes);
-  const Serial::State state = serial.save();
+  const Serial::State state = serial.save_state();
   Serial copy(nullptr, {});
-  ASSERT_NO_THROW(copy.restore(state));
-  EXPECT_EQ(copy.save(), state);
+  ASSERT_NO_THROW(copy.restore_state(state));
+  EXPECT_EQ(copy.save_state(), state);
 }
 
 TEST(LegacyFuzz, I8042) {
@@ -87,10 +87,10 @@ TEST(LegacyFuzz, I8042) {
     ASSERT_NE(status[0], 0xff);
   }
   EXPECT_EQ(resets, dev.counters().resets);
-  const I8042::State state = dev.save();
+  const I8042::State state = dev.save_state();
   I8042 copy(nullptr, {});
-  ASSERT_NO_THROW(copy.restore(state));
-  EXPECT_EQ(copy.save(), state);
+  ASSERT_NO_THROW(copy.restore_state(state));
+  EXPECT_EQ(copy.save_state(), state);
 }
 
 TEST(LegacyFuzz, BootSignal) {

@@ -6,11 +6,11 @@
 #include <memory>
 #include <vector>
 
+#include "base/base64.hpp"
+#include "contract/boot_signal.hpp"
 #include "devices/legacy/boot_signal_state.hpp"
 #include "devices/legacy/i8042_state.hpp"
 #include "devices/legacy/serial_state.hpp"
-#include "guest-init/boot_signal.hpp"
-#include "snapshot/base64.hpp"
 #include "tests/unit/devices/recording_irq_line.hpp"
 #include "tests/unit/devices/state_json_checks.hpp"
 
@@ -36,7 +36,7 @@ Serial::State busy_serial_state() {
   const std::array<uint8_t, 5> in{'h', 'e', 'l', 'l', 'o'};
   s.enqueue_input(in);
   wr(s, 0, 'x');  // THRE interrupt pending
-  return s.save();
+  return s.save_state();
 }
 
 TEST(SerialState, SaveRestoreSaveIdenticalDirectAndThroughJson) {
@@ -44,16 +44,16 @@ TEST(SerialState, SaveRestoreSaveIdenticalDirectAndThroughJson) {
   EXPECT_EQ(saved.rx_fifo.size(), 5u);
   auto irq = std::make_shared<test::RecordingIrqLine>();
   Serial restored(irq, {});
-  restored.restore(saved);
-  EXPECT_EQ(restored.save(), saved);
+  restored.restore_state(saved);
+  EXPECT_EQ(restored.save_state(), saved);
   EXPECT_TRUE(irq->level());
 
   const nlohmann::json j = to_json(saved);
   const Serial::State decoded = serial_state_from_json(nlohmann::json::parse(j.dump()));
   EXPECT_EQ(decoded, saved);
   Serial again(nullptr, {});
-  again.restore(decoded);
-  EXPECT_EQ(to_json(again.save()), j);
+  again.restore_state(decoded);
+  EXPECT_EQ(to_json(again.save_state()), j);
 }
 
 TEST(SerialState, EveryMalformedFieldIsRefused) {
@@ -67,7 +67,7 @@ TEST(SerialState, EveryMalformedFieldIsRefused) {
   test::expect_rejected(good, serial_state_from_json, "rx_fifo", "aGVsbG8");  // bad padding
   test::expect_rejected(good, serial_state_from_json, "rx_fifo", "!!!!");
   const std::vector<uint8_t> big(Serial::kFifoSize + 1, 'a');
-  test::expect_rejected(good, serial_state_from_json, "rx_fifo", snapshot::to_base64(big));
+  test::expect_rejected(good, serial_state_from_json, "rx_fifo", to_base64(big));
   // Register bits the 16550A lacks: the message names the register.
   for (const auto& [reg, value] : std::vector<std::pair<const char*, int>>{
            {"ier", 0x10}, {"mcr", 0x20}, {"fcr", 0x02}, {"lsr_errors", 0x01},
@@ -92,7 +92,7 @@ I8042::State busy_i8042_state() {
   wr(dev, I8042::kDataOffset, 0xf0);     // keyboard: scan-code set, parameter pending
   const std::array<uint8_t, 2> keys{0x1c, 0xf0};
   dev.enqueue_keyboard(keys);
-  return dev.save();
+  return dev.save_state();
 }
 
 TEST(I8042State, SaveRestoreSaveIdenticalDirectAndThroughJson) {
@@ -100,14 +100,14 @@ TEST(I8042State, SaveRestoreSaveIdenticalDirectAndThroughJson) {
   EXPECT_EQ(saved.controller_queue.size(), 2u);
   EXPECT_EQ(saved.keyboard_pending, 0xf0);
   I8042 restored(nullptr, {});
-  restored.restore(saved);
-  EXPECT_EQ(restored.save(), saved);
+  restored.restore_state(saved);
+  EXPECT_EQ(restored.save_state(), saved);
   const nlohmann::json j = to_json(saved);
   const I8042::State decoded = i8042_state_from_json(nlohmann::json::parse(j.dump()));
   EXPECT_EQ(decoded, saved);
   I8042 again(nullptr, {});
-  again.restore(decoded);
-  EXPECT_EQ(to_json(again.save()), j);
+  again.restore_state(decoded);
+  EXPECT_EQ(to_json(again.save_state()), j);
 }
 
 TEST(I8042State, EveryMalformedFieldIsRefused) {
@@ -117,10 +117,10 @@ TEST(I8042State, EveryMalformedFieldIsRefused) {
                         "last_read"}) {
     test::expect_rejected(good, i8042_state_from_json, f, 256);
   }
-  test::expect_rejected(good, i8042_state_from_json, "ram", snapshot::to_base64(std::vector<uint8_t>(31)));
-  test::expect_rejected(good, i8042_state_from_json, "ram", snapshot::to_base64(std::vector<uint8_t>(33)));
+  test::expect_rejected(good, i8042_state_from_json, "ram", to_base64(std::vector<uint8_t>(31)));
+  test::expect_rejected(good, i8042_state_from_json, "ram", to_base64(std::vector<uint8_t>(33)));
   test::expect_rejected(good, i8042_state_from_json, "keyboard_queue",
-                        snapshot::to_base64(std::vector<uint8_t>(I8042::kQueueSize + 1)));
+                        to_base64(std::vector<uint8_t>(I8042::kQueueSize + 1)));
   test::expect_rejected(good, i8042_state_from_json, "last_write_was_command", "yes");
   // Controller queue: too long, and malformed elements.
   nlohmann::json bad = good;
@@ -159,7 +159,7 @@ TEST(BootSignalState, SaveRestoreSaveIdenticalDirectAndThroughJson) {
   signal(dev, BootSignal::kAgentReady, 0xabcdef);
   signal(dev, BootSignal::kFatal, 1);
   wr(dev, 0, 1);  // malformed: one byte
-  const BootSignalDevice::State saved = dev.save();
+  const BootSignalDevice::State saved = dev.save_state();
   EXPECT_EQ(saved.agent_ready.count, 2u);
   EXPECT_EQ(saved.agent_ready.first_arg, 7u);
   EXPECT_EQ(saved.agent_ready.last_arg, 0xabcdefu);
@@ -171,8 +171,8 @@ TEST(BootSignalState, SaveRestoreSaveIdenticalDirectAndThroughJson) {
     ++observed;
   });
   const auto at = BootSignalDevice::Clock::now();
-  restored.restore(saved, at);
-  EXPECT_EQ(restored.save(), saved);
+  restored.restore_state(saved, at);
+  EXPECT_EQ(restored.save_state(), saved);
   EXPECT_EQ(observed, 0) << "restored signals were already handled";
   ASSERT_TRUE(restored.first(BootSignal::kAgentReady));
   EXPECT_EQ(restored.first(BootSignal::kAgentReady)->at, at);
@@ -186,7 +186,7 @@ TEST(BootSignalState, SaveRestoreSaveIdenticalDirectAndThroughJson) {
 TEST(BootSignalState, EveryMalformedFieldIsRefused) {
   BootSignalDevice dev;
   signal(dev, BootSignal::kPowerOff, 3);
-  const nlohmann::json good = to_json(dev.save());
+  const nlohmann::json good = to_json(dev.save_state());
   test::expect_every_field_checked(good, boot_signal_state_from_json, "boot_signal");
   for (const char* code : {"agent_ready", "power_off", "fatal"}) {
     test::expect_every_field_checked(
@@ -203,7 +203,7 @@ TEST(BootSignalState, EveryMalformedFieldIsRefused) {
   bad = good;
   bad["fatal"]["first_arg"] = 5;  // never arrived, yet an argument
   EXPECT_THROW(boot_signal_state_from_json(bad), SnapshotError);
-  EXPECT_THROW(BootSignalDevice().restore([] {
+  EXPECT_THROW(BootSignalDevice().restore_state([] {
                  BootSignalDevice::State s;
                  s.fatal.last_arg = 1;
                  return s;

@@ -5,7 +5,7 @@
 #include <mutex>
 #include <vector>
 
-#include "vmm/irq_line.hpp"
+#include "devices/irq_line.hpp"
 
 namespace forkvm::test {
 

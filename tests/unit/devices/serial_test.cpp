@@ -335,14 +335,14 @@ TEST_F(SerialTest, SaveRestoreRoundTrip) {
   wr(kIer, kIerRdi | kIerThri);
   wr(kScr, 0x42);
   input("snapshot");
-  const Serial::State saved = serial_.save();
+  const Serial::State saved = serial_.save_state();
   EXPECT_EQ(saved.rx_fifo, std::vector<uint8_t>({'s', 'n', 'a', 'p', 's', 'h', 'o', 't'}));
   EXPECT_TRUE(saved.thr_interrupt);
 
   auto irq = std::make_shared<test::RecordingIrqLine>();
   Serial restored(irq, {});
-  restored.restore(saved);
-  EXPECT_EQ(restored.save(), saved);
+  restored.restore_state(saved);
+  EXPECT_EQ(restored.save_state(), saved);
   EXPECT_TRUE(irq->level());  // restore re-drives the line
   std::array<uint8_t, 1> b{};
   restored.read(kRx, b);
@@ -351,30 +351,30 @@ TEST_F(SerialTest, SaveRestoreRoundTrip) {
 
 TEST_F(SerialTest, RestoreRejectsInvalidStateAndKeepsTheOldOne) {
   input("a");
-  const Serial::State before = serial_.save();
+  const Serial::State before = serial_.save_state();
   Serial::State bad;
   bad.fcr = kFcrEnable;
   bad.rx_fifo.assign(Serial::kFifoSize + 1, 'x');
-  EXPECT_THROW(serial_.restore(bad), LegacyDeviceError);
+  EXPECT_THROW(serial_.restore_state(bad), LegacyDeviceError);
   bad = {};
   bad.rx_fifo = {'a', 'b'};  // FIFOs disabled: one byte at most
-  EXPECT_THROW(serial_.restore(bad), LegacyDeviceError);
+  EXPECT_THROW(serial_.restore_state(bad), LegacyDeviceError);
   bad = {};
   bad.ier = 0x10;
-  EXPECT_THROW(serial_.restore(bad), LegacyDeviceError);
+  EXPECT_THROW(serial_.restore_state(bad), LegacyDeviceError);
   bad = {};
   bad.mcr = 0x20;
-  EXPECT_THROW(serial_.restore(bad), LegacyDeviceError);
+  EXPECT_THROW(serial_.restore_state(bad), LegacyDeviceError);
   bad = {};
   bad.fcr = 0x03;  // self-clearing bit
-  EXPECT_THROW(serial_.restore(bad), LegacyDeviceError);
+  EXPECT_THROW(serial_.restore_state(bad), LegacyDeviceError);
   bad = {};
   bad.lsr_errors = kLsrDr;
-  EXPECT_THROW(serial_.restore(bad), LegacyDeviceError);
+  EXPECT_THROW(serial_.restore_state(bad), LegacyDeviceError);
   bad = {};
   bad.msr_deltas = 0x10;
-  EXPECT_THROW(serial_.restore(bad), LegacyDeviceError);
-  EXPECT_EQ(serial_.save(), before);
+  EXPECT_THROW(serial_.restore_state(bad), LegacyDeviceError);
+  EXPECT_EQ(serial_.save_state(), before);
 }
 
 TEST(Serial, WorksWithoutIrqLineOrSink) {

@@ -9,7 +9,7 @@
 #include "devices/legacy/boot_signal.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
+#include "memory/layout.hpp"
 
 namespace forkvm {
 namespace {

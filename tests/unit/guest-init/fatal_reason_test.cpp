@@ -1,4 +1,4 @@
-#include "guest-init/fatal_reason.hpp"
+#include "contract/fatal_reason.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "guest-init/protocol/frame.hpp"
+#include "contract/protocol/frame.hpp"
 
 #include <gtest/gtest.h>
 

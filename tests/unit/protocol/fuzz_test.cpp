@@ -1,7 +1,7 @@
 // Seeded random inputs: the decoder must never crash, hang or throw anything but
 // ProtocolError, whatever it is fed and however the bytes are split.
 
-#include "guest-init/protocol/frame.hpp"
+#include "contract/protocol/frame.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "guest-init/protocol/hello.hpp"
+#include "contract/protocol/hello.hpp"
 
 #include <gtest/gtest.h>
 

@@ -230,8 +230,8 @@ TEST(AgentClient, SixtyFourMiBStreamedBothWays) {
   AgentHost host;
   auto c = connect(host);
   test::TempDir local;
-  const std::string src = local.path() + "/src.bin";
-  const std::string back = local.path() + "/back.bin";
+  const std::string src = (local / "src.bin");
+  const std::string back = (local / "back.bin");
   constexpr size_t kSize = (64u << 20) + 12345;  // not a multiple of the chunk size
   {
     std::ofstream out(src, std::ios::binary);

@@ -13,8 +13,8 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "guest-init/protocol/frame.hpp"
-#include "guest-init/protocol/hello.hpp"
+#include "contract/protocol/frame.hpp"
+#include "contract/protocol/hello.hpp"
 
 namespace forkvm::test {
 namespace {
@@ -47,23 +47,12 @@ bool reap(pid_t pid, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
-TempDir::TempDir() {
-  char templ[] = "/tmp/fkvm-test-XXXXXX";
-  if (::mkdtemp(templ) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = templ;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-AgentHost::AgentHost() : socket_(dir_.path() + "/agent.sock") {
+AgentHost::AgentHost() : socket_((dir_ / "agent.sock")) {
   std::filesystem::create_directories(files());
   std::filesystem::create_directories(state());
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  const std::string meta = dir_.path() + "/meta.sock";
+  const std::string meta = (dir_ / "meta.sock");
   const std::string st = state();
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -98,7 +87,7 @@ void AgentHost::kill_now() {
   pid_ = -1;
 }
 
-RawPeer::RawPeer(std::function<void(int, std::atomic<bool>&)> serve) : path_(dir_.path() + "/peer.sock") {
+RawPeer::RawPeer(std::function<void(int, std::atomic<bool>&)> serve) : path_((dir_ / "peer.sock")) {
   listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const sockaddr_un addr = unix_addr(path_);
   if (::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||

@@ -11,20 +11,9 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace forkvm::test {
-
-/// A fresh directory under /tmp, removed (recursively) on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 /// forkvm-agent-host serving `socket()` from a private temp dir. Started in the constructor
 /// (waits up to 10 s for "listening"), SIGTERM'd (then SIGKILL'd) in the destructor.
@@ -37,9 +26,9 @@ class AgentHost {
   /// The framed-protocol socket.
   const std::string& socket() const { return socket_; }
   /// A scratch directory for files the tests move around (absolute).
-  std::string files() const { return dir_.path() + "/files"; }
+  std::string files() const { return (dir_ / "files"); }
   /// The agent's state dir (env file, secrets/).
-  std::string state() const { return dir_.path() + "/state"; }
+  std::string state() const { return (dir_ / "state"); }
   /// SIGKILLs the agent now and reaps it.
   void kill_now();
 

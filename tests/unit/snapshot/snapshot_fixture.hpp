@@ -16,34 +16,16 @@
 #include <string>
 #include <vector>
 
+#include "memory/guest_memory.hpp"
 #include "snapshot/sha256.hpp"
 #include "snapshot/snapshot.hpp"
-#include "vmm/guest_memory.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace forkvm::snapshot::test {
 
 namespace fs = std::filesystem;
 
-/// A fresh directory under /tmp, removed (with its content) when the object dies.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = "/tmp/forkvm-snapshot-test-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path_ / "snap" / kStateFile, fs::perms::owner_all, ec);  // chmod 000 tests
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using forkvm::test::TempDir;
 
 inline constexpr uint64_t kTestMib = 64;  // the smallest machine a snapshot may describe
 inline constexpr uint64_t kPage = 4096;

@@ -217,7 +217,7 @@ TEST_F(SnapshotTest, MalformedJson) {
   replace_state(snap(), std::string(10000, '[') + std::string(10000, ']'));
   expect_rejected(snap(), {"state.json", "nested deeper than 64"});
   replace_state(snap(), "[1, 2]");
-  expect_rejected(snap(), {"state.json", "must be a JSON object"});
+  expect_rejected(snap(), {"state.json", "the top level: expected an object, got array"});
   replace_state(snap(), "{\"format\": {\"major\": 1, \"minor\": 0}, \"x\": \"\xff\"}");
   expect_rejected(snap(), {"state.json", "malformed JSON"});
 }
@@ -241,7 +241,7 @@ TEST_F(SnapshotTest, NewerMinorVersionAndUnknownFieldsAreAccepted) {
 TEST_F(SnapshotTest, MemoryMibMustMatchTheMemorySize) {
   edit_state(snap(), [](nlohmann::json& j) { j["machine"]["memory_mib"] = 128; });
   expect_rejected(snap(),
-                  {"state.json", "memory.size 67108864 does not match machine.memory_mib 128"});
+                  {"state.json", "memory.size: 67108864 does not match machine.memory_mib 128"});
   // Consistent config but a memory file of the old size: caught by size, before any hashing.
   edit_state(snap(), [](nlohmann::json& j) { j["memory"]["size"] = 128ull << 20; });
   expect_rejected(snap(), {"memory", "truncated", "67108864", "134217728"});

@@ -236,7 +236,7 @@ TEST(CpioWriter, HostFileIsCopied) {
   CpioWriter w;
   w.add_file_from_host("opt/payload", host, 0600);
   EXPECT_EQ(w.entries().at("opt/payload").data, payload);
-  EXPECT_THROW(w.add_file_from_host("d", dir.path(), 0600), ImageError);  // a directory
+  EXPECT_THROW(w.add_file_from_host("d", dir.path().string(), 0600), ImageError);  // a directory
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ TEST(MkinitramfsCli, BuildsADeterministicImage) {
   ASSERT_EQ(mkinitramfs("-o " + (dir / "b.cpio.gz") + " " + base).status, 0);
   EXPECT_EQ(test::run("cmp " + (dir / "a.cpio.gz") + " " + (dir / "b.cpio.gz")).status, 0);
   // No temporary file is left behind.
-  EXPECT_EQ(test::run("ls " + dir.path()).output, "a.cpio.gz\nb.cpio.gz\n");
+  EXPECT_EQ(test::run("ls " + dir.path().string()).output, "a.cpio.gz\nb.cpio.gz\n");
 }
 
 TEST(MkinitramfsCli, ImageHasInitShellAndConsole) {
@@ -57,7 +57,7 @@ TEST(MkinitramfsCli, MissingInputIsNamed) {
                              kBusybox);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("/nonexistent/agent"), std::string::npos) << r.output;
-  EXPECT_EQ(test::run("ls " + dir.path()).output, "");
+  EXPECT_EQ(test::run("ls " + dir.path().string()).output, "");
 }
 
 }  // namespace

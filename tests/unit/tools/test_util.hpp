@@ -1,4 +1,5 @@
-// Helpers shared by the initramfs tests: a scratch directory and running shell commands.
+// Helpers shared by the initramfs tests: running shell commands (the scratch directory is
+// tests/support/temp_dir.hpp).
 #pragma once
 
 #include <sys/wait.h>
@@ -12,30 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace forkvm::test {
-
-/// A temporary directory removed (recursively) on destruction.
-class TempDir {
- public:
-  /// Creates a fresh directory under $TMPDIR (or /tmp).
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base ? base : "/tmp") + "/forkvm-test-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() { [[maybe_unused]] int rc = std::system(("rm -rf '" + path_ + "'").c_str()); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  /// The directory.
-  const std::string& path() const { return path_; }
-  /// A path inside it.
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 /// Output and exit status of a shell command.
 struct CommandResult {

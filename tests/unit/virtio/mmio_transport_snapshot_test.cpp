@@ -12,8 +12,8 @@
 #include "devices/virtio/mmio_transport.hpp"
 #include "devices/virtio/mmio_transport_state.hpp"
 #include "forkvm/errors.hpp"
+#include "memory/guest_memory.hpp"
 #include "tests/unit/devices/state_json_checks.hpp"
-#include "vmm/guest_memory.hpp"
 
 namespace forkvm {
 namespace {

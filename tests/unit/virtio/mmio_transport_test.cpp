@@ -11,7 +11,7 @@
 #include <random>
 
 #include "forkvm/errors.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "devices/virtio/descriptor_chain.hpp"
 #include "devices/virtio/queue.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm::testing {
 

@@ -9,7 +9,7 @@
 
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
+#include "memory/layout.hpp"
 #include "vmm/arch/x86_64/mptable.hpp"
 
 namespace forkvm {

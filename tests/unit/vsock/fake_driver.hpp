@@ -17,12 +17,12 @@
 #include <thread>
 #include <vector>
 
+#include "base/fd.hpp"
 #include "devices/virtio/descriptor_chain.hpp"
 #include "devices/virtio/queue.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "devices/virtio/vsock/packet.hpp"
-#include "vmm/guest_memory.hpp"
-#include "vmm/kvm/fd.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm::vsock::testing {
 

@@ -12,12 +12,12 @@
 #include <fstream>
 
 #include "devices/virtio/vsock/vsock_error.hpp"
-#include "tests/unit/vsock/test_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace forkvm::vsock {
 namespace {
 
-using testing::TestDir;
+using test::TempDir;
 
 // Binds a socket at `path` and returns it (listening when `listen_too`).
 Fd bind_at(const std::string& path, bool listen_too) {
@@ -38,8 +38,8 @@ bool exists(const std::string& path) {
 }
 
 TEST(VsockUnixSocket, ListensAndUnlinksOnDestruction) {
-  TestDir dir;
-  const std::string path = dir.file("v.sock");
+  TempDir dir;
+  const std::string path = (dir / "v.sock");
   {
     UnixListener l(path);
     EXPECT_TRUE(exists(path));
@@ -52,8 +52,8 @@ TEST(VsockUnixSocket, ListensAndUnlinksOnDestruction) {
 }
 
 TEST(VsockUnixSocket, ReplacesAStaleSocketFile) {
-  TestDir dir;
-  const std::string path = dir.file("v.sock");
+  TempDir dir;
+  const std::string path = (dir / "v.sock");
   { Fd dead = bind_at(path, false); }  // closed without unlink: a stale file
   ASSERT_TRUE(exists(path));
   UnixListener l(path);
@@ -62,8 +62,8 @@ TEST(VsockUnixSocket, ReplacesAStaleSocketFile) {
 }
 
 TEST(VsockUnixSocket, RefusesAPathWithALiveListener) {
-  TestDir dir;
-  const std::string path = dir.file("v.sock");
+  TempDir dir;
+  const std::string path = (dir / "v.sock");
   Fd live = bind_at(path, true);
   try {
     UnixListener l(path);
@@ -75,18 +75,18 @@ TEST(VsockUnixSocket, RefusesAPathWithALiveListener) {
 }
 
 TEST(VsockUnixSocket, RefusesARegularFileAndOverlongPaths) {
-  TestDir dir;
-  const std::string path = dir.file("v.sock");
+  TempDir dir;
+  const std::string path = (dir / "v.sock");
   std::ofstream(path) << "not a socket";
   EXPECT_THROW(UnixListener{path}, VsockError);
   EXPECT_TRUE(exists(path));
-  EXPECT_THROW(UnixListener{dir.file(std::string(200, 'x'))}, VsockError);
-  EXPECT_THROW(UnixListener{dir.file("missing-dir/v.sock")}, VsockError);
+  EXPECT_THROW(UnixListener{(dir / std::string(200, 'x'))}, VsockError);
+  EXPECT_THROW(UnixListener{(dir / "missing-dir/v.sock")}, VsockError);
 }
 
 TEST(VsockUnixSocket, DoesNotUnlinkSomeoneElsesSocket) {
-  TestDir dir;
-  const std::string path = dir.file("v.sock");
+  TempDir dir;
+  const std::string path = (dir / "v.sock");
   auto l = std::make_unique<UnixListener>(path);
   ASSERT_EQ(::unlink(path.c_str()), 0);
   Fd other = bind_at(path, true);  // a new socket took the name
@@ -95,8 +95,8 @@ TEST(VsockUnixSocket, DoesNotUnlinkSomeoneElsesSocket) {
 }
 
 TEST(VsockUnixSocket, ConnectFailsWithoutListener) {
-  TestDir dir;
-  EXPECT_FALSE(connect_unix(dir.file("nobody")));
+  TempDir dir;
+  EXPECT_FALSE(connect_unix((dir / "nobody")));
   EXPECT_FALSE(connect_unix(""));
 }
 

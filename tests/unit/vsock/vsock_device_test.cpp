@@ -18,7 +18,7 @@
 #include "devices/virtio/vsock/vsock_error.hpp"
 #include "forkvm/errors.hpp"
 #include "tests/unit/vsock/fake_driver.hpp"
-#include "tests/unit/vsock/test_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace forkvm::vsock {
 namespace {
@@ -26,7 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::FakeDriver;
 using testing::Received;
-using testing::TestDir;
+using test::TempDir;
 
 std::span<const uint8_t> bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
@@ -108,7 +108,7 @@ bool host_sees_close(const Fd& s) {
 class VsockDeviceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    uds_ = dir_.file("v.sock");
+    uds_ = (dir_ / "v.sock");
     dev_ = std::make_unique<VsockDevice>(FakeDriver::kGuestCid, uds_);
     driver_.post_rx(16);
     dev_->activate(driver_.activation());
@@ -146,15 +146,15 @@ class VsockDeviceTest : public ::testing::Test {
     return {std::move(s), req.header.src_port};
   }
 
-  TestDir dir_;
+  TempDir dir_;
   std::string uds_;
   FakeDriver driver_;
   std::unique_ptr<VsockDevice> dev_;
 };
 
 TEST(VsockDeviceBasics, ConfigFeaturesAndQueues) {
-  TestDir dir;
-  VsockDevice dev(0x1'2345'6789ull & 0xFFFFFFFF, dir.file("v.sock"));
+  TempDir dir;
+  VsockDevice dev(0x1'2345'6789ull & 0xFFFFFFFF, (dir / "v.sock"));
   EXPECT_EQ(dev.device_id(), 19u);
   EXPECT_EQ(dev.name(), "vsock");
   EXPECT_TRUE(dev.device_features() & virtio_feature::kVersion1);
@@ -175,21 +175,21 @@ TEST(VsockDeviceBasics, ConfigFeaturesAndQueues) {
 }
 
 TEST(VsockDeviceBasics, RejectsReservedCidsAndBusyPaths) {
-  TestDir dir;
-  EXPECT_THROW(VsockDevice(2, dir.file("a.sock")), ConfigError);
-  EXPECT_THROW(VsockDevice(1ull << 32, dir.file("a.sock")), ConfigError);
-  VsockDevice first(3, dir.file("a.sock"));
+  TempDir dir;
+  EXPECT_THROW(VsockDevice(2, (dir / "a.sock")), ConfigError);
+  EXPECT_THROW(VsockDevice(1ull << 32, (dir / "a.sock")), ConfigError);
+  VsockDevice first(3, (dir / "a.sock"));
   try {
-    VsockDevice second(4, dir.file("a.sock"));
+    VsockDevice second(4, (dir / "a.sock"));
     FAIL() << "a second device took a live socket path";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(dir.file("a.sock")), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find((dir / "a.sock")), std::string::npos);
   }
 }
 
 TEST(VsockDeviceBasics, ActivateRejectsWrongQueueCount) {
-  TestDir dir;
-  VsockDevice dev(3, dir.file("v.sock"));
+  TempDir dir;
+  VsockDevice dev(3, (dir / "v.sock"));
   FakeDriver driver;
   VirtioActivation a = driver.activation();
   a.queues.pop_back();
@@ -328,8 +328,8 @@ TEST_F(VsockDeviceTest, GuestDataUpdatesCreditAndTheHostGetsAllOfIt) {
 
 // Fresh fixture with a single RX buffer, so no credit update can reach the guest.
 TEST(VsockDeviceCredit, GuestDataBeyondAdvertisedCreditIsRst) {
-  TestDir dir;
-  const std::string uds = dir.file("v.sock");
+  TempDir dir;
+  const std::string uds = (dir / "v.sock");
   Fd listener = host_listen(uds + "_7000");
   FakeDriver driver;
   VsockDevice dev(FakeDriver::kGuestCid, uds);
@@ -498,8 +498,8 @@ TEST_F(VsockDeviceTest, MalformedTxQueueNeedsReset) {
 }
 
 TEST(VsockDeviceLifecycle, ResetClosesConnectionsAndDestructorUnlinks) {
-  TestDir dir;
-  const std::string uds = dir.file("v.sock");
+  TempDir dir;
+  const std::string uds = (dir / "v.sock");
   FakeDriver driver;
   auto dev = std::make_unique<VsockDevice>(FakeDriver::kGuestCid, uds);
   driver.post_rx(4);

@@ -20,14 +20,14 @@
 #include "forkvm/errors.hpp"
 #include "tests/unit/devices/state_json_checks.hpp"
 #include "tests/unit/vsock/fake_driver.hpp"
-#include "tests/unit/vsock/test_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace forkvm::vsock {
 namespace {
 
 using namespace std::chrono_literals;
 using testing::FakeDriver;
-using testing::TestDir;
+using test::TempDir;
 namespace reg = virtio_mmio;
 namespace st = virtio_status;
 
@@ -109,7 +109,7 @@ struct VsockSlot {
 class VsockSnapshotTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    uds_ = dir_.file("v.sock");
+    uds_ = (dir_ / "v.sock");
     vm_ = std::make_unique<VsockSlot>(driver_, uds_);
     driver_.post_rx(16);
     driver_.post_event(4);
@@ -144,7 +144,7 @@ class VsockSnapshotTest : public ::testing::Test {
     return {ts2, vs2};
   }
 
-  TestDir dir_;
+  TempDir dir_;
   std::string uds_;
   FakeDriver driver_;
   std::unique_ptr<VsockSlot> vm_;
@@ -169,7 +169,7 @@ TEST_F(VsockSnapshotTest, RestorePostsResetClosesHostSideAndServesNewConnects) {
 
   // The original VM goes away; a fresh one (its own socket path, as a fork) restores.
   vm_.reset();
-  const std::string uds2 = dir_.file("w.sock");
+  const std::string uds2 = (dir_ / "w.sock");
   Fd guest_target = unix_socket(uds2 + "_5000", true);
   // While paused the guest queued a REQUEST whose notification nobody saw: the re-kick must
   // make the restored device take it.
@@ -287,16 +287,16 @@ TEST_F(VsockSnapshotTest, TwoUnhandledResetsHoldRxUntilBothAreHandled) {
 }
 
 TEST(VsockSnapshot, DriverWithoutEventBuffersGetsNoGate) {
-  TestDir dir;
+  TempDir dir;
   FakeDriver driver;
-  VsockSlot vm(driver, dir.file("v.sock"));
+  VsockSlot vm(driver, (dir / "v.sock"));
   driver.post_rx(4);
   vm.bring_up();
   vm.transport.quiesce();
   EXPECT_EQ(vm.device->reset_events_lost(), 1u);
   EXPECT_FALSE(vm.device->save_state().reset_pending);
   vm.transport.resume();
-  Fd host = unix_socket(dir.file("v.sock"), false);
+  Fd host = unix_socket((dir / "v.sock"), false);
   host_write(host, "CONNECT 71\n");
   auto req = driver.recv();
   ASSERT_TRUE(req) << "RX held for a reset that was never posted";
@@ -313,8 +313,8 @@ TEST_F(VsockSnapshotTest, SaveNeedsQuiesceAndRestoreNeedsAnIdleDevice) {
 }
 
 TEST(VsockState, RestoreSaveIdenticalAndEveryMalformedFieldIsRefused) {
-  TestDir dir;
-  VsockDevice dev(7, dir.file("v.sock"));
+  TempDir dir;
+  VsockDevice dev(7, (dir / "v.sock"));
   VsockDevice::State s;
   s.guest_cid = 7;
   s.next_local_port = (1u << 30) + 5;

@@ -11,7 +11,7 @@
 #include <span>
 #include <vector>
 
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm::x86 {
 

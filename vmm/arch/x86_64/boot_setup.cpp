@@ -3,9 +3,9 @@
 #include <string>
 
 #include "forkvm/errors.hpp"
+#include "memory/layout.hpp"
 #include "vmm/arch/x86_64/boot_params.hpp"
 #include "vmm/arch/x86_64/gdt.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
 #include "vmm/arch/x86_64/mptable.hpp"
 #include "vmm/arch/x86_64/page_tables.hpp"
 #include "vmm/arch/x86_64/regs.hpp"

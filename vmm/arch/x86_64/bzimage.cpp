@@ -7,8 +7,8 @@
 #include <string>
 
 #include "forkvm/errors.hpp"
+#include "memory/layout.hpp"
 #include "vmm/arch/x86_64/kernel_formats.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
 
 namespace forkvm::x86 {
 namespace {
@@ -34,7 +34,7 @@ SetupHeader read_setup_header(const ImageFile& file) {
   }
   if (hdr.boot_flag != kBootFlagMagic) {
     throw ImageError(file.path(),
-                     "bad bzImage boot_flag " + to_hex(hdr.boot_flag) + " (want 0xaa55)");
+                     "bad bzImage boot_flag " + hex(hdr.boot_flag) + " (want 0xaa55)");
   }
   if (hdr.version < kMinBootProtocol) {
     throw ImageError(file.path(), "boot protocol " + protocol_string(hdr.version) +
@@ -48,7 +48,7 @@ SetupHeader read_setup_header(const ImageFile& file) {
   }
   const uint64_t header_end = 0x202 + (hdr.jump >> 8);
   if (header_end < kMinHeaderEnd) {
-    throw ImageError(file.path(), "setup header ends at " + to_hex(header_end) +
+    throw ImageError(file.path(), "setup header ends at " + hex(header_end) +
                                       ", too short for protocol " + protocol_string(hdr.version));
   }
   if (header_end < kHeaderEnd) {
@@ -66,7 +66,7 @@ uint64_t runtime_start(const ImageFile& file, const SetupHeader& hdr, uint64_t l
   if (hdr.relocatable_kernel == 0) return hdr.pref_address != 0 ? hdr.pref_address : load_addr;
   const uint64_t align = hdr.kernel_alignment;
   if (align == 0 || (align & (align - 1)) != 0) {
-    throw ImageError(file.path(), "kernel_alignment " + to_hex(align) + " is not a power of two");
+    throw ImageError(file.path(), "kernel_alignment " + hex(align) + " is not a power of two");
   }
   return (load_addr + align - 1) & ~(align - 1);
 }
@@ -80,7 +80,7 @@ LoadedKernel load_bzimage(const GuestMemory& mem, const ImageFile& file) {
   if (setup_bytes >= file.size()) {
     throw ImageError(file.path(), "setup_sects = " + std::to_string(setup_sects) +
                                       " puts the protected-mode kernel at offset " +
-                                      to_hex(setup_bytes) + ", past the end of the file (" +
+                                      hex(setup_bytes) + ", past the end of the file (" +
                                       std::to_string(file.size()) + " bytes)");
   }
   const uint64_t payload = file.size() - setup_bytes;
@@ -94,17 +94,17 @@ LoadedKernel load_bzimage(const GuestMemory& mem, const ImageFile& file) {
   const uint64_t low_end = low.gpa + low.size;
   if (payload > low_end - load_addr) {
     throw ImageError(file.path(), "kernel (" + std::to_string(payload) + " bytes at " +
-                                      to_hex(load_addr) + ") does not fit in guest RAM below " +
-                                      to_hex(low_end));
+                                      hex(load_addr) + ") does not fit in guest RAM below " +
+                                      hex(low_end));
   }
   // File-controlled: pref_address, kernel_alignment and init_size decide where the kernel
   // decompresses itself; that range must be RAM the initrd will not be put in.
   const uint64_t run_start = runtime_start(file, hdr, load_addr);
   if (run_start < layout::kHimemStart || run_start > low_end ||
       hdr.init_size > low_end - run_start) {
-    throw ImageError(file.path(), "kernel needs init_size " + to_hex(hdr.init_size) + " bytes at " +
-                                      to_hex(run_start) + ", outside guest RAM below " +
-                                      to_hex(low_end));
+    throw ImageError(file.path(), "kernel needs init_size " + hex(hdr.init_size) + " bytes at " +
+                                      hex(run_start) + ", outside guest RAM below " +
+                                      hex(low_end));
   }
 
   file.read_exact(setup_bytes, mem.slice(load_addr, payload));

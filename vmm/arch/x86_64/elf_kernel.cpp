@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "forkvm/errors.hpp"
+#include "memory/layout.hpp"
 #include "vmm/arch/x86_64/kernel_formats.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
 
 namespace forkvm::x86 {
 namespace {
@@ -51,19 +51,19 @@ void validate_segment(const GuestMemory& mem, const ImageFile& file, const Elf64
   // File-controlled: offsets, sizes and addresses of every segment.
   const std::string what = "PT_LOAD segment " + std::to_string(index) + " ";
   if (ph.p_filesz > ph.p_memsz) {
-    throw ImageError(file.path(), what + "has p_filesz " + to_hex(ph.p_filesz) + " > p_memsz " +
-                                      to_hex(ph.p_memsz));
+    throw ImageError(file.path(), what + "has p_filesz " + hex(ph.p_filesz) + " > p_memsz " +
+                                      hex(ph.p_memsz));
   }
   if (ph.p_offset > file.size() || ph.p_filesz > file.size() - ph.p_offset) {
-    throw ImageError(file.path(), what + "[" + to_hex(ph.p_offset) + " + " + to_hex(ph.p_filesz) +
+    throw ImageError(file.path(), what + "[" + hex(ph.p_offset) + " + " + hex(ph.p_filesz) +
                                       ") runs past the end of the file (" +
                                       std::to_string(file.size()) + " bytes)");
   }
   if (ph.p_paddr < layout::kHimemStart ||
       ph.p_memsz > std::numeric_limits<uint64_t>::max() - ph.p_paddr ||
       !mem.try_slice(ph.p_paddr, ph.p_memsz)) {
-    throw ImageError(file.path(), what + "at physical " + to_hex(ph.p_paddr) + " size " +
-                                      to_hex(ph.p_memsz) + " is not inside guest RAM above 1 MiB");
+    throw ImageError(file.path(), what + "at physical " + hex(ph.p_paddr) + " size " +
+                                      hex(ph.p_memsz) + " is not inside guest RAM above 1 MiB");
   }
 }
 
@@ -79,7 +79,7 @@ uint64_t physical_entry(const ImageFile& file, const Elf64_Ehdr& eh,
       return eh.e_entry - ph.p_vaddr + ph.p_paddr;
     }
   }
-  throw ImageError(file.path(), "ELF entry point " + to_hex(eh.e_entry) +
+  throw ImageError(file.path(), "ELF entry point " + hex(eh.e_entry) +
                                     " is outside every PT_LOAD segment");
 }
 

@@ -1,6 +1,6 @@
 #include "vmm/arch/x86_64/gdt.hpp"
 
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace forkvm::x86 {
 namespace {

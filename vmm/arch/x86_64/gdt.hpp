@@ -8,7 +8,7 @@
 #include <array>
 #include <cstdint>
 
-#include "vmm/arch/x86_64/layout.hpp"
+#include "memory/layout.hpp"
 
 namespace forkvm {
 class GuestMemory;

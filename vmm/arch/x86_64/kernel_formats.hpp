@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 
+#include "base/text.hpp"
 #include "vmm/arch/x86_64/image_file.hpp"
 #include "vmm/arch/x86_64/kernel_loader.hpp"
 
@@ -16,13 +17,6 @@ LoadedKernel load_bzimage(const GuestMemory& mem, const ImageFile& file);
 
 /// Loads an ELF64 vmlinux (ELF-64 Object File Format §"Program header"); see load_kernel.
 LoadedKernel load_elf_kernel(const GuestMemory& mem, const ImageFile& file);
-
-/// `v` as "0x..." for error messages.
-inline std::string to_hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 /// The GuestMemory region that starts at guest-physical 0 (the low RAM below the MMIO hole).
 /// Throws ConfigError if there is none.

@@ -4,8 +4,8 @@
 #include <cstring>
 
 #include "forkvm/errors.hpp"
+#include "memory/layout.hpp"
 #include "vmm/arch/x86_64/kernel_formats.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
 
 namespace forkvm::x86 {
 namespace {
@@ -59,7 +59,7 @@ LoadedInitrd load_initrd(const GuestMemory& mem, const std::string& path,
   const uint64_t bottom = (kernel.end + layout::kPageSize - 1) & ~(layout::kPageSize - 1);
   if (top < bottom || size > top - bottom) {
     throw ImageError(path, "initramfs (" + std::to_string(size) + " bytes) does not fit between "
-                               "the kernel's end " + to_hex(bottom) + " and " + to_hex(top) +
+                               "the kernel's end " + hex(bottom) + " and " + hex(top) +
                                " (end of low RAM or the kernel's initrd_addr_max)");
   }
   const uint64_t gpa = (top - size) & ~(layout::kPageSize - 1);

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "forkvm/errors.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
+#include "memory/layout.hpp"
 
 namespace forkvm::x86 {
 namespace {

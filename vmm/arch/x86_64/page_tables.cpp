@@ -2,8 +2,8 @@
 
 #include <array>
 
-#include "vmm/arch/x86_64/layout.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
+#include "memory/layout.hpp"
 
 namespace forkvm::x86 {
 namespace {

@@ -1,7 +1,7 @@
 #include "vmm/arch/x86_64/regs.hpp"
 
+#include "memory/layout.hpp"
 #include "vmm/arch/x86_64/gdt.hpp"
-#include "vmm/arch/x86_64/layout.hpp"
 
 namespace forkvm::x86 {
 

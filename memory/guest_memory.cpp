@@ -1,0 +1,149 @@
+#include "memory/guest_memory.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "base/text.hpp"
+#include "forkvm/errors.hpp"
+#include "memory/layout.hpp"
+
+namespace forkvm {
+namespace {
+
+uint8_t* map_anonymous(uint64_t size) {
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    throw GuestMemoryError("cannot map " + std::to_string(size >> 20) +
+                           " MiB of guest memory: " + std::strerror(errno));
+  }
+  return static_cast<uint8_t*>(p);
+}
+
+uint8_t* map_file(uint64_t size, int flags, int fd, uint64_t offset, const char* what) {
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED) {
+    throw GuestMemoryError(std::string("cannot map ") + std::to_string(size >> 20) +
+                           " MiB of guest memory " + what + " at file offset " + hex(offset) +
+                           ": " + std::strerror(errno));
+  }
+  return static_cast<uint8_t*>(p);
+}
+
+}  // namespace
+
+GuestMemory GuestMemory::map_regions(uint64_t size,
+                                     const std::function<uint8_t*(uint64_t, uint64_t)>& map) {
+  const uint64_t low = std::min(size, layout::kMmioHoleStart);
+  GuestMemory mem({}, 0);
+  // Build incrementally so that a failure on the second mapping unmaps the first. The file
+  // offsets follow the layout in the header: regions back to back in GPA order.
+  mem.regions_.push_back({0, low, map(low, uint64_t{0}), 0});
+  mem.total_ = low;
+  if (size > low) {
+    const uint64_t high = size - low;
+    mem.regions_.push_back({layout::kMmioHoleEnd, high, map(high, low), low});
+    mem.total_ += high;
+  }
+  return mem;
+}
+
+GuestMemory GuestMemory::create_anonymous(uint64_t size) {
+  check_guest_memory_size(size);
+  return map_regions(size, [](uint64_t len, uint64_t) { return map_anonymous(len); });
+}
+
+GuestMemory GuestMemory::create_memfd(uint64_t size) {
+  check_guest_memory_size(size);
+  Fd fd = create_sized_memfd("forkvm-guest-ram", size);
+  // The size is final: sealing it means no holder of the memfd can truncate it under a mapping
+  // (which would turn guest accesses into SIGBUS in this process). Not F_SEAL_SEAL yet: freeze()
+  // adds F_SEAL_WRITE when the memfd becomes an image's base.
+  add_memfd_seals(fd.get(), F_SEAL_SHRINK | F_SEAL_GROW, "the guest memfd");
+  const int raw = fd.get();
+  GuestMemory mem = map_regions(size, [raw](uint64_t len, uint64_t offset) {
+    return map_file(len, MAP_SHARED, raw, offset, "(shared memfd)");
+  });
+  mem.backing_ = Backing::kSharedFile;
+  mem.fd_ = std::move(fd);
+  return mem;
+}
+
+GuestMemory GuestMemory::map_private(int fd, uint64_t size) {
+  return map_image(MemoryImage::from_file(fd, size));
+}
+
+GuestMemory::GuestMemory(std::vector<Region> regions, uint64_t total)
+    : regions_(std::move(regions)), total_(total) {}
+
+GuestMemory::GuestMemory(GuestMemory&& other) noexcept
+    : regions_(std::exchange(other.regions_, {})),
+      total_(std::exchange(other.total_, 0)),
+      backing_(std::exchange(other.backing_, Backing::kAnonymous)),
+      fd_(std::move(other.fd_)),
+      image_(std::move(other.image_)),
+      remap_failed_(std::exchange(other.remap_failed_, false)) {}
+
+GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
+  if (this != &other) {
+    release();
+    regions_ = std::exchange(other.regions_, {});
+    total_ = std::exchange(other.total_, 0);
+    backing_ = std::exchange(other.backing_, Backing::kAnonymous);
+    fd_ = std::move(other.fd_);
+    image_ = std::move(other.image_);
+    remap_failed_ = std::exchange(other.remap_failed_, false);
+  }
+  return *this;
+}
+
+GuestMemory::~GuestMemory() { release(); }
+
+void GuestMemory::release() noexcept {
+  for (const Region& r : regions_) munmap(r.host, r.size);
+  regions_.clear();
+  total_ = 0;
+  backing_ = Backing::kAnonymous;
+  fd_.reset();  // after munmap; the mappings would keep the file alive anyway
+  image_.reset();
+}
+
+std::optional<std::span<uint8_t>> GuestMemory::try_slice(uint64_t gpa,
+                                                         uint64_t len) const noexcept {
+  for (const Region& r : regions_) {
+    // Written as subtractions so that no sum can overflow: gpa >= r.gpa, then
+    // offset = gpa - r.gpa < r.size, then len <= r.size - offset.
+    if (gpa < r.gpa) continue;
+    const uint64_t offset = gpa - r.gpa;
+    if (offset >= r.size && !(offset == r.size && len == 0)) continue;
+    if (len > r.size - offset) return std::nullopt;
+    return std::span<uint8_t>(r.host + offset, len);
+  }
+  return std::nullopt;
+}
+
+std::span<uint8_t> GuestMemory::slice(uint64_t gpa, uint64_t len) const {
+  if (auto s = try_slice(gpa, len)) return *s;
+  throw GuestMemoryError("guest memory access [" + hex(gpa) + ", +" + hex(len) +
+                         ") is outside guest RAM");
+}
+
+void GuestMemory::write(uint64_t gpa, std::span<const uint8_t> data) const {
+  auto dst = slice(gpa, data.size());
+  if (!data.empty()) std::memcpy(dst.data(), data.data(), data.size());
+}
+
+void GuestMemory::read(uint64_t gpa, std::span<uint8_t> out) const {
+  auto src = slice(gpa, out.size());
+  if (!out.empty()) std::memcpy(out.data(), src.data(), out.size());
+}
+
+}  // namespace forkvm

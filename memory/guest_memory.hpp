@@ -1,0 +1,180 @@
+// GuestMemory: the one way host code touches guest RAM. Every access is bounds-checked
+// against the regions, with overflow-safe arithmetic, and objects are copied with memcpy
+// (never a pointer cast into guest memory, whose contents the guest can change at any time).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "base/fd.hpp"
+#include "memory/memory_image.hpp"
+
+namespace forkvm {
+
+/// Guest RAM: one or two host mappings laid out around the 32-bit MMIO hole.
+///
+/// Three kinds of backing (see Backing):
+/// - anonymous memory (create_anonymous): private to this process, no file;
+/// - a memfd mapped MAP_SHARED (create_memfd): the file *is* the RAM, so a snapshot or a fork can
+///   map it again without copying;
+/// - a file mapped MAP_PRIVATE (map_private): a restored or forked VM starts from the file's
+///   content and copies a page only when it writes it (copy-on-write); nothing it writes ever
+///   reaches the file.
+///
+/// File layout (memory file of a snapshot, memfd): the regions back to back in ascending
+/// guest-physical order, so the region at 4 GiB starts at file offset 3 GiB when RAM exceeds
+/// 3 GiB. Region::file_offset holds each region's offset.
+class GuestMemory {
+ public:
+  /// One contiguous range of guest-physical RAM backed by one host mapping.
+  struct Region {
+    uint64_t gpa;    ///< first guest-physical address
+    uint64_t size;   ///< bytes
+    uint8_t* host;   ///< host address of gpa
+    /// Offset of gpa in the memory-file layout (class comment): where this region lives in the
+    /// backing file, or would live in a memory file written from anonymous RAM.
+    uint64_t file_offset = 0;
+  };
+
+  /// How the RAM is backed.
+  enum class Backing {
+    kAnonymous,    ///< anonymous private memory; backing_fd() is -1
+    kSharedFile,   ///< a memfd mapped MAP_SHARED: guest writes reach the file
+    kPrivateFile,  ///< a file mapped MAP_PRIVATE: guest writes stay in this mapping
+  };
+
+  /// Maps `size` bytes of anonymous, lazily allocated memory: [0, min(size, 3 GiB)) and the
+  /// rest from 4 GiB on. Throws ConfigError when size is not page-aligned or zero, and
+  /// GuestMemoryError when the host cannot map it.
+  static GuestMemory create_anonymous(uint64_t size);
+
+  /// Maps `size` bytes of RAM backed by a new memfd, MAP_SHARED, with the same region layout as
+  /// create_anonymous; the memfd holds the regions back to back (class comment). The memfd is
+  /// sparse (pages are allocated when first written) and sealed against shrinking and growing,
+  /// so no mapping of it can ever fault past its end. Throws ConfigError for a bad size and
+  /// GuestMemoryError when the host refuses.
+  static GuestMemory create_memfd(uint64_t size);
+
+  /// Maps the file `fd` (a snapshot memory file or a memfd from create_memfd, laid out as in the
+  /// class comment) as `size` bytes of guest RAM, MAP_PRIVATE | MAP_NORESERVE: no RAM is copied
+  /// or pre-faulted, so the cost does not grow with `size`; a page is copied only when this VM
+  /// writes it, and those writes never reach the file or any other mapping of it.
+  ///
+  /// Checks first that `fd` is a regular file (memfds are) of at least `size` bytes, throwing
+  /// SnapshotError otherwise (ConfigError for a bad size, GuestMemoryError when mmap fails).
+  /// `fd` is duplicated; the caller keeps its own descriptor.
+  ///
+  /// Contract: the file must not change while mapped. A page this VM has not yet written is
+  /// still read from the file, so a later write to the file (or to a MAP_SHARED mapping of it)
+  /// shows through, and truncating the file makes those pages raise SIGBUS. A fork of a running
+  /// VM therefore maps a frozen copy (a memfd that nobody maps shared any more), never the
+  /// parent's live memfd.
+  static GuestMemory map_private(int fd, uint64_t size);
+
+  /// Maps `image` copy-on-write as guest RAM (as map_private, over the image's base file and
+  /// its layers: MemoryImage's file comment). The mapping keeps the image alive.
+  static GuestMemory map_image(std::shared_ptr<const MemoryImage> image);
+
+  /// Freezes this RAM into an image and re-maps this RAM copy-on-write over it, at the same
+  /// host addresses, so the content seen here does not change and nothing written here later
+  /// reaches the image. The caller guarantees that nothing reads or writes the RAM meanwhile
+  /// (vCPUs paused, devices quiesced); KVM's memory slots keep pointing at the same addresses
+  /// and KVM drops its old translations through its MMU notifier. By backing:
+  /// - kSharedFile: the memfd itself becomes the image's base; nothing is copied;
+  /// - kPrivateFile: the pages written since this RAM was mapped (private_extents()) go into
+  ///   one new layer over the current image (MemoryImage::with_layer); only those are copied;
+  /// - kAnonymous: the image is a new all-zero (sparse) memfd base plus one layer holding the
+  ///   pages ever touched; only those are copied.
+  /// Afterwards the backing is kPrivateFile. Throws GuestMemoryError when the host refuses: the
+  /// RAM is then unchanged, unless re-mapping itself failed part way (remap_failed() is then
+  /// true and the VM must be stopped).
+  std::shared_ptr<const MemoryImage> freeze();
+  /// A freeze() failed while re-mapping: parts of this RAM may be unmapped.
+  bool remap_failed() const noexcept { return remap_failed_; }
+
+  /// The image this RAM is mapped from (kPrivateFile), else nullptr.
+  const std::shared_ptr<const MemoryImage>& image() const noexcept { return image_; }
+
+  /// The pages of this RAM that are private to this mapping: written (copied on write) since
+  /// it was mapped, or, for anonymous RAM, ever touched; as sorted, disjoint extents in the
+  /// memory-file layout. From /proc/self/pagemap (present and not a file page, or swapped).
+  /// Empty for kSharedFile, whose pages all live in the memfd. Throws GuestMemoryError when
+  /// pagemap cannot be read.
+  std::vector<MemoryImage::Extent> private_extents() const;
+
+  /// Host memory in use by this RAM (pagemap): pages private to it, and resident pages of the
+  /// backing file it shares with other mappings.
+  struct Usage {
+    uint64_t private_bytes = 0;
+    uint64_t shared_bytes = 0;
+  };
+  Usage usage() const;
+
+  GuestMemory(GuestMemory&& other) noexcept;
+  GuestMemory& operator=(GuestMemory&& other) noexcept;
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+  ~GuestMemory();
+
+  /// Total RAM in bytes.
+  uint64_t size() const noexcept { return total_; }
+  /// The RAM regions, in ascending guest-physical order.
+  const std::vector<Region>& regions() const noexcept { return regions_; }
+  /// How the RAM is backed.
+  Backing backing() const noexcept { return backing_; }
+  /// The backing file (valid while this object lives), or -1 for anonymous RAM. For
+  /// kPrivateFile it is the image's base file, which holds neither the image's layers nor the
+  /// pages this VM has written since: read guest RAM through slice()/read() instead.
+  int backing_fd() const noexcept { return image_ ? image_->base_fd() : fd_.get(); }
+
+  /// Host view of [gpa, gpa + len), which must lie inside one region; nullopt otherwise.
+  /// Never throws: this is the form for the exit/device hot path.
+  std::optional<std::span<uint8_t>> try_slice(uint64_t gpa, uint64_t len) const noexcept;
+  /// As try_slice, but throws GuestMemoryError naming the range.
+  std::span<uint8_t> slice(uint64_t gpa, uint64_t len) const;
+
+  /// Copies `data` to guest memory at `gpa` (throws GuestMemoryError when out of range).
+  void write(uint64_t gpa, std::span<const uint8_t> data) const;
+  /// Copies guest memory at `gpa` into `out` (throws GuestMemoryError when out of range).
+  void read(uint64_t gpa, std::span<uint8_t> out) const;
+
+  /// Reads a trivially copyable object from guest memory.
+  template <typename T>
+  T read_obj(uint64_t gpa) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    T value;
+    std::memcpy(&value, slice(gpa, sizeof(T)).data(), sizeof(T));
+    return value;
+  }
+  /// Writes a trivially copyable object to guest memory.
+  template <typename T>
+  void write_obj(uint64_t gpa, const T& value) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    std::memcpy(slice(gpa, sizeof(T)).data(), &value, sizeof(T));
+  }
+
+ private:
+  GuestMemory(std::vector<Region> regions, uint64_t total);
+  /// Maps every region of a `size`-byte RAM with `map(region_size, file_offset)`, which returns
+  /// the host address.
+  static GuestMemory map_regions(uint64_t size,
+                                 const std::function<uint8_t*(uint64_t, uint64_t)>& map);
+  void release() noexcept;
+
+  std::vector<Region> regions_;
+  uint64_t total_ = 0;
+  Backing backing_ = Backing::kAnonymous;
+  Fd fd_;
+  /// kPrivateFile: the image mapped (holds its files open while the mapping lives). fd_ is
+  /// then unused.
+  std::shared_ptr<const MemoryImage> image_;
+  bool remap_failed_ = false;
+};
+
+}  // namespace forkvm

@@ -1,0 +1,190 @@
+#include "snapshot/state_file.hpp"
+
+#include <string>
+
+#include "base/json_reader.hpp"
+#include "forkvm/errors.hpp"
+#include "memory/layout.hpp"
+#include "snapshot/sha256.hpp"
+
+#ifndef FORKVM_VERSION
+#error "FORKVM_VERSION must be defined by the build (snapshot/CMakeLists.txt)"
+#endif
+
+namespace forkvm::snapshot {
+namespace {
+
+using nlohmann::json;
+
+// The vsock CID range of vmm/vm_config.cpp: 0-2 are reserved, 2^32 - 1 is VMADDR_CID_ANY.
+constexpr uint64_t kFirstGuestCid = 3;
+constexpr uint64_t kLastGuestCid = 0xfffffffeull;
+constexpr size_t kMaxShortString = 64;
+
+[[noreturn]] void bad(const std::string& where, const std::string& what) {
+  throw SnapshotError(where + ": " + what);
+}
+
+bool printable_ascii(std::string_view s) {
+  for (char c : s) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+/// A printable-ASCII string member of at most `max_len` bytes.
+std::string ascii_string(JsonReader& r, const char* key, size_t max_len) {
+  std::string v = r.string(key, max_len);
+  if (!printable_ascii(v)) r.fail(key, "holds characters other than printable ASCII");
+  return v;
+}
+
+/// Unknown members: a newer minor version may add optional fields, which this reader skips;
+/// at this version or an older one every member is known, so any other is refused.
+void finish(const JsonReader& r, const FormatVersion& v) {
+  if (v.minor <= kFormatMinor) r.finish();
+}
+
+bool valid_component_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxComponentName) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+FormatVersion parse_format(JsonReader& root) {
+  JsonReader f = root.object("format");
+  FormatVersion v;
+  // Any integer is read first so that an unknown major version is reported as such, by number.
+  const uint64_t major = f.num<uint64_t>("major");
+  if (major != kFormatMajor) {
+    f.fail("major", "snapshot format major version " + std::to_string(major) +
+                        " is not supported (this forkvm reads version " +
+                        std::to_string(kFormatMajor) + ".x)");
+  }
+  v.major = kFormatMajor;
+  v.minor = f.num<uint32_t>("minor");
+  finish(f, v);
+  return v;
+}
+
+MachineConfig parse_machine(JsonReader& root, const FormatVersion& v) {
+  JsonReader m = root.object("machine");
+  MachineConfig c;
+  c.vcpus = m.num<uint32_t>("vcpus", 1, layout::kMaxVcpus);
+  c.memory_mib = m.num<uint64_t>("memory_mib", layout::kMinMemory >> 20, kMaxMemoryMib);
+  c.cmdline = ascii_string(m, "cmdline", layout::kCmdlineMaxSize - 1);
+  // Optional: null and absent both mean "no vsock".
+  if (m.present("guest_cid")) {
+    c.guest_cid = m.num<uint64_t>("guest_cid", kFirstGuestCid, kLastGuestCid);
+  }
+  finish(m, v);
+  return c;
+}
+
+}  // namespace
+
+MachineConfig machine_config_of(const VmConfig& config) {
+  MachineConfig m;
+  m.vcpus = config.vcpus;
+  m.memory_mib = config.memory_mib;
+  m.cmdline = effective_cmdline(config);
+  if (config.vsock) m.guest_cid = config.vsock->guest_cid;
+  return m;
+}
+
+void check_machine_config(const MachineConfig& m, const std::string& where) {
+  // One set of rules: round-trip through the JSON checks the reader uses.
+  json root = {
+      {"machine", {{"vcpus", m.vcpus}, {"memory_mib", m.memory_mib}, {"cmdline", m.cmdline}}}};
+  if (m.guest_cid) root["machine"]["guest_cid"] = *m.guest_cid;
+  JsonReader r(root, "", where);
+  parse_machine(r, FormatVersion{});
+}
+
+void check_components(const json& components, const std::string& where) {
+  if (!components.is_object()) {
+    bad(where, std::string("components must be an object, got ") + components.type_name());
+  }
+  for (const auto& [name, value] : components.items()) {
+    if (!valid_component_name(name)) {
+      bad(where, "component name is not 1-" + std::to_string(kMaxComponentName) +
+                     " characters of [A-Za-z0-9_.:-]");
+    }
+    if (!value.is_object()) {
+      bad(where, "component '" + name + "' must be an object, got " + value.type_name());
+    }
+  }
+}
+
+std::string encode_state(const State& state) {
+  json root;
+  root["format"] = {{"major", state.format.major}, {"minor", state.format.minor}};
+  root["machine"] = {
+      {"vcpus", state.machine.vcpus},
+      {"memory_mib", state.machine.memory_mib},
+      {"cmdline", state.machine.cmdline},
+      {"guest_cid", state.machine.guest_cid ? json(*state.machine.guest_cid) : json(nullptr)}};
+  root["memory"] = {
+      {"file", kMemoryFile}, {"size", state.memory_size}, {"sha256", state.memory_sha256}};
+  root["components"] = state.components;
+  root["created"] = state.created;
+  root["forkvm_version"] = state.forkvm_version;
+  try {
+    return root.dump(2) + "\n";
+  } catch (const json::exception& e) {
+    // dump() refuses strings that are not valid UTF-8 (from a component's state).
+    throw SnapshotError(std::string("state.json: cannot encode: ") + e.what());
+  }
+}
+
+State parse_state(std::string_view text, const std::string& where) {
+  json root;
+  try {
+    // The callback sees the depth of every value as it is parsed, so a deeply nested document
+    // is refused before it is built (the parser itself is iterative; the limit protects the
+    // code that walks the result).
+    root = json::parse(text, [](int depth, json::parse_event_t, json&) {
+      if (depth > kMaxJsonDepth) {
+        throw SnapshotError("JSON nested deeper than " + std::to_string(kMaxJsonDepth));
+      }
+      return true;
+    });
+  } catch (const json::exception& e) {
+    bad(where, std::string("malformed JSON: ") + e.what());
+  } catch (const SnapshotError& e) {
+    bad(where, std::string("malformed JSON: ") + e.what());
+  }
+  JsonReader r(root, "", where);
+  State s;
+  s.format = parse_format(r);
+  s.machine = parse_machine(r, s.format);
+  JsonReader mem = r.object("memory");
+  const std::string file = mem.string("file", kMaxShortString);
+  if (file != kMemoryFile) {
+    // Never a path: a snapshot must not point the reader at files outside its directory.
+    mem.fail("file", "must be '" + std::string(kMemoryFile) + "', not '" + file + "'");
+  }
+  s.memory_size = mem.num<uint64_t>("size");
+  if (s.memory_size != s.machine.memory_bytes()) {
+    mem.fail("size", std::to_string(s.memory_size) + " does not match machine.memory_mib " +
+                         std::to_string(s.machine.memory_mib) + " (" +
+                         std::to_string(s.machine.memory_bytes()) + " bytes)");
+  }
+  s.memory_sha256 = mem.string("sha256", kMaxShortString);
+  if (!is_sha256_hex(s.memory_sha256)) mem.fail("sha256", "not 64 lowercase hex digits");
+  finish(mem, s.format);
+  s.components = r.member("components");
+  check_components(s.components, where);
+  s.created = ascii_string(r, "created", kMaxShortString);
+  s.forkvm_version = ascii_string(r, "forkvm_version", kMaxShortString);
+  finish(r, s.format);
+  return s;
+}
+
+std::string_view forkvm_version() noexcept { return FORKVM_VERSION; }
+
+}  // namespace forkvm::snapshot

@@ -1,0 +1,67 @@
+#include "memory/guest_memory.hpp"
+
+#include <gtest/gtest.h>
+
+#include <array>
+
+#include "forkvm/errors.hpp"
+#include "memory/layout.hpp"
+
+namespace forkvm {
+namespace {
+
+TEST(GuestMemory, SmallMemoryIsOneRegionFromZero) {
+  auto mem = GuestMemory::create_anonymous(64 * layout::kMiB);
+  ASSERT_EQ(mem.regions().size(), 1u);
+  EXPECT_EQ(mem.regions()[0].gpa, 0u);
+  EXPECT_EQ(mem.size(), 64 * layout::kMiB);
+}
+
+TEST(GuestMemory, LargeMemorySkipsTheMmioHole) {
+  auto mem = GuestMemory::create_anonymous(4 * layout::kGiB);
+  ASSERT_EQ(mem.regions().size(), 2u);
+  EXPECT_EQ(mem.regions()[0].size, layout::kMmioHoleStart);
+  EXPECT_EQ(mem.regions()[1].gpa, layout::kMmioHoleEnd);
+  EXPECT_EQ(mem.regions()[1].size, 1 * layout::kGiB);
+  EXPECT_FALSE(mem.try_slice(layout::kMmioHoleStart, 1));
+  EXPECT_TRUE(mem.try_slice(layout::kMmioHoleEnd, 4096));
+}
+
+TEST(GuestMemory, RejectsBadSizes) {
+  EXPECT_THROW(GuestMemory::create_anonymous(0), ConfigError);
+  EXPECT_THROW(GuestMemory::create_anonymous(4097), ConfigError);
+}
+
+TEST(GuestMemory, ObjectsRoundTrip) {
+  auto mem = GuestMemory::create_anonymous(64 * layout::kMiB);
+  mem.write_obj<uint64_t>(0x1000, 0x1122334455667788ull);
+  EXPECT_EQ(mem.read_obj<uint64_t>(0x1000), 0x1122334455667788ull);
+  std::array<uint8_t, 3> out{};
+  mem.read(0x1000, out);
+  EXPECT_EQ(out[0], 0x88);
+}
+
+TEST(GuestMemory, ChecksEveryBoundAndOverflow) {
+  auto mem = GuestMemory::create_anonymous(64 * layout::kMiB);
+  const uint64_t end = mem.size();
+  EXPECT_TRUE(mem.try_slice(end - 8, 8));
+  EXPECT_FALSE(mem.try_slice(end - 8, 9));
+  EXPECT_FALSE(mem.try_slice(end, 1));
+  EXPECT_TRUE(mem.try_slice(end, 0));  // empty slice at the end is allowed
+  EXPECT_FALSE(mem.try_slice(UINT64_MAX, 2));
+  EXPECT_FALSE(mem.try_slice(8, UINT64_MAX));
+  EXPECT_THROW(mem.read_obj<uint32_t>(end - 2), GuestMemoryError);
+  EXPECT_THROW(mem.write_obj<uint32_t>(UINT64_MAX - 1, 1), GuestMemoryError);
+}
+
+TEST(GuestMemory, MoveTransfersOwnership) {
+  auto a = GuestMemory::create_anonymous(64 * layout::kMiB);
+  a.write_obj<uint32_t>(0, 7);
+  GuestMemory b = std::move(a);
+  EXPECT_EQ(b.read_obj<uint32_t>(0), 7u);
+  EXPECT_EQ(a.size(), 0u);  // NOLINT(bugprone-use-after-move): moved-from state is defined
+  EXPECT_FALSE(a.try_slice(0, 1));
+}
+
+}  // namespace
+}  // namespace forkvm
