@@ -28,6 +28,16 @@ TEST(Base64, RandomRoundTrips) {
   }
 }
 
+TEST(Base64, RejectsWhatOpenSslWouldTolerate) {
+  // EVP_DecodeBlock skips leading and trailing whitespace and decodes padding as zero bytes;
+  // a snapshot's blob must be exactly the canonical text, so all of these are refused.
+  for (const char* bad : {"    Zm9v", "Zm9v    ", "Zm9v\n\n\n\n", "\tZg=", "Zm9vYg==\r\n\r\n",
+                          "Zm9vYh==", "Zm9vYmF=", "Zg==Zg=="}) {
+    EXPECT_FALSE(from_base64(bad).has_value()) << bad;
+  }
+  EXPECT_EQ(from_base64("Zm9vYg=="), bytes("foob"));
+}
+
 TEST(Base64, RejectsNonCanonicalInput) {
   for (const char* bad : {"Zg", "Zg=", "Z===", "Zh==", "Zm9=", "Zm9v====", "Zm=v", "Zm9\n",
                           "Zm9v Zg==", "=Zm9", "Zm9-", "Zm9_"}) {
