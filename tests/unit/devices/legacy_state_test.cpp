@@ -11,8 +11,8 @@
 #include "devices/legacy/boot_signal_state.hpp"
 #include "devices/legacy/i8042_state.hpp"
 #include "devices/legacy/serial_state.hpp"
+#include "tests/support/state_codec_checks.hpp"
 #include "tests/unit/devices/recording_irq_line.hpp"
-#include "tests/unit/devices/state_json_checks.hpp"
 
 namespace forkvm {
 namespace {

@@ -13,7 +13,7 @@
 #include "devices/virtio/mmio_transport_state.hpp"
 #include "forkvm/errors.hpp"
 #include "memory/guest_memory.hpp"
-#include "tests/unit/devices/state_json_checks.hpp"
+#include "tests/support/state_codec_checks.hpp"
 
 namespace forkvm {
 namespace {

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "forkvm/errors.hpp"
-#include "tests/unit/devices/state_json_checks.hpp"
+#include "tests/support/state_codec_checks.hpp"
 #include "tests/unit/virtio/virtq_builder.hpp"
 
 namespace forkvm {

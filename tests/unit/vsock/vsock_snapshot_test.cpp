@@ -18,9 +18,9 @@
 #include "devices/virtio/vsock/vsock_device.hpp"
 #include "devices/virtio/vsock/vsock_state.hpp"
 #include "forkvm/errors.hpp"
-#include "tests/unit/devices/state_json_checks.hpp"
-#include "tests/unit/vsock/fake_driver.hpp"
+#include "tests/support/state_codec_checks.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/unit/vsock/fake_driver.hpp"
 
 namespace forkvm::vsock {
 namespace {
