@@ -1,0 +1,71 @@
+// BlockDevice: virtio-blk (virtio 1.2 §5.2) over a raw image file (DiskImage), behind the
+// virtio-mmio transport. One request queue served by one worker thread, off the vCPU threads:
+// the vCPU's QueueNotify only signals an eventfd. Requests are handled one after another in
+// ring order (request.hpp validates each), so when quiesce() or reset() returns, every request
+// the worker took has been completed and answered; nothing is in flight.
+//
+// Offered features: VERSION_1, SIZE_MAX, SEG_MAX, BLK_SIZE, FLUSH, RO for a read-only disk, and
+// DISCARD and WRITE_ZEROES when the image's file system can punch holes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "devices/virtio/block/disk_image.hpp"
+#include "devices/virtio/block/request.hpp"
+#include "devices/virtio/block/virtio_blk.hpp"
+#include "devices/virtio/virtio_device.hpp"
+
+namespace forkvm {
+
+class BlockDevice final : public VirtioDevice {
+ public:
+  /// Queue size (QueueNumMax) and the request limits it implies: seg_max data segments of at
+  /// most size_max bytes each, plus the header and the status descriptors.
+  static constexpr uint16_t kQueueSize = 256;
+  static constexpr uint32_t kSegMax = 126;
+  static constexpr uint32_t kSizeMax = 512u << 10;
+  /// The transport's queues break on a chain longer than Queue::kDefaultMaxRequestBytes; all a
+  /// driver within seg_max and size_max can send, plus a page for the header, the status and a
+  /// DISCARD range, stays below it.
+  static_assert(uint64_t{kSegMax} * kSizeMax + 4096 <= Queue::kDefaultMaxRequestBytes);
+  /// Largest DISCARD / WRITE_ZEROES range, in sectors (2 GiB).
+  static constexpr uint32_t kMaxDiscardSectors = 1u << 22;
+
+  /// A device serving `disk`, announcing `id` (at most 20 bytes; longer is refused with
+  /// ConfigError, as is a byte outside printable ASCII) through GET_ID.
+  BlockDevice(DiskImage disk, std::string id);
+  ~BlockDevice() override;
+
+  std::string name() const override { return "blk"; }
+  uint32_t device_id() const noexcept override { return virtio_id::kBlock; }
+  uint64_t device_features() const noexcept override { return features_; }
+  std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize}; }
+  void read_config(uint64_t offset, std::span<uint8_t> data) const noexcept override;
+  void write_config(uint64_t, std::span<const uint8_t>) noexcept override {}  // read-only
+  void activate(VirtioActivation activation) override;
+  void reset() noexcept override;
+  std::vector<Queue> quiesce() override;
+
+  /// The image, for its path and size.
+  const DiskImage& disk() const noexcept { return disk_; }
+  /// What the worker has done so far (a copy; safe while it runs).
+  blk::RequestCounters counters() const;
+
+ private:
+  struct Worker;
+  DiskImage disk_;
+  std::string id_;
+  uint64_t features_ = 0;
+  blk::Config config_{};
+  // Kept across activations; the worker updates them under the mutex.
+  mutable std::mutex counters_mu_;
+  blk::RequestCounters counters_;
+  std::unique_ptr<Worker> worker_;
+};
+
+}  // namespace forkvm
