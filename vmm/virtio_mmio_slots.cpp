@@ -18,6 +18,7 @@ static_assert(layout::kVirtioMmioSlotSize == 4 * layout::kKiB,
 std::vector<VirtioDeviceKind> planned_virtio_devices(const VmConfig& config) {
   std::vector<VirtioDeviceKind> kinds;
   if (config.vsock) kinds.push_back(VirtioDeviceKind::kVsock);
+  kinds.insert(kinds.end(), config.disks.size(), VirtioDeviceKind::kBlock);
   return kinds;
 }
 

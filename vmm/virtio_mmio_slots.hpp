@@ -18,9 +18,11 @@ struct VmConfig;
 /// The virtio device types a VmConfig can ask for.
 enum class VirtioDeviceKind {
   kVsock,  ///< VmConfig::vsock
+  kBlock,  ///< one of VmConfig::disks
 };
 
-/// The virtio devices `config` asks for, in slot order (slot i holds element i).
+/// The virtio devices `config` asks for, in slot order (slot i holds element i): the vsock
+/// device first (so its slot does not move when disks are added), then the disks in order.
 std::vector<VirtioDeviceKind> planned_virtio_devices(const VmConfig& config);
 
 /// One virtio-mmio slot: its MMIO window and its interrupt.

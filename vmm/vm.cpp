@@ -14,6 +14,7 @@
 #include "devices/legacy/serial.hpp"
 #include "devices/legacy/stub_ports.hpp"
 #include "devices/virtio/mmio_transport.hpp"
+#include "devices/virtio/block/block_device.hpp"
 #include "devices/virtio/vsock/vsock_device.hpp"
 #include "forkvm/errors.hpp"
 #include "memory/guest_memory.hpp"
@@ -72,13 +73,23 @@ void Vm::Impl::create_virtio_devices() {
   // Before KVM opens too: a vsock path that cannot be listened on fails with nothing to undo.
   // The same plan produced the virtio_mmio.device= parameters in the command line, so slot i
   // of the command line is virtio_devices[i].
+  // Each disk image is opened and locked here too: a missing image or one another VM writes
+  // fails with an ImageError naming it.
   virtio_kinds = planned_virtio_devices(config);
+  size_t disk = 0;
   for (const VirtioDeviceKind kind : virtio_kinds) {
     switch (kind) {
       case VirtioDeviceKind::kVsock:
         virtio_devices.push_back(
             std::make_shared<VsockDevice>(config.vsock->guest_cid, config.vsock->uds_path));
         break;
+      case VirtioDeviceKind::kBlock: {
+        const DiskConfig& d = config.disks[disk];
+        virtio_devices.push_back(std::make_shared<BlockDevice>(
+            DiskImage::open(d.path, d.read_only), disk_id(d, disk)));
+        ++disk;
+        break;
+      }
     }
   }
 }

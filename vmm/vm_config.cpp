@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <set>
+#include <string>
 
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
@@ -58,7 +60,36 @@ void check_vsock(const VsockConfig& vsock) {
   }
 }
 
+/// The disk checks that need no file: count, paths, ids (length, characters, uniqueness).
+/// The images themselves are opened (and locked) when the VM is built.
+void check_disks(const VmConfig& config) {
+  const size_t slots = config.disks.size() + (config.vsock ? 1 : 0);
+  if (slots > layout::kMaxVirtioDevices) {
+    throw ConfigError(std::to_string(config.disks.size()) + " disks are too many: at most " +
+                      std::to_string(layout::kMaxVirtioDevices - (config.vsock ? 1 : 0)) +
+                      " fit beside " + (config.vsock ? "the vsock device" : "nothing else"));
+  }
+  std::set<std::string> ids;
+  for (size_t i = 0; i < config.disks.size(); ++i) {
+    const DiskConfig& d = config.disks[i];
+    const std::string what = "disk " + std::to_string(i);
+    if (d.path.empty()) throw ConfigError(what + ": the image path is empty");
+    const std::string id = disk_id(d, i);
+    if (id.size() > 20) throw ConfigError(what + ": id '" + id + "' is longer than 20 bytes");
+    for (char ch : id) {
+      if (ch < 0x21 || ch > 0x7e) {
+        throw ConfigError(what + ": id '" + id + "' may hold printable ASCII without spaces only");
+      }
+    }
+    if (!ids.insert(id).second) throw ConfigError(what + ": id '" + id + "' is used twice");
+  }
+}
+
 }  // namespace
+
+std::string disk_id(const DiskConfig& disk, size_t index) {
+  return disk.id.empty() ? "disk" + std::to_string(index) : disk.id;
+}
 
 std::string default_cmdline() {
   // console=ttyS0: the 16550 on COM1 is the console. reboot=k: a guest reboot goes through
@@ -95,6 +126,8 @@ void validate(const VmConfig& config) {
                       " MiB is more than this host can give (" +
                       std::to_string(host / layout::kMiB) + " MiB)");
   }
+  // Before the command line, which has one entry per disk: too many disks are named as such.
+  check_disks(config);
   // The exact limit depends on the kernel (its setup header's cmdline_size); this is the space
   // forkvm reserves, checked here so an absurd line fails before anything is opened.
   const std::string cmdline = effective_cmdline(config);

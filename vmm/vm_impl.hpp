@@ -35,6 +35,9 @@ namespace forkvm {
 /// socket path length. Throws ConfigError.
 void validate_vsock(const VsockConfig& vsock);
 
+/// The serial of disk `index`: its id, or "disk<index>" when it has none.
+std::string disk_id(const DiskConfig& disk, size_t index);
+
 struct Vm::Impl {
   using Clock = std::chrono::steady_clock;
 
@@ -73,6 +76,8 @@ struct Vm::Impl {
   /// Restores a machine built by build_machine() + create_vcpu_threads() (vCPUs not started)
   /// from `components`, in the order of devices/SNAPSHOT.md.
   void apply_components(const MachineComponents& components);
+  /// Throws SnapshotError ("<what>: ...") when the VM has disks (not yet snapshotted).
+  void refuse_disks(const char* what) const;
   /// Throws InvalidStateError ("<what>: ...") unless the VM was started and has not stopped.
   void require_running(const char* what);
 

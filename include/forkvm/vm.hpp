@@ -25,6 +25,23 @@ struct VsockConfig {
   std::string uds_path;
 };
 
+/// A virtio-blk disk (virtio 1.2 §5.2) backed by a raw image file, as Firecracker's drives.
+/// The guest sees the disks as /dev/vda, /dev/vdb, ... in the order given, and each disk's
+/// `id` as its serial (/sys/block/vdX/serial, /dev/disk/by-id/virtio-<id> with udev). A
+/// read-write image is locked for this VM alone; a read-only one may be shared by many VMs
+/// (none of which may write it). Writes go straight to the file (fdatasync on the guest's
+/// flush). A VM with disks cannot be snapshotted or forked yet: that refuses with
+/// SnapshotError.
+struct DiskConfig {
+  /// The image: a regular file, not empty, a whole number of 512-byte sectors.
+  std::string path;
+  /// Whether the guest may only read it (VIRTIO_BLK_F_RO; writes fail with EIO/EROFS).
+  bool read_only = false;
+  /// The serial the guest reads (1-20 printable ASCII characters, no spaces; unique in the VM).
+  /// Empty means "disk<index>".
+  std::string id;
+};
+
 /// What to boot and how big the machine is.
 struct VmConfig {
   /// Kernel image: a bzImage (boot protocol >= 2.12, 64-bit) or an ELF vmlinux.
@@ -46,6 +63,9 @@ struct VmConfig {
   std::string kvm_device = "/dev/kvm";
   /// A vsock device for host <-> guest streams; none when unset.
   std::optional<VsockConfig> vsock;
+  /// Disks, in the order the guest sees them (/dev/vda first). With the vsock device, at most
+  /// 19 virtio devices fit in a VM.
+  std::vector<DiskConfig> disks;
 };
 
 /// The kernel command line used when VmConfig::cmdline is empty.

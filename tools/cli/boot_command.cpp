@@ -11,6 +11,7 @@
 #include "tools/cli/args.hpp"
 #include "tools/cli/builtin_image.hpp"
 #include "tools/cli/console_input.hpp"
+#include "tools/cli/disk_spec.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -21,6 +22,7 @@ void on_signal(int) { g_interrupted = 1; }
 constexpr const char* kUsage =
     "usage: forkvm boot [--kernel FILE] [--initramfs FILE] [--vcpus N] [--memory MiB]\n"
     "                   [--cmdline ARGS] [--console FILE|-] [--timeout SECONDS]\n"
+    "                   [--disk PATH[:ro][,id=ID]]...\n"
     "Boots the built-in guest image (or the given kernel/initramfs), streams its console, prints\n"
     "the boot-to-agent-ready time, and exits when the guest powers off: with the status the\n"
     "guest reported (0 normally), 4 when it panicked or reset, 5 on --timeout (default 300),\n"
@@ -45,6 +47,7 @@ BootOptions parse(std::span<char* const> argv) {
     else if (opt == "--memory") o.config.memory_mib = args.number(opt, 0, uint64_t{1} << 40);
     else if (opt == "--cmdline") o.config.extra_cmdline = args.value(opt);
     else if (opt == "--console") o.console = args.value(opt);
+    else if (opt == "--disk") o.config.disks.push_back(parse_disk_spec(args.value(opt)));
     else if (opt == "--timeout") o.timeout_s = args.number(opt, 1, 86400);
     else if (opt == "--help" || opt == "-h") throw UsageError("");
     else throw UsageError("unknown option '" + opt + "'");
@@ -91,6 +94,7 @@ int boot_command(std::span<char* const> argv) {
   } catch (const UsageError& e) {
     if (*e.what() != '\0') std::fprintf(stderr, "forkvm boot: %s\n", e.what());
     std::fputs(kUsage, stderr);
+    std::fputs(kDiskUsage, stderr);
     return *e.what() != '\0' ? kExitUsage : 0;
   }
   std::unique_ptr<Vm> vm;

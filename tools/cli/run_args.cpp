@@ -2,6 +2,7 @@
 
 #include "contract/protocol/field_rules.hpp"
 #include "tools/cli/args.hpp"
+#include "tools/cli/disk_spec.hpp"
 #include "tools/cli/launch_plan.hpp"
 
 namespace forkvm::cli {
@@ -9,6 +10,7 @@ namespace forkvm::cli {
 const char* const kRunUsage =
     "usage: forkvm run [--vcpus N] [--memory MiB] [--env K=V]... [--cwd DIR] [--timeout S]\n"
     "                  [--json] [--kernel FILE --initramfs FILE] [--boot-timeout S]\n"
+    "                  [--disk PATH[:ro][,id=ID]]...\n"
     "                  [--snapshot DIR] (-- ARGV... | --launch-plan FILE)\n"
     "Boots a transient sandbox, runs one command in it, and tears it down. stdout and stderr\n"
     "stream to forkvm's as they arrive (--json: one JSON object with stdout, stderr, exit_code,\n"
@@ -21,7 +23,7 @@ const char* const kRunUsage =
     "apps[0].entrypoint.env; --env and --cwd override the plan. Exactly one app is accepted.\n"
     "--snapshot DIR runs the command in a copy-on-write fork of a snapshot (forkvm snapshot\n"
     "create) instead of booting: the files, processes and machine size are the snapshot's, so\n"
-    "--vcpus, --memory, --kernel and --initramfs cannot be combined with it.\n";
+    "--vcpus, --memory, --kernel, --initramfs and --disk cannot be combined with it.\n";
 
 RunOptions parse_run_args(std::span<char* const> argv) {
   RunOptions o;
@@ -41,7 +43,8 @@ RunOptions parse_run_args(std::span<char* const> argv) {
     }
     const std::string opt = args.next_option();
     if (machine_option.empty() &&
-        (opt == "--kernel" || opt == "--initramfs" || opt == "--vcpus" || opt == "--memory")) {
+        (opt == "--kernel" || opt == "--initramfs" || opt == "--vcpus" || opt == "--memory" ||
+         opt == "--disk")) {
       machine_option = opt;
     }
     if (opt == "--kernel") o.kernel = args.value(opt);
@@ -51,6 +54,7 @@ RunOptions parse_run_args(std::span<char* const> argv) {
     else if (opt == "--timeout") o.timeout = std::chrono::seconds(args.number(opt, 1, 7 * 86400));
     else if (opt == "--boot-timeout") o.boot_timeout = std::chrono::seconds(args.number(opt, 1, 86400));
     else if (opt == "--json") o.json = true;
+    else if (opt == "--disk") o.disks.push_back(parse_disk_spec(args.value(opt)));
     else if (opt == "--launch-plan") o.launch_plan = args.value(opt);
     else if (opt == "--snapshot") {
       o.snapshot = args.value(opt);

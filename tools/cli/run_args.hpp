@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "forkvm/vm.hpp"
+
 namespace forkvm::cli {
 
 /// Everything `forkvm run` was asked to do.
@@ -28,6 +30,8 @@ struct RunOptions {
   /// --snapshot DIR: run in a fork of this snapshot instead of booting (the machine, image
   /// and its state come from the snapshot).
   std::string snapshot;
+  /// --disk: virtio-blk disks, /dev/vda first.
+  std::vector<DiskConfig> disks;
 };
 
 /// The usage text of `forkvm run`.

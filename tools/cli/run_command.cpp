@@ -21,6 +21,7 @@
 #include "tools/cli/args.hpp"
 #include "tools/cli/boot_command.hpp"
 #include "tools/cli/builtin_image.hpp"
+#include "tools/cli/disk_spec.hpp"
 #include "tools/cli/launch_plan.hpp"
 #include "tools/cli/run_args.hpp"
 
@@ -97,6 +98,7 @@ SandboxConfig sandbox_config(const RunOptions& o) {
   }
   c.vm.vcpus = o.vcpus;
   c.vm.memory_mib = o.memory_mib;
+  c.vm.disks = o.disks;
   c.boot_timeout = o.boot_timeout;
   return c;
 }
@@ -195,6 +197,7 @@ int run_command(std::span<char* const> argv) {
   } catch (const UsageError& e) {
     if (*e.what() != '\0') std::fprintf(stderr, "forkvm run: %s\n", e.what());
     std::fputs(kRunUsage, stderr);
+    std::fputs(kDiskUsage, stderr);
     return *e.what() != '\0' ? kExitUsage : 0;
   } catch (const LaunchPlanError& e) {
     std::fprintf(stderr, "forkvm run: %s\n", e.what());

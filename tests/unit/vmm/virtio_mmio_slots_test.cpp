@@ -71,6 +71,20 @@ TEST(VirtioMmioSlots, PlanFollowsTheConfig) {
   EXPECT_EQ(virtio_mmio_cmdline(c), "virtio_mmio.device=4K@0xc0001000:5");
 }
 
+TEST(VirtioMmioSlots, DisksFollowTheVsockDevice) {
+  VmConfig c;
+  c.disks = {DiskConfig{"/a.img", false, ""}, DiskConfig{"/b.img", true, "b"}};
+  EXPECT_EQ(planned_virtio_devices(c),
+            (std::vector<VirtioDeviceKind>{VirtioDeviceKind::kBlock, VirtioDeviceKind::kBlock}));
+  c.vsock = VsockConfig{3, "/tmp/v.sock"};
+  EXPECT_EQ(planned_virtio_devices(c),
+            (std::vector<VirtioDeviceKind>{VirtioDeviceKind::kVsock, VirtioDeviceKind::kBlock,
+                                           VirtioDeviceKind::kBlock}));
+  EXPECT_EQ(virtio_mmio_cmdline(c),
+            "virtio_mmio.device=4K@0xc0001000:5 virtio_mmio.device=4K@0xc0002000:6 "
+            "virtio_mmio.device=4K@0xc0003000:7");
+}
+
 TEST(EffectiveCmdline, NoVirtioEntryWithoutDevices) {
   VmConfig c;
   EXPECT_EQ(effective_cmdline(c), default_cmdline());
@@ -109,6 +123,35 @@ TEST(ValidateVsock, RejectsReservedCids) {
 TEST(ValidateVsock, RejectsBadPaths) {
   EXPECT_THROW(validate(config_with_vsock(3, "")), ConfigError);
   EXPECT_THROW(validate(config_with_vsock(3, std::string(108, 'a'))), ConfigError);
+}
+
+TEST(ValidateDisks, ChecksCountPathsAndIds) {
+  auto error_of = [](const VmConfig& c) -> std::string {
+    try {
+      validate(c);
+    } catch (const ConfigError& e) {
+      return e.what();
+    } catch (const ImageError&) {
+      return "";  // got past the disk checks to the (missing) kernel
+    }
+    return "accepted";
+  };
+  VmConfig c = config_with_vsock(3, "/tmp/v.sock");
+  c.disks = {DiskConfig{"/a.img", false, ""}, DiskConfig{"/b.img", true, "data-1"}};
+  EXPECT_EQ(error_of(c), "");
+  c.disks[1].id = "disk0";  // the first disk's default id
+  EXPECT_NE(error_of(c).find("used twice"), std::string::npos);
+  c.disks[1].id = std::string(21, 'x');
+  EXPECT_NE(error_of(c).find("longer than 20"), std::string::npos);
+  c.disks[1].id = "with space";
+  EXPECT_NE(error_of(c).find("printable ASCII"), std::string::npos);
+  c.disks[1] = DiskConfig{"", false, ""};
+  EXPECT_NE(error_of(c).find("path is empty"), std::string::npos);
+  c.disks.assign(18, DiskConfig{"/a.img", true, ""});
+  for (size_t i = 0; i < c.disks.size(); ++i) c.disks[i].id = "d" + std::to_string(i);
+  EXPECT_EQ(error_of(c), "");  // 18 disks + vsock = 19 slots, all there are
+  c.disks.push_back(DiskConfig{"/a.img", true, "d18"});
+  EXPECT_NE(error_of(c).find("19 disks are too many: at most 18"), std::string::npos) << error_of(c);
 }
 
 }  // namespace

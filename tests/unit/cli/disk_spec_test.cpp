@@ -1,0 +1,51 @@
+// unit tier: --disk PATH[:ro|:rw][,id=ID] as `forkvm run` and `forkvm boot` read it, and a bad
+// disk named before anything boots (exit 2 for usage, 3 for an image that cannot be opened).
+#include "tools/cli/disk_spec.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/support/run_process.hpp"
+#include "tools/cli/args.hpp"
+
+namespace forkvm::cli {
+namespace {
+
+TEST(CliDisk, ParsesPathModeAndId) {
+  DiskConfig d = parse_disk_spec("/img/a.raw");
+  EXPECT_EQ(d.path, "/img/a.raw");
+  EXPECT_FALSE(d.read_only);
+  EXPECT_EQ(d.id, "");
+  d = parse_disk_spec("/img/b.raw:ro,id=base");
+  EXPECT_EQ(d.path, "/img/b.raw");
+  EXPECT_TRUE(d.read_only);
+  EXPECT_EQ(d.id, "base");
+  d = parse_disk_spec("rel:dir/c.raw:rw");  // only a trailing :ro/:rw is a mode
+  EXPECT_EQ(d.path, "rel:dir/c.raw");
+  EXPECT_FALSE(d.read_only);
+  EXPECT_THROW(parse_disk_spec(""), UsageError);
+  EXPECT_THROW(parse_disk_spec(":ro"), UsageError);
+  EXPECT_THROW(parse_disk_spec("/a.raw,id="), UsageError);
+  EXPECT_THROW(parse_disk_spec("/a.raw,cache=none"), UsageError);
+}
+
+TEST(CliDisk, BadDisksAreNamedBeforeAnythingBoots) {
+  const std::string cli = FORKVM_CLI;
+  auto r = test::run_process(cli + " run --disk /a.raw,bogus=1 -- true");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("unknown option 'bogus=1'"), std::string::npos) << r.output;
+  r = test::run_process(cli + " run --disk /nonexistent/forkvm-disk.raw:ro -- true");
+  EXPECT_EQ(r.status, 3);
+  EXPECT_NE(r.output.find("/nonexistent/forkvm-disk.raw: cannot open disk image read-only"),
+            std::string::npos) << r.output;
+  r = test::run_process(cli + " boot --disk /nonexistent/forkvm-disk.raw --timeout 5");
+  EXPECT_EQ(r.status, 3);
+  EXPECT_NE(r.output.find("/nonexistent/forkvm-disk.raw"), std::string::npos) << r.output;
+  r = test::run_process(cli + " run --snapshot /tmp/none --disk /a.raw -- true");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("--disk cannot be combined with --snapshot"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace forkvm::cli
