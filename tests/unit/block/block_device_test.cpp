@@ -34,7 +34,7 @@ class BlockDeviceTest : public ::testing::Test {
     a.memory = &drv_.mem();
     a.acked_features = dev_->device_features();
     Queue q(BlockDevice::kQueueSize);
-    q.set_size(16);
+    q.set_size(BlkDriver::kSize);
     q.set_desc_table(BlkDriver::kDesc);
     q.set_avail_ring(BlkDriver::kAvail);
     q.set_used_ring(BlkDriver::kUsed);
@@ -50,14 +50,13 @@ class BlockDeviceTest : public ::testing::Test {
   }
   /// Puts chain `head` in the available ring and notifies.
   void publish(uint16_t head) {
-    drv_.mem().write_obj<uint16_t>(BlkDriver::kAvail + 4 + 2ull * (avail_ % 16), head);
-    drv_.mem().write_obj<uint16_t>(BlkDriver::kAvail + 2, ++avail_);
+    drv_.publish(head);
     const uint64_t one = 1;
     ASSERT_EQ(::write(event_.get(), &one, sizeof one), 8);
   }
   bool wait_used(uint16_t idx) {
     for (auto end = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < end;) {
-      if (drv_.mem().read_obj<uint16_t>(BlkDriver::kUsed + 2) == idx) return true;
+      if (drv_.used_idx() == idx) return true;
       std::this_thread::sleep_for(1ms);
     }
     return false;
@@ -71,7 +70,6 @@ class BlockDeviceTest : public ::testing::Test {
   std::unique_ptr<BlockDevice> dev_;
   std::atomic<bool> needs_reset_{false};
   std::string reason_;
-  uint16_t avail_ = 0;
 };
 
 TEST_F(BlockDeviceTest, ConfigSpaceAndFeatures) {

@@ -14,6 +14,7 @@
 #include "devices/virtio/descriptor_chain.hpp"
 #include "memory/guest_memory.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/unit/virtio/virtq_builder.hpp"
 
 namespace forkvm::testing {
 
@@ -50,62 +51,51 @@ struct Buf {
   bool writable;
 };
 
-/// Builds descriptor chains in a 16 MiB guest memory. Descriptor table at kDesc; buffers
-/// anywhere the test puts them (kHeader, kData, kStatus by default).
-class BlkDriver {
+/// A virtio-blk driver over VirtqBuilder's queue layout (16 descriptors in a 16 MiB guest
+/// memory): lays requests out as Linux's virtio_blk does (header, data buffers, status byte).
+class BlkDriver : public VirtqBuilder {
  public:
-  static constexpr uint64_t kMemBytes = 16ull << 20;
-  static constexpr uint64_t kDesc = 0x1000;
-  static constexpr uint64_t kAvail = 0x5000;
-  static constexpr uint64_t kUsed = 0x6000;
   static constexpr uint64_t kHeader = 0x10000;
   static constexpr uint64_t kStatus = 0x11000;
-  static constexpr uint64_t kData = 0x100000;
-  static constexpr uint16_t kSize = 256;
+  static constexpr uint16_t kSize = 16;
 
-  BlkDriver() : mem_(GuestMemory::create_anonymous(kMemBytes)) {}
-  const GuestMemory& mem() const { return mem_; }
+  BlkDriver() : VirtqBuilder(kSize) {}
 
   /// Writes a header at kHeader.
   void header(uint32_t type, uint64_t sector) {
-    mem_.write_obj(kHeader, blk::RequestHeader{type, 0, sector});
+    mem().write_obj(kHeader, blk::RequestHeader{type, 0, sector});
   }
   /// Lays out `bufs` as descriptors first..first+n-1 and walks the chain.
   DescriptorChain chain(const std::vector<Buf>& bufs, uint16_t first = 0) {
     for (size_t k = 0; k < bufs.size(); ++k) {
       const auto i = static_cast<uint16_t>(first + k);
       const bool last = k + 1 == bufs.size();
-      mem_.write_obj(kDesc + 16ull * i,
-                     VirtqDesc{bufs[k].gpa, bufs[k].len,
-                               static_cast<uint16_t>((last ? 0 : kVirtqDescFNext) |
-                                                     (bufs[k].writable ? kVirtqDescFWrite : 0)),
-                               static_cast<uint16_t>(last ? 0 : i + 1)});
+      set_desc(i, bufs[k].gpa, bufs[k].len,
+               static_cast<uint16_t>((last ? 0 : kVirtqDescFNext) |
+                                     (bufs[k].writable ? kVirtqDescFWrite : 0)),
+               static_cast<uint16_t>(last ? 0 : i + 1));
     }
     DescriptorChain c;
-    const QueueError e =
-        DescriptorChain::walk(mem_, ChainLimits{kDesc, kSize, 64ull << 20}, first, c);
+    const QueueError e = DescriptorChain::walk(mem(), ChainLimits{kDesc, kSize, 64ull << 20}, first, c);
     if (e != QueueError::kNone) throw std::runtime_error("test chain did not walk");
     return c;
   }
-  /// The usual read or write: header, one data buffer at kData, status.
+  /// The usual request: header, one data buffer at kData (when data_len > 0), status.
   DescriptorChain simple(uint32_t type, uint64_t sector, uint32_t data_len) {
     header(type, sector);
-    mem_.write_obj<uint8_t>(kStatus, 0xff);
+    mem().write_obj<uint8_t>(kStatus, 0xff);
     std::vector<Buf> bufs = {{kHeader, 16, false}};
     if (data_len > 0) bufs.push_back({kData, data_len, type == blk::type::kIn || type == blk::type::kGetId});
     bufs.push_back({kStatus, 1, true});
     return chain(bufs);
   }
-  uint8_t status() const { return mem_.read_obj<uint8_t>(kStatus); }
+  uint8_t status() const { return mem().read_obj<uint8_t>(kStatus); }
   std::vector<uint8_t> data(uint64_t len, uint64_t gpa = kData) const {
     std::vector<uint8_t> v(len);
-    mem_.read(gpa, v);
+    mem().read(gpa, v);
     return v;
   }
-  void fill(uint64_t gpa, const std::vector<uint8_t>& bytes) { mem_.write(gpa, bytes); }
-
- private:
-  GuestMemory mem_;
+  void fill(uint64_t gpa, const std::vector<uint8_t>& bytes) { mem().write(gpa, bytes); }
 };
 
 }  // namespace forkvm::testing
