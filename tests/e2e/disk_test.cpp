@@ -10,6 +10,7 @@
 
 #include "forkvm/sandbox.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/support/read_text.hpp"
 #include "tests/support/run_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -31,14 +32,6 @@ std::string make_image(const TempDir& dir, const std::string& name, uint64_t byt
   return path;
 }
 
-std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  std::string data(static_cast<size_t>(in.tellg()), '\0');
-  in.seekg(0);
-  in.read(data.data(), static_cast<std::streamsize>(data.size()));
-  return data;
-}
-
 /// The guest's od -An -tx1 -v of bytes: two hex digits each, as the host prints them.
 std::string hex_bytes(std::string_view bytes) {
   static const char* h = "0123456789abcdef";
@@ -55,7 +48,7 @@ class E2eDisk : public ::testing::Test {
   void SetUp() override {
     rw_ = make_image(tmp_, "scratch.img", kRwBytes, 1);
     ro_ = make_image(tmp_, "base.img", kRoBytes, 7);
-    ro_before_ = file_bytes(ro_);
+    ro_before_ = test::read_text(ro_);
     SandboxConfig c;
     c.vm = builtin_config(1, 256, "");
     c.vm.disks = {DiskConfig{rw_, false, "scratch"}, DiskConfig{ro_, true, "base-ro"}};
@@ -89,7 +82,7 @@ TEST_F(E2eDisk, TheGuestReadsWritesAndIsRefusedWhatItMayNot) {
   EXPECT_EQ(sh("cat /sys/block/vda/ro /sys/block/vdb/ro"), "0\n1\n");
 
   // Reads: the image's bytes, at the start, in the middle and in the last sector.
-  const std::string rw_before = file_bytes(rw_);
+  const std::string rw_before = test::read_text(rw_);
   EXPECT_EQ(guest_hex("/dev/vda", 0, 1), hex_bytes(std::string_view(rw_before).substr(0, 512)));
   EXPECT_EQ(guest_hex("/dev/vda", 1000, 3), hex_bytes(std::string_view(rw_before).substr(1000 * 512, 1536)));
   EXPECT_EQ(guest_hex("/dev/vda", 2047, 1), hex_bytes(std::string_view(rw_before).substr(2047 * 512)));
@@ -100,7 +93,7 @@ TEST_F(E2eDisk, TheGuestReadsWritesAndIsRefusedWhatItMayNot) {
   for (size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<char>(255 - i % 251);
   box_->write_file("/tmp/blob", blob);
   sh("dd if=/tmp/blob of=/dev/vda bs=512 seek=8 conv=fsync 2>/dev/null");
-  const std::string rw_after = file_bytes(rw_);
+  const std::string rw_after = test::read_text(rw_);
   ASSERT_EQ(rw_after.size(), kRwBytes);
   EXPECT_EQ(rw_after.substr(8 * 512, 4096), blob);
   EXPECT_EQ(rw_after.substr(0, 8 * 512), rw_before.substr(0, 8 * 512));
@@ -109,7 +102,7 @@ TEST_F(E2eDisk, TheGuestReadsWritesAndIsRefusedWhatItMayNot) {
   // The read-only disk: the write fails in the guest and the file is unchanged, byte for byte.
   const ExecResult w = box_->exec_shell("dd if=/tmp/blob of=/dev/vdb bs=512 count=1 conv=fsync");
   EXPECT_NE(w.exit_code, 0) << w.stdout_data << w.stderr_data;
-  EXPECT_EQ(file_bytes(ro_), ro_before_);
+  EXPECT_EQ(test::read_text(ro_), ro_before_);
 
   // A second VM cannot open the disk this one writes; the error names the file.
   SandboxConfig second;

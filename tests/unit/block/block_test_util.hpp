@@ -13,6 +13,7 @@
 #include "devices/virtio/block/virtio_blk.hpp"
 #include "devices/virtio/descriptor_chain.hpp"
 #include "memory/guest_memory.hpp"
+#include "tests/support/read_text.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/unit/virtio/virtq_builder.hpp"
 
@@ -40,8 +41,8 @@ inline std::vector<uint8_t> image_bytes(uint64_t offset, uint64_t len) {
 
 /// The whole content of a file.
 inline std::vector<uint8_t> file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const std::string text = test::read_text(path);
+  return {text.begin(), text.end()};
 }
 
 /// One buffer of a request: where it is, how long, and whether the device may write it.

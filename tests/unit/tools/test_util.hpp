@@ -1,5 +1,5 @@
-// Helpers shared by the initramfs tests: running shell commands (the scratch directory is
-// tests/support/temp_dir.hpp).
+// Helpers shared by the initramfs tests: running shell commands (the scratch directory and
+// read_text() are in tests/support/).
 #pragma once
 
 #include <sys/wait.h>
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/read_text.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace forkvm::test {
@@ -41,19 +42,6 @@ inline void write_bytes(const std::string& path, std::span<const uint8_t> bytes)
   std::ofstream f(path, std::ios::binary);
   f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   if (!f) throw std::runtime_error("cannot write " + path);
-}
-
-/// Reads a whole file (throws on failure).
-inline std::string read_text(const std::string& path) {
-  // stdio rather than istreambuf_iterator, which trips -Wnull-dereference in GCC 12 at -O2.
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) throw std::runtime_error("cannot read " + path);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  std::fclose(f);
-  return out;
 }
 
 /// The lines of `text`, without the newlines.
