@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "devices/virtio/block/block_device.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
 #include "memory/layout.hpp"
@@ -75,11 +76,8 @@ void check_disks(const VmConfig& config) {
     const std::string what = "disk " + std::to_string(i);
     if (d.path.empty()) throw ConfigError(what + ": the image path is empty");
     const std::string id = disk_id(d, i);
-    if (id.size() > 20) throw ConfigError(what + ": id '" + id + "' is longer than 20 bytes");
-    for (char ch : id) {
-      if (ch < 0x21 || ch > 0x7e) {
-        throw ConfigError(what + ": id '" + id + "' may hold printable ASCII without spaces only");
-      }
+    if (const std::string why = BlockDevice::id_problem(id); !why.empty()) {
+      throw ConfigError(what + ": " + why);
     }
     if (!ids.insert(id).second) throw ConfigError(what + ": id '" + id + "' is used twice");
   }

@@ -88,14 +88,18 @@ struct BlockDevice::Worker {
   }
 };
 
+std::string BlockDevice::id_problem(const std::string& id) {
+  if (id.size() > blk::kIdBytes) {
+    return "id '" + id + "' is longer than " + std::to_string(blk::kIdBytes) + " bytes";
+  }
+  for (char ch : id) {
+    if (ch < 0x21 || ch > 0x7e) return "id '" + id + "' may hold printable ASCII without spaces only";
+  }
+  return "";
+}
+
 BlockDevice::BlockDevice(DiskImage disk, std::string id) : disk_(std::move(disk)), id_(std::move(id)) {
-  if (id_.size() > blk::kIdBytes) {
-    throw ConfigError("disk id '" + id_ + "' is longer than " + std::to_string(blk::kIdBytes) +
-                      " bytes");
-  }
-  for (char ch : id_) {
-    if (ch < 0x21 || ch > 0x7e) throw ConfigError("disk id '" + id_ + "': printable ASCII without spaces only");
-  }
+  if (const std::string why = id_problem(id_); !why.empty()) throw ConfigError("disk " + why);
   features_ = virtio_feature::kVersion1 | blk::feature::kSizeMax | blk::feature::kSegMax |
               blk::feature::kBlkSize | blk::feature::kFlush;
   if (disk_.read_only()) features_ |= blk::feature::kRo;

@@ -36,8 +36,12 @@ class BlockDevice final : public VirtioDevice {
   /// Largest DISCARD / WRITE_ZEROES range, in sectors (2 GiB).
   static constexpr uint32_t kMaxDiscardSectors = 1u << 22;
 
-  /// A device serving `disk`, announcing `id` (at most 20 bytes; longer is refused with
-  /// ConfigError, as is a byte outside printable ASCII) through GET_ID.
+  /// Why `id` cannot be a disk's serial (longer than 20 bytes, or a byte outside printable
+  /// ASCII without spaces), or "" when it can. VmConfig's validate() and the constructor share it.
+  static std::string id_problem(const std::string& id);
+
+  /// A device serving `disk`, announcing `id` through GET_ID. Throws ConfigError when
+  /// id_problem(id) is not empty.
   BlockDevice(DiskImage disk, std::string id);
   ~BlockDevice() override;
 
