@@ -21,6 +21,7 @@ enum class FatalReason : uint32_t {
   kCrash = 9,        ///< the agent itself took SIGSEGV, SIGBUS, SIGILL, SIGFPE or SIGABRT
   kPowerOff = 10,    ///< reboot() returned instead of resetting the machine
   kNoAgentServer = 11,  ///< forkvm.after_ready=serve, but the vsock listeners could not be set up
+  kRootFilesystem = 12,  ///< forkvm.root names a disk that is missing or cannot be mounted
 };
 
 /// A short name for a reason code as it arrives from the guest. Guest-controlled: any 24-bit
@@ -39,6 +40,7 @@ constexpr const char* fatal_reason_name(uint32_t code) {
     case FatalReason::kCrash: return "the agent crashed";
     case FatalReason::kPowerOff: return "reboot() returned";
     case FatalReason::kNoAgentServer: return "agent server unavailable (no vsock)";
+    case FatalReason::kRootFilesystem: return "root filesystem unavailable";
   }
   return "unknown reason";
 }

@@ -1,5 +1,6 @@
 #include "guest-init/agent_config.hpp"
 
+#include "contract/root_disk.hpp"
 #include "guest-init/kernel_cmdline.hpp"
 #include "guest-init/run_command.hpp"
 
@@ -20,6 +21,19 @@ AfterReady parse_after_ready(const CmdlineParam& p) {
     if (v == to_string(mode)) return mode;
   }
   throw AgentConfigError(p.key + ": unknown value '" + v + "' (want poweroff, shell, idle or serve)");
+}
+
+/// A disk serial as the VMM gives it (BlockDevice::id_problem() allows more; the agent accepts
+/// only what names a file safely and what forkvm's own ids use).
+std::string parse_root_disk(const CmdlineParam& p) {
+  const std::string& v = require_value(p);
+  if (v.empty() || v.size() > 20) throw AgentConfigError(p.key + ": wants 1-20 characters");
+  for (char c : v) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) throw AgentConfigError(p.key + ": '" + v + "' has characters outside [A-Za-z0-9._-]");
+  }
+  return v;
 }
 
 }  // namespace
@@ -44,6 +58,8 @@ AgentConfig parse_agent_config(std::string_view cmdline) {
       std::string command = decode_run_command(require_value(p));
       if (command.empty()) throw AgentConfigError("forkvm.run: empty command");
       config.run_command = std::move(command);
+    } else if (p.key == kRootCmdlineKey) {
+      config.root_disk = parse_root_disk(p);
     } else {
       config.unknown_keys.push_back(p.key);
     }

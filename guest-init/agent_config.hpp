@@ -4,6 +4,10 @@
 //                                            what to do once ready (default: poweroff)
 //   forkvm.run=<percent-escaped command>     run it with /bin/sh -c, then power off with its
 //                                            exit status (overrides after_ready; run_command.hpp)
+//   forkvm.root=<disk serial>                the root filesystem: the virtio disk with this serial
+//                                            (1-20 of [A-Za-z0-9._-]), mounted read-only under a
+//                                            writable overlay in RAM (root_switch.hpp); absent:
+//                                            the initramfs stays the root
 //
 // Other keys are not the agent's business and are skipped; unknown `forkvm.*` keys are
 // collected so that the agent can warn about them. When a key repeats, the last one wins (as
@@ -31,6 +35,7 @@ enum class AfterReady {
 struct AgentConfig {
   AfterReady after_ready = AfterReady::kPowerOff;  ///< forkvm.after_ready
   std::optional<std::string> run_command;          ///< forkvm.run, decoded
+  std::optional<std::string> root_disk;            ///< forkvm.root: a disk serial
   std::vector<std::string> unknown_keys;           ///< forkvm.* keys that were ignored
 };
 

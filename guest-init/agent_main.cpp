@@ -1,5 +1,6 @@
 // forkvm-agent: the guest's PID 1. It mounts the basic filesystems, reads its orders from the
-// `forkvm.*` keys of the kernel command line (agent_config.hpp), prints
+// `forkvm.*` keys of the kernel command line (agent_config.hpp), moves into the root disk when
+// forkvm.root names one (root_switch.hpp), prints
 //   forkvm-agent: ready cpus=<online CPUs> mem_total_kib=<MemTotal>
 // and writes kAgentReady to the boot-signal port, then powers off, runs a shell, runs a
 // forkvm.run command, idles, or serves the agent protocol (guest-init/agent/). The vsock
@@ -30,6 +31,7 @@
 #include "guest-init/mounts.hpp"
 #include "guest-init/power.hpp"
 #include "guest-init/read_file.hpp"
+#include "guest-init/root_switch.hpp"
 #include "guest-init/vsock_echo.hpp"
 #include "guest-init/vsock_listen.hpp"
 
@@ -61,7 +63,9 @@ void prepare_system() {
   }
   say(line);
   for (const auto& warning : mounts.warnings) say("warning: " + warning);
-  ::setenv("PATH", "/bin:/usr/bin:/sbin:/usr/sbin", 1);
+  // Debian's default PATH (a root disk puts pip's scripts in /usr/local/bin); harmless for the
+  // busybox-only initramfs.
+  ::setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
   ::setenv("HOME", "/root", 1);
   ::setenv("TERM", "linux", 0);  // the kernel passes TERM=linux; keep a value it chose
   if (::chdir("/") != 0) throw_errno(FatalReason::kMount, "chdir /");
@@ -116,6 +120,8 @@ void announce_ready() {
   prepare_system();
   const AgentConfig config = parse_agent_config(read_or_throw("/proc/cmdline"));
   for (const auto& key : config.unknown_keys) say("warning: ignoring unknown key " + key);
+  // Before the listeners and the ready signal: every exec and file operation sees the disk.
+  if (config.root_disk) say(switch_root_to_disk(*config.root_disk));
   // Listening before kAgentReady: the host may connect the moment it sees the signal.
   std::string no_vsock;
   std::optional<AgentSockets> sockets = listen_agent_sockets(no_vsock);

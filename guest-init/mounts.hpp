@@ -14,8 +14,8 @@ struct MountReport {
 };
 
 /// Mounts, in order: /dev (devtmpfs), /proc, /sys, /tmp (tmpfs, 1777), /run (tmpfs), and the
-/// optional /dev/pts (devpts). Mount points are created when missing. EBUSY counts as already
-/// mounted. Throws AgentError(kMount) when a required mount fails.
+/// optional /dev/pts (devpts) and /dev/shm (tmpfs, 1777). Mount points are created when
+/// missing. EBUSY counts as already mounted. Throws AgentError(kMount) when a required mount fails.
 MountReport mount_filesystems();
 
 }  // namespace forkvm

@@ -10,6 +10,8 @@ packages=(
   libboost-dev libssl-dev zlib1g-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   # guest image: kernel sources and their build needs, busybox for the initramfs, cpio for tests
   linux-source-6.1 flex bison libelf-dev bc xz-utils busybox-static cpio kmod
+  # the built-in Debian root filesystem (tools/rootfs/build.sh)
+  mmdebstrap e2fsprogs
   # kvm-lab (real KVM inside QEMU-TCG) and the QEMU reference in forkvm-bench
   qemu-system-x86
   # kvm-lab: backtraces of a test that hangs inside L1

@@ -55,6 +55,19 @@ TEST(AgentConfig, RejectsBadRun) {
   EXPECT_THROW(parse_agent_config("forkvm.run=%zz"), AgentConfigError);
 }
 
+TEST(AgentConfig, ReadsRootDisk) {
+  EXPECT_FALSE(parse_agent_config("forkvm.after_ready=serve").root_disk.has_value());
+  EXPECT_EQ(parse_agent_config("forkvm.root=rootfs").root_disk, "rootfs");
+  EXPECT_EQ(parse_agent_config("forkvm.root=A.b_c-9 forkvm.root=disk1").root_disk, "disk1");
+}
+
+TEST(AgentConfig, RejectsRootDisksThatCouldNameAnotherFile) {
+  for (const char* bad : {"forkvm.root", "forkvm.root=", "forkvm.root=../vda", "forkvm.root=a/b",
+                          "forkvm.root=\"a b\"", "forkvm.root=123456789012345678901"}) {
+    EXPECT_THROW(parse_agent_config(bad), AgentConfigError) << bad;
+  }
+}
+
 TEST(AgentConfig, CollectsUnknownForkvmKeysOnly) {
   const AgentConfig c = parse_agent_config("foo=1 forkvm.bogus=2 forkvm.other forkvmish=3");
   EXPECT_EQ(c.unknown_keys, (std::vector<std::string>{"forkvm.bogus", "forkvm.other"}));
