@@ -71,6 +71,27 @@ FormatVersion parse_format(JsonReader& root) {
   return v;
 }
 
+DiskRecord parse_disk(const nlohmann::json& j, const std::string& path, const std::string& where,
+                      const FormatVersion& v) {
+  JsonReader d(j, path, where);
+  DiskRecord disk;
+  disk.id = ascii_string(d, "id", 20);
+  if (disk.id.empty() || disk.id.find(' ') != std::string::npos) {
+    d.fail("id", "must be 1-20 printable characters without spaces");
+  }
+  disk.path = ascii_string(d, "path", kMaxDiskPath);
+  if (disk.path.empty() || disk.path.front() != '/') d.fail("path", "is not an absolute path");
+  disk.size = d.num<uint64_t>("size", 512, UINT64_MAX - 511);
+  if (disk.size % 512 != 0) d.fail("size", "is not a whole number of 512-byte sectors");
+  if (!d.boolean("read_only")) {
+    d.fail("read_only", "only read-only disks can be restored by this forkvm");
+  }
+  disk.sha256 = d.string("sha256", kMaxShortString);
+  if (!is_sha256_hex(disk.sha256)) d.fail("sha256", "not 64 lowercase hex digits");
+  finish(d, v);
+  return disk;
+}
+
 MachineConfig parse_machine(JsonReader& root, const FormatVersion& v) {
   JsonReader m = root.object("machine");
   MachineConfig c;
@@ -81,8 +102,30 @@ MachineConfig parse_machine(JsonReader& root, const FormatVersion& v) {
   if (m.present("guest_cid")) {
     c.guest_cid = m.num<uint64_t>("guest_cid", kFirstGuestCid, kLastGuestCid);
   }
+  // Optional (format 1.1): absent or null means no disks.
+  if (m.present("disks")) {
+    const json& disks = m.array("disks", kMaxDisks);
+    for (size_t i = 0; i < disks.size(); ++i) {
+      c.disks.push_back(parse_disk(disks[i], m.path("disks[" + std::to_string(i) + "]"),
+                                   m.context(), v));
+      for (size_t k = 0; k < i; ++k) {
+        if (c.disks[k].id == c.disks[i].id) {
+          m.fail("disks", "two disks have the id '" + c.disks[i].id + "'");
+        }
+      }
+    }
+  }
   finish(m, v);
   return c;
+}
+
+json disks_json(const std::vector<DiskRecord>& disks) {
+  json a = json::array();
+  for (const DiskRecord& d : disks) {
+    a.push_back({{"id", d.id}, {"path", d.path}, {"size", d.size}, {"read_only", true},
+                 {"sha256", d.sha256}});
+  }
+  return a;
 }
 
 }  // namespace
@@ -101,6 +144,7 @@ void check_machine_config(const MachineConfig& m, const std::string& where) {
   json root = {
       {"machine", {{"vcpus", m.vcpus}, {"memory_mib", m.memory_mib}, {"cmdline", m.cmdline}}}};
   if (m.guest_cid) root["machine"]["guest_cid"] = *m.guest_cid;
+  if (!m.disks.empty()) root["machine"]["disks"] = disks_json(m.disks);
   JsonReader r(root, "", where);
   parse_machine(r, FormatVersion{});
 }
@@ -127,7 +171,8 @@ std::string encode_state(const State& state) {
       {"vcpus", state.machine.vcpus},
       {"memory_mib", state.machine.memory_mib},
       {"cmdline", state.machine.cmdline},
-      {"guest_cid", state.machine.guest_cid ? json(*state.machine.guest_cid) : json(nullptr)}};
+      {"guest_cid", state.machine.guest_cid ? json(*state.machine.guest_cid) : json(nullptr)},
+      {"disks", disks_json(state.machine.disks)}};
   root["memory"] = {
       {"file", kMemoryFile}, {"size", state.memory_size}, {"sha256", state.memory_sha256}};
   root["components"] = state.components;

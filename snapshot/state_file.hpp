@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "forkvm/vm.hpp"
 
@@ -17,7 +18,7 @@ namespace forkvm::snapshot {
 /// The format this code writes. A reader accepts any minor version of its major version (minor
 /// versions only add optional fields) and rejects every other major version.
 inline constexpr uint32_t kFormatMajor = 1;
-inline constexpr uint32_t kFormatMinor = 0;
+inline constexpr uint32_t kFormatMinor = 1;  // 1: machine.disks
 
 /// File names inside a snapshot directory.
 inline constexpr const char* kStateFile = "state.json";
@@ -41,14 +42,32 @@ struct FormatVersion {
   bool operator==(const FormatVersion&) const = default;
 };
 
-/// The parts of a VmConfig that define the machine a snapshot restores into. Paths (kernel,
-/// initramfs, vsock socket) are not recorded: a restore does not load images, and each
-/// restored or forked VM gets its own socket path.
+/// Most disks a snapshot may record (a VM has at most 19 virtio slots, one of them vsock).
+inline constexpr size_t kMaxDisks = 18;
+/// Longest disk image path recorded.
+inline constexpr size_t kMaxDiskPath = 4096;
+
+/// A disk of the machine, by the identity of its image: a restore opens `path` read-only and
+/// refuses an image whose size or SHA-256 differs. Only read-only disks are recorded (a VM with
+/// a read-write disk cannot be snapshotted yet). The path is trusted as far as the snapshot
+/// is: the digest makes sure the guest gets back the bytes it had, not some other file.
+struct DiskRecord {
+  std::string id;      ///< the serial the guest sees (1-20 printable ASCII, no spaces)
+  std::string path;    ///< absolute path of the image (printable ASCII, at most kMaxDiskPath)
+  uint64_t size = 0;   ///< bytes, a positive multiple of 512
+  std::string sha256;  ///< of the whole image, 64 lowercase hex; empty only in memory (freeze)
+  bool operator==(const DiskRecord&) const = default;
+};
+
+/// The parts of a VmConfig that define the machine a snapshot restores into. Kernel,
+/// initramfs and vsock socket paths are not recorded: a restore does not load images, and
+/// each restored or forked VM gets its own socket path. Disk images are (DiskRecord).
 struct MachineConfig {
   uint32_t vcpus = 1;                 ///< 1..64
   uint64_t memory_mib = 0;            ///< guest RAM in MiB, 64..kMaxMemoryMib
   std::string cmdline;                ///< the command line the guest booted with (printable ASCII)
   std::optional<uint64_t> guest_cid;  ///< the vsock CID (3..2^32-2), if the machine had vsock
+  std::vector<DiskRecord> disks;      ///< in VmConfig::disks order (virtio slots after vsock)
   bool operator==(const MachineConfig&) const = default;
 
   /// Guest RAM in bytes.

@@ -8,6 +8,7 @@
 #include "devices/legacy/boot_signal_state.hpp"
 #include "devices/legacy/i8042_state.hpp"
 #include "devices/legacy/serial_state.hpp"
+#include "devices/virtio/block/block_state.hpp"
 #include "devices/virtio/mmio_transport_state.hpp"
 #include "devices/virtio/vsock/vsock_state.hpp"
 #include "forkvm/errors.hpp"
@@ -55,8 +56,7 @@ json encode_components(const MachineComponents& c) {
     json slot = {{"kind", kind_name(s.kind)}, {"transport", to_json(s.transport)}};
     switch (s.kind) {
       case VirtioDeviceKind::kVsock: slot["device"] = to_json(s.vsock); break;
-      case VirtioDeviceKind::kBlock:  // Vm::snapshot and Vm::freeze refuse VMs with disks
-        throw SnapshotError("snapshot: a virtio-blk device cannot be saved yet");
+      case VirtioDeviceKind::kBlock: slot["device"] = to_json(s.block); break;
     }
     j[slot_component(i)] = std::move(slot);
   }
@@ -99,7 +99,10 @@ MachineComponents decode_components(const json& components, uint32_t vcpus,
     MachineComponents::Slot s;
     s.kind = kinds[i];
     s.transport = mmio_transport_state_from_json(r.member("transport"), "virtio-mmio[" + kind + "]");
-    s.vsock = vsock_state_from_json(r.member("device"));
+    switch (s.kind) {
+      case VirtioDeviceKind::kVsock: s.vsock = vsock_state_from_json(r.member("device")); break;
+      case VirtioDeviceKind::kBlock: s.block = block_state_from_json(r.member("device")); break;
+    }
     r.finish();
     c.slots.push_back(std::move(s));
   }

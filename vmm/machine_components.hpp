@@ -4,7 +4,8 @@
 // "components" object of state.json:
 //   "machine"      vmm/state MachineState;
 //   "serial", "i8042", "boot_signal"   the legacy devices (devices/legacy/*_state.hpp);
-//   "virtio.<i>"   virtio-mmio slot i: {"kind": "vsock", "transport": {...}, "device": {...}}.
+//   "virtio.<i>"   virtio-mmio slot i: {"kind": "vsock" or "blk", "transport": {...},
+//                  "device": {...}} (vsock_state.hpp, block_state.hpp).
 // Decoding is strict: a missing, unknown or mistyped component is a SnapshotError. A Template
 // decodes once and applies the decoded object to every fork.
 #pragma once
@@ -17,6 +18,7 @@
 #include "devices/legacy/boot_signal.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
+#include "devices/virtio/block/block_device.hpp"
 #include "devices/virtio/mmio_transport.hpp"
 #include "devices/virtio/vsock/vsock_device.hpp"
 #include "vmm/state/machine_state.hpp"
@@ -31,6 +33,7 @@ struct MachineComponents {
     VirtioDeviceKind kind = VirtioDeviceKind::kVsock;
     VirtioMmioTransport::State transport;
     VsockDevice::State vsock;  ///< kind == kVsock
+    BlockDevice::State block;  ///< kind == kBlock
   };
   state::MachineState machine;
   Serial::State serial;

@@ -26,6 +26,7 @@
 #include "vmm/vcpu_boot.hpp"
 #include "vmm/vcpu_thread.hpp"
 #include "vmm/virtio_mmio_slots.hpp"
+#include "vmm/vm_image_impl.hpp"
 #include "vmm/vm_impl.hpp"
 
 namespace forkvm {
@@ -84,9 +85,11 @@ void Vm::Impl::create_virtio_devices() {
             std::make_shared<VsockDevice>(config.vsock->guest_cid, config.vsock->uds_path));
         break;
       case VirtioDeviceKind::kBlock: {
+        // A VM made from an image shares the image's open disks (snapshot_disks.hpp).
         const DiskConfig& d = config.disks[disk];
-        virtio_devices.push_back(std::make_shared<BlockDevice>(
-            DiskImage::open(d.path, d.read_only), disk_id(d, disk)));
+        DiskImage opened = image ? image->impl().disks.at(disk)->share()
+                                 : DiskImage::open(d.path, d.read_only);
+        virtio_devices.push_back(std::make_shared<BlockDevice>(std::move(opened), disk_id(d, disk)));
         ++disk;
         break;
       }

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
+#include "devices/virtio/block/disk_image.hpp"
 #include "forkvm/vm.hpp"
 #include "memory/memory_image.hpp"
 #include "snapshot/snapshot.hpp"
@@ -15,6 +17,9 @@ struct VmImage::Impl {
   snapshot::MachineConfig machine;
   std::shared_ptr<const MemoryImage> memory;
   MachineComponents components;
+  /// The open images of machine.disks, in the same order: every VM made from this image gets
+  /// a duplicate descriptor of each (DiskImage::share()), never a copy.
+  std::vector<std::shared_ptr<const DiskImage>> disks;
 };
 
 }  // namespace forkvm

@@ -18,6 +18,7 @@
 #include "devices/legacy/boot_signal.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/serial.hpp"
+#include "devices/virtio/block/disk_image.hpp"
 #include "devices/virtio/mmio_transport.hpp"
 #include "forkvm/vm.hpp"
 #include "memory/guest_memory.hpp"
@@ -25,6 +26,7 @@
 #include "vmm/console_tail.hpp"
 #include "vmm/kvm/vm_fd.hpp"
 #include "vmm/kvm_host.hpp"
+#include "snapshot/state_file.hpp"
 #include "vmm/machine_components.hpp"
 #include "vmm/vcpu_thread.hpp"
 #include "vmm/virtio_mmio_slots.hpp"
@@ -77,7 +79,13 @@ struct Vm::Impl {
   /// from `components`, in the order of devices/SNAPSHOT.md.
   void apply_components(const MachineComponents& components);
   /// Throws SnapshotError ("<what>: ...") when the VM has disks (not yet snapshotted).
-  void refuse_disks(const char* what) const;
+  /// The machine as a snapshot records it; with `digests`, each disk's SHA-256 too (a snapshot
+  /// directory needs them; a frozen image holds the files open instead).
+  snapshot::MachineConfig machine_config(bool digests) const;
+  /// Duplicates of the disks' open images, for an image frozen from this VM.
+  std::vector<std::shared_ptr<const DiskImage>> shared_disks() const;
+  /// Throws SnapshotError (before anything is paused) when a disk is read-write.
+  void refuse_writable_disks(const char* what) const;
   /// Throws InvalidStateError ("<what>: ...") unless the VM was started and has not stopped.
   void require_running(const char* what);
 

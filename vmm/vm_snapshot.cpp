@@ -23,6 +23,7 @@
 #include "forkvm/errors.hpp"
 #include "memory/layout.hpp"
 #include "snapshot/snapshot.hpp"
+#include "vmm/snapshot_disks.hpp"
 #include "vmm/state/cpu_features.hpp"
 #include "vmm/vm_image_impl.hpp"
 #include "vmm/vm_impl.hpp"
@@ -44,10 +45,23 @@ std::vector<const VcpuFd*> vcpu_fds(const std::vector<std::unique_ptr<VcpuThread
   return fds;
 }
 
+/// The block device behind a slot of kind kBlock.
+BlockDevice& block_device(const std::shared_ptr<VirtioDevice>& device) {
+  return static_cast<BlockDevice&>(*device);
+}
+
+/// The disks of a machine as a VmConfig lists them (the images are opened elsewhere).
+std::vector<DiskConfig> disk_configs(const snapshot::MachineConfig& m) {
+  std::vector<DiskConfig> disks;
+  for (const auto& d : m.disks) disks.push_back(DiskConfig{d.path, true, d.id});
+  return disks;
+}
+
 /// The virtio devices a machine described by `m` has, in slot order.
 std::vector<VirtioDeviceKind> kinds_of(const snapshot::MachineConfig& m) {
   VmConfig c;
   if (m.guest_cid) c.vsock = VsockConfig{*m.guest_cid, "x"};
+  c.disks = disk_configs(m);
   return planned_virtio_devices(c);
 }
 
@@ -62,7 +76,8 @@ bool VmImage::has_vsock() const noexcept { return impl_->machine.guest_cid.has_v
 size_t VmImage::memory_layers() const noexcept { return impl_->memory->layers().size(); }
 uint64_t VmImage::overlay_bytes() const noexcept { return impl_->memory->overlay_bytes(); }
 
-std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify_memory) {
+std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify_memory,
+                                             bool verify_disks) {
   snapshot::OpenOptions open_options;
   open_options.verify_memory = verify_memory;
   snapshot::SnapshotFiles files = snapshot::open_snapshot(dir, open_options);
@@ -77,6 +92,8 @@ std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify
   } catch (const SnapshotError& e) {
     throw SnapshotError((files.dir / snapshot::kMemoryFile).string() + ": " + e.what());
   }
+  // Opened (and locked shared) once here; every VM made from this image duplicates them.
+  impl->disks = open_recorded_disks(impl->machine.disks, verify_disks);
   return std::make_shared<const VmImage>(std::move(impl));
 }
 
@@ -114,8 +131,7 @@ MachineComponents Vm::Impl::capture_components(
     slot.transport = virtio[i]->save_state();
     switch (virtio_kinds[i]) {
       case VirtioDeviceKind::kVsock: slot.vsock = vsock_device(virtio_devices[i]).save_state(); break;
-      case VirtioDeviceKind::kBlock:  // refused before the pause (refuse_disks)
-        throw SnapshotError("snapshot: a virtio-blk device cannot be saved yet");
+      case VirtioDeviceKind::kBlock: slot.block = block_device(virtio_devices[i]).save_state(); break;
     }
     c.slots.push_back(std::move(slot));
   }
@@ -145,42 +161,71 @@ void Vm::Impl::apply_components(const MachineComponents& c) {
   }
   for (size_t i = 0; i < virtio.size(); ++i) {  // 3: device, then transport (activates)
     if (c.slots[i].kind != virtio_kinds[i]) throw SnapshotError("snapshot: virtio slot kind mismatch");
-    vsock_device(virtio_devices[i]).restore_state(c.slots[i].vsock);
+    switch (virtio_kinds[i]) {
+      case VirtioDeviceKind::kVsock: vsock_device(virtio_devices[i]).restore_state(c.slots[i].vsock); break;
+      case VirtioDeviceKind::kBlock: block_device(virtio_devices[i]).restore_state(c.slots[i].block); break;
+    }
     virtio[i]->restore_state(c.slots[i].transport);
   }
 }
 
 namespace {
 
-/// The machine config of a running VM, as a snapshot records it.
-snapshot::MachineConfig machine_of(const VmConfig& config, const std::string& cmdline) {
+}  // namespace
+
+snapshot::MachineConfig Vm::Impl::machine_config(bool digests) const {
+  // Disks are recorded by the images the devices hold open, not by VmConfig's paths, which
+  // may name another file by now.
   snapshot::MachineConfig machine;
   machine.vcpus = config.vcpus;
   machine.memory_mib = config.memory_mib;
-  machine.cmdline = cmdline;
+  machine.cmdline = boot_cmdline;
   if (config.vsock) machine.guest_cid = config.vsock->guest_cid;
+  for (size_t i = 0; i < virtio.size(); ++i) {
+    if (virtio_kinds[i] != VirtioDeviceKind::kBlock) continue;
+    const BlockDevice& dev = block_device(virtio_devices[i]);
+    snapshot::DiskRecord record;
+    record.id = dev.save_state().id;
+    record.path = dev.disk().path();
+    record.size = dev.disk().size();
+    if (digests) record.sha256 = disk_sha256(dev.disk());
+    machine.disks.push_back(std::move(record));
+  }
   return machine;
 }
 
-}  // namespace
+std::vector<std::shared_ptr<const DiskImage>> Vm::Impl::shared_disks() const {
+  std::vector<std::shared_ptr<const DiskImage>> disks;
+  for (size_t i = 0; i < virtio.size(); ++i) {
+    if (virtio_kinds[i] != VirtioDeviceKind::kBlock) continue;
+    disks.push_back(std::make_shared<const DiskImage>(block_device(virtio_devices[i]).disk().share()));
+  }
+  return disks;
+}
 
 void Vm::snapshot(const std::string& dir) {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->require_running("Vm::snapshot");
-  impl_->refuse_disks("Vm::snapshot");
-  const snapshot::MachineConfig machine = machine_of(impl_->config, impl_->boot_cmdline);
+  impl_->refuse_writable_disks("Vm::snapshot");
+  // Hashing the disks comes before the pause: the guest keeps running meanwhile, and a
+  // read-only image cannot change under it (its shared lock keeps forkvm writers out).
+  const snapshot::MachineConfig machine = impl_->machine_config(true);
   impl_->capture_components([&](const MachineComponents& c) {
     snapshot::write_snapshot(dir, machine, encode_components(c), impl_->memory);
   });
 }
 
-void Vm::Impl::refuse_disks(const char* what) const {
-  // Disks fork copy-on-write and snapshots record them in issue 13's next step; until then a
-  // VM with a disk is refused before anything is paused, so it keeps running untouched.
-  if (!config.disks.empty()) {
-    throw SnapshotError(std::string(what) + ": a VM with disks (" +
-                        std::to_string(config.disks.size()) +
-                        ") cannot be snapshotted or forked yet");
+void Vm::Impl::refuse_writable_disks(const char* what) const {
+  // Read-only disks are shared by reference (snapshot_disks.hpp). Read-write disks will fork
+  // copy-on-write; until then a VM with one is refused before anything is paused, so it keeps
+  // running untouched.
+  for (size_t i = 0; i < config.disks.size(); ++i) {
+    if (!config.disks[i].read_only) {
+      throw SnapshotError(std::string(what) + ": disk '" + disk_id(config.disks[i], i) + "' (" +
+                          config.disks[i].path +
+                          ") is read-write; only VMs whose disks are all read-only can be "
+                          "snapshotted or forked yet");
+    }
   }
 }
 
@@ -196,9 +241,10 @@ void Vm::Impl::require_running(const char* what) {
 std::shared_ptr<const VmImage> Vm::freeze() {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->require_running("Vm::freeze");
-  impl_->refuse_disks("Vm::freeze");
+  impl_->refuse_writable_disks("Vm::freeze");
   auto image = std::make_unique<VmImage::Impl>();
-  image->machine = machine_of(impl_->config, impl_->boot_cmdline);
+  image->machine = impl_->machine_config(false);
+  image->disks = impl_->shared_disks();
   image->components = impl_->capture_components([&](const MachineComponents&) {
     try {
       image->memory = impl_->memory.freeze();
@@ -232,6 +278,7 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
   config.console = options.console;
   config.kvm_device = options.kvm_device;
   config.vsock = options.vsock;
+  config.disks = disk_configs(m);
   const auto t0 = Clock::now();
   GuestMemory memory = GuestMemory::map_image(img.memory);
   const auto mapped = Clock::now();
@@ -281,7 +328,7 @@ std::unique_ptr<Vm> Vm::restore(std::shared_ptr<const VmImage> image, const Rest
 
 std::unique_ptr<Vm> Vm::restore(const std::string& dir, const RestoreOptions& options) {
   const auto t0 = Clock::now();
-  auto vm = restore(VmImage::open(dir, options.verify_memory), options);
+  auto vm = restore(VmImage::open(dir, options.verify_memory, options.verify_disks), options);
   vm->impl_->build_time = Clock::now() - t0;  // including opening and verifying the snapshot
   return vm;
 }

@@ -30,8 +30,10 @@ struct VsockConfig {
 /// `id` as its serial (/sys/block/vdX/serial, /dev/disk/by-id/virtio-<id> with udev). A
 /// read-write image is locked for this VM alone; a read-only one may be shared by many VMs
 /// (none of which may write it). Writes go straight to the file (fdatasync on the guest's
-/// flush). A VM with disks cannot be snapshotted or forked yet: that refuses with
-/// SnapshotError.
+/// flush). A VM whose disks are all read-only can be snapshotted and forked: the image is
+/// shared, never copied, and a snapshot records its path, size and SHA-256, checked on
+/// restore. A VM with a read-write disk cannot be snapshotted or forked yet: that refuses
+/// with SnapshotError.
 struct DiskConfig {
   /// The image: a regular file, not empty, a whole number of 512-byte sectors.
   std::string path;
@@ -97,6 +99,11 @@ struct RestoreOptions {
   /// Re-hash the memory file against its digest before mapping it (the state digest is always
   /// checked). Turn off only for a snapshot already verified in this process.
   bool verify_memory = true;
+  /// Re-hash each disk image the snapshot records and compare it with the recorded SHA-256
+  /// (its size is always checked). An image hashed once stays known to this process until
+  /// the file changes, so leaving this on costs one hash per image per process. Turn off only
+  /// for images verified otherwise.
+  bool verify_disks = true;
 };
 
 class VmImage;
@@ -169,8 +176,11 @@ struct VmResult {
 class VmImage {
  public:
   /// Opens and checks the snapshot in `dir` (as Vm::restore: state digest always, memory
-  /// digest when `verify_memory`, sizes and every component decoded). Throws SnapshotError.
-  static std::shared_ptr<const VmImage> open(const std::string& dir, bool verify_memory = true);
+  /// digest when `verify_memory`, sizes and every component decoded) and opens the disk
+  /// images it records (size always, SHA-256 when `verify_disks`: RestoreOptions). Throws
+  /// SnapshotError, naming the image when a disk is missing or has changed.
+  static std::shared_ptr<const VmImage> open(const std::string& dir, bool verify_memory = true,
+                                             bool verify_disks = true);
   ~VmImage();
   VmImage(const VmImage&) = delete;
   VmImage& operator=(const VmImage&) = delete;

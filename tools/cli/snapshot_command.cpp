@@ -109,6 +109,12 @@ json to_json(const InspectOptions& o, const Report& r) {
                     {"memory_mib", s.machine.memory_mib},
                     {"cmdline", s.machine.cmdline},
                     {"guest_cid", s.machine.guest_cid ? json(*s.machine.guest_cid) : json()}};
+  json disks = json::array();
+  for (const auto& d : s.machine.disks) {
+    disks.push_back({{"id", d.id}, {"path", d.path}, {"size", d.size}, {"read_only", true},
+                     {"sha256", d.sha256}});
+  }
+  out["machine"]["disks"] = disks;
   out["state"] = {{"sha256", f.state_sha256}, {"verified", true}};
   json mem = {{"file", snapshot::kMemoryFile},
               {"size", s.memory_size},
@@ -138,8 +144,13 @@ void print_text(const InspectOptions& o, const Report& r) {
               << "machine      " << s.machine.vcpus << " vCPU(s), " << s.machine.memory_mib
               << " MiB";
     if (s.machine.guest_cid) std::cout << ", vsock CID " << *s.machine.guest_cid;
-    std::cout << "\ncmdline      " << s.machine.cmdline << "\n"
-              << "state        sha256 " << f.state_sha256 << " (verified)\n"
+    std::cout << "\ncmdline      " << s.machine.cmdline << "\n";
+    for (const auto& d : s.machine.disks) {
+      // The image is not re-hashed here: a restore checks it (RestoreOptions::verify_disks).
+      std::cout << "disk         " << d.id << ": " << d.path << ", " << d.size
+                << " bytes, read-only, sha256 " << d.sha256 << "\n";
+    }
+    std::cout << "state        sha256 " << f.state_sha256 << " (verified)\n"
               << "memory       " << s.memory_size << " bytes, " << f.memory_allocated
               << " allocated on disk\n"
               << "             sha256 " << s.memory_sha256;

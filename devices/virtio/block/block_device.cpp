@@ -12,6 +12,7 @@
 
 #include "base/event_fd.hpp"
 #include "devices/virtio/block/virtio_blk.hpp"
+#include "forkvm/errors.hpp"
 
 namespace forkvm {
 
@@ -173,6 +174,21 @@ std::vector<Queue> BlockDevice::quiesce() {
 blk::RequestCounters BlockDevice::counters() const {
   std::lock_guard lock(counters_mu_);
   return counters_;
+}
+
+BlockDevice::State BlockDevice::save_state() const {
+  return State{id_, config_.capacity, disk_.read_only()};
+}
+
+void BlockDevice::restore_state(const State& state) const {
+  const State mine = save_state();
+  if (state == mine) return;
+  throw SnapshotError("snapshot: blk '" + state.id + "': saved as " +
+                      std::to_string(state.sectors) + " sectors" +
+                      (state.read_only ? ", read-only" : ", read-write") +
+                      ", but the disk attached now is '" + mine.id + "', " +
+                      std::to_string(mine.sectors) + " sectors" +
+                      (mine.read_only ? ", read-only" : ", read-write"));
 }
 
 }  // namespace forkvm

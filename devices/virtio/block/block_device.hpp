@@ -55,6 +55,21 @@ class BlockDevice final : public VirtioDevice {
   void reset() noexcept override;
   std::vector<Queue> quiesce() override;
 
+  /// What a snapshot records of the device (block_state.hpp). Requests are never in flight
+  /// when it is captured (quiesce() completes them), and the queues belong to the transport,
+  /// so this is the device's identity as the guest saw it: serial, capacity, read-only.
+  struct State {
+    std::string id;
+    uint64_t sectors = 0;
+    bool read_only = true;
+    bool operator==(const State&) const = default;
+  };
+  /// The device's State.
+  State save_state() const;
+  /// Checks that this device is the one `state` was saved from (a guest's driver holds the
+  /// serial and capacity it read at probe time). Throws SnapshotError naming what differs.
+  void restore_state(const State& state) const;
+
   /// The image, for its path and size.
   const DiskImage& disk() const noexcept { return disk_; }
   /// What the worker has done so far (a copy; safe while it runs).

@@ -84,6 +84,17 @@ DiskImage DiskImage::open(const std::string& path, bool read_only) {
   return d;
 }
 
+DiskImage DiskImage::share() const {
+  if (!read_only_) throw ImageError(path_, "a read-write disk image cannot be shared");
+  DiskImage d;
+  d.path_ = path_;
+  d.read_only_ = true;
+  d.size_ = size_;
+  d.fd_.reset(::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
+  if (!d.fd_) throw ImageError(path_, "cannot duplicate the disk image's descriptor: " + errno_text(errno));
+  return d;
+}
+
 int DiskImage::read(uint64_t offset, std::span<uint8_t> out) const noexcept {
   return whole([&](size_t done, off_t at) {
     return ::pread(fd_.get(), out.data() + done, out.size() - done, at);

@@ -19,6 +19,12 @@ class DiskImage {
   /// Opens `path` read-only or read-write and locks it. Throws ImageError.
   static DiskImage open(const std::string& path, bool read_only);
 
+  /// Another handle on this read-only image: a duplicate of its descriptor, so the same open
+  /// file and the same shared lock. A VM started from a frozen image gets its template's disk
+  /// this way, never a file re-opened by name that could have been replaced. Throws ImageError
+  /// for a read-write disk, which one VM has to itself.
+  DiskImage share() const;
+
   /// The file's path, for messages.
   const std::string& path() const noexcept { return path_; }
   /// Size in bytes (a multiple of 512).
@@ -28,6 +34,8 @@ class DiskImage {
   /// Whether the file system can punch holes in it (DISCARD and WRITE_ZEROES are offered only
   /// then); false for a read-only disk.
   bool can_punch_holes() const noexcept { return can_punch_; }
+  /// The descriptor (owned by this object), for hashing the image (vmm/disk_digest.hpp).
+  int fd() const noexcept { return fd_.get(); }
 
   /// Reads exactly out.size() bytes at `offset`; returns 0 or an errno (EIO for a short read).
   int read(uint64_t offset, std::span<uint8_t> out) const noexcept;

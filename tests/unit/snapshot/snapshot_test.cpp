@@ -44,7 +44,7 @@ class SnapshotTest : public ::testing::Test {
 TEST_F(SnapshotTest, RoundTripRestoresConfigComponentsAndMemory) {
   const SnapshotFiles f = open_snapshot(snap());
   EXPECT_TRUE(f.memory_verified);
-  EXPECT_EQ(f.state.format, (FormatVersion{1, 0}));
+  EXPECT_EQ(f.state.format, (FormatVersion{1, kFormatMinor}));
   EXPECT_EQ(f.state.machine, test_machine());
   EXPECT_EQ(f.state.components, test_components());
   EXPECT_EQ(f.state.memory_size, kTestMib << 20);

@@ -217,5 +217,51 @@ TEST(Sha256, KnownVectorsAndIncrementalFeeding) {
   EXPECT_FALSE(is_sha256_hex(std::string(63, 'a') + "g"));
 }
 
+TEST(StateJson, DisksRoundTrip) {
+  State s = valid_state();
+  s.machine.disks = {DiskRecord{"rootfs", "/images/root.ext4", 512ull << 20, std::string(64, 'b')},
+                     DiskRecord{"data", "/images/d", 512, std::string(64, 'c')}};
+  EXPECT_EQ(parse_state(encode_state(s), "state.json").machine, s.machine);
+  // Format 1.0 had no disks: absent and null both mean none.
+  json j = valid_json();
+  j["machine"].erase("disks");
+  EXPECT_TRUE(parse_state(j.dump(), "s").machine.disks.empty());
+  j["machine"]["disks"] = nullptr;
+  EXPECT_TRUE(parse_state(j.dump(), "s").machine.disks.empty());
+}
+
+TEST(StateJson, RefusesBadDiskRecords) {
+  State s = valid_state();
+  s.machine.disks = {DiskRecord{"rootfs", "/images/root.ext4", 4096, std::string(64, 'b')}};
+  const json good = json::parse(encode_state(s));
+  auto with = [&](const char* key, const json& value) {
+    json j = good;
+    j["machine"]["disks"][0][key] = value;
+    return j;
+  };
+  expect_bad(with("path", "images/root.ext4"), "machine.disks[0].path: is not an absolute path");
+  expect_bad(with("path", ""), "machine.disks[0].path");
+  expect_bad(with("path", "/a\nb"), "printable ASCII");
+  expect_bad(with("path", "/" + std::string(kMaxDiskPath, 'a')), "machine.disks[0].path");
+  expect_bad(with("size", 0), "machine.disks[0].size");
+  expect_bad(with("size", 1000), "512-byte sectors");
+  expect_bad(with("size", -512), "machine.disks[0].size");
+  expect_bad(with("read_only", false), "only read-only disks");
+  expect_bad(with("sha256", "abc"), "machine.disks[0].sha256");
+  expect_bad(with("id", ""), "machine.disks[0].id");
+  expect_bad(with("id", "a b"), "machine.disks[0].id");
+  expect_bad(with("id", std::string(21, 'x')), "machine.disks[0].id");
+  expect_bad(with("extra", 1), "extra");
+  json twice = good;
+  twice["machine"]["disks"].push_back(twice["machine"]["disks"][0]);
+  expect_bad(twice, "two disks have the id 'rootfs'");
+  json many = good;
+  for (size_t i = 0; i < kMaxDisks; ++i) many["machine"]["disks"].push_back(good["machine"]["disks"][0]);
+  expect_bad(many, "machine.disks");
+  json not_array = good;
+  not_array["machine"]["disks"] = json::object();
+  expect_bad(not_array, "machine.disks");
+}
+
 }  // namespace
 }  // namespace forkvm::snapshot

@@ -1,0 +1,80 @@
+#include "vmm/snapshot_disks.hpp"
+
+#include <sys/stat.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "base/text.hpp"
+#include "forkvm/errors.hpp"
+#include "snapshot/snapshot.hpp"
+
+namespace forkvm {
+namespace {
+
+/// What identifies the bytes of a file without reading them: a write through any descriptor
+/// changes mtime, and ctime changes with any metadata change (including a touch that resets
+/// mtime).
+using FileKey = std::tuple<dev_t, ino_t, off_t, int64_t, int64_t, int64_t, int64_t>;
+
+std::mutex digest_mu;
+std::map<FileKey, std::string>& digest_cache() {
+  static std::map<FileKey, std::string> cache;  // bounded by the images a process uses
+  return cache;
+}
+
+FileKey key_of(const DiskImage& disk) {
+  struct stat st {};
+  if (::fstat(disk.fd(), &st) != 0) {
+    throw SnapshotError(disk.path() + ": cannot stat the disk image: " + errno_text(errno));
+  }
+  return {st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+          st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
+}
+
+}  // namespace
+
+std::string disk_sha256(const DiskImage& disk) {
+  const FileKey key = key_of(disk);
+  {
+    std::lock_guard lock(digest_mu);
+    if (auto it = digest_cache().find(key); it != digest_cache().end()) return it->second;
+  }
+  // Hashed outside the lock: two threads may hash one image at once, and agree.
+  std::string digest = snapshot::hash_memory_file(disk.fd(), disk.size(), disk.path());
+  std::lock_guard lock(digest_mu);
+  digest_cache().emplace(key, digest);
+  return digest;
+}
+
+std::vector<std::shared_ptr<const DiskImage>> open_recorded_disks(
+    const std::vector<snapshot::DiskRecord>& records, bool verify) {
+  std::vector<std::shared_ptr<const DiskImage>> disks;
+  for (const snapshot::DiskRecord& r : records) {
+    const std::string what = "snapshot: disk '" + r.id + "' (" + r.path + ")";
+    std::shared_ptr<const DiskImage> disk;
+    try {
+      disk = std::make_shared<const DiskImage>(DiskImage::open(r.path, true));
+    } catch (const ImageError& e) {
+      throw SnapshotError("snapshot: disk '" + r.id + "': " + e.what());  // names the path
+    }
+    if (disk->size() != r.size) {
+      throw SnapshotError(what + ": the image is " + std::to_string(disk->size()) +
+                          " bytes, the snapshot recorded " + std::to_string(r.size) +
+                          " (the base image changed after the snapshot was taken)");
+    }
+    if (verify) {
+      const std::string digest = disk_sha256(*disk);
+      if (digest != r.sha256) {
+        throw SnapshotError(what + ": SHA-256 mismatch: the snapshot recorded " + r.sha256 +
+                            ", the image hashes to " + digest +
+                            " (the base image changed after the snapshot was taken)");
+      }
+    }
+    disks.push_back(std::move(disk));
+  }
+  return disks;
+}
+
+}  // namespace forkvm

@@ -1,0 +1,32 @@
+// Disks in snapshots and frozen images. A read-only disk is recorded by the identity of its
+// image (snapshot::DiskRecord: path, size, SHA-256) and shared, never copied: a VM started
+// from a frozen image gets a duplicate of its template's descriptor (DiskImage::share()), and
+// a VM restored from a snapshot directory re-opens the recorded path and checks size and
+// digest first. Read-write disks are refused by Vm::snapshot() and Vm::freeze() for now.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "devices/virtio/block/disk_image.hpp"
+#include "snapshot/state_file.hpp"
+
+namespace forkvm {
+
+/// The SHA-256 of the whole image behind `disk` (read through its descriptor, holes hashed as
+/// zeros without reading them). Remembered for the life of the process per file identity
+/// (device, inode, size, modification and change times), so a base image shared by many
+/// snapshots and restores is hashed once. File times tick with the kernel's coarse clock, so a
+/// rewrite of the same size within a few milliseconds of the hash can go unnoticed; forkvm's
+/// own writers are kept out by the shared lock every VM holds on a read-only image. Throws
+/// SnapshotError naming the file.
+std::string disk_sha256(const DiskImage& disk);
+
+/// Opens every recorded disk read-only (ImageError becomes SnapshotError naming the snapshot's
+/// record) and refuses one whose size differs or, with `verify`, whose SHA-256 differs (a base
+/// image changed after the snapshot was taken). In record order.
+std::vector<std::shared_ptr<const DiskImage>> open_recorded_disks(
+    const std::vector<snapshot::DiskRecord>& records, bool verify);
+
+}  // namespace forkvm
