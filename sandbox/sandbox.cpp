@@ -18,6 +18,7 @@
 
 #include "contract/protocol/field_rules.hpp"
 #include "contract/protocol/messages.hpp"
+#include "contract/root_disk.hpp"
 #include "sandbox/sandbox_impl.hpp"
 
 namespace forkvm {
@@ -94,12 +95,22 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     throw ConfigError("SandboxConfig::vm.extra_cmdline must not set forkvm.after_ready: the "
                       "sandbox needs forkvm.after_ready=serve");
   }
+  if (config.vm.extra_cmdline.find(std::string(kRootCmdlineKey) + "=") != std::string::npos) {
+    throw ConfigError("SandboxConfig::vm.extra_cmdline must not set forkvm.root: use "
+                      "SandboxConfig::root_filesystem");
+  }
   temp_dir = make_temp_dir(config.runtime_dir);
   socket_path = socket_in(temp_dir, "SandboxConfig::runtime_dir");
   VmConfig vc = config.vm;
   vc.vsock = VsockConfig{3, socket_path};
   vc.extra_cmdline += vc.extra_cmdline.empty() ? "" : " ";
   vc.extra_cmdline += "forkvm.after_ready=serve";
+  if (!config.root_filesystem.empty()) {
+    // The first disk, so that it is /dev/vda whatever else is attached; validate() refuses a
+    // caller's disk that also uses the id.
+    vc.disks.insert(vc.disks.begin(), DiskConfig{config.root_filesystem, true, kRootDiskId});
+    vc.extra_cmdline += std::string(" ") + kRootCmdlineKey + "=" + kRootDiskId;
+  }
   {
     auto created = Vm::create(vc);
     std::lock_guard lock(mutex);

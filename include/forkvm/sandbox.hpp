@@ -40,6 +40,13 @@ struct SandboxConfig {
   /// Sandbox adds the vsock device (its socket lives in a private temp dir) and
   /// `forkvm.after_ready=serve`; leave `vm.vsock` unset.
   VmConfig vm;
+  /// The guest's root filesystem: an ext4 image (such as the built-in Debian one that
+  /// tools/rootfs/build.sh makes) attached read-only as the first disk, /dev/vda with serial
+  /// "rootfs", ahead of vm.disks. The agent mounts it under a writable overlay kept in guest
+  /// RAM and runs every exec and file operation there, so the image is never written and a
+  /// fork shares it without copying. Empty: the initramfs is the root (the minimal image,
+  /// fastest to boot).
+  std::string root_filesystem;
   /// From start to "the agent answers ping": the ready signal plus the first connection.
   std::chrono::milliseconds boot_timeout{120000};
   /// Deadline of each non-exec request (see AgentClientOptions::request_timeout).

@@ -12,6 +12,7 @@
 #include "tools/cli/builtin_image.hpp"
 #include "tools/cli/console_input.hpp"
 #include "tools/cli/disk_spec.hpp"
+#include "tools/cli/rootfs_option.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -22,16 +23,18 @@ void on_signal(int) { g_interrupted = 1; }
 constexpr const char* kUsage =
     "usage: forkvm boot [--kernel FILE] [--initramfs FILE] [--vcpus N] [--memory MiB]\n"
     "                   [--cmdline ARGS] [--console FILE|-] [--timeout SECONDS]\n"
-    "                   [--disk PATH[:ro][,id=ID]]...\n"
+    "                   [--disk PATH[:ro][,id=ID]]... [--rootfs IMG|minimal]\n"
     "Boots the built-in guest image (or the given kernel/initramfs), streams its console, prints\n"
     "the boot-to-agent-ready time, and exits when the guest powers off: with the status the\n"
     "guest reported (0 normally), 4 when it panicked or reset, 5 on --timeout (default 300),\n"
     "3 when it could not start. --cmdline is appended to the default kernel command line.\n"
     "Once the agent is ready, stdin is forwarded to the guest console (for example with\n"
-    "--cmdline forkvm.after_ready=shell).\n";
+    "--cmdline forkvm.after_ready=shell). --rootfs IMG makes an ext4 image the root under a\n"
+    "writable overlay in RAM (the default here is 'minimal': the initramfs alone).\n";
 
 struct BootOptions {
   VmConfig config;
+  std::optional<std::string> rootfs;
   std::string console = "-";
   uint64_t timeout_s = 300;
 };
@@ -48,10 +51,12 @@ BootOptions parse(std::span<char* const> argv) {
     else if (opt == "--cmdline") o.config.extra_cmdline = args.value(opt);
     else if (opt == "--console") o.console = args.value(opt);
     else if (opt == "--disk") o.config.disks.push_back(parse_disk_spec(args.value(opt)));
+    else if (opt == "--rootfs") o.rootfs = parse_rootfs_option(args.value(opt));
     else if (opt == "--timeout") o.timeout_s = args.number(opt, 1, 86400);
     else if (opt == "--help" || opt == "-h") throw UsageError("");
     else throw UsageError("unknown option '" + opt + "'");
   }
+  attach_root_disk(o.config, choose_rootfs(o.rootfs, o.config.kernel.empty(), false, ""));
   // The built-in image is the default; a user kernel without --initramfs boots without one.
   if (o.config.kernel.empty()) {
     o.config.kernel = builtin_kernel();

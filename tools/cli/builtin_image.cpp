@@ -13,5 +13,6 @@ std::string builtin_image_dir() {
 
 std::string builtin_kernel() { return builtin_image_dir() + "/bzImage"; }
 std::string builtin_initramfs() { return builtin_image_dir() + "/initramfs.cpio.gz"; }
+std::string builtin_rootfs() { return builtin_image_dir() + "/rootfs.ext4"; }
 
 }  // namespace forkvm::cli

@@ -1,4 +1,5 @@
-// Where the built-in guest image (kernel + initramfs built by this tree) is found.
+// Where the built-in guest image (kernel, initramfs and root filesystem built by this tree) is
+// found.
 #pragma once
 
 #include <string>
@@ -11,5 +12,7 @@ std::string builtin_image_dir();
 std::string builtin_kernel();
 /// The built-in initramfs path.
 std::string builtin_initramfs();
+/// The built-in root filesystem (Debian 12 with python3; tools/rootfs/build.sh).
+std::string builtin_rootfs();
 
 }  // namespace forkvm::cli

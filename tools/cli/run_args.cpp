@@ -4,13 +4,14 @@
 #include "tools/cli/args.hpp"
 #include "tools/cli/disk_spec.hpp"
 #include "tools/cli/launch_plan.hpp"
+#include "tools/cli/rootfs_option.hpp"
 
 namespace forkvm::cli {
 
 const char* const kRunUsage =
     "usage: forkvm run [--vcpus N] [--memory MiB] [--env K=V]... [--cwd DIR] [--timeout S]\n"
     "                  [--json] [--kernel FILE --initramfs FILE] [--boot-timeout S]\n"
-    "                  [--disk PATH[:ro][,id=ID]]...\n"
+    "                  [--disk PATH[:ro][,id=ID]]... [--rootfs IMG|minimal]\n"
     "                  [--snapshot DIR] (-- ARGV... | --launch-plan FILE)\n"
     "Boots a transient sandbox, runs one command in it, and tears it down. stdout and stderr\n"
     "stream to forkvm's as they arrive (--json: one JSON object with stdout, stderr, exit_code,\n"
@@ -23,7 +24,10 @@ const char* const kRunUsage =
     "apps[0].entrypoint.env; --env and --cwd override the plan. Exactly one app is accepted.\n"
     "--snapshot DIR runs the command in a copy-on-write fork of a snapshot (forkvm snapshot\n"
     "create) instead of booting: the files, processes and machine size are the snapshot's, so\n"
-    "--vcpus, --memory, --kernel, --initramfs and --disk cannot be combined with it.\n";
+    "--vcpus, --memory, --kernel, --initramfs, --disk and --rootfs cannot be combined with it.\n"
+    "--rootfs picks the root filesystem: an ext4 image mounted read-only under a writable\n"
+    "overlay in guest RAM (the default is the built-in Debian 12 image with python3 when the\n"
+    "built-in kernel boots), or 'minimal' for the initramfs alone (busybox; fastest to boot).\n";
 
 RunOptions parse_run_args(std::span<char* const> argv) {
   RunOptions o;
@@ -44,7 +48,7 @@ RunOptions parse_run_args(std::span<char* const> argv) {
     const std::string opt = args.next_option();
     if (machine_option.empty() &&
         (opt == "--kernel" || opt == "--initramfs" || opt == "--vcpus" || opt == "--memory" ||
-         opt == "--disk")) {
+         opt == "--disk" || opt == "--rootfs")) {
       machine_option = opt;
     }
     if (opt == "--kernel") o.kernel = args.value(opt);
@@ -55,6 +59,7 @@ RunOptions parse_run_args(std::span<char* const> argv) {
     else if (opt == "--boot-timeout") o.boot_timeout = std::chrono::seconds(args.number(opt, 1, 86400));
     else if (opt == "--json") o.json = true;
     else if (opt == "--disk") o.disks.push_back(parse_disk_spec(args.value(opt)));
+    else if (opt == "--rootfs") o.rootfs = parse_rootfs_option(args.value(opt));
     else if (opt == "--launch-plan") o.launch_plan = args.value(opt);
     else if (opt == "--snapshot") {
       o.snapshot = args.value(opt);

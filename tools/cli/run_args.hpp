@@ -30,8 +30,11 @@ struct RunOptions {
   /// --snapshot DIR: run in a fork of this snapshot instead of booting (the machine, image
   /// and its state come from the snapshot).
   std::string snapshot;
-  /// --disk: virtio-blk disks, /dev/vda first.
+  /// --disk: virtio-blk disks, /dev/vda first (after the root filesystem's disk).
   std::vector<DiskConfig> disks;
+  /// --rootfs: an image path or "minimal"; nullopt: the built-in root filesystem with the
+  /// built-in kernel, none with --kernel (rootfs_option.hpp).
+  std::optional<std::string> rootfs;
 };
 
 /// The usage text of `forkvm run`.

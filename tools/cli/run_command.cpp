@@ -21,6 +21,7 @@
 #include "tools/cli/args.hpp"
 #include "tools/cli/boot_command.hpp"
 #include "tools/cli/builtin_image.hpp"
+#include "tools/cli/rootfs_option.hpp"
 #include "tools/cli/disk_spec.hpp"
 #include "tools/cli/launch_plan.hpp"
 #include "tools/cli/run_args.hpp"
@@ -99,6 +100,7 @@ SandboxConfig sandbox_config(const RunOptions& o) {
   c.vm.vcpus = o.vcpus;
   c.vm.memory_mib = o.memory_mib;
   c.vm.disks = o.disks;
+  c.root_filesystem = choose_rootfs(o.rootfs, o.kernel.empty(), true, builtin_rootfs());
   c.boot_timeout = o.boot_timeout;
   return c;
 }

@@ -13,20 +13,27 @@
 #include "tools/cli/args.hpp"
 #include "tools/cli/boot_command.hpp"
 #include "tools/cli/builtin_image.hpp"
+#include "tools/cli/disk_spec.hpp"
+#include "tools/cli/rootfs_option.hpp"
 
 namespace forkvm::cli {
 namespace {
 
 constexpr const char* kUsage =
     "usage: forkvm snapshot create [--vcpus N] [--memory MiB] [--kernel FILE --initramfs FILE]\n"
+    "                              [--rootfs IMG|minimal] [--disk PATH:ro[,id=ID]]...\n"
     "                              [--timeout S] DIR\n"
-    "Boots a template VM (the built-in image unless --kernel/--initramfs), with vsock and the\n"
-    "agent serving, waits until the agent is ready, writes a snapshot to DIR (which must not\n"
-    "exist) and stops the VM. Restore it with forkvm::Vm::restore. Exit status: 0 written,\n"
+    "Boots a template VM (the built-in image unless --kernel/--initramfs; its root filesystem\n"
+    "is the built-in Debian one unless --rootfs), with vsock and the agent serving, waits until\n"
+    "the agent is ready, writes a snapshot to DIR (which must not exist) and stops the VM.\n"
+    "Disks must be read-only: the snapshot records each image's path, size and SHA-256, and a\n"
+    "restore refuses an image that changed. Restore it with forkvm::Vm::restore, forkvm run\n"
+    "--snapshot or forkvm::Template::open. Exit status: 0 written,\n"
     "2 usage, 3 setup (bad config/image, no KVM, DIR exists), 4 the guest failed, 5 timeout.\n";
 
 struct CreateOptions {
   VmConfig vm;
+  std::optional<std::string> rootfs;
   std::chrono::seconds timeout{120};
   std::string dir;
 };
@@ -52,6 +59,10 @@ std::optional<CreateOptions> parse(std::span<char* const> argv) {
       o.vm.kernel = args.value(opt);
     } else if (opt == "--initramfs") {
       o.vm.initramfs = args.value(opt);
+    } else if (opt == "--rootfs") {
+      o.rootfs = parse_rootfs_option(args.value(opt));
+    } else if (opt == "--disk") {
+      o.vm.disks.push_back(parse_disk_spec(args.value(opt)));
     } else if (opt == "--timeout") {
       o.timeout = std::chrono::seconds(args.number(opt, 1, 86400));
     } else {
@@ -62,6 +73,8 @@ std::optional<CreateOptions> parse(std::span<char* const> argv) {
     throw UsageError("create takes one snapshot directory (it must not exist yet)");
   }
   o.dir = dirs.front();
+  attach_root_disk(o.vm, choose_rootfs(o.rootfs, o.vm.kernel == builtin_kernel(), true,
+                                       builtin_rootfs()));
   return o;
 }
 
@@ -95,7 +108,8 @@ int create(const CreateOptions& o) {
   SocketDir sockets;
   VmConfig c = o.vm;
   c.vsock = VsockConfig{3, sockets.path() + "/vsock.sock"};
-  c.extra_cmdline = "forkvm.after_ready=serve";
+  c.extra_cmdline += c.extra_cmdline.empty() ? "" : " ";
+  c.extra_cmdline += "forkvm.after_ready=serve";
   std::unique_ptr<Vm> vm;
   try {
     vm = Vm::create(c);
