@@ -1,7 +1,8 @@
 // e2e tier: virtio-blk disks in a real guest (Linux's virtio_blk driver behind virtio-mmio): the
 // guest sees each disk's size and serial, reads the image's bytes, writes through to the file
 // with fdatasync on its flush, cannot write a read-only disk (whose file stays unchanged), and a
-// second VM cannot open a disk another one writes. A VM with disks refuses to fork for now.
+// second VM cannot open a disk another one writes. A VM with a read-write disk refuses to fork
+// for now (read-only disks fork: rootfs_test.cpp).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -115,7 +116,8 @@ TEST_F(E2eDisk, TheGuestReadsWritesAndIsRefusedWhatItMayNot) {
     EXPECT_EQ(e.path(), rw_);
   }
 
-  // Forking a VM with disks is refused before anything is touched; the sandbox goes on.
+  // Forking a VM with a read-write disk is refused before anything is touched; the sandbox
+  // goes on.
   EXPECT_THROW(box_->fork(ForkConfig{}), SnapshotError);
   EXPECT_EQ(sh("echo still-here"), "still-here\n");
   box_->shutdown();
@@ -124,10 +126,17 @@ TEST_F(E2eDisk, TheGuestReadsWritesAndIsRefusedWhatItMayNot) {
 TEST(E2eDiskCli, RunAttachesADisk) {
   TempDir tmp("fvdisk");
   const std::string img = make_image(tmp, "cli.img", 64 << 10, 3);
-  const auto r = test::run_process(std::string(FORKVM_CLI) + " run --disk " + img +
-                                   ":ro,id=cli-disk -- cat /sys/block/vda/serial /sys/block/vda/size");
+  // The built-in root filesystem is /dev/vda; --disk comes after it.
+  auto r = test::run_process(std::string(FORKVM_CLI) + " run --disk " + img +
+                             ":ro,id=cli-disk -- cat /sys/block/vda/serial /sys/block/vdb/serial "
+                             "/sys/block/vdb/size");
   EXPECT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("cli-disk128\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rootfscli-disk128\n"), std::string::npos) << r.output;
+  // Without a root filesystem the disk is /dev/vda.
+  r = test::run_process(std::string(FORKVM_CLI) + " run --rootfs minimal --disk " + img +
+                        ":ro,id=cli-disk -- cat /sys/block/vda/serial");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("cli-disk"), std::string::npos) << r.output;
 }
 
 }  // namespace
