@@ -108,7 +108,11 @@ void Sandbox::Impl::boot(std::stop_token stop) {
   if (!config.root_filesystem.empty()) {
     // The first disk, so that it is /dev/vda whatever else is attached; validate() refuses a
     // caller's disk that also uses the id.
-    vc.disks.insert(vc.disks.begin(), DiskConfig{config.root_filesystem, true, kRootDiskId});
+    DiskConfig root;
+    root.path = config.root_filesystem;
+    root.read_only = true;
+    root.id = kRootDiskId;
+    vc.disks.insert(vc.disks.begin(), std::move(root));
     vc.extra_cmdline += std::string(" ") + kRootCmdlineKey + "=" + kRootDiskId;
   }
   {

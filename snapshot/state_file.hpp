@@ -56,6 +56,9 @@ struct DiskRecord {
   std::string path;    ///< absolute path of the image (printable ASCII, at most kMaxDiskPath)
   uint64_t size = 0;   ///< bytes, a positive multiple of 512
   std::string sha256;  ///< of the whole image, 64 lowercase hex; empty only in memory (freeze)
+  /// A copy-on-write disk (the image is its base). Only in memory (freeze) for now: a
+  /// snapshot directory holds read-only disks only.
+  bool copy_on_write = false;
   bool operator==(const DiskRecord&) const = default;
 };
 

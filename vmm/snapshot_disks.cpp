@@ -4,6 +4,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
 #include "base/text.hpp"
@@ -48,14 +49,14 @@ std::string disk_sha256(const DiskImage& disk) {
   return digest;
 }
 
-std::vector<std::shared_ptr<const DiskImage>> open_recorded_disks(
-    const std::vector<snapshot::DiskRecord>& records, bool verify) {
-  std::vector<std::shared_ptr<const DiskImage>> disks;
+std::vector<DiskImage> open_recorded_disks(const std::vector<snapshot::DiskRecord>& records,
+                                           bool verify) {
+  std::vector<DiskImage> disks;
   for (const snapshot::DiskRecord& r : records) {
     const std::string what = "snapshot: disk '" + r.id + "' (" + r.path + ")";
-    std::shared_ptr<const DiskImage> disk;
+    std::optional<DiskImage> disk;
     try {
-      disk = std::make_shared<const DiskImage>(DiskImage::open(r.path, true));
+      disk.emplace(DiskImage::open(r.path, true));
     } catch (const ImageError& e) {
       throw SnapshotError("snapshot: disk '" + r.id + "': " + e.what());  // names the path
     }
@@ -72,7 +73,7 @@ std::vector<std::shared_ptr<const DiskImage>> open_recorded_disks(
                             " (the base image changed after the snapshot was taken)");
       }
     }
-    disks.push_back(std::move(disk));
+    disks.push_back(std::move(*disk));
   }
   return disks;
 }

@@ -1,8 +1,9 @@
-// Disks in snapshots and frozen images. A read-only disk is recorded by the identity of its
-// image (snapshot::DiskRecord: path, size, SHA-256) and shared, never copied: a VM started
-// from a frozen image gets a duplicate of its template's descriptor (DiskImage::share()), and
-// a VM restored from a snapshot directory re-opens the recorded path and checks size and
-// digest first. Read-write disks are refused by Vm::snapshot() and Vm::freeze() for now.
+// Disks in snapshots and frozen images. A frozen image holds each disk frozen
+// (BlockBackend::freeze(): a read-only image shared by a duplicate descriptor, a copy-on-write
+// disk's base and sealed layers), never copied. A snapshot directory records a read-only disk
+// by the identity of its image (snapshot::DiskRecord: path, size, SHA-256); a restore re-opens
+// the recorded path and checks size and digest first. Persistent read-write disks are refused
+// by Vm::snapshot() and Vm::freeze(); copy-on-write disks by Vm::snapshot() for now.
 #pragma once
 
 #include <memory>
@@ -26,7 +27,7 @@ std::string disk_sha256(const DiskImage& disk);
 /// Opens every recorded disk read-only (ImageError becomes SnapshotError naming the snapshot's
 /// record) and refuses one whose size differs or, with `verify`, whose SHA-256 differs (a base
 /// image changed after the snapshot was taken). In record order.
-std::vector<std::shared_ptr<const DiskImage>> open_recorded_disks(
+std::vector<DiskImage> open_recorded_disks(
     const std::vector<snapshot::DiskRecord>& records, bool verify);
 
 }  // namespace forkvm

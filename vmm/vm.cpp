@@ -15,6 +15,7 @@
 #include "devices/legacy/stub_ports.hpp"
 #include "devices/virtio/mmio_transport.hpp"
 #include "devices/virtio/block/block_device.hpp"
+#include "devices/virtio/block/cow_disk.hpp"
 #include "devices/virtio/vsock/vsock_device.hpp"
 #include "forkvm/errors.hpp"
 #include "memory/guest_memory.hpp"
@@ -85,11 +86,17 @@ void Vm::Impl::create_virtio_devices() {
             std::make_shared<VsockDevice>(config.vsock->guest_cid, config.vsock->uds_path));
         break;
       case VirtioDeviceKind::kBlock: {
-        // A VM made from an image shares the image's open disks (snapshot_disks.hpp).
+        // A VM made from an image starts from the image's frozen disks (snapshot_disks.hpp).
         const DiskConfig& d = config.disks[disk];
-        DiskImage opened = image ? image->impl().disks.at(disk)->share()
-                                 : DiskImage::open(d.path, d.read_only);
-        virtio_devices.push_back(std::make_shared<BlockDevice>(std::move(opened), disk_id(d, disk)));
+        std::unique_ptr<BlockBackend> backend;
+        if (image) {
+          backend = image->impl().disks.at(disk)->open_child();
+        } else if (d.copy_on_write) {
+          backend = CowDisk::create(DiskImage::open(d.path, true), d.overlay_dir);
+        } else {
+          backend = std::make_unique<DiskImage>(DiskImage::open(d.path, d.read_only));
+        }
+        virtio_devices.push_back(std::make_shared<BlockDevice>(std::move(backend), disk_id(d, disk)));
         ++disk;
         break;
       }

@@ -75,6 +75,9 @@ void check_disks(const VmConfig& config) {
     const DiskConfig& d = config.disks[i];
     const std::string what = "disk " + std::to_string(i);
     if (d.path.empty()) throw ConfigError(what + ": the image path is empty");
+    if (d.read_only && d.copy_on_write) {
+      throw ConfigError(what + " (" + d.path + "): read_only and copy_on_write exclude each other");
+    }
     const std::string id = disk_id(d, i);
     if (const std::string why = BlockDevice::id_problem(id); !why.empty()) {
       throw ConfigError(what + ": " + why);

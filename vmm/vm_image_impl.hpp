@@ -5,7 +5,7 @@
 #include <memory>
 #include <vector>
 
-#include "devices/virtio/block/disk_image.hpp"
+#include "devices/virtio/block/block_backend.hpp"
 #include "forkvm/vm.hpp"
 #include "memory/memory_image.hpp"
 #include "snapshot/snapshot.hpp"
@@ -17,9 +17,10 @@ struct VmImage::Impl {
   snapshot::MachineConfig machine;
   std::shared_ptr<const MemoryImage> memory;
   MachineComponents components;
-  /// The open images of machine.disks, in the same order: every VM made from this image gets
-  /// a duplicate descriptor of each (DiskImage::share()), never a copy.
-  std::vector<std::shared_ptr<const DiskImage>> disks;
+  /// The frozen disks of machine.disks, in the same order: every VM made from this image
+  /// opens a child of each (a duplicate descriptor of a read-only image, a fresh overlay over
+  /// a copy-on-write disk's layers), never a copy.
+  std::vector<std::shared_ptr<const FrozenDisk>> disks;
 };
 
 }  // namespace forkvm

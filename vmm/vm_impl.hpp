@@ -82,10 +82,12 @@ struct Vm::Impl {
   /// The machine as a snapshot records it; with `digests`, each disk's SHA-256 too (a snapshot
   /// directory needs them; a frozen image holds the files open instead).
   snapshot::MachineConfig machine_config(bool digests) const;
-  /// Duplicates of the disks' open images, for an image frozen from this VM.
-  std::vector<std::shared_ptr<const DiskImage>> shared_disks() const;
-  /// Throws SnapshotError (before anything is paused) when a disk is read-write.
-  void refuse_writable_disks(const char* what) const;
+  /// Every disk frozen for an image made from this VM (BlockDevice::freeze_disk()); only
+  /// while the devices are quiesced.
+  std::vector<std::shared_ptr<const FrozenDisk>> freeze_disks();
+  /// Throws SnapshotError (before anything is paused) for a persistent read-write disk, and
+  /// for a copy-on-write one unless `allow_copy_on_write`.
+  void refuse_disks(const char* what, bool allow_copy_on_write) const;
   /// Throws InvalidStateError ("<what>: ...") unless the VM was started and has not stopped.
   void require_running(const char* what);
 

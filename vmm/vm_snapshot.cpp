@@ -53,7 +53,14 @@ BlockDevice& block_device(const std::shared_ptr<VirtioDevice>& device) {
 /// The disks of a machine as a VmConfig lists them (the images are opened elsewhere).
 std::vector<DiskConfig> disk_configs(const snapshot::MachineConfig& m) {
   std::vector<DiskConfig> disks;
-  for (const auto& d : m.disks) disks.push_back(DiskConfig{d.path, true, d.id});
+  for (const auto& d : m.disks) {
+    DiskConfig c;
+    c.path = d.path;
+    c.read_only = !d.copy_on_write;
+    c.id = d.id;
+    c.copy_on_write = d.copy_on_write;
+    disks.push_back(std::move(c));
+  }
   return disks;
 }
 
@@ -93,7 +100,9 @@ std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify
     throw SnapshotError((files.dir / snapshot::kMemoryFile).string() + ": " + e.what());
   }
   // Opened (and locked shared) once here; every VM made from this image duplicates them.
-  impl->disks = open_recorded_disks(impl->machine.disks, verify_disks);
+  for (DiskImage& disk : open_recorded_disks(impl->machine.disks, verify_disks)) {
+    impl->disks.push_back(disk.freeze());
+  }
   return std::make_shared<const VmImage>(std::move(impl));
 }
 
@@ -169,10 +178,6 @@ void Vm::Impl::apply_components(const MachineComponents& c) {
   }
 }
 
-namespace {
-
-}  // namespace
-
 snapshot::MachineConfig Vm::Impl::machine_config(bool digests) const {
   // Disks are recorded by the images the devices hold open, not by VmConfig's paths, which
   // may name another file by now.
@@ -188,17 +193,25 @@ snapshot::MachineConfig Vm::Impl::machine_config(bool digests) const {
     record.id = dev.save_state().id;
     record.path = dev.disk().path();
     record.size = dev.disk().size();
-    if (digests) record.sha256 = disk_sha256(dev.disk());
+    record.copy_on_write = dev.disk().copy_on_write();
+    if (digests) {
+      // Only raw read-only images reach here (refuse_disks): hash through their descriptor.
+      const auto* raw = dynamic_cast<const DiskImage*>(&dev.disk());
+      if (raw == nullptr || !raw->read_only()) {
+        throw SnapshotError("snapshot: disk '" + record.id + "' is not a read-only image");
+      }
+      record.sha256 = disk_sha256(*raw);
+    }
     machine.disks.push_back(std::move(record));
   }
   return machine;
 }
 
-std::vector<std::shared_ptr<const DiskImage>> Vm::Impl::shared_disks() const {
-  std::vector<std::shared_ptr<const DiskImage>> disks;
+std::vector<std::shared_ptr<const FrozenDisk>> Vm::Impl::freeze_disks() {
+  std::vector<std::shared_ptr<const FrozenDisk>> disks;
   for (size_t i = 0; i < virtio.size(); ++i) {
     if (virtio_kinds[i] != VirtioDeviceKind::kBlock) continue;
-    disks.push_back(std::make_shared<const DiskImage>(block_device(virtio_devices[i]).disk().share()));
+    disks.push_back(block_device(virtio_devices[i]).freeze_disk());
   }
   return disks;
 }
@@ -206,7 +219,7 @@ std::vector<std::shared_ptr<const DiskImage>> Vm::Impl::shared_disks() const {
 void Vm::snapshot(const std::string& dir) {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->require_running("Vm::snapshot");
-  impl_->refuse_writable_disks("Vm::snapshot");
+  impl_->refuse_disks("Vm::snapshot", false);
   // Hashing the disks comes before the pause: the guest keeps running meanwhile, and a
   // read-only image cannot change under it (its shared lock keeps forkvm writers out).
   const snapshot::MachineConfig machine = impl_->machine_config(true);
@@ -215,16 +228,21 @@ void Vm::snapshot(const std::string& dir) {
   });
 }
 
-void Vm::Impl::refuse_writable_disks(const char* what) const {
-  // Read-only disks are shared by reference (snapshot_disks.hpp). Read-write disks will fork
-  // copy-on-write; until then a VM with one is refused before anything is paused, so it keeps
-  // running untouched.
+void Vm::Impl::refuse_disks(const char* what, bool allow_copy_on_write) const {
+  // Before anything is paused, so a refused VM keeps running untouched. Read-only disks are
+  // shared by reference and copy-on-write disks freeze their overlay (snapshot_disks.hpp); a
+  // persistent disk is this VM's file alone, and a copy-on-write overlay has no on-disk form
+  // in a snapshot directory yet.
   for (size_t i = 0; i < config.disks.size(); ++i) {
-    if (!config.disks[i].read_only) {
-      throw SnapshotError(std::string(what) + ": disk '" + disk_id(config.disks[i], i) + "' (" +
-                          config.disks[i].path +
-                          ") is read-write; only VMs whose disks are all read-only can be "
-                          "snapshotted or forked yet");
+    const DiskConfig& d = config.disks[i];
+    const std::string which = std::string(what) + ": disk '" + disk_id(d, i) + "' (" + d.path + ")";
+    if (!d.read_only && !d.copy_on_write) {
+      throw SnapshotError(which + " is persistent (read-write): only VMs whose disks are "
+                          "read-only or copy-on-write can be snapshotted or forked");
+    }
+    if (d.copy_on_write && !allow_copy_on_write) {
+      throw SnapshotError(which + " is copy-on-write: such VMs fork (Vm::freeze, "
+                          "Sandbox::fork), but cannot be written to a snapshot directory yet");
     }
   }
 }
@@ -241,11 +259,13 @@ void Vm::Impl::require_running(const char* what) {
 std::shared_ptr<const VmImage> Vm::freeze() {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->require_running("Vm::freeze");
-  impl_->refuse_writable_disks("Vm::freeze");
+  impl_->refuse_disks("Vm::freeze", true);
   auto image = std::make_unique<VmImage::Impl>();
   image->machine = impl_->machine_config(false);
-  image->disks = impl_->shared_disks();
   image->components = impl_->capture_components([&](const MachineComponents&) {
+    // Disks first, while the devices are quiesced (no request in flight): a copy-on-write disk
+    // seals its overlay as a layer and goes on writing a new one, as the memory below does.
+    image->disks = impl_->freeze_disks();
     try {
       image->memory = impl_->memory.freeze();
     } catch (const GuestMemoryError& e) {

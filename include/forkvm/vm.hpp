@@ -27,13 +27,20 @@ struct VsockConfig {
 
 /// A virtio-blk disk (virtio 1.2 §5.2) backed by a raw image file, as Firecracker's drives.
 /// The guest sees the disks as /dev/vda, /dev/vdb, ... in the order given, and each disk's
-/// `id` as its serial (/sys/block/vdX/serial, /dev/disk/by-id/virtio-<id> with udev). A
-/// read-write image is locked for this VM alone; a read-only one may be shared by many VMs
-/// (none of which may write it). Writes go straight to the file (fdatasync on the guest's
-/// flush). A VM whose disks are all read-only can be snapshotted and forked: the image is
-/// shared, never copied, and a snapshot records its path, size and SHA-256, checked on
-/// restore. A VM with a read-write disk cannot be snapshotted or forked yet: that refuses
-/// with SnapshotError.
+/// `id` as its serial (/sys/block/vdX/serial, /dev/disk/by-id/virtio-<id> with udev). Three
+/// kinds:
+/// - read-only (`read_only`): the image is shared by any number of VMs, none of which may
+///   write it; the guest's writes fail (EROFS/EIO).
+/// - persistent (neither flag, the default, as Firecracker's drives): the guest writes the
+///   file directly (fdatasync on its flush) and the image is locked for this VM alone.
+/// - copy-on-write (`copy_on_write`): the image is a read-only base and the guest's writes go
+///   to a private overlay (an unlinked file in `overlay_dir`) that is discarded with the VM.
+///   It forks with the VM: a child starts from the parent's disk content and neither sees the
+///   other's later writes; nothing is copied at fork time.
+/// A VM whose disks are read-only or copy-on-write forks (Vm::freeze, Sandbox::fork). Vm::snapshot
+/// writes read-only disks by reference (path, size and SHA-256, checked on restore);
+/// copy-on-write disks cannot be written to a snapshot directory yet. A VM with a persistent
+/// disk can be neither snapshotted nor forked: that refuses with SnapshotError.
 struct DiskConfig {
   /// The image: a regular file, not empty, a whole number of 512-byte sectors.
   std::string path;
@@ -42,6 +49,12 @@ struct DiskConfig {
   /// The serial the guest reads (1-20 printable ASCII characters, no spaces; unique in the VM).
   /// Empty means "disk<index>".
   std::string id;
+  /// Whether writes go to a private copy-on-write overlay instead of the image (see above);
+  /// not together with read_only.
+  bool copy_on_write = false;
+  /// Where a copy-on-write disk's overlay files are made (unlinked at once, so they never
+  /// outlive the VM); empty: $TMPDIR, else /var/tmp. Must hold up to the disk's size.
+  std::string overlay_dir;
 };
 
 /// What to boot and how big the machine is.

@@ -14,9 +14,12 @@
 #include "tests/support/read_text.hpp"
 #include "tests/support/run_process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/disk_of.hpp"
 
 namespace forkvm::e2e {
 namespace {
+
+using test::disk_of;
 
 using namespace std::chrono_literals;
 using test::TempDir;
@@ -52,7 +55,7 @@ class E2eDisk : public ::testing::Test {
     ro_before_ = test::read_text(ro_);
     SandboxConfig c;
     c.vm = builtin_config(1, 256, "");
-    c.vm.disks = {DiskConfig{rw_, false, "scratch"}, DiskConfig{ro_, true, "base-ro"}};
+    c.vm.disks = {disk_of(rw_, false, "scratch"), disk_of(ro_, true, "base-ro")};
     c.boot_timeout = kBootDeadline;
     c.request_timeout = 120s;
     box_ = Sandbox::create(c);
@@ -108,7 +111,7 @@ TEST_F(E2eDisk, TheGuestReadsWritesAndIsRefusedWhatItMayNot) {
   // A second VM cannot open the disk this one writes; the error names the file.
   SandboxConfig second;
   second.vm = builtin_config(1, 128, "");
-  second.vm.disks = {DiskConfig{rw_, false, ""}};
+  second.vm.disks = {disk_of(rw_, false, "")};
   try {
     Sandbox::create(second);
     ADD_FAILURE() << "a second VM opened a disk another VM writes";

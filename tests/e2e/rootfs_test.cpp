@@ -1,7 +1,7 @@
 // e2e tier: the built-in Debian root filesystem (tools/rootfs/build.sh). python3 runs in a
 // sandbox booted on it, in 10 forks of a template and in a fork of a fork; a child's writes to
-// "/" (the overlay in its RAM) are invisible to its siblings, its parent and the template; the
-// image is never written; a snapshot with the root disk and a read-only data disk restores with
+// "/" (the overlay in its RAM) and to a copy-on-write scratch disk are invisible to its
+// siblings, its parent and the template; neither image is ever written; a snapshot with the root disk and a read-only data disk restores with
 // the same files, and a data image changed after the snapshot is refused by name. `forkvm run`
 // uses the Debian image by default and the initramfs alone with --rootfs minimal.
 #include <sys/stat.h>
@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -17,11 +18,16 @@
 #include "forkvm/sandbox.hpp"
 #include "forkvm/template.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/support/read_text.hpp"
 #include "tests/support/run_process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/disk_of.hpp"
 
 namespace forkvm::e2e {
 namespace {
+
+using test::cow_disk_of;
+using test::disk_of;
 
 using namespace std::chrono_literals;
 using test::TempDir;
@@ -48,6 +54,19 @@ std::string run(Sandbox& box, const std::vector<std::string>& argv) {
 
 std::string py(Sandbox& box, const std::string& code) { return run(box, {"python3", "-c", code}); }
 
+/// Writes `text` (under 512 bytes) to sector `sector` of the guest's /dev/vdb, bypassing its
+/// page cache, so it reaches the device.
+void put_sector(Sandbox& box, uint64_t sector, const std::string& text) {
+  run(box, {"sh", "-c", "printf %s '" + text + "' | dd of=/dev/vdb bs=512 seek=" +
+                            std::to_string(sector) + " conv=sync,fsync oflag=direct status=none"});
+}
+
+/// The first `n` bytes of sector `sector` of /dev/vdb, read from the device (O_DIRECT).
+std::string get_sector(Sandbox& box, uint64_t sector, size_t n) {
+  return run(box, {"sh", "-c", "dd if=/dev/vdb bs=512 skip=" + std::to_string(sector) +
+                                   " count=1 iflag=direct status=none | head -c " + std::to_string(n)});
+}
+
 SandboxConfig rootfs_config(const std::vector<DiskConfig>& disks = {}) {
   SandboxConfig c;
   c.vm = builtin_config(1, 384, "");
@@ -60,7 +79,15 @@ SandboxConfig rootfs_config(const std::vector<DiskConfig>& disks = {}) {
 
 TEST(E2eRootfs, PythonRunsInASandboxItsForksAndAForkOfAFork) {
   const std::string image_before = file_stamp(rootfs_image());
-  auto box = Sandbox::create(rootfs_config());
+  TempDir tmp("fvroot");
+  const std::string scratch = tmp / "scratch.img";
+  std::ofstream(scratch, std::ios::binary) << std::string(1 << 20, 's');
+  auto box = Sandbox::create(rootfs_config({cow_disk_of(scratch, "scratch")}));
+  put_sector(*box, 8, "parent-disk");
+  // A copy-on-write overlay has no on-disk form in a snapshot directory yet: refused before
+  // anything is paused, and the sandbox goes on.
+  EXPECT_THROW(box->snapshot(tmp / "snap"), SnapshotError);
+  EXPECT_FALSE(std::filesystem::exists(tmp / "snap"));
   EXPECT_EQ(py(*box, "print(6*7)"), "42\n");
   EXPECT_EQ(run(*box, {"cat", "/etc/debian_version"}).substr(0, 3), "12.");
   // "/" is the overlay; the image is mounted read-only beneath it.
@@ -82,20 +109,27 @@ TEST(E2eRootfs, PythonRunsInASandboxItsForksAndAForkOfAFork) {
                  "pathlib.Path('/root/mine.txt').write_text('" + tag + "')\n"
                  "print(open('/root/parent.txt').read())"),
               "from the parent\n");
+    put_sector(child, 16, tag + "-disk");
   }
   for (int i = 0; i < kForks; ++i) {
     const std::string tag = "child-" + std::to_string(i);
     EXPECT_EQ(children[i]->read_file("/root/mine.txt"), tag);
     EXPECT_EQ(children[i]->read_file("/etc/hostname"), tag);
+    EXPECT_EQ(get_sector(*children[i], 8, 11), "parent-disk");
+    EXPECT_EQ(get_sector(*children[i], 16, tag.size() + 5), tag + "-disk");
   }
   // The parent (still running on the template's image) sees none of it.
   EXPECT_FALSE(box->exists("/root/mine.txt"));
   EXPECT_EQ(box->read_file("/etc/hostname"), "forkvm\n");
+  EXPECT_EQ(get_sector(*box, 16, 4), "ssss");
 
   // A fork of a fork: it starts from child 0's files, and its own writes stay its own.
   auto grandchild = children[0]->fork();
   EXPECT_EQ(py(*grandchild, "print(open('/root/mine.txt').read())"), "child-0\n");
   grandchild->write_file("/root/mine.txt", "grandchild");
+  EXPECT_EQ(get_sector(*grandchild, 16, 12), "child-0-disk");
+  put_sector(*grandchild, 16, "grandchild-disk");
+  EXPECT_EQ(get_sector(*children[0], 16, 12), "child-0-disk");
   EXPECT_EQ(py(*grandchild, "import sys; print(sys.version_info[0])"), "3\n");
   EXPECT_EQ(children[0]->read_file("/root/mine.txt"), "child-0");
   EXPECT_EQ(children[1]->read_file("/root/mine.txt"), "child-1");
@@ -104,16 +138,18 @@ TEST(E2eRootfs, PythonRunsInASandboxItsForksAndAForkOfAFork) {
   children.clear();
   box->shutdown();
   EXPECT_EQ(file_stamp(rootfs_image()), image_before) << "the root image was written";
+  EXPECT_EQ(test::read_text(scratch), std::string(1 << 20, 's')) << "the scratch image was written";
 }
 
 TEST(E2eRootfs, ASnapshotWithDisksRestoresAndRefusesAChangedImage) {
   TempDir tmp("fvroot");
   const std::string data = tmp / "data.img";
   std::ofstream(data, std::ios::binary) << std::string(64 << 10, 'd');
-  auto box = Sandbox::create(rootfs_config({DiskConfig{data, true, "data"}}));
+  auto box = Sandbox::create(rootfs_config({disk_of(data, true, "data")}));
   box->write_file("/root/state.txt", "before the snapshot");
   const std::string snap = tmp / "snap";
   box->snapshot(snap);
+  EXPECT_EQ(box->read_file("/root/state.txt"), "before the snapshot");  // it keeps running
   box->shutdown();
 
   SandboxRestoreConfig rc;

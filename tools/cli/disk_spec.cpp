@@ -5,10 +5,12 @@
 namespace forkvm::cli {
 
 const char* const kDiskUsage =
-    "--disk PATH[:ro][,id=ID] (repeatable) attaches a raw image as a virtio-blk disk: the\n"
-    "first is /dev/vda, the next /dev/vdb, ...; :ro makes it read-only (many VMs may share it),\n"
-    "otherwise the VM writes the file directly and holds a lock so no other VM opens it; ID is\n"
-    "the serial the guest sees (default disk0, disk1, ...).\n";
+    "--disk PATH[:ro|:rw|:cow][,id=ID] (repeatable) attaches a raw image as a virtio-blk disk:\n"
+    "the first is /dev/vda, the next /dev/vdb, ...; :ro makes it read-only (many VMs may share\n"
+    "it), :cow sends the guest's writes to a private copy-on-write overlay that is discarded\n"
+    "with the VM (the image is never written; the disk forks with the VM), and :rw (the\n"
+    "default) writes the file directly, locked so no other VM opens it; ID is the serial the\n"
+    "guest sees (default disk0, disk1, ...).\n";
 
 DiskConfig parse_disk_spec(const std::string& spec) {
   DiskConfig d;
@@ -31,10 +33,11 @@ DiskConfig parse_disk_spec(const std::string& spec) {
       }
     }
   }
-  for (const char* mode : {":ro", ":rw"}) {
+  for (const std::string mode : {":ro", ":rw", ":cow"}) {
     if (path.ends_with(mode)) {
-      d.read_only = std::string(mode) == ":ro";
-      path.resize(path.size() - 3);
+      d.read_only = mode == ":ro";
+      d.copy_on_write = mode == ":cow";
+      path.resize(path.size() - mode.size());
       break;
     }
   }

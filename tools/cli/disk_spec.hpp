@@ -1,4 +1,5 @@
-// The --disk option of `forkvm run` and `forkvm boot`: PATH[:ro|:rw][,id=ID], as a DiskConfig.
+// The --disk option of `forkvm run`, `forkvm boot` and `forkvm snapshot create`:
+// PATH[:ro|:rw|:cow][,id=ID], as a DiskConfig.
 #pragma once
 
 #include <string>

@@ -30,7 +30,11 @@ std::string choose_rootfs(const std::optional<std::string>& option, bool builtin
 
 void attach_root_disk(VmConfig& config, const std::string& image) {
   if (image.empty()) return;
-  config.disks.insert(config.disks.begin(), DiskConfig{image, true, kRootDiskId});
+  DiskConfig root;
+  root.path = image;
+  root.read_only = true;
+  root.id = kRootDiskId;
+  config.disks.insert(config.disks.begin(), std::move(root));
   config.extra_cmdline += config.extra_cmdline.empty() ? "" : " ";
   config.extra_cmdline += std::string(kRootCmdlineKey) + "=" + kRootDiskId;
 }

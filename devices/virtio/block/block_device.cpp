@@ -99,18 +99,23 @@ std::string BlockDevice::id_problem(const std::string& id) {
   return "";
 }
 
-BlockDevice::BlockDevice(DiskImage disk, std::string id) : disk_(std::move(disk)), id_(std::move(id)) {
+BlockDevice::BlockDevice(DiskImage disk, std::string id)
+    : BlockDevice(std::make_unique<DiskImage>(std::move(disk)), std::move(id)) {}
+
+BlockDevice::BlockDevice(std::unique_ptr<BlockBackend> disk, std::string id)
+    : disk_(std::move(disk)), id_(std::move(id)) {
+  if (!disk_) throw ConfigError("disk '" + id_ + "': no backend");
   if (const std::string why = id_problem(id_); !why.empty()) throw ConfigError("disk " + why);
   features_ = virtio_feature::kVersion1 | blk::feature::kSizeMax | blk::feature::kSegMax |
               blk::feature::kBlkSize | blk::feature::kFlush;
-  if (disk_.read_only()) features_ |= blk::feature::kRo;
-  if (disk_.can_punch_holes()) features_ |= blk::feature::kDiscard | blk::feature::kWriteZeroes;
-  config_.capacity = disk_.size() >> blk::kSectorShift;
+  if (disk_->read_only()) features_ |= blk::feature::kRo;
+  if (disk_->can_punch_holes()) features_ |= blk::feature::kDiscard | blk::feature::kWriteZeroes;
+  config_.capacity = disk_->size() >> blk::kSectorShift;
   config_.size_max = kSizeMax;
   config_.seg_max = kSegMax;
   config_.blk_size = blk::kSectorSize;
   config_.num_queues = 1;
-  if (disk_.can_punch_holes()) {
+  if (disk_->can_punch_holes()) {
     config_.max_discard_sectors = kMaxDiscardSectors;
     config_.max_discard_seg = 1;
     config_.discard_sector_alignment = 1;
@@ -143,7 +148,7 @@ void BlockDevice::activate(VirtioActivation activation) {
   auto w = std::make_unique<Worker>();
   w->activation = std::move(activation);
   w->context.memory = w->activation.memory;
-  w->context.disk = &disk_;
+  w->context.disk = disk_.get();
   w->context.id = id_;
   const uint64_t acked = w->activation.acked_features;
   w->context.discard = (acked & blk::feature::kDiscard) != 0;
@@ -171,13 +176,18 @@ std::vector<Queue> BlockDevice::quiesce() {
   return queues;
 }
 
+std::shared_ptr<const FrozenDisk> BlockDevice::freeze_disk() {
+  if (worker_) throw InvalidStateError("virtio-blk '" + id_ + "': freeze while requests may be in flight");
+  return disk_->freeze();
+}
+
 blk::RequestCounters BlockDevice::counters() const {
   std::lock_guard lock(counters_mu_);
   return counters_;
 }
 
 BlockDevice::State BlockDevice::save_state() const {
-  return State{id_, config_.capacity, disk_.read_only()};
+  return State{id_, config_.capacity, disk_->read_only()};
 }
 
 void BlockDevice::restore_state(const State& state) const {

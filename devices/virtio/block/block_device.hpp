@@ -1,4 +1,5 @@
-// BlockDevice: virtio-blk (virtio 1.2 §5.2) over a raw image file (DiskImage), behind the
+// BlockDevice: virtio-blk (virtio 1.2 §5.2) over a raw image file (DiskImage) or a copy-on-write
+// disk (CowDisk), behind the
 // virtio-mmio transport. One request queue served by one worker thread, off the vCPU threads:
 // the vCPU's QueueNotify only signals an eventfd. Requests are handled one after another in
 // ring order (request.hpp validates each), so when quiesce() or reset() returns, every request
@@ -40,8 +41,10 @@ class BlockDevice final : public VirtioDevice {
   /// ASCII without spaces), or "" when it can. VmConfig's validate() and the constructor share it.
   static std::string id_problem(const std::string& id);
 
-  /// A device serving `disk`, announcing `id` through GET_ID. Throws ConfigError when
-  /// id_problem(id) is not empty.
+  /// A device serving `disk` (a raw image or a copy-on-write disk), announcing `id` through
+  /// GET_ID. Throws ConfigError when id_problem(id) is not empty or `disk` is null.
+  BlockDevice(std::unique_ptr<BlockBackend> disk, std::string id);
+  /// A device serving a raw image.
   BlockDevice(DiskImage disk, std::string id);
   ~BlockDevice() override;
 
@@ -70,14 +73,17 @@ class BlockDevice final : public VirtioDevice {
   /// serial and capacity it read at probe time). Throws SnapshotError naming what differs.
   void restore_state(const State& state) const;
 
-  /// The image, for its path and size.
-  const DiskImage& disk() const noexcept { return disk_; }
+  /// The disk, for its path, size and kind.
+  const BlockBackend& disk() const noexcept { return *disk_; }
+  /// Freezes the disk for forks (BlockBackend::freeze()). Only between quiesce() and the next
+  /// activation, when no request is in flight: InvalidStateError otherwise.
+  std::shared_ptr<const FrozenDisk> freeze_disk();
   /// What the worker has done so far (a copy; safe while it runs).
   blk::RequestCounters counters() const;
 
  private:
   struct Worker;
-  DiskImage disk_;
+  std::unique_ptr<BlockBackend> disk_;
   std::string id_;
   uint64_t features_ = 0;
   blk::Config config_{};

@@ -30,6 +30,18 @@ int whole(Fn&& io, uint64_t offset, size_t len) noexcept {
   return 0;
 }
 
+/// A read-only image frozen for forks: every child gets a duplicate of its descriptor.
+class SharedImage final : public FrozenDisk {
+ public:
+  explicit SharedImage(DiskImage image) : image_(std::move(image)) {}
+  std::unique_ptr<BlockBackend> open_child() const override {
+    return std::make_unique<DiskImage>(image_.share());
+  }
+
+ private:
+  DiskImage image_;
+};
+
 int fallocate_errno(int fd, int mode, uint64_t offset, uint64_t len) noexcept {
   while (::fallocate(fd, mode, static_cast<off_t>(offset), static_cast<off_t>(len)) != 0) {
     if (errno != EINTR) return errno;
@@ -95,20 +107,28 @@ DiskImage DiskImage::share() const {
   return d;
 }
 
+std::shared_ptr<const FrozenDisk> DiskImage::freeze() {
+  if (!read_only_) {
+    throw SnapshotError(path_ + ": a read-write (persistent) disk cannot be frozen for forks; "
+                        "attach it read-only or copy-on-write");
+  }
+  return std::make_shared<const SharedImage>(share());
+}
+
 int DiskImage::read(uint64_t offset, std::span<uint8_t> out) const noexcept {
   return whole([&](size_t done, off_t at) {
     return ::pread(fd_.get(), out.data() + done, out.size() - done, at);
   }, offset, out.size());
 }
 
-int DiskImage::write(uint64_t offset, std::span<const uint8_t> data) const noexcept {
+int DiskImage::write(uint64_t offset, std::span<const uint8_t> data) noexcept {
   if (read_only_) return EROFS;
   return whole([&](size_t done, off_t at) {
     return ::pwrite(fd_.get(), data.data() + done, data.size() - done, at);
   }, offset, data.size());
 }
 
-int DiskImage::flush() const noexcept {
+int DiskImage::flush() noexcept {
   if (read_only_) return 0;
   while (::fdatasync(fd_.get()) != 0) {
     if (errno != EINTR) return errno;
@@ -116,12 +136,12 @@ int DiskImage::flush() const noexcept {
   return 0;
 }
 
-int DiskImage::punch_hole(uint64_t offset, uint64_t len) const noexcept {
+int DiskImage::punch_hole(uint64_t offset, uint64_t len) noexcept {
   if (read_only_) return EROFS;
   return fallocate_errno(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, len);
 }
 
-int DiskImage::write_zeroes(uint64_t offset, uint64_t len) const noexcept {
+int DiskImage::write_zeroes(uint64_t offset, uint64_t len) noexcept {
   if (read_only_) return EROFS;
   const int err = fallocate_errno(fd_.get(), FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, len);
   if (err != EOPNOTSUPP) return err;

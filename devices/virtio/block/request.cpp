@@ -5,7 +5,7 @@
 #include <limits>
 #include <vector>
 
-#include "devices/virtio/block/disk_image.hpp"
+#include "devices/virtio/block/block_backend.hpp"
 #include "devices/virtio/block/virtio_blk.hpp"
 #include "devices/virtio/chain_io.hpp"
 #include "devices/virtio/descriptor_chain.hpp"
@@ -22,7 +22,7 @@ bool in_range(uint64_t sector, uint64_t bytes, uint64_t disk_bytes) noexcept {
 }
 
 /// Moves `len` bytes from the file at `offset` into the writer (IN).
-uint8_t read_into_guest(const DiskImage& disk, Writer& w, uint64_t offset, uint64_t len) noexcept {
+uint8_t read_into_guest(const BlockBackend& disk, Writer& w, uint64_t offset, uint64_t len) noexcept {
   try {
     std::vector<uint8_t> buf(std::min(len, kChunkBytes));
     for (uint64_t done = 0; done < len;) {
@@ -38,7 +38,7 @@ uint8_t read_into_guest(const DiskImage& disk, Writer& w, uint64_t offset, uint6
 }
 
 /// Moves `len` bytes from the reader into the file at `offset` (OUT).
-uint8_t write_from_guest(const DiskImage& disk, Reader& r, uint64_t offset, uint64_t len) noexcept {
+uint8_t write_from_guest(BlockBackend& disk, Reader& r, uint64_t offset, uint64_t len) noexcept {
   try {
     std::vector<uint8_t> buf(std::min(len, kChunkBytes));
     for (uint64_t done = 0; done < len;) {
@@ -108,7 +108,7 @@ uint32_t handle_request(const RequestContext& ctx, const DescriptorChain& chain)
   const auto header = r.read_obj<RequestHeader>();
   if (!header) return finish(status::kIoErr);
   const uint64_t data_out = r.available();  // readable bytes after the header
-  const DiskImage& disk = *ctx.disk;
+  BlockBackend& disk = *ctx.disk;
 
   switch (header->type) {
     case type::kIn: {

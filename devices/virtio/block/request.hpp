@@ -1,4 +1,4 @@
-// One virtio-blk request: validated where it enters, executed against the DiskImage, answered
+// One virtio-blk request: validated where it enters, executed against the disk, answered
 // with a status byte (virtio 1.2 §5.2.6). The chain was already walked and bounds-checked by the
 // queue (DescriptorChain); what is checked here is the request itself:
 // - a 16-byte header in the device-readable part, and a status byte as the last device-writable
@@ -16,7 +16,7 @@
 namespace forkvm {
 
 class DescriptorChain;
-class DiskImage;
+class BlockBackend;
 class GuestMemory;
 
 namespace blk {
@@ -35,7 +35,7 @@ struct RequestCounters {
 /// The device's side of a request.
 struct RequestContext {
   const GuestMemory* memory = nullptr;
-  const DiskImage* disk = nullptr;
+  BlockBackend* disk = nullptr;
   /// The disk's serial for GET_ID (at most kIdBytes are sent).
   std::string id;
   /// Whether DISCARD / WRITE_ZEROES were offered (and so may be executed).

@@ -1,4 +1,4 @@
-// unit tier: --disk PATH[:ro|:rw][,id=ID] as `forkvm run` and `forkvm boot` read it, and a bad
+// unit tier: --disk PATH[:ro|:rw|:cow][,id=ID] as `forkvm run` and `forkvm boot` read it, and a bad
 // disk named before anything boots (exit 2 for usage, 3 for an image that cannot be opened).
 #include "tools/cli/disk_spec.hpp"
 
@@ -24,6 +24,13 @@ TEST(CliDisk, ParsesPathModeAndId) {
   d = parse_disk_spec("rel:dir/c.raw:rw");  // only a trailing :ro/:rw is a mode
   EXPECT_EQ(d.path, "rel:dir/c.raw");
   EXPECT_FALSE(d.read_only);
+  EXPECT_FALSE(d.copy_on_write);
+  d = parse_disk_spec("/img/d.raw:cow,id=scratch");
+  EXPECT_EQ(d.path, "/img/d.raw");
+  EXPECT_FALSE(d.read_only);
+  EXPECT_TRUE(d.copy_on_write);
+  EXPECT_EQ(d.id, "scratch");
+  EXPECT_THROW(parse_disk_spec(":cow"), UsageError);
   EXPECT_THROW(parse_disk_spec(""), UsageError);
   EXPECT_THROW(parse_disk_spec(":ro"), UsageError);
   EXPECT_THROW(parse_disk_spec("/a.raw,id="), UsageError);

@@ -219,8 +219,8 @@ TEST(Sha256, KnownVectorsAndIncrementalFeeding) {
 
 TEST(StateJson, DisksRoundTrip) {
   State s = valid_state();
-  s.machine.disks = {DiskRecord{"rootfs", "/images/root.ext4", 512ull << 20, std::string(64, 'b')},
-                     DiskRecord{"data", "/images/d", 512, std::string(64, 'c')}};
+  s.machine.disks = {DiskRecord{"rootfs", "/images/root.ext4", 512ull << 20, std::string(64, 'b'), false},
+                     DiskRecord{"data", "/images/d", 512, std::string(64, 'c'), false}};
   EXPECT_EQ(parse_state(encode_state(s), "state.json").machine, s.machine);
   // Format 1.0 had no disks: absent and null both mean none.
   json j = valid_json();
@@ -232,7 +232,7 @@ TEST(StateJson, DisksRoundTrip) {
 
 TEST(StateJson, RefusesBadDiskRecords) {
   State s = valid_state();
-  s.machine.disks = {DiskRecord{"rootfs", "/images/root.ext4", 4096, std::string(64, 'b')}};
+  s.machine.disks = {DiskRecord{"rootfs", "/images/root.ext4", 4096, std::string(64, 'b'), false}};
   const json good = json::parse(encode_state(s));
   auto with = [&](const char* key, const json& value) {
     json j = good;

@@ -26,7 +26,7 @@ std::string write_image(const test::TempDir& dir, const std::string& name, char 
 
 snapshot::DiskRecord record_of(const std::string& path, const std::string& id) {
   const DiskImage disk = DiskImage::open(path, true);
-  return {id, path, disk.size(), disk_sha256(disk)};
+  return {id, path, disk.size(), disk_sha256(disk), false};
 }
 
 std::string open_error(const std::vector<snapshot::DiskRecord>& records, bool verify = true) {
@@ -52,9 +52,9 @@ TEST(SnapshotDisks, OpensUnchangedImagesInOrder) {
   const auto b = record_of(write_image(dir, "b.img", 'b'), "b");
   const auto disks = open_recorded_disks({a, b}, true);
   ASSERT_EQ(disks.size(), 2u);
-  EXPECT_EQ(disks[0]->path(), a.path);
-  EXPECT_EQ(disks[1]->path(), b.path);
-  EXPECT_TRUE(disks[0]->read_only());
+  EXPECT_EQ(disks[0].path(), a.path);
+  EXPECT_EQ(disks[1].path(), b.path);
+  EXPECT_TRUE(disks[0].read_only());
 }
 
 TEST(SnapshotDisks, RefusesMissingResizedAndRewrittenImagesByName) {
@@ -77,7 +77,7 @@ TEST(SnapshotDisks, RefusesMissingResizedAndRewrittenImagesByName) {
   err = open_error({rec}, false);  // the size is checked even without hashing
   EXPECT_NE(err.find("8192 bytes, the snapshot recorded 4096"), std::string::npos) << err;
 
-  err = open_error({snapshot::DiskRecord{"gone", (dir / "gone.img"), 4096, rec.sha256}});
+  err = open_error({snapshot::DiskRecord{"gone", (dir / "gone.img"), 4096, rec.sha256, false}});
   EXPECT_NE(err.find("disk 'gone'"), std::string::npos) << err;
   EXPECT_NE(err.find("gone.img"), std::string::npos) << err;
 }

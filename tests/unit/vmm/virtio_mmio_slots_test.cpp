@@ -11,9 +11,12 @@
 #include "forkvm/vm.hpp"
 #include "memory/layout.hpp"
 #include "vmm/arch/x86_64/mptable.hpp"
+#include "tests/support/disk_of.hpp"
 
 namespace forkvm {
 namespace {
+
+using test::disk_of;
 
 TEST(VirtioMmioSlots, SlotsAndGsisFollowTheLayout) {
   const VirtioMmioSlot first = virtio_mmio_slot(0);
@@ -73,7 +76,7 @@ TEST(VirtioMmioSlots, PlanFollowsTheConfig) {
 
 TEST(VirtioMmioSlots, DisksFollowTheVsockDevice) {
   VmConfig c;
-  c.disks = {DiskConfig{"/a.img", false, ""}, DiskConfig{"/b.img", true, "b"}};
+  c.disks = {disk_of("/a.img", false, ""), disk_of("/b.img", true, "b")};
   EXPECT_EQ(planned_virtio_devices(c),
             (std::vector<VirtioDeviceKind>{VirtioDeviceKind::kBlock, VirtioDeviceKind::kBlock}));
   c.vsock = VsockConfig{3, "/tmp/v.sock"};
@@ -137,7 +140,7 @@ TEST(ValidateDisks, ChecksCountPathsAndIds) {
     return "accepted";
   };
   VmConfig c = config_with_vsock(3, "/tmp/v.sock");
-  c.disks = {DiskConfig{"/a.img", false, ""}, DiskConfig{"/b.img", true, "data-1"}};
+  c.disks = {disk_of("/a.img", false, ""), disk_of("/b.img", true, "data-1")};
   EXPECT_EQ(error_of(c), "");
   c.disks[1].id = "disk0";  // the first disk's default id
   EXPECT_NE(error_of(c).find("used twice"), std::string::npos);
@@ -145,12 +148,12 @@ TEST(ValidateDisks, ChecksCountPathsAndIds) {
   EXPECT_NE(error_of(c).find("longer than 20"), std::string::npos);
   c.disks[1].id = "with space";
   EXPECT_NE(error_of(c).find("printable ASCII"), std::string::npos);
-  c.disks[1] = DiskConfig{"", false, ""};
+  c.disks[1] = disk_of("", false, "");
   EXPECT_NE(error_of(c).find("path is empty"), std::string::npos);
-  c.disks.assign(18, DiskConfig{"/a.img", true, ""});
+  c.disks.assign(18, disk_of("/a.img", true, ""));
   for (size_t i = 0; i < c.disks.size(); ++i) c.disks[i].id = "d" + std::to_string(i);
   EXPECT_EQ(error_of(c), "");  // 18 disks + vsock = 19 slots, all there are
-  c.disks.push_back(DiskConfig{"/a.img", true, "d18"});
+  c.disks.push_back(disk_of("/a.img", true, "d18"));
   EXPECT_NE(error_of(c).find("19 disks are too many: at most 18"), std::string::npos) << error_of(c);
 }
 
