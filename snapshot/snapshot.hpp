@@ -12,6 +12,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <span>
+#include <utility>
+#include <vector>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -27,14 +31,26 @@ struct WrittenSnapshot {
   std::string memory_sha256;  ///< SHA-256 of the memory file
 };
 
-/// Writes a snapshot of `memory` to the new directory `dir` (which must not exist). Everything
+/// A copy-on-write disk's overlay to write into a snapshot (DiskOverlay in state.json).
+struct OverlayToWrite {
+  size_t disk = 0;  ///< its index in MachineConfig::disks (a copy_on_write record)
+  /// The written byte ranges, as DiskOverlay::extents.
+  std::vector<std::pair<uint64_t, uint64_t>> extents;
+  /// Reads the disk's bytes at [offset, offset + out.size()): 0 or an errno.
+  std::function<int(uint64_t offset, std::span<uint8_t> out)> read;
+};
+
+/// Writes a snapshot of `memory` to the new directory `dir` (which must not exist), with one
+/// overlay file per copy-on-write disk (`overlays`: their extents are read through `read` and
+/// recorded with the file's digest in the disk's record). Everything
 /// is written into "<dir>.tmp-XXXXXX", fsynced, and renamed into place (never replacing an
 /// existing directory), so `dir` either appears complete or not at all; the temporary directory
 /// is removed on failure. Memory is hashed while it is written, a chunk at a time, and all-zero
 /// pages are left as holes. `machine` must describe `memory` (memory_mib MiB) and pass
 /// check_machine_config(); `components` must pass check_components(). Throws SnapshotError.
 WrittenSnapshot write_snapshot(const std::filesystem::path& dir, const MachineConfig& machine,
-                               const nlohmann::json& components, const GuestMemory& memory);
+                               const nlohmann::json& components, const GuestMemory& memory,
+                               const std::vector<OverlayToWrite>& overlays = {});
 
 /// How open_snapshot() checks a snapshot.
 struct OpenOptions {

@@ -98,11 +98,45 @@ std::string write_memory(const fs::path& path, const GuestMemory& memory) {
   return sha.final_hex();
 }
 
+/// Writes one overlay file (sparse: only its extents hold data); returns its SHA-256.
+std::string write_overlay(const fs::path& path, uint64_t size, const OverlayToWrite& overlay) {
+  Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) fail_errno(path, "cannot create", errno);
+  if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+    fail_errno(path, "cannot set the size to " + std::to_string(size), errno);
+  }
+  std::vector<uint8_t> buf(kChunk);
+  for (const auto& [offset, length] : overlay.extents) {
+    for (uint64_t done = 0; done < length;) {
+      const uint64_t n = std::min<uint64_t>(kChunk, length - done);
+      const std::span<uint8_t> chunk(buf.data(), n);
+      if (const int err = overlay.read(offset + done, chunk); err != 0) {
+        fail_errno(path, "cannot read the disk's overlay at " + std::to_string(offset + done), err);
+      }
+      pwrite_all(fd.get(), path, chunk, offset + done);
+      done += n;
+    }
+  }
+  fsync_or_throw(fd.get(), path);
+  return hash_memory_file(fd.get(), size, path);
+}
+
 }  // namespace
 
 WrittenSnapshot write_snapshot(const fs::path& dir_in, const MachineConfig& machine,
-                               const nlohmann::json& components, const GuestMemory& memory) {
-  check_machine_config(machine, "snapshot machine config");
+                               const nlohmann::json& components, const GuestMemory& memory,
+                               const std::vector<OverlayToWrite>& overlays) {
+  // The overlays' records, checked with the rest before anything is written (their digests
+  // are filled in once the files exist).
+  MachineConfig planned = machine;
+  for (const OverlayToWrite& o : overlays) {
+    if (o.disk >= planned.disks.size() || !planned.disks[o.disk].copy_on_write || !o.read) {
+      throw SnapshotError("snapshot: overlay for disk " + std::to_string(o.disk) +
+                          ", which is not a copy-on-write disk of the machine");
+    }
+    planned.disks[o.disk].overlay = DiskOverlay{overlay_file_name(o.disk), o.extents, std::string(64, '0')};
+  }
+  check_machine_config(planned, "snapshot machine config");
   check_components(components, "snapshot components");
   if (memory.size() != machine.memory_bytes()) {
     throw SnapshotError("snapshot: guest memory is " + std::to_string(memory.size()) +
@@ -121,9 +155,13 @@ WrittenSnapshot write_snapshot(const fs::path& dir_in, const MachineConfig& mach
   TempDir tmp(pattern);
 
   State state;
-  state.machine = machine;
+  state.machine = planned;
   state.memory_size = memory.size();
   state.memory_sha256 = write_memory(tmp.path() / kMemoryFile, memory);
+  for (const OverlayToWrite& o : overlays) {
+    DiskRecord& disk = state.machine.disks[o.disk];
+    disk.overlay->sha256 = write_overlay(tmp.path() / disk.overlay->file, disk.size, o);
+  }
   state.components = components;
   state.created = utc_now_iso8601();
   state.forkvm_version = std::string(forkvm_version());

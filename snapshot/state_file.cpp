@@ -20,6 +20,10 @@ using nlohmann::json;
 constexpr uint64_t kFirstGuestCid = 3;
 constexpr uint64_t kLastGuestCid = 0xfffffffeull;
 constexpr size_t kMaxShortString = 64;
+/// The overlay's block (CowDisk::kBlockBytes): extents start on it.
+constexpr uint64_t kOverlayBlock = 4096;
+/// Most extents an overlay may list (state.json's own cap bounds them too).
+constexpr size_t kMaxOverlayExtents = 1u << 20;
 
 [[noreturn]] void bad(const std::string& where, const std::string& what) {
   throw SnapshotError(where + ": " + what);
@@ -71,8 +75,40 @@ FormatVersion parse_format(JsonReader& root) {
   return v;
 }
 
+DiskOverlay parse_overlay(JsonReader o, uint64_t disk_size, size_t index, const FormatVersion& v) {
+  DiskOverlay overlay;
+  overlay.file = o.string("file", kMaxShortString);
+  if (overlay.file != overlay_file_name(index)) {
+    // Never a path: a snapshot must not point the reader at files outside its directory.
+    o.fail("file", "must be '" + overlay_file_name(index) + "'");
+  }
+  const json& extents = o.array("extents", kMaxOverlayExtents);
+  uint64_t next = 0;  // the first offset the next extent may start at
+  for (size_t i = 0; i < extents.size(); ++i) {
+    const std::string at = o.path("extents[" + std::to_string(i) + "]");
+    if (!extents[i].is_array() || extents[i].size() != 2) o.fail("extents", at + " is not [offset, length]");
+    for (const json& n : extents[i]) {
+      if (!n.is_number_unsigned()) o.fail("extents", at + " holds something other than unsigned integers");
+    }
+    const auto offset = extents[i][0].get<uint64_t>(), length = extents[i][1].get<uint64_t>();
+    if (offset >= disk_size) o.fail("extents", at + "[0]: " + std::to_string(offset) + " is past the disk's end");
+    if (length == 0 || length > disk_size - offset) {
+      o.fail("extents", at + "[1]: " + std::to_string(length) + " is empty or runs past the disk's end");
+    }
+    if (offset % kOverlayBlock != 0 || length % 512 != 0 || offset < next) {
+      o.fail("extents", at + " is unaligned, overlaps or is out of order");
+    }
+    next = offset + length;
+    overlay.extents.emplace_back(offset, length);
+  }
+  overlay.sha256 = o.string("sha256", kMaxShortString);
+  if (!is_sha256_hex(overlay.sha256)) o.fail("sha256", "not 64 lowercase hex digits");
+  finish(o, v);
+  return overlay;
+}
+
 DiskRecord parse_disk(const nlohmann::json& j, const std::string& path, const std::string& where,
-                      const FormatVersion& v) {
+                      size_t index, const FormatVersion& v) {
   JsonReader d(j, path, where);
   DiskRecord disk;
   disk.id = ascii_string(d, "id", 20);
@@ -83,11 +119,15 @@ DiskRecord parse_disk(const nlohmann::json& j, const std::string& path, const st
   if (disk.path.empty() || disk.path.front() != '/') d.fail("path", "is not an absolute path");
   disk.size = d.num<uint64_t>("size", 512, UINT64_MAX - 511);
   if (disk.size % 512 != 0) d.fail("size", "is not a whole number of 512-byte sectors");
-  if (!d.boolean("read_only")) {
-    d.fail("read_only", "only read-only disks can be restored by this forkvm");
-  }
+  // A disk the guest could write is a copy-on-write one, whose writes are in its overlay.
+  disk.copy_on_write = !d.boolean("read_only");
   disk.sha256 = d.string("sha256", kMaxShortString);
   if (!is_sha256_hex(disk.sha256)) d.fail("sha256", "not 64 lowercase hex digits");
+  if (disk.copy_on_write != d.present("overlay")) {
+    d.fail("overlay", disk.copy_on_write ? "is missing for a copy-on-write disk"
+                                         : "is set for a read-only disk");
+  }
+  if (disk.copy_on_write) disk.overlay = parse_overlay(d.object("overlay"), disk.size, index, v);
   finish(d, v);
   return disk;
 }
@@ -107,7 +147,7 @@ MachineConfig parse_machine(JsonReader& root, const FormatVersion& v) {
     const json& disks = m.array("disks", kMaxDisks);
     for (size_t i = 0; i < disks.size(); ++i) {
       c.disks.push_back(parse_disk(disks[i], m.path("disks[" + std::to_string(i) + "]"),
-                                   m.context(), v));
+                                   m.context(), i, v));
       for (size_t k = 0; k < i; ++k) {
         if (c.disks[k].id == c.disks[i].id) {
           m.fail("disks", "two disks have the id '" + c.disks[i].id + "'");
@@ -122,13 +162,21 @@ MachineConfig parse_machine(JsonReader& root, const FormatVersion& v) {
 json disks_json(const std::vector<DiskRecord>& disks) {
   json a = json::array();
   for (const DiskRecord& d : disks) {
-    a.push_back({{"id", d.id}, {"path", d.path}, {"size", d.size}, {"read_only", true},
-                 {"sha256", d.sha256}});
+    json disk = {{"id", d.id}, {"path", d.path}, {"size", d.size},
+                 {"read_only", !d.copy_on_write}, {"sha256", d.sha256}};
+    if (d.overlay) {
+      json extents = json::array();
+      for (const auto& [offset, length] : d.overlay->extents) extents.push_back({offset, length});
+      disk["overlay"] = {{"file", d.overlay->file}, {"extents", extents}, {"sha256", d.overlay->sha256}};
+    }
+    a.push_back(std::move(disk));
   }
   return a;
 }
 
 }  // namespace
+
+std::string overlay_file_name(size_t index) { return "disk" + std::to_string(index) + ".overlay"; }
 
 MachineConfig machine_config_of(const VmConfig& config) {
   MachineConfig m;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "forkvm/vm.hpp"
@@ -47,18 +48,36 @@ inline constexpr size_t kMaxDisks = 18;
 /// Longest disk image path recorded.
 inline constexpr size_t kMaxDiskPath = 4096;
 
+/// The name of copy-on-write disk `index`'s overlay file inside a snapshot directory.
+std::string overlay_file_name(size_t index);
+
+/// A copy-on-write disk's overlay inside a snapshot directory: a sparse file of the disk's size
+/// holding the written bytes at their own offsets.
+struct DiskOverlay {
+  /// The file, always overlay_file_name(index of the disk): never a path.
+  std::string file;
+  /// The written byte ranges {offset, length}: sorted, disjoint, offsets 4 KiB-aligned, lengths
+  /// whole sectors, inside the disk.
+  std::vector<std::pair<uint64_t, uint64_t>> extents;
+  /// SHA-256 of the whole file (holes read as zeros).
+  std::string sha256;
+  bool operator==(const DiskOverlay&) const = default;
+};
+
 /// A disk of the machine, by the identity of its image: a restore opens `path` read-only and
-/// refuses an image whose size or SHA-256 differs. Only read-only disks are recorded (a VM with
-/// a read-write disk cannot be snapshotted yet). The path is trusted as far as the snapshot
-/// is: the digest makes sure the guest gets back the bytes it had, not some other file.
+/// refuses an image whose size or SHA-256 differs. Read-only disks are recorded as they are; a
+/// copy-on-write disk (the image is its base) also has an overlay in the snapshot directory.
+/// The path is trusted as far as the snapshot is: the digest makes sure the guest gets back
+/// the bytes it had, not some other file.
 struct DiskRecord {
   std::string id;      ///< the serial the guest sees (1-20 printable ASCII, no spaces)
   std::string path;    ///< absolute path of the image (printable ASCII, at most kMaxDiskPath)
   uint64_t size = 0;   ///< bytes, a positive multiple of 512
   std::string sha256;  ///< of the whole image, 64 lowercase hex; empty only in memory (freeze)
-  /// A copy-on-write disk (the image is its base). Only in memory (freeze) for now: a
-  /// snapshot directory holds read-only disks only.
+  /// A copy-on-write disk (the image is its base).
   bool copy_on_write = false;
+  /// Its overlay, in a snapshot directory (never set in memory: a frozen image holds the layers).
+  std::optional<DiskOverlay> overlay;
   bool operator==(const DiskRecord&) const = default;
 };
 

@@ -1,5 +1,6 @@
 #include "vmm/snapshot_disks.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <map>
@@ -9,6 +10,7 @@
 
 #include "base/text.hpp"
 #include "forkvm/errors.hpp"
+#include "devices/virtio/block/cow_disk.hpp"
 #include "snapshot/snapshot.hpp"
 
 namespace forkvm {
@@ -49,31 +51,71 @@ std::string disk_sha256(const DiskImage& disk) {
   return digest;
 }
 
-std::vector<DiskImage> open_recorded_disks(const std::vector<snapshot::DiskRecord>& records,
-                                           bool verify) {
-  std::vector<DiskImage> disks;
-  for (const snapshot::DiskRecord& r : records) {
-    const std::string what = "snapshot: disk '" + r.id + "' (" + r.path + ")";
-    std::optional<DiskImage> disk;
-    try {
-      disk.emplace(DiskImage::open(r.path, true));
-    } catch (const ImageError& e) {
-      throw SnapshotError("snapshot: disk '" + r.id + "': " + e.what());  // names the path
-    }
-    if (disk->size() != r.size) {
-      throw SnapshotError(what + ": the image is " + std::to_string(disk->size()) +
-                          " bytes, the snapshot recorded " + std::to_string(r.size) +
+namespace {
+
+DiskImage open_image(const snapshot::DiskRecord& r, bool verify) {
+  const std::string what = "snapshot: disk '" + r.id + "' (" + r.path + ")";
+  std::optional<DiskImage> disk;
+  try {
+    disk.emplace(DiskImage::open(r.path, true));
+  } catch (const ImageError& e) {
+    throw SnapshotError("snapshot: disk '" + r.id + "': " + e.what());  // names the path
+  }
+  if (disk->size() != r.size) {
+    throw SnapshotError(what + ": the image is " + std::to_string(disk->size()) +
+                        " bytes, the snapshot recorded " + std::to_string(r.size) +
+                        " (the base image changed after the snapshot was taken)");
+  }
+  if (verify) {
+    const std::string digest = disk_sha256(*disk);
+    if (digest != r.sha256) {
+      throw SnapshotError(what + ": SHA-256 mismatch: the snapshot recorded " + r.sha256 +
+                          ", the image hashes to " + digest +
                           " (the base image changed after the snapshot was taken)");
     }
-    if (verify) {
-      const std::string digest = disk_sha256(*disk);
-      if (digest != r.sha256) {
-        throw SnapshotError(what + ": SHA-256 mismatch: the snapshot recorded " + r.sha256 +
-                            ", the image hashes to " + digest +
-                            " (the base image changed after the snapshot was taken)");
-      }
+  }
+  return std::move(*disk);
+}
+
+std::shared_ptr<const DiskLayer> open_overlay(const snapshot::DiskRecord& r,
+                                              const std::filesystem::path& dir, bool verify) {
+  const snapshot::DiskOverlay& o = *r.overlay;
+  const std::filesystem::path path = dir / o.file;
+  auto layer = std::make_shared<DiskLayer>();
+  layer->fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!layer->fd) throw SnapshotError(path.string() + ": cannot open: " + errno_text(errno));
+  struct stat st {};
+  if (::fstat(layer->fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<uint64_t>(st.st_size) != r.size) {
+    throw SnapshotError(path.string() + ": not a regular file of the disk's size (" +
+                        std::to_string(r.size) + " bytes)");
+  }
+  if (verify) {
+    const std::string digest = snapshot::hash_memory_file(layer->fd.get(), r.size, path);
+    if (digest != o.sha256) {
+      throw SnapshotError(path.string() + ": SHA-256 mismatch: state.json says " + o.sha256 +
+                          ", the file hashes to " + digest + " (corrupt or modified)");
     }
-    disks.push_back(std::move(*disk));
+  }
+  layer->map = CowDisk::block_map_of(o.extents, r.size);
+  return layer;
+}
+
+}  // namespace
+
+std::vector<std::shared_ptr<const FrozenDisk>> open_recorded_disks(
+    const std::vector<snapshot::DiskRecord>& records, const std::filesystem::path& dir,
+    bool verify_images, bool verify_overlays) {
+  std::vector<std::shared_ptr<const FrozenDisk>> disks;
+  for (const snapshot::DiskRecord& r : records) {
+    DiskImage image = open_image(r, verify_images);
+    if (!r.copy_on_write) {
+      disks.push_back(image.freeze());
+      continue;
+    }
+    if (!r.overlay) throw SnapshotError("snapshot: disk '" + r.id + "': copy-on-write without an overlay");
+    auto layer = open_overlay(r, dir, verify_overlays);
+    disks.push_back(CowDisk::frozen(std::move(image), {std::move(layer)}, ""));
   }
   return disks;
 }

@@ -1,15 +1,18 @@
 // Disks in snapshots and frozen images. A frozen image holds each disk frozen
 // (BlockBackend::freeze(): a read-only image shared by a duplicate descriptor, a copy-on-write
-// disk's base and sealed layers), never copied. A snapshot directory records a read-only disk
-// by the identity of its image (snapshot::DiskRecord: path, size, SHA-256); a restore re-opens
-// the recorded path and checks size and digest first. Persistent read-write disks are refused
-// by Vm::snapshot() and Vm::freeze(); copy-on-write disks by Vm::snapshot() for now.
+// disk's base and sealed layers), never copied. A snapshot directory records each disk by the
+// identity of its image (snapshot::DiskRecord: path, size, SHA-256), and a copy-on-write disk's
+// written blocks in an overlay file inside the directory; a restore re-opens the recorded path
+// and checks size and digest first. Persistent read-write disks are refused by Vm::snapshot()
+// and Vm::freeze().
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "devices/virtio/block/block_backend.hpp"
 #include "devices/virtio/block/disk_image.hpp"
 #include "snapshot/state_file.hpp"
 
@@ -24,10 +27,13 @@ namespace forkvm {
 /// SnapshotError naming the file.
 std::string disk_sha256(const DiskImage& disk);
 
-/// Opens every recorded disk read-only (ImageError becomes SnapshotError naming the snapshot's
-/// record) and refuses one whose size differs or, with `verify`, whose SHA-256 differs (a base
-/// image changed after the snapshot was taken). In record order.
-std::vector<DiskImage> open_recorded_disks(
-    const std::vector<snapshot::DiskRecord>& records, bool verify);
+/// Opens every recorded disk frozen, in record order: the image read-only (ImageError becomes
+/// SnapshotError naming the record), refused when its size differs or, with `verify_images`,
+/// its SHA-256 (a base image changed after the snapshot was taken); for a copy-on-write disk
+/// also its overlay file in `dir` (a regular file of the disk's size; its SHA-256 checked with
+/// `verify_overlays`), which becomes the one layer over the base.
+std::vector<std::shared_ptr<const FrozenDisk>> open_recorded_disks(
+    const std::vector<snapshot::DiskRecord>& records, const std::filesystem::path& dir,
+    bool verify_images, bool verify_overlays);
 
 }  // namespace forkvm

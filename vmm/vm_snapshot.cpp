@@ -23,6 +23,7 @@
 #include "forkvm/errors.hpp"
 #include "memory/layout.hpp"
 #include "snapshot/snapshot.hpp"
+#include "devices/virtio/block/cow_disk.hpp"
 #include "vmm/snapshot_disks.hpp"
 #include "vmm/state/cpu_features.hpp"
 #include "vmm/vm_image_impl.hpp"
@@ -100,9 +101,8 @@ std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify
     throw SnapshotError((files.dir / snapshot::kMemoryFile).string() + ": " + e.what());
   }
   // Opened (and locked shared) once here; every VM made from this image duplicates them.
-  for (DiskImage& disk : open_recorded_disks(impl->machine.disks, verify_disks)) {
-    impl->disks.push_back(disk.freeze());
-  }
+  // Overlays are part of the snapshot's content: checked when its memory is.
+  impl->disks = open_recorded_disks(impl->machine.disks, files.dir, verify_disks, verify_memory);
   return std::make_shared<const VmImage>(std::move(impl));
 }
 
@@ -195,12 +195,14 @@ snapshot::MachineConfig Vm::Impl::machine_config(bool digests) const {
     record.size = dev.disk().size();
     record.copy_on_write = dev.disk().copy_on_write();
     if (digests) {
-      // Only raw read-only images reach here (refuse_disks): hash through their descriptor.
-      const auto* raw = dynamic_cast<const DiskImage*>(&dev.disk());
-      if (raw == nullptr || !raw->read_only()) {
-        throw SnapshotError("snapshot: disk '" + record.id + "' is not a read-only image");
+      // Read-only images and copy-on-write bases only (refuse_disks): hashed through their
+      // descriptor.
+      const DiskImage* file = dynamic_cast<const DiskImage*>(&dev.disk());
+      if (const auto* cow = dynamic_cast<const CowDisk*>(&dev.disk())) file = &cow->base();
+      if (file == nullptr || !file->read_only()) {
+        throw SnapshotError("snapshot: disk '" + record.id + "' is persistent (read-write)");
       }
-      record.sha256 = disk_sha256(*raw);
+      record.sha256 = disk_sha256(*file);
     }
     machine.disks.push_back(std::move(record));
   }
@@ -219,12 +221,23 @@ std::vector<std::shared_ptr<const FrozenDisk>> Vm::Impl::freeze_disks() {
 void Vm::snapshot(const std::string& dir) {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->require_running("Vm::snapshot");
-  impl_->refuse_disks("Vm::snapshot", false);
-  // Hashing the disks comes before the pause: the guest keeps running meanwhile, and a
+  impl_->refuse_disks("Vm::snapshot", true);
+  // Hashing the disk images comes before the pause: the guest keeps running meanwhile, and a
   // read-only image cannot change under it (its shared lock keeps forkvm writers out).
   const snapshot::MachineConfig machine = impl_->machine_config(true);
   impl_->capture_components([&](const MachineComponents& c) {
-    snapshot::write_snapshot(dir, machine, encode_components(c), impl_->memory);
+    // Copy-on-write overlays are written with the memory, while the devices are quiesced.
+    std::vector<snapshot::OverlayToWrite> overlays;
+    size_t disk = 0;
+    for (size_t i = 0; i < impl_->virtio.size(); ++i) {
+      if (impl_->virtio_kinds[i] != VirtioDeviceKind::kBlock) continue;
+      if (const auto* cow = dynamic_cast<const CowDisk*>(&block_device(impl_->virtio_devices[i]).disk())) {
+        overlays.push_back({disk, cow->written_extents(),
+                            [cow](uint64_t offset, std::span<uint8_t> out) { return cow->read(offset, out); }});
+      }
+      ++disk;
+    }
+    snapshot::write_snapshot(dir, machine, encode_components(c), impl_->memory, overlays);
   });
 }
 

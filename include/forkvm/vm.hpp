@@ -37,10 +37,11 @@ struct VsockConfig {
 ///   to a private overlay (an unlinked file in `overlay_dir`) that is discarded with the VM.
 ///   It forks with the VM: a child starts from the parent's disk content and neither sees the
 ///   other's later writes; nothing is copied at fork time.
-/// A VM whose disks are read-only or copy-on-write forks (Vm::freeze, Sandbox::fork). Vm::snapshot
-/// writes read-only disks by reference (path, size and SHA-256, checked on restore);
-/// copy-on-write disks cannot be written to a snapshot directory yet. A VM with a persistent
-/// disk can be neither snapshotted nor forked: that refuses with SnapshotError.
+/// A VM whose disks are read-only or copy-on-write forks (Vm::freeze, Sandbox::fork) and
+/// snapshots: Vm::snapshot records each image by reference (path, size and SHA-256, checked on
+/// restore) and a copy-on-write disk's written blocks in an overlay file inside the snapshot
+/// directory. A VM with a persistent disk can be neither snapshotted nor forked: that refuses
+/// with SnapshotError.
 struct DiskConfig {
   /// The image: a regular file, not empty, a whole number of 512-byte sectors.
   std::string path;

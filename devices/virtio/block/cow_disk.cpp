@@ -130,6 +130,47 @@ std::unique_ptr<CowDisk> CowDisk::create(DiskImage base, const std::string& over
                                    resolve_dir(overlay_dir));
 }
 
+std::shared_ptr<const FrozenDisk> CowDisk::frozen(DiskImage base,
+                                                  std::vector<std::shared_ptr<const DiskLayer>> layers,
+                                                  const std::string& overlay_dir) {
+  if (!base.read_only()) {
+    throw ConfigError(base.path() + ": the base of a copy-on-write disk must be opened read-only");
+  }
+  const uint64_t blocks = (base.size() + B - 1) / B;
+  for (const auto& layer : layers) {
+    if (!layer || layer->map.blocks() != blocks) {
+      throw ConfigError(base.path() + ": a copy-on-write layer does not fit the disk");
+    }
+  }
+  return std::make_shared<const DiskStack>(std::make_shared<const DiskImage>(std::move(base)),
+                                           std::move(layers), resolve_dir(overlay_dir));
+}
+
+BlockMap CowDisk::block_map_of(const std::vector<std::pair<uint64_t, uint64_t>>& extents,
+                               uint64_t size) {
+  BlockMap map((size + B - 1) / B);
+  for (const auto& [offset, length] : extents) {
+    if (length == 0 || offset >= size || length > size - offset) continue;  // callers validated
+    for (uint64_t b = offset / B; b * B < offset + length; ++b) map.set(b);
+  }
+  return map;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> CowDisk::written_extents() const {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  const uint64_t blocks = top_->map.blocks();
+  for (uint64_t b = 0; b < blocks; ++b) {
+    if (level_of(b) == base_level()) continue;
+    const uint64_t from = b * B, to = std::min(from + B, size());
+    if (!out.empty() && out.back().first + out.back().second == from) {
+      out.back().second += to - from;
+    } else {
+      out.emplace_back(from, to - from);
+    }
+  }
+  return out;
+}
+
 CowDisk::CowDisk(std::shared_ptr<const DiskImage> base,
                  std::vector<std::shared_ptr<const DiskLayer>> layers, std::string overlay_dir)
     : base_(std::move(base)), layers_(std::move(layers)), overlay_dir_(std::move(overlay_dir)),

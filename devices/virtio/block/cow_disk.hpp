@@ -17,6 +17,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/fd.hpp"
@@ -65,6 +66,15 @@ class CowDisk final : public BlockBackend {
   /// `overlay_dir` ("" means $TMPDIR, else /var/tmp). Throws ImageError naming the directory
   /// when the overlay cannot be made there, ConfigError when `base` is not read-only.
   static std::unique_ptr<CowDisk> create(DiskImage base, const std::string& overlay_dir);
+  /// A frozen copy-on-write disk made of the read-only `base` and sealed `layers` (lowest
+  /// first), as a restored snapshot's overlay gives them; children write to new overlays in
+  /// `overlay_dir` ("" as for create()). Throws ConfigError for a base that is not read-only
+  /// or a layer whose block map does not fit it.
+  static std::shared_ptr<const FrozenDisk> frozen(DiskImage base,
+                                                  std::vector<std::shared_ptr<const DiskLayer>> layers,
+                                                  const std::string& overlay_dir);
+  /// The blocks of `size` bytes that `extents` ({offset, length} byte ranges) cover.
+  static BlockMap block_map_of(const std::vector<std::pair<uint64_t, uint64_t>>& extents, uint64_t size);
 
   const std::string& path() const noexcept override { return base_->path(); }
   uint64_t size() const noexcept override { return base_->size(); }
@@ -79,6 +89,11 @@ class CowDisk final : public BlockBackend {
   int write_zeroes(uint64_t offset, uint64_t len) noexcept override { return punch_hole(offset, len); }
   std::shared_ptr<const FrozenDisk> freeze() override;
 
+  /// The byte ranges {offset, length} held by the top or any layer (what differs from the
+  /// base), coalesced, in order; the last block is clipped to the disk's size.
+  std::vector<std::pair<uint64_t, uint64_t>> written_extents() const;
+  /// The base image.
+  const DiskImage& base() const noexcept { return *base_; }
   /// Sealed layers below the top.
   size_t layer_count() const noexcept { return layers_.size(); }
   /// Bytes this VM has written so far (blocks in its top overlay).

@@ -219,8 +219,8 @@ TEST(Sha256, KnownVectorsAndIncrementalFeeding) {
 
 TEST(StateJson, DisksRoundTrip) {
   State s = valid_state();
-  s.machine.disks = {DiskRecord{"rootfs", "/images/root.ext4", 512ull << 20, std::string(64, 'b'), false},
-                     DiskRecord{"data", "/images/d", 512, std::string(64, 'c'), false}};
+  s.machine.disks = {DiskRecord{"rootfs", "/images/root.ext4", 512ull << 20, std::string(64, 'b'), false, std::nullopt},
+                     DiskRecord{"data", "/images/d", 512, std::string(64, 'c'), false, std::nullopt}};
   EXPECT_EQ(parse_state(encode_state(s), "state.json").machine, s.machine);
   // Format 1.0 had no disks: absent and null both mean none.
   json j = valid_json();
@@ -230,9 +230,41 @@ TEST(StateJson, DisksRoundTrip) {
   EXPECT_TRUE(parse_state(j.dump(), "s").machine.disks.empty());
 }
 
+TEST(StateJson, CopyOnWriteDisksCarryTheirOverlay) {
+  State s = valid_state();
+  DiskRecord cow{"scratch", "/images/s.img", 1 << 20, std::string(64, 'b'), true,
+                 DiskOverlay{overlay_file_name(0), {{0, 8192}, {65536, 512}}, std::string(64, 'c')}};
+  s.machine.disks = {cow};
+  EXPECT_EQ(parse_state(encode_state(s), "state.json").machine, s.machine);
+  const json good = json::parse(encode_state(s));
+  auto with = [&](const char* key, const json& value) {
+    json j = good;
+    j["machine"]["disks"][0]["overlay"][key] = value;
+    return j;
+  };
+  expect_bad(with("file", "../memory"), "machine.disks[0].overlay.file: must be 'disk0.overlay'");
+  expect_bad(with("file", "/etc/passwd"), "overlay.file");
+  expect_bad(with("extents", json::array({{4096, 512}, {0, 512}})), "out of order");
+  expect_bad(with("extents", json::array({{0, 8192}, {4096, 512}})), "overlaps");
+  expect_bad(with("extents", json::array({{512, 512}})), "unaligned");
+  expect_bad(with("extents", json::array({{0, 100}})), "unaligned");
+  expect_bad(with("extents", json::array({{0, 0}})), "extents[0][1]: 0 is empty");
+  expect_bad(with("extents", json::array({{(1 << 20) - 4096, 8192}})), "runs past the disk's end");
+  expect_bad(with("extents", json::array({{uint64_t{1} << 40, 512}})), "extents[0][0]");
+  expect_bad(with("extents", json::array({{-4096, 512}})), "unsigned integers");
+  expect_bad(with("extents", json::array({json::array({0})})), "not [offset, length]");
+  expect_bad(with("sha256", "nope"), "overlay.sha256");
+  json no_overlay = good;
+  no_overlay["machine"]["disks"][0].erase("overlay");
+  expect_bad(no_overlay, "is missing for a copy-on-write disk");
+  json ro_with_overlay = good;
+  ro_with_overlay["machine"]["disks"][0]["read_only"] = true;
+  expect_bad(ro_with_overlay, "is set for a read-only disk");
+}
+
 TEST(StateJson, RefusesBadDiskRecords) {
   State s = valid_state();
-  s.machine.disks = {DiskRecord{"rootfs", "/images/root.ext4", 4096, std::string(64, 'b'), false}};
+  s.machine.disks = {DiskRecord{"rootfs", "/images/root.ext4", 4096, std::string(64, 'b'), false, std::nullopt}};
   const json good = json::parse(encode_state(s));
   auto with = [&](const char* key, const json& value) {
     json j = good;
@@ -246,7 +278,7 @@ TEST(StateJson, RefusesBadDiskRecords) {
   expect_bad(with("size", 0), "machine.disks[0].size");
   expect_bad(with("size", 1000), "512-byte sectors");
   expect_bad(with("size", -512), "machine.disks[0].size");
-  expect_bad(with("read_only", false), "only read-only disks");
+  expect_bad(with("read_only", false), "is missing for a copy-on-write disk");
   expect_bad(with("sha256", "abc"), "machine.disks[0].sha256");
   expect_bad(with("id", ""), "machine.disks[0].id");
   expect_bad(with("id", "a b"), "machine.disks[0].id");
