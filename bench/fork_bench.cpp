@@ -137,7 +137,7 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
 
   ReportSection ex;
   ex.key = "fork_to_exec";
-  ex.title = "fork -> first answered exec([\"true\"]) (ms)";
+  ex.title = "fork -> first answered " + first_exec_text() + " (ms)";
   ex.notes.push_back("to_ready = fork() call -> agent answered and identity set "
                      "(ForkTimings::to_ready); with a pool, its refill runs during the agent "
                      "connect and the exec");
@@ -173,6 +173,7 @@ void print(const Report& r, bool json) {
 }
 
 int run(const ForkBenchOptions& o) {
+  set_first_exec(o.first_exec);
   const FdLimits fd_limits = raise_fd_limit();
   TemplateOptions nopool_options;
   nopool_options.pool_size = 0;

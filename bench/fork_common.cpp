@@ -29,6 +29,21 @@ bool wait_pool_full(const Template& t, size_t want, std::chrono::milliseconds li
   return true;
 }
 
+namespace {
+std::vector<std::string>& first_exec() {
+  static std::vector<std::string> argv{"true"};  // set once, before any fork, by main
+  return argv;
+}
+}  // namespace
+
+void set_first_exec(std::vector<std::string> argv) { first_exec() = std::move(argv); }
+
+std::string first_exec_text() {
+  std::string out = "exec([";
+  for (size_t i = 0; i < first_exec().size(); ++i) out += (i ? ", \"" : "\"") + first_exec()[i] + "\"";
+  return out + "])";
+}
+
 ForkedChild fork_and_exec(Template& t) {
   return fork_and_exec([&t] { return t.fork(); });
 }
@@ -52,11 +67,11 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork)
   c.sandbox = fork();
   c.fork_call_ms = ms_since(t0);
   const auto t1 = Clock::now();
-  const ExecResult r = c.sandbox->exec({"true"});
+  const ExecResult r = c.sandbox->exec(first_exec());
   c.exec_ms = ms_since(t1);
   c.to_exec_ms = ms_since(t0);
   if (!r.ok()) {
-    throw Error("exec [\"true\"] in a forked child did not exit 0 (" +
+    throw Error(first_exec_text() + " in a forked child did not exit 0 (" +
                 (r.signal ? "signal " + std::to_string(*r.signal)
                           : "status " + std::to_string(r.exit_code.value_or(-1))) +
                 ")");

@@ -62,12 +62,18 @@ bool wait_pool_full(const Template& t, size_t want, std::chrono::milliseconds li
 struct ForkedChild {
   std::unique_ptr<Sandbox> sandbox;
   double fork_call_ms = 0;  ///< fork() call -> returned (agent answered, identity set)
-  double exec_ms = 0;       ///< the first exec(["true"]) alone
+  double exec_ms = 0;       ///< the first exec alone
   double to_exec_ms = 0;    ///< fork() call -> that exec answered
 };
 
-/// Calls `fork` (Template::fork or Sandbox::fork), times it, and runs exec(["true"]) in the
-/// child. Throws what `fork` throws, and forkvm::Error when the exec does not exit 0.
+/// The command fork_and_exec() runs first in each child (default ["true"]; `forkvm-bench fork
+/// --first-exec`), and how titles show it.
+void set_first_exec(std::vector<std::string> argv);
+std::string first_exec_text();
+
+/// Calls `fork` (Template::fork or Sandbox::fork), times it, and runs the first exec
+/// (set_first_exec) in the child. Throws what `fork` throws, and forkvm::Error when the exec
+/// does not exit 0.
 ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork);
 /// fork_and_exec of Template::fork().
 ForkedChild fork_and_exec(Template& t);

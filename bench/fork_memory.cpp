@@ -94,7 +94,7 @@ void destroy_all(std::vector<std::unique_ptr<Sandbox>>& kids) {
 ReportSection measure_live_memory(Template& t, size_t pool, unsigned k, const std::string& source) {
   ReportSection s;
   s.key = "memory";
-  s.title = "memory per sandbox after its first exec([\"true\"]): " + std::to_string(k) +
+  s.title = "memory per sandbox after its first " + first_exec_text() + ": " + std::to_string(k) +
             " children alive (" + source + ")";
   const bool full_before = wait_pool_full(t, pool, kPoolWait);
   const MemoryCounters before = read_memory_counters();
@@ -128,7 +128,7 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
                                const FdLimits& fd_limits) {
   ReportSection s;
   s.key = "max_live";
-  s.title = "forked sandboxes alive at once (pooled forks, each after exec([\"true\"]), up to " +
+  s.title = "forked sandboxes alive at once (pooled forks, each after " + first_exec_text() + "), up to " +
             std::to_string(n) + ")";
   std::fprintf(stderr, "  waiting for the pool of %zu\n", pool);
   const bool full_before = wait_pool_full(t, pool, kPoolWait);

@@ -16,13 +16,14 @@ unsigned parse_count(const std::string& option, const std::string& text, unsigne
 
 const char* const kForkBenchUsage =
     "usage: forkvm-bench fork --snapshot DIR [--snapshot DIR2]... [-n N] [--pool P] [--live K]\n"
-    "                         [--max-live N] [--json]\n"
+    "                         [--max-live N] [--first-exec \"ARGV...\"] [--json]\n"
     "  fork latency (phases), a naive raw-KVM fork timed in the same run, fork -> first exec,\n"
     "  memory per live child and teardown, for children of the snapshot in DIR\n"
     "  (`forkvm snapshot create DIR`). --max-live N: only count how many pooled children can be\n"
     "  alive at once (up to N). Defaults: -n 20, --pool 2, --live 10. A second --snapshot (e.g.\n"
     "  the same image with more RAM) adds its no-pool fork latency, measured in the same rounds,\n"
-    "  and the ratio of the p50s.\n";
+    "  and the ratio of the p50s. --first-exec: the command each child runs first (default\n"
+    "  \"true\"; e.g. \"python3 -c pass\" for a template on the Debian root filesystem).\n";
 
 const char* const kForkRunningUsage =
     "usage: forkvm-bench fork-running [-n N] [--depth D] [--write-mib M] [--vcpus N]\n"
@@ -56,6 +57,15 @@ ForkBenchOptions parse_fork_options(std::span<const std::string> args) {
       o.max_live = parse_count(a, value(), 1);
     } else if (a == "--json") {
       o.json = true;
+    } else if (a == "--first-exec") {
+      o.first_exec.clear();
+      const std::string& line = value();
+      for (size_t at = 0; at < line.size();) {
+        const size_t end = std::min(line.find(' ', at), line.size());
+        if (end > at) o.first_exec.push_back(line.substr(at, end - at));
+        at = end + 1;
+      }
+      if (o.first_exec.empty()) throw UsageError("--first-exec needs a command");
     } else {
       throw UsageError("unknown option '" + a + "'");
     }

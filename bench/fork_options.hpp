@@ -19,6 +19,9 @@ struct ForkBenchOptions {
   unsigned live = 10;     ///< --live: children kept alive for the memory part; 0 skips it
   unsigned max_live = 0;  ///< --max-live: > 0 runs only the "how many at once" mode
   bool json = false;      ///< --json: one JSON object instead of the text table
+  /// --first-exec "ARGV...": the command each child runs first (split at spaces), e.g.
+  /// "python3 -c pass" on a template booted on the Debian root filesystem.
+  std::vector<std::string> first_exec = {"true"};
 };
 
 /// What `forkvm-bench fork-running` measures: Sandbox::fork() of a booted sandbox.

@@ -19,6 +19,14 @@ TEST(ForkOptions, DefaultsNeedOnlyTheSnapshot) {
   EXPECT_EQ(o.live, 10u);
   EXPECT_EQ(o.max_live, 0u);
   EXPECT_FALSE(o.json);
+  EXPECT_EQ(o.first_exec, (std::vector<std::string>{"true"}));
+}
+
+TEST(ForkOptions, FirstExecIsSplitAtSpaces) {
+  const auto o = parse({"--snapshot", "d", "--first-exec", " python3  -c pass"});
+  EXPECT_EQ(o.first_exec, (std::vector<std::string>{"python3", "-c", "pass"}));
+  EXPECT_THROW(parse({"--snapshot", "d", "--first-exec", "  "}), UsageError);
+  EXPECT_THROW(parse({"--snapshot", "d", "--first-exec"}), UsageError);
 }
 
 TEST(ForkOptions, EveryOption) {
