@@ -6,7 +6,8 @@
 
 namespace forkvm::cli {
 
-/// Directory of the built-in image: $FORKVM_IMAGE_DIR, else the build tree's guest/ folder.
+/// Directory of the built-in image: $FORKVM_IMAGE_DIR, else the build tree's guest/ folder when
+/// it holds a kernel, else the installed share/forkvm/guest.
 std::string builtin_image_dir();
 /// The built-in kernel (bzImage) path.
 std::string builtin_kernel();

@@ -10,6 +10,14 @@ test -f "$tmp/prefix/include/forkvm/vm.hpp"
 test -f "$tmp/prefix/include/forkvm/sandbox.hpp"
 test -f "$tmp/prefix/lib/libforkvm-protocol.a"
 test -f "$tmp/prefix/lib/cmake/forkvm/forkvmConfig.cmake"
+# The built-in guest image travels with the package (when this tree built it), as real files.
+for f in bzImage initramfs.cpio.gz rootfs.ext4; do
+  if [ -e "$build/guest/$f" ]; then
+    test -f "$tmp/prefix/share/forkvm/guest/$f" && test ! -L "$tmp/prefix/share/forkvm/guest/$f"
+    cmp -s "$build/guest/$f" "$tmp/prefix/share/forkvm/guest/$f"
+  fi
+done
+grep -q 'FORKVM_GUEST_DIR' "$tmp/prefix/lib/cmake/forkvm/forkvmConfig.cmake"
 cmake -S "$src/tests/unit/package/consumer" -B "$tmp/consumer" -G Ninja \
   -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/consumer" >/dev/null
