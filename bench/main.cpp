@@ -4,6 +4,7 @@
 #include <span>
 
 #include "bench/boot_bench.hpp"
+#include "bench/disk_bench.hpp"
 #include "bench/exec_bench.hpp"
 #include "bench/fork_bench.hpp"
 #include "bench/fork_options.hpp"
@@ -14,6 +15,9 @@
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "boot") == 0) {
     return forkvm::bench::boot_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "disk") == 0) {
+    return forkvm::bench::disk_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
   }
   if (argc >= 2 && std::strcmp(argv[1], "exec") == 0) {
     return forkvm::bench::exec_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
@@ -35,7 +39,7 @@ int main(int argc, char** argv) {
                "usage: forkvm-bench exec [-n N] [--vcpus N] [--memory MiB] [--file-mib M] [--file-rounds R]\n"
                "  round trips of exec([\"true\"]) and ping, and file throughput both ways, against a\n"
                "  bare vsock echo round trip in the same sandbox as the reference.\n"
-               "%s%s%s", forkvm::bench::kForkBenchUsage, forkvm::bench::kForkRunningUsage,
-               forkvm::bench::kForkStressUsage);
+               "%s%s%s%s", forkvm::bench::kDiskBenchUsage, forkvm::bench::kForkBenchUsage,
+               forkvm::bench::kForkRunningUsage, forkvm::bench::kForkStressUsage);
   return 2;
 }

@@ -44,12 +44,21 @@ bool qemu_reference_available(const QemuBoot& boot, std::string* why) {
 }
 
 std::optional<double> time_qemu_boot(const QemuBoot& boot, std::string* why) {
+  QemuRun r = run_qemu(qemu_argv(boot), [](const std::string& console) {
+    return console.find("forkvm-agent: ready") != std::string::npos;
+  }, boot.timeout_s, why);
+  return r.done_ms;
+}
+
+QemuRun run_qemu(const std::vector<std::string>& args,
+                 const std::function<bool(const std::string& console)>& done, double timeout_s,
+                 std::string* why) {
+  QemuRun run;
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) {
     *why = std::string("pipe: ") + std::strerror(errno);
-    return std::nullopt;
+    return run;
   }
-  const auto args = qemu_argv(boot);
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -65,30 +74,25 @@ std::optional<double> time_qemu_boot(const QemuBoot& boot, std::string* why) {
     _exit(127);
   }
   close(out[1]);
-  std::optional<double> result;
-  std::string seen;
-  const auto deadline = t0 + std::chrono::duration<double>(boot.timeout_s);
-  while (!result && Clock::now() < deadline) {
+  std::string& seen = run.console;
+  const auto deadline = t0 + std::chrono::duration<double>(timeout_s);
+  while (!run.done_ms && Clock::now() < deadline) {
     pollfd p{out[0], POLLIN, 0};
     if (poll(&p, 1, 100) <= 0) continue;
     char buf[4096];
     const ssize_t n = read(out[0], buf, sizeof buf);
     if (n <= 0) {
-      *why = "QEMU exited before the agent was ready; console tail: " +
-             seen.substr(seen.size() > 400 ? seen.size() - 400 : 0);
+      *why = "QEMU exited first; console tail: " + seen.substr(seen.size() > 400 ? seen.size() - 400 : 0);
       break;
     }
     seen.append(buf, static_cast<size_t>(n));
-    if (seen.find("forkvm-agent: ready") != std::string::npos) {
-      result = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    }
+    if (done(seen)) run.done_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (seen.size() > (1u << 20)) seen.erase(0, seen.size() - 4096);
   }
-  if (!result && why->empty()) {
-    *why = "timed out waiting for the agent under QEMU; console tail: " +
-           seen.substr(seen.size() > 600 ? seen.size() - 600 : 0);
+  if (!run.done_ms && why->empty()) {
+    *why = "timed out under QEMU; console tail: " + seen.substr(seen.size() > 600 ? seen.size() - 600 : 0);
   }
-  // The agent powers the guest off right after ready; give QEMU a moment, then make sure.
+  // The guest powers off by itself after what was awaited; give QEMU a moment, then make sure.
   bool reaped = false;
   for (int i = 0; i < 50 && !reaped; ++i) {
     reaped = waitpid(pid, nullptr, WNOHANG) == pid;
@@ -102,13 +106,13 @@ std::optional<double> time_qemu_boot(const QemuBoot& boot, std::string* why) {
       reaped = waitpid(pid, nullptr, WNOHANG) == pid;
       if (!reaped) usleep(100000);
     }
-    if (!reaped && result) {
+    if (!reaped && run.done_ms) {
       *why = "QEMU did not exit after SIGKILL";
-      result.reset();
+      run.done_ms.reset();
     }
   }
   close(out[0]);
-  return result;
+  return run;
 }
 
 }  // namespace forkvm::bench

@@ -2,8 +2,10 @@
 // kernel and initramfs, timed from process start to the agent's ready line on its console.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace forkvm::bench {
 
@@ -24,5 +26,20 @@ bool qemu_reference_available(const QemuBoot& boot, std::string* why);
 /// from fork to that line in ms (nullopt on timeout or early exit; `why` says which). QEMU is
 /// always reaped before returning.
 std::optional<double> time_qemu_boot(const QemuBoot& boot, std::string* why);
+
+/// What run_qemu() saw.
+struct QemuRun {
+  std::string console;           ///< the serial console (stdout), at most its last MiB
+  std::optional<double> done_ms; ///< fork to `done` first returning true; nullopt if never
+};
+
+/// Runs QEMU with `argv` (argv[0] the binary; the console on stdout), feeding its console to
+/// `done` as it arrives, until `done` returns true, QEMU exits, or `timeout_s` passes. QEMU is
+/// given a few seconds to exit by itself after `done`, then killed; it is always reaped (a
+/// process stuck in the kernel is waited for 10 s at most). `why` says what went wrong when
+/// done_ms is nullopt.
+QemuRun run_qemu(const std::vector<std::string>& argv,
+                 const std::function<bool(const std::string& console)>& done, double timeout_s,
+                 std::string* why);
 
 }  // namespace forkvm::bench

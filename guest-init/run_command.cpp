@@ -13,11 +13,6 @@ std::optional<uint8_t> hex_digit(char c) {
   return std::nullopt;
 }
 
-bool is_unreserved(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("-._~/,:=+@").find(c) != std::string_view::npos;
-}
-
 }  // namespace
 
 std::string decode_run_command(std::string_view encoded) {
@@ -41,23 +36,6 @@ std::string decode_run_command(std::string_view encoded) {
                              std::to_string(i) + ")");
     }
     out.push_back(c);
-  }
-  return out;
-}
-
-std::string encode_run_command(std::string_view command) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(command.size());
-  for (char c : command) {
-    if (is_unreserved(c)) {
-      out.push_back(c);
-    } else {
-      const auto u = static_cast<unsigned char>(c);
-      out.push_back('%');
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 0xf]);
-    }
   }
   return out;
 }

@@ -1,0 +1,263 @@
+#include "bench/disk_bench.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <stdlib.h>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bench/qemu_reference.hpp"
+#include "bench/stats.hpp"
+#include "contract/root_disk.hpp"
+#include "contract/run_command.hpp"
+#include "forkvm/errors.hpp"
+#include "forkvm/vm.hpp"
+
+namespace forkvm::bench {
+namespace {
+
+struct Options {
+  unsigned n = 3;            ///< rounds (each: one forkvm run, one QEMU run)
+  unsigned disk_mib = 64;    ///< size of the disk under test
+  unsigned random_ops = 2000;
+  unsigned memory_mib = 512;
+  double timeout_s = 600;
+  std::string image_dir = FORKVM_BENCH_IMAGE_DIR;
+  bool qemu = true;
+};
+
+/// The four figures of one run, in the order the guest prints them.
+constexpr std::array<const char*, 4> kMetrics = {"sequential read (MB/s)", "sequential write (MB/s)",
+                                                 "random 4 KiB read (IOPS)",
+                                                 "random 4 KiB write (IOPS)"};
+constexpr const char* kMarker = "FORKVM-DISK-BENCH ";
+
+/// The workload, run by python3 in the guest from the "script" disk: finds the disk whose
+/// serial is "bench", then times sequential 1 MiB and random 4 KiB O_DIRECT I/O over it.
+std::string workload(unsigned random_ops) {
+  return "import os, mmap, time, random\n"
+         "def find(serial):\n"
+         "    for d in os.listdir(\"/sys/block\"):\n"
+         "        try:\n"
+         "            if open(\"/sys/block/%s/serial\" % d).read().strip() == serial: return \"/dev/\" + d\n"
+         "        except OSError: pass\n"
+         "fd = os.open(find(\"bench\"), os.O_RDWR | os.O_DIRECT)\n"
+         "size = os.lseek(fd, 0, 2)\n"
+         "big, small = mmap.mmap(-1, 1 << 20), mmap.mmap(-1, 4096)\n"
+         "def seq(write):\n"
+         "    t = time.perf_counter()\n"
+         "    for off in range(0, size, 1 << 20): (os.pwritev if write else os.preadv)(fd, [big], off)\n"
+         "    if write: os.fsync(fd)\n"
+         "    return size / (time.perf_counter() - t) / 1e6\n"
+         "rng = random.Random(7)\n"
+         "def rnd(write, n=" + std::to_string(random_ops) + "):\n"
+         "    t = time.perf_counter()\n"
+         "    for _ in range(n): (os.pwritev if write else os.preadv)(fd, [small], rng.randrange(size // 4096) * 4096)\n"
+         "    if write: os.fsync(fd)\n"
+         "    return n / (time.perf_counter() - t)\n"
+         "print(\"" + std::string(kMarker) + "%.2f %.2f %.1f %.1f\" % (seq(0), seq(1), rnd(0), rnd(1)), flush=True)\n";
+}
+
+/// The guest's command: run the script disk with python3 (found by its serial; the kernel
+/// command line is too short for the script itself).
+std::string guest_command() {
+  return "forkvm.run=" + encode_run_command(
+      "for d in /sys/block/vd*; do [ \"$(cat $d/serial)\" = script ] && exec python3 /dev/${d##*/}; done; exit 99");
+}
+
+/// The four figures from a console, or nullopt.
+std::optional<std::array<double, 4>> parse_result(const std::string& console) {
+  const auto at = console.find(kMarker);
+  if (at == std::string::npos) return std::nullopt;
+  std::istringstream in(console.substr(at + std::string(kMarker).size()));
+  std::array<double, 4> r{};
+  for (double& v : r) {
+    if (!(in >> v)) return std::nullopt;
+  }
+  return r;
+}
+
+struct Files {
+  std::string rootfs, disk, script;
+};
+
+std::optional<std::array<double, 4>> run_forkvm(const Options& o, const Files& f, std::string* why) {
+  VmConfig c;
+  c.kernel = o.image_dir + "/bzImage";
+  c.initramfs = o.image_dir + "/initramfs.cpio.gz";
+  c.memory_mib = o.memory_mib;
+  DiskConfig root, disk, script;
+  root.path = f.rootfs;
+  root.read_only = true;
+  root.id = kRootDiskId;
+  disk.path = f.disk;
+  disk.id = "bench";
+  script.path = f.script;
+  script.read_only = true;
+  script.id = "script";
+  c.disks = {root, disk, script};
+  c.extra_cmdline = std::string(kRootCmdlineKey) + "=" + kRootDiskId + " " + guest_command();
+  std::mutex mu;
+  std::string console;
+  c.console = [&](std::string_view s) {
+    std::lock_guard lock(mu);
+    console.append(s);
+    if (console.size() > (1u << 20)) console.erase(0, console.size() - 4096);
+  };
+  try {
+    auto vm = Vm::create(c);
+    vm->start();
+    const auto end = vm->wait(std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000)));
+    std::lock_guard lock(mu);
+    if (auto r = parse_result(console)) return r;
+    *why = std::string(end ? "the guest stopped" : "timed out") + " without a result; console tail: " +
+           console.substr(console.size() > 600 ? console.size() - 600 : 0);
+  } catch (const Error& e) {
+    *why = e.what();
+  }
+  return std::nullopt;
+}
+
+std::optional<std::array<double, 4>> run_qemu_once(const Options& o, const Files& f, std::string* why) {
+  // acpi=off: the guest kernel has no ACPI, so QEMU must announce its virtio-mmio transports on
+  // the command line (auto-kernel-cmdline) as forkvm does.
+  const std::vector<std::string> argv = {
+      "qemu-system-x86_64", "-M", "microvm,rtc=off,acpi=off", "-accel", "kvm", "-cpu", "host",
+      "-smp", "1", "-m", std::to_string(o.memory_mib), "-nodefaults", "-no-user-config",
+      "-nographic", "-serial", "stdio", "-no-reboot",
+      "-kernel", o.image_dir + "/bzImage", "-initrd", o.image_dir + "/initramfs.cpio.gz",
+      "-drive", "id=root,file=" + f.rootfs + ",format=raw,if=none,readonly=on",
+      "-device", "virtio-blk-device,drive=root,serial=" + std::string(kRootDiskId),
+      "-drive", "id=bench,file=" + f.disk + ",format=raw,if=none",
+      "-device", "virtio-blk-device,drive=bench,serial=bench",
+      "-drive", "id=script,file=" + f.script + ",format=raw,if=none,readonly=on",
+      "-device", "virtio-blk-device,drive=script,serial=script",
+      "-append", "console=ttyS0 reboot=t panic=1 " + std::string(kRootCmdlineKey) + "=" +
+                     kRootDiskId + " " + guest_command()};
+  const QemuRun run = run_qemu(argv, [](const std::string& console) {
+    const auto at = console.find(kMarker);
+    return at != std::string::npos && console.find('\n', at) != std::string::npos;
+  }, o.timeout_s, why);
+  if (auto r = parse_result(run.console)) return r;
+  if (why->empty()) *why = "no result on QEMU's console";
+  return std::nullopt;
+}
+
+Options parse(std::span<char* const> args) {
+  Options o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string a = args[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "-n") o.n = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--mib") o.disk_mib = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--random-ops") o.random_ops = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--memory") o.memory_mib = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--image-dir") o.image_dir = next();
+    else if (a == "--timeout") o.timeout_s = std::stod(next());
+    else if (a == "--no-qemu") o.qemu = false;
+    else throw std::runtime_error("unknown option " + a);
+  }
+  if (o.n == 0 || o.disk_mib == 0 || o.random_ops == 0) {
+    throw std::runtime_error("-n, --mib and --random-ops must be at least 1");
+  }
+  return o;
+}
+
+/// A disk image of `mib` MiB of pseudo-random bytes (so reads are not of holes).
+void write_disk(const std::string& path, unsigned mib) {
+  std::ofstream out(path, std::ios::binary);
+  std::mt19937_64 rng(42);
+  std::vector<uint64_t> chunk((1u << 20) / 8);
+  for (unsigned m = 0; m < mib; ++m) {
+    for (auto& w : chunk) w = rng();
+    out.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(chunk.size() * 8));
+  }
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+}  // namespace
+
+const char* const kDiskBenchUsage =
+    "usage: forkvm-bench disk [-n ROUNDS] [--mib M] [--random-ops K] [--memory MiB]\n"
+    "                         [--image-dir DIR] [--timeout S] [--no-qemu]\n"
+    "  virtio-blk throughput inside the guest (python3 on the Debian root filesystem: 1 MiB\n"
+    "  sequential and 4 KiB random O_DIRECT reads and writes over an M MiB disk, default 64),\n"
+    "  forkvm and QEMU -M microvm alternating on the same images; ratios forkvm / QEMU.\n";
+
+int disk_bench(std::span<char* const> args) {
+  Options o;
+  try {
+    o = parse(args);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "forkvm-bench disk: %s\n%s", e.what(), kDiskBenchUsage);
+    return 2;
+  }
+  std::string why;
+  if (o.qemu && !qemu_reference_available(QemuBoot{}, &why)) {
+    std::fprintf(stderr, "forkvm-bench disk: the QEMU reference cannot run: %s (--no-qemu skips it)\n",
+                 why.c_str());
+    return 3;
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/forkvm-disk-bench-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    std::perror("forkvm-bench disk: mkdtemp");
+    return 3;
+  }
+  const std::filesystem::path dir = tmpl;
+  Files f{o.image_dir + "/rootfs.ext4", (dir / "disk.img").string(), (dir / "script.py").string()};
+  int status = 0;
+  try {
+    write_disk(f.disk, o.disk_mib);
+    std::string script = workload(o.random_ops);
+    script.resize((script.size() + 4095) / 4096 * 4096, '\n');  // whole sectors of valid Python
+    std::ofstream(f.script, std::ios::binary) << script;
+    std::vector<std::vector<double>> mine(4), theirs(4);
+    std::printf("forkvm-bench disk: %u round(s), a %u MiB disk, %u random ops, %u MiB guests\n",
+                o.n, o.disk_mib, o.random_ops, o.memory_mib);
+    for (unsigned round = 0; round < o.n; ++round) {
+      why.clear();
+      const auto a = run_forkvm(o, f, &why);
+      if (!a) throw std::runtime_error("forkvm run failed: " + why);
+      for (size_t k = 0; k < 4; ++k) mine[k].push_back((*a)[k]);
+      std::printf("  round %u forkvm: %.1f MB/s, %.1f MB/s, %.0f IOPS, %.0f IOPS\n", round + 1,
+                  (*a)[0], (*a)[1], (*a)[2], (*a)[3]);
+      if (!o.qemu) continue;
+      why.clear();
+      const auto b = run_qemu_once(o, f, &why);
+      if (!b) throw std::runtime_error("QEMU run failed: " + why);
+      for (size_t k = 0; k < 4; ++k) theirs[k].push_back((*b)[k]);
+      std::printf("  round %u QEMU:   %.1f MB/s, %.1f MB/s, %.0f IOPS, %.0f IOPS\n", round + 1,
+                  (*b)[0], (*b)[1], (*b)[2], (*b)[3]);
+      std::fflush(stdout);
+    }
+    for (size_t k = 0; k < 4; ++k) {
+      const std::string unit = k < 2 ? "MB/s" : "IOPS";
+      std::printf("%s\n", format_row(std::string("forkvm ") + kMetrics[k], summarize(mine[k]), unit).c_str());
+      if (!o.qemu) continue;
+      const Summary q = summarize(theirs[k]);
+      std::printf("%s\n", format_row(std::string("QEMU   ") + kMetrics[k], q, unit).c_str());
+      std::printf("  ratio forkvm / QEMU (p50): %.2fx\n", summarize(mine[k]).p50 / q.p50);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "forkvm-bench disk: %s\n", e.what());
+    status = 1;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return status;
+}
+
+}  // namespace forkvm::bench
