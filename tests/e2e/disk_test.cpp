@@ -2,8 +2,15 @@
 // guest sees each disk's size and serial, reads the image's bytes, writes through to the file
 // with fdatasync on its flush, cannot write a read-only disk (whose file stays unchanged), and a
 // second VM cannot open a disk another one writes. A VM with a read-write disk refuses to fork
-// for now (read-only disks fork: rootfs_test.cpp).
+// for now (read-only disks fork: rootfs_test.cpp). A copy-on-write overlay that runs out of
+// host space is an I/O error in the guest, and the VM goes on.
+#include <sys/mount.h>
+
 #include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 #include <fstream>
 #include <string>
@@ -140,6 +147,37 @@ TEST(E2eDiskCli, RunAttachesADisk) {
                         ":ro,id=cli-disk -- cat /sys/block/vda/serial");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("cli-disk"), std::string::npos) << r.output;
+}
+
+TEST(E2eDiskErrors, AFullOverlayIsAnIoErrorAndTheVmGoesOn) {
+  // A copy-on-write disk whose overlay directory is a 256 KiB tmpfs: writing 2 MiB fills it, the
+  // host's ENOSPC reaches the guest as an I/O error, and the VM, the image and the sandbox are
+  // fine afterwards.
+  TempDir tmp("fvdisk");
+  const std::string small = tmp / "small";
+  std::filesystem::create_directory(small);
+  ASSERT_EQ(::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=256k"), 0)
+      << "mount a tmpfs for the overlay (e2e tests run as root): " << std::strerror(errno);
+  const std::string img = make_image(tmp, "base.img", 4 << 20, 9);
+  const std::string before = test::read_text(img);
+  {
+    SandboxConfig c;
+    c.vm = builtin_config(1, 256, "");
+    DiskConfig d = test::cow_disk_of(img, "cow");
+    d.overlay_dir = small;
+    c.vm.disks = {d};
+    c.boot_timeout = kBootDeadline;
+    c.request_timeout = 120s;
+    auto box = Sandbox::create(c);
+    const ExecResult w = box->exec_shell("dd if=/dev/zero of=/dev/vda bs=64k count=32 conv=fsync");
+    EXPECT_NE(w.exit_code, 0) << w.stdout_data << w.stderr_data;
+    const ExecResult after = box->exec_shell("echo alive; dd if=/dev/vda bs=512 count=1 skip=7000 2>/dev/null | wc -c");
+    EXPECT_EQ(after.exit_code, 0);
+    EXPECT_EQ(after.stdout_data, "alive\n512\n");
+    box->shutdown();
+  }
+  EXPECT_EQ(test::read_text(img), before);
+  EXPECT_EQ(::umount2(small.c_str(), MNT_DETACH), 0) << std::strerror(errno);
 }
 
 }  // namespace

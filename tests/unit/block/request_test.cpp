@@ -3,6 +3,11 @@
 // random chains never crash the handler or write outside the disk.
 #include "devices/virtio/block/request.hpp"
 
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -12,6 +17,7 @@
 
 #include "devices/virtio/block/disk_image.hpp"
 #include "devices/virtio/block/virtio_blk.hpp"
+#include "devices/virtio/block/cow_disk.hpp"
 #include "tests/unit/block/block_test_util.hpp"
 
 namespace forkvm::blk {
@@ -217,6 +223,36 @@ TEST_F(RequestTest, RandomChainsNeverCrashOrWritePastTheDisk) {
     EXPECT_LE(len, writable_total);
   }
   EXPECT_EQ(std::filesystem::file_size(path_), kDiskBytes);
+}
+
+TEST_F(RequestTest, AHostWriteErrorOnACopyOnWriteOverlayIsIoErrAndLosesNothing) {
+  // A real host error on the overlay file: in a child process whose file size limit the
+  // overlay's writes cross (EFBIG, as ENOSPC would be on a full file system). The request
+  // is answered IOERR, the blocks are not marked written, and earlier data stays readable.
+  disk_.reset();  // the fixture's read-write handle holds the write lock
+  auto cow = CowDisk::create(DiskImage::open(path_, true), dir_.path().string());
+  ctx_.disk = cow.get();
+  drv_.fill(BlkDriver::kData, std::vector<uint8_t>(512, 0x5a));
+  ASSERT_EQ(run(drv_.simple(type::kOut, 2, 512)), 1u);
+  ASSERT_EQ(drv_.status(), status::kOk);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{64 * 1024, 64 * 1024};
+    bool ok = ::setrlimit(RLIMIT_FSIZE, &limit) == 0;
+    drv_.fill(BlkDriver::kData, std::vector<uint8_t>(4096, 0x77));
+    run(drv_.simple(type::kOut, 1000, 4096));  // at 500 KiB: past the limit
+    ok = ok && drv_.status() == status::kIoErr && counters_.io_errors == 1;
+    run(drv_.simple(type::kIn, 1000, 4096));  // the old bytes, not a half-written block
+    ok = ok && drv_.status() == status::kOk && drv_.data(4096) == image_bytes(1000 * 512, 4096);
+    run(drv_.simple(type::kIn, 2, 512));
+    ok = ok && drv_.status() == status::kOk && drv_.data(512) == std::vector<uint8_t>(512, 0x5a);
+    ::_exit(ok ? 0 : 1);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(pid, &wstatus, 0), pid);
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "status " << wstatus;
 }
 
 }  // namespace
