@@ -137,10 +137,14 @@ class Sandbox {
   /// the child's copy-on-write base without copying RAM) and returns a running child made from
   /// that image (Template::fork). Parent and child continue from identical state; nothing
   /// either writes afterwards is visible to the other. Forks of forks work to any depth: each
-  /// level copies only the pages written since the previous one. As with snapshot(), the
-  /// freeze resets the parent's vsock connections, so its agent connection is replaced before
-  /// this returns (requests in flight fail with AgentUnreachableError; detached processes
-  /// survive). Throws InvalidStateError unless ready, plus what Template::fork() throws.
+  /// level copies only the pages written since the previous one. Disks fork with it: the root
+  /// filesystem and read-only disks are shared, and a copy-on-write disk seals its overlay as a
+  /// layer both go on from, so neither sees the other's later writes and nothing is copied; a
+  /// persistent (read-write) disk refuses the fork with SnapshotError before anything is
+  /// touched. As with snapshot(), the freeze resets the parent's vsock connections, so its
+  /// agent connection is replaced before this returns (requests in flight fail with
+  /// AgentUnreachableError; detached processes survive). Throws InvalidStateError unless
+  /// ready, plus what Template::fork() throws.
   std::unique_ptr<Sandbox> fork(const ForkConfig& config = {}, std::stop_token stop = {});
   /// Freezes this running sandbox once into a Template that forks many children from the same
   /// point (the agent connection is replaced as for fork()). `options.verify_memory` is
