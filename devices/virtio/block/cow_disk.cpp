@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "base/positional_io.hpp"
 #include "base/text.hpp"
 #include "forkvm/errors.hpp"
 
@@ -15,34 +16,6 @@ namespace forkvm {
 namespace {
 
 constexpr uint64_t B = CowDisk::kBlockBytes;
-
-/// EINTR-safe positional I/O of a whole range: 0, or an errno (EIO when the file ended).
-template <class Fn>
-int whole(Fn&& io, uint64_t len) noexcept {
-  uint64_t done = 0;
-  while (done < len) {
-    const ssize_t n = io(done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (n == 0) return EIO;
-    done += static_cast<uint64_t>(n);
-  }
-  return 0;
-}
-
-int pread_all(int fd, uint64_t offset, std::span<uint8_t> out) noexcept {
-  return whole([&](uint64_t done) {
-    return ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-  }, out.size());
-}
-
-int pwrite_all(int fd, uint64_t offset, std::span<const uint8_t> data) noexcept {
-  return whole([&](uint64_t done) {
-    return ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-  }, data.size());
-}
 
 std::string resolve_dir(const std::string& dir) {
   if (!dir.empty()) return dir;

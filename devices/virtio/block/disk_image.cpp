@@ -7,28 +7,13 @@
 #include <cerrno>
 #include <vector>
 
+#include "base/positional_io.hpp"
 #include "base/text.hpp"
 #include "devices/virtio/block/virtio_blk.hpp"
 #include "forkvm/errors.hpp"
 
 namespace forkvm {
 namespace {
-
-/// EINTR-safe positional I/O of the whole span: 0, or an errno (EIO when the file ended).
-template <class Fn>
-int whole(Fn&& io, uint64_t offset, size_t len) noexcept {
-  size_t done = 0;
-  while (done < len) {
-    const ssize_t n = io(done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (n == 0) return EIO;
-    done += static_cast<size_t>(n);
-  }
-  return 0;
-}
 
 /// A read-only image frozen for forks: every child gets a duplicate of its descriptor.
 class SharedImage final : public FrozenDisk {
@@ -116,16 +101,12 @@ std::shared_ptr<const FrozenDisk> DiskImage::freeze() {
 }
 
 int DiskImage::read(uint64_t offset, std::span<uint8_t> out) const noexcept {
-  return whole([&](size_t done, off_t at) {
-    return ::pread(fd_.get(), out.data() + done, out.size() - done, at);
-  }, offset, out.size());
+  return pread_all(fd_.get(), offset, out);
 }
 
 int DiskImage::write(uint64_t offset, std::span<const uint8_t> data) noexcept {
   if (read_only_) return EROFS;
-  return whole([&](size_t done, off_t at) {
-    return ::pwrite(fd_.get(), data.data() + done, data.size() - done, at);
-  }, offset, data.size());
+  return pwrite_all(fd_.get(), offset, data);
 }
 
 int DiskImage::flush() noexcept {
