@@ -19,6 +19,7 @@
 #include "contract/protocol/field_rules.hpp"
 #include "contract/protocol/messages.hpp"
 #include "contract/root_disk.hpp"
+#include "sandbox/host_dirs.hpp"
 #include "sandbox/sandbox_impl.hpp"
 
 namespace forkvm {
@@ -99,6 +100,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     throw ConfigError("SandboxConfig::vm.extra_cmdline must not set forkvm.root: use "
                       "SandboxConfig::root_filesystem");
   }
+  for (size_t i = 0; i < config.host_dirs.size(); ++i) host_dirs::check(config.host_dirs[i], i);
   temp_dir = make_temp_dir(config.runtime_dir);
   socket_path = socket_in(temp_dir, "SandboxConfig::runtime_dir");
   VmConfig vc = config.vm;
@@ -114,6 +116,15 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     root.id = kRootDiskId;
     vc.disks.insert(vc.disks.begin(), std::move(root));
     vc.extra_cmdline += std::string(" ") + kRootCmdlineKey + "=" + kRootDiskId;
+  }
+  // Host directories: packed into images in the temp dir (removed with it), attached last.
+  for (size_t i = 0; i < config.host_dirs.size(); ++i) {
+    DiskConfig d;
+    d.path = temp_dir + "/" + host_dirs::disk_id(i) + ".ext4";
+    d.read_only = !config.host_dirs[i].writable;
+    d.id = host_dirs::disk_id(i);
+    host_dirs::pack(config.host_dirs[i], d.path);
+    vc.disks.push_back(std::move(d));
   }
   {
     auto created = Vm::create(vc);
@@ -135,6 +146,9 @@ void Sandbox::Impl::boot(std::stop_token stop) {
   connect_agent(deadline, stop);
   set_identity();
   if (!config.env.empty()) client.load()->set_env(config.env);
+  for (size_t i = 0; i < config.host_dirs.size(); ++i) {
+    host_dirs::mount(*client.load(), config.host_dirs[i], i);
+  }
   boot_time = Clock::now() - t0;
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });
@@ -376,6 +390,14 @@ std::string Sandbox::console_tail() const { return impl_->tail(); }
 std::chrono::nanoseconds Sandbox::boot_time() const noexcept { return impl_->boot_time; }
 const std::string& Sandbox::vsock_socket_path() const noexcept { return impl_->socket_path; }
 AgentClient& Sandbox::agent() { return impl_->ready_client(); }
+
+HostDirCopyBack Sandbox::copy_back_host_dirs() {
+  HostDirCopyBack report;
+  for (const HostDir& dir : impl_->config.host_dirs) {
+    if (dir.writable) host_dirs::copy_back(agent(), dir, report);
+  }
+  return report;
+}
 
 PingResult Sandbox::ping() { return agent().ping(); }
 ExecResult Sandbox::exec(const std::vector<std::string>& argv, const ExecOptions& options) {

@@ -34,6 +34,31 @@ namespace forkvm {
 
 class Template;
 
+/// A host directory given to the guest, as `mvmctl exec --add-dir`: packed into an ext4 image
+/// (`mkfs.ext4 -d`, in the sandbox's temp dir), attached as a disk and mounted at `guest`
+/// (nodev, nosuid) before create() returns. Symbolic links and special files are packed as
+/// they are, never followed on the host. A writable one is a persistent disk (so the sandbox
+/// cannot be forked or snapshotted); Sandbox::copy_back_host_dirs() brings the guest's changes
+/// back to `host`.
+struct HostDir {
+  /// An existing directory on the host (not a symbolic link).
+  std::string host;
+  /// Where the guest sees it: an absolute, normalized path (no "." or ".." parts), not "/"
+  /// and not in /proc, /sys or /dev. Created when missing.
+  std::string guest;
+  /// Whether the guest may write it (else it is mounted read-only).
+  bool writable = false;
+};
+
+/// What Sandbox::copy_back_host_dirs() did.
+struct HostDirCopyBack {
+  uint64_t files_written = 0;     ///< new or changed regular files copied to the host
+  uint64_t links_written = 0;     ///< symbolic links (re)created on the host, as links
+  uint64_t dirs_created = 0;      ///< directories created on the host
+  uint64_t removed = 0;           ///< host entries removed because the guest deleted them
+  std::vector<std::string> refused;  ///< guest entries not copied, with the reason
+};
+
 /// What to boot and how long to wait for it.
 struct SandboxConfig {
   /// The machine: kernel, initramfs, vcpus, memory, console sink, extra command line. The
@@ -58,6 +83,8 @@ struct SandboxConfig {
   std::optional<std::string> hostname;
   /// Persistent environment set once the agent is up (as set_env()).
   std::map<std::string, std::string> env;
+  /// Host directories to attach and mount (HostDir), after the root filesystem and vm.disks.
+  std::vector<HostDir> host_dirs;
 };
 
 /// How Sandbox::restore() brings a snapshot (Sandbox::snapshot()) back as a new sandbox. The
@@ -167,6 +194,15 @@ class Sandbox {
   /// The agent connection, for anything not wrapped here. Throws InvalidStateError unless
   /// ready.
   AgentClient& agent();
+  /// Copies what the guest changed in each writable host directory (SandboxConfig::host_dirs)
+  /// back to the host, as the guest sees it now: new and changed regular files (written to a
+  /// temporary name, then renamed), symbolic links as links (their targets are never
+  /// followed), new directories, and removals of what the guest deleted. Host paths are
+  /// resolved beneath the directory without following any symbolic link; guest names with a
+  /// '/', "." or ".." and special files are refused and listed. Unchanged files (same size
+  /// and modification time) are not rewritten. Throws what the agent requests throw, and
+  /// Error for a host write that fails.
+  HostDirCopyBack copy_back_host_dirs();
 
   // The sandbox's own face of the agent client: the calls below forward to agent() one to one,
   // on purpose. A sandbox is what callers hold (as E2B's and microsandbox's `sandbox.exec(...)`),

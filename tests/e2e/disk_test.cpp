@@ -3,7 +3,8 @@
 // with fdatasync on its flush, cannot write a read-only disk (whose file stays unchanged), and a
 // second VM cannot open a disk another one writes. A VM with a read-write disk refuses to fork
 // for now (read-only disks fork: rootfs_test.cpp). A copy-on-write overlay that runs out of
-// host space is an I/O error in the guest, and the VM goes on.
+// host space is an I/O error in the guest, and the VM goes on. `forkvm run --add-dir` mounts a
+// host directory and copies a writable one's changes back.
 #include <sys/mount.h>
 
 #include <gtest/gtest.h>
@@ -147,6 +148,35 @@ TEST(E2eDiskCli, RunAttachesADisk) {
                         ":ro,id=cli-disk -- cat /sys/block/vda/serial");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("cli-disk"), std::string::npos) << r.output;
+}
+
+TEST(E2eDiskCli, AddDirMountsAHostDirectoryAndCopiesChangesBack) {
+  TempDir tmp("fvdisk");
+  const std::filesystem::path host = tmp / "project";
+  std::filesystem::create_directories(host / "sub");
+  std::ofstream(host / "a.txt") << "A";
+  std::ofstream(host / "del.txt") << "delete me";
+  std::ofstream(host / "sub/b.txt") << "B";
+  std::filesystem::create_symlink("/etc/hostname", host / "link");
+  const std::string cli = std::string(FORKVM_CLI) + " run --rootfs minimal --add-dir " + host.string();
+  auto r = test::run_process(cli + ":/work:rw -- sh -c 'cat /work/a.txt; echo; readlink /work/link; "
+                             "echo new > /work/new.txt; rm /work/del.txt; echo changed > /work/sub/b.txt; "
+                             "mkdir -p /work/made/deep; echo d > /work/made/deep/f'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("A\n/etc/hostname\n"), std::string::npos) << r.output;
+  EXPECT_EQ(test::read_text(host / "new.txt"), "new\n");
+  EXPECT_FALSE(std::filesystem::exists(host / "del.txt"));
+  EXPECT_EQ(test::read_text(host / "sub/b.txt"), "changed\n");
+  EXPECT_EQ(test::read_text(host / "made/deep/f"), "d\n");
+  EXPECT_EQ(std::filesystem::read_symlink(host / "link"), "/etc/hostname");
+  // Read-only (the default): the guest cannot write, and nothing comes back.
+  r = test::run_process(cli + ":/ro -- sh -c 'cat /ro/a.txt && echo x > /ro/x'");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(host / "x"));
+  // A missing host directory is named before anything boots (exit 3).
+  r = test::run_process(std::string(FORKVM_CLI) + " run --add-dir " + (tmp / "nope").string() + ":/x -- true");
+  EXPECT_EQ(r.status, 3) << r.output;
+  EXPECT_NE(r.output.find((tmp / "nope").string()), std::string::npos) << r.output;
 }
 
 TEST(E2eDiskErrors, AFullOverlayIsAnIoErrorAndTheVmGoesOn) {

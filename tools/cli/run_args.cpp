@@ -1,6 +1,7 @@
 #include "tools/cli/run_args.hpp"
 
 #include "contract/protocol/field_rules.hpp"
+#include "tools/cli/add_dir_spec.hpp"
 #include "tools/cli/args.hpp"
 #include "tools/cli/disk_spec.hpp"
 #include "tools/cli/launch_plan.hpp"
@@ -11,7 +12,8 @@ namespace forkvm::cli {
 const char* const kRunUsage =
     "usage: forkvm run [--vcpus N] [--memory MiB] [--env K=V]... [--cwd DIR] [--timeout S]\n"
     "                  [--json] [--kernel FILE --initramfs FILE] [--boot-timeout S]\n"
-    "                  [--disk PATH[:ro][,id=ID]]... [--rootfs IMG|minimal]\n"
+    "                  [--disk PATH[:ro|:rw|:cow][,id=ID]]... [--rootfs IMG|minimal]\n"
+    "                  [--add-dir HOST:GUEST[:ro|:rw]]...\n"
     "                  [--snapshot DIR] (-- ARGV... | --launch-plan FILE)\n"
     "Boots a transient sandbox, runs one command in it, and tears it down. stdout and stderr\n"
     "stream to forkvm's as they arrive (--json: one JSON object with stdout, stderr, exit_code,\n"
@@ -24,10 +26,14 @@ const char* const kRunUsage =
     "apps[0].entrypoint.env; --env and --cwd override the plan. Exactly one app is accepted.\n"
     "--snapshot DIR runs the command in a copy-on-write fork of a snapshot (forkvm snapshot\n"
     "create) instead of booting: the files, processes and machine size are the snapshot's, so\n"
-    "--vcpus, --memory, --kernel, --initramfs, --disk and --rootfs cannot be combined with it.\n"
+    "--vcpus, --memory, --kernel, --initramfs, --disk, --rootfs and --add-dir cannot be\n"
+    "combined with it.\n"
     "--rootfs picks the root filesystem: an ext4 image mounted read-only under a writable\n"
     "overlay in guest RAM (the default is the built-in Debian 12 image with python3 when the\n"
-    "built-in kernel boots), or 'minimal' for the initramfs alone (busybox; fastest to boot).\n";
+    "built-in kernel boots), or 'minimal' for the initramfs alone (busybox; fastest to boot).\n"
+    "--add-dir packs a host directory into an ext4 image and mounts it at GUEST (read-only by\n"
+    "default); with :rw the guest's changes (new, changed and deleted files; links as links)\n"
+    "are copied back to HOST after the command exits, before the VM is torn down.\n";
 
 RunOptions parse_run_args(std::span<char* const> argv) {
   RunOptions o;
@@ -48,7 +54,7 @@ RunOptions parse_run_args(std::span<char* const> argv) {
     const std::string opt = args.next_option();
     if (machine_option.empty() &&
         (opt == "--kernel" || opt == "--initramfs" || opt == "--vcpus" || opt == "--memory" ||
-         opt == "--disk" || opt == "--rootfs")) {
+         opt == "--disk" || opt == "--rootfs" || opt == "--add-dir")) {
       machine_option = opt;
     }
     if (opt == "--kernel") o.kernel = args.value(opt);
@@ -60,6 +66,7 @@ RunOptions parse_run_args(std::span<char* const> argv) {
     else if (opt == "--json") o.json = true;
     else if (opt == "--disk") o.disks.push_back(parse_disk_spec(args.value(opt)));
     else if (opt == "--rootfs") o.rootfs = parse_rootfs_option(args.value(opt));
+    else if (opt == "--add-dir") o.add_dirs.push_back(parse_add_dir_spec(args.value(opt)));
     else if (opt == "--launch-plan") o.launch_plan = args.value(opt);
     else if (opt == "--snapshot") {
       o.snapshot = args.value(opt);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "forkvm/sandbox.hpp"
 #include "forkvm/vm.hpp"
 
 namespace forkvm::cli {
@@ -35,6 +36,8 @@ struct RunOptions {
   /// --rootfs: an image path or "minimal"; nullopt: the built-in root filesystem with the
   /// built-in kernel, none with --kernel (rootfs_option.hpp).
   std::optional<std::string> rootfs;
+  /// --add-dir: host directories mounted in the guest (rw ones copied back after the command).
+  std::vector<HostDir> add_dirs;
 };
 
 /// The usage text of `forkvm run`.

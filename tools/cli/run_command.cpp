@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <csignal>
 #include <cerrno>
 #include <cstdio>
@@ -101,6 +102,7 @@ SandboxConfig sandbox_config(const RunOptions& o) {
   c.vm.memory_mib = o.memory_mib;
   c.vm.disks = o.disks;
   c.root_filesystem = choose_rootfs(o.rootfs, o.kernel.empty(), true, builtin_rootfs());
+  c.host_dirs = o.add_dirs;
   c.boot_timeout = o.boot_timeout;
   return c;
 }
@@ -235,6 +237,18 @@ int run_command(std::span<char* const> argv) {
   } catch (const Error& e) {
     std::fprintf(stderr, "forkvm run: %s\n", e.what());
     status = kExitGuestFailed;
+  }
+  // Writable --add-dir directories come back once the command has ended (not after Ctrl-C).
+  const bool any_rw = std::any_of(o.add_dirs.begin(), o.add_dirs.end(),
+                                  [](const HostDir& d) { return d.writable; });
+  if (any_rw && sandbox->state() == SandboxState::kReady && signals.signal() == 0) {
+    try {
+      const HostDirCopyBack r = sandbox->copy_back_host_dirs();
+      for (const auto& why : r.refused) std::fprintf(stderr, "forkvm run: --add-dir: not copied back: %s\n", why.c_str());
+    } catch (const Error& e) {
+      std::fprintf(stderr, "forkvm run: --add-dir: copying back failed: %s\n", e.what());
+      if (status == 0) status = kExitGuestFailed;
+    }
   }
   sandbox->shutdown();
   return status;

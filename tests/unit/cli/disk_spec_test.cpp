@@ -7,6 +7,7 @@
 #include <string>
 
 #include "tests/support/run_process.hpp"
+#include "tools/cli/add_dir_spec.hpp"
 #include "tools/cli/args.hpp"
 
 namespace forkvm::cli {
@@ -35,6 +36,21 @@ TEST(CliDisk, ParsesPathModeAndId) {
   EXPECT_THROW(parse_disk_spec(":ro"), UsageError);
   EXPECT_THROW(parse_disk_spec("/a.raw,id="), UsageError);
   EXPECT_THROW(parse_disk_spec("/a.raw,cache=none"), UsageError);
+}
+
+TEST(CliAddDir, ParsesHostGuestAndMode) {
+  HostDir d = parse_add_dir_spec("/home/me/project:/work");
+  EXPECT_EQ(d.host, "/home/me/project");
+  EXPECT_EQ(d.guest, "/work");
+  EXPECT_FALSE(d.writable);  // read-only unless :rw
+  d = parse_add_dir_spec("rel/dir:/mnt/x:rw");
+  EXPECT_EQ(d.host, "rel/dir");
+  EXPECT_EQ(d.guest, "/mnt/x");
+  EXPECT_TRUE(d.writable);
+  EXPECT_FALSE(parse_add_dir_spec("a:/b:ro").writable);
+  for (const char* bad : {"", "/a", ":/b", "/a:", "/a::rw", "/a:/b:c", ":rw"}) {
+    EXPECT_THROW(parse_add_dir_spec(bad), UsageError) << bad;
+  }
 }
 
 TEST(CliDisk, BadDisksAreNamedBeforeAnythingBoots) {
