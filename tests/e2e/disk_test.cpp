@@ -174,9 +174,9 @@ TEST(E2eDiskCli, AddDirMountsAHostDirectoryAndCopiesChangesBack) {
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_FALSE(std::filesystem::exists(host / "x"));
   // A missing host directory is named before anything boots (exit 3).
-  r = test::run_process(std::string(FORKVM_CLI) + " run --add-dir " + (tmp / "nope").string() + ":/x -- true");
+  r = test::run_process(std::string(FORKVM_CLI) + " run --add-dir " + std::string(tmp / "nope") + ":/x -- true");
   EXPECT_EQ(r.status, 3) << r.output;
-  EXPECT_NE(r.output.find((tmp / "nope").string()), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(std::string(tmp / "nope")), std::string::npos) << r.output;
 }
 
 TEST(E2eDiskErrors, AFullOverlayIsAnIoErrorAndTheVmGoesOn) {
