@@ -60,9 +60,14 @@ AgentConfig parse_agent_config(std::string_view cmdline) {
       config.run_command = std::move(command);
     } else if (p.key == kRootCmdlineKey) {
       config.root_disk = parse_root_disk(p);
+    } else if (p.key == kRootUpperCmdlineKey) {
+      config.root_upper_disk = parse_root_disk(p);
     } else {
       config.unknown_keys.push_back(p.key);
     }
+  }
+  if (config.root_upper_disk && !config.root_disk) {
+    throw AgentConfigError(std::string(kRootUpperCmdlineKey) + " needs " + kRootCmdlineKey);
   }
   return config;
 }

@@ -8,6 +8,8 @@
 //                                            (1-20 of [A-Za-z0-9._-]), mounted read-only under a
 //                                            writable overlay in RAM (root_switch.hpp); absent:
 //                                            the initramfs stays the root
+//   forkvm.root_upper=<disk serial>          with forkvm.root: the overlay's writable layer on
+//                                            this ext4 disk instead of RAM
 //
 // Other keys are not the agent's business and are skipped; unknown `forkvm.*` keys are
 // collected so that the agent can warn about them. When a key repeats, the last one wins (as
@@ -36,6 +38,7 @@ struct AgentConfig {
   AfterReady after_ready = AfterReady::kPowerOff;  ///< forkvm.after_ready
   std::optional<std::string> run_command;          ///< forkvm.run, decoded
   std::optional<std::string> root_disk;            ///< forkvm.root: a disk serial
+  std::optional<std::string> root_upper_disk;      ///< forkvm.root_upper: a disk serial
   std::vector<std::string> unknown_keys;           ///< forkvm.* keys that were ignored
 };
 

@@ -121,7 +121,7 @@ void announce_ready() {
   const AgentConfig config = parse_agent_config(read_or_throw("/proc/cmdline"));
   for (const auto& key : config.unknown_keys) say("warning: ignoring unknown key " + key);
   // Before the listeners and the ready signal: every exec and file operation sees the disk.
-  if (config.root_disk) say(switch_root_to_disk(*config.root_disk));
+  if (config.root_disk) say(switch_root_to_disk(*config.root_disk, config.root_upper_disk));
   // Listening before kAgentReady: the host may connect the moment it sees the signal.
   std::string no_vsock;
   std::optional<AgentSockets> sockets = listen_agent_sockets(no_vsock);

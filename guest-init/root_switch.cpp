@@ -67,14 +67,20 @@ std::string find_disk_by_serial(const std::string& id) {
                        (seen.empty() ? "none" : seen) + ")");
 }
 
-std::string switch_root_to_disk(const std::string& id) {
+std::string switch_root_to_disk(const std::string& id, const std::optional<std::string>& upper_id) {
   const std::string device = find_disk_by_serial(id);
+  const std::string upper_device = upper_id ? find_disk_by_serial(*upper_id) : "";
   for (const char* d : {kBase, kLower, kRw, kRoot}) make_dir(d, 0755);
   // Read-only: the device itself is read-only (VIRTIO_BLK_F_RO), and the image is shared.
   mount_or_throw(device.c_str(), kLower, "ext4", MS_RDONLY | MS_NODEV, "",
                  "mount " + device + " (serial " + id + ") as ext4 on " + kLower);
-  mount_or_throw("tmpfs", kRw, "tmpfs", MS_NODEV, "mode=0755",
-                 std::string("mount the overlay's tmpfs on ") + kRw);
+  if (upper_id) {
+    mount_or_throw(upper_device.c_str(), kRw, "ext4", MS_NODEV, "",
+                   "mount " + upper_device + " (serial " + *upper_id + ", the writable layer) as ext4 on " + kRw);
+  } else {
+    mount_or_throw("tmpfs", kRw, "tmpfs", MS_NODEV, "mode=0755",
+                   std::string("mount the overlay's tmpfs on ") + kRw);
+  }
   make_dir(kUpper, 0755);
   make_dir(kWork, 0755);
   mount_or_throw("overlay", kRoot, "overlay", 0,
@@ -91,7 +97,8 @@ std::string switch_root_to_disk(const std::string& id) {
   mount_or_throw(".", "/", nullptr, MS_MOVE, "", std::string("move ") + kRoot + " to /");
   if (::chroot(".") != 0) fail_errno("chroot into the new root");
   if (::chdir("/") != 0) fail_errno("chdir / in the new root");
-  return "root: " + device + " (serial " + id + ", ext4, read-only) under an overlay in RAM";
+  return "root: " + device + " (serial " + id + ", ext4, read-only) under an overlay " +
+         (upper_id ? "on " + upper_device + " (serial " + *upper_id + ")" : std::string("in RAM"));
 }
 
 }  // namespace forkvm

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -96,9 +97,19 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     throw ConfigError("SandboxConfig::vm.extra_cmdline must not set forkvm.after_ready: the "
                       "sandbox needs forkvm.after_ready=serve");
   }
-  if (config.vm.extra_cmdline.find(std::string(kRootCmdlineKey) + "=") != std::string::npos) {
-    throw ConfigError("SandboxConfig::vm.extra_cmdline must not set forkvm.root: use "
-                      "SandboxConfig::root_filesystem");
+  for (const char* key : {kRootCmdlineKey, kRootUpperCmdlineKey}) {
+    if (config.vm.extra_cmdline.find(std::string(key) + "=") != std::string::npos) {
+      throw ConfigError(std::string("SandboxConfig::vm.extra_cmdline must not set ") + key +
+                        ": use SandboxConfig::root_filesystem and root_upper_disk");
+    }
+  }
+  if (!config.root_upper_disk.empty()) {
+    const auto it = std::find_if(config.vm.disks.begin(), config.vm.disks.end(),
+                                 [&](const DiskConfig& d) { return d.id == config.root_upper_disk; });
+    if (config.root_filesystem.empty() || it == config.vm.disks.end() || it->read_only) {
+      throw ConfigError("SandboxConfig::root_upper_disk '" + config.root_upper_disk +
+                        "' must name a writable disk of vm.disks (by its id), with a root_filesystem");
+    }
   }
   for (size_t i = 0; i < config.host_dirs.size(); ++i) host_dirs::check(config.host_dirs[i], i);
   temp_dir = make_temp_dir(config.runtime_dir);
@@ -116,6 +127,9 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     root.id = kRootDiskId;
     vc.disks.insert(vc.disks.begin(), std::move(root));
     vc.extra_cmdline += std::string(" ") + kRootCmdlineKey + "=" + kRootDiskId;
+    if (!config.root_upper_disk.empty()) {
+      vc.extra_cmdline += std::string(" ") + kRootUpperCmdlineKey + "=" + config.root_upper_disk;
+    }
   }
   // Host directories: packed into images in the temp dir (removed with it), attached last.
   for (size_t i = 0; i < config.host_dirs.size(); ++i) {

@@ -72,6 +72,11 @@ struct SandboxConfig {
   /// fork shares it without copying. Empty: the initramfs is the root (the minimal image,
   /// fastest to boot).
   std::string root_filesystem;
+  /// With root_filesystem: the id of one of vm.disks (read-write or copy-on-write, holding an
+  /// ext4 file system, e.g. made with mkfs.ext4) that keeps the overlay's writable layer
+  /// instead of guest RAM, so what the guest writes to "/" outlives the VM (persistent) or
+  /// forks with it (copy-on-write). Empty: the layer is in RAM.
+  std::string root_upper_disk;
   /// From start to "the agent answers ping": the ready signal plus the first connection.
   std::chrono::milliseconds boot_timeout{120000};
   /// Deadline of each non-exec request (see AgentClientOptions::request_timeout).

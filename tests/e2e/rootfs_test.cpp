@@ -182,6 +182,34 @@ TEST(E2eRootfs, ASnapshotWithDisksRestoresAndRefusesAChangedImage) {
   }
 }
 
+TEST(E2eRootfs, TheWritableLayerCanLiveOnADiskAndOutliveTheVm) {
+  // An ext4 disk as the overlay's upper: what the guest writes to "/" is in it after the VM is
+  // gone, and the next sandbox on the same disk sees it.
+  TempDir tmp("fvroot");
+  const std::string upper = tmp / "upper.ext4";
+  const auto mkfs = test::run_process("/usr/sbin/mkfs.ext4 -q -F " + upper + " 32M");
+  ASSERT_EQ(mkfs.status, 0) << mkfs.output;
+  SandboxConfig c = rootfs_config({disk_of(upper, false, "upper")});
+  c.root_upper_disk = "upper";
+  {
+    auto box = Sandbox::create(c);
+    py(*box, "open('/root/kept.txt', 'w').write('written to the upper disk')");
+    run(*box, {"sync"});
+    box->shutdown();
+  }
+  // The guest synced but never unmounted: replay the journal first, as a mount would.
+  const auto fsck = test::run_process("/usr/sbin/e2fsck -fy " + upper);
+  EXPECT_LE(fsck.status, 1) << fsck.output;
+  const auto dumped = test::run_process("/usr/sbin/debugfs -R 'cat /upper/root/kept.txt' " + upper);
+  EXPECT_NE(dumped.output.find("written to the upper disk"), std::string::npos) << dumped.output;
+  auto again = Sandbox::create(c);
+  EXPECT_EQ(again->read_file("/root/kept.txt"), "written to the upper disk");
+  again->shutdown();
+  SandboxConfig bad = rootfs_config();
+  bad.root_upper_disk = "nope";
+  EXPECT_THROW(Sandbox::create(bad), ConfigError);
+}
+
 TEST(E2eRootfs, CliRunDefaultsToTheDebianImage) {
   const auto debian = test::run_process(std::string(FORKVM_CLI) +
                                         " run -- python3 -c 'print(6*7)'");

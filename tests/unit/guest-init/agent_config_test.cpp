@@ -61,6 +61,13 @@ TEST(AgentConfig, ReadsRootDisk) {
   EXPECT_EQ(parse_agent_config("forkvm.root=A.b_c-9 forkvm.root=disk1").root_disk, "disk1");
 }
 
+TEST(AgentConfig, ReadsTheRootUpperDiskOnlyWithARoot) {
+  const AgentConfig c = parse_agent_config("forkvm.root=rootfs forkvm.root_upper=upper");
+  EXPECT_EQ(c.root_upper_disk, "upper");
+  EXPECT_THROW(parse_agent_config("forkvm.root_upper=upper"), AgentConfigError);
+  EXPECT_THROW(parse_agent_config("forkvm.root=rootfs forkvm.root_upper=../x"), AgentConfigError);
+}
+
 TEST(AgentConfig, RejectsRootDisksThatCouldNameAnotherFile) {
   for (const char* bad : {"forkvm.root", "forkvm.root=", "forkvm.root=../vda", "forkvm.root=a/b",
                           "forkvm.root=\"a b\"", "forkvm.root=123456789012345678901"}) {
