@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/guest_bench_options.hpp"
 #include "bench/qemu_reference.hpp"
 #include "bench/stats.hpp"
 #include "forkvm/errors.hpp"
@@ -21,14 +22,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Options {
-  unsigned n = 10;
-  unsigned vcpus = 1;
-  unsigned memory_mib = 256;
-  double timeout_s = 120;
-  std::string image_dir = FORKVM_BENCH_IMAGE_DIR;
-  bool qemu = true;
-};
+using Options = GuestBenchOptions;
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -125,21 +119,8 @@ std::optional<ForkvmSample> boot_forkvm(const Options& o, std::string* why) {
 
 Options parse(std::span<char* const> args) {
   Options o;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string a = args[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "-n") o.n = static_cast<unsigned>(std::stoul(next()));
-    else if (a == "--vcpus") o.vcpus = static_cast<unsigned>(std::stoul(next()));
-    else if (a == "--memory") o.memory_mib = static_cast<unsigned>(std::stoul(next()));
-    else if (a == "--image-dir") o.image_dir = next();
-    else if (a == "--timeout") o.timeout_s = std::stod(next());
-    else if (a == "--no-qemu") o.qemu = false;
-    else throw std::runtime_error("unknown option " + a);
-  }
-  if (o.n == 0) throw std::runtime_error("-n must be at least 1");
+  o.image_dir = FORKVM_BENCH_IMAGE_DIR;
+  parse_guest_bench_options(args, o);
   return o;
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/guest_bench_options.hpp"
 #include "bench/qemu_reference.hpp"
 #include "bench/stats.hpp"
 #include "contract/root_disk.hpp"
@@ -25,14 +26,9 @@
 namespace forkvm::bench {
 namespace {
 
-struct Options {
-  unsigned n = 3;            ///< rounds (each: one forkvm run, one QEMU run)
-  unsigned disk_mib = 64;    ///< size of the disk under test
-  unsigned random_ops = 2000;
-  unsigned memory_mib = 512;
-  double timeout_s = 600;
-  std::string image_dir = FORKVM_BENCH_IMAGE_DIR;
-  bool qemu = true;
+struct Options : GuestBenchOptions {
+  unsigned disk_mib = 64;  ///< --mib: size of the disk under test
+  unsigned random_ops = 2000;  ///< --random-ops: 4 KiB operations per random row
 };
 
 /// The four figures of one run, in the order the guest prints them.
@@ -94,6 +90,7 @@ std::optional<std::array<double, 4>> run_forkvm(const Options& o, const Files& f
   VmConfig c;
   c.kernel = o.image_dir + "/bzImage";
   c.initramfs = o.image_dir + "/initramfs.cpio.gz";
+  c.vcpus = o.vcpus;
   c.memory_mib = o.memory_mib;
   DiskConfig root, disk, script;
   root.path = f.rootfs;
@@ -132,7 +129,7 @@ std::optional<std::array<double, 4>> run_qemu_once(const Options& o, const Files
   // the command line (auto-kernel-cmdline) as forkvm does.
   const std::vector<std::string> argv = {
       "qemu-system-x86_64", "-M", "microvm,rtc=off,acpi=off", "-accel", "kvm", "-cpu", "host",
-      "-smp", "1", "-m", std::to_string(o.memory_mib), "-nodefaults", "-no-user-config",
+      "-smp", std::to_string(o.vcpus), "-m", std::to_string(o.memory_mib), "-nodefaults", "-no-user-config",
       "-nographic", "-serial", "stdio", "-no-reboot",
       "-kernel", o.image_dir + "/bzImage", "-initrd", o.image_dir + "/initramfs.cpio.gz",
       "-drive", "id=root,file=" + f.rootfs + ",format=raw,if=none,readonly=on",
@@ -154,24 +151,17 @@ std::optional<std::array<double, 4>> run_qemu_once(const Options& o, const Files
 
 Options parse(std::span<char* const> args) {
   Options o;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string a = args[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "-n") o.n = static_cast<unsigned>(std::stoul(next()));
-    else if (a == "--mib") o.disk_mib = static_cast<unsigned>(std::stoul(next()));
+  o.n = 3;  // rounds, each one forkvm run and one QEMU run
+  o.memory_mib = 512;
+  o.timeout_s = 600;
+  o.image_dir = FORKVM_BENCH_IMAGE_DIR;
+  parse_guest_bench_options(args, o, [&o](const std::string& a, const std::function<std::string()>& next) {
+    if (a == "--mib") o.disk_mib = static_cast<unsigned>(std::stoul(next()));
     else if (a == "--random-ops") o.random_ops = static_cast<unsigned>(std::stoul(next()));
-    else if (a == "--memory") o.memory_mib = static_cast<unsigned>(std::stoul(next()));
-    else if (a == "--image-dir") o.image_dir = next();
-    else if (a == "--timeout") o.timeout_s = std::stod(next());
-    else if (a == "--no-qemu") o.qemu = false;
-    else throw std::runtime_error("unknown option " + a);
-  }
-  if (o.n == 0 || o.disk_mib == 0 || o.random_ops == 0) {
-    throw std::runtime_error("-n, --mib and --random-ops must be at least 1");
-  }
+    else return false;
+    return true;
+  });
+  if (o.disk_mib == 0 || o.random_ops == 0) throw std::runtime_error("--mib and --random-ops must be at least 1");
   return o;
 }
 
@@ -190,7 +180,7 @@ void write_disk(const std::string& path, unsigned mib) {
 }  // namespace
 
 const char* const kDiskBenchUsage =
-    "usage: forkvm-bench disk [-n ROUNDS] [--mib M] [--random-ops K] [--memory MiB]\n"
+    "usage: forkvm-bench disk [-n ROUNDS] [--mib M] [--random-ops K] [--vcpus N] [--memory MiB]\n"
     "                         [--image-dir DIR] [--timeout S] [--no-qemu]\n"
     "  virtio-blk throughput inside the guest (python3 on the Debian root filesystem: 1 MiB\n"
     "  sequential and 4 KiB random O_DIRECT reads and writes over an M MiB disk, default 64),\n"

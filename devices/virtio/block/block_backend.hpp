@@ -57,4 +57,8 @@ class BlockBackend {
   virtual std::shared_ptr<const FrozenDisk> freeze() = 0;
 };
 
+/// Writes zeros over [offset, offset + len) through disk.write(), 64 KiB at a time: the
+/// write-zeroes of a backend that cannot do better. 0 or the first errno.
+int write_zeros_through(BlockBackend& disk, uint64_t offset, uint64_t len) noexcept;
+
 }  // namespace forkvm

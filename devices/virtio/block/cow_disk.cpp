@@ -219,26 +219,16 @@ int CowDisk::write(uint64_t offset, std::span<const uint8_t> data) noexcept {
   return 0;
 }
 
-int CowDisk::write_zero_bytes(uint64_t offset, uint64_t len) noexcept {
-  static const std::vector<uint8_t> kZeros(64 * 1024, 0);
-  for (uint64_t done = 0; done < len;) {
-    const uint64_t n = std::min<uint64_t>(kZeros.size(), len - done);
-    if (const int err = write(offset + done, std::span(kZeros.data(), n)); err != 0) return err;
-    done += n;
-  }
-  return 0;
-}
-
 int CowDisk::punch_hole(uint64_t offset, uint64_t len) noexcept {
   const uint64_t end = offset + len;
   if (end > size() || end < offset) return EIO;
-  if (!can_punch_) return write_zero_bytes(offset, len);
+  if (!can_punch_) return write_zeros_through(*this, offset, len);
   for (uint64_t pos = offset; pos < end;) {
     const uint64_t block = pos / B;
     const uint64_t block_end = std::min((block + 1) * B, size());
     if (pos != block * B || end < block_end) {  // a partial block: zeros through write()
       const uint64_t n = std::min(end, block_end) - pos;
-      if (const int err = write_zero_bytes(pos, n); err != 0) return err;
+      if (const int err = write_zeros_through(*this, pos, n); err != 0) return err;
       pos += n;
       continue;
     }

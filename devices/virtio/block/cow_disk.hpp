@@ -111,8 +111,6 @@ class CowDisk final : public BlockBackend {
   /// Copies block `block` from the level below into the top, so that a partial write to it
   /// can follow.
   int copy_up(uint64_t block) noexcept;
-  /// Writes zeros over [offset, offset + len) through write() (copying up partial blocks).
-  int write_zero_bytes(uint64_t offset, uint64_t len) noexcept;
   size_t base_level() const noexcept { return layers_.size() + 1; }
 
   std::shared_ptr<const DiskImage> base_;

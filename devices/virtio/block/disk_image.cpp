@@ -126,14 +126,8 @@ int DiskImage::write_zeroes(uint64_t offset, uint64_t len) noexcept {
   if (read_only_) return EROFS;
   const int err = fallocate_errno(fd_.get(), FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, len);
   if (err != EOPNOTSUPP) return err;
-  // No ZERO_RANGE here: write zeros, 64 KiB at a time.
-  static const std::vector<uint8_t> kZeros(64 * 1024, 0);
-  for (uint64_t done = 0; done < len;) {
-    const uint64_t n = std::min<uint64_t>(kZeros.size(), len - done);
-    if (const int e = write(offset + done, std::span(kZeros.data(), n)); e != 0) return e;
-    done += n;
-  }
-  return 0;
+  // No ZERO_RANGE here: write zeros.
+  return write_zeros_through(*this, offset, len);
 }
 
 }  // namespace forkvm
