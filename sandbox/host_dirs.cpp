@@ -135,6 +135,8 @@ class CopyBack {
       }
       if (++entries_ > kMaxEntries) throw Error("host directory copy-back: more than 1000000 entries");
       keep.insert(e.name);
+      // mkfs.ext4 made it for the guest's fsck; it is not the host's (and a host one stays).
+      if (depth == 0 && e.name == "lost+found") continue;
       switch (e.stat.kind) {
         case FileKind::kDirectory: sync_subdir(path, host, e, depth); break;
         case FileKind::kFile: sync_file(path, host, e); break;
@@ -262,7 +264,7 @@ void check(const HostDir& dir, size_t index) {
     throw ConfigError(what + ": the guest path '" + shown(g) +
                       "' is not an absolute, normalized path other than /");
   }
-  for (const char* reserved : {"/proc", "/sys", "/dev"}) {
+  for (const char* reserved : {"/proc", "/sys", "/dev", "/run/forkvm"}) {
     const std::string r = reserved;
     if (g == r || g.rfind(r + "/", 0) == 0) {
       throw ConfigError(what + ": the guest path " + g + " is in " + r + ", which the agent needs");

@@ -13,7 +13,7 @@ namespace forkvm::host_dirs {
 std::string disk_id(size_t index);
 
 /// Throws ConfigError for a guest path that is not absolute and normalized or lies in /,
-/// /proc, /sys or /dev, and ImageError (naming it) for a host path that is missing, a
+/// /proc, /sys, /dev or the agent's /run/forkvm, and ImageError (naming it) for a host path that is missing, a
 /// symbolic link or not a directory.
 void check(const HostDir& dir, size_t index);
 

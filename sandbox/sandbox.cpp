@@ -135,7 +135,10 @@ void Sandbox::Impl::boot(std::stop_token stop) {
   for (size_t i = 0; i < config.host_dirs.size(); ++i) {
     DiskConfig d;
     d.path = temp_dir + "/" + host_dirs::disk_id(i) + ".ext4";
+    // Writable: copy-on-write over the packed image, so the sandbox forks (each child's
+    // writes are its own); the changes come back through the agent, not from the image.
     d.read_only = !config.host_dirs[i].writable;
+    d.copy_on_write = config.host_dirs[i].writable;
     d.id = host_dirs::disk_id(i);
     host_dirs::pack(config.host_dirs[i], d.path);
     vc.disks.push_back(std::move(d));

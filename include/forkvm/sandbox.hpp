@@ -37,14 +37,15 @@ class Template;
 /// A host directory given to the guest, as `mvmctl exec --add-dir`: packed into an ext4 image
 /// (`mkfs.ext4 -d`, in the sandbox's temp dir), attached as a disk and mounted at `guest`
 /// (nodev, nosuid) before create() returns. Symbolic links and special files are packed as
-/// they are, never followed on the host. A writable one is a persistent disk (so the sandbox
-/// cannot be forked or snapshotted); Sandbox::copy_back_host_dirs() brings the guest's changes
-/// back to `host`.
+/// they are, never followed on the host. A writable one is a copy-on-write disk over the
+/// packed image: the sandbox still forks (each child's writes are its own) and
+/// Sandbox::copy_back_host_dirs() brings this sandbox's changes back to `host`, read through
+/// the agent.
 struct HostDir {
   /// An existing directory on the host (not a symbolic link).
   std::string host;
   /// Where the guest sees it: an absolute, normalized path (no "." or ".." parts), not "/"
-  /// and not in /proc, /sys or /dev. Created when missing.
+  /// and not in /proc, /sys, /dev or /run/forkvm (the agent's). Created when missing.
   std::string guest;
   /// Whether the guest may write it (else it is mounted read-only).
   bool writable = false;
@@ -205,7 +206,8 @@ class Sandbox {
   /// followed), new directories, and removals of what the guest deleted. Host paths are
   /// resolved beneath the directory without following any symbolic link; guest names with a
   /// '/', "." or ".." and special files are refused and listed. Unchanged files (same size
-  /// and modification time) are not rewritten. Throws what the agent requests throw, and
+  /// and modification time) are not rewritten; the file system's own top-level lost+found is
+  /// left out. Throws what the agent requests throw, and
   /// Error for a host write that fails.
   HostDirCopyBack copy_back_host_dirs();
 

@@ -169,6 +169,7 @@ TEST(E2eDiskCli, AddDirMountsAHostDirectoryAndCopiesChangesBack) {
   EXPECT_EQ(test::read_text(host / "sub/b.txt"), "changed\n");
   EXPECT_EQ(test::read_text(host / "made/deep/f"), "d\n");
   EXPECT_EQ(std::filesystem::read_symlink(host / "link"), "/etc/hostname");
+  EXPECT_FALSE(std::filesystem::exists(host / "lost+found"));
   // Read-only (the default): the guest cannot write, and nothing comes back.
   r = test::run_process(cli + ":/ro -- sh -c 'cat /ro/a.txt && echo x > /ro/x'");
   EXPECT_NE(r.status, 0) << r.output;

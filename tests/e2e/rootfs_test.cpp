@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -83,7 +84,17 @@ TEST(E2eRootfs, PythonRunsInASandboxItsForksAndAForkOfAFork) {
   TempDir tmp("fvroot");
   const std::string scratch = tmp / "scratch.img";
   std::ofstream(scratch, std::ios::binary) << std::string(1 << 20, 's');
-  auto box = Sandbox::create(rootfs_config({cow_disk_of(scratch, "scratch")}));
+  // A writable host directory too: it forks like the scratch disk.
+  const std::filesystem::path project = tmp / "project";
+  std::filesystem::create_directories(project);
+  std::ofstream(project / "from-host.txt") << "host";
+  SandboxConfig config = rootfs_config({cow_disk_of(scratch, "scratch")});
+  HostDir work;
+  work.host = project;
+  work.guest = "/work";
+  work.writable = true;
+  config.host_dirs = {work};
+  auto box = Sandbox::create(config);
   put_sector(*box, 8, "parent-disk");
   EXPECT_EQ(py(*box, "print(6*7)"), "42\n");
   EXPECT_EQ(run(*box, {"cat", "/etc/debian_version"}).substr(0, 3), "12.");
@@ -107,6 +118,7 @@ TEST(E2eRootfs, PythonRunsInASandboxItsForksAndAForkOfAFork) {
                  "print(open('/root/parent.txt').read())"),
               "from the parent\n");
     put_sector(child, 16, tag + "-disk");
+    child.write_file("/work/" + tag + ".txt", tag);
   }
   for (int i = 0; i < kForks; ++i) {
     const std::string tag = "child-" + std::to_string(i);
@@ -114,11 +126,22 @@ TEST(E2eRootfs, PythonRunsInASandboxItsForksAndAForkOfAFork) {
     EXPECT_EQ(children[i]->read_file("/etc/hostname"), tag);
     EXPECT_EQ(get_sector(*children[i], 8, 11), "parent-disk");
     EXPECT_EQ(get_sector(*children[i], 16, tag.size() + 5), tag + "-disk");
+    EXPECT_EQ(children[i]->read_file("/work/from-host.txt"), "host");
+    // Its own file in the host directory's mount, and none of its siblings'.
+    const auto names = children[i]->list_dir("/work");
+    EXPECT_EQ(names.size(), 3u);  // from-host.txt, lost+found, its own
+    EXPECT_TRUE(children[i]->exists("/work/" + tag + ".txt"));
   }
   // The parent (still running on the template's image) sees none of it.
   EXPECT_FALSE(box->exists("/root/mine.txt"));
   EXPECT_EQ(box->read_file("/etc/hostname"), "forkvm\n");
   EXPECT_EQ(get_sector(*box, 16, 4), "ssss");
+  EXPECT_FALSE(box->exists("/work/child-0.txt"));
+  // The parent's copy-back brings back its own changes only.
+  box->write_file("/work/parent.txt", "p");
+  box->copy_back_host_dirs();
+  EXPECT_TRUE(std::filesystem::exists(project / "parent.txt"));
+  EXPECT_FALSE(std::filesystem::exists(project / "child-0.txt"));
 
   // A fork of a fork: it starts from child 0's files, and its own writes stay its own.
   auto grandchild = children[0]->fork();

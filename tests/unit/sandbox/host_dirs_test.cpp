@@ -46,7 +46,7 @@ TEST(HostDirs, ChecksRefuseBadPaths) {
   EXPECT_NO_THROW(host_dirs::check(dir_of(host, "/work"), 0));
   EXPECT_NO_THROW(host_dirs::check(dir_of(host, "/mnt/a b/c"), 0));
   for (const char* guest : {"", "/", "work", "/work/", "/a//b", "/a/./b", "/a/../b", "/..",
-                            "/proc", "/proc/x", "/sys", "/dev/shm", "/a\nb"}) {
+                            "/proc", "/proc/x", "/sys", "/dev/shm", "/run/forkvm/secrets", "/a\nb"}) {
     EXPECT_THROW(host_dirs::check(dir_of(host, guest), 0), ConfigError) << guest;
   }
   EXPECT_NO_THROW(host_dirs::check(dir_of(host, "/devices"), 0));  // only /dev itself is the agent's
@@ -135,6 +135,8 @@ TEST_F(HostDirCopyBackTest, MirrorsTheGuestWithoutFollowingLinksOnTheHost) {
   put(guest_ / "was_link/planted", "must not reach the outside");
   fs::create_directories(guest_ / "becomes_dir");
   ASSERT_EQ(::mkfifo((guest_ / "fifo").c_str(), 0600), 0);
+  fs::create_directories(guest_ / "lost+found");  // mkfs.ext4's, not copied back
+  put(guest_ / "lost+found/#12", "orphan");
   struct stat keep_before {};
   ASSERT_EQ(::lstat((host_ / "keep.txt").c_str(), &keep_before), 0);
 
@@ -154,6 +156,7 @@ TEST_F(HostDirCopyBackTest, MirrorsTheGuestWithoutFollowingLinksOnTheHost) {
   EXPECT_TRUE(fs::is_empty(outside_)) << "a write went through a host symbolic link";
   EXPECT_TRUE(fs::is_directory(fs::symlink_status(host_ / "becomes_dir")));
   EXPECT_FALSE(fs::exists(fs::symlink_status(host_ / "fifo")));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(host_ / "lost+found")));
   ASSERT_EQ(r.refused.size(), 1u);
   EXPECT_NE(r.refused[0].find("fifo"), std::string::npos) << r.refused[0];
   struct stat keep_after {};
