@@ -4,8 +4,10 @@
 //   forkvm-agent: ready cpus=<online CPUs> mem_total_kib=<MemTotal>
 // and writes kAgentReady to the boot-signal port, then powers off, runs a shell, runs a
 // forkvm.run command, idles, or serves the agent protocol (guest-init/agent/). The vsock
-// listeners are opened before kAgentReady, so a host may connect as soon as it sees it. It
-// never returns from main: every end is a reset (power.hpp).
+// listeners are opened before kAgentReady, so a host may connect as soon as it sees it; so are
+// the port relay's (guest_relay.hpp: the egress proxy on 127.0.0.1:3128 and the port-forward
+// vsock port), whose thread starts with the server. It never returns from main: every end is a
+// reset (power.hpp).
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -15,9 +17,11 @@
 #include <optional>
 #include <string_view>
 #include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "contract/net_ports.hpp"
 #include "contract/protocol/messages.hpp"
 #include "guest-init/agent/server.hpp"
 #include "guest-init/agent_config.hpp"
@@ -27,6 +31,8 @@
 #include "guest-init/console.hpp"
 #include "guest-init/cpu_list.hpp"
 #include "guest-init/exit_status.hpp"
+#include "guest-init/guest_relay.hpp"
+#include "guest-init/loopback_up.hpp"
 #include "guest-init/meminfo.hpp"
 #include "guest-init/mounts.hpp"
 #include "guest-init/power.hpp"
@@ -98,10 +104,22 @@ void announce_ready() {
   power_off(code);
 }
 
+// Every exec reaches the network through the agent's egress proxy (there is no NIC); a
+// request's env or the persistent env file overrides these like any base variable.
+void add_proxy_env(agent::ServerOptions& options) {
+  const std::string proxy = "http://127.0.0.1:" + std::to_string(net::kGuestProxyPort);
+  const std::string no_proxy = "localhost,127.0.0.1,::1";
+  for (const char* key : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) {
+    options.base_env.emplace_back(key, proxy);
+  }
+  for (const char* key : {"NO_PROXY", "no_proxy"}) options.base_env.emplace_back(key, no_proxy);
+}
+
 // Serves the agent protocol until a power-off request (busybox poweroff/reboot/halt send
 // SIGUSR2/SIGTERM/SIGUSR1 to PID 1). The server reaps every child, orphans included.
-[[noreturn]] void serve_forever(AgentSockets sockets) {
+[[noreturn]] void serve_forever(AgentSockets sockets, RelayListeners relay_listeners) {
   agent::ServerOptions options;  // state in /run/forkvm (a tmpfs, mounts.cpp)
+  add_proxy_env(options);
   options.extra_signals = {SIGTERM, SIGUSR1, SIGUSR2};
   options.on_signal = [](int signo) {
     say(std::string("power-off requested by signal ") + std::to_string(signo));
@@ -109,6 +127,19 @@ void announce_ready() {
   };
   options.log = [](std::string_view line) { say("server: " + std::string(line)); };
   agent::Server server(sockets.agent.release(), sockets.metadata.release(), std::move(options));
+  // After the server's constructor: the relay thread inherits this thread's signal mask, with
+  // SIGCHLD and the power-off signals blocked, so they all stay with the server's signalfd.
+  std::unique_ptr<relay::PortRelay> port_relay;
+  try {
+    port_relay = start_port_relay(std::move(relay_listeners));
+    if (port_relay) {
+      say("relaying egress from 127.0.0.1:" + std::to_string(net::kGuestProxyPort) +
+          " to vsock port " + std::to_string(net::kEgressVsockPort) +
+          " and port forwards from vsock port " + std::to_string(net::kForwardVsockPort));
+    }
+  } catch (const std::exception& e) {
+    say(std::string("warning: no port relay: ") + e.what());
+  }
   say("serving the agent protocol on vsock ports " + std::to_string(protocol::kAgentPort) +
       " and " + std::to_string(protocol::kMetadataPort));
   server.run();  // returns only if stop() is called, which nothing does
@@ -122,6 +153,8 @@ void announce_ready() {
   for (const auto& key : config.unknown_keys) say("warning: ignoring unknown key " + key);
   // Before the listeners and the ready signal: every exec and file operation sees the disk.
   if (config.root_disk) say(switch_root_to_disk(*config.root_disk, config.root_upper_disk));
+  // Before any listener: the relay's proxy listener and its dials use 127.0.0.1.
+  if (const auto why = bring_loopback_up()) say("warning: loopback not up: " + *why);
   // Listening before kAgentReady: the host may connect the moment it sees the signal.
   std::string no_vsock;
   std::optional<AgentSockets> sockets = listen_agent_sockets(no_vsock);
@@ -132,21 +165,33 @@ void announce_ready() {
     }
     say("no agent server: " + no_vsock);
   }
+  // The relay serves only with the agent server (serve, or idle with vsock); its listeners
+  // are open before kAgentReady like the server's, and its thread starts with the server.
+  RelayListeners relay_listeners;
+  const bool will_serve = sockets && !config.run_command &&
+                          (config.after_ready == AfterReady::kServe ||
+                           config.after_ready == AfterReady::kIdle);
+  if (will_serve) {
+    std::vector<std::string> warnings;
+    relay_listeners = open_relay_listeners(warnings);
+    for (const auto& warning : warnings) say("warning: " + warning);
+  }
   announce_ready();
   if (config.after_ready != AfterReady::kServe && config.after_ready != AfterReady::kIdle) {
     sockets.reset();  // nobody would accept: a connecting host gets a reset, not a hang
   }
   if (config.run_command) {
     sockets.reset();
+    relay_listeners = {};
     run_command_and_power_off(*config.run_command);
   }
   switch (config.after_ready) {
     case AfterReady::kShell:
       shell_and_power_off();
     case AfterReady::kServe:
-      serve_forever(std::move(*sockets));
+      serve_forever(std::move(*sockets), std::move(relay_listeners));
     case AfterReady::kIdle:
-      if (sockets) serve_forever(std::move(*sockets));
+      if (sockets) serve_forever(std::move(*sockets), std::move(relay_listeners));
       say("idle: reaping children");
       idle_forever();
     case AfterReady::kPowerOff:

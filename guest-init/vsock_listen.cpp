@@ -29,6 +29,8 @@ bool virtio_vsock_device_present() {
   return found;
 }
 
+}  // namespace
+
 agent::UniqueFd listen_vsock(std::uint32_t port, std::string& why) {
   agent::UniqueFd fd(::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.valid()) {
@@ -49,8 +51,6 @@ agent::UniqueFd listen_vsock(std::uint32_t port, std::string& why) {
   }
   return fd;
 }
-
-}  // namespace
 
 std::optional<AgentSockets> listen_agent_sockets(std::string& why) {
   if (!virtio_vsock_device_present()) {

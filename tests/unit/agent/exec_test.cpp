@@ -84,6 +84,21 @@ TEST_F(ExecTest, PersistentEnvSitsBetweenBaseAndRequestEnv) {
   EXPECT_EQ(client.call(exec_sh(4, "echo \"[${P1-unset}]\"")).out, "[unset]\n");
 }
 
+// The agent's base env (PATH, HOME, TERM, and in the guest the proxy variables) is only a
+// default: the persistent env and then the request's env override any of it.
+TEST_F(ExecTest, BaseEnvIsOverriddenByPersistentThenRequestEnv) {
+  EXPECT_EQ(client.call(exec_sh(1, "echo $TERM")).out, "dumb\n");  // forkvm-agent-host's base
+  ASSERT_EQ(client.call({{"type", "set_env"}, {"id", 2}, {"env", {{"TERM", "persisted"}}}}).type(), "ok");
+  EXPECT_EQ(client.call(exec_sh(3, "echo $TERM")).out, "persisted\n");
+  const Result r = client.call({{"type", "exec"},
+                                {"id", 4},
+                                {"argv", {"/bin/sh", "-c", "echo \"[$TERM]\""}},
+                                {"env", {{"TERM", ""}}}});
+  EXPECT_EQ(r.out, "[]\n");  // an empty value in a request overrides too
+  ASSERT_EQ(client.call({{"type", "set_env"}, {"id", 5}, {"env", {{"TERM", ""}}}}).type(), "ok");
+  EXPECT_EQ(client.call(exec_sh(6, "echo $TERM")).out, "dumb\n");  // deleted: the base again
+}
+
 TEST_F(ExecTest, TimeoutKillsTheProcessGroupAndTheAgentStillAnswers) {
   const std::string pidfile = agent.dir() + "/grandchild.pid";
   const Result r = client.call({{"type", "exec"},
