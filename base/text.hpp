@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 namespace forkvm {
 
@@ -25,5 +26,30 @@ inline std::string hex(uint64_t v) {
 
 /// The text of an errno value (strerror), e.g. "No such file or directory".
 inline std::string errno_text(int err) { return std::strerror(err); }
+
+/// `text` made safe to print, log or put in an error message: bytes outside printable ASCII
+/// (control characters, DEL, anything >= 0x80, so no terminal escape sequence survives) become
+/// "\xNN" and a backslash becomes "\\" (so the output is unambiguous); at most `max_bytes`
+/// of the input are shown ("..." marks the cut). For text that came from a guest or a peer.
+inline std::string printable(std::string_view text, size_t max_bytes = 256) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  const size_t shown = text.size() < max_bytes ? text.size() : max_bytes;
+  out.reserve(shown);
+  for (size_t i = 0; i < shown; ++i) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    if (u == '\\') {
+      out += "\\\\";
+    } else if (u >= 0x20 && u < 0x7f) {
+      out.push_back(static_cast<char>(u));
+    } else {
+      out += "\\x";
+      out.push_back(kDigits[u >> 4]);
+      out.push_back(kDigits[u & 0xf]);
+    }
+  }
+  if (shown < text.size()) out += "...";
+  return out;
+}
 
 }  // namespace forkvm

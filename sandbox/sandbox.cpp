@@ -20,6 +20,8 @@
 #include "contract/protocol/field_rules.hpp"
 #include "contract/protocol/messages.hpp"
 #include "contract/root_disk.hpp"
+#include "net/egress_proxy.hpp"
+#include "net/port_forward.hpp"
 #include "sandbox/host_dirs.hpp"
 #include "sandbox/sandbox_impl.hpp"
 
@@ -143,6 +145,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     host_dirs::pack(config.host_dirs[i], d.path);
     vc.disks.push_back(std::move(d));
   }
+  start_egress();  // checks the policy before the VM exists; listening before the guest runs
   {
     auto created = Vm::create(vc);
     std::lock_guard lock(mutex);
@@ -163,6 +166,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
   connect_agent(deadline, stop);
   set_identity();
   if (!config.env.empty()) client.load()->set_env(config.env);
+  set_secret_placeholders();
   for (size_t i = 0; i < config.host_dirs.size(); ++i) {
     host_dirs::mount(*client.load(), config.host_dirs[i], i);
   }
@@ -189,11 +193,13 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
   config.request_timeout = rc.request_timeout;
   config.hostname = rc.hostname;
   config.vm.console = rc.console;
+  config.egress = rc.egress;
   const auto t0 = Clock::now();
   const auto deadline = t0 + config.boot_timeout;
   temp_dir = make_temp_dir(config.runtime_dir);
   socket_path = socket_in(temp_dir, "SandboxRestoreConfig::runtime_dir");
   if (stop.stop_requested()) throw CancelledError("sandbox restore cancelled");
+  start_egress();
   RestoreOptions ro;
   ro.vsock = VsockConfig{next_restore_cid(), socket_path};
   ro.console = rc.console;
@@ -207,6 +213,7 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
   // handled the snapshot's TRANSPORT_RESET.
   connect_agent(deadline, stop);
   set_identity();
+  set_secret_placeholders();
   boot_time = Clock::now() - t0;
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });
@@ -323,6 +330,9 @@ void Sandbox::Impl::watch() {
   }
 }
 
+Sandbox::Impl::Impl() = default;
+Sandbox::Impl::~Impl() { shutdown(); }
+
 void Sandbox::Impl::shutdown() {
   std::lock_guard once(shutdown_mutex);
   if (state == SandboxState::kShutDown && !vm && temp_dir.empty()) return;
@@ -342,6 +352,7 @@ void Sandbox::Impl::shutdown() {
   }
   if (vm) vm->stop();
   if (watcher.joinable()) watcher.join();
+  stop_network();
   {
     std::lock_guard lock(mutex);
     if (vm) final_tail = vm->console_tail();

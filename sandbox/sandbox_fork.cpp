@@ -40,7 +40,9 @@ std::shared_ptr<Template> Sandbox::make_template(const TemplateOptions& options)
   }
   impl_->reconnect_after_reset("a fork of the sandbox");
   if (failure) std::rethrow_exception(failure);
-  return Template::from_image(std::move(image), options);
+  TemplateOptions with_egress = options;
+  if (!with_egress.egress) with_egress.egress = impl_->egress_config();
+  return Template::from_image(std::move(image), with_egress);
 }
 
 std::unique_ptr<Sandbox> Sandbox::fork(const ForkConfig& config, std::stop_token stop) {
@@ -66,6 +68,7 @@ std::unique_ptr<Sandbox> Sandbox::fork(const ForkConfig& config, std::stop_token
   TemplateOptions options;
   options.runtime_dir = impl_->config.runtime_dir;
   options.kvm_device = impl_->config.vm.kvm_device;
+  options.egress = impl_->egress_config();
   std::unique_ptr<Sandbox> child;
   std::exception_ptr failure;
   try {

@@ -17,6 +17,11 @@
 
 namespace forkvm {
 
+namespace net {
+class EgressProxy;
+class PortForward;
+}  // namespace net
+
 /// A private directory for a vsock socket: $runtime_dir (or $TMPDIR, or /tmp)/forkvm-XXXXXX.
 /// Throws ConfigError.
 std::string make_temp_dir(const std::string& runtime_dir);
@@ -54,7 +59,15 @@ struct Sandbox::Impl {
   std::thread watcher;
   std::mutex shutdown_mutex;  // one shutdown, snapshot or freeze at a time
 
-  ~Impl() { shutdown(); }
+  // Egress and ingress (sandbox_egress.cpp). config.egress is guarded by egress_mutex once
+  // the sandbox runs (set_egress_policy and a fork may race); the proxy and the forwards go at
+  // shutdown, before the temp dir.
+  std::mutex egress_mutex;
+  std::unique_ptr<net::EgressProxy> egress_proxy;
+  std::vector<std::unique_ptr<net::PortForward>> forwards;  // guarded by egress_mutex
+
+  Impl();
+  ~Impl();
 
   void boot(std::stop_token stop);
   void restore(const std::string& dir, const SandboxRestoreConfig& rc, std::stop_token stop);
@@ -71,6 +84,14 @@ struct Sandbox::Impl {
   void connect_agent(Clock::time_point deadline, const std::stop_token& stop);
   // Gives the guest fresh entropy, the host's wall clock and config.hostname.
   void set_identity();
+  // Starts the egress proxy for config.egress on the socket the guest's proxied connections
+  // arrive at (socket_path + "_3128"); before the VM runs, so the first connection finds it.
+  void start_egress();
+  // Sets each secret binding's placeholder in the guest environment (after the agent is up).
+  void set_secret_placeholders();
+  // The egress config a fork of this sandbox inherits.
+  EgressConfig egress_config();
+  void stop_network();
   void watch();
   void shutdown();
   std::string tail();

@@ -156,12 +156,14 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
   socket_path = std::move(child_socket);
   // The image's VM was ready, so this one is: the agent listens again once the guest has
   // handled the freeze's TRANSPORT_RESET.
+  start_egress();
   const auto t0 = Clock::now();
   connect_agent(deadline, stop);
   const auto t1 = Clock::now();
   set_identity();
   fork_timings.agent_connect = t1 - t0;
   fork_timings.identity = Clock::now() - t1;
+  set_secret_placeholders();
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });
 }
@@ -202,6 +204,8 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   impl->config.boot_timeout = config.boot_timeout;
   impl->config.request_timeout = config.request_timeout;
   impl->config.hostname = config.hostname;
+  impl->config.egress = config.egress ? *config.egress
+                                      : impl_->options.egress.value_or(EgressConfig{});
   impl->config.vm.kvm_device = impl_->options.kvm_device;
   impl->config.vm.vcpus = impl_->image->vcpus();
   impl->config.vm.memory_mib = impl_->image->memory_mib();

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "forkvm/egress.hpp"
 #include "forkvm/vm.hpp"
 
 namespace forkvm {
@@ -30,6 +31,10 @@ struct TemplateOptions {
   std::function<void(std::string_view)> console;
   /// The KVM device to open.
   std::string kvm_device = "/dev/kvm";
+  /// The children's egress policy unless their ForkConfig gives one. Unset: a template made
+  /// from a sandbox (Sandbox::make_template, Sandbox::fork) gives its children the sandbox's;
+  /// one opened from a snapshot directory denies everything.
+  std::optional<EgressConfig> egress;
 };
 
 /// How one child is made.
@@ -40,6 +45,9 @@ struct ForkConfig {
   std::chrono::milliseconds request_timeout{30000};
   /// The child's hostname (1..64 of [A-Za-z0-9.-]); nullopt keeps the template's.
   std::optional<std::string> hostname;
+  /// The child's egress policy; nullopt: the template's (TemplateOptions::egress). Each child
+  /// has its own proxy, so its traffic, limits and audit are its own.
+  std::optional<EgressConfig> egress;
 };
 
 /// Where the time of one fork went (Sandbox::fork_timings()).

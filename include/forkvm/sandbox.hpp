@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "forkvm/agent_client.hpp"
+#include "forkvm/egress.hpp"
 #include "forkvm/fork_config.hpp"
 #include "forkvm/sandbox_errors.hpp"
 #include "forkvm/vm.hpp"
@@ -91,6 +92,17 @@ struct SandboxConfig {
   std::map<std::string, std::string> env;
   /// Host directories to attach and mount (HostDir), after the root filesystem and vm.disks.
   std::vector<HostDir> host_dirs;
+  /// Where the guest may connect to through the egress proxy, with which secrets, and who
+  /// hears of each request (egress.hpp). The default denies everything, with a 403 naming the
+  /// reason. Each secret's placeholder is set in the guest environment under its name.
+  EgressConfig egress;
+};
+
+/// A guest TCP port reachable from the host (Sandbox::expose_port()).
+struct ExposedPort {
+  std::string host;        ///< "127.0.0.1"
+  uint16_t port = 0;       ///< the host port listening
+  uint16_t guest_port = 0; ///< the guest's port on its 127.0.0.1
 };
 
 /// How Sandbox::restore() brings a snapshot (Sandbox::snapshot()) back as a new sandbox. The
@@ -110,6 +122,8 @@ struct SandboxRestoreConfig {
   bool verify_memory = true;
   /// Receives the restored guest's serial console output (as VmConfig::console); optional.
   std::function<void(std::string_view)> console;
+  /// The restored sandbox's egress policy (a snapshot holds none: the default denies all).
+  EgressConfig egress;
 };
 
 /// Where a sandbox is in its life.
@@ -210,6 +224,23 @@ class Sandbox {
   /// left out. Throws what the agent requests throw, and
   /// Error for a host write that fails.
   HostDirCopyBack copy_back_host_dirs();
+  /// Replaces the egress policy of this running sandbox (requests that arrive afterwards are
+  /// decided by it; connections already open keep theirs) and sets the placeholders of its
+  /// secrets in the guest environment. Later forks inherit it. Throws ConfigError for an
+  /// invalid policy (nothing changes), InvalidStateError unless ready.
+  void set_egress_policy(const EgressPolicy& policy);
+  /// Makes the guest's TCP port `guest_port` (on the guest's 127.0.0.1) reachable on the
+  /// host's 127.0.0.1:`host_port` (0: a free port, see the result). Each host connection is
+  /// carried over vsock to the agent, which connects to the guest port; a guest port nobody
+  /// listens on closes the host connection. Closing either side closes the other. Lasts
+  /// until shutdown(); forks do not inherit it. Throws ConfigError (port 0, host port in use),
+  /// InvalidStateError unless ready.
+  ExposedPort expose_port(uint16_t guest_port, uint16_t host_port = 0);
+  /// Makes an HTTP(S) request from the host on this sandbox's behalf, under its egress policy,
+  /// limits and secret bindings, audited as its own (as mimobox's http_request). Throws
+  /// EgressDeniedError, EgressError, TimeoutError, ConfigError (a malformed request), or
+  /// InvalidStateError unless ready.
+  HttpResponse http_request(const HttpRequest& request);
 
   // The sandbox's own face of the agent client: the calls below forward to agent() one to one,
   // on purpose. A sandbox is what callers hold (as E2B's and microsandbox's `sandbox.exec(...)`),

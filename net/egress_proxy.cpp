@@ -1,0 +1,144 @@
+#include "net/egress_proxy.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <vector>
+
+#include "forkvm/errors.hpp"
+#include "net/egress_connection.hpp"
+#include "net/egress_rules.hpp"
+#include "net/http_rewrite.hpp"
+#include "net/io_thread.hpp"
+#include "net/proxy_core.hpp"
+
+namespace forkvm::net {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using local = asio::local::stream_protocol;
+
+namespace {
+
+// Pause after an accept error such as EMFILE, so a full fd table is not a busy loop.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+
+local::acceptor listen_on(const std::string& path) {
+  local::acceptor acceptor(io_context());
+  error_code ec;
+  acceptor.open(local(), ec);
+  if (!ec) {
+    // 0600 from the start: the umask covers the window between bind() and chmod().
+    const mode_t old_mask = ::umask(0177);
+    acceptor.bind(local::endpoint(path), ec);
+    ::umask(old_mask);
+  }
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw Error("egress proxy: cannot listen on " + path + ": " + ec.message());
+  }
+  return acceptor;
+}
+
+asio::awaitable<void> answer_busy(local::socket guest, uint32_t limit) {
+  const std::string answer = refusal_response(
+      503, "too many connections (the sandbox's limit is " + std::to_string(limit) + ")");
+  error_code ec;
+  co_await asio::async_write(guest, asio::buffer(answer),
+                             asio::redirect_error(asio::use_awaitable, ec));
+  guest.close(ec);
+}
+
+asio::awaitable<void> accept_loop(std::shared_ptr<ProxyCore> core) {
+  asio::steady_timer backoff(co_await asio::this_coro::executor);
+  for (;;) {
+    error_code ec;
+    local::socket guest = co_await core->acceptor.async_accept(
+        asio::redirect_error(asio::use_awaitable, ec));
+    if (core->stopping) co_return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !core->acceptor.is_open()) co_return;
+      backoff.expires_after(kAcceptBackoff);
+      co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    core->connections.fetch_add(1);
+    const uint32_t limit = core->policy->limits().max_connections;
+    if (core->open.size() >= limit) {
+      core->refused.fetch_add(1);
+      asio::co_spawn(core->acceptor.get_executor(), answer_busy(std::move(guest), limit),
+                     asio::detached);
+      continue;
+    }
+    std::make_shared<EgressConnection>(core, std::move(guest))->start();
+  }
+}
+
+}  // namespace
+
+EgressProxy::EgressProxy(std::string path, std::shared_ptr<const CompiledPolicy> policy,
+                         std::function<void(const EgressEvent&)> audit)
+    : path_(std::move(path)) {
+  if (!policy) throw ConfigError("egress proxy: no policy");
+  core_ = std::make_shared<ProxyCore>(listen_on(path_));
+  core_->policy = std::move(policy);
+  core_->audit = std::move(audit);
+  asio::co_spawn(io_context(), accept_loop(core_), asio::detached);
+}
+
+EgressProxy::~EgressProxy() {
+  std::future<void> finished = core_->finished.get_future();
+  auto stop = [core = core_] {
+    core->stopping = true;
+    error_code ignored;
+    core->acceptor.close(ignored);
+    // Copied: closing makes the connections end, which erases them from the set.
+    const std::vector<EgressConnection*> open(core->open.begin(), core->open.end());
+    for (auto* connection : open) connection->close();
+  };
+  const bool here = on_io_thread();
+  if (here) {
+    stop();
+  } else {
+    asio::post(io_context(), std::move(stop));  // moved: a copy left here would keep the core
+  }
+  core_.reset();
+  // Every coroutine holding the core ends soon after the sockets close; waiting here means the
+  // socket directory can be removed and the audit callback is never called afterwards.
+  if (!here) finished.wait();
+  ::unlink(path_.c_str());
+}
+
+void EgressProxy::set_policy(std::shared_ptr<const CompiledPolicy> policy) {
+  if (!policy) throw ConfigError("egress proxy: no policy");
+  asio::post(io_context(), [core = core_, policy = std::move(policy)]() mutable {
+    core->policy = std::move(policy);
+  });
+}
+
+EgressProxyStats EgressProxy::stats() const {
+  EgressProxyStats stats;
+  stats.connections = core_->connections.load();
+  stats.refused = core_->refused.load();
+  // `open` belongs to the network thread; the live count is what was accepted and not refused
+  // nor finished, which the thread does not publish: read it there.
+  std::promise<uint64_t> live;
+  auto result = live.get_future();
+  if (on_io_thread()) return stats;
+  asio::post(io_context(), [core = core_, &live] { live.set_value(core->open.size()); });
+  stats.live = result.get();
+  return stats;
+}
+
+}  // namespace forkvm::net

@@ -1,0 +1,64 @@
+// The host side of a sandbox's egress: an HTTP proxy on the Unix socket that the vsock device
+// connects the guest's proxied connections to ("<vsock socket>_3128", contract/net_ports.hpp),
+// built on Boost.Asio and Boost.Beast and run on the process's network thread (io_thread.hpp).
+//
+// Per connection from the guest (everything it sends is untrusted):
+//   1. read one request header (at most EgressLimits::max_header_bytes);
+//   2. CONNECT host:port: check the policy by name, resolve on the host, check each address,
+//      connect, answer 200 and tunnel bytes untouched both ways;
+//   3. a plain HTTP request with an absolute http:// URI: the same checks with the method and
+//      path, then the request is re-sent upstream in origin form with hop-by-hop headers
+//      dropped, the secrets of the host substituted (SecretBinding), "Connection: close", and
+//      its body relayed with its framing; the response comes back the same way;
+//   4. anything refused gets an HTTP error with a text body naming the reason (403 with the
+//      deciding rule, 400 malformed, 431 header too large, 502 upstream failed, 503 too many
+//      connections, 504 timed out), and every request is audited once (EgressEvent).
+// One request per connection (the answer says "Connection: close").
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "forkvm/egress.hpp"
+
+namespace forkvm::net {
+
+class CompiledPolicy;
+struct ProxyCore;
+
+/// Counters of one proxy (read from any thread).
+struct EgressProxyStats {
+  uint64_t connections = 0;  ///< accepted so far
+  uint64_t live = 0;         ///< open now
+  uint64_t refused = 0;      ///< answered with an error status
+};
+
+/// A running egress proxy. Thread-safe; the destructor stops it.
+class EgressProxy {
+ public:
+  /// Binds and listens on the Unix socket `path` (mode 0600; an existing file there is an
+  /// error) and starts accepting. Throws forkvm::Error when it cannot.
+  EgressProxy(std::string path, std::shared_ptr<const CompiledPolicy> policy,
+              std::function<void(const EgressEvent&)> audit);
+  /// Stops accepting, closes every connection (each is audited), removes the socket and waits
+  /// until nothing of the proxy runs on the network thread (unless called on that thread).
+  ~EgressProxy();
+  EgressProxy(const EgressProxy&) = delete;
+  EgressProxy& operator=(const EgressProxy&) = delete;
+
+  /// Replaces the policy: requests that arrive afterwards use it, connections already open
+  /// keep the one they were decided with.
+  void set_policy(std::shared_ptr<const CompiledPolicy> policy);
+  /// The Unix socket it listens on.
+  const std::string& path() const noexcept { return path_; }
+  /// Counters so far.
+  EgressProxyStats stats() const;
+
+ private:
+  std::string path_;
+  std::shared_ptr<ProxyCore> core_;
+};
+
+}  // namespace forkvm::net

@@ -1,0 +1,241 @@
+#include "net/host_request.hpp"
+
+#include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include <cctype>
+#include <exception>
+#include <optional>
+#include <variant>
+
+#include "forkvm/sandbox_errors.hpp"
+#include "net/egress_rules.hpp"
+#include "net/host_name.hpp"
+#include "net/http_rewrite.hpp"
+#include "net/request_target.hpp"
+
+namespace forkvm::net {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+namespace ssl = asio::ssl;
+using boost::system::error_code;
+using local = asio::local::stream_protocol;
+
+namespace {
+
+auto with_error(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
+bool is_token(const std::string& text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || std::string_view("()<>@,;:\\\"/[]?={}").find(c) !=
+                                      std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void check_request(const HttpRequest& request) {
+  if (!is_token(request.method) || request.method == "CONNECT") {
+    throw ConfigError("http_request: bad method '" + request.method + "'");
+  }
+  for (const auto& [name, value] : request.headers) {
+    if (!is_token(name)) throw ConfigError("http_request: bad header name '" + name + "'");
+    if (value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
+      throw ConfigError("http_request: the value of " + name + " holds CR, LF or NUL");
+    }
+  }
+  if (request.max_response_bytes == 0) {
+    throw ConfigError("http_request: max_response_bytes must be nonzero");
+  }
+}
+
+// The proxy's own refusal (it marks them with X-Forkvm-Egress) as the typed error.
+[[noreturn]] void throw_refusal(int status, const std::string& marker, const std::string& body) {
+  std::string text = body;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  if (status == 403 && marker == "denied") throw EgressDeniedError(text);
+  if (status == 504) throw TimeoutError(text);
+  throw EgressError(text);
+}
+
+struct Outcome {
+  std::optional<HttpResponse> response;
+  std::exception_ptr error;
+};
+
+template <class Stream>
+asio::awaitable<HttpResponse> read_response(Stream& stream, boost::beast::flat_buffer& buffer,
+                                            const HttpRequest& request, bool from_proxy) {
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(request.max_response_bytes);
+  if (request.method == "HEAD") parser.skip(true);
+  error_code ec;
+  co_await http::async_read(stream, buffer, parser, with_error(ec));
+  if (ec == http::error::body_limit) {
+    throw EgressError("http_request: the response body is over " +
+                      std::to_string(request.max_response_bytes) + " bytes");
+  }
+  if (ec) throw EgressError("http_request: reading the response: " + ec.message());
+  const auto& message = parser.get();
+  const std::string marker(message["X-Forkvm-Egress"]);
+  if (from_proxy && !marker.empty()) {
+    throw_refusal(static_cast<int>(message.result_int()), marker, message.body());
+  }
+  HttpResponse out;
+  out.status = static_cast<int>(message.result_int());
+  out.reason = std::string(message.reason());
+  for (const auto& field : message) {
+    out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  out.body = message.body();
+  co_return out;
+}
+
+std::string build_request(const HttpRequest& request, const std::string& target,
+                          const std::string& host, HeaderList headers) {
+  Framing framing;
+  if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
+    framing.content_length = request.body.size();
+  }
+  return request_head(request.method, target, host, end_to_end_fields(headers), framing) +
+         request.body;
+}
+
+asio::awaitable<HttpResponse> plain(local::socket& proxy, const HttpRequest& request,
+                                    const ProxyTarget& target) {
+  // Absolute form: the proxy decides, puts the secrets in and re-sends it in origin form.
+  const std::string wire = build_request(
+      request, request.url, host_header(target.host, target.port), request.headers);
+  error_code ec;
+  co_await asio::async_write(proxy, asio::buffer(wire), with_error(ec));
+  if (ec) throw EgressError("http_request: writing to the proxy: " + ec.message());
+  boost::beast::flat_buffer buffer;
+  co_return co_await read_response(proxy, buffer, request, true);
+}
+
+asio::awaitable<HttpResponse> tunnelled(local::socket& proxy, const HttpRequest& request,
+                                        const ProxyTarget& target, const CompiledPolicy& policy) {
+  const HostCheck host = normalize_host(target.host);
+  if (!host.host) throw ConfigError("http_request: bad host: " + host.error);
+  const std::string authority = host_header(host.host->text, target.port, 0);
+  const std::string connect = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority +
+                              "\r\n\r\n";
+  error_code ec;
+  co_await asio::async_write(proxy, asio::buffer(connect), with_error(ec));
+  if (ec) throw EgressError("http_request: writing to the proxy: " + ec.message());
+  boost::beast::flat_buffer buffer;
+  {
+    http::response_parser<http::empty_body> established;
+    established.skip(true);  // a 200 to CONNECT has no body
+    co_await http::async_read_header(proxy, buffer, established, with_error(ec));
+    if (ec) throw EgressError("http_request: the proxy's answer to CONNECT: " + ec.message());
+    if (established.get().result_int() != 200) {
+      // A refusal has a body: read it as a response to say why.
+      http::response_parser<http::string_body> refusal(std::move(established));
+      refusal.skip(false);
+      std::string body;
+      error_code ignored;
+      co_await http::async_read(proxy, buffer, refusal, with_error(ignored));
+      throw_refusal(static_cast<int>(refusal.get().result_int()),
+                    std::string(refusal.get()["X-Forkvm-Egress"]), refusal.get().body());
+    }
+  }
+  ssl::context context(ssl::context::tls_client);
+  context.set_default_verify_paths();
+  context.set_verify_mode(ssl::verify_peer);
+  ssl::stream<local::socket&> tls(proxy, context);
+  if (host.host->kind == HostKind::kName) {
+    // SNI. SSL_set_tlsext_host_name is a macro with a C cast; this is the call it makes.
+    SSL_ctrl(tls.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(host.host->text.c_str()));
+  }
+  tls.set_verify_callback(ssl::host_name_verification(host.host->text));
+  co_await tls.async_handshake(ssl::stream_base::client, buffer.data(), with_error(ec));
+  if (ec) throw EgressError("http_request: TLS with " + authority + ": " + ec.message());
+  buffer.consume(buffer.size());
+  HeaderList headers = request.headers;
+  policy.apply_secrets(host.host->text, headers);  // the tunnel is opaque to the proxy
+  const std::string path = target.path.empty() ? "/" : target.path;
+  const std::string wire =
+      build_request(request, path, host_header(host.host->text, target.port, 443), headers);
+  co_await asio::async_write(tls, asio::buffer(wire), with_error(ec));
+  if (ec) throw EgressError("http_request: writing over TLS: " + ec.message());
+  co_return co_await read_response(tls, buffer, request, false);
+}
+
+}  // namespace
+
+HttpResponse http_request_via_proxy(const std::string& proxy_socket,
+                                    const CompiledPolicy& policy, const HttpRequest& request) {
+  check_request(request);
+  // https:// is parsed as http:// with port 443 by default (the parser refuses https on
+  // purpose: a guest must use CONNECT).
+  const bool https = request.url.size() > 8 &&
+                     (request.url.compare(0, 8, "https://") == 0 ||
+                      request.url.compare(0, 8, "HTTPS://") == 0);
+  std::string as_http = https ? "http://" + request.url.substr(8) : request.url;
+  auto parsed = parse_absolute_target(as_http);
+  if (auto* error = std::get_if<TargetError>(&parsed)) {
+    throw ConfigError("http_request: bad URL: " + error->what);
+  }
+  ProxyTarget target = std::get<ProxyTarget>(parsed);
+  if (https) {
+    // An explicit port is kept; only the scheme's default changes (80 to 443).
+    const auto authority_end = as_http.find_first_of("/?", 7);
+    const std::string authority = as_http.substr(7, authority_end - 7);
+    if (authority.find("]:") == std::string::npos &&
+        (authority.front() == '[' || authority.find(':') == std::string::npos)) {
+      target.port = 443;
+    }
+  }
+
+  asio::io_context context(1);
+  local::socket proxy(context);
+  Outcome outcome;
+  asio::co_spawn(
+      context,
+      [&]() -> asio::awaitable<void> {
+        try {
+          error_code ec;
+          co_await proxy.async_connect(local::endpoint(proxy_socket), with_error(ec));
+          if (ec) throw EgressError("http_request: the sandbox's proxy: " + ec.message());
+          if (https) {
+            outcome.response = co_await tunnelled(proxy, request, target, policy);
+          } else {
+            outcome.response = co_await plain(proxy, request, target);
+          }
+        } catch (...) {
+          outcome.error = std::current_exception();
+        }
+      },
+      asio::detached);
+  context.run_for(request.timeout);
+  if (!outcome.response && !outcome.error) {
+    error_code ignored;
+    proxy.close(ignored);
+    context.run();  // the coroutine ends on the closed socket
+    throw TimeoutError("http_request: " + request.method + " " + request.url + " took over " +
+                       std::to_string(request.timeout.count()) + " ms");
+  }
+  if (outcome.error) std::rethrow_exception(outcome.error);
+  return std::move(*outcome.response);
+}
+
+}  // namespace forkvm::net

@@ -1,0 +1,107 @@
+// A sandbox's network paths over vsock (contract/net_ports.hpp): the egress proxy that the
+// guest's HTTP(S) requests reach (net/egress_proxy.hpp, one per sandbox, each fork its own)
+// and the guest ports exposed on the host (net/port_forward.hpp).
+#include <map>
+#include <mutex>
+
+#include "contract/net_ports.hpp"
+#include "forkvm/sandbox.hpp"
+#include "net/egress_proxy.hpp"
+#include "net/egress_rules.hpp"
+#include "net/host_request.hpp"
+#include "net/port_forward.hpp"
+#include "sandbox/sandbox_impl.hpp"
+
+namespace forkvm {
+
+namespace {
+
+// Unix socket paths are limited to 107 bytes (sun_path, with its NUL).
+constexpr std::size_t kMaxSocketPath = 107;
+
+std::string egress_socket_path(const std::string& vsock_socket) {
+  // The vsock device connects a guest's connection to host port P to "<socket>_P".
+  std::string path = vsock_socket + "_" + std::to_string(net::kEgressVsockPort);
+  if (path.size() > kMaxSocketPath) {
+    throw ConfigError("the egress socket path " + path + " is longer than " +
+                      std::to_string(kMaxSocketPath) + " bytes: choose a shorter runtime_dir");
+  }
+  return path;
+}
+
+}  // namespace
+
+void Sandbox::Impl::start_egress() {
+  std::lock_guard lock(egress_mutex);
+  auto policy = std::make_shared<const net::CompiledPolicy>(config.egress.policy);
+  egress_proxy = std::make_unique<net::EgressProxy>(egress_socket_path(socket_path),
+                                                    std::move(policy), config.egress.audit);
+}
+
+void Sandbox::Impl::set_secret_placeholders() {
+  std::map<std::string, std::string> env;
+  {
+    std::lock_guard lock(egress_mutex);
+    const net::CompiledPolicy policy(config.egress.policy);
+    for (const auto& [name, placeholder] : policy.placeholders()) env[name] = placeholder;
+  }
+  if (!env.empty()) client.load()->set_env(env);
+}
+
+EgressConfig Sandbox::Impl::egress_config() {
+  std::lock_guard lock(egress_mutex);
+  return config.egress;
+}
+
+void Sandbox::Impl::stop_network() {
+  std::unique_ptr<net::EgressProxy> proxy;
+  std::vector<std::unique_ptr<net::PortForward>> ports;
+  {
+    std::lock_guard lock(egress_mutex);
+    proxy = std::move(egress_proxy);
+    ports = std::move(forwards);
+  }
+  // Outside the lock: each destructor waits for its connections to close on the network
+  // thread, whose audit callbacks may call back into the sandbox.
+  ports.clear();
+  proxy.reset();
+}
+
+void Sandbox::set_egress_policy(const EgressPolicy& policy) {
+  auto compiled = std::make_shared<const net::CompiledPolicy>(policy);  // ConfigError: no change
+  impl_->ready_client();  // InvalidStateError (or GuestError) unless ready
+  {
+    std::lock_guard lock(impl_->egress_mutex);
+    if (!impl_->egress_proxy) throw InvalidStateError("the sandbox has no egress proxy");
+    impl_->egress_proxy->set_policy(compiled);
+    impl_->config.egress.policy = policy;
+  }
+  impl_->set_secret_placeholders();
+}
+
+ExposedPort Sandbox::expose_port(uint16_t guest_port, uint16_t host_port) {
+  impl_->ready_client();
+  auto forward = std::make_unique<net::PortForward>(impl_->socket_path, guest_port, host_port);
+  ExposedPort exposed;
+  exposed.host = "127.0.0.1";
+  exposed.port = forward->host_port();
+  exposed.guest_port = guest_port;
+  std::lock_guard lock(impl_->egress_mutex);
+  impl_->forwards.push_back(std::move(forward));
+  return exposed;
+}
+
+HttpResponse Sandbox::http_request(const HttpRequest& request) {
+  impl_->ready_client();
+  std::string proxy_socket;
+  std::shared_ptr<const net::CompiledPolicy> policy;
+  {
+    std::lock_guard lock(impl_->egress_mutex);
+    if (!impl_->egress_proxy) throw InvalidStateError("the sandbox has no egress proxy");
+    proxy_socket = impl_->egress_proxy->path();
+    policy = std::make_shared<const net::CompiledPolicy>(impl_->config.egress.policy);
+  }
+  return net::http_request_via_proxy(proxy_socket, *policy, request);
+}
+
+}  // namespace forkvm
