@@ -3,7 +3,10 @@
 #include "contract/protocol/field_rules.hpp"
 #include "tools/cli/add_dir_spec.hpp"
 #include "tools/cli/args.hpp"
+#include <cstdlib>
+
 #include "tools/cli/disk_spec.hpp"
+#include "tools/cli/egress_options.hpp"
 #include "tools/cli/launch_plan.hpp"
 #include "tools/cli/rootfs_option.hpp"
 
@@ -14,6 +17,9 @@ const char* const kRunUsage =
     "                  [--json] [--kernel FILE --initramfs FILE] [--boot-timeout S]\n"
     "                  [--disk PATH[:ro|:rw|:cow][,id=ID]]... [--rootfs IMG|minimal]\n"
     "                  [--add-dir HOST:GUEST[:ro|:rw]]...\n"
+    "                  [--allow-host H[:PORT]]... [--deny-host H[:PORT]]...\n"
+    "                  [--secret NAME@HOST[:HEADER][,file=PATH]]... [--egress-log FILE]\n"
+    "                  [-p HOSTPORT:GUESTPORT]...\n"
     "                  [--snapshot DIR] (-- ARGV... | --launch-plan FILE)\n"
     "Boots a transient sandbox, runs one command in it, and tears it down. stdout and stderr\n"
     "stream to forkvm's as they arrive (--json: one JSON object with stdout, stderr, exit_code,\n"
@@ -33,7 +39,16 @@ const char* const kRunUsage =
     "built-in kernel boots), or 'minimal' for the initramfs alone (busybox; fastest to boot).\n"
     "--add-dir packs a host directory into an ext4 image and mounts it at GUEST (read-only by\n"
     "default); with :rw the guest's changes (new, changed and deleted files; links as links)\n"
-    "are copied back to HOST after the command exits, before the VM is torn down.\n";
+    "are copied back to HOST after the command exits, before the VM is torn down.\n"
+    "Network: the guest reaches out only through forkvm's HTTP(S) proxy (HTTP_PROXY and\n"
+    "HTTPS_PROXY are set in the guest), which denies everything but what --allow-host allows:\n"
+    "a name, *.suffix, *, an address or a CIDR block (private and loopback addresses only by\n"
+    "address or block), optionally with :PORT; the first matching --allow-host/--deny-host\n"
+    "decides. --secret puts a placeholder in the guest's $NAME and the real value (from the\n"
+    "host's $NAME or the file) into requests to HOST only, in HEADER when given.\n"
+    "--egress-log appends one JSON line per request (decision, rule, bytes each way).\n"
+    "-p makes the guest's 127.0.0.1:GUESTPORT reachable at the host's 127.0.0.1:HOSTPORT\n"
+    "while the command runs (HOSTPORT 0: a free port, printed on stderr).\n";
 
 RunOptions parse_run_args(std::span<char* const> argv) {
   RunOptions o;
@@ -68,6 +83,23 @@ RunOptions parse_run_args(std::span<char* const> argv) {
     else if (opt == "--rootfs") o.rootfs = parse_rootfs_option(args.value(opt));
     else if (opt == "--add-dir") o.add_dirs.push_back(parse_add_dir_spec(args.value(opt)));
     else if (opt == "--launch-plan") o.launch_plan = args.value(opt);
+    else if (opt == "--allow-host") {
+      o.egress.rules.push_back(parse_host_rule(opt, args.value(opt), EgressAction::kAllow));
+    } else if (opt == "--deny-host") {
+      o.egress.rules.push_back(parse_host_rule(opt, args.value(opt), EgressAction::kDeny));
+    } else if (opt == "--secret") {
+      o.egress.secrets.push_back(parse_secret_option(
+          args.value(opt), [](const std::string& name) -> std::optional<std::string> {
+            const char* v = std::getenv(name.c_str());
+            if (v == nullptr) return std::nullopt;
+            return std::string(v);
+          }));
+    } else if (opt == "--egress-log") {
+      o.egress_log = args.value(opt);
+      if (o.egress_log.empty()) throw UsageError("--egress-log: the file name is empty");
+    } else if (opt == "-p" || opt == "--publish") {
+      o.published.push_back(parse_publish_option(args.value(opt)));
+    }
     else if (opt == "--snapshot") {
       o.snapshot = args.value(opt);
       if (o.snapshot.empty()) throw UsageError("--snapshot: the directory is empty");

@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "forkvm/sandbox.hpp"
@@ -38,6 +39,12 @@ struct RunOptions {
   std::optional<std::string> rootfs;
   /// --add-dir: host directories mounted in the guest (rw ones copied back after the command).
   std::vector<HostDir> add_dirs;
+  /// --allow-host, --deny-host (rules in the order given) and --secret.
+  EgressPolicy egress;
+  /// --egress-log FILE: every proxied request as a JSON line (appended).
+  std::string egress_log;
+  /// -p HOSTPORT:GUESTPORT, in order.
+  std::vector<std::pair<uint16_t, uint16_t>> published;
 };
 
 /// The usage text of `forkvm run`.

@@ -25,6 +25,7 @@
 #include "tools/cli/rootfs_option.hpp"
 #include "tools/cli/disk_spec.hpp"
 #include "tools/cli/launch_plan.hpp"
+#include "tools/cli/egress_log.hpp"
 #include "tools/cli/run_args.hpp"
 
 namespace forkvm::cli {
@@ -107,12 +108,26 @@ SandboxConfig sandbox_config(const RunOptions& o) {
   return c;
 }
 
+// The egress policy and, with --egress-log, its audit (`log` outlives the sandbox).
+EgressConfig egress_config(const RunOptions& o, EgressLog* log) {
+  EgressConfig egress;
+  egress.policy = o.egress;
+  if (log != nullptr) egress.audit = [log](const EgressEvent& e) { log->audit(e); };
+  return egress;
+}
+
 /// A booted sandbox, or with --snapshot a fork of the snapshot (verified once, no pool: one
 /// child).
-std::unique_ptr<Sandbox> start_sandbox(const RunOptions& o, std::stop_token stop) {
-  if (o.snapshot.empty()) return Sandbox::create(sandbox_config(o), std::move(stop));
+std::unique_ptr<Sandbox> start_sandbox(const RunOptions& o, EgressLog* log,
+                                       std::stop_token stop) {
+  if (o.snapshot.empty()) {
+    SandboxConfig config = sandbox_config(o);
+    config.egress = egress_config(o, log);
+    return Sandbox::create(config, std::move(stop));
+  }
   ForkConfig fork;
   fork.boot_timeout = o.boot_timeout;
+  fork.egress = egress_config(o, log);
   return Template::open(o.snapshot)->fork(fork, std::move(stop));
 }
 
@@ -209,9 +224,16 @@ int run_command(std::span<char* const> argv) {
   }
   std::signal(SIGPIPE, SIG_IGN);  // a closed stdout must not kill forkvm before it tears down
   SignalWatcher signals;
+  std::unique_ptr<EgressLog> log;  // declared before the sandbox: it outlives its proxy
   std::unique_ptr<Sandbox> sandbox;
   try {
-    sandbox = start_sandbox(o, signals.token());
+    if (!o.egress_log.empty()) log = std::make_unique<EgressLog>(o.egress_log);
+    sandbox = start_sandbox(o, log.get(), signals.token());
+    for (const auto& [host_port, guest_port] : o.published) {
+      const ExposedPort exposed = sandbox->expose_port(guest_port, host_port);
+      std::fprintf(stderr, "forkvm run: guest port %u is at %s:%u\n", exposed.guest_port,
+                   exposed.host.c_str(), exposed.port);
+    }
   } catch (const CancelledError&) {
     std::fprintf(stderr, "forkvm run: interrupted while booting; sandbox torn down\n");
     return signal_exit(signals.signal());
