@@ -99,24 +99,22 @@ EgressProxy::EgressProxy(std::string path, std::shared_ptr<const CompiledPolicy>
 
 EgressProxy::~EgressProxy() {
   std::future<void> finished = core_->finished.get_future();
-  auto stop = [core = core_] {
-    core->stopping = true;
-    error_code ignored;
-    core->acceptor.close(ignored);
-    // Copied: closing makes the connections end, which erases them from the set.
-    const std::vector<EgressConnection*> open(core->open.begin(), core->open.end());
-    for (auto* connection : open) connection->close();
-  };
-  const bool here = on_io_thread();
-  if (here) {
-    stop();
-  } else {
-    asio::post(io_context(), std::move(stop));  // moved: a copy left here would keep the core
-  }
+  std::weak_ptr<ProxyCore> weak = core_;
   core_.reset();
-  // Every coroutine holding the core ends soon after the sockets close; waiting here means the
+  // Every coroutine holding the core ends soon after the sockets close; waiting means the
   // socket directory can be removed and the audit callback is never called afterwards.
-  if (!here) finished.wait();
+  stop_and_wait(
+      [weak] {
+        auto core = weak.lock();
+        if (!core) return;
+        core->stopping = true;
+        error_code ignored;
+        core->acceptor.close(ignored);
+        // Copied: closing makes the connections end, which erases them from the set.
+        const std::vector<EgressConnection*> open(core->open.begin(), core->open.end());
+        for (auto* connection : open) connection->close();
+      },
+      std::move(finished));
   ::unlink(path_.c_str());
 }
 

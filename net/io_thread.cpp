@@ -1,6 +1,7 @@
 #include "net/io_thread.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 
 #include <exception>
 #include <thread>
@@ -53,5 +54,14 @@ boost::asio::io_context& io_context() {
 }
 
 bool on_io_thread() noexcept { return t_on_io_thread; }
+
+void stop_and_wait(std::function<void()> stop, std::future<void> finished) {
+  if (on_io_thread()) {
+    stop();
+    return;
+  }
+  boost::asio::post(io_context(), std::move(stop));  // moved: no copy left to hold the state
+  finished.wait();
+}
 
 }  // namespace forkvm::net

@@ -8,6 +8,9 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <functional>
+#include <future>
+
 namespace forkvm::net {
 
 /// The process's network io_context, started on first use and stopped at process exit.
@@ -16,5 +19,12 @@ boost::asio::io_context& io_context();
 /// Whether the calling thread is the network thread (a destructor called from a handler must
 /// not wait for that thread).
 bool on_io_thread() noexcept;
+
+/// The ending of a service whose state the network thread holds (an EgressProxy, a
+/// PortForward): runs `stop` there (inline when called on it), then waits until `finished` is
+/// ready, i.e. until the last coroutine holding the state is gone, so nothing of the service
+/// runs afterwards. On the network thread itself it cannot wait and returns at once. `stop`
+/// must not keep the state alive (it is destroyed after it runs).
+void stop_and_wait(std::function<void()> stop, std::future<void> finished);
 
 }  // namespace forkvm::net

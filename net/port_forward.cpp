@@ -6,7 +6,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -184,21 +183,19 @@ PortForward::PortForward(std::string vsock_socket, uint16_t guest_port, uint16_t
 
 PortForward::~PortForward() {
   std::future<void> finished = core_->finished.get_future();
-  auto stop = [core = core_] {
-    core->stopping = true;
-    error_code ignored;
-    core->acceptor.close(ignored);
-    const std::vector<ForwardLink*> open(core->open.begin(), core->open.end());
-    for (auto* link : open) link->close();
-  };
-  const bool here = on_io_thread();
-  if (here) {
-    stop();
-  } else {
-    asio::post(io_context(), std::move(stop));  // moved: a copy left here would keep the core
-  }
+  std::weak_ptr<ForwardCore> weak = core_;
   core_.reset();
-  if (!here) finished.wait();
+  stop_and_wait(
+      [weak] {
+        auto core = weak.lock();
+        if (!core) return;
+        core->stopping = true;
+        error_code ignored;
+        core->acceptor.close(ignored);
+        const std::vector<ForwardLink*> open(core->open.begin(), core->open.end());
+        for (auto* link : open) link->close();
+      },
+      std::move(finished));
 }
 
 }  // namespace forkvm::net

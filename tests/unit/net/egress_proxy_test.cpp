@@ -8,9 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +16,7 @@
 #include "forkvm/errors.hpp"
 #include "net/egress_proxy.hpp"
 #include "net/egress_rules.hpp"
+#include "tests/support/audit_log.hpp"
 #include "tests/support/http_test_server.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -26,27 +25,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Collects audit events; wait_for() blocks until `n` have arrived (bounded).
-class AuditLog {
- public:
-  std::function<void(const EgressEvent&)> callback() {
-    return [this](const EgressEvent& e) {
-      std::lock_guard lock(mutex_);
-      events_.push_back(e);
-      cv_.notify_all();
-    };
-  }
-  std::vector<EgressEvent> wait_for(std::size_t n) {
-    std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, 10s, [&] { return events_.size() >= n; });
-    return events_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<EgressEvent> events_;
-};
+using test::AuditLog;
 
 // A blocking Unix socket client with 10 s timeouts, standing in for the guest.
 class GuestClient {

@@ -1,0 +1,291 @@
+// e2e tier: a sandbox's network over vsock, on the Debian root filesystem (curl, python3).
+// curl and Python's urllib in the guest fetch from an HTTP server on the host's loopback
+// through the agent's proxy listener and the host's egress proxy (allowed by an explicit
+// address rule); CONNECT tunnels work; a host no rule allows gets a 403 and the audit says why;
+// a secret's placeholder becomes the real value only on requests to its bound host, and the
+// real value is nowhere in the guest's memory file; a fork inherits the policy and is audited
+// as its own; expose_port serves a guest HTTP server to the host; forkvm run --allow-host
+// --egress-log does the same from the command line. Every request goes to
+// 127.0.0.1 of the machine running the test; every loop is bounded.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "forkvm/sandbox.hpp"
+#include "tests/e2e/e2e_image.hpp"
+#include "tests/support/audit_log.hpp"
+#include "tests/support/http_test_server.hpp"
+#include "tests/support/read_text.hpp"
+#include "tests/support/run_process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace forkvm::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kSecretValue = "sk-real-4f1c9a7e2b";
+
+using test::AuditLog;
+
+EgressRule allow(const std::string& host) {
+  EgressRule r;
+  r.action = EgressAction::kAllow;
+  r.host = host;
+  return r;
+}
+
+// The guest's default NO_PROXY keeps 127.0.0.1 in the guest; these requests mean the host's.
+ExecOptions through_proxy() {
+  ExecOptions o;
+  o.env = {{"NO_PROXY", ""}, {"no_proxy", ""}};
+  o.timeout = 60s;
+  return o;
+}
+
+EgressPolicy policy_with_secret() {
+  EgressPolicy policy;
+  policy.rules.push_back(allow("127.0.0.1"));
+  // "localhost" resolves (on the host) to a loopback address: a name rule alone cannot reach
+  // it, the block can.
+  policy.rules.push_back(allow("127.0.0.0/8"));
+  SecretBinding secret;
+  secret.name = "API_KEY";
+  secret.hosts = {"localhost"};
+  secret.value = kSecretValue;
+  policy.secrets.push_back(secret);
+  return policy;
+}
+
+// A blocking HTTP GET to 127.0.0.1:port on the host; the raw response (10 s timeouts).
+std::string host_get(uint16_t port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: x\r\n\r\n";
+    (void)!::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+bool file_contains(const std::string& path, const std::string& needle) {
+  std::ifstream in(path, std::ios::binary);
+  std::string window;
+  std::vector<char> block(1 << 20);
+  while (in) {
+    in.read(block.data(), static_cast<std::streamsize>(block.size()));
+    window.append(block.data(), static_cast<std::size_t>(in.gcount()));
+    if (window.find(needle) != std::string::npos) return true;
+    window.erase(0, window.size() > needle.size() ? window.size() - needle.size() : 0);
+  }
+  return false;
+}
+
+class E2eNetwork : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new test::HttpTestServer();
+    SandboxConfig c;
+    c.vm = builtin_config(1, 384, "");
+    c.root_filesystem = image_dir() + "/rootfs.ext4";
+    c.boot_timeout = kBootDeadline;
+    c.request_timeout = 120s;
+    c.egress.policy = policy_with_secret();
+    c.egress.audit = audit_.callback();
+    box_ = Sandbox::create(c).release();
+  }
+  static void TearDownTestSuite() {
+    delete box_;
+    delete server_;
+  }
+  static std::string url(const std::string& host, const std::string& path) {
+    return "http://" + host + ":" + std::to_string(server_->port()) + path;
+  }
+
+  static inline test::HttpTestServer* server_ = nullptr;
+  static inline Sandbox* box_ = nullptr;
+  static inline AuditLog audit_;
+};
+
+TEST_F(E2eNetwork, CurlAndPythonFetchThroughTheProxy) {
+  // The agent gave every exec the proxy variables.
+  const ExecResult env = box_->exec({"sh", "-c", "echo $HTTP_PROXY $https_proxy $NO_PROXY"});
+  EXPECT_EQ(env.stdout_data,
+            "http://127.0.0.1:3128 http://127.0.0.1:3128 localhost,127.0.0.1,::1\n");
+
+  const std::size_t before = audit_.size();
+  ExecResult r = box_->exec({"curl", "-sS", "--max-time", "30", url("127.0.0.1", "/hello")},
+                            through_proxy());
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "hello");
+  r = box_->exec({"python3", "-c",
+                  "import urllib.request\n"
+                  "print(urllib.request.urlopen('" + url("127.0.0.1", "/hello") +
+                      "', timeout=30).read().decode())"},
+                 through_proxy());
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "hello\n");
+  // curl --proxytunnel: a CONNECT tunnel, checked on the host name, bytes untouched.
+  r = box_->exec({"curl", "-sS", "--max-time", "30", "--proxytunnel", url("127.0.0.1", "/hello")},
+                 through_proxy());
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "hello");
+
+  const auto events = audit_.wait_for(before + 3);
+  ASSERT_GE(events.size(), before + 3);
+  EXPECT_EQ(events[before].method, "GET");
+  EXPECT_TRUE(events[before].allowed);
+  EXPECT_EQ(events[before].status, 200);
+  EXPECT_EQ(events[before].address, "127.0.0.1");
+  EXPECT_EQ(events[before + 2].method, "CONNECT");
+  EXPECT_GT(events[before + 2].bytes_down, 0u);
+}
+
+TEST_F(E2eNetwork, ADeniedHostGets403AndTheAuditSaysWhy) {
+  const std::size_t before = audit_.size();
+  const ExecResult r = box_->exec(
+      {"curl", "-sS", "--max-time", "30", "-w", "\n%{http_code}", "http://10.1.2.3/x"},
+      through_proxy());
+  EXPECT_NE(r.stdout_data.find("default deny"), std::string::npos) << r.stdout_data;
+  EXPECT_NE(r.stdout_data.find("\n403"), std::string::npos) << r.stdout_data;
+  const auto events = audit_.wait_for(before + 1);
+  ASSERT_GE(events.size(), before + 1);
+  EXPECT_FALSE(events[before].allowed);
+  EXPECT_EQ(events[before].host, "10.1.2.3");
+  EXPECT_NE(events[before].rule.find("default deny"), std::string::npos);
+}
+
+TEST_F(E2eNetwork, ThePlaceholderBecomesTheSecretOnlyOnTheBoundHost) {
+  // The guest sees the placeholder, never the value.
+  const ExecResult env = box_->exec({"sh", "-c", "echo $API_KEY"});
+  EXPECT_EQ(env.stdout_data, "forkvm-secret-API_KEY\n");
+  const std::string fetch =
+      "import os, urllib.request\n"
+      "req = urllib.request.Request('%s', headers={'Authorization': 'Bearer ' + "
+      "os.environ['API_KEY']})\n"
+      "print(urllib.request.urlopen(req, timeout=30).read().decode())";
+  auto with_url = [&](const std::string& u) {
+    std::string code = fetch;
+    code.replace(code.find("%s"), 2, u);
+    return code;
+  };
+  ExecResult r = box_->exec({"python3", "-c", with_url(url("localhost", "/record"))},
+                            through_proxy());
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "recorded\n");
+  EXPECT_NE(server_->recorded().find(std::string("Authorization: Bearer ") + kSecretValue),
+            std::string::npos)
+      << server_->recorded();
+  // Another host gets the placeholder.
+  r = box_->exec({"python3", "-c", with_url(url("127.0.0.1", "/record"))}, through_proxy());
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_NE(server_->recorded().find("Authorization: Bearer forkvm-secret-API_KEY"),
+            std::string::npos)
+      << server_->recorded();
+  EXPECT_EQ(server_->recorded().find(kSecretValue), std::string::npos);
+
+  // The value never entered the guest: a snapshot of it holds the placeholder, not the value.
+  test::TempDir tmp("fvnet");
+  const std::string snap = tmp / "snap";
+  box_->snapshot(snap);
+  EXPECT_FALSE(file_contains(snap + "/memory", kSecretValue));
+  EXPECT_FALSE(file_contains(snap + "/state.json", kSecretValue));
+  EXPECT_TRUE(file_contains(snap + "/memory", "forkvm-secret-API_KEY"));
+}
+
+TEST_F(E2eNetwork, AForkInheritsThePolicyAndIsAuditedAsItsOwn) {
+  AuditLog child_audit;
+  ForkConfig fork;
+  EgressConfig egress;
+  egress.policy = policy_with_secret();
+  egress.audit = child_audit.callback();
+  fork.egress = egress;
+  const std::size_t parent_before = audit_.size();
+  auto child = box_->fork(fork);
+  ExecResult r = child->exec({"curl", "-sS", "--max-time", "30", url("127.0.0.1", "/hello")},
+                             through_proxy());
+  EXPECT_EQ(r.stdout_data, "hello") << r.stderr_data;
+  EXPECT_EQ(child_audit.wait_for(1).size(), 1u);
+  EXPECT_EQ(audit_.size(), parent_before);
+
+  // A fork without its own config inherits the parent's policy (and audit).
+  auto inherited = box_->fork();
+  r = inherited->exec({"curl", "-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}",
+                       "http://10.9.9.9/"},
+                      through_proxy());
+  EXPECT_EQ(r.stdout_data, "403");
+  r = inherited->exec({"curl", "-sS", "--max-time", "30", url("127.0.0.1", "/hello")},
+                      through_proxy());
+  EXPECT_EQ(r.stdout_data, "hello");
+  EXPECT_GE(audit_.wait_for(parent_before + 2).size(), parent_before + 2);
+}
+
+TEST_F(E2eNetwork, ExposePortServesAGuestServerToTheHost) {
+  auto server = box_->start({"python3", "-m", "http.server", "8000", "--bind", "127.0.0.1",
+                             "--directory", "/etc"});
+  const ExposedPort exposed = box_->expose_port(8000);
+  EXPECT_EQ(exposed.host, "127.0.0.1");
+  EXPECT_NE(exposed.port, 0);
+  std::string response;
+  // Until python listens (bounded: 60 tries, 0.5 s apart).
+  for (int i = 0; i < 60 && response.find("200") == std::string::npos; ++i) {
+    response = host_get(exposed.port, "/debian_version");
+    if (response.find("200") == std::string::npos) std::this_thread::sleep_for(500ms);
+  }
+  EXPECT_NE(response.find("HTTP/1.0 200"), std::string::npos) << response;
+  EXPECT_NE(response.find("\r\n\r\n12."), std::string::npos) << response;
+  // Several at once.
+  std::vector<std::thread> clients;
+  std::vector<std::string> answers(4);
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&, i] { answers[i] = host_get(exposed.port, "/hostname"); });
+  }
+  for (auto& t : clients) t.join();
+  for (const auto& a : answers) EXPECT_NE(a.find("200"), std::string::npos) << a;
+  // A guest port nobody listens on closes the host connection.
+  const ExposedPort closed = box_->expose_port(8001);
+  EXPECT_EQ(host_get(closed.port, "/"), "");
+  server->cancel();
+}
+
+// The CLI: forkvm run with --allow-host and --egress-log on the built-in Debian image.
+TEST_F(E2eNetwork, ForkvmRunAllowsAHostAndLogsTheRequest) {
+  test::TempDir tmp("fvnetcli");
+  const std::string log = tmp / "egress.jsonl";
+  const auto r = test::run_process(
+      std::string(FORKVM_CLI) + " run --allow-host 127.0.0.1 --egress-log " + log +
+      " --env NO_PROXY= --env no_proxy= -- sh -c 'curl -sS --max-time 30 " +
+      url("127.0.0.1", "/hello") + "; echo; curl -sS --max-time 30 http://10.7.7.7/'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("hello"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("default deny"), std::string::npos) << r.output;
+  const std::string lines = test::read_text(log);
+  EXPECT_NE(lines.find("\"decision\":\"allow\""), std::string::npos) << lines;
+  EXPECT_NE(lines.find("\"decision\":\"deny\""), std::string::npos) << lines;
+  EXPECT_NE(lines.find("\"host\":\"10.7.7.7\""), std::string::npos) << lines;
+}
+
+}  // namespace
+}  // namespace forkvm::e2e
