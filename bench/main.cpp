@@ -5,6 +5,7 @@
 
 #include "bench/boot_bench.hpp"
 #include "bench/disk_bench.hpp"
+#include "bench/egress_bench.hpp"
 #include "bench/exec_bench.hpp"
 #include "bench/fork_bench.hpp"
 #include "bench/fork_options.hpp"
@@ -18,6 +19,9 @@ int main(int argc, char** argv) {
   }
   if (argc >= 2 && std::strcmp(argv[1], "disk") == 0) {
     return forkvm::bench::disk_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "egress") == 0) {
+    return forkvm::bench::egress_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
   }
   if (argc >= 2 && std::strcmp(argv[1], "exec") == 0) {
     return forkvm::bench::exec_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
@@ -39,6 +43,9 @@ int main(int argc, char** argv) {
                "usage: forkvm-bench exec [-n N] [--vcpus N] [--memory MiB] [--file-mib M] [--file-rounds R]\n"
                "  round trips of exec([\"true\"]) and ping, and file throughput both ways, against a\n"
                "  bare vsock echo round trip in the same sandbox as the reference.\n"
+               "usage: forkvm-bench egress [-n N] [--small-bytes B] [--big-mib M] [--rounds R]\n"
+               "  the guest's HTTP GETs (latency) and a download (MiB/s) through the egress proxy\n"
+               "  against the same bytes over a bare vsock stream, in the same sandbox and run.\n"
                "%s%s%s%s", forkvm::bench::kDiskBenchUsage, forkvm::bench::kForkBenchUsage,
                forkvm::bench::kForkRunningUsage, forkvm::bench::kForkStressUsage);
   return 2;
