@@ -270,6 +270,37 @@ TEST_F(E2eNetwork, ExposePortServesAGuestServerToTheHost) {
   server->cancel();
 }
 
+// A hostile guest: half-sent headers held open, an oversized header, bytes that are not HTTP.
+// Each gets its own answer or is closed by the limits, and a normal request still works.
+TEST_F(E2eNetwork, HostileConnectionsHitTheLimitsAndOthersKeepWorking) {
+  EgressPolicy strict = policy_with_secret();
+  strict.limits.max_connections = 16;
+  strict.limits.idle_timeout = 2s;
+  strict.limits.max_header_bytes = 4096;
+  box_->set_egress_policy(strict);
+  const std::string script =
+      "import socket, time, urllib.request\n"
+      "def conn():\n"
+      "    s = socket.create_connection(('127.0.0.1', 3128), timeout=30)\n"
+      "    return s\n"
+      "held = []\n"
+      "for _ in range(12):\n"
+      "    s = conn(); s.sendall(b'GET http://127.0.0.1/ HTTP/1.1\\r\\n'); held.append(s)\n"
+      "s = conn(); s.sendall(b'GET http://127.0.0.1/ HTTP/1.1\\r\\nX: ' + b'a' * 8000 + "
+      "b'\\r\\n\\r\\n')\n"
+      "print(s.recv(12).decode())\n"
+      "s = conn(); s.sendall(b'\\x16\\x03\\x01 not http\\r\\n\\r\\n')\n"
+      "print(s.recv(12).decode())\n"
+      "print(urllib.request.urlopen('" + url("127.0.0.1", "/hello") + "', timeout=30).read()"
+      ".decode())\n"
+      "time.sleep(4)\n"
+      "print(sum(1 for h in held if h.recv(1) == b''))\n";
+  const ExecResult r = box_->exec({"python3", "-c", script}, through_proxy());
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "HTTP/1.1 431\nHTTP/1.1 400\nhello\n12\n") << r.stderr_data;
+  box_->set_egress_policy(policy_with_secret());
+}
+
 // The CLI: forkvm run with --allow-host and --egress-log on the built-in Debian image.
 TEST_F(E2eNetwork, ForkvmRunAllowsAHostAndLogsTheRequest) {
   test::TempDir tmp("fvnetcli");
