@@ -92,17 +92,15 @@ std::optional<std::array<double, 4>> run_forkvm(const Options& o, const Files& f
   c.initramfs = o.image_dir + "/initramfs.cpio.gz";
   c.vcpus = o.vcpus;
   c.memory_mib = o.memory_mib;
-  DiskConfig root, disk, script;
-  root.path = f.rootfs;
-  root.read_only = true;
-  root.id = kRootDiskId;
+  DiskConfig disk, script;
   disk.path = f.disk;
   disk.id = "bench";
   script.path = f.script;
   script.read_only = true;
   script.id = "script";
-  c.disks = {root, disk, script};
-  c.extra_cmdline = std::string(kRootCmdlineKey) + "=" + kRootDiskId + " " + guest_command();
+  c.disks = {disk, script};
+  c.extra_cmdline = guest_command();
+  attach_root_filesystem(c, f.rootfs);
   std::mutex mu;
   std::string console;
   c.console = [&](std::string_view s) {

@@ -120,15 +120,8 @@ void Sandbox::Impl::boot(std::stop_token stop) {
   vc.vsock = VsockConfig{3, socket_path};
   vc.extra_cmdline += vc.extra_cmdline.empty() ? "" : " ";
   vc.extra_cmdline += "forkvm.after_ready=serve";
+  attach_root_filesystem(vc, config.root_filesystem);
   if (!config.root_filesystem.empty()) {
-    // The first disk, so that it is /dev/vda whatever else is attached; validate() refuses a
-    // caller's disk that also uses the id.
-    DiskConfig root;
-    root.path = config.root_filesystem;
-    root.read_only = true;
-    root.id = kRootDiskId;
-    vc.disks.insert(vc.disks.begin(), std::move(root));
-    vc.extra_cmdline += std::string(" ") + kRootCmdlineKey + "=" + kRootDiskId;
     if (!config.root_upper_disk.empty()) {
       vc.extra_cmdline += std::string(" ") + kRootUpperCmdlineKey + "=" + config.root_upper_disk;
     }

@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "contract/root_disk.hpp"
 #include "devices/virtio/block/block_device.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
@@ -152,6 +153,19 @@ std::string_view to_string(StopReason reason) {
     case StopReason::kHostStop: return "host-stop";
   }
   return "unknown";
+}
+
+void attach_root_filesystem(VmConfig& config, const std::string& image) {
+  if (image.empty()) return;
+  // First, so that it is /dev/vda whatever else is attached; validate() refuses another disk
+  // that uses the id.
+  DiskConfig root;
+  root.path = image;
+  root.read_only = true;
+  root.id = kRootDiskId;
+  config.disks.insert(config.disks.begin(), std::move(root));
+  config.extra_cmdline += config.extra_cmdline.empty() ? "" : " ";
+  config.extra_cmdline += std::string(kRootCmdlineKey) + "=" + kRootDiskId;
 }
 
 }  // namespace forkvm

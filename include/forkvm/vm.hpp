@@ -84,6 +84,13 @@ struct VmConfig {
   std::vector<DiskConfig> disks;
 };
 
+/// Attaches `image`, an ext4 root filesystem such as the built-in Debian one, to `config` as the
+/// first disk (read-only, serial "rootfs", so /dev/vda) and names it on the kernel command line
+/// (forkvm.root=rootfs): the forkvm agent mounts it under a writable overlay in guest RAM and
+/// moves into it before it reports ready. Nothing when `image` is empty. A Sandbox does this
+/// itself for SandboxConfig::root_filesystem.
+void attach_root_filesystem(VmConfig& config, const std::string& image);
+
 /// The kernel command line used when VmConfig::cmdline is empty.
 std::string default_cmdline();
 

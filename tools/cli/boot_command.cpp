@@ -56,7 +56,7 @@ BootOptions parse(std::span<char* const> argv) {
     else if (opt == "--help" || opt == "-h") throw UsageError("");
     else throw UsageError("unknown option '" + opt + "'");
   }
-  attach_root_disk(o.config, choose_rootfs(o.rootfs, o.config.kernel.empty(), false, ""));
+  attach_root_filesystem(o.config, choose_rootfs(o.rootfs, o.config.kernel.empty(), false, ""));
   // The built-in image is the default; a user kernel without --initramfs boots without one.
   if (o.config.kernel.empty()) {
     o.config.kernel = builtin_kernel();

@@ -2,7 +2,6 @@
 
 #include <filesystem>
 
-#include "contract/root_disk.hpp"
 #include "forkvm/errors.hpp"
 #include "tools/cli/args.hpp"
 
@@ -26,17 +25,6 @@ std::string choose_rootfs(const std::optional<std::string>& option, bool builtin
                               "--rootfs minimal for the initramfs alone");
   }
   return builtin;
-}
-
-void attach_root_disk(VmConfig& config, const std::string& image) {
-  if (image.empty()) return;
-  DiskConfig root;
-  root.path = image;
-  root.read_only = true;
-  root.id = kRootDiskId;
-  config.disks.insert(config.disks.begin(), std::move(root));
-  config.extra_cmdline += config.extra_cmdline.empty() ? "" : " ";
-  config.extra_cmdline += std::string(kRootCmdlineKey) + "=" + kRootDiskId;
 }
 
 }  // namespace forkvm::cli

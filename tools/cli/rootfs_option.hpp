@@ -24,9 +24,6 @@ std::string parse_rootfs_option(const std::string& value);
 std::string choose_rootfs(const std::optional<std::string>& option, bool builtin_kernel,
                           bool builtin_default, const std::string& builtin);
 
-/// Attaches `image` to `config` as the root disk (first, read-only, serial kRootDiskId) and
-/// names it on the command line, for commands that drive a Vm directly (Sandbox does the same
-/// for SandboxConfig::root_filesystem). Nothing when `image` is empty.
-void attach_root_disk(VmConfig& config, const std::string& image);
+/// (forkvm::attach_root_filesystem() in vm.hpp attaches the chosen image.)
 
 }  // namespace forkvm::cli

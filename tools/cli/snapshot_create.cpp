@@ -73,7 +73,7 @@ std::optional<CreateOptions> parse(std::span<char* const> argv) {
     throw UsageError("create takes one snapshot directory (it must not exist yet)");
   }
   o.dir = dirs.front();
-  attach_root_disk(o.vm, choose_rootfs(o.rootfs, o.vm.kernel == builtin_kernel(), true,
+  attach_root_filesystem(o.vm, choose_rootfs(o.rootfs, o.vm.kernel == builtin_kernel(), true,
                                        builtin_rootfs()));
   return o;
 }
