@@ -85,6 +85,7 @@ void announce_ready() {
   const auto mem_kib = meminfo_kib(read_or_throw("/proc/meminfo"), "MemTotal");
   if (!mem_kib) throw AgentError(FatalReason::kSystemInfo, "no MemTotal in /proc/meminfo");
   say("ready cpus=" + std::to_string(*cpus) + " mem_total_kib=" + std::to_string(*mem_kib));
+  drain_console();  // the host prints its own "agent ready" on the signal: after this line
   send_boot_signal(BootSignal::kAgentReady, 0);
 }
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/uio.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -38,6 +39,11 @@ void say(std::string_view message) noexcept {
       iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
       iov[first].iov_len -= left;
     }
+  }
+}
+
+void drain_console() noexcept {
+  while (::tcdrain(STDOUT_FILENO) != 0 && errno == EINTR) {
   }
 }
 

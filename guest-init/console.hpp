@@ -11,6 +11,11 @@ namespace forkvm {
 /// and never throws, so it is usable on fatal paths.
 void say(std::string_view message) noexcept;
 
+/// Waits until the console has transmitted everything written to it (tcdrain): the serial
+/// driver sends in the background, so without this a boot signal written right after a line
+/// can reach the host before the line's last bytes do.
+void drain_console() noexcept;
+
 /// Opens /dev/console (from devtmpfs) as stdin, stdout and stderr. Throws AgentError.
 void setup_console();
 

@@ -29,7 +29,7 @@ struct ProxyCore;
 
 /// A refusal the guest is answered with.
 struct Refusal {
-  int status = 0;    ///< 400, 403, 431, 502, 503, 504
+  int status = 0;    ///< 400, 403, 413, 431, 502, 503, 504
   std::string text;  ///< printable; never holds a secret value
 };
 

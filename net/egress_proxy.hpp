@@ -11,8 +11,9 @@
 //      dropped, the secrets of the host substituted (SecretBinding), "Connection: close", and
 //      its body relayed with its framing; the response comes back the same way;
 //   4. anything refused gets an HTTP error with a text body naming the reason (403 with the
-//      deciding rule, 400 malformed, 431 header too large, 502 upstream failed, 503 too many
-//      connections, 504 timed out), and every request is audited once (EgressEvent).
+//      deciding rule, 400 malformed, 413 body over the byte limit, 431 header too large, 502
+//      upstream failed, 503 too many connections, 504 timed out), and every request is
+//      audited once (EgressEvent).
 // One request per connection (the answer says "Connection: close").
 #pragma once
 

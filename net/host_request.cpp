@@ -87,7 +87,13 @@ asio::awaitable<HttpResponse> read_response(Stream& stream, boost::beast::flat_b
   parser.body_limit(request.max_response_bytes);
   if (request.method == "HEAD") parser.skip(true);
   error_code ec;
-  co_await http::async_read(stream, buffer, parser, with_error(ec));
+  // The header first, and its declared length checked here: Beast 1.74 does not apply the
+  // body limit to a Content-Length whose body arrives in the same read as the header.
+  co_await http::async_read_header(stream, buffer, parser, with_error(ec));
+  if (!ec && parser.content_length() && *parser.content_length() > request.max_response_bytes) {
+    ec = http::error::body_limit;
+  }
+  if (!ec && !parser.is_done()) co_await http::async_read(stream, buffer, parser, with_error(ec));
   if (ec == http::error::body_limit) {
     throw EgressError("http_request: the response body is over " +
                       std::to_string(request.max_response_bytes) + " bytes");

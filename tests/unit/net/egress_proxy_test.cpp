@@ -281,15 +281,19 @@ TEST_F(EgressProxyTest, StopsAConnectionAtItsByteLimit) {
   const std::string r = get("GET " + url("127.0.0.1", "/bytes?n=50000000") + " HTTP/1.1\r\n\r\n");
   EXPECT_EQ(status_of(r), 502) << r;
   EXPECT_NE(body_of(r).find("byte limit"), std::string::npos) << r;
+  // A request body declared over the limit, sent with its header in one write: 413.
+  const std::string post = get("POST " + url("127.0.0.1", "/echo") +
+                               " HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n" +
+                               std::string(4096, 'p'));
+  EXPECT_EQ(status_of(post), 413) << post;
   // A chunked body (no length to check first) is cut at the limit.
   GuestClient client(path_);
   client.send("GET " + url("127.0.0.1", "/chunked?n=50000000") + " HTTP/1.1\r\n\r\n");
   client.read_all(0);
   EXPECT_LE(client.total(), (1u << 20) + 4096u);
-  const auto events = audit_.wait_for(2);
-  ASSERT_EQ(events.size(), 2u);
-  EXPECT_NE(events[0].error.find("byte limit"), std::string::npos) << events[0].error;
-  EXPECT_NE(events[1].error.find("byte limit"), std::string::npos) << events[1].error;
+  const auto events = audit_.wait_for(3);
+  ASSERT_EQ(events.size(), 3u);
+  for (const auto& e : events) EXPECT_NE(e.error.find("byte limit"), std::string::npos) << e.error;
 }
 
 TEST_F(EgressProxyTest, AStalledUpstreamGetsA504) {
