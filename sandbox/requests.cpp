@@ -175,6 +175,13 @@ json identity_request(const GuestIdentity& identity, std::string* payload) {
     if (!proto::valid_hostname(name)) invalid(op, "", "hostname '" + name.substr(0, 80) + "' is not 1..64 of [A-Za-z0-9.-]");
     h["hostname"] = name;
   }
+  if (identity.mac) {
+    const auto& [from, to] = *identity.mac;
+    if (!proto::valid_unicast_mac(to)) {
+      invalid(op, "", "the new MAC " + proto::format_mac(to) + " is not a unicast address");
+    }
+    h["mac"] = {{"from", proto::format_mac(from)}, {"to", proto::format_mac(to)}};
+  }
   return h;
 }
 

@@ -7,6 +7,13 @@ namespace {
 
 bool is_alpha(char c) noexcept { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+/// The value of hex digit `c`, or -1.
+int hex_value(char c) noexcept {
+  if (is_digit(c)) return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
 
 }  // namespace
 
@@ -36,6 +43,40 @@ bool valid_hostname(std::string_view name) noexcept {
     if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '.') return false;
   }
   return true;
+}
+
+std::optional<MacAddress> parse_mac(std::string_view text) noexcept {
+  constexpr size_t kLength = 17;  // 6 groups of 2 digits and 5 colons
+  if (text.size() != kLength) return std::nullopt;
+  MacAddress mac{};
+  for (size_t i = 0; i < mac.size(); ++i) {
+    const size_t at = i * 3;
+    const int hi = hex_value(text[at]);
+    const int lo = hex_value(text[at + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    if (i + 1 < mac.size() && text[at + 2] != ':') return std::nullopt;
+    mac[i] = static_cast<uint8_t>(hi * 16 + lo);
+  }
+  return mac;
+}
+
+std::string format_mac(const MacAddress& mac) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string text;
+  for (size_t i = 0; i < mac.size(); ++i) {
+    if (i != 0) text += ':';
+    text += kDigits[mac[i] >> 4];
+    text += kDigits[mac[i] & 0xf];
+  }
+  return text;
+}
+
+bool valid_unicast_mac(const MacAddress& mac) noexcept {
+  if ((mac[0] & 1) != 0) return false;
+  for (uint8_t b : mac) {
+    if (b != 0) return true;
+  }
+  return false;
 }
 
 std::optional<std::string> path_problem(std::string_view path) {

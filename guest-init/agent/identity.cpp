@@ -13,6 +13,7 @@
 
 #include "contract/protocol/field_rules.hpp"
 #include "contract/protocol/messages.hpp"
+#include "guest-init/agent/interface_mac.hpp"
 #include "guest-init/agent/op_error.hpp"
 #include "guest-init/agent/unique_fd.hpp"
 
@@ -72,6 +73,27 @@ IdentityRequest parse_identity(const nlohmann::json& header, std::string_view pa
     }
     r.hostname = v.get<std::string>();
   }
+  if (header.contains("mac") && !header.at("mac").is_null()) {
+    // {"from": "02:..", "to": "02:.."}: the address the guest's NIC has now and its new one.
+    const nlohmann::json& v = header.at("mac");
+    const auto address = [&](const char* key) {
+      if (!v.is_object() || !v.contains(key) || !v.at(key).is_string()) {
+        throw OpError(kInvalidArgument, std::string("identity: \"mac\" needs a string \"") +
+                                            key + "\"");
+      }
+      const auto mac = protocol::parse_mac(v.at(key).get<std::string>());
+      if (!mac) {
+        throw OpError(kInvalidArgument, std::string("identity: \"mac\".\"") + key +
+                                            "\" is not a MAC address like 02:00:00:00:00:01");
+      }
+      return *mac;
+    };
+    r.mac_from = address("from");
+    r.mac_to = address("to");
+    if (!protocol::valid_unicast_mac(*r.mac_to)) {
+      throw OpError(kInvalidArgument, "identity: \"mac\".\"to\" must be a unicast address");
+    }
+  }
   return r;
 }
 
@@ -90,6 +112,13 @@ nlohmann::json apply_identity(const IdentityRequest& request) {
       throw errno_error(errno, "sethostname");
     }
     reply["hostname_set"] = true;
+  }
+  if (request.mac_from && request.mac_to) {
+    const MacChangeResult changed = change_interface_mac(*request.mac_from, *request.mac_to);
+    if (!changed.error.empty()) throw OpError(protocol::code::kIo, "identity: " + changed.error);
+    // The interface that was moved, or false when no interface had the old address.
+    reply["mac_set"] = changed.interface.empty() ? nlohmann::json(false)
+                                                 : nlohmann::json(changed.interface);
   }
   return reply;
 }

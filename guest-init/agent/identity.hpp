@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "contract/protocol/field_rules.hpp"
+
 namespace forkvm::agent {
 
 /// Smallest and largest entropy payload the agent accepts (bytes).
@@ -24,6 +26,9 @@ struct IdentityRequest {
   std::string entropy;                        ///< the payload
   std::optional<int64_t> wall_clock_ns;       ///< CLOCK_REALTIME to set, ns since the epoch
   std::optional<std::string> hostname;        ///< [A-Za-z0-9.-], 1..64 bytes
+  /// A fork's fresh NIC address: the interface that has `mac_from` gets `mac_to` (unicast).
+  std::optional<protocol::MacAddress> mac_from;
+  std::optional<protocol::MacAddress> mac_to;
 };
 
 /// Parses and validates the request (header fields plus the payload). Throws
@@ -31,7 +36,8 @@ struct IdentityRequest {
 IdentityRequest parse_identity(const nlohmann::json& header, std::string_view payload);
 
 /// Applies it to this machine: RNDADDENTROPY with the payload, RNDRESEEDCRNG so the very next
-/// read of /dev/urandom or getrandom() differs, clock_settime(CLOCK_REALTIME), sethostname.
+/// read of /dev/urandom or getrandom() differs, clock_settime(CLOCK_REALTIME), sethostname,
+/// and the NIC's new address (interface_mac.hpp).
 /// Throws OpError (io / permission_denied) naming the step that failed. Returns the reply's
 /// fields.
 nlohmann::json apply_identity(const IdentityRequest& request);

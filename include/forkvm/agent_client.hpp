@@ -8,6 +8,7 @@
 // never as a hang. Errors are the types of sandbox_errors.hpp.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -18,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "forkvm/sandbox_errors.hpp"
@@ -167,6 +169,9 @@ struct GuestIdentity {
   std::optional<std::chrono::system_clock::time_point> wall_clock;
   /// A hostname to set (1..64 of [A-Za-z0-9.-]); nullopt leaves it.
   std::optional<std::string> hostname;
+  /// A fork's fresh NIC address: the guest interface whose MAC is `first` gets `second` (a
+  /// unicast address); nullopt leaves the NIC alone.
+  std::optional<std::pair<std::array<uint8_t, 6>, std::array<uint8_t, 6>>> mac;
 };
 
 /// Where and how to connect.

@@ -37,5 +37,25 @@ TEST(Identity, RejectsBadFields) {
   }
 }
 
+TEST(Identity, ParsesTheNicsNewAddress) {
+  const auto r = parse_identity({{"type", "identity"}, {"id", 1},
+                                 {"mac", {{"from", "02:00:00:00:00:01"}, {"to", "06:AA:bb:cc:dd:ee"}}}},
+                                kEntropy);
+  ASSERT_TRUE(r.mac_from && r.mac_to);
+  EXPECT_EQ(*r.mac_from, (protocol::MacAddress{2, 0, 0, 0, 0, 1}));
+  EXPECT_EQ(*r.mac_to, (protocol::MacAddress{6, 0xaa, 0xbb, 0xcc, 0xdd, 0xee}));
+  const nlohmann::json base = {{"type", "identity"}, {"id", 1}};
+  for (const nlohmann::json& bad :
+       {nlohmann::json("02:00:00:00:00:01"), nlohmann::json{{"from", "02:00:00:00:00:01"}},
+        nlohmann::json{{"from", "02:00:00:00:00:01"}, {"to", "01:00:5e:00:00:01"}},  // multicast
+        nlohmann::json{{"from", "02:00:00:00:00:01"}, {"to", "00:00:00:00:00:00"}},
+        nlohmann::json{{"from", "nonsense"}, {"to", "02:00:00:00:00:02"}},
+        nlohmann::json{{"from", 7}, {"to", "02:00:00:00:00:02"}}}) {
+    nlohmann::json h = base;
+    h["mac"] = bad;
+    EXPECT_THROW(parse_identity(h, kEntropy), OpError) << bad.dump();
+  }
+}
+
 }  // namespace
 }  // namespace forkvm::agent
