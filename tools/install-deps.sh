@@ -16,6 +16,8 @@ packages=(
   qemu-system-x86
   # kvm-lab: backtraces of a test that hangs inside L1
   gdb
+  # tools/net/forkvm-netns: namespaces and TAPs for virtio-net (iptables for its --uplink NAT)
+  iproute2 iptables
 )
 
 missing=()
