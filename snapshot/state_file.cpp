@@ -155,6 +155,13 @@ MachineConfig parse_machine(JsonReader& root, const FormatVersion& v) {
       }
     }
   }
+  // Optional (format 1.2): absent or null means no net device.
+  if (m.present("net")) c.net = m.boolean("net");
+  const size_t slots = c.disks.size() + (c.guest_cid ? 1 : 0) + (c.net ? 1 : 0);
+  if (slots > layout::kMaxVirtioDevices) {
+    m.fail("disks", std::to_string(slots) + " virtio devices (vsock, disks, net) do not fit the " +
+                        std::to_string(layout::kMaxVirtioDevices) + " slots of a machine");
+  }
   finish(m, v);
   return c;
 }
@@ -184,6 +191,7 @@ MachineConfig machine_config_of(const VmConfig& config) {
   m.memory_mib = config.memory_mib;
   m.cmdline = effective_cmdline(config);
   if (config.vsock) m.guest_cid = config.vsock->guest_cid;
+  m.net = config.net.has_value();
   return m;
 }
 
@@ -193,6 +201,7 @@ void check_machine_config(const MachineConfig& m, const std::string& where) {
       {"machine", {{"vcpus", m.vcpus}, {"memory_mib", m.memory_mib}, {"cmdline", m.cmdline}}}};
   if (m.guest_cid) root["machine"]["guest_cid"] = *m.guest_cid;
   if (!m.disks.empty()) root["machine"]["disks"] = disks_json(m.disks);
+  if (m.net) root["machine"]["net"] = true;
   JsonReader r(root, "", where);
   parse_machine(r, FormatVersion{});
 }
@@ -220,7 +229,8 @@ std::string encode_state(const State& state) {
       {"memory_mib", state.machine.memory_mib},
       {"cmdline", state.machine.cmdline},
       {"guest_cid", state.machine.guest_cid ? json(*state.machine.guest_cid) : json(nullptr)},
-      {"disks", disks_json(state.machine.disks)}};
+      {"disks", disks_json(state.machine.disks)},
+      {"net", state.machine.net}};
   root["memory"] = {
       {"file", kMemoryFile}, {"size", state.memory_size}, {"sha256", state.memory_sha256}};
   root["components"] = state.components;

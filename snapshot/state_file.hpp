@@ -19,7 +19,7 @@ namespace forkvm::snapshot {
 /// The format this code writes. A reader accepts any minor version of its major version (minor
 /// versions only add optional fields) and rejects every other major version.
 inline constexpr uint32_t kFormatMajor = 1;
-inline constexpr uint32_t kFormatMinor = 1;  // 1: machine.disks
+inline constexpr uint32_t kFormatMinor = 2;  // 1: machine.disks; 2: machine.net
 
 /// File names inside a snapshot directory.
 inline constexpr const char* kStateFile = "state.json";
@@ -43,7 +43,8 @@ struct FormatVersion {
   bool operator==(const FormatVersion&) const = default;
 };
 
-/// Most disks a snapshot may record (a VM has at most 19 virtio slots, one of them vsock).
+/// Most disks a snapshot may record (a VM has at most 19 virtio slots, one of them vsock; with
+/// a net device too, validate() allows one disk less).
 inline constexpr size_t kMaxDisks = 18;
 /// Longest disk image path recorded.
 inline constexpr size_t kMaxDiskPath = 4096;
@@ -90,6 +91,9 @@ struct MachineConfig {
   std::string cmdline;                ///< the command line the guest booted with (printable ASCII)
   std::optional<uint64_t> guest_cid;  ///< the vsock CID (3..2^32-2), if the machine had vsock
   std::vector<DiskRecord> disks;      ///< in VmConfig::disks order (virtio slots after vsock)
+  /// The machine had a virtio-net device (its slot follows the disks). Its backend is not
+  /// recorded: every restored or forked VM is given its own (RestoreOptions::net).
+  bool net = false;
   bool operator==(const MachineConfig&) const = default;
 
   /// Guest RAM in bytes.

@@ -10,6 +10,7 @@
 #include "devices/legacy/serial_state.hpp"
 #include "devices/virtio/block/block_state.hpp"
 #include "devices/virtio/mmio_transport_state.hpp"
+#include "devices/virtio/net/net_state.hpp"
 #include "devices/virtio/vsock/vsock_state.hpp"
 #include "forkvm/errors.hpp"
 #include "vmm/state/kvm_state_codec.hpp"
@@ -30,6 +31,7 @@ const char* kind_name(VirtioDeviceKind kind) {
   switch (kind) {
     case VirtioDeviceKind::kVsock: return "vsock";
     case VirtioDeviceKind::kBlock: return "blk";
+    case VirtioDeviceKind::kNet: return "net";
   }
   return "unknown";
 }
@@ -57,6 +59,7 @@ json encode_components(const MachineComponents& c) {
     switch (s.kind) {
       case VirtioDeviceKind::kVsock: slot["device"] = to_json(s.vsock); break;
       case VirtioDeviceKind::kBlock: slot["device"] = to_json(s.block); break;
+      case VirtioDeviceKind::kNet: slot["device"] = to_json(s.net); break;
     }
     j[slot_component(i)] = std::move(slot);
   }
@@ -102,6 +105,7 @@ MachineComponents decode_components(const json& components, uint32_t vcpus,
     switch (s.kind) {
       case VirtioDeviceKind::kVsock: s.vsock = vsock_state_from_json(r.member("device")); break;
       case VirtioDeviceKind::kBlock: s.block = block_state_from_json(r.member("device")); break;
+      case VirtioDeviceKind::kNet: s.net = net_state_from_json(r.member("device")); break;
     }
     r.finish();
     c.slots.push_back(std::move(s));

@@ -4,8 +4,9 @@
 // "components" object of state.json:
 //   "machine"      vmm/state MachineState;
 //   "serial", "i8042", "boot_signal"   the legacy devices (devices/legacy/*_state.hpp);
-//   "virtio.<i>"   virtio-mmio slot i: {"kind": "vsock" or "blk", "transport": {...},
-//                  "device": {...}} (vsock_state.hpp, block_state.hpp).
+//   "virtio.<i>"   virtio-mmio slot i (slot order: vsock, disks, net; virtio_mmio_slots.hpp):
+//                  {"kind": "vsock", "blk" or "net", "transport": {...}, "device": {...}}
+//                  (vsock_state.hpp, block_state.hpp, net_state.hpp).
 // Decoding is strict: a missing, unknown or mistyped component is a SnapshotError. A Template
 // decodes once and applies the decoded object to every fork.
 #pragma once
@@ -20,6 +21,7 @@
 #include "devices/legacy/serial.hpp"
 #include "devices/virtio/block/block_device.hpp"
 #include "devices/virtio/mmio_transport.hpp"
+#include "devices/virtio/net/net_device.hpp"
 #include "devices/virtio/vsock/vsock_device.hpp"
 #include "vmm/state/machine_state.hpp"
 #include "vmm/virtio_mmio_slots.hpp"
@@ -34,6 +36,7 @@ struct MachineComponents {
     VirtioMmioTransport::State transport;
     VsockDevice::State vsock;  ///< kind == kVsock
     BlockDevice::State block;  ///< kind == kBlock
+    NetDevice::State net;      ///< kind == kNet
   };
   state::MachineState machine;
   Serial::State serial;

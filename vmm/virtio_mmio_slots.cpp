@@ -19,6 +19,7 @@ std::vector<VirtioDeviceKind> planned_virtio_devices(const VmConfig& config) {
   std::vector<VirtioDeviceKind> kinds;
   if (config.vsock) kinds.push_back(VirtioDeviceKind::kVsock);
   kinds.insert(kinds.end(), config.disks.size(), VirtioDeviceKind::kBlock);
+  if (config.net) kinds.push_back(VirtioDeviceKind::kNet);
   return kinds;
 }
 

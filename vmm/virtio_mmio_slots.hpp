@@ -19,10 +19,13 @@ struct VmConfig;
 enum class VirtioDeviceKind {
   kVsock,  ///< VmConfig::vsock
   kBlock,  ///< one of VmConfig::disks
+  kNet,    ///< VmConfig::net
 };
 
 /// The virtio devices `config` asks for, in slot order (slot i holds element i): the vsock
-/// device first (so its slot does not move when disks are added), then the disks in order.
+/// device first (so its slot does not move when disks are added), then the disks in order, then
+/// the net device (last, so that every configuration without one keeps the slots it had before
+/// virtio-net existed, and snapshots taken then still restore).
 std::vector<VirtioDeviceKind> planned_virtio_devices(const VmConfig& config);
 
 /// One virtio-mmio slot: its MMIO window and its interrupt.

@@ -16,6 +16,7 @@
 #include "devices/virtio/mmio_transport.hpp"
 #include "devices/virtio/block/block_device.hpp"
 #include "devices/virtio/block/cow_disk.hpp"
+#include "devices/virtio/net/net_device.hpp"
 #include "devices/virtio/vsock/vsock_device.hpp"
 #include "forkvm/errors.hpp"
 #include "memory/guest_memory.hpp"
@@ -76,7 +77,7 @@ void Vm::Impl::create_virtio_devices() {
   // The same plan produced the virtio_mmio.device= parameters in the command line, so slot i
   // of the command line is virtio_devices[i].
   // Each disk image is opened and locked here too: a missing image or one another VM writes
-  // fails with an ImageError naming it.
+  // fails with an ImageError naming it; so is the net device's TAP or descriptor.
   virtio_kinds = planned_virtio_devices(config);
   size_t disk = 0;
   for (const VirtioDeviceKind kind : virtio_kinds) {
@@ -98,6 +99,15 @@ void Vm::Impl::create_virtio_devices() {
         }
         virtio_devices.push_back(std::make_shared<BlockDevice>(std::move(backend), disk_id(d, disk)));
         ++disk;
+        break;
+      }
+      case VirtioDeviceKind::kNet: {
+        // This VM's own backend, booted or restored: a TAP opened here (a missing TAP or
+        // namespace fails with an Error naming it) or a duplicate of the caller's descriptor.
+        const NetConfig& n = *config.net;
+        FrameEndpoint backend = n.tap.empty() ? FrameEndpoint::adopt(n.fd)
+                                              : FrameEndpoint::open_tap(n.tap, n.netns);
+        virtio_devices.push_back(std::make_shared<NetDevice>(std::move(backend), n.mac));
         break;
       }
     }

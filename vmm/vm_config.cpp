@@ -13,6 +13,8 @@
 
 #include "contract/root_disk.hpp"
 #include "devices/virtio/block/block_device.hpp"
+#include "devices/virtio/net/net_device.hpp"
+#include "devices/virtio/net/tap.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
 #include "memory/layout.hpp"
@@ -62,14 +64,41 @@ void check_vsock(const VsockConfig& vsock) {
   }
 }
 
+void check_net(const NetConfig& net) {
+  const bool has_tap = !net.tap.empty();
+  const bool has_fd = net.fd >= 0;
+  if (has_tap == has_fd) {
+    throw ConfigError(has_tap ? "net: give a TAP name or a descriptor, not both (tap '" + net.tap +
+                                    "', fd " + std::to_string(net.fd) + ")"
+                              : "net: give a TAP name or a descriptor (fd " +
+                                    std::to_string(net.fd) + ")");
+  }
+  if (!has_tap && !net.netns.empty()) {
+    throw ConfigError("net: a network namespace (" + net.netns +
+                      ") applies to a TAP opened by name only, not to a descriptor");
+  }
+  if (has_tap) {
+    if (const std::string why = tap_name_problem(net.tap); !why.empty()) {
+      throw ConfigError("net: " + why);
+    }
+  }
+  if (const std::string why = NetDevice::mac_problem(net.mac); !why.empty()) {
+    throw ConfigError("net: " + why);
+  }
+}
+
 /// The disk checks that need no file: count, paths, ids (length, characters, uniqueness).
 /// The images themselves are opened (and locked) when the VM is built.
 void check_disks(const VmConfig& config) {
-  const size_t slots = config.disks.size() + (config.vsock ? 1 : 0);
+  const size_t others = (config.vsock ? 1 : 0) + (config.net ? 1 : 0);
+  const size_t slots = config.disks.size() + others;
   if (slots > layout::kMaxVirtioDevices) {
+    const char* beside = config.vsock && config.net ? "the vsock and net devices"
+                         : config.vsock             ? "the vsock device"
+                         : config.net               ? "the net device"
+                                                    : "nothing else";
     throw ConfigError(std::to_string(config.disks.size()) + " disks are too many: at most " +
-                      std::to_string(layout::kMaxVirtioDevices - (config.vsock ? 1 : 0)) +
-                      " fit beside " + (config.vsock ? "the vsock device" : "nothing else"));
+                      std::to_string(layout::kMaxVirtioDevices - others) + " fit beside " + beside);
   }
   std::set<std::string> ids;
   for (size_t i = 0; i < config.disks.size(); ++i) {
@@ -112,6 +141,8 @@ std::string effective_cmdline(const VmConfig& config) {
 
 void validate_vsock(const VsockConfig& vsock) { check_vsock(vsock); }
 
+void validate_net(const NetConfig& net) { check_net(net); }
+
 void validate(const VmConfig& config) {
   if (config.vcpus == 0 || config.vcpus > layout::kMaxVcpus) {
     throw ConfigError("vcpus must be between 1 and " + std::to_string(layout::kMaxVcpus) +
@@ -139,6 +170,7 @@ void validate(const VmConfig& config) {
                       ")");
   }
   if (config.vsock) check_vsock(*config.vsock);
+  if (config.net) check_net(*config.net);
   check_readable(config.kernel, "kernel");
   if (!config.initramfs.empty()) check_readable(config.initramfs, "initramfs");
 }

@@ -37,6 +37,10 @@ namespace forkvm {
 /// socket path length. Throws ConfigError.
 void validate_vsock(const VsockConfig& vsock);
 
+/// The net checks of validate(), for a restore too: exactly one of tap and fd, netns only with
+/// a TAP, a TAP name that fits IFNAMSIZ, a unicast MAC. Throws ConfigError.
+void validate_net(const NetConfig& net);
+
 /// The serial of disk `index`: its id, or "disk<index>" when it has none.
 std::string disk_id(const DiskConfig& disk, size_t index);
 

@@ -24,6 +24,7 @@
 #include "memory/layout.hpp"
 #include "snapshot/snapshot.hpp"
 #include "devices/virtio/block/cow_disk.hpp"
+#include "devices/virtio/net/net_device.hpp"
 #include "vmm/snapshot_disks.hpp"
 #include "vmm/state/cpu_features.hpp"
 #include "vmm/vm_image_impl.hpp"
@@ -51,6 +52,11 @@ BlockDevice& block_device(const std::shared_ptr<VirtioDevice>& device) {
   return static_cast<BlockDevice&>(*device);
 }
 
+/// The net device behind a slot of kind kNet.
+NetDevice& net_device(const std::shared_ptr<VirtioDevice>& device) {
+  return static_cast<NetDevice&>(*device);
+}
+
 /// The disks of a machine as a VmConfig lists them (the images are opened elsewhere).
 std::vector<DiskConfig> disk_configs(const snapshot::MachineConfig& m) {
   std::vector<DiskConfig> disks;
@@ -70,6 +76,7 @@ std::vector<VirtioDeviceKind> kinds_of(const snapshot::MachineConfig& m) {
   VmConfig c;
   if (m.guest_cid) c.vsock = VsockConfig{*m.guest_cid, "x"};
   c.disks = disk_configs(m);
+  if (m.net) c.net = NetConfig{};  // only its presence matters here
   return planned_virtio_devices(c);
 }
 
@@ -81,6 +88,7 @@ VmImage::~VmImage() = default;
 uint32_t VmImage::vcpus() const noexcept { return impl_->machine.vcpus; }
 uint64_t VmImage::memory_mib() const noexcept { return impl_->machine.memory_mib; }
 bool VmImage::has_vsock() const noexcept { return impl_->machine.guest_cid.has_value(); }
+bool VmImage::has_net() const noexcept { return impl_->machine.net; }
 size_t VmImage::memory_layers() const noexcept { return impl_->memory->layers().size(); }
 uint64_t VmImage::overlay_bytes() const noexcept { return impl_->memory->overlay_bytes(); }
 
@@ -141,6 +149,7 @@ MachineComponents Vm::Impl::capture_components(
     switch (virtio_kinds[i]) {
       case VirtioDeviceKind::kVsock: slot.vsock = vsock_device(virtio_devices[i]).save_state(); break;
       case VirtioDeviceKind::kBlock: slot.block = block_device(virtio_devices[i]).save_state(); break;
+      case VirtioDeviceKind::kNet: slot.net = net_device(virtio_devices[i]).save_state(); break;
     }
     c.slots.push_back(std::move(slot));
   }
@@ -173,6 +182,8 @@ void Vm::Impl::apply_components(const MachineComponents& c) {
     switch (virtio_kinds[i]) {
       case VirtioDeviceKind::kVsock: vsock_device(virtio_devices[i]).restore_state(c.slots[i].vsock); break;
       case VirtioDeviceKind::kBlock: block_device(virtio_devices[i]).restore_state(c.slots[i].block); break;
+      // Another backend and maybe another MAC: recorded, not refused (net_device.hpp).
+      case VirtioDeviceKind::kNet: net_device(virtio_devices[i]).restore_state(c.slots[i].net); break;
     }
     virtio[i]->restore_state(c.slots[i].transport);
   }
@@ -186,6 +197,7 @@ snapshot::MachineConfig Vm::Impl::machine_config(bool digests) const {
   machine.memory_mib = config.memory_mib;
   machine.cmdline = boot_cmdline;
   if (config.vsock) machine.guest_cid = config.vsock->guest_cid;
+  machine.net = config.net.has_value();
   for (size_t i = 0; i < virtio.size(); ++i) {
     if (virtio_kinds[i] != VirtioDeviceKind::kBlock) continue;
     const BlockDevice& dev = block_device(virtio_devices[i]);
@@ -304,6 +316,14 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
                                     "but RestoreOptions::vsock is set");
   }
   if (options.vsock) validate_vsock(*options.vsock);
+  // Each VM made from the image needs a backend of its own: a TAP or socket is never shared.
+  if (m.net != options.net.has_value()) {
+    throw ConfigError(m.net ? "Vm::restore: the snapshot's machine has a net device: "
+                              "RestoreOptions::net must give its TAP or descriptor"
+                            : "Vm::restore: the snapshot's machine has no net device, "
+                              "but RestoreOptions::net is set");
+  }
+  if (options.net) validate_net(*options.net);
 
   VmConfig config;
   config.vcpus = m.vcpus;
@@ -312,6 +332,7 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
   config.kvm_device = options.kvm_device;
   config.vsock = options.vsock;
   config.disks = disk_configs(m);
+  config.net = options.net;
   const auto t0 = Clock::now();
   GuestMemory memory = GuestMemory::map_image(img.memory);
   const auto mapped = Clock::now();
@@ -320,7 +341,7 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
   impl->image = image;
   impl->boot_cmdline = m.cmdline;
   const auto d0 = Clock::now();
-  impl->create_virtio_devices();  // before KVM: a bad socket path fails with nothing to undo
+  impl->create_virtio_devices();  // before KVM: a bad socket path or TAP fails with nothing to undo
   impl->phases.devices = Clock::now() - d0;
   impl->build_machine();
   // Before any vCPU exists: a host without the snapshot's CPU features is refused by name.
@@ -364,6 +385,16 @@ std::unique_ptr<Vm> Vm::restore(const std::string& dir, const RestoreOptions& op
   auto vm = restore(VmImage::open(dir, options.verify_memory, options.verify_disks), options);
   vm->impl_->build_time = Clock::now() - t0;  // including opening and verifying the snapshot
   return vm;
+}
+
+std::optional<std::pair<std::array<uint8_t, 6>, std::array<uint8_t, 6>>> Vm::net_mac_change() const {
+  for (size_t i = 0; i < impl_->virtio_kinds.size(); ++i) {
+    if (impl_->virtio_kinds[i] != VirtioDeviceKind::kNet) continue;
+    const NetDevice& dev = net_device(impl_->virtio_devices[i]);
+    const NetDevice::Mac held = dev.guest_mac();  // the snapshot's MAC, or the device's own
+    if (held != dev.mac()) return std::make_pair(held, dev.mac());
+  }
+  return std::nullopt;
 }
 
 VmBuildPhases Vm::build_phases() const { return impl_->phases; }

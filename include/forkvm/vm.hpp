@@ -2,6 +2,7 @@
 // This header is free of KVM types; everything behind it lives in vmm/.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -9,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace forkvm {
@@ -58,6 +60,32 @@ struct DiskConfig {
   std::string overlay_dir;
 };
 
+/// A virtio-net device (virtio 1.2 §5.1): one Ethernet interface in the guest (eth0) whose
+/// frames go to and come from a host descriptor that carries one frame per read and write.
+/// Give exactly one of:
+/// - `tap`: the name of a TAP interface (1-15 characters), opened with IFF_TAP | IFF_NO_PI
+///   (created if it does not exist, which needs CAP_NET_ADMIN; a persistent TAP owned by the
+///   user needs nothing); with `netns` (a path such as /var/run/netns/NAME) it is opened inside
+///   that network namespace, on a short-lived thread, so this process's namespace never changes;
+/// - `fd`: a descriptor the caller opened, duplicated by the VM (the caller keeps and closes
+///   its own): a TAP descriptor, or a SOCK_DGRAM or SOCK_SEQPACKET socket (e.g. one end of an
+///   AF_UNIX socketpair), which keeps frame boundaries as a TAP does. It is made non-blocking
+///   (a flag shared with the caller's copy). `netns` is refused with it.
+/// The device offers no offloads: the guest sends and receives whole frames of at most its MTU
+/// (1500 unless changed in the guest) plus the Ethernet header.
+struct NetConfig {
+  /// The TAP interface to open; empty when `fd` is given.
+  std::string tap;
+  /// The network namespace to open `tap` in (a file such as /var/run/netns/NAME); empty: this
+  /// process's. Only with `tap`.
+  std::string netns;
+  /// A TAP or datagram socket descriptor to use instead of `tap`; -1 when `tap` is given.
+  int fd = -1;
+  /// The guest's MAC address; all zeros (the default) picks a random locally administered
+  /// unicast address. A multicast address (bit 0 of the first byte set) is refused.
+  std::array<uint8_t, 6> mac{};
+};
+
 /// What to boot and how big the machine is.
 struct VmConfig {
   /// Kernel image: a bzImage (boot protocol >= 2.12, 64-bit) or an ELF vmlinux.
@@ -79,9 +107,11 @@ struct VmConfig {
   std::string kvm_device = "/dev/kvm";
   /// A vsock device for host <-> guest streams; none when unset.
   std::optional<VsockConfig> vsock;
-  /// Disks, in the order the guest sees them (/dev/vda first). With the vsock device, at most
-  /// 19 virtio devices fit in a VM.
+  /// Disks, in the order the guest sees them (/dev/vda first). With the vsock and net devices,
+  /// at most 19 virtio devices fit in a VM.
   std::vector<DiskConfig> disks;
+  /// A network interface (virtio-net); none when unset. Its virtio slot follows the disks.
+  std::optional<NetConfig> net;
 };
 
 /// Attaches `image`, an ext4 root filesystem such as the built-in Debian one, to `config` as the
@@ -101,7 +131,8 @@ std::string default_cmdline();
 std::string effective_cmdline(const VmConfig& config);
 
 /// Checks a configuration without touching KVM: sizes and counts in range, files readable,
-/// the vsock section (if any) well-formed. Throws ConfigError or ImageError. Vm::create()
+/// the vsock and net sections (if any) well-formed (the TAP or descriptor itself is opened
+/// when the VM is built). Throws ConfigError or ImageError. Vm::create()
 /// calls it first.
 void validate(const VmConfig& config);
 
@@ -113,6 +144,13 @@ struct RestoreOptions {
   /// the VM the snapshot was taken from, if that one still runs; the guest learns the CID from
   /// the TRANSPORT_RESET that every snapshot posts (devices/SNAPSHOT.md).
   std::optional<VsockConfig> vsock;
+  /// The network device of the restored VM (and of each VM Vm::prepare() makes from an image,
+  /// so each fork has its own): required when the snapshot's machine had one (ConfigError
+  /// otherwise), refused when it had none. Its backend is this VM's own; its MAC may differ
+  /// from the snapshot's (all zeros: a fresh random one). The guest's driver keeps the MAC it
+  /// read when it probed the device, in the VM the snapshot came from, until it is changed
+  /// inside the guest (devices/virtio/net/README.md).
+  std::optional<NetConfig> net;
   /// Receives the serial console output (as VmConfig::console).
   std::function<void(std::string_view)> console;
   /// The KVM device to open.
@@ -212,6 +250,8 @@ class VmImage {
   uint64_t memory_mib() const noexcept;
   /// Whether the machine has a vsock device (RestoreOptions::vsock is then required).
   bool has_vsock() const noexcept;
+  /// Whether the machine has a virtio-net device (RestoreOptions::net is then required).
+  bool has_net() const noexcept;
   /// Overlay layers above the base memory file: 0 for a snapshot or the first freeze of a
   /// booted VM, one more for each freeze of a VM started from an image (merged into one when
   /// there would be more than a few).
@@ -240,7 +280,8 @@ class Vm {
  public:
   /// Validates the config, opens KVM and builds the machine (memory, irqchip, devices, boot
   /// structures, vCPUs), without running it. Throws ConfigError, ImageError, KvmError, or
-  /// another forkvm::Error when the vsock device cannot listen on VsockConfig::uds_path.
+  /// another forkvm::Error when the vsock device cannot listen on VsockConfig::uds_path or the
+  /// net device's TAP cannot be opened (the message names the TAP and the errno text).
   static std::unique_ptr<Vm> create(const VmConfig& config);
   ~Vm();
   Vm(const Vm&) = delete;
@@ -312,6 +353,13 @@ class Vm {
   VmBuildPhases build_phases() const;
   /// How much of the host's memory this VM's RAM uses right now (see VmMemoryUsage).
   VmMemoryUsage memory_usage() const;
+
+  /// For a VM restored or forked from an image whose machine has a net device: {the MAC the
+  /// guest's driver holds (the one the snapshot's device announced; Linux reads it once, at
+  /// probe), this VM's own NIC MAC} when the two differ, so that the guest can be told to move
+  /// its interface over (GuestIdentity::mac in agent_client.hpp). nullopt for a VM without a net
+  /// device, a booted VM, or a restored one that kept the MAC.
+  std::optional<std::pair<std::array<uint8_t, 6>, std::array<uint8_t, 6>>> net_mac_change() const;
 
   /// Time spent in create() (KVM setup and loading the images) or restore().
   std::chrono::nanoseconds build_time() const;

@@ -33,7 +33,8 @@ TEST_F(CliSnapshot, InspectDescribesAValidSnapshot) {
   const auto r = run("inspect " + dir().string());
   EXPECT_EQ(r.status, 0) << r.output;
   for (const std::string& s : std::vector<std::string>{
-           "format       1.1", "2 vCPU(s), 64 MiB, vsock CID 7", "console=ttyS0 reboot=k panic=1",
+           "format       1." + std::to_string(snap::kFormatMinor), "2 vCPU(s), 64 MiB, vsock CID 7",
+           "console=ttyS0 reboot=k panic=1",
            "sha256 " + written_.state_sha256 + " (verified)",
            "sha256 " + written_.memory_sha256 + " (verified)", "67108864 bytes", "components   3",
            "  serial  ", "  vcpu.0  ", "result       ok"}) {

@@ -230,6 +230,35 @@ TEST(StateJson, DisksRoundTrip) {
   EXPECT_TRUE(parse_state(j.dump(), "s").machine.disks.empty());
 }
 
+TEST(StateJson, TheNetDeviceRoundTripsAndIsOptional) {
+  State s = valid_state();
+  s.machine.net = true;
+  EXPECT_EQ(parse_state(encode_state(s), "state.json").machine, s.machine);
+  // Formats before 1.2 had no net device: absent and null both mean none.
+  json j = json::parse(encode_state(s));
+  j["machine"].erase("net");
+  EXPECT_FALSE(parse_state(j.dump(), "s").machine.net);
+  j["machine"]["net"] = nullptr;
+  EXPECT_FALSE(parse_state(j.dump(), "s").machine.net);
+  j["machine"]["net"] = 1;
+  expect_bad(j, "machine.net");
+  // vsock + 18 disks + net are 20 virtio devices: more than a machine has slots.
+  s.machine.disks.clear();
+  for (int i = 0; i < 18; ++i) {
+    s.machine.disks.push_back(DiskRecord{"d" + std::to_string(i), "/images/d", 512, std::string(64, 'c'),
+                                         false, std::nullopt});
+  }
+  expect_bad(json::parse(encode_state(s)), "20 virtio devices");
+  s.machine.net = false;
+  EXPECT_NO_THROW(parse_state(encode_state(s), "s"));
+  VmConfig c;
+  EXPECT_FALSE(machine_config_of(c).net);
+  NetConfig net;
+  net.fd = 3;
+  c.net = net;
+  EXPECT_TRUE(machine_config_of(c).net);
+}
+
 TEST(StateJson, CopyOnWriteDisksCarryTheirOverlay) {
   State s = valid_state();
   DiskRecord cow{"scratch", "/images/s.img", 1 << 20, std::string(64, 'b'), true,

@@ -104,5 +104,55 @@ TEST(MachineComponents, RefusesWhatDoesNotFitTheMachine) {
   EXPECT_NE(decode_error(json::array()).find("not an object"), std::string::npos);
 }
 
+/// sample_components() plus a net slot after the vsock one (slot order: vsock, disks, net).
+MachineComponents with_net_slot() {
+  MachineComponents c = sample_components();
+  MachineComponents::Slot slot;
+  slot.kind = VirtioDeviceKind::kNet;
+  slot.transport.device_id = 1;  // virtio-net
+  slot.transport.status = 0xf;
+  slot.transport.activated = true;
+  slot.transport.driver_features = (1ull << 32) | (1ull << 5) | (1ull << 16);
+  slot.transport.queues.resize(2);
+  for (size_t q = 0; q < 2; ++q) {
+    slot.transport.queues[q].enabled = true;
+    auto& queue = slot.transport.queues[q].queue;
+    queue.size = 256;
+    queue.desc_table = 0x200000 + q * 0x10000;
+    queue.avail_ring = queue.desc_table + 0x1000;
+    queue.used_ring = queue.desc_table + 0x2000;
+    queue.ready = true;
+    queue.next_avail = static_cast<uint16_t>(300 + q);
+    queue.next_used = static_cast<uint16_t>(300 + q);
+  }
+  slot.net.mac = {0x02, 0x12, 0x34, 0x56, 0x78, 0x9a};
+  c.slots.push_back(slot);
+  return c;
+}
+
+const std::vector<VirtioDeviceKind> kVsockAndNet = {VirtioDeviceKind::kVsock, VirtioDeviceKind::kNet};
+
+TEST(MachineComponents, ANetSlotRoundTrips) {
+  const json first = encode_components(with_net_slot());
+  EXPECT_EQ(first["virtio.1"]["kind"], "net");
+  EXPECT_EQ(first["virtio.1"]["device"]["mac"], "02:12:34:56:78:9a");
+  const MachineComponents decoded = decode_components(json::parse(first.dump()), 2, kVsockAndNet);
+  EXPECT_EQ(encode_components(decoded), first);
+  EXPECT_EQ(decoded.slots.at(1).net.mac, (NetDevice::Mac{0x02, 0x12, 0x34, 0x56, 0x78, 0x9a}));
+  EXPECT_EQ(decoded.slots.at(1).transport.queues.size(), 2u);
+
+  // A machine without the net slot refuses it, and a net slot is not a disk.
+  EXPECT_NE(decode_error(first).find("unknown component 'virtio.1'"), std::string::npos);
+  EXPECT_NE(decode_error(first, 2, {VirtioDeviceKind::kVsock, VirtioDeviceKind::kBlock}).find("'net'"),
+            std::string::npos);
+  json multicast = first;
+  multicast["virtio.1"]["device"]["mac"] = "03:00:00:00:00:01";
+  EXPECT_NE(decode_error(multicast, 2, kVsockAndNet).find("net.mac"), std::string::npos)
+      << decode_error(multicast, 2, kVsockAndNet);
+  json extra = first;
+  extra["virtio.1"]["device"]["tap"] = "tap0";
+  EXPECT_NE(decode_error(extra, 2, kVsockAndNet).find("tap"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace forkvm

@@ -157,5 +157,67 @@ TEST(ValidateDisks, ChecksCountPathsAndIds) {
   EXPECT_NE(error_of(c).find("19 disks are too many: at most 18"), std::string::npos) << error_of(c);
 }
 
+TEST(VirtioMmioSlots, TheNetDeviceFollowsTheDisks) {
+  VmConfig c;
+  NetConfig net;
+  net.tap = "tap0";
+  c.net = net;
+  EXPECT_EQ(planned_virtio_devices(c), std::vector<VirtioDeviceKind>{VirtioDeviceKind::kNet});
+  c.vsock = VsockConfig{3, "/tmp/v.sock"};
+  c.disks = {disk_of("/a.img", true, "")};
+  // Slots of a machine without net are unchanged; net takes the next one.
+  EXPECT_EQ(planned_virtio_devices(c),
+            (std::vector<VirtioDeviceKind>{VirtioDeviceKind::kVsock, VirtioDeviceKind::kBlock,
+                                           VirtioDeviceKind::kNet}));
+  EXPECT_EQ(virtio_mmio_cmdline(c),
+            "virtio_mmio.device=4K@0xc0001000:5 virtio_mmio.device=4K@0xc0002000:6 "
+            "virtio_mmio.device=4K@0xc0003000:7");
+}
+
+TEST(ValidateNet, ExactlyOneBackendAndAUnicastMac) {
+  auto error_of = [](const NetConfig& n, size_t disks = 0) -> std::string {
+    VmConfig c = config_with_vsock(3, "/tmp/v.sock");
+    c.net = n;
+    for (size_t i = 0; i < disks; ++i) c.disks.push_back(disk_of("/a.img", true, "d" + std::to_string(i)));
+    try {
+      validate(c);
+    } catch (const ConfigError& e) {
+      return e.what();
+    } catch (const ImageError&) {
+      return "";  // got past the net checks to the (missing) kernel
+    }
+    return "accepted";
+  };
+  NetConfig tap;
+  tap.tap = "tap0";
+  EXPECT_EQ(error_of(tap), "");
+  tap.netns = "/var/run/netns/sandbox";
+  EXPECT_EQ(error_of(tap), "");
+  NetConfig fd;
+  fd.fd = 3;
+  EXPECT_EQ(error_of(fd), "");
+  fd.mac = {0x02, 1, 2, 3, 4, 5};
+  EXPECT_EQ(error_of(fd), "");
+
+  NetConfig both = tap;
+  both.fd = 3;
+  EXPECT_NE(error_of(both).find("not both"), std::string::npos) << error_of(both);
+  EXPECT_NE(error_of(NetConfig{}).find("give a TAP name or a descriptor"), std::string::npos);
+  NetConfig ns_with_fd = fd;
+  ns_with_fd.netns = "/var/run/netns/x";
+  EXPECT_NE(error_of(ns_with_fd).find("namespace"), std::string::npos) << error_of(ns_with_fd);
+  NetConfig long_name;
+  long_name.tap = std::string(16, 't');
+  EXPECT_NE(error_of(long_name).find("1-15"), std::string::npos) << error_of(long_name);
+  NetConfig multicast = fd;
+  multicast.mac = {0x01, 0, 0x5e, 0, 0, 1};
+  EXPECT_NE(error_of(multicast).find("multicast"), std::string::npos) << error_of(multicast);
+  // With vsock and net, 17 disks fill the 19 slots.
+  EXPECT_EQ(error_of(fd, 17), "");
+  EXPECT_NE(error_of(fd, 18).find("18 disks are too many: at most 17 fit beside the vsock and net"),
+            std::string::npos)
+      << error_of(fd, 18);
+}
+
 }  // namespace
 }  // namespace forkvm

@@ -1,0 +1,95 @@
+#include "devices/virtio/net/tap.hpp"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "base/text.hpp"
+#include "forkvm/errors.hpp"
+
+namespace forkvm {
+namespace {
+
+/// What the opening thread hands back: the descriptor, or the step that failed and its errno.
+struct TapOpen {
+  int fd = -1;
+  const char* step = nullptr;
+  int err = 0;
+};
+
+/// The open itself, on whichever thread is in the right namespace. Never throws.
+TapOpen open_here(const std::string& name, const std::string& netns) noexcept {
+  if (!netns.empty()) {
+    const int ns = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0) return {-1, "open the namespace", errno};
+    // Only this (short-lived) thread moves; the namespace file can be closed once entered.
+    const int rc = ::setns(ns, CLONE_NEWNET);
+    const int err = errno;
+    ::close(ns);
+    if (rc != 0) return {-1, "setns(CLONE_NEWNET)", err};
+  }
+  const int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return {-1, "open /dev/net/tun", errno};
+  ifreq req{};
+  std::memcpy(req.ifr_name, name.data(), name.size());  // size checked: < IFNAMSIZ
+  req.ifr_flags = IFF_TAP | IFF_NO_PI;
+  if (::ioctl(fd, TUNSETIFF, &req) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return {-1, "TUNSETIFF", err};
+  }
+  return {fd, nullptr, 0};
+}
+
+}  // namespace
+
+std::string tap_name_problem(const std::string& name) {
+  static_assert(kMaxTapName + 1 == IFNAMSIZ);
+  if (name.empty() || name.size() > kMaxTapName || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    return "TAP name '" + printable(name, 64) + "' must be 1-" + std::to_string(kMaxTapName) +
+           " characters without '/' or NUL";
+  }
+  return "";
+}
+
+std::string tap_fd_problem(int fd) {
+  ifreq req{};
+  if (::ioctl(fd, TUNGETIFF, &req) != 0) {
+    return "is not a TAP attached to an interface (TUNGETIFF: " + errno_text(errno) + ")";
+  }
+  const std::string name(req.ifr_name, strnlen(req.ifr_name, IFNAMSIZ));
+  if ((req.ifr_flags & IFF_TAP) == 0) return "is TUN '" + name + "', not a TAP (no Ethernet frames)";
+  if ((req.ifr_flags & IFF_NO_PI) == 0) {
+    return "is TAP '" + name + "' without IFF_NO_PI (each frame would carry a 4-byte prefix)";
+  }
+  return "";
+}
+
+Fd open_tap_fd(const std::string& name, const std::string& netns) {
+  if (const std::string why = tap_name_problem(name); !why.empty()) throw ConfigError(why);
+  TapOpen result;
+  if (netns.empty()) {
+    result = open_here(name, netns);
+  } else {
+    // A fresh thread, joined at once: setns() changes that thread's namespace only.
+    std::thread opener([&] { result = open_here(name, netns); });
+    opener.join();
+  }
+  if (result.fd < 0) {
+    const std::string where = netns.empty() ? "" : " in network namespace " + netns;
+    std::string hint;
+    if (result.err == EPERM || result.err == EACCES) hint = " (needs CAP_NET_ADMIN)";
+    throw Error("TAP '" + name + "'" + where + ": " + result.step + ": " +
+                errno_text(result.err) + hint);
+  }
+  return Fd(result.fd);
+}
+
+}  // namespace forkvm
