@@ -8,8 +8,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/read.hpp>
 
 #include <algorithm>
 #include <exception>
@@ -32,14 +30,6 @@ namespace {
 constexpr auto kWithError = [](error_code& ec) {
   return asio::redirect_error(asio::use_awaitable, ec);
 };
-
-HeaderList fields_of(const http::fields& fields) {
-  HeaderList out;
-  for (const auto& field : fields) {
-    out.emplace_back(std::string(field.name_string()), std::string(field.value()));
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -141,40 +131,14 @@ asio::awaitable<void> EgressConnection::watch(std::weak_ptr<EgressConnection> we
 asio::awaitable<void> EgressConnection::serve(std::shared_ptr<EgressConnection> self) {
   boost::beast::flat_buffer buffer;
   HeaderParser parser;
-  parser.header_limit(limits_.max_header_bytes);
-  parser.body_limit(limits_.max_bytes_per_connection);
-  error_code ec;
-  co_await http::async_read_header(guest_, buffer, parser, kWithError(ec));
-  if (ec) {
-    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
-        ec == asio::error::operation_aborted) {
-      co_return;  // closed (or timed out) before a request: nothing to answer or audit
-    }
+  const std::optional<Refusal> unread = co_await read_request(guest_, buffer, parser);
+  if (unread) {
+    if (unread->status == 0) co_return;  // closed before a request: nothing to answer or audit
     has_request_ = true;
-    if (ec == http::error::body_limit) {
-      const Refusal refusal{413, "the request body is over the connection's byte limit (" +
-                                     std::to_string(limits_.max_bytes_per_connection) +
-                                     " bytes)"};
-      co_await refuse(refusal);
-    } else if (ec == http::error::header_limit) {
-      const Refusal refusal{431, "the request header is over " +
-                                std::to_string(limits_.max_header_bytes) + " bytes"};
-      co_await refuse(refusal);
-    } else {
-      const Refusal refusal{400, "malformed request: " + ec.message()};
-      co_await refuse(refusal);
-    }
+    co_await refuse(*unread);
     co_return;
   }
   has_request_ = true;
-  // Checked here as well as by the parser: Beast 1.74 skips its body limit when the body
-  // arrives in the same read as the header.
-  if (parser.content_length() && *parser.content_length() > limits_.max_bytes_per_connection) {
-    const Refusal refusal{413, "the request body is over the connection's byte limit (" +
-                                   std::to_string(limits_.max_bytes_per_connection) + " bytes)"};
-    co_await refuse(refusal);
-    co_return;
-  }
   const auto& request = parser.get();
   event_.method = printable(std::string_view(request.method_string().data(),
                                              request.method_string().size()), 32);
@@ -266,6 +230,7 @@ asio::awaitable<std::optional<Refusal>> EgressConnection::open_upstream(
       event_.allowed = true;
       event_.rule = decision.text;
       event_.address = address.to_string();
+      connected_ = address;
       co_return std::nullopt;
     }
     last_failure = "connect " + address.to_string() + " port " +
@@ -286,13 +251,11 @@ asio::awaitable<std::optional<Refusal>> EgressConnection::open_upstream(
 }
 
 asio::awaitable<void> EgressConnection::refuse(const Refusal& refusal) {
-  event_.status = refusal.status;
-  if (refusal.status != 403 && event_.error.empty()) event_.error = refusal.text;
-  const std::string answer = refusal_response(refusal.status, refusal.text);
-  error_code ec;
-  co_await asio::async_write(guest_, asio::buffer(answer), kWithError(ec));
-  guest_.shutdown(asio::socket_base::shutdown_send, ec);
-  close();
+  co_await refuse_on(guest_, refusal);
+}
+
+void EgressConnection::audit_path(std::string_view path) {
+  event_.path = printable(path.substr(0, path.find('?')), 256);
 }
 
 asio::awaitable<void> EgressConnection::serve_connect(std::shared_ptr<EgressConnection> self,
@@ -301,6 +264,11 @@ asio::awaitable<void> EgressConnection::serve_connect(std::shared_ptr<EgressConn
   const std::string connect_method = "CONNECT";  // named: see refuse() in the header
   if (auto refusal = co_await open_upstream(target, connect_method)) {
     co_await refuse(*refusal);
+    co_return;
+  }
+  if (policy_->binds_secrets(event_.host)) {
+    // The requests inside get the host's secrets: TLS is terminated here (egress_intercept.cpp).
+    co_await intercept(target, buffer);
     co_return;
   }
   error_code ec;
@@ -338,120 +306,14 @@ asio::awaitable<void> EgressConnection::serve_http(const ProxyTarget& target,
                                                    HeaderParser& parser) {
   const auto& request = parser.get();
   const std::string method(request.method_string().data(), request.method_string().size());
-  const bool is_head = request.method() == http::verb::head;  // `parser` is moved from below
   event_.method = method;
+  audit_path(target.path);
   if (auto refusal = co_await open_upstream(target, method)) {
     co_await refuse(*refusal);
     co_return;
   }
-  // The request, re-sent in origin form with the secrets of this host put in.
-  HeaderList fields = end_to_end_fields(fields_of(request.base()));
-  policy_->apply_secrets(event_.host, fields);
-  Framing up_framing;
-  BodyFraming up_body = BodyFraming::kNone;
-  if (parser.chunked()) {
-    up_framing.chunked = true;
-    up_body = BodyFraming::kChunked;
-  } else if (parser.content_length() && *parser.content_length() > 0) {
-    up_framing.content_length = *parser.content_length();
-    up_body = BodyFraming::kLength;
-  }
-  const std::string head = request_head(method, target.path,
-                                        host_header(event_.host, target.port), fields,
-                                        up_framing);
-  error_code ec;
-  co_await asio::async_write(upstream_, asio::buffer(head), kWithError(ec));
-  if (ec) {
-    const Refusal refusal{502, "writing the request upstream: " + ec.message()};
-    co_await refuse(refusal);
-    co_return;
-  }
-  if (up_body != BodyFraming::kNone) {
-    http::request_parser<http::buffer_body> body_parser(std::move(parser));
-    body_parser.body_limit(limits_.max_bytes_per_connection);
-    const std::string failed = co_await relay_body(guest_, buffer, body_parser, upstream_,
-                                                   up_body, traffic_, true);
-    if (!failed.empty()) {
-      const Refusal refusal{traffic_.over_limit ? 502 : 400, "request body: " + failed};
-      co_await refuse(refusal);
-      co_return;
-    }
-  }
-
-  // The response: informational answers (1xx) are skipped, the first final one goes back.
-  boost::beast::flat_buffer upstream_buffer;
-  std::optional<http::response_parser<http::empty_body>> response;
-  for (int informational = 0;; ++informational) {
-    response.emplace();
-    response->header_limit(limits_.max_header_bytes);
-    response->body_limit(limits_.max_bytes_per_connection);
-    if (is_head) response->skip(true);
-    // Waiting for the answer is a phase: an upstream that stalls gets the guest a 504.
-    set_phase(Clock::now() + limits_.idle_timeout);
-    co_await http::async_read_header(upstream_, upstream_buffer, *response, kWithError(ec));
-    set_phase(Clock::time_point::max());
-    if (!ec && response->content_length() &&
-        *response->content_length() > limits_.max_bytes_per_connection) {
-      ec = http::error::body_limit;  // see the request's check in serve()
-    }
-    if (ec) {
-      if (phase_timed_out_) {
-        const Refusal refusal{504, "upstream did not answer within the idle timeout (" +
-                                  std::to_string(limits_.idle_timeout.count()) + " ms)"};
-        co_await refuse(refusal);
-      } else if (ec == http::error::body_limit) {
-        // A declared length over the limit: refused before any byte of it moves.
-        const Refusal refusal{502, "the response is over the connection's byte limit (" +
-                                       std::to_string(limits_.max_bytes_per_connection) +
-                                       " bytes)"};
-        co_await refuse(refusal);
-      } else {
-        const Refusal refusal{502, "no valid response from upstream: " + ec.message()};
-        co_await refuse(refusal);
-      }
-      co_return;
-    }
-    const unsigned status = response->get().result_int();
-    if (status >= 200) break;
-    if (status == 101 || informational >= 8) {
-      const Refusal refusal{502, "upstream answered " + std::to_string(status)};
-      co_await refuse(refusal);
-      co_return;
-    }
-  }
-  const auto& answer = response->get();
-  event_.status = static_cast<int>(answer.result_int());
-  Framing down_framing;
-  BodyFraming down_body = BodyFraming::kNone;
-  if (response->chunked()) {
-    down_framing.chunked = true;
-    down_body = BodyFraming::kChunked;
-  } else if (response->content_length()) {
-    down_framing.content_length = *response->content_length();
-    down_body = BodyFraming::kLength;
-  } else if (!response->is_done()) {
-    down_body = BodyFraming::kUntilClose;  // ends when the upstream closes; so does ours
-  }
-  if (response->is_done()) down_body = BodyFraming::kNone;  // HEAD, 204, 304: headers only
-  const std::string down_head =
-      response_head(answer.result_int(),
-                    std::string_view(answer.reason().data(), answer.reason().size()),
-                    end_to_end_fields(fields_of(answer.base())), down_framing);
-  co_await asio::async_write(guest_, asio::buffer(down_head), kWithError(ec));
-  if (ec) {
-    event_.error = "the guest went away: " + ec.message();
-    close();
-    co_return;
-  }
-  if (down_body != BodyFraming::kNone) {
-    http::response_parser<http::buffer_body> body_parser(std::move(*response));
-    body_parser.body_limit(limits_.max_bytes_per_connection);
-    const std::string failed = co_await relay_body(upstream_, upstream_buffer, body_parser,
-                                                   guest_, down_body, traffic_, false);
-    if (!failed.empty()) event_.error = "response body: " + failed;
-  }
-  guest_.shutdown(asio::socket_base::shutdown_send, ec);
-  close();
+  const std::string host_field = host_header(event_.host, target.port);
+  co_await exchange(guest_, upstream_, target.path, host_field, buffer, parser);
 }
 
 }  // namespace forkvm::net

@@ -1,6 +1,10 @@
 // One guest connection to the egress proxy (egress_proxy.hpp has the steps), from its first
 // byte to its audit record. Lives on the network thread, held by shared_ptr by the coroutines
-// serving it; its watchdog holds only a weak_ptr.
+// serving it; its watchdog holds only a weak_ptr. Its member functions are in three files:
+// egress_connection.cpp (the request header, the policy and DNS, CONNECT tunnels, the
+// watchdog), egress_exchange.cpp (one HTTP request and its response relayed, over plain
+// sockets or TLS streams) and egress_intercept.cpp (a CONNECT to a host with secret bindings,
+// served through TLS on both sides).
 #pragma once
 
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
@@ -8,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -52,21 +57,57 @@ class EgressConnection : public std::enable_shared_from_this<EgressConnection> {
 
  private:
   using HeaderParser = boost::beast::http::request_parser<boost::beast::http::empty_body>;
+  using GuestSocket = boost::asio::local::stream_protocol::socket;
+  /// The guest's side of an intercepted CONNECT (the proxy is the TLS server).
+  using GuestTls = boost::asio::ssl::stream<GuestSocket&>;
+  /// The upstream side of an intercepted CONNECT (the proxy is the TLS client).
+  using UpstreamTls = boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>;
 
   boost::asio::awaitable<void> serve(std::shared_ptr<EgressConnection> self);
   boost::asio::awaitable<void> watch(std::weak_ptr<EgressConnection> weak);
   boost::asio::awaitable<void> serve_connect(std::shared_ptr<EgressConnection> self,
                                              const ProxyTarget& target,
                                              boost::beast::flat_buffer& buffer);
+  /// A plain HTTP request: the policy, the upstream, then exchange().
   boost::asio::awaitable<void> serve_http(const ProxyTarget& target,
                                           boost::beast::flat_buffer& buffer,
                                           HeaderParser& parser);
+  /// A CONNECT to a host with secret bindings, upstream_ connected (egress_intercept.cpp):
+  /// 200, TLS with the guest under the host's leaf, one request read and decided, TLS to the
+  /// upstream (verified), then exchange() inside both.
+  boost::asio::awaitable<void> intercept(const ProxyTarget& target,
+                                         boost::beast::flat_buffer& buffer);
+  /// Reads one request header from `guest` into `parser` (its limits set here). nullopt when
+  /// it arrived and is within the limits; else the refusal to send, or a Refusal with status
+  /// 0 when the guest closed (or timed out) before a request.
+  template <class Guest>
+  boost::asio::awaitable<std::optional<Refusal>> read_request(Guest& guest,
+                                                              boost::beast::flat_buffer& buffer,
+                                                              HeaderParser& parser);
+  /// Relays the request whose header `parser` holds (`buffer`: bytes read past it) to
+  /// `upstream`, as "<method> <path>" with Host `host_field`, the secrets of the host and the
+  /// body with its framing, then the response back to `guest`, then ends both
+  /// (egress_exchange.cpp; the same for plain HTTP and inside TLS).
+  template <class Guest, class Upstream>
+  boost::asio::awaitable<void> exchange(Guest& guest, Upstream& upstream,
+                                        const std::string& path, const std::string& host_field,
+                                        boost::beast::flat_buffer& buffer, HeaderParser& parser);
+  /// Sends `refusal` on `guest` (inside TLS for GuestTls), its X-Forkvm-Egress header
+  /// `marker` (refusal_response()), and ends the connection. Callers pass a named Refusal,
+  /// never a temporary: GCC 12 destroys some temporaries of a co_await expression twice.
+  template <class Guest>
+  boost::asio::awaitable<void> refuse_on(Guest& guest, const Refusal& refusal,
+                                         std::string_view marker = {});
+  /// Ends the guest's sending side (a TLS close_notify for GuestTls) and closes everything.
+  template <class Guest>
+  boost::asio::awaitable<void> finish(Guest& guest);
+  /// Records the request's path in the audit event (without the query, printable).
+  void audit_path(std::string_view path);
   boost::asio::awaitable<void> pump_down(std::shared_ptr<EgressConnection> self);
   /// Checks the policy, resolves and connects upstream_; nullopt when connected.
   boost::asio::awaitable<std::optional<Refusal>> open_upstream(const ProxyTarget& target,
                                                                const std::string& method);
-  /// Sends the refusal to the guest and ends the connection. Callers pass a named Refusal,
-  /// never a temporary: GCC 12 destroys some temporaries of a co_await expression twice.
+  /// refuse_on() the plain guest socket.
   boost::asio::awaitable<void> refuse(const Refusal& refusal);
   /// The earliest deadline: the phase's (or else the idle one) and the total one.
   Clock::time_point next_deadline() const;
@@ -76,8 +117,10 @@ class EgressConnection : public std::enable_shared_from_this<EgressConnection> {
   std::shared_ptr<ProxyCore> core_;
   std::shared_ptr<const CompiledPolicy> policy_;  // the one this connection was decided with
   EgressLimits limits_;
-  boost::asio::local::stream_protocol::socket guest_;
+  GuestSocket guest_;
   boost::asio::ip::tcp::socket upstream_;
+  /// The address upstream_ connected to (what the policy decided on).
+  boost::asio::ip::address connected_;
   std::optional<boost::asio::ip::tcp::resolver> resolver_;
   boost::asio::steady_timer watchdog_;
   Traffic traffic_;

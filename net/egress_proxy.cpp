@@ -22,6 +22,8 @@
 #include "net/http_rewrite.hpp"
 #include "net/io_thread.hpp"
 #include "net/proxy_core.hpp"
+#include "net/tls_authority.hpp"
+#include "net/upstream_trust.hpp"
 
 namespace forkvm::net {
 
@@ -88,12 +90,16 @@ asio::awaitable<void> accept_loop(std::shared_ptr<ProxyCore> core) {
 }  // namespace
 
 EgressProxy::EgressProxy(std::string path, std::shared_ptr<const CompiledPolicy> policy,
-                         std::function<void(const EgressEvent&)> audit)
-    : path_(std::move(path)) {
+                         std::function<void(const EgressEvent&)> audit, TlsInterception tls)
+    : path_(std::move(path)),
+      authority_(tls.authority ? std::move(tls.authority) : TlsAuthority::create()),
+      upstream_trust_(std::make_shared<const UpstreamTrust>(std::move(tls.upstream_ca_file))) {
   if (!policy) throw ConfigError("egress proxy: no policy");
   core_ = std::make_shared<ProxyCore>(listen_on(path_));
   core_->policy = std::move(policy);
   core_->audit = std::move(audit);
+  core_->authority = authority_;
+  core_->upstream_trust = upstream_trust_;
   asio::co_spawn(io_context(), accept_loop(core_), asio::detached);
 }
 
@@ -123,6 +129,16 @@ void EgressProxy::set_policy(std::shared_ptr<const CompiledPolicy> policy) {
   asio::post(io_context(), [core = core_, policy = std::move(policy)]() mutable {
     core->policy = std::move(policy);
   });
+}
+
+const std::string& EgressProxy::ca_pem() const noexcept { return authority_->ca_pem(); }
+
+ProxyEndpoint EgressProxy::endpoint() const {
+  ProxyEndpoint out;
+  out.socket = path_;
+  out.authority = authority_;
+  out.upstream_trust = upstream_trust_;
+  return out;
 }
 
 EgressProxyStats EgressProxy::stats() const {

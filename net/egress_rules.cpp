@@ -129,6 +129,8 @@ std::vector<std::string> CompiledPolicy::apply_secrets(
   return secrets_.apply(host, headers);
 }
 
+bool CompiledPolicy::binds_secrets(std::string_view host) const { return secrets_.binds(host); }
+
 std::vector<std::pair<std::string, std::string>> CompiledPolicy::placeholders() const {
   return secrets_.placeholders();
 }

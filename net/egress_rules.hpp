@@ -99,10 +99,14 @@ class CompiledPolicy {
 
   /// Puts the secrets bound to `host` into `headers` (SecretSet::apply: placeholders replaced,
   /// bound headers set); other hosts' headers are untouched. Returns the names of the secrets
-  /// applied. Only for headers the proxy itself writes (a plain HTTP request, or one the host
-  /// makes before its own TLS): a guest's CONNECT tunnel is never touched.
+  /// applied. Only for headers the proxy itself writes (a plain HTTP request, or one inside an
+  /// intercepted CONNECT): an untouched tunnel is never changed.
   std::vector<std::string> apply_secrets(
       std::string_view host, std::vector<std::pair<std::string, std::string>>& headers) const;
+
+  /// Whether a secret is bound to `host` (SecretSet::binds): the proxy intercepts an HTTPS
+  /// CONNECT to such a host to put the secrets into the requests inside.
+  bool binds_secrets(std::string_view host) const;
 
   /// (name, placeholder) of every secret: the guest's environment variables.
   std::vector<std::pair<std::string, std::string>> placeholders() const;

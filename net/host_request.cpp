@@ -18,14 +18,19 @@
 
 #include <cctype>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <variant>
 
+#include <openssl/x509v3.h>
+
 #include "forkvm/sandbox_errors.hpp"
-#include "net/egress_rules.hpp"
 #include "net/host_name.hpp"
 #include "net/http_rewrite.hpp"
 #include "net/request_target.hpp"
+#include "net/tls_authority.hpp"
+#include "net/tls_errors.hpp"
+#include "net/upstream_trust.hpp"
 
 namespace forkvm::net {
 
@@ -136,8 +141,17 @@ asio::awaitable<HttpResponse> plain(local::socket& proxy, const HttpRequest& req
   co_return co_await read_response(proxy, buffer, request, true);
 }
 
+// How an https request trusts the server: the client context (the upstream trust plus the
+// proxy's CA). Secrets are put in by the proxy, which intercepts the hosts they are bound to.
+struct TlsClient {
+  std::shared_ptr<ssl::context> context;
+  /// The proxy's CA: a server certificate it issued means the proxy intercepted, so the
+  /// answer may be the proxy's own refusal (X-Forkvm-Egress), as on plain HTTP.
+  X509* proxy_ca = nullptr;
+};
+
 asio::awaitable<HttpResponse> tunnelled(local::socket& proxy, const HttpRequest& request,
-                                        const ProxyTarget& target, const CompiledPolicy& policy) {
+                                        const ProxyTarget& target, const TlsClient& client) {
   const HostCheck host = normalize_host(target.host);
   if (!host.host) throw ConfigError("http_request: bad host: " + host.error);
   const std::string authority = host_header(host.host->text, target.port, 0);
@@ -163,33 +177,31 @@ asio::awaitable<HttpResponse> tunnelled(local::socket& proxy, const HttpRequest&
                     std::string(refusal.get()["X-Forkvm-Egress"]), refusal.get().body());
     }
   }
-  ssl::context context(ssl::context::tls_client);
-  context.set_default_verify_paths();
-  context.set_verify_mode(ssl::verify_peer);
-  ssl::stream<local::socket&> tls(proxy, context);
-  if (host.host->kind == HostKind::kName) {
-    // SNI. SSL_set_tlsext_host_name is a macro with a C cast; this is the call it makes.
-    SSL_ctrl(tls.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-             const_cast<char*>(host.host->text.c_str()));
+  ssl::stream<local::socket&> tls(proxy, *client.context);
+  if (!expect_server_name(tls.native_handle(), *host.host)) {
+    throw EgressError("http_request: TLS with " + authority + ": " + openssl_error_text());
   }
-  tls.set_verify_callback(ssl::host_name_verification(host.host->text));
   co_await tls.async_handshake(ssl::stream_base::client, buffer.data(), with_error(ec));
-  if (ec) throw EgressError("http_request: TLS with " + authority + ": " + ec.message());
+  if (ec) {
+    throw EgressError("http_request: TLS with " + authority + ": " +
+                      handshake_failure_text(ec, tls.native_handle()));
+  }
   buffer.consume(buffer.size());
-  HeaderList headers = request.headers;
-  policy.apply_secrets(host.host->text, headers);  // the tunnel is opaque to the proxy
+  X509* peer = SSL_get0_peer_certificate(tls.native_handle());
+  const bool intercepted = client.proxy_ca != nullptr && peer != nullptr &&
+                           X509_check_issued(client.proxy_ca, peer) == X509_V_OK;
+  const HeaderList& headers = request.headers;
   const std::string path = target.path.empty() ? "/" : target.path;
   const std::string wire =
       build_request(request, path, host_header(host.host->text, target.port, 443), headers);
   co_await asio::async_write(tls, asio::buffer(wire), with_error(ec));
   if (ec) throw EgressError("http_request: writing over TLS: " + ec.message());
-  co_return co_await read_response(tls, buffer, request, false);
+  co_return co_await read_response(tls, buffer, request, intercepted);
 }
 
-}  // namespace
 
-HttpResponse http_request_via_proxy(const std::string& proxy_socket,
-                                    const CompiledPolicy& policy, const HttpRequest& request) {
+HttpResponse request_via(const std::string& proxy_socket, const HttpRequest& request,
+                         const std::function<TlsClient()>& tls_client) {
   check_request(request);
   // https:// is parsed as http:// with port 443 by default (the parser refuses https on
   // purpose: a guest must use CONNECT).
@@ -212,6 +224,8 @@ HttpResponse http_request_via_proxy(const std::string& proxy_socket,
     }
   }
 
+  TlsClient client;
+  if (https) client = tls_client();
   asio::io_context context(1);
   local::socket proxy(context);
   Outcome outcome;
@@ -223,7 +237,7 @@ HttpResponse http_request_via_proxy(const std::string& proxy_socket,
           co_await proxy.async_connect(local::endpoint(proxy_socket), with_error(ec));
           if (ec) throw EgressError("http_request: the sandbox's proxy: " + ec.message());
           if (https) {
-            outcome.response = co_await tunnelled(proxy, request, target, policy);
+            outcome.response = co_await tunnelled(proxy, request, target, client);
           } else {
             outcome.response = co_await plain(proxy, request, target);
           }
@@ -242,6 +256,17 @@ HttpResponse http_request_via_proxy(const std::string& proxy_socket,
   }
   if (outcome.error) std::rethrow_exception(outcome.error);
   return std::move(*outcome.response);
+}
+
+}  // namespace
+
+HttpResponse http_request_via_proxy(const ProxyEndpoint& proxy, const HttpRequest& request) {
+  return request_via(proxy.socket, request, [&] {
+    TlsClient client;
+    client.context = proxy.upstream_trust->make_context(proxy.authority->ca_pem());
+    client.proxy_ca = proxy.authority->ca_certificate();
+    return client;
+  });
 }
 
 }  // namespace forkvm::net

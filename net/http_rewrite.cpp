@@ -104,11 +104,12 @@ std::string response_head(unsigned status, std::string_view reason, const Header
   return head;
 }
 
-std::string refusal_response(int status, std::string_view text) {
+std::string refusal_response(int status, std::string_view text, std::string_view marker) {
+  if (marker.empty()) marker = status == 403 ? "denied" : "error";
   const std::string body = "forkvm egress proxy: " + std::string(text) + "\n";
   std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_of(status)) +
                     "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Forkvm-Egress: " +
-                    (status == 403 ? "denied" : "error") +
+                    std::string(marker) +
                     "\r\nContent-Length: " + std::to_string(body.size()) +
                     "\r\nConnection: close\r\n\r\n";
   return out + body;

@@ -44,7 +44,8 @@ std::string response_head(unsigned status, std::string_view reason, const Header
                           const Framing& framing);
 
 /// A complete error answer from the proxy itself: text/plain body "forkvm egress proxy: <text>"
-/// and an X-Forkvm-Egress header naming the outcome ("denied", "error").
-std::string refusal_response(int status, std::string_view text);
+/// and an X-Forkvm-Egress header naming the outcome: `marker` when set (printable, no CR or LF:
+/// "upstream TLS: certificate verify failed (...)"), else "denied" for 403 and "error".
+std::string refusal_response(int status, std::string_view text, std::string_view marker = {});
 
 }  // namespace forkvm::net

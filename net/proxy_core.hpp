@@ -17,6 +17,8 @@ namespace forkvm::net {
 
 class CompiledPolicy;
 class EgressConnection;
+class TlsAuthority;
+class UpstreamTrust;
 
 /// The state of one proxy. Held by the accept loop and by every open connection, so it lives
 /// until the last of them ends; its destructor tells the EgressProxy destructor so.
@@ -30,6 +32,10 @@ struct ProxyCore {
   boost::asio::local::stream_protocol::acceptor acceptor;
   std::shared_ptr<const CompiledPolicy> policy;
   std::function<void(const EgressEvent&)> audit;
+  /// Signs the leaves the guest sees when a CONNECT is intercepted (never null).
+  std::shared_ptr<const TlsAuthority> authority;
+  /// Whom the intercepting side trusts upstream (never null).
+  std::shared_ptr<const UpstreamTrust> upstream_trust;
   /// Open connections, so that stopping can close them.
   std::set<EgressConnection*> open;
   bool stopping = false;

@@ -166,6 +166,15 @@ SecretSet::SecretSet(const std::vector<SecretBinding>& bindings) {
   }
 }
 
+bool SecretSet::binds(std::string_view host) const {
+  if (secrets_.empty()) return false;
+  const HostCheck check = normalize_host(host);
+  if (!check.host || check.host->kind != HostKind::kName) return false;
+  return std::any_of(secrets_.begin(), secrets_.end(), [&](const CompiledSecret& s) {
+    return s.bound_to(check.host->text);
+  });
+}
+
 std::vector<std::string> SecretSet::apply(std::string_view host, Headers& headers) const {
   if (secrets_.empty()) return {};
   const HostCheck check = normalize_host(host);

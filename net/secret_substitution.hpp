@@ -60,6 +60,10 @@ class SecretSet {
   std::vector<std::string> apply(std::string_view host,
                                  std::vector<std::pair<std::string, std::string>>& headers) const;
 
+  /// Whether some binding is bound to `host` (as requested; normalized here; an IP literal or
+  /// an invalid host never is): apply() would put a value in for it.
+  bool binds(std::string_view host) const;
+
   /// (name, placeholder) of every binding, in order: what the guest's environment gets.
   std::vector<std::pair<std::string, std::string>> placeholders() const;
 

@@ -5,8 +5,11 @@
 // HTTPS_PROXY, http_proxy, https_proxy and NO_PROXY pointing there (unless the caller sets
 // them); each connection is carried over vsock to the host, where the proxy applies this
 // policy. Plain HTTP requests are checked by host, port, method and path; an HTTPS CONNECT by
-// host and port, then tunnelled untouched. DNS is resolved on the host and the address that
-// is checked is the one connected to.
+// host and port, then tunnelled untouched, unless the host has secret bindings: then the proxy
+// intercepts it (TLS with the guest under a per-sandbox CA that the guest trusts, TLS to the
+// real server verified against the host's trust store and EgressConfig::upstream_ca_file),
+// and each request inside is checked and given its secrets like a plain HTTP one. DNS is
+// resolved on the host and the address that is checked is the one connected to.
 #pragma once
 
 #include <chrono>
@@ -50,7 +53,8 @@ struct EgressRule {
   std::vector<std::pair<uint16_t, uint16_t>> ports;
   /// HTTP methods (upper case, "GET"; compared exactly; not "CONNECT"); empty: any. A rule
   /// with methods or a path prefix checks plain HTTP only: it never matches an HTTPS CONNECT,
-  /// whose requests the proxy cannot see.
+  /// whose requests the proxy cannot see. (Requests inside an intercepted CONNECT, to a host
+  /// with secret bindings, are checked with their method and path too.)
   std::vector<std::string> methods;
   /// Path prefix of a plain HTTP request ("/simple/"), a byte prefix of the path before any
   /// query ("/simple" also matches "/simplex"); empty: any path. A path that a server might
@@ -76,7 +80,8 @@ struct EgressLimits {
 };
 
 /// A secret the guest only ever sees as a placeholder. On plain HTTP requests to one of
-/// `hosts` the proxy puts the real value in: it sets `header` to the value when `header` is
+/// `hosts`, and on HTTPS requests to them (the proxy intercepts a CONNECT to a bound host; see
+/// the top of this file), the proxy puts the real value in: it sets `header` to the value when `header` is
 /// set, and it replaces `placeholder` wherever it appears in a request header value. Requests
 /// to any other host carry the placeholder unchanged. The value is never written into the
 /// guest, a snapshot, a log or an error message. The guest sees the placeholder in the
@@ -114,6 +119,9 @@ struct EgressPolicy {
 struct EgressEvent {
   std::chrono::system_clock::time_point time;  ///< when the request arrived
   std::string method;                          ///< "GET", "CONNECT", ... ("" if unparsable)
+  /// The request's path without its query (printable, at most 256 characters); "" for a
+  /// CONNECT tunnel.
+  std::string path;
   std::string host;                            ///< as requested (a name or an address)
   uint16_t port = 0;
   std::string address;         ///< the address connected to ("" if none)
@@ -124,6 +132,11 @@ struct EgressEvent {
   uint64_t bytes_up = 0;       ///< guest to upstream, after the request header
   uint64_t bytes_down = 0;     ///< upstream to guest
   std::string error;           ///< why it failed upstream (resolve, connect, timeout), or ""
+  /// An HTTPS request the proxy intercepted (a CONNECT to a host with secret bindings): the
+  /// event is the request inside the TLS session (its method, path and status), with `error`
+  /// naming a TLS failure ("upstream TLS: certificate verify failed (...)", a guest handshake
+  /// that failed or named another host). False for plain HTTP and untouched tunnels.
+  bool intercepted = false;
 };
 
 /// The egress configuration of a sandbox (SandboxConfig::egress).
@@ -131,6 +144,11 @@ struct EgressConfig {
   EgressPolicy policy;
   /// Called once per EgressEvent, on the proxy's thread: keep it short. Optional.
   std::function<void(const EgressEvent&)> audit;
+  /// Extra trust anchors for upstream servers, a PEM file of one or more CA certificates (a
+  /// corporate CA, or a test's own origin), trusted on top of the host's default store when
+  /// the proxy intercepts HTTPS and by Sandbox::http_request. Empty: the host's store only. A
+  /// file that cannot be read or holds no certificate is a ConfigError.
+  std::string upstream_ca_file;
 };
 
 /// A request the host makes on a sandbox's behalf (Sandbox::http_request), under the sandbox's
@@ -139,8 +157,10 @@ struct EgressConfig {
 struct HttpRequest {
   std::string method = "GET";
   /// "http://host[:port]/path?query" or "https://...". For https the host speaks TLS itself
-  /// through a CONNECT tunnel and checks the server's certificate against the host's trust
-  /// store and the name; secrets bound to the host are put into the headers before TLS.
+  /// through a CONNECT tunnel and checks the certificate it gets, and the name, against the
+  /// host's trust store and EgressConfig::upstream_ca_file; to a host with secret bindings the
+  /// proxy intercepts (the certificate is then the sandbox CA's, trusted too, and the proxy
+  /// checks the real server's) and puts the secrets in, as for the guest.
   std::string url;
   /// Request headers (Host, Content-Length and Connection are set by forkvm). May hold a
   /// secret's placeholder, replaced as on the guest's requests.

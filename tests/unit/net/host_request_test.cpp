@@ -25,7 +25,7 @@ class HostRequestTest : public ::testing::Test {
     policy_ = std::make_shared<const CompiledPolicy>(std::move(policy));
     proxy_ = std::make_unique<EgressProxy>(path_, policy_, nullptr);
   }
-  HttpResponse request(HttpRequest r) { return http_request_via_proxy(path_, *policy_, r); }
+  HttpResponse request(HttpRequest r) { return http_request_via_proxy(proxy_->endpoint(), r); }
   std::string url(const std::string& host, const std::string& path) const {
     return "http://" + host + ":" + std::to_string(server_.port()) + path;
   }

@@ -35,6 +35,18 @@ CompiledPolicy with_secrets(std::vector<SecretBinding> secrets) {
   return CompiledPolicy(std::move(p));
 }
 
+TEST(SecretSubstitution, BindsSaysWhichHostsGetAValue) {
+  const auto p = with_secrets({secret("GH", {"api.github.com", "*.example.org"}, "v")});
+  EXPECT_TRUE(p.binds_secrets("api.github.com"));
+  EXPECT_TRUE(p.binds_secrets("API.GitHub.com."));
+  EXPECT_TRUE(p.binds_secrets("a.b.example.org"));
+  EXPECT_FALSE(p.binds_secrets("example.org"));
+  EXPECT_FALSE(p.binds_secrets("github.com"));
+  EXPECT_FALSE(p.binds_secrets("140.82.112.6"));
+  EXPECT_FALSE(p.binds_secrets("bad host"));
+  EXPECT_FALSE(with_secrets({}).binds_secrets("api.github.com"));
+}
+
 TEST(SecretSubstitution, HeaderModeSetsOneHeaderWhateverTheCase) {
   const auto p = with_secrets({secret("GH", {"api.github.com"}, "Bearer real", "Authorization")});
   Headers h = {{"authorization", "Bearer forkvm-secret-GH"},
