@@ -258,6 +258,19 @@ void EgressConnection::audit_path(std::string_view path) {
   event_.path = printable(path.substr(0, path.find('?')), 256);
 }
 
+asio::awaitable<bool> EgressConnection::establish() {
+  error_code ec;
+  static constexpr std::string_view kEstablished = "HTTP/1.1 200 Connection established\r\n\r\n";
+  co_await asio::async_write(guest_, asio::buffer(kEstablished), kWithError(ec));
+  if (ec) {
+    event_.error = "the guest went away: " + ec.message();
+    close();
+    co_return false;
+  }
+  event_.status = 200;
+  co_return true;
+}
+
 asio::awaitable<void> EgressConnection::serve_connect(std::shared_ptr<EgressConnection> self,
                                                       const ProxyTarget& target,
                                                       boost::beast::flat_buffer& buffer) {
@@ -271,15 +284,8 @@ asio::awaitable<void> EgressConnection::serve_connect(std::shared_ptr<EgressConn
     co_await intercept(target, buffer);
     co_return;
   }
+  if (!co_await establish()) co_return;
   error_code ec;
-  static constexpr std::string_view kEstablished = "HTTP/1.1 200 Connection established\r\n\r\n";
-  co_await asio::async_write(guest_, asio::buffer(kEstablished), kWithError(ec));
-  if (ec) {
-    event_.error = "the guest went away: " + ec.message();
-    close();
-    co_return;
-  }
-  event_.status = 200;
   // Bytes the guest sent right behind the CONNECT (a TLS ClientHello) go first.
   if (buffer.size() > 0) {
     if (!traffic_.add(true, buffer.size())) {

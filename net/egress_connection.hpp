@@ -109,6 +109,9 @@ class EgressConnection : public std::enable_shared_from_this<EgressConnection> {
                                                                const std::string& method);
   /// refuse_on() the plain guest socket.
   boost::asio::awaitable<void> refuse(const Refusal& refusal);
+  /// Answers a CONNECT with "200 Connection established" (status 200 in the audit); false,
+  /// with the connection closed and the reason in the audit, when the guest went away.
+  boost::asio::awaitable<bool> establish();
   /// The earliest deadline: the phase's (or else the idle one) and the total one.
   Clock::time_point next_deadline() const;
   /// Starts (or with max(), ends) a phase with its own deadline; wakes the watchdog.

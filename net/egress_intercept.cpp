@@ -71,15 +71,8 @@ asio::awaitable<void> EgressConnection::intercept(const ProxyTarget& target,
     co_return;
   }
 
+  if (!co_await establish()) co_return;
   error_code ec;
-  static constexpr std::string_view kEstablished = "HTTP/1.1 200 Connection established\r\n\r\n";
-  co_await asio::async_write(guest_, asio::buffer(kEstablished), kWithError(ec));
-  if (ec) {
-    event_.error = "the guest went away: " + ec.message();
-    close();
-    co_return;
-  }
-  event_.status = 200;
 
   // The guest's TLS; a ClientHello sent right behind the CONNECT is in `buffer`. (No 0-RTT: no
   // application data can follow it before the handshake ends.)

@@ -5,7 +5,7 @@
 #include <atomic>
 #include <cstdint>
 
-namespace forkvm::net {
+namespace forkvm::virtio_net {
 
 /// A copy of a device's counters (kept across activations, snapshots excluded).
 struct Counters {
@@ -45,4 +45,4 @@ struct AtomicCounters {
   }
 };
 
-}  // namespace forkvm::net
+}  // namespace forkvm::virtio_net

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/text.hpp"
+#include "contract/protocol/field_rules.hpp"
 #include "devices/virtio/net/net_worker.hpp"
 #include "forkvm/errors.hpp"
 
@@ -33,18 +34,13 @@ NetDevice::Mac NetDevice::random_mac() {
   return mac;
 }
 
-std::string NetDevice::mac_text(const Mac& mac) {
-  char buf[18];
-  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
-                mac[4], mac[5]);
-  return buf;
-}
+std::string NetDevice::mac_text(const Mac& mac) { return protocol::format_mac(mac); }
 
 NetDevice::NetDevice(FrameEndpoint backend, const Mac& mac) : backend_(std::move(backend)) {
   if (const std::string why = mac_problem(mac); !why.empty()) throw ConfigError("net: " + why);
   mac_ = std::all_of(mac.begin(), mac.end(), [](uint8_t b) { return b == 0; }) ? random_mac() : mac;
   std::copy(mac_.begin(), mac_.end(), config_.mac);
-  config_.status = net::link_status::kLinkUp;
+  config_.status = virtio_net::link_status::kLinkUp;
   config_.max_virtqueue_pairs = 1;
   config_.mtu = 1500;
 }
@@ -52,7 +48,7 @@ NetDevice::NetDevice(FrameEndpoint backend, const Mac& mac) : backend_(std::move
 NetDevice::~NetDevice() { reset(); }
 
 uint64_t NetDevice::device_features() const noexcept {
-  return virtio_feature::kVersion1 | net::feature::kMac | net::feature::kStatus;
+  return virtio_feature::kVersion1 | virtio_net::feature::kMac | virtio_net::feature::kStatus;
 }
 
 void NetDevice::read_config(uint64_t offset, std::span<uint8_t> data) const noexcept {
@@ -74,10 +70,10 @@ void NetDevice::activate(VirtioActivation activation) {
   }
   // Linux enables both queues; a queue the driver left disabled would never move, so it is a
   // driver error, reported at DRIVER_OK rather than found as a stall later.
-  if (!activation.queues[net::kRxQueue].ready() || !activation.queues[net::kTxQueue].ready()) {
+  if (!activation.queues[virtio_net::kRxQueue].ready() || !activation.queues[virtio_net::kTxQueue].ready()) {
     throw Error("virtio-net activate: the RX and TX queues must both be enabled");
   }
-  worker_ = std::make_unique<net::NetWorker>(std::move(activation), backend_, counters_);
+  worker_ = std::make_unique<virtio_net::NetWorker>(std::move(activation), backend_, counters_);
 }
 
 void NetDevice::reset() noexcept {

@@ -28,9 +28,9 @@
 
 namespace forkvm {
 
-namespace net {
+namespace virtio_net {
 class NetWorker;
-}  // namespace net
+}  // namespace virtio_net
 
 class NetDevice final : public VirtioDevice {
  public:
@@ -90,16 +90,16 @@ class NetDevice final : public VirtioDevice {
   /// The backend (its description, for messages).
   const FrameEndpoint& backend() const noexcept { return backend_; }
   /// What the device has done so far (a copy; safe from any thread while the worker runs).
-  net::Counters counters() const noexcept { return counters_.load(); }
+  virtio_net::Counters counters() const noexcept { return counters_.load(); }
 
  private:
   FrameEndpoint backend_;
   Mac mac_{};
-  net::Config config_{};
+  virtio_net::Config config_{};
   mutable std::mutex mu_;  // guards restored_mac_
   std::optional<Mac> restored_mac_;
-  net::AtomicCounters counters_;
-  std::unique_ptr<net::NetWorker> worker_;
+  virtio_net::AtomicCounters counters_;
+  std::unique_ptr<virtio_net::NetWorker> worker_;
 };
 
 }  // namespace forkvm

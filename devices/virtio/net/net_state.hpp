@@ -18,7 +18,4 @@ nlohmann::json to_json(const NetDevice::State& state);
 /// Decodes and checks a net device state. Throws SnapshotError naming "net" and the field.
 NetDevice::State net_state_from_json(const nlohmann::json& j);
 
-/// Parses "aa:bb:cc:dd:ee:ff" (hex digits of either case); nullopt for anything else.
-std::optional<NetDevice::Mac> parse_mac(const std::string& text);
-
 }  // namespace forkvm

@@ -12,7 +12,7 @@
 #include "devices/virtio/chain_io.hpp"
 #include "devices/virtio/net/virtio_net.hpp"
 
-namespace forkvm::net {
+namespace forkvm::virtio_net {
 namespace {
 
 /// Receive errors that say nothing about the backend's future (a datagram peer that went and
@@ -229,4 +229,4 @@ bool NetWorker::wait(bool busy) {
   return true;
 }
 
-}  // namespace forkvm::net
+}  // namespace forkvm::virtio_net

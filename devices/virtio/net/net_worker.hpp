@@ -35,7 +35,7 @@
 #include "devices/virtio/net/net_counters.hpp"
 #include "devices/virtio/virtio_device.hpp"
 
-namespace forkvm::net {
+namespace forkvm::virtio_net {
 
 /// The worker thread of one activation (file comment).
 class NetWorker {
@@ -113,4 +113,4 @@ class NetWorker {
   std::thread thread_;
 };
 
-}  // namespace forkvm::net
+}  // namespace forkvm::virtio_net

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace forkvm::net {
+namespace forkvm::virtio_net {
 
 /// Queue indices (§5.1.2): one receive/transmit pair, no control queue (VIRTIO_NET_F_CTRL_VQ
 /// is not offered).
@@ -67,4 +67,4 @@ inline constexpr size_t kMaxFrameBytes = kEthHeaderBytes + 4 + 65535;
 /// receive_small would drop it.
 inline constexpr size_t kLinuxSmallRxBuffer = kHeaderBytes + kEthHeaderBytes + 4 + 1500;
 
-}  // namespace forkvm::net
+}  // namespace forkvm::virtio_net

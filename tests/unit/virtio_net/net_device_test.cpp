@@ -35,7 +35,7 @@ constexpr uint32_t kDriverOkStatus = st::kAcknowledge | st::kDriver | st::kFeatu
 std::vector<uint8_t> wire_recv(int fd) {
   pollfd p{fd, POLLIN, 0};
   if (::poll(&p, 1, 5000) != 1) return {};
-  std::vector<uint8_t> buf(net::kMaxFrameBytes + 16);
+  std::vector<uint8_t> buf(virtio_net::kMaxFrameBytes + 16);
   const ssize_t n = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
   if (n < 0) return {};
   buf.resize(static_cast<size_t>(n));
@@ -78,7 +78,7 @@ TEST(NetDevice, ConfigSpaceAndFeaturesAsTheDriverSeesThem) {
   drv.w(reg::kDeviceFeaturesSel, 1);
   const uint32_t high = drv.r(reg::kDeviceFeatures);
   EXPECT_EQ((uint64_t{high} << 32) | low,
-            virtio_feature::kVersion1 | net::feature::kMac | net::feature::kStatus);
+            virtio_feature::kVersion1 | virtio_net::feature::kMac | virtio_net::feature::kStatus);
   drv.w(reg::kQueueSel, 0);
   EXPECT_EQ(drv.r(reg::kQueueNumMax), NetDevice::kQueueSize);
   drv.w(reg::kQueueSel, 1);
@@ -95,7 +95,7 @@ TEST(NetDevice, ConfigSpaceAndFeaturesAsTheDriverSeesThem) {
   EXPECT_EQ(mac, (NetDevice::Mac{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}));
   std::array<uint8_t, 2> status{};
   drv.transport().read(reg::kConfig + 6, status);
-  EXPECT_EQ(status[0] | (status[1] << 8), net::link_status::kLinkUp);
+  EXPECT_EQ(status[0] | (status[1] << 8), virtio_net::link_status::kLinkUp);
   // Guest-chosen offsets past the end or straddling it copy only what exists.
   std::array<uint8_t, 8> tail;
   tail.fill(0xee);
@@ -140,11 +140,11 @@ TEST(NetDevice, TransmittedFramesReachTheWireWithoutTheHeader) {
   EXPECT_EQ(wire_recv(drv.wire()), f1);
   const uint16_t h2 = drv.send(f2, 1, true);  // header and frame in separate descriptors
   EXPECT_EQ(wire_recv(drv.wire()), f2);
-  ASSERT_TRUE(drv.wait_used(net::kTxQueue, 2));
-  EXPECT_EQ(drv.used_elem(net::kTxQueue, 0), (std::pair<uint32_t, uint32_t>{h1, 0}));
-  EXPECT_EQ(drv.used_elem(net::kTxQueue, 1), (std::pair<uint32_t, uint32_t>{h2, 0}));
+  ASSERT_TRUE(drv.wait_used(virtio_net::kTxQueue, 2));
+  EXPECT_EQ(drv.used_elem(virtio_net::kTxQueue, 0), (std::pair<uint32_t, uint32_t>{h1, 0}));
+  EXPECT_EQ(drv.used_elem(virtio_net::kTxQueue, 1), (std::pair<uint32_t, uint32_t>{h2, 0}));
   EXPECT_TRUE(eventually([&] { return drv.trigger().count.load() >= 1; }));
-  const net::Counters c = drv.device().counters();
+  const virtio_net::Counters c = drv.device().counters();
   EXPECT_EQ(c.tx_frames, 2u);
   EXPECT_EQ(c.tx_bytes, f1.size() + f2.size());
   EXPECT_EQ(c.tx_bad, 0u);
@@ -155,26 +155,26 @@ TEST(NetDevice, ReceivedFrameLandsAfterAZeroedHeaderWithOneBuffer) {
   NetDriver drv;
   ASSERT_EQ(drv.start(), kDriverOkStatus);
   const uint64_t buf = NetDriver::rx_buffer(0);
-  drv.mem().write(buf, std::vector<uint8_t>(net::kLinuxSmallRxBuffer, 0xee));
-  const uint16_t head = drv.post_rx(static_cast<uint32_t>(net::kLinuxSmallRxBuffer), 0);
+  drv.mem().write(buf, std::vector<uint8_t>(virtio_net::kLinuxSmallRxBuffer, 0xee));
+  const uint16_t head = drv.post_rx(static_cast<uint32_t>(virtio_net::kLinuxSmallRxBuffer), 0);
   const auto f = frame(98, 7);
   wire_send(drv.wire(), f);
-  ASSERT_TRUE(drv.wait_used(net::kRxQueue, 1));
-  EXPECT_EQ(drv.used_elem(net::kRxQueue, 0),
-            (std::pair<uint32_t, uint32_t>{head, static_cast<uint32_t>(net::kHeaderBytes + f.size())}));
-  std::vector<uint8_t> header(net::kHeaderBytes, 0);
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 1));
+  EXPECT_EQ(drv.used_elem(virtio_net::kRxQueue, 0),
+            (std::pair<uint32_t, uint32_t>{head, static_cast<uint32_t>(virtio_net::kHeaderBytes + f.size())}));
+  std::vector<uint8_t> header(virtio_net::kHeaderBytes, 0);
   header[10] = 1;  // num_buffers = 1, little-endian
-  EXPECT_EQ(drv.read(buf, net::kHeaderBytes), header);
-  EXPECT_EQ(drv.read(buf + net::kHeaderBytes, f.size()), f);
-  EXPECT_EQ(drv.read(buf + net::kHeaderBytes + f.size(), 1)[0], 0xee);  // nothing past it
+  EXPECT_EQ(drv.read(buf, virtio_net::kHeaderBytes), header);
+  EXPECT_EQ(drv.read(buf + virtio_net::kHeaderBytes, f.size()), f);
+  EXPECT_EQ(drv.read(buf + virtio_net::kHeaderBytes + f.size(), 1)[0], 0xee);  // nothing past it
   // The largest frame Linux's small buffer takes fits exactly.
-  drv.post_rx(static_cast<uint32_t>(net::kLinuxSmallRxBuffer), 1);
-  const auto big = frame(net::kLinuxSmallRxBuffer - net::kHeaderBytes, 8);
+  drv.post_rx(static_cast<uint32_t>(virtio_net::kLinuxSmallRxBuffer), 1);
+  const auto big = frame(virtio_net::kLinuxSmallRxBuffer - virtio_net::kHeaderBytes, 8);
   wire_send(drv.wire(), big);
-  ASSERT_TRUE(drv.wait_used(net::kRxQueue, 2));
-  EXPECT_EQ(drv.read(NetDriver::rx_buffer(1) + net::kHeaderBytes, big.size()), big);
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 2));
+  EXPECT_EQ(drv.read(NetDriver::rx_buffer(1) + virtio_net::kHeaderBytes, big.size()), big);
   EXPECT_TRUE(eventually([&] { return drv.trigger().count.load() >= 2; }));
-  const net::Counters c = drv.device().counters();
+  const virtio_net::Counters c = drv.device().counters();
   EXPECT_EQ(c.rx_frames, 2u);
   EXPECT_EQ(c.rx_bytes, f.size() + big.size());
 }
@@ -184,17 +184,17 @@ TEST(NetDevice, RuntAndOversizedTransmitsAreCountedBadAndNeverSent) {
   ASSERT_EQ(drv.start(), kDriverOkStatus);
   drv.send(frame(13), 0);                          // shorter than an Ethernet header
   drv.send({}, 1);                                 // the header alone
-  drv.send(frame(net::kMaxFrameBytes + 1), 2);     // longer than any frame
+  drv.send(frame(virtio_net::kMaxFrameBytes + 1), 2);     // longer than any frame
   // A chain shorter than the header itself.
-  const uint16_t tiny = drv.chain(net::kTxQueue, {{NetDriver::kTxData, 5, false}});
-  drv.publish(net::kTxQueue, tiny);
-  const auto good = frame(net::kMaxFrameBytes, 3);  // the largest accepted
+  const uint16_t tiny = drv.chain(virtio_net::kTxQueue, {{NetDriver::kTxData, 5, false}});
+  drv.publish(virtio_net::kTxQueue, tiny);
+  const auto good = frame(virtio_net::kMaxFrameBytes, 3);  // the largest accepted
   drv.send(good, 3);
-  ASSERT_TRUE(drv.wait_used(net::kTxQueue, 5));
-  for (uint16_t i = 0; i < 5; ++i) EXPECT_EQ(drv.used_elem(net::kTxQueue, i).second, 0u);
+  ASSERT_TRUE(drv.wait_used(virtio_net::kTxQueue, 5));
+  for (uint16_t i = 0; i < 5; ++i) EXPECT_EQ(drv.used_elem(virtio_net::kTxQueue, i).second, 0u);
   EXPECT_EQ(wire_recv(drv.wire()), good);
   EXPECT_FALSE(wire_has_frame(drv.wire()));
-  const net::Counters c = drv.device().counters();
+  const virtio_net::Counters c = drv.device().counters();
   EXPECT_EQ(c.tx_bad, 4u);
   EXPECT_EQ(c.tx_frames, 1u);
   EXPECT_FALSE(drv.transport().status() & st::kDeviceNeedsReset);
@@ -203,23 +203,23 @@ TEST(NetDevice, RuntAndOversizedTransmitsAreCountedBadAndNeverSent) {
 TEST(NetDevice, AFrameLargerThanTheBufferIsDroppedAndTheNextOneArrives) {
   NetDriver drv;
   ASSERT_EQ(drv.start(), kDriverOkStatus);
-  const uint16_t head = drv.post_rx(static_cast<uint32_t>(net::kLinuxSmallRxBuffer), 0);
+  const uint16_t head = drv.post_rx(static_cast<uint32_t>(virtio_net::kLinuxSmallRxBuffer), 0);
   wire_send(drv.wire(), frame(2000, 1));  // larger than Linux's small buffer
   wire_send(drv.wire(), frame(10, 2));    // a runt
   const auto next = frame(200, 3);
   wire_send(drv.wire(), next);
-  ASSERT_TRUE(drv.wait_used(net::kRxQueue, 1));
-  EXPECT_EQ(drv.used_elem(net::kRxQueue, 0),
-            (std::pair<uint32_t, uint32_t>{head, static_cast<uint32_t>(net::kHeaderBytes + next.size())}));
-  EXPECT_EQ(drv.read(NetDriver::rx_buffer(0) + net::kHeaderBytes, next.size()), next);
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 1));
+  EXPECT_EQ(drv.used_elem(virtio_net::kRxQueue, 0),
+            (std::pair<uint32_t, uint32_t>{head, static_cast<uint32_t>(virtio_net::kHeaderBytes + next.size())}));
+  EXPECT_EQ(drv.read(NetDriver::rx_buffer(0) + virtio_net::kHeaderBytes, next.size()), next);
   // A frame longer than kMaxFrameBytes is dropped even when the buffer could hold it.
   drv.post_rx(0x20000, 1);
-  wire_send(drv.wire(), frame(net::kMaxFrameBytes + 100, 4));
+  wire_send(drv.wire(), frame(virtio_net::kMaxFrameBytes + 100, 4));
   const auto last = frame(64, 5);
   wire_send(drv.wire(), last);
-  ASSERT_TRUE(drv.wait_used(net::kRxQueue, 2));
-  EXPECT_EQ(drv.read(NetDriver::rx_buffer(1) + net::kHeaderBytes, last.size()), last);
-  const net::Counters c = drv.device().counters();
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 2));
+  EXPECT_EQ(drv.read(NetDriver::rx_buffer(1) + virtio_net::kHeaderBytes, last.size()), last);
+  const virtio_net::Counters c = drv.device().counters();
   EXPECT_EQ(c.rx_dropped, 3u);
   EXPECT_EQ(c.rx_frames, 2u);
 }
@@ -234,12 +234,12 @@ TEST(NetDevice, WithoutReceiveBuffersFramesWaitInTheSocket) {
   }
   // The worker sleeps meanwhile: no busy loop while frames wait.
   EXPECT_TRUE(stays_idle(200ms));
-  EXPECT_EQ(drv.device().counters(), net::Counters{});  // nothing read, nothing lost
+  EXPECT_EQ(drv.device().counters(), virtio_net::Counters{});  // nothing read, nothing lost
   for (uint16_t i = 0; i < 3; ++i) drv.post_rx(2048, i, i == 2);
-  ASSERT_TRUE(drv.wait_used(net::kRxQueue, 3));
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 3));
   for (uint16_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(drv.used_elem(net::kRxQueue, i).second, net::kHeaderBytes + frames[i].size());
-    EXPECT_EQ(drv.read(NetDriver::rx_buffer(i) + net::kHeaderBytes, frames[i].size()), frames[i]);
+    EXPECT_EQ(drv.used_elem(virtio_net::kRxQueue, i).second, virtio_net::kHeaderBytes + frames[i].size());
+    EXPECT_EQ(drv.read(NetDriver::rx_buffer(i) + virtio_net::kHeaderBytes, frames[i].size()), frames[i]);
   }
   EXPECT_EQ(drv.device().counters().rx_dropped, 0u);
 }
@@ -256,28 +256,28 @@ TEST(NetDevice, QuiesceGivesBackAStalledFrameAndResumeSendsIt) {
     drv.send(frames.back(), i);
   }
   std::this_thread::sleep_for(200ms);
-  const uint16_t sent = drv.used_idx(net::kTxQueue);
+  const uint16_t sent = drv.used_idx(virtio_net::kTxQueue);
   ASSERT_LT(sent, 14) << "the backend never pushed back";
   // A receive buffer posted too: the RX queue goes through the quiesce as well.
   drv.post_rx(2048, 0);
   drv.transport().quiesce();
   const VirtioMmioTransport::State saved = drv.transport().save_state();
   ASSERT_EQ(saved.queues.size(), 2u);
-  EXPECT_EQ(saved.queues[net::kTxQueue].queue.in_flight, 0);
-  EXPECT_EQ(saved.queues[net::kTxQueue].queue.next_used, sent);
-  EXPECT_EQ(saved.queues[net::kTxQueue].queue.next_avail, sent);  // the stalled one given back
-  EXPECT_EQ(saved.queues[net::kRxQueue].queue.in_flight, 0);
-  EXPECT_EQ(saved.queues[net::kRxQueue].queue.next_avail, 0);
+  EXPECT_EQ(saved.queues[virtio_net::kTxQueue].queue.in_flight, 0);
+  EXPECT_EQ(saved.queues[virtio_net::kTxQueue].queue.next_used, sent);
+  EXPECT_EQ(saved.queues[virtio_net::kTxQueue].queue.next_avail, sent);  // the stalled one given back
+  EXPECT_EQ(saved.queues[virtio_net::kRxQueue].queue.in_flight, 0);
+  EXPECT_EQ(saved.queues[virtio_net::kRxQueue].queue.next_avail, 0);
   EXPECT_EQ(drv.device().save_state().mac, drv.device().mac());
   // A frame arriving while the device is quiesced waits in the socket.
   const auto in = frame(300, 9);
   wire_send(drv.wire(), in);
   drv.transport().resume();
   for (size_t i = 0; i < frames.size(); ++i) EXPECT_EQ(wire_recv(drv.wire()), frames[i]) << i;
-  ASSERT_TRUE(drv.wait_used(net::kTxQueue, 14));
-  ASSERT_TRUE(drv.wait_used(net::kRxQueue, 1));
-  EXPECT_EQ(drv.read(NetDriver::rx_buffer(0) + net::kHeaderBytes, in.size()), in);
-  const net::Counters c = drv.device().counters();
+  ASSERT_TRUE(drv.wait_used(virtio_net::kTxQueue, 14));
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 1));
+  EXPECT_EQ(drv.read(NetDriver::rx_buffer(0) + virtio_net::kHeaderBytes, in.size()), in);
+  const virtio_net::Counters c = drv.device().counters();
   EXPECT_EQ(c.tx_frames, 14u);
   EXPECT_EQ(c.tx_dropped, 0u);
   EXPECT_FALSE(drv.transport().status() & st::kDeviceNeedsReset);
@@ -291,10 +291,10 @@ TEST(NetDevice, APeerThatHangsUpDropsFramesWithoutStallingTheGuest) {
   const int wire = drv->wire();
   ::shutdown(wire, SHUT_RDWR);
   drv->send(frame(60), 0);
-  ASSERT_TRUE(drv->wait_used(net::kTxQueue, 1));
+  ASSERT_TRUE(drv->wait_used(virtio_net::kTxQueue, 1));
   EXPECT_TRUE(eventually([&] { return drv->device().counters().tx_dropped == 1; }));
   EXPECT_TRUE(stays_idle(200ms));  // the hung-up socket does not wake the worker forever
-  EXPECT_EQ(drv->used_idx(net::kRxQueue), 0);  // the receive buffer stays posted
+  EXPECT_EQ(drv->used_idx(virtio_net::kRxQueue), 0);  // the receive buffer stays posted
   EXPECT_FALSE(drv->transport().status() & st::kDeviceNeedsReset);
   drv.reset();  // teardown joins the worker
 }
@@ -307,11 +307,11 @@ TEST(NetDevice, AHangUpWhileNoBufferIsPostedDoesNotSpin) {
   EXPECT_TRUE(stays_idle(200ms));
   // The frame sent before the hang-up is still delivered once a buffer is posted.
   drv.post_rx(2048, 0);
-  ASSERT_TRUE(drv.wait_used(net::kRxQueue, 1));
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 1));
   EXPECT_EQ(drv.device().counters().rx_frames, 1u);
   drv.post_rx(2048, 1);
   EXPECT_TRUE(stays_idle(100ms));
-  EXPECT_EQ(drv.used_idx(net::kRxQueue), 1);
+  EXPECT_EQ(drv.used_idx(virtio_net::kRxQueue), 1);
 }
 
 /// Waits until the transport reports DEVICE_NEEDS_RESET.
@@ -323,25 +323,25 @@ TEST(NetDevice, ChainsInTheWrongDirectionAreReturnedUnused) {
   NetDriver drv;
   ASSERT_EQ(drv.start(), kDriverOkStatus);
   // A receive "buffer" the device may only read, and one too small for a header.
-  const uint16_t ro = drv.chain(net::kRxQueue, {{NetDriver::rx_buffer(0), 2048, false}});
-  drv.publish(net::kRxQueue, ro);
-  const uint16_t small = drv.chain(net::kRxQueue, {{NetDriver::rx_buffer(1), 20, true}});
-  drv.publish(net::kRxQueue, small);
+  const uint16_t ro = drv.chain(virtio_net::kRxQueue, {{NetDriver::rx_buffer(0), 2048, false}});
+  drv.publish(virtio_net::kRxQueue, ro);
+  const uint16_t small = drv.chain(virtio_net::kRxQueue, {{NetDriver::rx_buffer(1), 20, true}});
+  drv.publish(virtio_net::kRxQueue, small);
   wire_send(drv.wire(), frame(60));
-  ASSERT_TRUE(drv.wait_used(net::kRxQueue, 2));
-  EXPECT_EQ(drv.used_elem(net::kRxQueue, 0).second, 0u);
-  EXPECT_EQ(drv.used_elem(net::kRxQueue, 1).second, 0u);
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 2));
+  EXPECT_EQ(drv.used_elem(virtio_net::kRxQueue, 0).second, 0u);
+  EXPECT_EQ(drv.used_elem(virtio_net::kRxQueue, 1).second, 0u);
   // A transmit chain that is all device-writable holds no frame.
-  const uint16_t wo = drv.chain(net::kTxQueue, {{NetDriver::kTxData, 100, true}});
-  drv.publish(net::kTxQueue, wo);
-  ASSERT_TRUE(drv.wait_used(net::kTxQueue, 1));
-  const net::Counters c = drv.device().counters();
+  const uint16_t wo = drv.chain(virtio_net::kTxQueue, {{NetDriver::kTxData, 100, true}});
+  drv.publish(virtio_net::kTxQueue, wo);
+  ASSERT_TRUE(drv.wait_used(virtio_net::kTxQueue, 1));
+  const virtio_net::Counters c = drv.device().counters();
   EXPECT_EQ(c.rx_bad_buffers, 2u);
   EXPECT_EQ(c.tx_bad, 1u);
   EXPECT_FALSE(wire_has_frame(drv.wire()));
   // The frame still waits for a proper buffer.
   drv.post_rx(2048, 2);
-  ASSERT_TRUE(drv.wait_used(net::kRxQueue, 3));
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 3));
   EXPECT_EQ(drv.device().counters().rx_frames, 1u);
   EXPECT_FALSE(drv.transport().status() & st::kDeviceNeedsReset);
 }
@@ -349,8 +349,8 @@ TEST(NetDevice, ChainsInTheWrongDirectionAreReturnedUnused) {
 TEST(NetDevice, ABufferOutsideGuestMemoryBreaksTheQueue) {
   NetDriver drv;
   ASSERT_EQ(drv.start(), kDriverOkStatus);
-  const uint16_t bad = drv.chain(net::kTxQueue, {{NetDriver::kMemBytes - 8, 100, false}});
-  drv.publish(net::kTxQueue, bad);
+  const uint16_t bad = drv.chain(virtio_net::kTxQueue, {{NetDriver::kMemBytes - 8, 100, false}});
+  drv.publish(virtio_net::kTxQueue, bad);
   EXPECT_TRUE(needs_reset(drv));
   EXPECT_NE(drv.transport().needs_reset_reason().find("TX"), std::string::npos)
       << drv.transport().needs_reset_reason();
@@ -359,15 +359,15 @@ TEST(NetDevice, ABufferOutsideGuestMemoryBreaksTheQueue) {
   drv.post_rx(2048, 0);
   wire_send(drv.wire(), frame(60));
   std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(drv.used_idx(net::kRxQueue), 0);
+  EXPECT_EQ(drv.used_idx(virtio_net::kRxQueue), 0);
 }
 
 TEST(NetDevice, ALoopingReceiveChainBreaksTheQueue) {
   NetDriver drv;
   ASSERT_EQ(drv.start(), kDriverOkStatus);
-  drv.set_desc(net::kRxQueue, 0, NetDriver::rx_buffer(0), 2048, kVirtqDescFNext | kVirtqDescFWrite, 1);
-  drv.set_desc(net::kRxQueue, 1, NetDriver::rx_buffer(1), 2048, kVirtqDescFNext | kVirtqDescFWrite, 0);
-  drv.publish(net::kRxQueue, 0);
+  drv.set_desc(virtio_net::kRxQueue, 0, NetDriver::rx_buffer(0), 2048, kVirtqDescFNext | kVirtqDescFWrite, 1);
+  drv.set_desc(virtio_net::kRxQueue, 1, NetDriver::rx_buffer(1), 2048, kVirtqDescFNext | kVirtqDescFWrite, 0);
+  drv.publish(virtio_net::kRxQueue, 0);
   wire_send(drv.wire(), frame(60));
   EXPECT_TRUE(needs_reset(drv));
   EXPECT_NE(drv.transport().needs_reset_reason().find("RX"), std::string::npos)
@@ -377,7 +377,7 @@ TEST(NetDevice, ALoopingReceiveChainBreaksTheQueue) {
 TEST(NetDevice, AHeadPastTheQueueSizeBreaksTheQueue) {
   NetDriver drv;
   ASSERT_EQ(drv.start(), kDriverOkStatus);
-  drv.publish(net::kTxQueue, 200);
+  drv.publish(virtio_net::kTxQueue, 200);
   EXPECT_TRUE(needs_reset(drv));
   // A driver reset after the failure brings the device back (the worker is joined).
   drv.w(reg::kStatus, 0);

@@ -62,7 +62,7 @@ class NetDriver {
   static constexpr uint64_t kRxData = 0x100000;
   static constexpr uint64_t kTxData = 0x600000;
   static constexpr uint64_t kFeatures =
-      virtio_feature::kVersion1 | net::feature::kMac | net::feature::kStatus;
+      virtio_feature::kVersion1 | virtio_net::feature::kMac | virtio_net::feature::kStatus;
 
   /// A device over a fresh socketpair with `mac`, behind a transport; not yet started.
   explicit NetDriver(const NetDevice::Mac& mac = {0x02, 0, 0, 0, 0, 0x01})
@@ -156,8 +156,8 @@ class NetDriver {
   /// Posts one receive buffer of `len` bytes at kRxData + 0x20000 * slot (one descriptor, as
   /// Linux's add_recvbuf_small with VERSION_1). Returns its head.
   uint16_t post_rx(uint32_t len, uint16_t slot, bool kick = true) {
-    const uint16_t head = chain(net::kRxQueue, {{rx_buffer(slot), len, true}});
-    publish(net::kRxQueue, head, kick);
+    const uint16_t head = chain(virtio_net::kRxQueue, {{rx_buffer(slot), len, true}});
+    publish(virtio_net::kRxQueue, head, kick);
     return head;
   }
   static uint64_t rx_buffer(uint16_t slot) { return kRxData + 0x20000ull * slot; }
@@ -166,14 +166,14 @@ class NetDriver {
   /// or two (Linux uses either). Returns the head.
   uint16_t send(const std::vector<uint8_t>& frame, uint16_t slot = 0, bool split = false) {
     const uint64_t at = kTxData + 0x20000ull * slot;
-    mem_.write_obj(at, net::Header{});
-    mem_.write(at + net::kHeaderBytes, frame);
-    const auto total = static_cast<uint32_t>(net::kHeaderBytes + frame.size());
+    mem_.write_obj(at, virtio_net::Header{});
+    mem_.write(at + virtio_net::kHeaderBytes, frame);
+    const auto total = static_cast<uint32_t>(virtio_net::kHeaderBytes + frame.size());
     const uint16_t head =
-        split ? chain(net::kTxQueue, {{at, static_cast<uint32_t>(net::kHeaderBytes), false},
-                                      {at + net::kHeaderBytes, static_cast<uint32_t>(frame.size()), false}})
-              : chain(net::kTxQueue, {{at, total, false}});
-    publish(net::kTxQueue, head);
+        split ? chain(virtio_net::kTxQueue, {{at, static_cast<uint32_t>(virtio_net::kHeaderBytes), false},
+                                      {at + virtio_net::kHeaderBytes, static_cast<uint32_t>(frame.size()), false}})
+              : chain(virtio_net::kTxQueue, {{at, total, false}});
+    publish(virtio_net::kTxQueue, head);
     return head;
   }
 

@@ -44,12 +44,5 @@ TEST(NetState, RefusesMalformedAndMulticastMacs) {
   EXPECT_NE(decode_error(json{{"mac", std::string(4096, 'a')}}).find("net.mac"), std::string::npos);
 }
 
-TEST(NetState, ParseMac) {
-  EXPECT_EQ(parse_mac("52:54:00:12:34:56"), (NetDevice::Mac{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}));
-  EXPECT_FALSE(parse_mac("52:54:00:12:34:5"));
-  EXPECT_FALSE(parse_mac("52:54:00:12:34:5g"));
-  EXPECT_FALSE(parse_mac("52545:00:12:34:56"));
-}
-
 }  // namespace
 }  // namespace forkvm
