@@ -175,6 +175,9 @@ void Sandbox::Impl::set_identity() {
   GuestIdentity identity;
   identity.wall_clock = std::chrono::system_clock::now();
   identity.hostname = config.hostname;
+  // A restored or forked VM's NIC has its own MAC while the guest's driver still holds the one
+  // it read at probe, in the VM the snapshot came from: the agent moves the interface over.
+  identity.mac = vm->net_mac_change();
   client.load()->set_identity(identity);
 }
 
@@ -197,6 +200,7 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
   ro.vsock = VsockConfig{next_restore_cid(), socket_path};
   ro.console = rc.console;
   ro.verify_memory = rc.verify_memory;
+  ro.net = rc.net;
   {
     auto restored = Vm::restore(dir, ro);
     std::lock_guard lock(mutex);

@@ -29,23 +29,54 @@ std::string egress_socket_path(const std::string& vsock_socket) {
   return path;
 }
 
+// Where the guest's trust of the sandbox CA lives (set_secret_placeholders).
+constexpr const char* kGuestSystemBundle = "/etc/ssl/certs/ca-certificates.crt";
+constexpr const char* kGuestEgressCa = "/run/forkvm/egress-ca.pem";
+constexpr const char* kGuestCaBundle = "/run/forkvm/ca-bundle.pem";
+
 }  // namespace
 
 void Sandbox::Impl::start_egress() {
   std::lock_guard lock(egress_mutex);
   auto policy = std::make_shared<const net::CompiledPolicy>(config.egress.policy);
+  // A fresh CA for every sandbox, forks included: set_secret_placeholders() installs this
+  // one's certificate in the guest, replacing what a parent installed.
+  net::TlsInterception tls;
+  tls.upstream_ca_file = config.egress.upstream_ca_file;
   egress_proxy = std::make_unique<net::EgressProxy>(egress_socket_path(socket_path),
-                                                    std::move(policy), config.egress.audit);
+                                                    std::move(policy), config.egress.audit, tls);
 }
 
 void Sandbox::Impl::set_secret_placeholders() {
   std::map<std::string, std::string> env;
+  std::string ca_pem;
   {
     std::lock_guard lock(egress_mutex);
     const net::CompiledPolicy policy(config.egress.policy);
     for (const auto& [name, placeholder] : policy.placeholders()) env[name] = placeholder;
+    if (egress_proxy) ca_pem = egress_proxy->ca_pem();
   }
-  if (!env.empty()) client.load()->set_env(env);
+  if (env.empty()) return;
+  // HTTPS to a host with secrets is intercepted (net/README.md): the guest must trust this
+  // sandbox's CA. The guest's own bundle stays as it is; a second bundle (the system's plus
+  // the CA) is what the TLS libraries are pointed at, since several ignore the system store.
+  AgentClient& agent = *client.load();
+  std::string bundle;
+  try {
+    bundle = agent.read_file(kGuestSystemBundle, 4u << 20);
+  } catch (const Error&) {
+    bundle.clear();  // a guest without ca-certificates (the minimal image): the CA alone
+  }
+  if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
+  bundle += ca_pem;
+  agent.write_file(kGuestEgressCa, ca_pem);
+  agent.write_file(kGuestCaBundle, bundle);
+  for (const char* var : {"SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "PIP_CERT",
+                          "GIT_SSL_CAINFO"}) {
+    env[var] = kGuestCaBundle;
+  }
+  env["NODE_EXTRA_CA_CERTS"] = kGuestEgressCa;
+  agent.set_env(env);
 }
 
 EgressConfig Sandbox::Impl::egress_config() {
@@ -93,15 +124,13 @@ ExposedPort Sandbox::expose_port(uint16_t guest_port, uint16_t host_port) {
 
 HttpResponse Sandbox::http_request(const HttpRequest& request) {
   impl_->ready_client();
-  std::string proxy_socket;
-  std::shared_ptr<const net::CompiledPolicy> policy;
+  net::ProxyEndpoint endpoint;
   {
     std::lock_guard lock(impl_->egress_mutex);
     if (!impl_->egress_proxy) throw InvalidStateError("the sandbox has no egress proxy");
-    proxy_socket = impl_->egress_proxy->path();
-    policy = std::make_shared<const net::CompiledPolicy>(impl_->config.egress.policy);
+    endpoint = impl_->egress_proxy->endpoint();
   }
-  return net::http_request_via_proxy(proxy_socket, *policy, request);
+  return net::http_request_via_proxy(endpoint, request);
 }
 
 }  // namespace forkvm

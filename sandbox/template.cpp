@@ -72,8 +72,9 @@ struct Template::Impl {
     if (refill.joinable()) refill.join();
   }
 
-  /// A VM for the image with its own socket dir and vsock CID, not launched.
-  PreparedVm prepare() {
+  /// A VM for the image with its own socket dir and vsock CID, not launched. Its NIC (for an
+  /// image with one) is `net`, else TemplateOptions::net's.
+  PreparedVm prepare(const std::optional<NetConfig>& net = std::nullopt) {
     PreparedVm p;
     p.temp_dir = make_temp_dir(options.runtime_dir);
     p.socket_path = socket_in(p.temp_dir, "TemplateOptions::runtime_dir");
@@ -81,6 +82,16 @@ struct Template::Impl {
     ro.vsock = VsockConfig{next_restore_cid(), p.socket_path};
     ro.console = options.console;
     ro.kvm_device = options.kvm_device;
+    if (image->has_net()) {
+      if (net) {
+        ro.net = net;
+      } else if (options.net) {
+        ro.net = options.net();
+      } else {
+        throw ConfigError("Template: the image's machine has a network device; give each child "
+                          "its own NIC with TemplateOptions::net or ForkConfig::net");
+      }
+    }
     p.vm = Vm::prepare(image, ro);
     return p;
   }
@@ -177,7 +188,8 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   bool pooled = false;
   {
     std::lock_guard lock(impl_->mu);
-    if (!impl_->pool.empty()) {
+    // A child with its own NIC cannot use a pooled VM: those have TemplateOptions::net's.
+    if (!impl_->pool.empty() && !config.net) {
       p = std::move(impl_->pool.front());
       impl_->pool.pop_front();
       pooled = true;
@@ -186,7 +198,7 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   if (pooled) {
     impl_->cv.notify_all();  // the refill thread makes the next one
   } else {
-    p = impl_->prepare();
+    p = impl_->prepare(config.net);
   }
   p.vm->launch();  // on a throw, p's destructor destroys the VM and its directory
   const auto vcpus_ready = Clock::now();

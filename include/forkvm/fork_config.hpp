@@ -35,6 +35,14 @@ struct TemplateOptions {
   /// from a sandbox (Sandbox::make_template, Sandbox::fork) gives its children the sandbox's;
   /// one opened from a snapshot directory denies everything.
   std::optional<EgressConfig> egress;
+  /// For an image with a network device (VmImage::has_net()): the NIC of each VM the template
+  /// prepares, pooled or not, called on the thread that prepares it (the pool's own thread,
+  /// or fork()'s). Each child needs its own TAP: the pattern is one network namespace per
+  /// child with the same TAP name and guest address (tools/net/forkvm-netns, README "Network").
+  /// A ForkConfig::net overrides it for that child. Unset with such an image, a fork without
+  /// ForkConfig::net fails with ConfigError. Each child gets a fresh MAC unless the NetConfig
+  /// names one.
+  std::function<NetConfig()> net;
 };
 
 /// How one child is made.
@@ -48,6 +56,10 @@ struct ForkConfig {
   /// The child's egress policy; nullopt: the template's (TemplateOptions::egress). Each child
   /// has its own proxy, so its traffic, limits and audit are its own.
   std::optional<EgressConfig> egress;
+  /// The child's NIC, for an image with a network device (TemplateOptions::net otherwise).
+  /// Such a fork does not take a pooled VM: it prepares its own with this NIC. The guest's
+  /// interface keeps its addresses and routes and moves to the child's MAC (fresh unless set).
+  std::optional<NetConfig> net;
 };
 
 /// Where the time of one fork went (Sandbox::fork_timings()).

@@ -124,6 +124,10 @@ struct SandboxRestoreConfig {
   std::function<void(std::string_view)> console;
   /// The restored sandbox's egress policy (a snapshot holds none: the default denies all).
   EgressConfig egress;
+  /// The NIC of the restored VM: required when the snapshot's machine had a network device
+  /// (RestoreOptions::net). The guest's interface keeps its addresses and routes and moves to
+  /// this NIC's MAC (a fresh one unless set).
+  std::optional<NetConfig> net;
 };
 
 /// Where a sandbox is in its life.

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <iterator>
 #include <string>
 #include <thread>
@@ -25,7 +26,9 @@
 #include "forkvm/sandbox.hpp"
 #include "tests/e2e/e2e_image.hpp"
 #include "tests/support/audit_log.hpp"
+#include "net/tls_authority.hpp"
 #include "tests/support/http_test_server.hpp"
+#include "tests/support/https_test_server.hpp"
 #include "tests/support/read_text.hpp"
 #include "tests/support/run_process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -107,6 +110,13 @@ class E2eNetwork : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     server_ = new test::HttpTestServer();
+    // An HTTPS origin whose certificate a "public" CA of the test's own signed; the proxy
+    // trusts that CA as an upstream anchor.
+    public_ca_ = net::TlsAuthority::create("e2e public CA");
+    https_server_ = new test::HttpsTestServer(public_ca_->server_context("localhost"));
+    ca_dir_ = new test::TempDir("fvca");
+    const std::string ca_file = *ca_dir_ / "public-ca.pem";
+    std::ofstream(ca_file) << public_ca_->ca_pem();
     SandboxConfig c;
     c.vm = builtin_config(1, 384, "");
     c.root_filesystem = image_dir() + "/rootfs.ext4";
@@ -114,17 +124,23 @@ class E2eNetwork : public ::testing::Test {
     c.request_timeout = 120s;
     c.egress.policy = policy_with_secret();
     c.egress.audit = audit_.callback();
+    c.egress.upstream_ca_file = ca_file;
     box_ = Sandbox::create(c).release();
   }
   static void TearDownTestSuite() {
     delete box_;
     delete server_;
+    delete https_server_;
+    delete ca_dir_;
   }
   static std::string url(const std::string& host, const std::string& path) {
     return "http://" + host + ":" + std::to_string(server_->port()) + path;
   }
 
   static inline test::HttpTestServer* server_ = nullptr;
+  static inline std::shared_ptr<net::TlsAuthority> public_ca_;
+  static inline test::HttpsTestServer* https_server_ = nullptr;
+  static inline test::TempDir* ca_dir_ = nullptr;
   static inline Sandbox* box_ = nullptr;
   static inline AuditLog audit_;
 };
@@ -215,6 +231,37 @@ TEST_F(E2eNetwork, ThePlaceholderBecomesTheSecretOnlyOnTheBoundHost) {
   EXPECT_TRUE(file_contains(snap + "/memory", "forkvm-secret-API_KEY"));
 }
 
+TEST_F(E2eNetwork, HttpsToTheBoundHostIsInterceptedAndGetsTheSecret) {
+  // The guest trusts its sandbox's CA through the bundle the sandbox installed; curl and
+  // Python send the placeholder inside TLS and the origin sees the real value (its /headers
+  // answer shows it; only the value's prefix is named here, so the guest never holds it in
+  // a command line).
+  const std::string url = "https://localhost:" + std::to_string(https_server_->port()) + "/headers";
+  const std::size_t before = audit_.size();
+  ExecResult r = box_->exec({"sh", "-c", "curl -sS --max-time 30 -H \"Authorization: Bearer $API_KEY\" " +
+                                             url + " | grep -c 'Bearer sk-real-'"},
+                            through_proxy());
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "1\n") << r.stderr_data;
+  const std::string python =
+      "import os, urllib.request\n"
+      "req = urllib.request.Request('" + url + "', headers={'X-Key': os.environ['API_KEY']})\n"
+      "print(urllib.request.urlopen(req, timeout=30).read().decode().count('X-Key: sk-real-'))";
+  r = box_->exec({"python3", "-c", python}, through_proxy());
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "1\n") << r.stderr_data;
+  const auto events = audit_.wait_for(before + 2, 30s);
+  ASSERT_GE(events.size(), before + 2);
+  EXPECT_TRUE(events[before].intercepted);
+  EXPECT_EQ(events[before].path, "/headers");
+  // 127.0.0.1 has no binding: its CONNECT is a plain tunnel, the origin's own certificate
+  // (not trusted by the guest) is what curl sees.
+  r = box_->exec({"curl", "-sS", "--max-time", "30", "https://127.0.0.1:" +
+                  std::to_string(https_server_->port()) + "/hello"}, through_proxy());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.stderr_data.find("certificate"), std::string::npos) << r.stderr_data;
+}
+
 TEST_F(E2eNetwork, AForkInheritsThePolicyAndIsAuditedAsItsOwn) {
   AuditLog child_audit;
   ForkConfig fork;
@@ -240,6 +287,17 @@ TEST_F(E2eNetwork, AForkInheritsThePolicyAndIsAuditedAsItsOwn) {
                       through_proxy());
   EXPECT_EQ(r.stdout_data, "hello");
   EXPECT_GE(audit_.wait_for(parent_before + 2).size(), parent_before + 2);
+  // The child has a CA of its own, installed over the parent's, and HTTPS with the secret
+  // works through it.
+  const std::string child_ca = inherited->exec({"cat", "/run/forkvm/egress-ca.pem"}).stdout_data;
+  const std::string parent_ca = box_->exec({"cat", "/run/forkvm/egress-ca.pem"}).stdout_data;
+  EXPECT_NE(child_ca.find("BEGIN CERTIFICATE"), std::string::npos);
+  EXPECT_NE(child_ca, parent_ca);
+  r = inherited->exec({"sh", "-c", "curl -sS --max-time 30 -H \"Authorization: Bearer $API_KEY\" "
+                       "https://localhost:" + std::to_string(https_server_->port()) +
+                       "/headers | grep -c 'Bearer sk-real-'"},
+                      through_proxy());
+  EXPECT_EQ(r.stdout_data, "1\n") << r.stderr_data;
 }
 
 TEST_F(E2eNetwork, ExposePortServesAGuestServerToTheHost) {

@@ -8,6 +8,7 @@
 #include "tools/cli/disk_spec.hpp"
 #include "tools/cli/egress_options.hpp"
 #include "tools/cli/launch_plan.hpp"
+#include "tools/cli/net_spec.hpp"
 #include "tools/cli/rootfs_option.hpp"
 
 namespace forkvm::cli {
@@ -19,7 +20,7 @@ const char* const kRunUsage =
     "                  [--add-dir HOST:GUEST[:ro|:rw]]...\n"
     "                  [--allow-host H[:PORT]]... [--deny-host H[:PORT]]...\n"
     "                  [--secret NAME@HOST[:HEADER][,file=PATH]]... [--egress-log FILE]\n"
-    "                  [-p HOSTPORT:GUESTPORT]...\n"
+    "                  [-p HOSTPORT:GUESTPORT]... [--net tap=NAME[,netns=PATH][,mac=MAC]]\n"
     "                  [--snapshot DIR] (-- ARGV... | --launch-plan FILE)\n"
     "Boots a transient sandbox, runs one command in it, and tears it down. stdout and stderr\n"
     "stream to forkvm's as they arrive (--json: one JSON object with stdout, stderr, exit_code,\n"
@@ -99,6 +100,9 @@ RunOptions parse_run_args(std::span<char* const> argv) {
       if (o.egress_log.empty()) throw UsageError("--egress-log: the file name is empty");
     } else if (opt == "-p" || opt == "--publish") {
       o.published.push_back(parse_publish_option(args.value(opt)));
+    } else if (opt == "--net") {
+      if (o.net) throw UsageError("--net: given twice (one NIC per sandbox)");
+      o.net = parse_net_spec(args.value(opt));
     }
     else if (opt == "--snapshot") {
       o.snapshot = args.value(opt);

@@ -45,6 +45,8 @@ struct RunOptions {
   std::string egress_log;
   /// -p HOSTPORT:GUESTPORT, in order.
   std::vector<std::pair<uint16_t, uint16_t>> published;
+  /// --net: a virtio-net NIC (net_spec.hpp); with --snapshot, the fork's.
+  std::optional<NetConfig> net;
 };
 
 /// The usage text of `forkvm run`.

@@ -26,6 +26,7 @@
 #include "tools/cli/disk_spec.hpp"
 #include "tools/cli/launch_plan.hpp"
 #include "tools/cli/egress_log.hpp"
+#include "tools/cli/net_spec.hpp"
 #include "tools/cli/run_args.hpp"
 
 namespace forkvm::cli {
@@ -102,6 +103,7 @@ SandboxConfig sandbox_config(const RunOptions& o) {
   c.vm.vcpus = o.vcpus;
   c.vm.memory_mib = o.memory_mib;
   c.vm.disks = o.disks;
+  c.vm.net = o.net;
   c.root_filesystem = choose_rootfs(o.rootfs, o.kernel.empty(), true, builtin_rootfs());
   c.host_dirs = o.add_dirs;
   c.boot_timeout = o.boot_timeout;
@@ -128,6 +130,7 @@ std::unique_ptr<Sandbox> start_sandbox(const RunOptions& o, EgressLog* log,
   ForkConfig fork;
   fork.boot_timeout = o.boot_timeout;
   fork.egress = egress_config(o, log);
+  fork.net = o.net;
   return Template::open(o.snapshot)->fork(fork, std::move(stop));
 }
 
@@ -217,6 +220,7 @@ int run_command(std::span<char* const> argv) {
     if (*e.what() != '\0') std::fprintf(stderr, "forkvm run: %s\n", e.what());
     std::fputs(kRunUsage, stderr);
     std::fputs(kDiskUsage, stderr);
+    std::fputs(kNetUsage, stderr);
     return *e.what() != '\0' ? kExitUsage : 0;
   } catch (const LaunchPlanError& e) {
     std::fprintf(stderr, "forkvm run: %s\n", e.what());
