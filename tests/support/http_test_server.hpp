@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/test_routes.hpp"
+
 namespace forkvm::test {
 
 class HttpTestServer {
@@ -80,13 +82,6 @@ class HttpTestServer {
     }
   }
 
-  static uint64_t query_n(const std::string& target) {
-    const auto pos = target.find("?n=");
-    if (pos == std::string::npos) return 0;
-    const uint64_t n = std::stoull(target.substr(pos + 3));
-    return n > (1ull << 30) ? (1ull << 30) : n;
-  }
-
   void serve(Socket& socket) {
     serve_requests(socket);
     boost::system::error_code ec;
@@ -110,26 +105,18 @@ class HttpTestServer {
       if (target == "/hello") {
         response.body() = "hello";
       } else if (target == "/headers") {
-        std::string block;
-        for (const auto& field : request) {
-          block += std::string(field.name_string()) + ": " + std::string(field.value()) + "\n";
-        }
-        response.body() = block;
+        response.body() = header_block(request);
       } else if (target == "/record") {
-        std::string block;
-        for (const auto& field : request) {
-          block += std::string(field.name_string()) + ": " + std::string(field.value()) + "\n";
-        }
         std::lock_guard lock(mutex_);
-        recorded_ = block;
+        recorded_ = header_block(request);
         response.body() = "recorded";
       } else if (target == "/echo") {
         response.body() = request.body();
       } else if (target.rfind("/bytes", 0) == 0) {
-        write_bytes(socket, query_n(target), false);
+        write_bytes(socket, query_n(target, 1ull << 30), false);
         return;
       } else if (target.rfind("/chunked", 0) == 0) {
-        write_bytes(socket, query_n(target), true);
+        write_bytes(socket, query_n(target, 1ull << 30), true);
         return;
       } else if (target == "/stall") {
         char byte;

@@ -27,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/test_routes.hpp"
+
 namespace forkvm::test {
 
 class HttpsTestServer {
@@ -80,13 +82,6 @@ class HttpsTestServer {
     }
   }
 
-  static uint64_t query_n(const std::string& target) {
-    const auto pos = target.find("?n=");
-    if (pos == std::string::npos) return 0;
-    const uint64_t n = std::stoull(target.substr(pos + 3));
-    return n > (64ull << 20) ? (64ull << 20) : n;
-  }
-
   void serve(Stream& stream) {
     namespace http = boost::beast::http;
     boost::system::error_code ec;
@@ -106,15 +101,11 @@ class HttpsTestServer {
     if (target == "/hello") {
       response.body() = "hello";
     } else if (target == "/headers") {
-      std::string block;
-      for (const auto& field : request) {
-        block += std::string(field.name_string()) + ": " + std::string(field.value()) + "\n";
-      }
-      response.body() = block;
+      response.body() = header_block(request);
     } else if (target == "/echo") {
       response.body() = request.body();
     } else if (target.rfind("/bytes", 0) == 0) {
-      response.body() = std::string(query_n(target), 'x');
+      response.body() = std::string(query_n(target, 64ull << 20), 'x');
     } else if (target == "/stall") {
       char byte;
       stream.next_layer().read_some(boost::asio::buffer(&byte, 1), ec);  // until the server stops

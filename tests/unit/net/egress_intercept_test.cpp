@@ -30,6 +30,7 @@
 #include "net/tls_authority.hpp"
 #include "tests/support/audit_log.hpp"
 #include "tests/support/https_test_server.hpp"
+#include "tests/support/raw_http.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace forkvm::net {
@@ -151,15 +152,8 @@ class TlsGuest {
   uint64_t total_ = 0;
 };
 
-int status_of(const std::string& response) {
-  if (response.rfind("HTTP/1.1 ", 0) != 0 || response.size() < 12) return 0;
-  return std::stoi(response.substr(9, 3));
-}
-
-std::string body_of(const std::string& response) {
-  const auto end = response.find("\r\n\r\n");
-  return end == std::string::npos ? std::string() : response.substr(end + 4);
-}
+using test::body_of;
+using test::status_of;
 
 // Loopback is reached through a block rule; the secret is bound to `bound_host`.
 EgressPolicy policy_binding(const std::string& bound_host) {
