@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -16,10 +15,9 @@
 #include <vector>
 
 #include "bench/guest_bench_options.hpp"
+#include "bench/guest_script.hpp"
 #include "bench/qemu_reference.hpp"
 #include "bench/stats.hpp"
-#include "contract/root_disk.hpp"
-#include "contract/run_command.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
 
@@ -63,18 +61,10 @@ std::string workload(unsigned random_ops) {
          "print(\"" + std::string(kMarker) + "%.2f %.2f %.1f %.1f\" % (seq(0), seq(1), rnd(0), rnd(1)), flush=True)\n";
 }
 
-/// The guest's command: run the script disk with python3 (found by its serial; the kernel
-/// command line is too short for the script itself).
-std::string guest_command() {
-  return "forkvm.run=" + encode_run_command(
-      "for d in /sys/block/vd*; do [ \"$(cat $d/serial)\" = script ] && exec python3 /dev/${d##*/}; done; exit 99");
-}
-
-/// The four figures from a console, or nullopt.
-std::optional<std::array<double, 4>> parse_result(const std::string& console) {
-  const auto at = console.find(kMarker);
-  if (at == std::string::npos) return std::nullopt;
-  std::istringstream in(console.substr(at + std::string(kMarker).size()));
+/// The four figures of a result line, or nullopt.
+std::optional<std::array<double, 4>> parse_result(const std::optional<std::string>& line) {
+  if (!line) return std::nullopt;
+  std::istringstream in(*line);
   std::array<double, 4> r{};
   for (double& v : r) {
     if (!(in >> v)) return std::nullopt;
@@ -82,69 +72,25 @@ std::optional<std::array<double, 4>> parse_result(const std::string& console) {
   return r;
 }
 
-struct Files {
-  std::string rootfs, disk, script;
-};
-
-std::optional<std::array<double, 4>> run_forkvm(const Options& o, const Files& f, std::string* why) {
+std::optional<std::array<double, 4>> run_forkvm(const ScriptGuest& g, const std::string& disk_path,
+                                                std::string* why) {
   VmConfig c;
-  c.kernel = o.image_dir + "/bzImage";
-  c.initramfs = o.image_dir + "/initramfs.cpio.gz";
-  c.vcpus = o.vcpus;
-  c.memory_mib = o.memory_mib;
-  DiskConfig disk, script;
-  disk.path = f.disk;
+  DiskConfig disk;
+  disk.path = disk_path;
   disk.id = "bench";
-  script.path = f.script;
-  script.read_only = true;
-  script.id = "script";
-  c.disks = {disk, script};
-  c.extra_cmdline = guest_command();
-  attach_root_filesystem(c, f.rootfs);
-  std::mutex mu;
-  std::string console;
-  c.console = [&](std::string_view s) {
-    std::lock_guard lock(mu);
-    console.append(s);
-    if (console.size() > (1u << 20)) console.erase(0, console.size() - 4096);
-  };
-  try {
-    auto vm = Vm::create(c);
-    vm->start();
-    const auto end = vm->wait(std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000)));
-    std::lock_guard lock(mu);
-    if (auto r = parse_result(console)) return r;
-    *why = std::string(end ? "the guest stopped" : "timed out") + " without a result; console tail: " +
-           console.substr(console.size() > 600 ? console.size() - 600 : 0);
-  } catch (const Error& e) {
-    *why = e.what();
-  }
-  return std::nullopt;
+  c.disks = {disk};
+  auto r = parse_result(run_in_forkvm(g, c, why));
+  if (!r && why->empty()) *why = "a result line that does not parse";
+  return r;
 }
 
-std::optional<std::array<double, 4>> run_qemu_once(const Options& o, const Files& f, std::string* why) {
-  // acpi=off: the guest kernel has no ACPI, so QEMU must announce its virtio-mmio transports on
-  // the command line (auto-kernel-cmdline) as forkvm does.
-  const std::vector<std::string> argv = {
-      "qemu-system-x86_64", "-M", "microvm,rtc=off,acpi=off", "-accel", "kvm", "-cpu", "host",
-      "-smp", std::to_string(o.vcpus), "-m", std::to_string(o.memory_mib), "-nodefaults", "-no-user-config",
-      "-nographic", "-serial", "stdio", "-no-reboot",
-      "-kernel", o.image_dir + "/bzImage", "-initrd", o.image_dir + "/initramfs.cpio.gz",
-      "-drive", "id=root,file=" + f.rootfs + ",format=raw,if=none,readonly=on",
-      "-device", "virtio-blk-device,drive=root,serial=" + std::string(kRootDiskId),
-      "-drive", "id=bench,file=" + f.disk + ",format=raw,if=none",
-      "-device", "virtio-blk-device,drive=bench,serial=bench",
-      "-drive", "id=script,file=" + f.script + ",format=raw,if=none,readonly=on",
-      "-device", "virtio-blk-device,drive=script,serial=script",
-      "-append", "console=ttyS0 reboot=t panic=1 " + std::string(kRootCmdlineKey) + "=" +
-                     kRootDiskId + " " + guest_command()};
-  const QemuRun run = run_qemu(argv, [](const std::string& console) {
-    const auto at = console.find(kMarker);
-    return at != std::string::npos && console.find('\n', at) != std::string::npos;
-  }, o.timeout_s, why);
-  if (auto r = parse_result(run.console)) return r;
-  if (why->empty()) *why = "no result on QEMU's console";
-  return std::nullopt;
+std::optional<std::array<double, 4>> run_qemu_once(const ScriptGuest& g, const std::string& disk_path,
+                                                    std::string* why) {
+  auto r = parse_result(run_in_qemu(g, {}, {"-drive", "id=bench,file=" + disk_path + ",format=raw,if=none",
+                                            "-device", "virtio-blk-device,drive=bench,serial=bench"},
+                                    why));
+  if (!r && why->empty()) *why = "a result line that does not parse";
+  return r;
 }
 
 Options parse(std::span<char* const> args) {
@@ -205,26 +151,32 @@ int disk_bench(std::span<char* const> args) {
     return 3;
   }
   const std::filesystem::path dir = tmpl;
-  Files f{o.image_dir + "/rootfs.ext4", (dir / "disk.img").string(), (dir / "script.py").string()};
+  const std::string disk_path = (dir / "disk.img").string();
+  ScriptGuest g;
+  g.image_dir = o.image_dir;
+  g.rootfs = o.image_dir + "/rootfs.ext4";
+  g.script_disk = (dir / "script.py").string();
+  g.marker = kMarker;
+  g.vcpus = o.vcpus;
+  g.memory_mib = o.memory_mib;
+  g.timeout_s = o.timeout_s;
   int status = 0;
   try {
-    write_disk(f.disk, o.disk_mib);
-    std::string script = workload(o.random_ops);
-    script.resize((script.size() + 4095) / 4096 * 4096, '\n');  // whole sectors of valid Python
-    std::ofstream(f.script, std::ios::binary) << script;
+    write_disk(disk_path, o.disk_mib);
+    write_script_disk(g.script_disk, workload(o.random_ops));
     std::vector<std::vector<double>> mine(4), theirs(4);
     std::printf("forkvm-bench disk: %u round(s), a %u MiB disk, %u random ops, %u MiB guests\n",
                 o.n, o.disk_mib, o.random_ops, o.memory_mib);
     for (unsigned round = 0; round < o.n; ++round) {
       why.clear();
-      const auto a = run_forkvm(o, f, &why);
+      const auto a = run_forkvm(g, disk_path, &why);
       if (!a) throw std::runtime_error("forkvm run failed: " + why);
       for (size_t k = 0; k < 4; ++k) mine[k].push_back((*a)[k]);
       std::printf("  round %u forkvm: %.1f MB/s, %.1f MB/s, %.0f IOPS, %.0f IOPS\n", round + 1,
                   (*a)[0], (*a)[1], (*a)[2], (*a)[3]);
       if (!o.qemu) continue;
       why.clear();
-      const auto b = run_qemu_once(o, f, &why);
+      const auto b = run_qemu_once(g, disk_path, &why);
       if (!b) throw std::runtime_error("QEMU run failed: " + why);
       for (size_t k = 0; k < 4; ++k) theirs[k].push_back((*b)[k]);
       std::printf("  round %u QEMU:   %.1f MB/s, %.1f MB/s, %.0f IOPS, %.0f IOPS\n", round + 1,

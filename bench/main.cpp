@@ -12,6 +12,7 @@
 #include "bench/fork_running.hpp"
 #include "bench/fork_stress.hpp"
 #include "bench/fork_stress_options.hpp"
+#include "bench/net_bench.hpp"
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "boot") == 0) {
@@ -22,6 +23,9 @@ int main(int argc, char** argv) {
   }
   if (argc >= 2 && std::strcmp(argv[1], "egress") == 0) {
     return forkvm::bench::egress_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "net") == 0) {
+    return forkvm::bench::net_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
   }
   if (argc >= 2 && std::strcmp(argv[1], "exec") == 0) {
     return forkvm::bench::exec_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
@@ -45,8 +49,9 @@ int main(int argc, char** argv) {
                "  bare vsock echo round trip in the same sandbox as the reference.\n"
                "usage: forkvm-bench egress [-n N] [--small-bytes B] [--big-mib M] [--rounds R]\n"
                "  the guest's HTTP GETs (latency) and a download (MiB/s) through the egress proxy\n"
-               "  against the same bytes over a bare vsock stream, in the same sandbox and run.\n"
-               "%s%s%s%s", forkvm::bench::kDiskBenchUsage, forkvm::bench::kForkBenchUsage,
+               "  against the same bytes over a bare vsock stream, and HTTPS intercepted with a\n"
+               "  secret substituted against a plain CONNECT tunnel, in the same sandbox and run.\n"
+               "%s%s%s%s%s", forkvm::bench::kDiskBenchUsage, forkvm::bench::kNetBenchUsage, forkvm::bench::kForkBenchUsage,
                forkvm::bench::kForkRunningUsage, forkvm::bench::kForkStressUsage);
   return 2;
 }

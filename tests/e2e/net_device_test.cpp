@@ -7,10 +7,8 @@
 // eth0 has moved to its own fresh MAC, which is also the source address the namespace saw.
 // Traffic stays inside the namespaces the test made; every loop is bounded.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +21,7 @@
 #include <string>
 #include <thread>
 
+#include "base/netns.hpp"
 #include "forkvm/sandbox.hpp"
 #include "tests/e2e/e2e_image.hpp"
 #include "tests/support/run_process.hpp"
@@ -62,25 +61,20 @@ class NamespaceServer {
     // The socket is made on a thread that entered the namespace, so it belongs to it; this
     // process's own namespace never changes.
     std::string error;
-    std::thread([&] {
-      const int ns = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
-      if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
-        error = "cannot enter " + netns;
-      } else {
-        listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        const int one = 1;
-        ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(kPort);
-        ::inet_pton(AF_INET, "172.16.0.1", &a.sin_addr);
-        if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-            ::listen(listener_, 8) != 0) {
-          error = "cannot listen on 172.16.0.1:8080 in " + netns;
-        }
+    const NetnsEntry entered = run_in_netns(netns, [&] {
+      listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      const int one = 1;
+      ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(kPort);
+      ::inet_pton(AF_INET, "172.16.0.1", &a.sin_addr);
+      if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+          ::listen(listener_, 8) != 0) {
+        error = "cannot listen on 172.16.0.1:8080 in " + netns;
       }
-      if (ns >= 0) ::close(ns);
-    }).join();
+    });
+    if (!entered) error = "cannot enter " + netns + ": " + entered.step;
     if (!error.empty()) throw std::runtime_error(error);
     thread_ = std::thread([this] { serve(); });
   }

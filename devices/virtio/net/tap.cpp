@@ -3,37 +3,27 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
-#include <sched.h>
 #include <sys/ioctl.h>
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
+#include "base/netns.hpp"
 #include "base/text.hpp"
 #include "forkvm/errors.hpp"
 
 namespace forkvm {
 namespace {
 
-/// What the opening thread hands back: the descriptor, or the step that failed and its errno.
+/// What opening hands back: the descriptor, or the step that failed and its errno.
 struct TapOpen {
   int fd = -1;
   const char* step = nullptr;
   int err = 0;
 };
 
-/// The open itself, on whichever thread is in the right namespace. Never throws.
-TapOpen open_here(const std::string& name, const std::string& netns) noexcept {
-  if (!netns.empty()) {
-    const int ns = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
-    if (ns < 0) return {-1, "open the namespace", errno};
-    // Only this (short-lived) thread moves; the namespace file can be closed once entered.
-    const int rc = ::setns(ns, CLONE_NEWNET);
-    const int err = errno;
-    ::close(ns);
-    if (rc != 0) return {-1, "setns(CLONE_NEWNET)", err};
-  }
+/// The open itself, on a thread that is already in the right namespace. Never throws.
+TapOpen open_here(const std::string& name) noexcept {
   const int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return {-1, "open /dev/net/tun", errno};
   ifreq req{};
@@ -75,12 +65,9 @@ std::string tap_fd_problem(int fd) {
 Fd open_tap_fd(const std::string& name, const std::string& netns) {
   if (const std::string why = tap_name_problem(name); !why.empty()) throw ConfigError(why);
   TapOpen result;
-  if (netns.empty()) {
-    result = open_here(name, netns);
-  } else {
-    // A fresh thread, joined at once: setns() changes that thread's namespace only.
-    std::thread opener([&] { result = open_here(name, netns); });
-    opener.join();
+  // A TAP stays bound to the namespace it was opened in.
+  if (const NetnsEntry entered = run_in_netns(netns, [&] { result = open_here(name); }); !entered) {
+    result = {-1, entered.step, entered.err};
   }
   if (result.fd < 0) {
     const std::string where = netns.empty() ? "" : " in network namespace " + netns;
