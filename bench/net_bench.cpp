@@ -179,7 +179,7 @@ int net_bench(std::span<char* const> args) {
         "virtio-net-device,netdev=n0,csum=off,guest_csum=off,gso=off,guest_tso4=off,"
         "guest_tso6=off,guest_ecn=off,guest_ufo=off,host_tso4=off,host_tso6=off,host_ecn=off,"
         "host_ufo=off,mrg_rxbuf=off";
-    std::array<Side, 3> sides = {Side{"forkvm virtio-net (no offloads)", {}, {}},
+    std::array<Side, 3> sides = {Side{"forkvm virtio-net (its offloads)", {}, {}},
                                  Side{"QEMU virtio-net, offloads off", {}, {}},
                                  Side{"QEMU virtio-net, its default offloads", {}, {}}};
     std::printf("forkvm-bench net: %u round(s); per boot %u GETs of %u bytes and %u downloads of "

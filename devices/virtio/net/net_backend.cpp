@@ -18,7 +18,7 @@ FrameEndpoint FrameEndpoint::open_tap(const std::string& name, const std::string
   Fd fd = open_tap_fd(name, netns);
   std::string what = "tap '" + name + "'";
   if (!netns.empty()) what += " in " + netns;
-  return FrameEndpoint(std::move(fd), false, false, std::move(what));
+  return FrameEndpoint(std::move(fd), false, false, true, std::move(what));
 }
 
 FrameEndpoint FrameEndpoint::adopt(int fd) {
@@ -57,7 +57,13 @@ FrameEndpoint FrameEndpoint::adopt(int fd) {
   if (flags < 0 || ::fcntl(own.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
     throw Error("net: backend descriptor " + std::to_string(fd) + ": O_NONBLOCK: " + errno_text(errno));
   }
-  return FrameEndpoint(std::move(own), is_socket, is_seqpacket,
+  const bool vnet = !is_socket && tap_has_vnet_header(own.get());
+  if (vnet) {
+    if (const std::string why = adopt_vnet_header(own.get()); !why.empty()) {
+      throw Error("net: backend TAP descriptor " + std::to_string(fd) + ": " + why);
+    }
+  }
+  return FrameEndpoint(std::move(own), is_socket, is_seqpacket, vnet,
                        is_socket ? "socket fd" : "tap fd");
 }
 
@@ -88,6 +94,11 @@ bool FrameEndpoint::hung_up() const noexcept {
   if (!is_socket_) return false;
   pollfd p{fd_.get(), 0, 0};  // POLLHUP is reported whatever the events asked for
   return ::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0;
+}
+
+int FrameEndpoint::set_offloads(unsigned tun_flags) noexcept {
+  if (!vnet_header_) return EINVAL;
+  return set_tap_offloads(fd_.get(), tun_flags);
 }
 
 int FrameEndpoint::send(std::span<const uint8_t> frame) noexcept {

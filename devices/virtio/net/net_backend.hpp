@@ -6,6 +6,8 @@
 //   SOCK_SEQPACKET socket (e.g. one end of an AF_UNIX socketpair, whose other end a user-space
 //   switch or a test reads), which keeps frame boundaries exactly as a TAP does.
 // The descriptor is non-blocking and close-on-exec, and owned here (a passed one is duplicated).
+// A TAP opened by name, or a passed TAP with IFF_VNET_HDR, puts a 12-byte virtio-net header in
+// front of every frame both ways (vnet_header()): then the device can offer offloads.
 #pragma once
 
 #include <cstddef>
@@ -55,15 +57,23 @@ class FrameEndpoint {
 
   /// The descriptor, for poll(); still owned here.
   int fd() const noexcept { return fd_.get(); }
+  /// Whether every frame read or written carries a 12-byte virtio-net header in front (a TAP
+  /// with IFF_VNET_HDR); the lengths receive() and send() see include it.
+  bool vnet_header() const noexcept { return vnet_header_; }
+  /// Tells a TAP with a virtio-net header which TUN_F_* offloads its reader takes. Returns 0,
+  /// or errno (EINVAL without a virtio-net header).
+  int set_offloads(unsigned tun_flags) noexcept;
+
   /// Whether it is a socket (else a TAP or another character device).
   bool is_socket() const noexcept { return is_socket_; }
   /// For messages: "tap 'tap0'", "tap 'tap0' in /var/run/netns/x", "socket fd", "tap fd".
   const std::string& description() const noexcept { return description_; }
 
  private:
-  FrameEndpoint(Fd fd, bool is_socket, bool is_seqpacket, std::string description) noexcept
+  FrameEndpoint(Fd fd, bool is_socket, bool is_seqpacket, bool vnet_header,
+                std::string description) noexcept
       : fd_(std::move(fd)), is_socket_(is_socket), is_seqpacket_(is_seqpacket),
-        description_(std::move(description)) {}
+        vnet_header_(vnet_header), description_(std::move(description)) {}
 
   /// Whether a socket reports POLLHUP (shut down both ways, or its peer closed).
   bool hung_up() const noexcept;
@@ -71,6 +81,7 @@ class FrameEndpoint {
   Fd fd_;
   bool is_socket_ = false;
   bool is_seqpacket_ = false;
+  bool vnet_header_ = false;
   std::string description_;
 };
 

@@ -9,6 +9,7 @@
 
 #include "base/text.hpp"
 #include "contract/protocol/field_rules.hpp"
+#include "devices/virtio/net/net_header.hpp"
 #include "devices/virtio/net/net_worker.hpp"
 #include "forkvm/errors.hpp"
 
@@ -48,7 +49,10 @@ NetDevice::NetDevice(FrameEndpoint backend, const Mac& mac) : backend_(std::move
 NetDevice::~NetDevice() { reset(); }
 
 uint64_t NetDevice::device_features() const noexcept {
-  return virtio_feature::kVersion1 | virtio_net::feature::kMac | virtio_net::feature::kStatus;
+  const uint64_t base =
+      virtio_feature::kVersion1 | virtio_net::feature::kMac | virtio_net::feature::kStatus;
+  // Offloads only where the backend carries the header that describes them.
+  return backend_.vnet_header() ? base | virtio_net::feature::kOffloads : base;
 }
 
 void NetDevice::read_config(uint64_t offset, std::span<uint8_t> data) const noexcept {
@@ -72,6 +76,15 @@ void NetDevice::activate(VirtioActivation activation) {
   // driver error, reported at DRIVER_OK rather than found as a stall later.
   if (!activation.queues[virtio_net::kRxQueue].ready() || !activation.queues[virtio_net::kTxQueue].ready()) {
     throw Error("virtio-net activate: the RX and TX queues must both be enabled");
+  }
+  if (backend_.vnet_header()) {
+    // What the guest takes on receive; the kernel segments and checksums everything else
+    // before the TAP hands it over. A restored device sets the same from the saved features.
+    const unsigned offloads = virtio_net::tap_offloads(activation.acked_features);
+    if (const int err = backend_.set_offloads(offloads); err != 0) {
+      throw Error("virtio-net activate: " + backend_.description() + ": TUNSETOFFLOAD " +
+                  std::to_string(offloads) + ": " + errno_text(err));
+    }
   }
   worker_ = std::make_unique<virtio_net::NetWorker>(std::move(activation), backend_, counters_);
 }

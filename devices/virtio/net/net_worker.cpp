@@ -10,6 +10,7 @@
 
 #include "base/text.hpp"
 #include "devices/virtio/chain_io.hpp"
+#include "devices/virtio/net/net_header.hpp"
 #include "devices/virtio/net/virtio_net.hpp"
 
 namespace forkvm::virtio_net {
@@ -33,8 +34,9 @@ NetWorker::NetWorker(VirtioActivation activation, FrameEndpoint& backend, Atomic
     : activation_(std::move(activation)),
       backend_(backend),
       counters_(counters),
-      tx_buf_(kMaxFrameBytes),
-      rx_buf_(kMaxFrameBytes + 1) {
+      vnet_(backend.vnet_header()),
+      tx_buf_(kHeaderBytes + kMaxFrameBytes),
+      rx_buf_(kHeaderBytes + kMaxFrameBytes + 1) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -102,7 +104,7 @@ bool NetWorker::flush_pending_tx() {
   }
   if (err == 0) {
     AtomicCounters::add(counters_.tx_frames);
-    AtomicCounters::add(counters_.tx_bytes, tx_len_);
+    AtomicCounters::add(counters_.tx_bytes, tx_len_ - (vnet_ ? kHeaderBytes : 0));
   } else {
     AtomicCounters::add(counters_.tx_dropped);  // the link is gone: a NIC drops, it does not stall
   }
@@ -132,15 +134,22 @@ NetWorker::Progress NetWorker::transmit() {
       continue;
     }
     Reader reader(mem, *chain);
-    reader.skip(kHeaderBytes);
     const auto len = static_cast<size_t>(readable - kHeaderBytes);
-    if (reader.read(std::span<uint8_t>(tx_buf_.data(), len)) != len) {
-      AtomicCounters::add(counters_.tx_bad);  // cannot happen for a validated chain
+    const std::optional<Header> header = reader.read_obj<Header>();
+    // With a virtio-net header on the backend, the guest's header goes along once checked
+    // against what was negotiated (net_header.hpp); without one nothing could be asked of it,
+    // and it is dropped.
+    const std::optional<Header> checked =
+        header && vnet_ ? checked_tx_header(*header, activation_.acked_features, len) : header;
+    const size_t head_bytes = vnet_ ? kHeaderBytes : 0;
+    if (checked && vnet_) std::memcpy(tx_buf_.data(), &*checked, kHeaderBytes);
+    if (!checked || reader.read(std::span<uint8_t>(tx_buf_.data() + head_bytes, len)) != len) {
+      AtomicCounters::add(counters_.tx_bad);
       if (!complete(tx(), chain->head(), 0)) return Progress::kBroken;
       continue;
     }
     tx_pending_ = chain->head();
-    tx_len_ = len;
+    tx_len_ = head_bytes + len;
   }
   return Progress::kMore;
 }
@@ -176,19 +185,28 @@ NetWorker::Progress NetWorker::receive() {
       if (!transient(got.err)) backend_down_ = true;
       continue;
     }
+    // The backend's frame: behind its own virtio-net header, or bare.
+    const size_t head_bytes = vnet_ ? kHeaderBytes : 0;
+    const size_t frame = got.length >= head_bytes ? got.length - head_bytes : 0;
     const uint64_t room = chain->writable_bytes() - kHeaderBytes;
-    if (got.length < kEthHeaderBytes || got.length > kMaxFrameBytes || got.length > room) {
+    std::optional<Header> header = Header{};
+    if (vnet_ && got.length >= head_bytes) {
+      Header from_tap{};
+      std::memcpy(&from_tap, rx_buf_.data(), kHeaderBytes);
+      header = guest_rx_header(from_tap, activation_.acked_features);
+    } else {
+      header->num_buffers = 1;  // §5.1.6.4: one chain per frame without VIRTIO_NET_F_MRG_RXBUF
+    }
+    if (!header || frame < kEthHeaderBytes || frame > kMaxFrameBytes || frame > room) {
       rx().undo_pop();
       AtomicCounters::add(counters_.rx_dropped);
       continue;
     }
     Writer writer(mem, *chain);
-    Header header{};
-    header.num_buffers = 1;  // §5.1.6.4: one chain per frame without VIRTIO_NET_F_MRG_RXBUF
-    writer.write_obj(header);
-    writer.write(std::span<const uint8_t>(rx_buf_.data(), got.length));
+    writer.write_obj(*header);
+    writer.write(std::span<const uint8_t>(rx_buf_.data() + head_bytes, frame));
     AtomicCounters::add(counters_.rx_frames);
-    AtomicCounters::add(counters_.rx_bytes, got.length);
+    AtomicCounters::add(counters_.rx_bytes, frame);
     if (!complete(rx(), chain->head(), static_cast<uint32_t>(writer.bytes_written()))) {
       return Progress::kBroken;
     }

@@ -4,14 +4,17 @@
 // It polls four descriptors: a stop eventfd, the RX and TX queue notifications, and the
 // backend (POLLIN only while the guest has posted a receive buffer, POLLOUT only while a
 // transmitted frame waits for room). Each round:
-// 1. TX (virtio 1.2 §5.1.6.2): each chain's device-readable part is the 12-byte header, which is
-//    skipped (nothing is negotiated that it could ask for), then the frame, which is written
-//    to the backend whole. A chain shorter than a header plus an Ethernet header or longer than
+// 1. TX (virtio 1.2 §5.1.6.2): each chain's device-readable part is the 12-byte header, then
+//    the frame. With a backend that carries headers (a TAP with IFF_VNET_HDR) the header goes
+//    along in front of the frame once net_header.hpp's checked_tx_header() accepts it (else
+//    the chain is completed unsent, tx_bad); otherwise it is dropped (no offload was offered
+//    that it could ask for). The frame is written to the backend whole. A chain shorter than a header plus an Ethernet header or longer than
 //    a header plus kMaxFrameBytes is completed unsent (used length 0, counted tx_bad). When
 //    the backend says EAGAIN, the frame and its chain are kept (in flight) and the worker waits
 //    for POLLOUT before it takes the next chain, so frames leave in ring order.
 // 2. RX (§5.1.6.3, §5.1.6.4): while the RX ring has a chain, one frame is read from the backend
-//    and written after a zeroed header with num_buffers = 1; the used length is 12 + frame.
+//    and written after a header with num_buffers = 1: the backend's own header as
+//    guest_rx_header() lets it through, or a zeroed one; the used length is 12 + frame.
 //    A frame that does not fit the chain is dropped (counted) and the chain is given back
 //    (Queue::undo_pop) for the next frame. With no chain available the backend is not polled
 //    for input until the guest notifies the RX queue: frames wait in the backend's own queue
@@ -89,8 +92,10 @@ class NetWorker {
   AtomicCounters& counters_;
   EventFd stop_;
   std::atomic<bool> stopping_{false};
-  /// Bounce buffers: one frame each way (kMaxFrameBytes; RX one byte more, to see a TAP frame
-  /// that was cut).
+  /// The backend carries a virtio-net header per frame (FrameEndpoint::vnet_header()).
+  const bool vnet_;
+  /// Bounce buffers: one frame each way with room for a header in front (RX one byte more, to
+  /// see a TAP frame that was cut).
   std::vector<uint8_t> tx_buf_;
   std::vector<uint8_t> rx_buf_;
   /// The TX chain whose frame (tx_buf_[0, tx_len_)) waits for the backend.

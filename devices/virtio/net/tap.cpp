@@ -10,6 +10,7 @@
 
 #include "base/netns.hpp"
 #include "base/text.hpp"
+#include "devices/virtio/net/virtio_net.hpp"
 #include "forkvm/errors.hpp"
 
 namespace forkvm {
@@ -22,17 +23,32 @@ struct TapOpen {
   int err = 0;
 };
 
+/// Makes the TAP's per-frame header the 12-byte virtio_net_hdr_v1 and turns its offloads off
+/// (a persistent TAP keeps whatever its last user set): the step that failed, or nullptr.
+const char* set_up_vnet_header(int fd) noexcept {
+  const int size = static_cast<int>(virtio_net::kHeaderBytes);
+  if (::ioctl(fd, TUNSETVNETHDRSZ, &size) != 0) return "TUNSETVNETHDRSZ";
+  if (::ioctl(fd, TUNSETOFFLOAD, 0UL) != 0) return "TUNSETOFFLOAD";
+  return nullptr;
+}
+
 /// The open itself, on a thread that is already in the right namespace. Never throws.
 TapOpen open_here(const std::string& name) noexcept {
   const int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return {-1, "open /dev/net/tun", errno};
   ifreq req{};
   std::memcpy(req.ifr_name, name.data(), name.size());  // size checked: < IFNAMSIZ
-  req.ifr_flags = IFF_TAP | IFF_NO_PI;
+  // IFF_VNET_HDR: every frame carries a virtio-net header, so offloads can pass through.
+  req.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   if (::ioctl(fd, TUNSETIFF, &req) != 0) {
     const int err = errno;
     ::close(fd);
     return {-1, "TUNSETIFF", err};
+  }
+  if (const char* step = set_up_vnet_header(fd); step != nullptr) {
+    const int err = errno;
+    ::close(fd);
+    return {-1, step, err};
   }
   return {fd, nullptr, 0};
 }
@@ -47,6 +63,22 @@ std::string tap_name_problem(const std::string& name) {
            " characters without '/' or NUL";
   }
   return "";
+}
+
+bool tap_has_vnet_header(int fd) noexcept {
+  ifreq req{};
+  return ::ioctl(fd, TUNGETIFF, &req) == 0 && (req.ifr_flags & IFF_VNET_HDR) != 0;
+}
+
+std::string adopt_vnet_header(int fd) {
+  if (const char* step = set_up_vnet_header(fd); step != nullptr) {
+    return std::string(step) + ": " + errno_text(errno);
+  }
+  return "";
+}
+
+int set_tap_offloads(int fd, unsigned flags) noexcept {
+  return ::ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(flags)) == 0 ? 0 : errno;
 }
 
 std::string tap_fd_problem(int fd) {

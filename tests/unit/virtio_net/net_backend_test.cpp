@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/if_tun.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "base/fd.hpp"
+#include "devices/virtio/net/net_device.hpp"
 #include "devices/virtio/net/tap.hpp"
 #include "forkvm/errors.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -37,6 +39,10 @@ TEST(FrameEndpoint, AdoptsDatagramSocketsAndRefusesTheRest) {
     EXPECT_NE(e.fd(), a.get());  // a duplicate: the caller keeps its own
     EXPECT_NE(::fcntl(a.get(), F_GETFL) & O_NONBLOCK, 0);
     EXPECT_NE(::fcntl(e.fd(), F_GETFD) & FD_CLOEXEC, 0);
+    // No header to describe an offload with: none is offered.
+    EXPECT_FALSE(e.vnet_header());
+    EXPECT_EQ(e.set_offloads(TUN_F_CSUM), EINVAL);
+    EXPECT_EQ(NetDevice(std::move(e), {}).device_features() & virtio_net::feature::kOffloads, 0u);
   }
   auto [s, t] = pair_of(SOCK_STREAM);
   EXPECT_THROW(FrameEndpoint::adopt(s.get()), ConfigError);  // no frame boundaries
@@ -111,6 +117,10 @@ TEST(FrameEndpoint, OpensARealTapWhenTheHostAllows) {
   }
   EXPECT_FALSE(tap->is_socket());
   EXPECT_NE(tap->description().find("tap 'fvunit"), std::string::npos);
+  // Opened with a virtio-net header, so its offloads can be set and a device on it offers them.
+  EXPECT_TRUE(tap->vnet_header());
+  EXPECT_EQ(tap->set_offloads(TUN_F_CSUM | TUN_F_TSO4), 0);
+  EXPECT_EQ(tap->set_offloads(0), 0);
   // The interface is down: nothing to read.
   std::vector<uint8_t> buf(2048);
   EXPECT_NE(tap->receive(buf).kind, FrameEndpoint::Received::Kind::kFrame);
@@ -129,6 +139,9 @@ TEST(FrameEndpoint, OpensARealTapWhenTheHostAllows) {
   // IFF_NO_PI.
   FrameEndpoint adopted = FrameEndpoint::adopt(tap->fd());
   EXPECT_FALSE(adopted.is_socket());
+  EXPECT_TRUE(adopted.vnet_header());
+  const uint64_t features = NetDevice(std::move(adopted), {}).device_features();
+  EXPECT_EQ(features & virtio_net::feature::kOffloads, virtio_net::feature::kOffloads);
 }
 
 }  // namespace
