@@ -21,6 +21,7 @@
 
 #include "contract/net_ports.hpp"
 #include "guest-init/relay_session.hpp"
+#include "guest-init/tcp_loopback.hpp"
 
 namespace forkvm::relay {
 namespace {
@@ -189,6 +190,7 @@ class PortRelay::Loop {
       sessions_.push_back(Session::forward(std::move(conn), relay_.options_, now));
       return;
     }
+    set_no_delay(conn.get());  // the guest's TCP client (the forward side is vsock)
     Dialed dialed = relay_.dial_egress_();
     if (!dialed.fd.valid()) {
       log_(std::string("egress: dial failed: ") +

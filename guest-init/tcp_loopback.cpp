@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -54,6 +55,11 @@ std::uint16_t bound_port(int fd) {
   return ntohs(addr.sin_port);
 }
 
+void set_no_delay(int fd) noexcept {
+  const int one = 1;
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 Dialed dial_loopback_tcp(std::uint16_t port) {
   Dialed out;
   agent::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -61,6 +67,7 @@ Dialed dial_loopback_tcp(std::uint16_t port) {
     out.error = errno;
     return out;
   }
+  set_no_delay(fd.get());
   const sockaddr_in addr = loopback(port);
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 &&
       errno != EINPROGRESS && errno != EINTR) {  // EINTR: the connect goes on

@@ -225,6 +225,9 @@ asio::awaitable<std::optional<Refusal>> EgressConnection::open_upstream(
     upstream_.close(ec);
     co_await upstream_.async_connect(tcp::endpoint(address, requested.port), kWithError(ec));
     if (!ec) {
+      // A relay passes bytes on as they come: with Nagle a request body behind its header
+      // would wait for the origin's delayed ACK.
+      upstream_.set_option(tcp::no_delay(true), ec);
       set_phase(Clock::time_point::max());
       traffic_.last_activity = Clock::now();
       event_.allowed = true;

@@ -151,6 +151,7 @@ asio::awaitable<void> accept_links(std::shared_ptr<ForwardCore> core) {
       co_await backoff.async_wait(with_error(ec));
       continue;
     }
+    client.set_option(tcp::no_delay(true), ec);  // relayed bytes go on at once (no Nagle)
     auto link = std::make_shared<ForwardLink>(core, std::move(client));
     const auto executor = core->acceptor.get_executor();
     asio::co_spawn(executor, handshake_watch(link), asio::detached);

@@ -103,6 +103,10 @@ boost::asio::awaitable<std::string> relay_body(
   namespace http = boost::beast::http;
   std::array<char, kPumpChunk> chunk{};
   boost::system::error_code ec;
+  // Beast reads into `buffer` as much as its free capacity (at least 512 bytes): a buffer
+  // sized by the header would move the body 512 bytes per system call (measured: 0.01 of a
+  // direct read). Room for a whole chunk first.
+  buffer.reserve(kPumpChunk);
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
