@@ -11,6 +11,7 @@ namespace forkvm {
 namespace {
 
 // Offsets inside the rings (virtio 1.2 §2.7.6 and §2.7.8).
+constexpr uint64_t kAvailFlagsOffset = 0;  // le16 flags
 constexpr uint64_t kRingIdxOffset = 2;   // le16 flags; le16 idx
 constexpr uint64_t kRingOffset = 4;      // ring[] starts after flags and idx
 constexpr uint64_t kUsedElemBytes = 8;   // le32 id; le32 len
@@ -190,6 +191,16 @@ std::optional<uint16_t> Queue::driver_avail_idx(const GuestMemory& mem) const no
   // Acquire: whatever the driver published before bumping idx is visible after this read.
   std::atomic_thread_fence(std::memory_order_acquire);
   return idx;
+}
+
+bool Queue::interrupt_wanted(const GuestMemory& mem) const noexcept {
+  constexpr uint16_t kNoInterrupt = 1;  // VIRTQ_AVAIL_F_NO_INTERRUPT
+  // Store (used->idx, in add_used) then load (avail->flags): only a full fence keeps the load
+  // from passing the store, which would lose the interrupt the driver re-enabled in between.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  uint16_t flags = 0;
+  if (!read_u16(mem, avail_ring_ + kAvailFlagsOffset, flags)) return true;
+  return (flags & kNoInterrupt) == 0;
 }
 
 Queue::State Queue::save_state() const noexcept {

@@ -111,6 +111,13 @@ class Queue {
   /// is not ready or the read fails. Does not consume anything.
   std::optional<uint16_t> driver_avail_idx(const GuestMemory& mem) const noexcept;
 
+  /// Whether the driver wants an interrupt for the used buffers published so far: false when
+  /// it set VIRTQ_AVAIL_F_NO_INTERRUPT in avail->flags (virtio 1.2 §2.7.7: the device SHOULD
+  /// NOT interrupt then; Linux sets it while it polls the ring itself), true otherwise and
+  /// whenever the flags cannot be read. A full fence orders it after the used->idx store: a
+  /// driver that clears the flag and then re-checks used->idx cannot miss both.
+  bool interrupt_wanted(const GuestMemory& mem) const noexcept;
+
   /// Snapshot state: the configuration the driver wrote and the device's progress. The reason
   /// string of a broken queue is not kept; a restored broken queue reports its QueueError.
   struct State {

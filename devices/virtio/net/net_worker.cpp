@@ -75,10 +75,13 @@ void NetWorker::serve() {
   for (;;) {
     const Progress t = transmit();
     const Progress r = t == Progress::kBroken ? t : receive();
-    if (used_) {
+    // One interrupt for the round, unless the driver asked for none on every queue that
+    // completed something (it is polling them: Linux's NAPI).
+    if ((rx_used_ && rx().interrupt_wanted(*activation_.memory)) ||
+        (tx_used_ && tx().interrupt_wanted(*activation_.memory))) {
       activation_.interrupt->signal_used_buffer();
-      used_ = false;
     }
+    rx_used_ = tx_used_ = false;
     if (t == Progress::kBroken || r == Progress::kBroken) {
       const Queue& q = tx().broken() ? tx() : rx();
       activation_.needs_reset(std::string("virtio-net: ") + (tx().broken() ? "TX" : "RX") +
@@ -91,7 +94,7 @@ void NetWorker::serve() {
 
 bool NetWorker::complete(Queue& queue, uint16_t head, uint32_t len) {
   if (!queue.add_used(*activation_.memory, head, len)) return false;
-  used_ = true;
+  (&queue == &rx() ? rx_used_ : tx_used_) = true;
   return true;
 }
 

@@ -20,7 +20,8 @@
 //    for input until the guest notifies the RX queue: frames wait in the backend's own queue
 //    (the socket buffer, the TAP's queue, which drops when full like any NIC), never in
 //    forkvm, and nothing spins.
-// 3. One used-buffer interrupt for whatever the round completed.
+// 3. One used-buffer interrupt for whatever the round completed, unless the driver set
+//    VIRTQ_AVAIL_F_NO_INTERRUPT on every queue that completed something (Queue::interrupt_wanted).
 // A round does at most a queue's worth of chains per queue before polling again (with a zero
 // timeout), so a stop request is seen promptly however busy the guest is. A queue that breaks
 // (malformed ring or chain: Queue's checks) calls needs_reset and the worker parks until it is
@@ -113,8 +114,9 @@ class NetWorker {
   /// POLLOUT again, so a backend that claims room it does not have cannot make us spin.
   bool pollout_woke_ = false;
   bool tx_backoff_ = false;
-  /// A chain was completed since the last interrupt.
-  bool used_ = false;
+  /// A chain was completed on RX / TX since the last interrupt.
+  bool rx_used_ = false;
+  bool tx_used_ = false;
   std::thread thread_;
 };
 

@@ -82,6 +82,21 @@ TEST(QueueState, UndoPopGivesTheChainBack) {
   EXPECT_EQ(b.queue().driver_avail_idx(b.mem()), 1);
 }
 
+TEST(QueueState, InterruptWantedFollowsTheAvailFlags) {
+  VirtqBuilder b;
+  ASSERT_TRUE(b.queue().validate(b.mem()));
+  EXPECT_TRUE(b.queue().interrupt_wanted(b.mem()));
+  b.mem().write_obj<uint16_t>(VirtqBuilder::kAvail, 1);  // VIRTQ_AVAIL_F_NO_INTERRUPT
+  EXPECT_FALSE(b.queue().interrupt_wanted(b.mem()));
+  b.mem().write_obj<uint16_t>(VirtqBuilder::kAvail, 0);
+  EXPECT_TRUE(b.queue().interrupt_wanted(b.mem()));
+  // A ring the flags cannot be read from: interrupt, rather than risk a lost wake-up.
+  Queue outside;
+  outside.set_size(8);
+  outside.set_avail_ring(~0ull - 1);
+  EXPECT_TRUE(outside.interrupt_wanted(b.mem()));
+}
+
 TEST(QueueState, EveryMalformedFieldIsRefused) {
   VirtqBuilder b;
   const nlohmann::json good = to_json(busy_queue(b));

@@ -179,6 +179,35 @@ TEST(NetDevice, ReceivedFrameLandsAfterAZeroedHeaderWithOneBuffer) {
   EXPECT_EQ(c.rx_bytes, f.size() + big.size());
 }
 
+TEST(NetDevice, NoInterruptWhileTheDriverSuppressesThem) {
+  NetDriver drv;
+  ASSERT_EQ(drv.start(), kDriverOkStatus);
+  // VIRTQ_AVAIL_F_NO_INTERRUPT on both queues (as Linux's NAPI while it polls): frames move
+  // both ways and no interrupt is raised.
+  drv.set_no_interrupt(virtio_net::kRxQueue, true);
+  drv.set_no_interrupt(virtio_net::kTxQueue, true);
+  const int before = drv.trigger().count.load();
+  drv.send(frame(60, 1), 0);
+  EXPECT_EQ(wire_recv(drv.wire()), frame(60, 1));
+  ASSERT_TRUE(drv.wait_used(virtio_net::kTxQueue, 1));
+  drv.post_rx(static_cast<uint32_t>(virtio_net::kLinuxSmallRxBuffer), 0);
+  wire_send(drv.wire(), frame(70, 2));
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a late interrupt would show
+  EXPECT_EQ(drv.trigger().count.load(), before);
+  // Interrupts back on for RX only: a received frame interrupts, a sent one does not.
+  drv.set_no_interrupt(virtio_net::kRxQueue, false);
+  drv.send(frame(60, 3), 1);
+  EXPECT_EQ(wire_recv(drv.wire()), frame(60, 3));
+  ASSERT_TRUE(drv.wait_used(virtio_net::kTxQueue, 2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(drv.trigger().count.load(), before);
+  drv.post_rx(static_cast<uint32_t>(virtio_net::kLinuxSmallRxBuffer), 1);
+  wire_send(drv.wire(), frame(70, 4));
+  ASSERT_TRUE(drv.wait_used(virtio_net::kRxQueue, 2));
+  EXPECT_TRUE(eventually([&] { return drv.trigger().count.load() > before; }));
+}
+
 TEST(NetDevice, RuntAndOversizedTransmitsAreCountedBadAndNeverSent) {
   NetDriver drv;
   ASSERT_EQ(drv.start(), kDriverOkStatus);

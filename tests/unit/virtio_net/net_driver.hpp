@@ -124,6 +124,9 @@ class NetDriver {
   void set_desc(uint16_t q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
     mem_.write_obj(queues_[q].desc + 16ull * i, VirtqDesc{addr, len, flags, next});
   }
+  /// Sets or clears VIRTQ_AVAIL_F_NO_INTERRUPT in queue `q`'s avail->flags.
+  void set_no_interrupt(uint16_t q, bool on) { mem_.write_obj<uint16_t>(queues_[q].avail, on ? 1 : 0); }
+
   /// Puts `head` in queue `q`'s available ring and kicks (QueueNotify).
   void publish(uint16_t q, uint16_t head, bool kick = true) {
     DriverQueue& dq = queues_[q];
