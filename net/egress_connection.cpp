@@ -202,7 +202,8 @@ asio::awaitable<std::optional<Refusal>> EgressConnection::open_upstream(
       set_phase(Clock::time_point::max());
       const std::string why = phase_timed_out_ ? "timed out" : ec.message();
       event_.error = "cannot resolve " + event_.host + ": " + why;
-      co_return Refusal{phase_timed_out_ ? 504 : 502, event_.error};
+      if (phase_timed_out_) co_return Refusal{504, event_.error};
+      co_return Refusal{502, event_.error, kUnresolvableMarker};
     }
     for (const auto& entry : results) {
       const auto address = entry.endpoint().address();

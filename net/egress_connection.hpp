@@ -36,6 +36,9 @@ struct ProxyCore;
 struct Refusal {
   int status = 0;    ///< 400, 403, 413, 431, 502, 503, 504
   std::string text;  ///< printable; never holds a secret value
+  /// The X-Forkvm-Egress value when it is not the default one (refusal_response()), e.g.
+  /// kUnresolvableMarker.
+  std::string marker = {};
 };
 
 /// One guest connection. See the file comment.

@@ -87,7 +87,8 @@ asio::awaitable<void> EgressConnection::refuse_on(Guest& guest, const Refusal& r
                                                   std::string_view marker) {
   event_.status = refusal.status;
   if (refusal.status != 403 && event_.error.empty()) event_.error = refusal.text;
-  const std::string answer = refusal_response(refusal.status, refusal.text, marker);
+  const std::string answer =
+      refusal_response(refusal.status, refusal.text, marker.empty() ? refusal.marker : marker);
   error_code ec;
   co_await asio::async_write(guest, asio::buffer(answer), kWithError(ec));
   if (ec) {

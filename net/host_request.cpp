@@ -76,6 +76,7 @@ void check_request(const HttpRequest& request) {
   std::string text = body;
   while (!text.empty() && text.back() == '\n') text.pop_back();
   if (status == 403 && marker == "denied") throw EgressDeniedError(text);
+  if (status == 502 && marker == kUnresolvableMarker) throw EgressUnresolvableError(text);
   if (status == 504) throw TimeoutError(text);
   throw EgressError(text);
 }

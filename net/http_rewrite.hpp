@@ -43,6 +43,10 @@ std::string request_head(std::string_view method, std::string_view path,
 std::string response_head(unsigned status, std::string_view reason, const HeaderList& fields,
                           const Framing& framing);
 
+/// X-Forkvm-Egress of the answer to a request whose host name did not resolve (502):
+/// http_request() turns it into EgressUnresolvableError.
+inline constexpr const char* kUnresolvableMarker = "unresolvable";
+
 /// A complete error answer from the proxy itself: text/plain body "forkvm egress proxy: <text>"
 /// and an X-Forkvm-Egress header naming the outcome: `marker` when set (printable, no CR or LF:
 /// "upstream TLS: certificate verify failed (...)"), else "denied" for 403 and "error".

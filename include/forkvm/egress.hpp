@@ -194,6 +194,12 @@ class EgressError : public Error {
   using Error::Error;
 };
 
+/// The request's host name did not resolve (on the host, where every name is resolved).
+class EgressUnresolvableError : public EgressError {
+ public:
+  using EgressError::EgressError;
+};
+
 /// One line of text for a rule ("allow *.pypi.org ports 443 methods GET path /simple/").
 std::string describe(const EgressRule& rule);
 

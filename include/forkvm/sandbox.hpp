@@ -242,8 +242,9 @@ class Sandbox {
   ExposedPort expose_port(uint16_t guest_port, uint16_t host_port = 0);
   /// Makes an HTTP(S) request from the host on this sandbox's behalf, under its egress policy,
   /// limits and secret bindings, audited as its own (as mimobox's http_request). Throws
-  /// EgressDeniedError, EgressError, TimeoutError, ConfigError (a malformed request), or
-  /// InvalidStateError unless ready.
+  /// EgressDeniedError, EgressUnresolvableError (the host name did not resolve on the host),
+  /// EgressError, TimeoutError, ConfigError (a malformed request), or InvalidStateError unless
+  /// ready.
   HttpResponse http_request(const HttpRequest& request);
 
   // The sandbox's own face of the agent client: the calls below forward to agent() one to one,

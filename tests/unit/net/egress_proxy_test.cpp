@@ -17,6 +17,7 @@
 #include "net/egress_proxy.hpp"
 #include "net/egress_rules.hpp"
 #include "tests/support/audit_log.hpp"
+#include "tests/support/guest_client.hpp"
 #include "tests/support/http_test_server.hpp"
 #include "tests/support/raw_http.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -28,54 +29,7 @@ using namespace std::chrono_literals;
 
 using test::AuditLog;
 
-// A blocking Unix socket client with 10 s timeouts, standing in for the guest.
-class GuestClient {
- public:
-  explicit GuestClient(const std::string& path) : fd_(::socket(AF_UNIX, SOCK_STREAM, 0)) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~GuestClient() { ::close(fd_); }
-  bool connected() const { return connected_; }
-  void send(const std::string& data) {
-    std::size_t done = 0;
-    while (done < data.size()) {
-      const ssize_t n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return;
-      done += static_cast<std::size_t>(n);
-    }
-  }
-  // Reads until EOF, an error or the timeout; at most `max` bytes kept.
-  std::string read_all(std::size_t max = 64u << 20) {
-    std::string out;
-    char buf[65536];
-    for (;;) {
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) return out;
-      if (out.size() < max) out.append(buf, static_cast<std::size_t>(n));
-      total_ += static_cast<uint64_t>(n);
-    }
-  }
-  // Reads until `needle` arrives (or EOF/timeout).
-  std::string read_until(const std::string& needle) {
-    std::string out;
-    char c;
-    while (out.find(needle) == std::string::npos && ::recv(fd_, &c, 1, 0) == 1) out += c;
-    return out;
-  }
-  uint64_t total() const { return total_; }
-
- private:
-  int fd_;
-  bool connected_ = false;
-  uint64_t total_ = 0;
-};
-
+using test::GuestClient;
 using test::body_of;
 using test::status_of;
 
