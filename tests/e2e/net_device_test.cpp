@@ -52,13 +52,16 @@ void netns_down(const std::string& name) {
   (void)test::run_process(std::string(kNetns) + " down " + name);
 }
 
-/// An HTTP/1.0 server on 172.16.0.1:8080 inside a network namespace: GET /hello answers
-/// "hello from <label>", GET /bytes/<n> n bytes of a-z repeated, POST answers "got <n> sum <s>"
+/// An HTTP/1.0 server on `address`:8080 inside a network namespace (by default 172.16.0.1, the
+/// TAP's end; "" for netns: this process's own): GET /hello answers "hello from <label>", GET
+/// /peer the client's address, GET /bytes/<n> n bytes of a-z repeated, POST "got <n> sum <s>"
 /// for a body of n bytes whose byte sum is s (mod 2^32). One connection at a time, each with
 /// 20 s socket timeouts; stops on destruction.
 class NamespaceServer {
  public:
-  NamespaceServer(const std::string& netns, std::string label) : label_(std::move(label)) {
+  NamespaceServer(const std::string& netns, std::string label,
+                  const std::string& address = "172.16.0.1")
+      : label_(std::move(label)) {
     // The socket is made on a thread that entered the namespace, so it belongs to it; this
     // process's own namespace never changes.
     std::string error;
@@ -69,10 +72,10 @@ class NamespaceServer {
       sockaddr_in a{};
       a.sin_family = AF_INET;
       a.sin_port = htons(kPort);
-      ::inet_pton(AF_INET, "172.16.0.1", &a.sin_addr);
-      if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1 ||
+          ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
           ::listen(listener_, 8) != 0) {
-        error = "cannot listen on 172.16.0.1:8080 in " + netns;
+        error = "cannot listen on " + address + ":8080 in " + (netns.empty() ? "this namespace" : netns);
       }
     });
     if (!entered) error = "cannot enter " + netns + ": " + entered.step;
@@ -90,17 +93,21 @@ class NamespaceServer {
     while (!stop_) {
       pollfd p{listener_, POLLIN, 0};
       if (::poll(&p, 1, 100) <= 0) continue;
-      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      sockaddr_in peer{};
+      socklen_t peer_len = sizeof peer;
+      const int fd = ::accept4(listener_, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_CLOEXEC);
       if (fd < 0) continue;
       timeval tv{20, 0};
       ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
       ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-      answer(fd);
+      char text[INET_ADDRSTRLEN] = "?";
+      ::inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text);
+      answer(fd, text);
       ::close(fd);
     }
   }
 
-  void answer(int fd) {
+  void answer(int fd, const std::string& peer) {
     std::string in;
     char buf[65536];
     while (in.find("\r\n\r\n") == std::string::npos && in.size() < 16384) {
@@ -125,6 +132,8 @@ class NamespaceServer {
         got += static_cast<size_t>(n);
       }
       body = "got " + std::to_string(got) + " sum " + std::to_string(sum);
+    } else if (in.rfind("GET /peer ", 0) == 0) {
+      body = peer;
     } else if (in.rfind("GET /bytes/", 0) == 0) {
       const size_t n = std::min<size_t>(std::stoul(in.substr(11, 12)), 64u << 20);
       body.resize(n);
@@ -249,6 +258,36 @@ TEST_F(E2eNetDevice, ForkGetsItsOwnTapAndAFreshMac) {
   // The parent still has its own NIC and namespace.
   EXPECT_EQ(sh(*box_, std::string(kCurl) + "http://172.16.0.1:8080/hello"), "hello from parent-ns");
   EXPECT_EQ(trimmed(sh(*box_, "cat /sys/class/net/eth0/address")), parent_mac);
+}
+
+TEST_F(E2eNetDevice, AnUplinkNatsTheGuestToItsNamespacesAddress) {
+  // forkvm-netns --uplink 7: a veth pair from this namespace (fvh-NAME 10.200.0.29) to the
+  // sandbox's (10.200.0.30), a default route out of it, and SNAT of 172.16.0.2 to 10.200.0.30.
+  // A fork attached there reaches a server on this side's address, and the server sees the
+  // namespace's address, not the guest's: every clone leaves with its own.
+  const std::string name = "u" + std::to_string(::getpid() % 100000);
+  const test::ProcessResult up = test::run_process(std::string(kNetns) + " up " + name + " --uplink 7");
+  ASSERT_EQ(up.status, 0) << up.output;
+  struct Down {
+    std::string name;
+    ~Down() { netns_down(name); }
+  } down{name};
+  std::string ns = up.output;
+  while (!ns.empty() && ns.back() == '\n') ns.pop_back();
+  ns = ns.substr(ns.rfind('\n') + 1);
+  NamespaceServer outside("", "outside", "10.200.0.29");
+  sh(*box_, "ip -4 addr show eth0 | grep -q 172.16.0.2 || { ip addr add 172.16.0.2/30 dev eth0 && "
+            "ip link set eth0 up && ip route add default via 172.16.0.1; }");
+  ForkConfig fork;
+  fork.boot_timeout = kBootDeadline;
+  fork.request_timeout = 120s;
+  NetConfig net;
+  net.tap = kTap;
+  net.netns = ns;
+  fork.net = net;
+  auto child = box_->fork(fork);
+  EXPECT_EQ(sh(*child, std::string(kCurl) + "http://10.200.0.29:8080/hello"), "hello from outside");
+  EXPECT_EQ(sh(*child, std::string(kCurl) + "http://10.200.0.29:8080/peer"), "10.200.0.30");
 }
 
 TEST_F(E2eNetDevice, ForkOfANetMachineWithoutANicIsRefused) {
