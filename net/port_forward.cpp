@@ -2,8 +2,10 @@
 
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
 
+#include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read_until.hpp>
@@ -12,7 +14,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <set>
 #include <vector>
@@ -28,6 +37,9 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 using tcp = asio::ip::tcp;
 using local = asio::local::stream_protocol;
+/// The host listener's protocol: TCP or a Unix socket, through one code path.
+using any_stream = asio::generic::stream_protocol;
+using any_acceptor = asio::basic_socket_acceptor<any_stream>;
 
 namespace {
 
@@ -44,12 +56,12 @@ struct ForwardLink;
 /// The listener of one PortForward and its open links (network thread only, but for the
 /// promise, which tells the destructor that nothing is left).
 struct ForwardCore {
-  explicit ForwardCore(tcp::acceptor listening) : acceptor(std::move(listening)) {}
+  explicit ForwardCore(any_acceptor listening) : acceptor(std::move(listening)) {}
   ~ForwardCore() { finished.set_value(); }
   ForwardCore(const ForwardCore&) = delete;
   ForwardCore& operator=(const ForwardCore&) = delete;
 
-  tcp::acceptor acceptor;
+  any_acceptor acceptor;
   std::string vsock_socket;
   uint16_t guest_port = 0;
   std::set<ForwardLink*> open;
@@ -59,7 +71,7 @@ struct ForwardCore {
 
 /// One host connection and its vsock stream to the agent.
 struct ForwardLink {
-  ForwardLink(std::shared_ptr<ForwardCore> c, tcp::socket s)
+  ForwardLink(std::shared_ptr<ForwardCore> c, any_stream::socket s)
       : core(std::move(c)), client(std::move(s)), vsock(client.get_executor()) {
     core->open.insert(this);
   }
@@ -73,7 +85,7 @@ struct ForwardLink {
   }
 
   std::shared_ptr<ForwardCore> core;
-  tcp::socket client;
+  any_stream::socket client;
   local::socket vsock;
   Traffic traffic;
   bool handshaking = true;
@@ -143,7 +155,7 @@ asio::awaitable<void> accept_links(std::shared_ptr<ForwardCore> core) {
   asio::steady_timer backoff(co_await asio::this_coro::executor);
   for (;;) {
     error_code ec;
-    tcp::socket client = co_await core->acceptor.async_accept(with_error(ec));
+    any_stream::socket client = co_await core->acceptor.async_accept(with_error(ec));
     if (core->stopping) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted || !core->acceptor.is_open()) co_return;
@@ -151,7 +163,10 @@ asio::awaitable<void> accept_links(std::shared_ptr<ForwardCore> core) {
       co_await backoff.async_wait(with_error(ec));
       continue;
     }
-    client.set_option(tcp::no_delay(true), ec);  // relayed bytes go on at once (no Nagle)
+    // Relayed bytes go on at once (no Nagle); a Unix socket refuses the option, harmlessly.
+    if (client.local_endpoint().protocol() == any_stream(tcp::v4())) {
+      client.set_option(tcp::no_delay(true), ec);
+    }
     auto link = std::make_shared<ForwardLink>(core, std::move(client));
     const auto executor = core->acceptor.get_executor();
     asio::co_spawn(executor, handshake_watch(link), asio::detached);
@@ -159,27 +174,67 @@ asio::awaitable<void> accept_links(std::shared_ptr<ForwardCore> core) {
   }
 }
 
+// The core of a PortForward listening on `acceptor`, accepting on the network thread.
+std::shared_ptr<ForwardCore> start_forward(any_acceptor acceptor, std::string vsock_socket,
+                                           uint16_t guest_port) {
+  auto core = std::make_shared<ForwardCore>(std::move(acceptor));
+  core->vsock_socket = std::move(vsock_socket);
+  core->guest_port = guest_port;
+  asio::co_spawn(io_context(), accept_links(core), asio::detached);
+  return core;
+}
+
 }  // namespace
 
 PortForward::PortForward(std::string vsock_socket, uint16_t guest_port, uint16_t host_port)
     : guest_port_(guest_port) {
   if (guest_port == 0) throw ConfigError("expose_port: the guest port must be 1..65535");
-  tcp::acceptor acceptor(io_context());
+  any_acceptor acceptor(io_context());
   error_code ec;
   const tcp::endpoint endpoint(asio::ip::address_v4::loopback(), host_port);
-  acceptor.open(endpoint.protocol(), ec);
+  acceptor.open(any_stream(endpoint.protocol()), ec);
   if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.bind(any_stream::endpoint(endpoint), ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     throw ConfigError("expose_port: cannot listen on 127.0.0.1:" + std::to_string(host_port) +
                       ": " + ec.message());
   }
-  host_port_ = acceptor.local_endpoint().port();
-  core_ = std::make_shared<ForwardCore>(std::move(acceptor));
-  core_->vsock_socket = std::move(vsock_socket);
-  core_->guest_port = guest_port;
-  asio::co_spawn(io_context(), accept_links(core_), asio::detached);
+  const any_stream::endpoint bound = acceptor.local_endpoint();
+  sockaddr_in in{};
+  std::memcpy(&in, bound.data(), std::min<std::size_t>(sizeof in, bound.size()));
+  host_port_ = ntohs(in.sin_port);
+  core_ = start_forward(std::move(acceptor), std::move(vsock_socket), guest_port);
+}
+
+PortForward::PortForward(std::string vsock_socket, uint16_t guest_port, const std::string& unix_path)
+    : guest_port_(guest_port), unix_path_(unix_path) {
+  if (guest_port == 0) throw ConfigError("expose_port: the guest port must be 1..65535");
+  // sockaddr_un holds 107 bytes and a NUL.
+  if (unix_path.empty() || unix_path.size() > 107 || unix_path.find('\0') != std::string::npos) {
+    throw ConfigError("expose_port: a Unix socket path must be 1..107 bytes without NUL");
+  }
+  any_acceptor acceptor(io_context());
+  error_code ec;
+  const local::endpoint endpoint(unix_path);
+  acceptor.open(any_stream(endpoint.protocol()), ec);
+  // bind() fails on an existing file: nothing of someone else's is replaced or removed.
+  if (!ec) acceptor.bind(any_stream::endpoint(endpoint), ec);
+  if (ec) {
+    throw ConfigError("expose_port: cannot bind " + unix_path + ": " + ec.message());
+  }
+  // Owner only, set before listen(): until then nobody can connect, so no one gets in early.
+  if (::chmod(unix_path.c_str(), S_IRUSR | S_IWUSR) != 0) {
+    const int err = errno;
+    ::unlink(unix_path.c_str());
+    throw ConfigError("expose_port: chmod 0600 " + unix_path + ": " + std::strerror(err));
+  }
+  acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    ::unlink(unix_path.c_str());
+    throw ConfigError("expose_port: cannot listen on " + unix_path + ": " + ec.message());
+  }
+  core_ = start_forward(std::move(acceptor), std::move(vsock_socket), guest_port);
 }
 
 PortForward::~PortForward() {
@@ -197,6 +252,7 @@ PortForward::~PortForward() {
         for (auto* link : open) link->close();
       },
       std::move(finished));
+  if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
 }
 
 }  // namespace forkvm::net

@@ -122,6 +122,17 @@ ExposedPort Sandbox::expose_port(uint16_t guest_port, uint16_t host_port) {
   return exposed;
 }
 
+ExposedPort Sandbox::expose_port_unix(uint16_t guest_port, const std::string& path) {
+  impl_->ready_client();
+  auto forward = std::make_unique<net::PortForward>(impl_->socket_path, guest_port, path);
+  ExposedPort exposed;
+  exposed.unix_path = forward->unix_path();
+  exposed.guest_port = guest_port;
+  std::lock_guard lock(impl_->egress_mutex);
+  impl_->forwards.push_back(std::move(forward));
+  return exposed;
+}
+
 HttpResponse Sandbox::http_request(const HttpRequest& request) {
   impl_->ready_client();
   net::ProxyEndpoint endpoint;

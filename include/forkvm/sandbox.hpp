@@ -100,8 +100,9 @@ struct SandboxConfig {
 
 /// A guest TCP port reachable from the host (Sandbox::expose_port()).
 struct ExposedPort {
-  std::string host;        ///< "127.0.0.1"
-  uint16_t port = 0;       ///< the host port listening
+  std::string host;        ///< "127.0.0.1" ("" for a Unix socket)
+  uint16_t port = 0;       ///< the host port listening (0 for a Unix socket)
+  std::string unix_path;   ///< the Unix socket listening (expose_port_unix), else ""
   uint16_t guest_port = 0; ///< the guest's port on its 127.0.0.1
 };
 
@@ -240,6 +241,11 @@ class Sandbox {
   /// until shutdown(); forks do not inherit it. Throws ConfigError (port 0, host port in use),
   /// InvalidStateError unless ready.
   ExposedPort expose_port(uint16_t guest_port, uint16_t host_port = 0);
+  /// The same on the Unix socket `path` (mode 0600 from creation, so only this user can
+  /// connect; an existing file there is a ConfigError, never replaced; removed at shutdown()).
+  /// Throws ConfigError (port 0, a path over 107 bytes or that cannot be bound),
+  /// InvalidStateError unless ready.
+  ExposedPort expose_port_unix(uint16_t guest_port, const std::string& path);
   /// Makes an HTTP(S) request from the host on this sandbox's behalf, under its egress policy,
   /// limits and secret bindings, audited as its own (as mimobox's http_request). Throws
   /// EgressDeniedError, EgressUnresolvableError (the host name did not resolve on the host),

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -26,6 +27,7 @@
 #include "forkvm/sandbox.hpp"
 #include "tests/e2e/e2e_image.hpp"
 #include "tests/support/audit_log.hpp"
+#include "tests/support/guest_client.hpp"
 #include "net/tls_authority.hpp"
 #include "tests/support/http_test_server.hpp"
 #include "tests/support/https_test_server.hpp"
@@ -322,6 +324,23 @@ TEST_F(E2eNetwork, ExposePortServesAGuestServerToTheHost) {
   }
   for (auto& t : clients) t.join();
   for (const auto& a : answers) EXPECT_NE(a.find("200"), std::string::npos) << a;
+  // The same server on a Unix socket: owner-only from creation; an existing path is refused,
+  // not replaced.
+  test::TempDir sockets("fvsock");
+  const std::string path = sockets / "web.sock";
+  const ExposedPort on_unix = box_->expose_port_unix(8000, path);
+  EXPECT_EQ(on_unix.unix_path, path);
+  EXPECT_EQ(on_unix.port, 0);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  test::GuestClient unix_client(path);
+  ASSERT_TRUE(unix_client.connected());
+  unix_client.send("GET /debian_version HTTP/1.0\r\n\r\n");
+  const std::string via_unix = unix_client.read_all();
+  EXPECT_NE(via_unix.find("HTTP/1.0 200"), std::string::npos) << via_unix;
+  EXPECT_NE(via_unix.find("\r\n\r\n12."), std::string::npos) << via_unix;
+  EXPECT_THROW(box_->expose_port_unix(8000, path), ConfigError);
   // A guest port nobody listens on closes the host connection.
   const ExposedPort closed = box_->expose_port(8001);
   EXPECT_EQ(host_get(closed.port, "/"), "");

@@ -107,15 +107,28 @@ SecretBinding parse_secret_option(
   return binding;
 }
 
-std::pair<uint16_t, uint16_t> parse_publish_option(const std::string& value) {
+PublishedPort parse_publish_option(const std::string& value) {
+  PublishedPort out;
+  if (value.rfind("unix:", 0) == 0) {
+    const auto colon = value.rfind(':');
+    const auto guest = colon > 5 ? parse_port(value.substr(colon + 1), false) : std::nullopt;
+    if (!guest) throw UsageError("-p " + value + ": want unix:PATH:GUESTPORT (GUESTPORT 1..65535)");
+    out.unix_path = value.substr(5, colon - 5);
+    out.guest_port = *guest;
+    return out;
+  }
   const auto colon = value.find(':');
-  if (colon == std::string::npos) throw UsageError("-p " + value + ": want HOSTPORT:GUESTPORT");
+  if (colon == std::string::npos) {
+    throw UsageError("-p " + value + ": want HOSTPORT:GUESTPORT or unix:PATH:GUESTPORT");
+  }
   const auto host = parse_port(value.substr(0, colon), true);
   const auto guest = parse_port(value.substr(colon + 1), false);
   if (!host || !guest) {
     throw UsageError("-p " + value + ": ports are 0..65535 on the host and 1..65535 in the guest");
   }
-  return {*host, *guest};
+  out.host_port = *host;
+  out.guest_port = *guest;
+  return out;
 }
 
 }  // namespace forkvm::cli

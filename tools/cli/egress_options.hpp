@@ -28,7 +28,16 @@ SecretBinding parse_secret_option(const std::string& value,
                                   const std::function<std::optional<std::string>(
                                       const std::string& name)>& getenv_fn);
 
-/// Parses -p HOSTPORT:GUESTPORT (HOSTPORT 0: any free port). Throws UsageError.
-std::pair<uint16_t, uint16_t> parse_publish_option(const std::string& value);
+/// One -p: where the host listens (a TCP port on 127.0.0.1, or a Unix socket) and the guest port.
+struct PublishedPort {
+  uint16_t host_port = 0;   ///< 0 with unix_path, or for any free port
+  std::string unix_path;    ///< "" for a TCP port
+  uint16_t guest_port = 0;
+  bool operator==(const PublishedPort&) const = default;
+};
+
+/// Parses -p HOSTPORT:GUESTPORT (HOSTPORT 0: any free port) or -p unix:PATH:GUESTPORT (PATH
+/// may hold ':'; the guest port is after the last one). Throws UsageError.
+PublishedPort parse_publish_option(const std::string& value);
 
 }  // namespace forkvm::cli

@@ -20,7 +20,8 @@ const char* const kRunUsage =
     "                  [--add-dir HOST:GUEST[:ro|:rw]]...\n"
     "                  [--allow-host H[:PORT]]... [--deny-host H[:PORT]]...\n"
     "                  [--secret NAME@HOST[:HEADER][,file=PATH]]... [--egress-log FILE]\n"
-    "                  [-p HOSTPORT:GUESTPORT]... [--net tap=NAME[,netns=PATH][,mac=MAC]]\n"
+    "                  [-p HOSTPORT:GUESTPORT | -p unix:PATH:GUESTPORT]...\n"
+    "                  [--net tap=NAME[,netns=PATH][,mac=MAC]]\n"
     "                  [--snapshot DIR] (-- ARGV... | --launch-plan FILE)\n"
     "Boots a transient sandbox, runs one command in it, and tears it down. stdout and stderr\n"
     "stream to forkvm's as they arrive (--json: one JSON object with stdout, stderr, exit_code,\n"
@@ -49,7 +50,8 @@ const char* const kRunUsage =
     "host's $NAME or the file) into requests to HOST only, in HEADER when given.\n"
     "--egress-log appends one JSON line per request (decision, rule, bytes each way).\n"
     "-p makes the guest's 127.0.0.1:GUESTPORT reachable at the host's 127.0.0.1:HOSTPORT\n"
-    "while the command runs (HOSTPORT 0: a free port, printed on stderr).\n";
+    "while the command runs (HOSTPORT 0: a free port, printed on stderr), or at the Unix\n"
+    "socket PATH (mode 0600; removed afterwards).\n";
 
 RunOptions parse_run_args(std::span<char* const> argv) {
   RunOptions o;

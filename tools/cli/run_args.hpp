@@ -13,6 +13,7 @@
 
 #include "forkvm/sandbox.hpp"
 #include "forkvm/vm.hpp"
+#include "tools/cli/egress_options.hpp"
 
 namespace forkvm::cli {
 
@@ -44,7 +45,7 @@ struct RunOptions {
   /// --egress-log FILE: every proxied request as a JSON line (appended).
   std::string egress_log;
   /// -p HOSTPORT:GUESTPORT, in order.
-  std::vector<std::pair<uint16_t, uint16_t>> published;
+  std::vector<PublishedPort> published;
   /// --net: a virtio-net NIC (net_spec.hpp); with --snapshot, the fork's.
   std::optional<NetConfig> net;
 };

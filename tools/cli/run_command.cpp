@@ -233,8 +233,14 @@ int run_command(std::span<char* const> argv) {
   try {
     if (!o.egress_log.empty()) log = std::make_unique<EgressLog>(o.egress_log);
     sandbox = start_sandbox(o, log.get(), signals.token());
-    for (const auto& [host_port, guest_port] : o.published) {
-      const ExposedPort exposed = sandbox->expose_port(guest_port, host_port);
+    for (const PublishedPort& p : o.published) {
+      if (!p.unix_path.empty()) {
+        const ExposedPort exposed = sandbox->expose_port_unix(p.guest_port, p.unix_path);
+        std::fprintf(stderr, "forkvm run: guest port %u is at %s\n", exposed.guest_port,
+                     exposed.unix_path.c_str());
+        continue;
+      }
+      const ExposedPort exposed = sandbox->expose_port(p.guest_port, p.host_port);
       std::fprintf(stderr, "forkvm run: guest port %u is at %s:%u\n", exposed.guest_port,
                    exposed.host.c_str(), exposed.port);
     }

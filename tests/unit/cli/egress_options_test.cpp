@@ -62,9 +62,12 @@ TEST(CliEgress, SecretsComeFromTheEnvironmentOrAFile) {
 }
 
 TEST(CliEgress, PublishedPorts) {
-  EXPECT_EQ(parse_publish_option("8080:80"), (std::pair<uint16_t, uint16_t>{8080, 80}));
-  EXPECT_EQ(parse_publish_option("0:8000"), (std::pair<uint16_t, uint16_t>{0, 8000}));
-  for (const char* bad : {"", "8080", "8080:", ":80", "8080:0", "70000:80", "a:b", "1:2:3"}) {
+  EXPECT_EQ(parse_publish_option("8080:80"), (PublishedPort{8080, "", 80}));
+  EXPECT_EQ(parse_publish_option("0:8000"), (PublishedPort{0, "", 8000}));
+  EXPECT_EQ(parse_publish_option("unix:/run/x.sock:8000"), (PublishedPort{0, "/run/x.sock", 8000}));
+  EXPECT_EQ(parse_publish_option("unix:/tmp/a:b.sock:80"), (PublishedPort{0, "/tmp/a:b.sock", 80}));
+  for (const char* bad : {"", "8080", "8080:", ":80", "8080:0", "70000:80", "a:b", "1:2:3",
+                          "unix:", "unix::80", "unix:/x.sock", "unix:/x.sock:0", "unix:/x:y"}) {
     EXPECT_THROW(parse_publish_option(bad), UsageError) << bad;
   }
 }
