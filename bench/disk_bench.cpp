@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <stdlib.h>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -17,6 +16,7 @@
 #include "bench/guest_bench_options.hpp"
 #include "bench/guest_script.hpp"
 #include "bench/qemu_reference.hpp"
+#include "bench/scratch_dir.hpp"
 #include "bench/stats.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
@@ -144,13 +144,9 @@ int disk_bench(std::span<char* const> args) {
                  why.c_str());
     return 3;
   }
-  const char* tmp = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/forkvm-disk-bench-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    std::perror("forkvm-bench disk: mkdtemp");
-    return 3;
-  }
-  const std::filesystem::path dir = tmpl;
+  const auto scratch = scratch_dir("disk");
+  if (!scratch) return 3;
+  const std::filesystem::path dir = scratch->path();
   const std::string disk_path = (dir / "disk.img").string();
   ScriptGuest g;
   g.image_dir = o.image_dir;
@@ -195,8 +191,6 @@ int disk_bench(std::span<char* const> args) {
     std::fprintf(stderr, "forkvm-bench disk: %s\n", e.what());
     status = 1;
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
   return status;
 }
 

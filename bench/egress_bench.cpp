@@ -3,9 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
-#include <stdlib.h>
 #include <string>
 #include <vector>
 
@@ -14,6 +12,7 @@
 #include "bench/bytes_origin.hpp"
 #include "bench/egress_host.hpp"
 #include "bench/guest_bench_options.hpp"
+#include "bench/scratch_dir.hpp"
 #include "bench/stats.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/sandbox.hpp"
@@ -145,12 +144,9 @@ int egress_bench(std::span<char* const> args) {
   if (host_only) return egress_host_bench(o.n, small_bytes, big_mib, rounds);
   // The HTTPS origin's certificate comes from a CA of the bench's own, which plays the public
   // one: the proxy trusts it as an upstream anchor and the guest's client for the tunnel.
-  const char* tmp = std::getenv("TMPDIR");
-  std::string dir = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/forkvm-egress-bench-XXXXXX";
-  if (::mkdtemp(dir.data()) == nullptr) {
-    std::perror("forkvm-bench egress: mkdtemp");
-    return 3;
-  }
+  const auto scratch = scratch_dir("egress");
+  if (!scratch) return 3;
+  const std::string dir = scratch->path();
   const std::string ca_file = dir + "/origin-ca.pem";
   int status = 0;
   try {
@@ -234,8 +230,6 @@ int egress_bench(std::span<char* const> args) {
     std::fprintf(stderr, "forkvm-bench egress: %s\n", e.what());
     status = 1;
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
   return status;
 }
 

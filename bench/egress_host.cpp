@@ -1,6 +1,5 @@
 #include "bench/egress_host.hpp"
 
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -9,13 +8,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "base/text.hpp"
 #include "bench/bytes_origin.hpp"
+#include "bench/scratch_dir.hpp"
 #include "bench/stats.hpp"
 #include "forkvm/errors.hpp"
 #include "net/egress_proxy.hpp"
@@ -68,12 +67,9 @@ double get_over_unix(const std::string& path, const std::string& request, uint64
 }  // namespace
 
 int egress_host_bench(unsigned n, unsigned small_bytes, unsigned mib, unsigned rounds) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string dir = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/forkvm-egress-host-XXXXXX";
-  if (::mkdtemp(dir.data()) == nullptr) {
-    std::perror("forkvm-bench egress: mkdtemp");
-    return 3;
-  }
+  const auto scratch = scratch_dir("egress-host");
+  if (!scratch) return 3;
+  const std::string dir = scratch->path();
   int status = 0;
   try {
     BytesOriginConfig oc;
@@ -116,8 +112,6 @@ int egress_host_bench(unsigned n, unsigned small_bytes, unsigned mib, unsigned r
     std::fprintf(stderr, "forkvm-bench egress --host-only: %s\n", e.what());
     status = 1;
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
   return status;
 }
 

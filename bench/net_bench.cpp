@@ -1,11 +1,9 @@
 #include "bench/net_bench.hpp"
 
-#include <stdlib.h>
 
 #include <array>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,6 +14,7 @@
 #include "bench/guest_bench_options.hpp"
 #include "bench/guest_script.hpp"
 #include "bench/qemu_reference.hpp"
+#include "bench/scratch_dir.hpp"
 #include "bench/stats.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
@@ -148,12 +147,9 @@ int net_bench(std::span<char* const> args) {
                  why.c_str());
     return 3;
   }
-  const char* tmp = std::getenv("TMPDIR");
-  std::string dir = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/forkvm-net-bench-XXXXXX";
-  if (::mkdtemp(dir.data()) == nullptr) {
-    std::perror("forkvm-bench net: mkdtemp");
-    return 3;
-  }
+  const auto scratch = scratch_dir("net");
+  if (!scratch) return 3;
+  const std::string dir = scratch->path();
   int status = 0;
   try {
     Namespace ns(o.name);
@@ -231,8 +227,6 @@ int net_bench(std::span<char* const> args) {
     std::fprintf(stderr, "forkvm-bench net: %s\n", e.what());
     status = 1;
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
   return status;
 }
 

@@ -200,6 +200,24 @@ class E2eNetDevice : public ::testing::Test {
     netns_down(child_ns_name_);
   }
 
+  /// eth0 as the first test configures it (gtest runs them in order; configured here when a
+  /// test runs alone): 172.16.0.2/30, default route via the TAP's 172.16.0.1.
+  static void configure_parent() {
+    sh(*box_, "ip -4 addr show eth0 | grep -q 172.16.0.2 || { ip addr add 172.16.0.2/30 dev eth0 && "
+              "ip link set eth0 up && ip route add default via 172.16.0.1; }");
+  }
+  /// A fork of the parent with its NIC on the TAP fvtap0 of namespace file `netns`.
+  static std::unique_ptr<Sandbox> fork_into(const std::string& netns) {
+    ForkConfig fork;
+    fork.boot_timeout = kBootDeadline;
+    fork.request_timeout = 120s;
+    NetConfig net;
+    net.tap = kTap;
+    net.netns = netns;
+    fork.net = net;
+    return box_->fork(fork);
+  }
+
   static inline std::string parent_ns_name_, child_ns_name_, parent_ns_, child_ns_;
   static inline NamespaceServer* parent_server_ = nullptr;
   static inline NamespaceServer* child_server_ = nullptr;
@@ -233,19 +251,10 @@ TEST_F(E2eNetDevice, GuestReachesAServerInItsNamespace) {
 }
 
 TEST_F(E2eNetDevice, ForkGetsItsOwnTapAndAFreshMac) {
-  // eth0 as the first test configured it (gtest runs them in order; configure if run alone).
-  sh(*box_, "ip -4 addr show eth0 | grep -q 172.16.0.2 || { ip addr add 172.16.0.2/30 dev eth0 && "
-            "ip link set eth0 up && ip route add default via 172.16.0.1; }");
+  configure_parent();
   const std::string parent_mac = trimmed(sh(*box_, "cat /sys/class/net/eth0/address"));
   ASSERT_EQ(parent_mac.size(), 17u);
-  ForkConfig fork;
-  fork.boot_timeout = kBootDeadline;
-  fork.request_timeout = 120s;
-  NetConfig net;
-  net.tap = kTap;
-  net.netns = child_ns_;
-  fork.net = net;
-  auto child = box_->fork(fork);
+  auto child = fork_into(child_ns_);
   const std::string child_mac = trimmed(sh(*child, "cat /sys/class/net/eth0/address"));
   EXPECT_EQ(child_mac.size(), 17u);
   EXPECT_NE(child_mac, parent_mac);
@@ -276,16 +285,8 @@ TEST_F(E2eNetDevice, AnUplinkNatsTheGuestToItsNamespacesAddress) {
   while (!ns.empty() && ns.back() == '\n') ns.pop_back();
   ns = ns.substr(ns.rfind('\n') + 1);
   NamespaceServer outside("", "outside", "10.200.0.29");
-  sh(*box_, "ip -4 addr show eth0 | grep -q 172.16.0.2 || { ip addr add 172.16.0.2/30 dev eth0 && "
-            "ip link set eth0 up && ip route add default via 172.16.0.1; }");
-  ForkConfig fork;
-  fork.boot_timeout = kBootDeadline;
-  fork.request_timeout = 120s;
-  NetConfig net;
-  net.tap = kTap;
-  net.netns = ns;
-  fork.net = net;
-  auto child = box_->fork(fork);
+  configure_parent();
+  auto child = fork_into(ns);
   EXPECT_EQ(sh(*child, std::string(kCurl) + "http://10.200.0.29:8080/hello"), "hello from outside");
   EXPECT_EQ(sh(*child, std::string(kCurl) + "http://10.200.0.29:8080/peer"), "10.200.0.30");
 }

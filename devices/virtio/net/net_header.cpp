@@ -22,6 +22,22 @@ Offloads effective(uint64_t acked) noexcept {
   return o;
 }
 
+/// Whether a frame of `gso_type` may pass when TCPv4 / TCPv6 segmentation is allowed as
+/// given: NONE always, TCPv4 and TCPv6 with theirs, nothing else (UDP, ECN, unknown: never
+/// offered).
+bool gso_allowed(uint8_t gso_type, bool tso4, bool tso6) noexcept {
+  switch (gso_type) {
+    case gso::kNone:
+      return true;
+    case gso::kTcpV4:
+      return tso4;
+    case gso::kTcpV6:
+      return tso6;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 unsigned tap_offloads(uint64_t acked) noexcept {
@@ -43,18 +59,7 @@ std::optional<Header> checked_tx_header(const Header& h, uint64_t acked, size_t 
     // The 16-bit checksum field at csum_start + csum_offset must lie inside the frame.
     if (static_cast<size_t>(h.csum_start) + h.csum_offset + 2 > frame_bytes) return std::nullopt;
   }
-  switch (h.gso_type) {
-    case gso::kNone:
-      break;
-    case gso::kTcpV4:
-      if (!o.host_tso4) return std::nullopt;
-      break;
-    case gso::kTcpV6:
-      if (!o.host_tso6) return std::nullopt;
-      break;
-    default:  // UDP, ECN and anything else: not offered
-      return std::nullopt;
-  }
+  if (!gso_allowed(h.gso_type, o.host_tso4, o.host_tso6)) return std::nullopt;
   if (h.gso_type != gso::kNone &&
       (!needs_csum || h.gso_size == 0 || h.hdr_len > frame_bytes)) {
     return std::nullopt;
@@ -67,18 +72,7 @@ std::optional<Header> checked_tx_header(const Header& h, uint64_t acked, size_t 
 std::optional<Header> guest_rx_header(const Header& h, uint64_t acked) noexcept {
   const Offloads o = effective(acked);
   Header out = h;
-  switch (h.gso_type) {
-    case gso::kNone:
-      break;
-    case gso::kTcpV4:
-      if (!o.guest_tso4) return std::nullopt;
-      break;
-    case gso::kTcpV6:
-      if (!o.guest_tso6) return std::nullopt;
-      break;
-    default:
-      return std::nullopt;
-  }
+  if (!gso_allowed(h.gso_type, o.guest_tso4, o.guest_tso6)) return std::nullopt;
   if (!o.guest_csum) {
     // A partial checksum the guest cannot finish is a frame it cannot use.
     if ((h.flags & header_flag::kNeedsCsum) != 0) return std::nullopt;
