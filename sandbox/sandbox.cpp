@@ -159,7 +159,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
   connect_agent(deadline, stop);
   set_identity();
   if (!config.env.empty()) client.load()->set_env(config.env);
-  set_secret_placeholders();
+  install_egress_in_guest();
   for (size_t i = 0; i < config.host_dirs.size(); ++i) {
     host_dirs::mount(*client.load(), config.host_dirs[i], i);
   }
@@ -210,7 +210,7 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
   // handled the snapshot's TRANSPORT_RESET.
   connect_agent(deadline, stop);
   set_identity();
-  set_secret_placeholders();
+  install_egress_in_guest();
   boot_time = Clock::now() - t0;
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });

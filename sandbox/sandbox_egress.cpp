@@ -29,7 +29,7 @@ std::string egress_socket_path(const std::string& vsock_socket) {
   return path;
 }
 
-// Where the guest's trust of the sandbox CA lives (set_secret_placeholders).
+// Where the guest's trust of the sandbox CA lives (install_egress_in_guest).
 constexpr const char* kGuestSystemBundle = "/etc/ssl/certs/ca-certificates.crt";
 constexpr const char* kGuestEgressCa = "/run/forkvm/egress-ca.pem";
 constexpr const char* kGuestCaBundle = "/run/forkvm/ca-bundle.pem";
@@ -39,7 +39,7 @@ constexpr const char* kGuestCaBundle = "/run/forkvm/ca-bundle.pem";
 void Sandbox::Impl::start_egress() {
   std::lock_guard lock(egress_mutex);
   auto policy = std::make_shared<const net::CompiledPolicy>(config.egress.policy);
-  // A fresh CA for every sandbox, forks included: set_secret_placeholders() installs this
+  // A fresh CA for every sandbox, forks included: install_egress_in_guest() installs this
   // one's certificate in the guest, replacing what a parent installed.
   net::TlsInterception tls;
   tls.upstream_ca_file = config.egress.upstream_ca_file;
@@ -47,7 +47,7 @@ void Sandbox::Impl::start_egress() {
                                                     std::move(policy), config.egress.audit, tls);
 }
 
-void Sandbox::Impl::set_secret_placeholders() {
+void Sandbox::Impl::install_egress_in_guest() {
   std::map<std::string, std::string> env;
   std::string ca_pem;
   {
@@ -107,7 +107,7 @@ void Sandbox::set_egress_policy(const EgressPolicy& policy) {
     impl_->egress_proxy->set_policy(compiled);
     impl_->config.egress.policy = policy;
   }
-  impl_->set_secret_placeholders();
+  impl_->install_egress_in_guest();
 }
 
 ExposedPort Sandbox::expose_port(uint16_t guest_port, uint16_t host_port) {

@@ -87,8 +87,10 @@ struct Sandbox::Impl {
   // Starts the egress proxy for config.egress on the socket the guest's proxied connections
   // arrive at (socket_path + "_3128"); before the VM runs, so the first connection finds it.
   void start_egress();
-  // Sets each secret binding's placeholder in the guest environment (after the agent is up).
-  void set_secret_placeholders();
+  // Puts the egress settings into the guest (after the agent is up): each secret binding's
+  // placeholder in its environment and, when any secret is bound, the proxy's CA in its trust
+  // (/run/forkvm/ca-bundle.pem and the variables that point TLS clients at it).
+  void install_egress_in_guest();
   // The egress config a fork of this sandbox inherits.
   EgressConfig egress_config();
   void stop_network();

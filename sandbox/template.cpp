@@ -174,7 +174,7 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
   set_identity();
   fork_timings.agent_connect = t1 - t0;
   fork_timings.identity = Clock::now() - t1;
-  set_secret_placeholders();
+  install_egress_in_guest();
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });
 }
