@@ -104,23 +104,9 @@ EgressProxy::EgressProxy(std::string path, std::shared_ptr<const CompiledPolicy>
 }
 
 EgressProxy::~EgressProxy() {
-  std::future<void> finished = core_->finished.get_future();
-  std::weak_ptr<ProxyCore> weak = core_;
-  core_.reset();
   // Every coroutine holding the core ends soon after the sockets close; waiting means the
   // socket directory can be removed and the audit callback is never called afterwards.
-  stop_and_wait(
-      [weak] {
-        auto core = weak.lock();
-        if (!core) return;
-        core->stopping = true;
-        error_code ignored;
-        core->acceptor.close(ignored);
-        // Copied: closing makes the connections end, which erases them from the set.
-        const std::vector<EgressConnection*> open(core->open.begin(), core->open.end());
-        for (auto* connection : open) connection->close();
-      },
-      std::move(finished));
+  stop_service(core_);
   ::unlink(path_.c_str());
 }
 

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "contract/net_ports.hpp"
+#include "contract/vsock_connect.hpp"
 #include "forkvm/errors.hpp"
 #include "net/io_thread.hpp"
 #include "net/stream_pump.hpp"
@@ -45,8 +46,6 @@ namespace {
 
 // The vsock CONNECT and the agent's FORWARD answer together must not take longer.
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
-// Longest "OK <port>" answer of the vsock device, newline included.
-constexpr std::size_t kMaxConnectAnswer = 32;
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 }  // namespace
@@ -123,13 +122,13 @@ asio::awaitable<void> serve_link(std::shared_ptr<ForwardLink> link) {
   error_code ec;
   co_await link->vsock.async_connect(local::endpoint(link->core->vsock_socket), with_error(ec));
   if (ec) co_return link->close();
-  const std::string connect = "CONNECT " + std::to_string(kForwardVsockPort) + "\n";
+  const std::string connect = vsock_connect_line(kForwardVsockPort);
   co_await asio::async_write(link->vsock, asio::buffer(connect), with_error(ec));
   if (ec) co_return link->close();
   std::string buffer, line;
   // The device answers "OK <port>" once the agent accepted; anything else ends the link.
-  if (!co_await read_line(link->vsock, buffer, kMaxConnectAnswer, line) ||
-      line.rfind("OK ", 0) != 0) {
+  if (!co_await read_line(link->vsock, buffer, kMaxVsockConnectAnswer, line) ||
+      !vsock_connect_accepted(line)) {
     co_return link->close();
   }
   const std::string request = encode_forward_request(link->core->guest_port);
@@ -238,20 +237,7 @@ PortForward::PortForward(std::string vsock_socket, uint16_t guest_port, const st
 }
 
 PortForward::~PortForward() {
-  std::future<void> finished = core_->finished.get_future();
-  std::weak_ptr<ForwardCore> weak = core_;
-  core_.reset();
-  stop_and_wait(
-      [weak] {
-        auto core = weak.lock();
-        if (!core) return;
-        core->stopping = true;
-        error_code ignored;
-        core->acceptor.close(ignored);
-        const std::vector<ForwardLink*> open(core->open.begin(), core->open.end());
-        for (auto* link : open) link->close();
-      },
-      std::move(finished));
+  stop_service(core_);
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
 }
 

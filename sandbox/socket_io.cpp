@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "base/text.hpp"
+#include "contract/vsock_connect.hpp"
 #include "forkvm/sandbox_errors.hpp"
 
 namespace forkvm::sandbox {
@@ -81,12 +82,12 @@ UniqueFd connect_unix(const std::string& path, Clock::time_point deadline) {
 }
 
 std::string vsock_handshake(int fd, uint32_t port, Clock::time_point deadline) {
-  write_all(fd, "CONNECT " + std::to_string(port) + "\n", deadline);
+  write_all(fd, vsock_connect_line(port), deadline);
   // The answer is one short line; anything after it already belongs to the guest's stream.
   std::string got;
   char buf[256];
   while (got.find('\n') == std::string::npos) {
-    if (got.size() > 64) {
+    if (got.size() > kMaxVsockConnectAnswer) {
       throw AgentUnreachableError("vsock CONNECT " + std::to_string(port) +
                                   ": the answer is not an OK line");
     }
@@ -99,9 +100,7 @@ std::string vsock_handshake(int fd, uint32_t port, Clock::time_point deadline) {
   }
   const size_t nl = got.find('\n');
   const std::string line = got.substr(0, nl);
-  bool ok = line.size() > 3 && line.compare(0, 3, "OK ") == 0;
-  for (size_t i = 3; ok && i < line.size(); ++i) ok = line[i] >= '0' && line[i] <= '9';
-  if (!ok) {
+  if (!vsock_connect_accepted(line)) {
     throw AgentUnreachableError("vsock CONNECT " + std::to_string(port) + ": refused ('" +
                                 line.substr(0, 64) + "')");
   }
