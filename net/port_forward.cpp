@@ -26,6 +26,7 @@
 #include <set>
 #include <vector>
 
+#include "base/text.hpp"
 #include "contract/net_ports.hpp"
 #include "contract/vsock_connect.hpp"
 #include "forkvm/errors.hpp"
@@ -127,10 +128,10 @@ asio::awaitable<void> serve_link(std::shared_ptr<ForwardLink> link) {
   if (ec) co_return link->close();
   std::string buffer, line;
   // The device answers "OK <port>" once the agent accepted; anything else ends the link.
-  if (!co_await read_line(link->vsock, buffer, kMaxVsockConnectAnswer, line) ||
-      !vsock_connect_accepted(line)) {
-    co_return link->close();
-  }
+  // The result is named before the test: GCC 12 miscompiles a co_await inside `||` (the link
+  // closed right after a valid "OK <n>"; tests/unit/net/port_forward_test.cpp caught it).
+  const bool answered = co_await read_line(link->vsock, buffer, kMaxVsockConnectAnswer, line);
+  if (!answered || !vsock_connect_accepted(line)) co_return link->close();
   const std::string request = encode_forward_request(link->core->guest_port);
   co_await asio::async_write(link->vsock, asio::buffer(request), with_error(ec));
   if (ec) co_return link->close();
@@ -226,7 +227,7 @@ PortForward::PortForward(std::string vsock_socket, uint16_t guest_port, const st
   if (::chmod(unix_path.c_str(), S_IRUSR | S_IWUSR) != 0) {
     const int err = errno;
     ::unlink(unix_path.c_str());
-    throw ConfigError("expose_port: chmod 0600 " + unix_path + ": " + std::strerror(err));
+    throw ConfigError("expose_port: chmod 0600 " + unix_path + ": " + errno_text(err));
   }
   acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
