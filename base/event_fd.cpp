@@ -1,4 +1,5 @@
 #include "base/event_fd.hpp"
+#include "base/text.hpp"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -10,7 +11,7 @@
 namespace forkvm {
 
 EventFdError::EventFdError(int err)
-    : Error(std::string("eventfd: ") + std::strerror(err)), err_(err) {}
+    : Error(std::string("eventfd: ") + errno_text(err)), err_(err) {}
 
 EventFd::EventFd() {
   const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

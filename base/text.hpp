@@ -2,6 +2,7 @@
 // or an errno reads the same way wherever it is printed.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -24,8 +25,19 @@ inline std::string hex(uint64_t v) {
   return std::string(buf + n, sizeof buf - n);
 }
 
-/// The text of an errno value (strerror), e.g. "No such file or directory".
-inline std::string errno_text(int err) { return std::strerror(err); }
+/// The text of an errno value (strerror), e.g. "No such file or directory". Running out of
+/// descriptors says what to raise: EMFILE (this process's RLIMIT_NOFILE; a VM holds a few
+/// dozen, see forkvm::raise_open_file_limit()) and ENFILE (the system's fs.file-max).
+inline std::string errno_text(int err) {
+  std::string text = std::strerror(err);
+  if (err == EMFILE) {
+    text += " (the process's open-file limit: raise RLIMIT_NOFILE, e.g. `ulimit -n`, or call "
+            "forkvm::raise_open_file_limit())";
+  } else if (err == ENFILE) {
+    text += " (the system's open-file table is full: raise fs.file-max)";
+  }
+  return text;
+}
 
 /// `text` made safe to print, log or put in an error message: bytes outside printable ASCII
 /// (control characters, DEL, anything >= 0x80, so no terminal escape sequence survives) become

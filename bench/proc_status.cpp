@@ -10,6 +10,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "forkvm/errors.hpp"
+#include "forkvm/process_limits.hpp"
+
 namespace forkvm::bench {
 namespace {
 
@@ -99,18 +102,11 @@ FdLimits raise_fd_limit() {
   if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return out;
   out.soft_before = r.rlim_cur;
   out.hard = r.rlim_max;
-  rlim_t want = r.rlim_max;
-  if (want == RLIM_INFINITY) {  // the kernel caps RLIMIT_NOFILE at fs.nr_open
-    std::ifstream nr_open("/proc/sys/fs/nr_open");
-    unsigned long long v = 0;
-    if (nr_open >> v && v > 0) want = static_cast<rlim_t>(v);
+  try {
+    out.soft = raise_open_file_limit();
+  } catch (const Error&) {
+    out.soft = r.rlim_cur;  // refused: the old soft limit stays
   }
-  if (r.rlim_cur < want) {
-    rlimit raised = r;
-    raised.rlim_cur = want;
-    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) r = raised;
-  }
-  out.soft = r.rlim_cur;
   return out;
 }
 

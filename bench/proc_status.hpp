@@ -52,9 +52,9 @@ struct FdLimits {
   uint64_t hard = 0;         ///< the hard limit (the most the soft limit can be raised to)
 };
 
-/// Raises RLIMIT_NOFILE's soft limit to the hard limit (each forked child holds a dozen or so
-/// descriptors, so the usual soft 1024 caps the children alive at once); when the hard limit is
-/// unlimited, to fs.nr_open. Never lowers it. A refused raise leaves the old soft limit.
+/// forkvm::raise_open_file_limit() (each forked child holds a dozen or so descriptors, so the
+/// usual soft 1024 caps the children alive at once), with the limits before and after. A
+/// refused raise leaves the old soft limit.
 FdLimits raise_fd_limit();
 
 }  // namespace forkvm::bench

@@ -23,7 +23,7 @@ uint8_t* map_anonymous(uint64_t size) {
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     throw GuestMemoryError("cannot map " + std::to_string(size >> 20) +
-                           " MiB of guest memory: " + std::strerror(errno));
+                           " MiB of guest memory: " + errno_text(errno));
   }
   return static_cast<uint8_t*>(p);
 }
@@ -33,7 +33,7 @@ uint8_t* map_file(uint64_t size, int flags, int fd, uint64_t offset, const char*
   if (p == MAP_FAILED) {
     throw GuestMemoryError(std::string("cannot map ") + std::to_string(size >> 20) +
                            " MiB of guest memory " + what + " at file offset " + hex(offset) +
-                           ": " + std::strerror(errno));
+                           ": " + errno_text(errno));
   }
   return static_cast<uint8_t*>(p);
 }

@@ -1,5 +1,6 @@
 // MemoryImage: building images and their overlay layers (the file comment of the header says
 // what they are). Mapping them is GuestMemory's job (guest_memory_image.cpp).
+#include "base/text.hpp"
 #include "memory/memory_image.hpp"
 
 #include <fcntl.h>
@@ -81,7 +82,7 @@ std::shared_ptr<const MemoryImage::Layer> make_layer(uint64_t size, std::vector<
   // mapping is gone before F_SEAL_WRITE, which refuses while a writable shared mapping exists.
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
   if (p == MAP_FAILED) {
-    throw GuestMemoryError(std::string("cannot map a memory layer: ") + std::strerror(errno));
+    throw GuestMemoryError(std::string("cannot map a memory layer: ") + errno_text(errno));
   }
   auto* base = static_cast<uint8_t*>(p);
   try {
@@ -114,17 +115,17 @@ void check_guest_memory_size(uint64_t size) {
 
 Fd create_sized_memfd(const char* name, uint64_t size) {
   Fd fd(memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!fd) throw GuestMemoryError(std::string("memfd_create (") + name + "): " + std::strerror(errno));
+  if (!fd) throw GuestMemoryError(std::string("memfd_create (") + name + "): " + errno_text(errno));
   if (ftruncate(fd.get(), static_cast<off_t>(size)) < 0) {
     throw GuestMemoryError(std::string("cannot size the memfd ") + name + " to " +
-                           std::to_string(size) + " bytes: " + std::strerror(errno));
+                           std::to_string(size) + " bytes: " + errno_text(errno));
   }
   return fd;
 }
 
 void add_memfd_seals(int fd, int seals, const char* what) {
   if (fcntl(fd, F_ADD_SEALS, seals) < 0) {
-    throw GuestMemoryError(std::string("cannot seal ") + what + ": " + std::strerror(errno));
+    throw GuestMemoryError(std::string("cannot seal ") + what + ": " + errno_text(errno));
   }
 }
 
@@ -133,7 +134,7 @@ std::shared_ptr<const MemoryImage> MemoryImage::from_file(int fd, uint64_t size)
   struct stat st {};
   if (fd < 0 || fstat(fd, &st) < 0) {
     throw SnapshotError("guest memory file: cannot stat descriptor " + std::to_string(fd) + ": " +
-                        std::strerror(fd < 0 ? EBADF : errno));
+                        errno_text(fd < 0 ? EBADF : errno));
   }
   if (!S_ISREG(st.st_mode)) throw SnapshotError("guest memory file: not a regular file or memfd");
   if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) < size) {
@@ -143,7 +144,7 @@ std::shared_ptr<const MemoryImage> MemoryImage::from_file(int fd, uint64_t size)
   }
   // Our own descriptor, so the image does not depend on what the caller does with `fd`.
   auto own = std::make_shared<Fd>(fcntl(fd, F_DUPFD_CLOEXEC, 0));
-  if (!*own) throw GuestMemoryError(std::string("dup guest memory file: ") + std::strerror(errno));
+  if (!*own) throw GuestMemoryError(std::string("dup guest memory file: ") + errno_text(errno));
   return std::make_shared<const MemoryImage>(std::move(own), size,
                                              std::vector<std::shared_ptr<const Layer>>{});
 }

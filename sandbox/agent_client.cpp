@@ -1,5 +1,6 @@
 // forkvm::AgentClient: the request types of protocol v1 on top of AgentClient::Impl
 // (client_impl.cpp) and ExecProcess (exec_process.cpp).
+#include "base/text.hpp"
 #include "forkvm/agent_client.hpp"
 
 #include <cerrno>
@@ -26,7 +27,7 @@ namespace {
                          : err == EACCES || err == EPERM ? ErrorKind::kPermissionDenied
                          : err == EISDIR                 ? ErrorKind::kIsADirectory
                                                          : ErrorKind::kIo;
-  throw OperationError(kind, op, path, std::string("local file: ") + std::strerror(err), err, false);
+  throw OperationError(kind, op, path, std::string("local file: ") + errno_text(err), err, false);
 }
 
 // Sends a write_file request and its data, pulled from `read` (returns 0 at the end) one

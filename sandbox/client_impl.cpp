@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/text.hpp"
 #include "contract/protocol/hello.hpp"
 #include "contract/protocol/messages.hpp"
 #include "contract/protocol/protocol_error.hpp"
@@ -233,7 +234,7 @@ void AgentClient::Impl::reader_loop() {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
     if (closing_) return;
     if (n <= 0) {
-      const std::string why = n == 0 ? "the agent closed the connection" : std::strerror(errno);
+      const std::string why = n == 0 ? "the agent closed the connection" : errno_text(errno);
       fail_all(lost_error(why));
       ::shutdown(raw_fd_, SHUT_RDWR);
       return;

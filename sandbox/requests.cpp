@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "base/text.hpp"
 #include "contract/protocol/field_rules.hpp"
 #include "contract/protocol/frame.hpp"
 #include "contract/protocol/messages.hpp"
@@ -155,7 +156,7 @@ json identity_request(const GuestIdentity& identity, std::string* payload) {
   if (payload->empty()) {
     payload->resize(64);
     if (::getrandom(payload->data(), payload->size(), 0) != static_cast<ssize_t>(payload->size())) {
-      throw Error(std::string("getrandom: ") + std::strerror(errno));
+      throw Error(std::string("getrandom: ") + errno_text(errno));
     }
   }
   if (payload->size() < 32 || payload->size() > 4096) {

@@ -1,6 +1,7 @@
 // forkvm::Sandbox: boots a Vm with a vsock device, waits for the agent, and forwards requests
 // to an AgentClient. A watcher thread notices a VM that stops by itself and fails whatever is
 // pending with GuestError (the console tail says why).
+#include "base/text.hpp"
 #include "forkvm/sandbox.hpp"
 
 #include <stdlib.h>
@@ -41,7 +42,7 @@ std::string make_temp_dir(const std::string& runtime_dir) {
   }
   std::string templ = base + "/forkvm-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) {
-    throw ConfigError("cannot create a temp dir in " + base + ": " + std::strerror(errno));
+    throw ConfigError("cannot create a temp dir in " + base + ": " + errno_text(errno));
   }
   return templ;
 }

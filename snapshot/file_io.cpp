@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/text.hpp"
 #include "forkvm/errors.hpp"
 
 namespace forkvm::snapshot {
@@ -15,7 +16,7 @@ void fail(const std::filesystem::path& path, const std::string& what) {
 }
 
 void fail_errno(const std::filesystem::path& path, const std::string& what, int err) {
-  fail(path, what + ": " + std::strerror(err));
+  fail(path, what + ": " + errno_text(err));
 }
 
 Fd open_regular_file(const std::filesystem::path& path, std::string_view label, struct stat& st) {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/text.hpp"
 #include "forkvm/errors.hpp"
 
 namespace forkvm {
@@ -22,7 +23,7 @@ void install_kick_handler() {
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
     if (sigaction(vcpu_kick_signal(), &sa, nullptr) != 0) {
-      throw Error(std::string("sigaction(vcpu kick signal): ") + std::strerror(errno));
+      throw Error(std::string("sigaction(vcpu kick signal): ") + errno_text(errno));
     }
   });
 }

@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "base/text.hpp"
 #include "contract/root_disk.hpp"
 #include "devices/virtio/block/block_device.hpp"
 #include "devices/virtio/net/net_device.hpp"
@@ -28,7 +29,7 @@ void check_readable(const std::string& path, const char* what) {
   if (path.empty()) throw ImageError(path, std::string(what) + " path is empty");
   std::ifstream f(path, std::ios::binary);
   if (!f) {
-    throw ImageError(path, std::string("cannot read ") + what + ": " + std::strerror(errno));
+    throw ImageError(path, std::string("cannot read ") + what + ": " + errno_text(errno));
   }
   f.seekg(0, std::ios::end);
   if (f.tellg() <= 0) throw ImageError(path, std::string(what) + " is empty");

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/text.hpp"
 #include "forkvm/errors.hpp"
 
 namespace forkvm::cli {
@@ -39,7 +40,7 @@ std::string egress_event_json(const EgressEvent& event) {
 
 EgressLog::EgressLog(const std::string& path) : file_(std::fopen(path.c_str(), "ae")) {
   if (file_ == nullptr) {
-    throw ConfigError("--egress-log: cannot open " + path + ": " + std::strerror(errno));
+    throw ConfigError("--egress-log: cannot open " + path + ": " + errno_text(errno));
   }
 }
 

@@ -1,3 +1,4 @@
+#include "base/text.hpp"
 #include "tools/cli/launch_plan.hpp"
 
 #include <cerrno>
@@ -85,7 +86,7 @@ LaunchPlan parse_launch_plan(std::string_view text) {
 
 LaunchPlan load_launch_plan(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw LaunchPlanError("launch plan " + path + ": " + std::strerror(errno));
+  if (!in) throw LaunchPlanError("launch plan " + path + ": " + errno_text(errno));
   std::string text;
   char buf[65536];
   while (in.read(buf, sizeof buf) || in.gcount() > 0) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "base/event_fd.hpp"
+#include "base/text.hpp"
 #include "devices/virtio/block/virtio_blk.hpp"
 #include "forkvm/errors.hpp"
 
@@ -60,7 +61,7 @@ struct BlockDevice::Worker {
         fds[0].revents = fds[1].revents = 0;
         if (::poll(fds, 2, -1) < 0) {
           if (errno == EINTR) continue;
-          activation.needs_reset("virtio-blk: poll: " + std::string(std::strerror(errno)));
+          activation.needs_reset("virtio-blk: poll: " + std::string(errno_text(errno)));
           break;
         }
         if (fds[1].revents != 0) return;

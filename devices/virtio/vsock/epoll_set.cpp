@@ -4,12 +4,13 @@
 #include <cstring>
 #include <string>
 
+#include "base/text.hpp"
 #include "devices/virtio/vsock/vsock_error.hpp"
 
 namespace forkvm::vsock {
 
 EpollSet::EpollSet() : fd_(::epoll_create1(EPOLL_CLOEXEC)) {
-  if (!fd_) throw VsockError(std::string("vsock: epoll_create1: ") + std::strerror(errno));
+  if (!fd_) throw VsockError(std::string("vsock: epoll_create1: ") + errno_text(errno));
 }
 
 bool EpollSet::add(int fd, uint32_t events, uint64_t token) noexcept {

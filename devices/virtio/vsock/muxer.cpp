@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/text.hpp"
 #include "devices/virtio/vsock/connect_line.hpp"
 #include "devices/virtio/vsock/vsock_error.hpp"
 
@@ -14,7 +15,7 @@ namespace forkvm::vsock {
 VsockMuxer::VsockMuxer(uint64_t guest_cid, const UnixListener& listener, EpollSet& epoll)
     : guest_cid_(guest_cid), listener_(listener), epoll_(epoll), scratch_(kMaxPayload) {
   if (!epoll_.add(listener_.fd(), EPOLLIN, kListenerToken)) {
-    throw VsockError("vsock socket " + listener_.path() + ": epoll add: " + std::strerror(errno));
+    throw VsockError("vsock socket " + listener_.path() + ": epoll add: " + errno_text(errno));
   }
 }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 
+#include "base/text.hpp"
 #include "devices/virtio/vsock/vsock_error.hpp"
 
 namespace forkvm::vsock {
@@ -27,7 +28,7 @@ const sockaddr* as_sockaddr(const sockaddr_un& a) noexcept {
 }
 
 [[noreturn]] void fail(const std::string& path, const std::string& what, int err) {
-  throw VsockError("vsock socket " + path + ": " + what + ": " + std::strerror(err));
+  throw VsockError("vsock socket " + path + ": " + what + ": " + errno_text(err));
 }
 
 Fd new_socket(const std::string& path) {

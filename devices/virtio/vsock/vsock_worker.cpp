@@ -9,6 +9,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "base/text.hpp"
 #include "devices/virtio/chain_io.hpp"
 #include "devices/virtio/vsock/packet.hpp"
 #include "devices/virtio/vsock/vsock_device.hpp"
@@ -33,15 +34,15 @@ VsockWorker::VsockWorker(VirtioActivation activation, uint64_t guest_cid,
       gate_(gate),
       tx_payload_(kMaxPayload) {
   muxer_.set_next_local_port(next_local_port);
-  if (!wake_) throw VsockError(std::string("vsock: eventfd: ") + std::strerror(errno));
+  if (!wake_) throw VsockError(std::string("vsock: eventfd: ") + errno_text(errno));
   for (uint64_t i = 0; i < act_.queue_events.size(); ++i) {
     if (!epoll_.add(act_.queue_events[i], EPOLLIN, i)) {
       throw VsockError("vsock: epoll add queue " + std::to_string(i) + " eventfd: " +
-                       std::strerror(errno));
+                       errno_text(errno));
     }
   }
   if (!epoll_.add(wake_.get(), EPOLLIN, kWakeToken)) {
-    throw VsockError(std::string("vsock: epoll add wake eventfd: ") + std::strerror(errno));
+    throw VsockError(std::string("vsock: epoll add wake eventfd: ") + errno_text(errno));
   }
   try {
     thread_ = std::thread([this] { run(); });

@@ -7,18 +7,19 @@
 #include <cerrno>
 #include <utility>
 
+#include "base/text.hpp"
 #include "forkvm/errors.hpp"
 
 namespace forkvm::x86 {
 
 ImageFile::ImageFile(std::string path) : path_(std::move(path)) {
   fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) throw ImageError(path_, std::string("cannot open: ") + std::strerror(errno));
+  if (fd_ < 0) throw ImageError(path_, std::string("cannot open: ") + errno_text(errno));
   struct stat st {};
   if (::fstat(fd_, &st) != 0) {
     const int err = errno;
     ::close(fd_);
-    throw ImageError(path_, std::string("cannot stat: ") + std::strerror(err));
+    throw ImageError(path_, std::string("cannot stat: ") + errno_text(err));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd_);
@@ -44,7 +45,7 @@ void ImageFile::read_exact(uint64_t offset, std::span<uint8_t> out) const {
     const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
                               static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw ImageError(path_, std::string("read failed: ") + std::strerror(errno));
+    if (n < 0) throw ImageError(path_, std::string("read failed: ") + errno_text(errno));
     if (n == 0) throw ImageError(path_, "truncated: the file shrank while being read");
     done += static_cast<size_t>(n);
   }
