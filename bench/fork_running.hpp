@@ -2,7 +2,7 @@
 //   - one sandbox is booted from the built-in image (or --image-dir); it is forked N times:
 //     the freeze of the parent (pause, capture, copy the pages it wrote since its last freeze),
 //     the child's latency to vCPUs ready by build phase, to agent ready, to its first answered
-//     exec(["true"]), the parent's reconnect, and the child's teardown (timed apart);
+//     exec(["true"]), the parent's first exec after it, and the child's teardown (timed apart);
 //   - how the parent's memory image grew over those freezes (VmImage::memory_layers() and
 //     overlay_bytes() of a make_template() at the end) next to its RAM;
 //   - a chain of forks of forks D deep: each level writes M MiB, then is forked; per level the

@@ -208,7 +208,7 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
     vm = std::move(restored);
   }
   // The snapshot's VM was ready, so this one is: the agent listens again once the guest has
-  // handled the snapshot's TRANSPORT_RESET.
+  // handled the TRANSPORT_RESET its vsock device posted at restore.
   connect_agent(deadline, stop);
   set_identity();
   install_egress_in_guest();
@@ -223,42 +223,16 @@ void Sandbox::Impl::snapshot(const std::string& dir) {
     throw InvalidStateError("cannot snapshot a sandbox that is " +
                             std::string(to_string(state.load())));
   }
-  // Refused before the VM is touched: a snapshot that fails after the quiesce has reset the
-  // agent connection for nothing.
+  // Refused before the VM is touched.
   std::error_code ec;
   if (std::filesystem::symlink_status(dir, ec).type() != std::filesystem::file_type::not_found) {
     throw SnapshotError("snapshot: " + dir + " already exists" +
                         (ec ? " or cannot be checked: " + ec.message() : std::string()));
   }
-  std::exception_ptr failure;
-  resetting = true;  // the capture closes the agent connection (reconnect_after_reset clears it)
-  try {
-    vm->snapshot(dir);
-  } catch (...) {
-    // A snapshot that failed while writing (e.g. `dir` exists) has reset the connections too:
-    // reconnect as well, unless the VM is gone, then report the failure.
-    if (vm->wait(milliseconds(0))) {
-      resetting = false;  // the VM is gone: no reconnect
-      throw;
-    }
-    failure = std::current_exception();
-  }
-  reconnect_after_reset("a snapshot of the sandbox");
-  if (failure) std::rethrow_exception(failure);
-}
-
-void Sandbox::Impl::reconnect_after_reset(const char* why) {
-  // The snapshot or freeze closed every host vsock connection (TRANSPORT_RESET); the agent's
-  // listener survives. Drop the old connection (its reader has seen the reset, or will) and
-  // reconnect. `resetting` was set before the capture; cleared once the new connection is
-  // there, whether or not that worked.
-  struct ClearOnExit {
-    std::atomic<bool>& flag;
-    ~ClearOnExit() { flag = false; }
-  } clear{resetting};
-  client.load()->close(std::make_exception_ptr(
-      AgentUnreachableError(std::string("the agent connection was reset by ") + why)));
-  connect_agent(Clock::now() + config.boot_timeout, {});
+  // The capture pauses the VM and leaves its agent connection alone (the vsock device posts
+  // TRANSPORT_RESET only in a VM restored from the snapshot): requests in flight wait out the
+  // pause and go on.
+  vm->snapshot(dir);
 }
 
 void Sandbox::Impl::connect_agent(Clock::time_point deadline, const std::stop_token& stop) {
@@ -267,12 +241,6 @@ void Sandbox::Impl::connect_agent(Clock::time_point deadline, const std::stop_to
   o.vsock_port = protocol::kAgentPort;
   o.request_timeout = config.request_timeout;
   o.connection_lost_error = [this](const std::string& reason) -> std::exception_ptr {
-    // A snapshot or freeze closes the connection on purpose: no reason to wait for the VM (it
-    // keeps running, so the wait below would always run its full length).
-    if (resetting.load()) {
-      return std::make_exception_ptr(AgentUnreachableError(
-          "the agent connection was reset by a snapshot or fork of the sandbox"));
-    }
     // The VM's end of the socket closes when it stops; give the VM a moment to record why.
     if (auto r = vm->wait(milliseconds(500))) {
       return std::make_exception_ptr(vm_stopped_error(*r, "connection to the agent lost (" + reason + ")"));

@@ -42,17 +42,13 @@ struct Sandbox::Impl {
   std::string temp_dir;
   std::string socket_path;
   std::unique_ptr<Vm> vm;
-  // The current agent connection. A snapshot replaces it; the replaced ones stay alive (closed)
-  // until the Impl goes, since other threads may still hold references to them.
+  // The agent connection, made once the sandbox is up and kept for its life (snapshots and
+  // forks leave it alone). Owned by `clients`; other threads read it through this pointer.
   std::atomic<AgentClient*> client{nullptr};
   std::vector<std::unique_ptr<AgentClient>> clients;  // guarded by `mutex`
   std::atomic<SandboxState> state{SandboxState::kBooting};
   std::chrono::nanoseconds boot_time{0};
   ForkTimings fork_timings;
-  // Set while a snapshot or freeze resets the agent connection on purpose, so that the lost
-  // connection is not taken for a dying VM (whose cause is waited for).
-  std::atomic<bool> resetting{false};
-
   std::mutex mutex;  // guards vm (reset at shutdown), final_tail, stop_watch
   std::string final_tail;
   bool stop_watch = false;
@@ -72,11 +68,9 @@ struct Sandbox::Impl {
   void boot(std::stop_token stop);
   void restore(const std::string& dir, const SandboxRestoreConfig& rc, std::stop_token stop);
   void snapshot(const std::string& dir);
-  // Freezes the VM (Vm::freeze) for make_template()/fork(); the agent connection is reset by
-  // it: the caller must reconnect_after_reset() whatever happens.
+  // Freezes the VM (Vm::freeze) for make_template()/fork(). The agent connection and every
+  // request in flight carry on: only the children see a TRANSPORT_RESET.
   std::shared_ptr<const VmImage> freeze();
-  // Replaces the agent connection after a snapshot or freeze reset it.
-  void reconnect_after_reset(const char* why);
   // Adopts a launched child VM (Template::fork): connects, sets the identity, starts watching.
   void adopt(std::unique_ptr<Vm> child, std::string child_temp_dir, std::string child_socket,
              Clock::time_point deadline, const std::stop_token& stop);

@@ -166,7 +166,7 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
   temp_dir = std::move(child_temp_dir);
   socket_path = std::move(child_socket);
   // The image's VM was ready, so this one is: the agent listens again once the guest has
-  // handled the freeze's TRANSPORT_RESET.
+  // handled the TRANSPORT_RESET its vsock device posted at restore.
   start_egress();
   const auto t0 = Clock::now();
   connect_agent(deadline, stop);

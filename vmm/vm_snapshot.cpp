@@ -3,14 +3,15 @@
 // a machine rebuilt from an image.
 //
 // Capture order (devices/SNAPSHOT.md "Save order"): pause the vCPUs; quiesce every transport
-// (vsock posts TRANSPORT_RESET and raises its interrupt, so both reach the saved irqchip and
-// memory); vCPU state then VM state; serial, i8042, boot signal, then each slot's transport and
+// (the devices stop with nothing in flight; vsock keeps its host connections); vCPU state then
+// VM state; serial, i8042, boot signal, then each slot's transport and
 // device; guest memory (written or frozen); resume the transports and the vCPUs.
 // Restore order (devices/SNAPSHOT.md "Restore order", on a machine built as at boot: memory
 // slots, irqchip, PIT, devices at the same slots, vCPUs created): CPU features checked (in
 // prepare); vCPU state then VM state (vmm/state); serial, i8042, boot signal; per slot the
-// device's state then the transport's (which re-activates and re-kicks); then the vCPU threads
-// start.
+// device's state then the transport's (which re-activates and re-kicks; the vsock device posts
+// TRANSPORT_RESET and raises its interrupt there, after the irqchip is in place); then the vCPU
+// threads start.
 //
 // The path of a fork: Sandbox::fork (sandbox/sandbox_fork.cpp) -> Vm::freeze (here:
 // capture_components + GuestMemory::freeze, memory/guest_memory_image.cpp) -> Template::fork

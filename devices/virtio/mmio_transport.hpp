@@ -165,9 +165,8 @@ class VirtioMmioTransport : public BusDevice {
   static constexpr size_t kMaxReasonBytes = 4096;
 
   /// Snapshot step 1, with the vCPUs paused and before the vCPU/VM state and guest memory are
-  /// captured: stops an activated device and takes its queues back (VirtioDevice::quiesce; the
-  /// vsock device posts TRANSPORT_RESET and raises the interrupt here, which must reach the
-  /// saved irqchip state and memory). Does nothing when the device is not activated or already
+  /// captured: stops an activated device and takes its queues back (VirtioDevice::quiesce), so
+  /// the saved rings are at rest. Does nothing when the device is not activated or already
   /// quiesced. Throws SnapshotError when the device has no snapshot support (it keeps running)
   /// or hands back the wrong number of queues (it is then stopped; resume() restarts it).
   void quiesce();

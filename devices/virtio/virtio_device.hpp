@@ -139,10 +139,9 @@ class VirtioDevice {
   /// stops serving (synchronously, as reset()) and hands back the queues activate() was given,
   /// with their progress (next_avail, next_used, in_flight), in queue-index order. A chain the
   /// device popped but could not use is given back (Queue::undo_pop), so the saved queues have
-  /// nothing in flight that the device would forget. Device-specific snapshot work happens here,
-  /// before the transport's state is saved, so that it is in the snapshot: the vsock device
-  /// closes its host connections and posts VIRTIO_VSOCK_EVENT_TRANSPORT_RESET. The transport
-  /// later re-activates the device with these queues (the original VM continuing) or a
+  /// nothing in flight that the device would forget. Host-side state that the VM keeps (the
+  /// vsock device's connections, a TAP) stays with the device: the transport later
+  /// re-activates it with these queues (the original VM continuing, undisturbed), or a
   /// restored transport activates a fresh device with them. The default refuses: a device
   /// without snapshot support throws SnapshotError and keeps running.
   virtual std::vector<Queue> quiesce() {

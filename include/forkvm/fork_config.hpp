@@ -77,7 +77,7 @@ struct ForkTimings {
   /// From the fork() call until the agent answered ping and the child had its identity.
   std::chrono::nanoseconds to_ready{};
   /// Of to_ready: connecting to the agent until it answered ping (the guest first handles the
-  /// TRANSPORT_RESET of the freeze, then accepts), and setting the child's identity (entropy
+  /// TRANSPORT_RESET its vsock device posted, then accepts), and setting the child's identity (entropy
   /// with a CRNG reseed, wall clock, hostname).
   std::chrono::nanoseconds agent_connect{};
   std::chrono::nanoseconds identity{};

@@ -173,17 +173,13 @@ class Sandbox {
   /// removes the socket and the temp dir. Idempotent; later requests throw InvalidStateError.
   void shutdown();
   /// Writes a snapshot of this sandbox to the new directory `dir` (Vm::snapshot: `dir` must
-  /// not exist). The sandbox keeps running. The snapshot resets every vsock connection, so the
-  /// agent connection is replaced: requests in flight (and execs started over it, which the
-  /// agent kills) fail with AgentUnreachableError, and before this returns a new connection
-  /// is made (retried until the agent answers ping, within SandboxConfig::boot_timeout).
-  /// Processes started detached from the exec (e.g. `setsid cmd &`) survive. One snapshot at a
-  /// time; shutdown() waits for it. An existing `dir` is refused (SnapshotError) before the VM
-  /// is touched; a snapshot that fails later replaces the connection as well before it throws.
-  /// Throws InvalidStateError when the sandbox is not ready,
-  /// SnapshotError/ConfigError when the snapshot cannot be written, GuestError when the VM
-  /// stops, TimeoutError/AgentUnreachableError when the agent does not answer afterwards (the
-  /// sandbox then has no connection: shut it down).
+  /// not exist). The sandbox keeps running, undisturbed: the VM pauses for the capture and its
+  /// agent connection stays, so requests, execs and streams in flight (from other threads)
+  /// wait out the pause and finish. A sandbox restored from the snapshot gets the
+  /// TRANSPORT_RESET instead (its guest drops the connections it had). One snapshot at a time;
+  /// shutdown() waits for it. An existing `dir` is refused (SnapshotError) before the VM is
+  /// touched. Throws InvalidStateError when the sandbox is not ready, SnapshotError/ConfigError
+  /// when the snapshot cannot be written, GuestError when the VM stops.
   void snapshot(const std::string& dir);
   /// Forks this running sandbox: freezes it (Vm::freeze: paused, captured, its memory made
   /// the child's copy-on-write base without copying RAM) and returns a running child made from
@@ -193,14 +189,14 @@ class Sandbox {
   /// filesystem and read-only disks are shared, and a copy-on-write disk seals its overlay as a
   /// layer both go on from, so neither sees the other's later writes and nothing is copied; a
   /// persistent (read-write) disk refuses the fork with SnapshotError before anything is
-  /// touched. As with snapshot(), the freeze resets the parent's vsock connections, so its
-  /// agent connection is replaced before this returns (requests in flight fail with
-  /// AgentUnreachableError; detached processes survive). Throws InvalidStateError unless
+  /// touched. As with snapshot(), the parent is undisturbed: its agent connection and every
+  /// request in flight carry on after the pause; only the child's guest is told (a
+  /// TRANSPORT_RESET) to drop the connections it inherited. Throws InvalidStateError unless
   /// ready, plus what Template::fork() throws.
   std::unique_ptr<Sandbox> fork(const ForkConfig& config = {}, std::stop_token stop = {});
   /// Freezes this running sandbox once into a Template that forks many children from the same
-  /// point (the agent connection is replaced as for fork()). `options.verify_memory` is
-  /// ignored. Throws InvalidStateError unless ready.
+  /// point (the sandbox is undisturbed, as for fork()). `options.verify_memory` is ignored.
+  /// Throws InvalidStateError unless ready.
   std::shared_ptr<Template> make_template(const TemplateOptions& options = {});
   /// Where the time went in the fork that made this sandbox (all zero unless it was forked).
   const ForkTimings& fork_timings() const noexcept;

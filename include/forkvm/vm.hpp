@@ -142,7 +142,7 @@ struct RestoreOptions {
   /// The vsock device of the restored VM: required when the snapshot's machine had one (and
   /// refused when it had none). It may use another CID and must use another socket path than
   /// the VM the snapshot was taken from, if that one still runs; the guest learns the CID from
-  /// the TRANSPORT_RESET that every snapshot posts (devices/SNAPSHOT.md).
+  /// the TRANSPORT_RESET that every restored vsock device posts (devices/SNAPSHOT.md).
   std::optional<VsockConfig> vsock;
   /// The network device of the restored VM (and of each VM Vm::prepare() makes from an image,
   /// so each fork has its own): required when the snapshot's machine had one (ConfigError
@@ -306,10 +306,10 @@ class Vm {
 
   /// Writes a snapshot of the running VM to the new directory `dir` (snapshot/README.md: memory
   /// file, state.json and its digest; `dir` must not exist and appears complete or not at all).
-  /// The vCPUs are paused, the virtio devices quiesced (vsock: host connections are closed and
-  /// the guest gets a TRANSPORT_RESET), the machine and every device captured and guest memory
-  /// written; then the devices and vCPUs resume and this VM keeps running (a VM paused with
-  /// pause() stays paused). Throws InvalidStateError when the VM was not
+  /// The vCPUs are paused, the virtio devices quiesced (vsock: its host connections stay open,
+  /// and only a VM restored from the snapshot gets a TRANSPORT_RESET), the machine and every
+  /// device captured and guest memory written; then the devices and vCPUs resume and this VM
+  /// keeps running with its connections (a VM paused with pause() stays paused). Throws InvalidStateError when the VM was not
   /// started or has stopped, SnapshotError when the state cannot be captured or written, and
   /// KvmError when KVM refuses to read the state.
   void snapshot(const std::string& dir);
@@ -325,7 +325,7 @@ class Vm {
 
   /// Freezes this running VM into an image that any number of children start from (prepare()
   /// + launch()), and keeps this VM running on that image. As for snapshot(): the vCPUs are
-  /// paused, the virtio devices quiesced (vsock connections are closed and the guest gets a
+  /// paused, the virtio devices quiesced (vsock connections stay; each child's guest gets a
   /// TRANSPORT_RESET), and the machine and every device captured. Guest memory is frozen
   /// without copying the RAM: a booted VM's own memfd becomes the image's base; a VM that was
   /// itself started from an image adds one overlay layer holding only the pages it has written

@@ -61,13 +61,15 @@ TEST(E2eFork, SnapshotThenRestoreThreeIndependentChildren) {
 
   step("snapshot");
   const std::string snap = tmp / "snap";
+  const AgentClient* connection = &parent->agent();
   parent->snapshot(snap);
   for (const char* f : {"memory", "state.json", "state.json.sha256"}) {
     EXPECT_TRUE(fs::is_regular_file(fs::path(snap) / f)) << f;
   }
-  // The parent keeps running and was reconnected before snapshot() returned.
+  // The parent keeps running on the agent connection it had before the snapshot.
   step("parent after snapshot");
   ASSERT_EQ(parent->state(), SandboxState::kReady) << parent->console_tail();
+  EXPECT_EQ(&parent->agent(), connection) << "the snapshot replaced the parent's connection";
   EXPECT_GT(parent->ping().version, 0u);
   EXPECT_EQ(sh(*parent, "cat /tmp/marker"), "parent-state\n");
   EXPECT_EQ(sh(*parent, kBackgroundAlive), "sleep 1000 ");

@@ -20,21 +20,40 @@ struct VsockDevice::Impl {
   vsock::UnixListener listener;  // lives as long as the device, across resets
   std::atomic<uint64_t> refused{0};
   std::mutex mu;                 // serializes activate(), reset() and the snapshot calls
+  // The connections; kept while quiesced, so the VM being captured keeps them (declared before
+  // the worker, which refers to it, so it is destroyed after).
+  std::unique_ptr<vsock::VsockSession> session;
   std::unique_ptr<vsock::VsockWorker> worker;
   // Carried across activations (guarded by mu, read and written only while no worker runs).
   uint32_t next_local_port = vsock::VsockMuxer::kFirstLocalPort;
   vsock::ResetGate gate;
+  // Set by restore_state(): the restored guest still holds the snapshot's connections, which no
+  // host end backs here, and must re-read its CID (a fork gets its own), so the first
+  // activation posts TRANSPORT_RESET before it serves anything.
+  bool reset_owed = false;
   std::atomic<uint64_t> resets_lost{0};
 
-  /// Stops the worker and takes back what it carries across activations.
+  /// Stops the worker and takes back what it carries across activations. The session and its
+  /// connections stay.
   std::optional<vsock::VsockWorker::Finished> stop_worker() {
     if (!worker) return std::nullopt;
     auto f = worker->finish();
     next_local_port = f.next_local_port;
     gate = f.gate;
-    worker.reset();  // closes every connection socket: the host programs see EOF
+    worker.reset();
     return f;
   }
+
+  /// Stops the worker and closes every connection: the host programs see EOF.
+  void end_session() {
+    stop_worker();
+    session.reset();
+  }
+
+  /// Posts the TRANSPORT_RESET restore_state() owed into the activation's event queue (before
+  /// its worker starts: nothing else writes the rings) and arms the RX gate until the guest
+  /// has handled it (on top of any reset the snapshot's guest had not handled yet).
+  void post_owed_reset(VirtioActivation& a);
 };
 
 namespace {
@@ -81,7 +100,9 @@ void VsockDevice::read_config(uint64_t offset, std::span<uint8_t> data) const no
 
 void VsockDevice::activate(VirtioActivation activation) {
   std::lock_guard lock(impl_->mu);
-  impl_->worker.reset();
+  // A worker still running means the driver activated again without a reset: start afresh.
+  // Without one, a session left by quiesce() is the VM resuming after a snapshot: kept.
+  if (impl_->worker) impl_->end_session();
   if (activation.queues.size() != 3 || activation.queue_events.size() != 3) {
     throw VsockError("vsock activate: need 3 queues and 3 eventfds, got " +
                      std::to_string(activation.queues.size()) + " and " +
@@ -95,14 +116,19 @@ void VsockDevice::activate(VirtioActivation activation) {
       throw VsockError("vsock activate: queue " + std::to_string(i) + " is not ready");
     }
   }
+  if (!impl_->session) {
+    impl_->session = std::make_unique<vsock::VsockSession>(impl_->guest_cid, impl_->listener);
+    impl_->session->muxer.set_next_local_port(impl_->next_local_port);
+  }
+  if (impl_->reset_owed) impl_->post_owed_reset(activation);
   impl_->worker = std::make_unique<vsock::VsockWorker>(std::move(activation), impl_->guest_cid,
-                                                       impl_->listener, impl_->refused,
-                                                       impl_->next_local_port, impl_->gate);
+                                                       *impl_->session, impl_->refused,
+                                                       impl_->gate);
 }
 
 void VsockDevice::reset() noexcept {
   std::lock_guard lock(impl_->mu);
-  impl_->stop_worker();  // joins the thread, then closes every connection
+  impl_->end_session();  // joins the thread, then closes every connection
   impl_->gate = {};      // a reset driver starts afresh: there is no event to wait for
 }
 
@@ -135,29 +161,32 @@ std::optional<uint16_t> post_transport_reset(VirtioActivation& a) {
 
 }  // namespace
 
+void VsockDevice::Impl::post_owed_reset(VirtioActivation& a) {
+  reset_owed = false;
+  if (const auto avail = post_transport_reset(a)) {
+    if (gate.armed && gate.count < UINT16_MAX) {
+      ++gate.count;  // the guest has yet to handle an earlier one: wait for both
+    } else {
+      gate = vsock::ResetGate{true, *avail, 1};
+    }
+  } else {
+    resets_lost.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr,
+                 "forkvm: vsock: no event buffer for TRANSPORT_RESET; the restored guest keeps "
+                 "stale connections until they get RST\n");
+  }
+}
+
 std::vector<Queue> VsockDevice::quiesce() {
   std::lock_guard lock(impl_->mu);
+  // The worker stops; the session with every host connection stays, and nothing is posted to
+  // the guest: the VM being captured resumes as if nothing happened. Only a VM restored from
+  // the capture gets a TRANSPORT_RESET (restore_state()).
   auto f = impl_->stop_worker();
   if (!f) throw SnapshotError("snapshot: vsock: quiesce of a device that is not activated");
   VirtioActivation& a = f->activation;
   if (a.queues.size() != 3 || a.memory == nullptr) {
     throw SnapshotError("snapshot: vsock: the worker handed back an incomplete activation");
-  }
-  // After the worker stopped (nothing else writes the rings) and before the transport saves
-  // the queues, so the posted event is in the snapshot (Firecracker #4811: saving first left the
-  // restored VM without it on the second cycle).
-  if (const auto avail = post_transport_reset(a)) {
-    vsock::ResetGate& g = impl_->gate;
-    if (g.armed && g.count < UINT16_MAX) {
-      ++g.count;  // the guest has yet to handle an earlier one: wait for both
-    } else {
-      g = vsock::ResetGate{true, *avail, 1};
-    }
-  } else {
-    impl_->resets_lost.fetch_add(1, std::memory_order_relaxed);
-    std::fprintf(stderr,
-                 "forkvm: vsock: no event buffer for TRANSPORT_RESET; the guest keeps stale "
-                 "connections until they get RST\n");
   }
   return std::move(a.queues);
 }
@@ -192,9 +221,10 @@ void VsockDevice::restore_state(const State& s) {
   }
   if (s.reset_pending && s.reset_events == 0) reject("reset_pending with reset_events 0");
   std::lock_guard lock(impl_->mu);
-  if (impl_->worker) reject("restore into a running device");
+  if (impl_->worker || impl_->session) reject("restore into a device that has served");
   impl_->next_local_port = s.next_local_port;
   impl_->gate = vsock::ResetGate{s.reset_pending, s.reset_event_avail, s.reset_events};
+  impl_->reset_owed = true;
 }
 
 uint64_t VsockDevice::reset_events_lost() const noexcept {

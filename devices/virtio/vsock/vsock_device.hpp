@@ -56,9 +56,11 @@ class VsockDevice : public VirtioDevice {
   void read_config(uint64_t offset, std::span<uint8_t> data) const noexcept override;
   /// The config space is read-only: ignored.
   void write_config(uint64_t, std::span<const uint8_t>) noexcept override {}
-  /// Takes the three queues and starts the worker. Throws VsockError when the activation does
-  /// not hold three ready queues with three eventfds, memory and an interrupt, or when the
-  /// worker's epoll set cannot be built. An earlier activation is reset first.
+  /// Takes the three queues and starts the worker. After quiesce() this is the captured VM
+  /// resuming: its host connections carry on. After restore_state() it first posts
+  /// TRANSPORT_RESET (see there). Throws VsockError when the activation does not hold three
+  /// ready queues with three eventfds, memory and an interrupt, or when the worker's epoll set
+  /// cannot be built. An activation while a worker runs starts afresh (connections closed).
   void activate(VirtioActivation activation) override;
   /// Stops and joins the worker, then closes every connection (host sockets see EOF) and drops
   /// the queues. The listener stays open for the next activation.
@@ -72,8 +74,8 @@ class VsockDevice : public VirtioDevice {
   static constexpr uint32_t kEventTransportReset = 0;
 
   /// Snapshot state. Connections are never saved (Firecracker #2218: the control protocol does
-  /// not survive lost packets); the guest drops them on the TRANSPORT_RESET that quiesce()
-  /// posts, and keeps its listeners.
+  /// not survive lost packets); a restored guest drops them on the TRANSPORT_RESET its device
+  /// posts when it first activates, and keeps its listeners. The captured VM is not reset.
   struct State {
     uint64_t guest_cid = 0;        ///< The CID when the snapshot was taken (see restore_state).
     uint32_t next_local_port = 0;  ///< Next host-side local port, in [2^30, 2^31).
@@ -84,21 +86,23 @@ class VsockDevice : public VirtioDevice {
     bool operator==(const State&) const = default;
   };
 
-  /// Snapshot (through VirtioMmioTransport::quiesce): stops the worker, closes every host
-  /// connection (host programs see EOF; they reconnect with a new CONNECT), then posts
-  /// TRANSPORT_RESET on the event queue and raises the interrupt, and arms the RX gate until the
-  /// guest has handled it. Returns the three queues. If the driver left no event buffer the
-  /// reset cannot be posted (counted in reset_events_lost()) and the gate keeps the state an
-  /// earlier, still unhandled reset left (open when there is none). Throws SnapshotError when
-  /// the device is not activated.
+  /// Snapshot (through VirtioMmioTransport::quiesce): stops the worker and returns the three
+  /// queues. Every host connection stays open (its bytes wait in the socket) and nothing is
+  /// posted to the guest, so the captured VM resumes (activate()) undisturbed: a fork or
+  /// snapshot does not touch the parent's agent connection. Throws SnapshotError when the
+  /// device is not activated.
   std::vector<Queue> quiesce() override;
   /// Captures the device state. Throws SnapshotError while the worker runs (quiesce first).
   State save_state() const;
-  /// Applies `state` to a device that is not activated, before its transport's restore_state()
-  /// activates it. The CID in `state` is checked (3 .. 2^32-2) but the device keeps the one it
-  /// was built with: a fork gets its own CID, and the guest re-reads guest_cid from config space
-  /// when it handles TRANSPORT_RESET (Linux virtio_vsock_update_guest_cid). Throws SnapshotError
-  /// on an invalid state or an activated device.
+  /// Applies `state` to a device that has never served, before its transport's restore_state()
+  /// activates it. That first activation posts VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on the event
+  /// queue and raises the interrupt before the worker starts, and arms the RX gate until the
+  /// guest has handled it (as well as any reset the snapshot's guest had not handled yet). If
+  /// the driver left no event buffer the reset cannot be posted (counted in
+  /// reset_events_lost()). The CID in `state` is checked (3 .. 2^32-2) but the device keeps the
+  /// one it was built with: a fork gets its own CID, and the guest re-reads guest_cid from
+  /// config space when it handles TRANSPORT_RESET (Linux virtio_vsock_update_guest_cid). Throws
+  /// SnapshotError on an invalid state or a device that has served.
   void restore_state(const State& state);
   /// TRANSPORT_RESET events that could not be posted because the event queue had no buffer.
   uint64_t reset_events_lost() const noexcept;

@@ -23,38 +23,50 @@ constexpr int kMaxWaitMs = 1000;
 
 }  // namespace
 
-VsockWorker::VsockWorker(VirtioActivation activation, uint64_t guest_cid,
-                         const UnixListener& listener, std::atomic<uint64_t>& refused,
-                         uint32_t next_local_port, ResetGate gate)
+VsockWorker::VsockWorker(VirtioActivation activation, uint64_t guest_cid, VsockSession& session,
+                         std::atomic<uint64_t>& refused, ResetGate gate)
     : act_(std::move(activation)),
       guest_cid_(guest_cid),
       refused_(refused),
-      muxer_(guest_cid, listener, epoll_),
+      epoll_(session.epoll),
+      muxer_(session.muxer),
       wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       gate_(gate),
       tx_payload_(kMaxPayload) {
-  muxer_.set_next_local_port(next_local_port);
   if (!wake_) throw VsockError(std::string("vsock: eventfd: ") + errno_text(errno));
-  for (uint64_t i = 0; i < act_.queue_events.size(); ++i) {
-    if (!epoll_.add(act_.queue_events[i], EPOLLIN, i)) {
-      throw VsockError("vsock: epoll add queue " + std::to_string(i) + " eventfd: " +
-                       errno_text(errno));
-    }
-  }
-  if (!epoll_.add(wake_.get(), EPOLLIN, kWakeToken)) {
-    throw VsockError(std::string("vsock: epoll add wake eventfd: ") + errno_text(errno));
-  }
+  registered_ = true;  // from here a throw leaves through unregister() below
   try {
-    thread_ = std::thread([this] { run(); });
-  } catch (const std::system_error& e) {
-    throw VsockError(std::string("vsock: cannot start the worker thread: ") + e.what());
+    for (uint64_t i = 0; i < act_.queue_events.size(); ++i) {
+      if (!epoll_.add(act_.queue_events[i], EPOLLIN, i)) {
+        throw VsockError("vsock: epoll add queue " + std::to_string(i) + " eventfd: " +
+                         errno_text(errno));
+      }
+    }
+    if (!epoll_.add(wake_.get(), EPOLLIN, kWakeToken)) {
+      throw VsockError(std::string("vsock: epoll add wake eventfd: ") + errno_text(errno));
+    }
+    try {
+      thread_ = std::thread([this] { run(); });
+    } catch (const std::system_error& e) {
+      throw VsockError(std::string("vsock: cannot start the worker thread: ") + e.what());
+    }
+  } catch (...) {
+    unregister();  // the session outlives this failed worker: leave its epoll set clean
+    throw;
   }
 }
 
 VsockWorker::~VsockWorker() {
   stop();
-  // Members now die in reverse order: the muxer closes every connection socket, then the epoll
-  // set goes; the queues go back with act_.
+  unregister();
+  // The queues go back with act_; the connections stay in the session.
+}
+
+void VsockWorker::unregister() noexcept {
+  if (!registered_) return;
+  registered_ = false;
+  for (const int fd : act_.queue_events) epoll_.remove(fd);  // "not registered" is ignored
+  epoll_.remove(wake_.get());
 }
 
 void VsockWorker::stop() noexcept {
@@ -67,6 +79,7 @@ void VsockWorker::stop() noexcept {
 
 VsockWorker::Finished VsockWorker::finish() noexcept {
   stop();  // joined: from here on this thread owns the queues
+  unregister();  // before act_ (and with it the queue eventfds) moves out
   if (held_rx_) {
     // The buffer was the last one popped from RX (process_rx only pops when it has nothing
     // held), so giving it back is exact: the driver still sees it as available.

@@ -1,6 +1,8 @@
-// The vsock device's worker: one thread per activation that owns the three queues and a
-// VsockMuxer, and waits on one epoll set for queue notifications, host sockets, deadlines and
-// its own stop signal.
+// The vsock device's worker: one thread per activation that owns the three queues and drives
+// the device's VsockSession (the muxer with every connection, and its epoll set), waiting on
+// that set for queue notifications, host sockets, deadlines and its own stop signal. The
+// session outlives a worker stopped for a snapshot, so the VM being captured keeps its
+// connections.
 #pragma once
 
 #include <atomic>
@@ -35,16 +37,31 @@ struct ResetGate {
   bool operator==(const ResetGate&) const = default;
 };
 
-/// Serves one activation. Construction starts the thread; destruction stops and joins it, then
-/// closes every connection: when the destructor returns nothing touches guest memory.
+/// The host side of the device that outlives one worker: the epoll set and the muxer holding
+/// every host connection. Made by the first activation after a reset (or a restore); kept while
+/// the device is quiesced for a snapshot, so the original VM resumes with its connections;
+/// destroyed by a driver reset or the device's end, which closes them (host programs see EOF).
+struct VsockSession {
+  /// Registers `listener` (which must outlive the session) in a new epoll set. Throws
+  /// VsockError when the epoll set cannot be made or refuses the listener.
+  VsockSession(uint64_t guest_cid, const UnixListener& listener)
+      : muxer(guest_cid, listener, epoll) {}
+  EpollSet epoll;
+  VsockMuxer muxer;  ///< after epoll: unregisters from it and closes the sockets first
+};
+
+/// Serves one activation. Construction starts the thread; destruction stops and joins it and
+/// takes its own descriptors out of the session's epoll set: when the destructor returns
+/// nothing touches guest memory. The connections stay in the session.
 class VsockWorker {
  public:
   /// Takes `activation` (three ready queues, their eventfds, memory, interrupt, needs_reset),
-  /// which the caller has checked. `refused` counts dropped or refused guest packets. Throws
-  /// VsockError when the epoll set, the wake eventfd or the thread cannot be created.
-  /// `next_local_port` and `gate` carry over from the previous activation or a snapshot.
-  VsockWorker(VirtioActivation activation, uint64_t guest_cid, const UnixListener& listener,
-              std::atomic<uint64_t>& refused, uint32_t next_local_port, ResetGate gate);
+  /// which the caller has checked, and serves `session` (which must outlive the worker).
+  /// `refused` counts dropped or refused guest packets. Throws VsockError when the wake
+  /// eventfd, an epoll registration or the thread cannot be made. `gate` carries over from the
+  /// previous activation or a snapshot.
+  VsockWorker(VirtioActivation activation, uint64_t guest_cid, VsockSession& session,
+              std::atomic<uint64_t>& refused, ResetGate gate);
   ~VsockWorker();
 
   /// What a stopped worker hands back for a snapshot.
@@ -53,8 +70,8 @@ class VsockWorker {
     uint32_t next_local_port = 0;  ///< The muxer's local-port cursor.
     ResetGate gate;                ///< The gate as the worker left it.
   };
-  /// Stops and joins the thread and hands back the activation. Connections stay open until the
-  /// worker is destroyed. Call at most once.
+  /// Stops and joins the thread and hands back the activation. The connections stay in the
+  /// session. Call at most once.
   Finished finish() noexcept;
   VsockWorker(const VsockWorker&) = delete;
   VsockWorker& operator=(const VsockWorker&) = delete;
@@ -64,6 +81,9 @@ class VsockWorker {
   static constexpr uint64_t kWakeToken = 3;
 
   void stop() noexcept;
+  /// Takes the queue and wake eventfds out of the session's epoll set (a later worker on the
+  /// same session registers the same queue eventfds again).
+  void unregister() noexcept;
   void run() noexcept;
   /// Whether RX may deliver: the gate is open, or the guest has just acknowledged the reset.
   bool rx_allowed() noexcept;
@@ -77,9 +97,10 @@ class VsockWorker {
   VirtioActivation act_;
   uint64_t guest_cid_;
   std::atomic<uint64_t>& refused_;
-  EpollSet epoll_;
-  VsockMuxer muxer_;
+  EpollSet& epoll_;
+  VsockMuxer& muxer_;
   Fd wake_;
+  bool registered_ = false;          // the eventfds are in epoll_ (unregister() clears it)
   std::atomic<bool> stop_{false};
   ResetGate gate_;
   bool failed_ = false;              // a queue broke: needs_reset was reported
