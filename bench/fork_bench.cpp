@@ -146,9 +146,21 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
     ex.rows.push_back({key + "_to_ready", "  to_ready", "ms", summarize(s.to_ready)});
     ex.rows.push_back({key + "_agent_connect", "    agent connect + ping", "ms",
                        summarize(s.agent_connect)});
+    ex.rows.push_back({key + "_agent_accept", "      until accepted and greeted", "ms",
+                       summarize(s.agent_accept)});
+    ex.rows.push_back({key + "_agent_attempts", "      connection attempts", "n",
+                       summarize(s.agent_attempts)});
     ex.rows.push_back({key + "_identity", "    identity (entropy, clock)", "ms",
                        summarize(s.identity)});
     ex.rows.push_back({key + "_exec", "  first exec", "ms", summarize(s.exec)});
+    ex.rows.push_back({key + "_warm_exec", "  the same exec again (warmed)", "ms",
+                       summarize(s.warm_exec)});
+    ex.rows.push_back({key + "_goal", "goal: vCPUs ready + 1.2 x warm exec", "ms",
+                       summarize(s.exec_goal)});
+    add_ratio(ex, key + "_first_vs_warm", label + " first exec / warm exec (goal <= 2)",
+              summarize(s.exec), summarize(s.warm_exec));
+    add_ratio(ex, key + "_to_exec_vs_goal", label + " fork -> exec / goal (goal <= 1)",
+              summarize(s.to_exec), summarize(s.exec_goal));
   };
   exec_rows("nopool", "no pool", np);
   if (pooled != nullptr) exec_rows("pooled", "pooled", pl);

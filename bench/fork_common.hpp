@@ -64,6 +64,7 @@ struct ForkedChild {
   double fork_call_ms = 0;  ///< fork() call -> returned (agent answered, identity set)
   double exec_ms = 0;       ///< the first exec alone
   double to_exec_ms = 0;    ///< fork() call -> that exec answered
+  double warm_exec_ms = 0;  ///< the same exec again right after: the warmed reference
 };
 
 /// The command fork_and_exec() runs first in each child (default ["true"]; `forkvm-bench fork
@@ -86,6 +87,10 @@ ForkedChild fork_and_exec_retry(const std::function<std::unique_ptr<Sandbox>()>&
 struct ForkSeries {
   std::vector<double> freeze, to_vcpus_ready, create_vm, memory, devices, vcpus, state, start, other;
   std::vector<double> to_ready, agent_connect, identity, fork_call, exec, to_exec, teardown;
+  std::vector<double> warm_exec;  ///< each child's second exec (ForkedChild::warm_exec_ms)
+  std::vector<double> agent_accept, agent_attempts;  ///< ForkTimings' parts of agent_connect
+  /// Per fork: to_vcpus_ready + 1.2 x its warm exec, the bound issue 15 sets for to_exec.
+  std::vector<double> exec_goal;
   unsigned pooled_vm = 0;  ///< forks whose VM came from the pool
   ForkFailures failures;   ///< forks that failed (retried; not samples)
 

@@ -235,7 +235,9 @@ void Sandbox::Impl::snapshot(const std::string& dir) {
   vm->snapshot(dir);
 }
 
-void Sandbox::Impl::connect_agent(Clock::time_point deadline, const std::stop_token& stop) {
+Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point deadline,
+                                                           const std::stop_token& stop) {
+  AgentConnected made;
   AgentClientOptions o;
   o.socket_path = socket_path;
   o.vsock_port = protocol::kAgentPort;
@@ -260,12 +262,15 @@ void Sandbox::Impl::connect_agent(Clock::time_point deadline, const std::stop_to
     }
     o.connect_timeout = std::min(left, milliseconds(2000));
     try {
+      ++made.attempts;
+      const auto t0 = Clock::now();
       auto c = AgentClient::connect(o);
+      made.accept = Clock::now() - t0;
       c->ping(std::min(left, config.request_timeout));
       std::lock_guard lock(mutex);
       client = c.get();
       clients.push_back(std::move(c));
-      return;
+      return made;
     } catch (const AgentUnreachableError& e) {
       last_error = e.what();
     } catch (const TimeoutError& e) {

@@ -74,8 +74,14 @@ struct Sandbox::Impl {
   // Adopts a launched child VM (Template::fork): connects, sets the identity, starts watching.
   void adopt(std::unique_ptr<Vm> child, std::string child_temp_dir, std::string child_socket,
              Clock::time_point deadline, const std::stop_token& stop);
+  // How connect_agent() went: the last attempt's time until the agent accepted and greeted, and
+  // the number of attempts.
+  struct AgentConnected {
+    std::chrono::nanoseconds accept{};
+    unsigned attempts = 0;
+  };
   // Connects (retrying until the agent answers ping) and makes it the current client.
-  void connect_agent(Clock::time_point deadline, const std::stop_token& stop);
+  AgentConnected connect_agent(Clock::time_point deadline, const std::stop_token& stop);
   // Gives the guest fresh entropy, the host's wall clock and config.hostname.
   void set_identity();
   // Starts the egress proxy for config.egress on the socket the guest's proxied connections

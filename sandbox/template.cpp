@@ -169,10 +169,12 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
   // handled the TRANSPORT_RESET its vsock device posted at restore.
   start_egress();
   const auto t0 = Clock::now();
-  connect_agent(deadline, stop);
+  const AgentConnected connected = connect_agent(deadline, stop);
   const auto t1 = Clock::now();
   set_identity();
   fork_timings.agent_connect = t1 - t0;
+  fork_timings.agent_accept = connected.accept;
+  fork_timings.agent_attempts = connected.attempts;
   fork_timings.identity = Clock::now() - t1;
   install_egress_in_guest();
   state = SandboxState::kReady;

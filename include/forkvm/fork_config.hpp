@@ -81,6 +81,10 @@ struct ForkTimings {
   /// with a CRNG reseed, wall clock, hostname).
   std::chrono::nanoseconds agent_connect{};
   std::chrono::nanoseconds identity{};
+  /// Of agent_connect: until the agent accepted the connection and greeted (the rest is the
+  /// ping), and how many connection attempts that took (1 unless the guest refused at first).
+  std::chrono::nanoseconds agent_accept{};
+  unsigned agent_attempts = 0;
 };
 
 }  // namespace forkvm
