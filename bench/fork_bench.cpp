@@ -144,7 +144,7 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
   auto exec_rows = [&](const std::string& key, const std::string& label, const ForkSeries& s) {
     ex.rows.push_back({key, label + ": fork() -> exec answered", "ms", summarize(s.to_exec)});
     ex.rows.push_back({key + "_to_ready", "  to_ready", "ms", summarize(s.to_ready)});
-    ex.rows.push_back({key + "_agent_connect", "    agent connect + ping", "ms",
+    ex.rows.push_back({key + "_agent_connect", "    agent connect (accept, greeting)", "ms",
                        summarize(s.agent_connect)});
     ex.rows.push_back({key + "_agent_accept", "      until accepted and greeted", "ms",
                        summarize(s.agent_accept)});
@@ -152,7 +152,11 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
                        summarize(s.agent_attempts)});
     ex.rows.push_back({key + "_identity", "    identity (entropy, clock)", "ms",
                        summarize(s.identity)});
+    ex.rows.push_back({key + "_ready_other", "    the rest (egress proxy and CA, threads)", "ms",
+                       summarize(s.ready_other)});
     ex.rows.push_back({key + "_exec", "  first exec", "ms", summarize(s.exec)});
+    ex.rows.push_back({key + "_prefaulted", "  memory taken ahead of the guest", "MiB",
+                       summarize(s.prefaulted_mib)});
     ex.rows.push_back({key + "_warm_exec", "  the same exec again (warmed)", "ms",
                        summarize(s.warm_exec)});
     ex.rows.push_back({key + "_goal", "goal: vCPUs ready + 1.2 x warm exec", "ms",
@@ -163,7 +167,14 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
               summarize(s.to_exec), summarize(s.exec_goal));
   };
   exec_rows("nopool", "no pool", np);
-  if (pooled != nullptr) exec_rows("pooled", "pooled", pl);
+  if (pooled != nullptr) {
+    exec_rows("pooled", "pooled", pl);
+    ex.notes.push_back("pooled VMs take the pages the template's first child touched by the end of "
+                       "its first exec before their vCPUs run (TemplateOptions::prefault; "
+                       "never without a pool): " + std::to_string(pl.prefaulted_vm) + " of " +
+                       std::to_string(pl.to_exec.size()) + " pooled forks had (the VMs pooled "
+                       "before the first child's exec had not)");
+  }
   r.sections.push_back(std::move(ex));
 
   ReportSection td;

@@ -111,6 +111,9 @@ void ForkSeries::add(const ForkedChild& c) {
   warm_exec.push_back(c.warm_exec_ms);
   agent_accept.push_back(to_ms(t.agent_accept));
   agent_attempts.push_back(t.agent_attempts);
+  prefaulted_mib.push_back(static_cast<double>(t.prefaulted_bytes) / (1 << 20));
+  ready_other.push_back(to_ms(t.to_ready - t.to_vcpus_ready - t.agent_connect - t.identity));
+  if (t.prefaulted_bytes > 0) ++prefaulted_vm;
   exec_goal.push_back(to_ms(t.to_vcpus_ready) + 1.2 * c.warm_exec_ms);
   if (t.pooled) ++pooled_vm;
 }

@@ -89,6 +89,11 @@ struct ForkSeries {
   std::vector<double> to_ready, agent_connect, identity, fork_call, exec, to_exec, teardown;
   std::vector<double> warm_exec;  ///< each child's second exec (ForkedChild::warm_exec_ms)
   std::vector<double> agent_accept, agent_attempts;  ///< ForkTimings' parts of agent_connect
+  std::vector<double> prefaulted_mib;  ///< ForkTimings::prefaulted_bytes, in MiB
+  /// to_ready - to_vcpus_ready - agent_connect - identity: the rest of making the Sandbox
+  /// (its egress proxy with a fresh CA, the egress settings in the guest, its threads).
+  std::vector<double> ready_other;
+  unsigned prefaulted_vm = 0;          ///< forks whose VM had taken pages ahead
   /// Per fork: to_vcpus_ready + 1.2 x its warm exec, the bound issue 15 sets for to_exec.
   std::vector<double> exec_goal;
   unsigned pooled_vm = 0;  ///< forks whose VM came from the pool

@@ -77,7 +77,8 @@ ReportSection repeated_forks(Sandbox& root, const ForkRunningOptions& o) {
   if (s.failures.count() > 0) sec.notes.push_back(s.failures.note(o.n + s.failures.count()));
   add_fork_rows(sec, "fork", "fork() -> child's vCPUs ready", s);
   sec.rows.push_back({"to_ready", "fork() -> child's agent ready", "ms", summarize(s.to_ready)});
-  sec.rows.push_back({"agent_connect", "  agent connect + ping", "ms", summarize(s.agent_connect)});
+  sec.rows.push_back({"agent_connect", "  agent connect (accept, greeting)", "ms",
+                      summarize(s.agent_connect)});
   sec.rows.push_back({"identity", "  identity (entropy, clock)", "ms", summarize(s.identity)});
   sec.rows.push_back({"parent_exec", "parent's exec after the fork", "ms",
                       summarize(parent_exec)});

@@ -108,6 +108,23 @@ class GuestMemory {
   /// pagemap cannot be read.
   std::vector<MemoryImage::Extent> private_extents() const;
 
+  /// The pages this RAM has touched since it was mapped, in the memory-file layout (sorted,
+  /// disjoint extents): `written` are private copies (as private_extents()), `read` image pages
+  /// mapped without a copy. From /proc/self/pagemap. Throws GuestMemoryError when pagemap
+  /// cannot be read.
+  struct Touched {
+    std::vector<MemoryImage::Extent> written;
+    std::vector<MemoryImage::Extent> read;
+  };
+  Touched touched_extents() const;
+  /// Takes the pages of `touched` ahead of the guest, so that its first touches find them in
+  /// place: `written` ones are copied (MADV_POPULATE_WRITE: the copy holds the page's current
+  /// content, as a write fault would make), `read` ones mapped (MADV_POPULATE_READ). For
+  /// kPrivateFile RAM (an image's); other backings and extents outside this RAM are ignored.
+  /// Returns the bytes taken; 0 on a kernel without MADV_POPULATE_* (before 5.14). Throws
+  /// GuestMemoryError when the kernel refuses for another reason (e.g. ENOMEM).
+  uint64_t prefault(const Touched& touched) const;
+
   /// Host memory in use by this RAM (pagemap): pages private to it, and resident pages of the
   /// backing file it shares with other mappings.
   struct Usage {

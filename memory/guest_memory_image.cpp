@@ -128,6 +128,63 @@ std::vector<MemoryImage::Extent> GuestMemory::private_extents() const {
   return out;
 }
 
+namespace {
+
+/// Appends the page at `offset` to `extents`, growing the last extent when it is adjacent.
+void add_page(std::vector<MemoryImage::Extent>& extents, uint64_t offset) {
+  if (!extents.empty() && extents.back().offset + extents.back().length == offset) {
+    extents.back().length += layout::kPageSize;
+  } else {
+    extents.push_back({offset, layout::kPageSize});
+  }
+}
+
+// MADV_POPULATE_READ/WRITE (Linux 5.14, include/uapi/asm-generic/mman-common.h), spelled out for
+// older headers.
+constexpr int kPopulateRead = 22;
+constexpr int kPopulateWrite = 23;
+
+}  // namespace
+
+GuestMemory::Touched GuestMemory::touched_extents() const {
+  Touched out;
+  scan_pagemap(regions_, [&out](uint64_t offset, uint64_t entry) {
+    if (is_private(entry)) {
+      add_page(out.written, offset);
+    } else if ((entry & kPagePresent) != 0) {
+      add_page(out.read, offset);
+    }
+  });
+  return out;
+}
+
+uint64_t GuestMemory::prefault(const Touched& touched) const {
+  if (backing_ != Backing::kPrivateFile) return 0;
+  uint64_t done = 0;
+  auto populate = [&](const std::vector<Extent>& extents, int advice) {
+    for (const Extent& e : extents) {
+      // Extents come from another VM of the same image (the same layout); each is clipped to
+      // the regions it overlaps.
+      for (const Region& r : regions_) {
+        const uint64_t a = std::max(e.offset, r.file_offset);
+        const uint64_t b = std::min(e.offset + e.length, r.file_offset + r.size);
+        if (a >= b) continue;
+        if (madvise(r.host + (a - r.file_offset), b - a, advice) != 0) {
+          if (errno == EINVAL) return false;  // a kernel without MADV_POPULATE_*
+          throw GuestMemoryError("cannot prefault guest memory (" + std::to_string(b - a) +
+                                 " bytes at memory-file offset " + std::to_string(a) +
+                                 "): " + errno_text(errno));
+        }
+        done += b - a;
+      }
+    }
+    return true;
+  };
+  if (!populate(touched.written, kPopulateWrite)) return 0;
+  populate(touched.read, kPopulateRead);
+  return done;
+}
+
 GuestMemory::Usage GuestMemory::usage() const {
   Usage u;
   scan_pagemap(regions_, [&u](uint64_t, uint64_t entry) {

@@ -157,8 +157,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
                          ": " + vm->progress_report() + "\n--- guest console (tail) ---\n" + tail());
     }
   }
-  connect_agent(deadline, stop);
-  set_identity();
+  connect_agent(deadline, stop);  // the identity is its first request
   if (!config.env.empty()) client.load()->set_env(config.env);
   install_egress_in_guest();
   for (size_t i = 0; i < config.host_dirs.size(); ++i) {
@@ -169,7 +168,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
   watcher = std::thread([this] { watch(); });
 }
 
-void Sandbox::Impl::set_identity() {
+GuestIdentity Sandbox::Impl::identity() const {
   // The guest has no battery-backed clock (CMOS reads 0), and a restored guest's clock and
   // RNG state are the snapshot's: give it the host's wall clock and fresh host entropy (empty
   // entropy: 64 bytes of getrandom) before anyone else talks to it.
@@ -179,7 +178,7 @@ void Sandbox::Impl::set_identity() {
   // A restored or forked VM's NIC has its own MAC while the guest's driver still holds the one
   // it read at probe, in the VM the snapshot came from: the agent moves the interface over.
   identity.mac = vm->net_mac_change();
-  client.load()->set_identity(identity);
+  return identity;
 }
 
 void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& rc,
@@ -209,8 +208,7 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
   }
   // The snapshot's VM was ready, so this one is: the agent listens again once the guest has
   // handled the TRANSPORT_RESET its vsock device posted at restore.
-  connect_agent(deadline, stop);
-  set_identity();
+  connect_agent(deadline, stop);  // the identity is its first request
   install_egress_in_guest();
   boot_time = Clock::now() - t0;
   state = SandboxState::kReady;
@@ -265,8 +263,13 @@ Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point dea
       ++made.attempts;
       const auto t0 = Clock::now();
       auto c = AgentClient::connect(o);
-      made.accept = Clock::now() - t0;
-      c->ping(std::min(left, config.request_timeout));
+      const auto t1 = Clock::now();
+      made.accept = t1 - t0;
+      // The first request is the identity, not a ping: its answer proves the agent serves,
+      // and nothing runs in a restored or forked guest before it has its own entropy, clock
+      // and hostname. Idempotent, so an attempt that fails here is simply made again.
+      c->set_identity(identity());
+      made.identity = Clock::now() - t1;
       std::lock_guard lock(mutex);
       client = c.get();
       clients.push_back(std::move(c));
@@ -399,15 +402,32 @@ HostDirCopyBack Sandbox::copy_back_host_dirs() {
 }
 
 PingResult Sandbox::ping() { return agent().ping(); }
+void Sandbox::Impl::first_exec_done() {
+  std::lock_guard lock(mutex);  // vm stays while the hook reads it
+  if (!after_first_exec || !vm) return;
+  const auto hook = std::exchange(after_first_exec, nullptr);
+  try {
+    hook(*vm);
+  } catch (const Error&) {
+    // Learning is an optimisation: a pagemap that cannot be read leaves the template without.
+  }
+}
+
 ExecResult Sandbox::exec(const std::vector<std::string>& argv, const ExecOptions& options) {
-  return agent().exec(argv, options);
+  ExecResult r = agent().exec(argv, options);
+  impl_->first_exec_done();
+  return r;
 }
 ExecResult Sandbox::exec_shell(const std::string& command, const ExecOptions& options) {
-  return agent().exec_shell(command, options);
+  ExecResult r = agent().exec_shell(command, options);
+  impl_->first_exec_done();
+  return r;
 }
 ExecResult Sandbox::exec_stream(const std::vector<std::string>& argv, const ExecOptions& options,
                                 const ExecCallbacks& callbacks) {
-  return agent().exec_stream(argv, options, callbacks);
+  ExecResult r = agent().exec_stream(argv, options, callbacks);
+  impl_->first_exec_done();
+  return r;
 }
 std::unique_ptr<ExecProcess> Sandbox::start(const std::vector<std::string>& argv,
                                             const ExecOptions& options,

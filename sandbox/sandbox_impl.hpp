@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,6 +50,9 @@ struct Sandbox::Impl {
   std::atomic<SandboxState> state{SandboxState::kBooting};
   std::chrono::nanoseconds boot_time{0};
   ForkTimings fork_timings;
+  // Called once with the VM after the first successful exec (Template::fork sets it while the
+  // template has not yet learned which pages a child touches first); guarded by `mutex`.
+  std::function<void(const Vm&)> after_first_exec;
   std::mutex mutex;  // guards vm (reset at shutdown), final_tail, stop_watch
   std::string final_tail;
   bool stop_watch = false;
@@ -78,12 +82,15 @@ struct Sandbox::Impl {
   // the number of attempts.
   struct AgentConnected {
     std::chrono::nanoseconds accept{};
+    std::chrono::nanoseconds identity{};  // the last attempt's identity request
     unsigned attempts = 0;
   };
-  // Connects (retrying until the agent answers ping) and makes it the current client.
+  // Connects (retrying until the agent answers), gives the guest its identity as the first
+  // request on the connection, and makes it the current client.
   AgentConnected connect_agent(Clock::time_point deadline, const std::stop_token& stop);
-  // Gives the guest fresh entropy, the host's wall clock and config.hostname.
-  void set_identity();
+  // What connect_agent() gives the guest first: fresh entropy, the host's wall clock,
+  // config.hostname and the NIC's MAC change.
+  GuestIdentity identity() const;
   // Starts the egress proxy for config.egress on the socket the guest's proxied connections
   // arrive at (socket_path + "_3128"); before the VM runs, so the first connection finds it.
   void start_egress();
@@ -101,6 +108,8 @@ struct Sandbox::Impl {
   GuestError vm_stopped_error(const VmResult& r, const std::string& context);
   // The client, if the sandbox is ready; otherwise the error its state calls for.
   AgentClient& ready_client();
+  // Runs after_first_exec, once.
+  void first_exec_done();
 };
 
 }  // namespace forkvm

@@ -24,6 +24,7 @@ struct PreparedVm {
   std::unique_ptr<Vm> vm;
   std::string temp_dir;
   std::string socket_path;
+  uint64_t prefaulted = 0;  // bytes of guest memory taken ahead (TemplateOptions::prefault)
 
   PreparedVm() = default;
   // The moved-from object must not remove the directory: exchange, not a defaulted move (a
@@ -31,12 +32,14 @@ struct PreparedVm {
   PreparedVm(PreparedVm&& other) noexcept
       : vm(std::move(other.vm)),
         temp_dir(std::exchange(other.temp_dir, {})),
-        socket_path(std::move(other.socket_path)) {}
+        socket_path(std::move(other.socket_path)),
+        prefaulted(other.prefaulted) {}
   PreparedVm& operator=(PreparedVm&& other) noexcept {
     discard();
     vm = std::move(other.vm);
     temp_dir = std::exchange(other.temp_dir, {});
     socket_path = std::move(other.socket_path);
+    prefaulted = other.prefaulted;
     return *this;
   }
   ~PreparedVm() { discard(); }
@@ -51,11 +54,21 @@ struct PreparedVm {
   }
 };
 
+/// The guest pages a child of this template touched up to the end of its first exec, learned
+/// once from the first child that gets there (Sandbox::Impl::after_first_exec) and taken by
+/// every VM the pool prepares afterwards (TemplateOptions::prefault). Shared with the children's
+/// hooks, which may outlive the Template.
+struct HotPages {
+  std::mutex mu;
+  std::optional<TouchedMemory> touched;  // guarded by mu
+};
+
 }  // namespace
 
 struct Template::Impl {
   std::shared_ptr<const VmImage> image;
   TemplateOptions options;
+  std::shared_ptr<HotPages> hot = std::make_shared<HotPages>();
 
   std::mutex mu;
   std::condition_variable cv;
@@ -73,8 +86,9 @@ struct Template::Impl {
   }
 
   /// A VM for the image with its own socket dir and vsock CID, not launched. Its NIC (for an
-  /// image with one) is `net`, else TemplateOptions::net's.
-  PreparedVm prepare(const std::optional<NetConfig>& net = std::nullopt) {
+  /// image with one) is `net`, else TemplateOptions::net's. `ahead` (the pool's refill, off
+  /// every fork's path): it also takes the pages children touch first, once they are known.
+  PreparedVm prepare(const std::optional<NetConfig>& net = std::nullopt, bool ahead = false) {
     PreparedVm p;
     p.temp_dir = make_temp_dir(options.runtime_dir);
     p.socket_path = socket_in(p.temp_dir, "TemplateOptions::runtime_dir");
@@ -93,6 +107,14 @@ struct Template::Impl {
       }
     }
     p.vm = Vm::prepare(image, ro);
+    if (ahead && options.prefault) {
+      std::optional<TouchedMemory> touched;
+      {
+        std::lock_guard lock(hot->mu);
+        touched = hot->touched;
+      }
+      if (touched) p.prefaulted = p.vm->prefault_memory(*touched);
+    }
     return p;
   }
 
@@ -107,7 +129,7 @@ struct Template::Impl {
       bool failed = false;
       PreparedVm p;
       try {
-        p = prepare();
+        p = prepare(std::nullopt, true);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "forkvm: template pool: cannot prepare a VM: %s\n", e.what());
         failed = true;
@@ -169,13 +191,11 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
   // handled the TRANSPORT_RESET its vsock device posted at restore.
   start_egress();
   const auto t0 = Clock::now();
-  const AgentConnected connected = connect_agent(deadline, stop);
-  const auto t1 = Clock::now();
-  set_identity();
-  fork_timings.agent_connect = t1 - t0;
+  const AgentConnected connected = connect_agent(deadline, stop);  // identity included
+  fork_timings.identity = connected.identity;
+  fork_timings.agent_connect = Clock::now() - t0 - connected.identity;
   fork_timings.agent_accept = connected.accept;
   fork_timings.agent_attempts = connected.attempts;
-  fork_timings.identity = Clock::now() - t1;
   install_egress_in_guest();
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });
@@ -211,6 +231,7 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
     timings.vm.create_vm = timings.vm.memory = timings.vm.devices = timings.vm.vcpus = {};
   }
   timings.pooled = pooled;
+  timings.prefaulted_bytes = p.prefaulted;
   timings.to_vcpus_ready = vcpus_ready - t0;
 
   auto impl = std::make_unique<Sandbox::Impl>();
@@ -224,6 +245,21 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   impl->config.vm.vcpus = impl_->image->vcpus();
   impl->config.vm.memory_mib = impl_->image->memory_mib();
   impl->fork_timings = timings;  // adopt() adds agent_connect and identity
+  if (impl_->options.prefault && impl_->options.pool_size > 0) {
+    bool known = false;
+    {
+      std::lock_guard lock(impl_->hot->mu);
+      known = impl_->hot->touched.has_value();
+    }
+    if (!known) {
+      // Until one child has finished its first exec, each child may be the one to tell.
+      impl->after_first_exec = [hot = impl_->hot](const Vm& vm) {
+        TouchedMemory touched = vm.touched_memory();
+        std::lock_guard lock(hot->mu);
+        if (!hot->touched) hot->touched = std::move(touched);
+      };
+    }
+  }
   // From here the Sandbox::Impl owns the VM and its directory; on a throw its destructor
   // shuts the child down and removes them.
   impl->adopt(std::move(p.vm), std::exchange(p.temp_dir, {}), p.socket_path, deadline, stop);

@@ -405,4 +405,39 @@ VmMemoryUsage Vm::memory_usage() const {
   return {u.private_bytes, u.shared_bytes};
 }
 
+namespace {
+
+uint64_t sum_lengths(const std::vector<std::pair<uint64_t, uint64_t>>& extents) {
+  uint64_t n = 0;
+  for (const auto& e : extents) n += e.second;
+  return n;
+}
+
+}  // namespace
+
+uint64_t TouchedMemory::written_bytes() const noexcept { return sum_lengths(written); }
+uint64_t TouchedMemory::read_bytes() const noexcept { return sum_lengths(read); }
+
+TouchedMemory Vm::touched_memory() const {
+  const GuestMemory::Touched t = impl_->memory.touched_extents();
+  TouchedMemory out;
+  for (const auto& e : t.written) out.written.emplace_back(e.offset, e.length);
+  for (const auto& e : t.read) out.read.emplace_back(e.offset, e.length);
+  return out;
+}
+
+uint64_t Vm::prefault_memory(const TouchedMemory& touched) {
+  std::lock_guard lifecycle(impl_->lifecycle_mu);  // not while launch() runs
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->launched || impl_->started) {
+      throw InvalidStateError("prefault_memory: the VM was launched already");
+    }
+  }
+  GuestMemory::Touched t;
+  for (const auto& [offset, length] : touched.written) t.written.push_back({offset, length});
+  for (const auto& [offset, length] : touched.read) t.read.push_back({offset, length});
+  return impl_->memory.prefault(t);
+}
+
 }  // namespace forkvm

@@ -23,6 +23,14 @@ struct TemplateOptions {
   /// vCPUs) and refilled on a background thread, so that fork() only restores state and starts
   /// the vCPUs. 0: every fork prepares its own VM.
   size_t pool_size = 0;
+  /// Pooled VMs take, before their vCPUs run, the guest pages the template's first child
+  /// touched up to the end of its first exec (Vm::touched_memory(), prefault_memory()): the
+  /// ones it wrote are copied, the ones it read mapped, so that a child's agent connect and
+  /// first exec do not stop on a host page fault for each. Costs each pooled VM that many
+  /// private pages ahead of time (ForkTimings::prefaulted_bytes), which the child would write
+  /// anyway. Learned from the first child whose first exec (Sandbox::exec, exec_shell,
+  /// exec_stream) succeeds.
+  bool prefault = true;
   /// Where the children's private temp dirs (holding their vsock sockets) are made; empty:
   /// $TMPDIR or /tmp. Keep it short (Unix socket paths are limited to 107 bytes).
   std::string runtime_dir;
@@ -47,7 +55,7 @@ struct TemplateOptions {
 
 /// How one child is made.
 struct ForkConfig {
-  /// From the fork() call to "the agent answers ping".
+  /// From the fork() call to "the agent answers its first request".
   std::chrono::milliseconds boot_timeout{60000};
   /// Deadline of each non-exec request (see AgentClientOptions::request_timeout).
   std::chrono::milliseconds request_timeout{30000};
@@ -74,17 +82,20 @@ struct ForkTimings {
   /// From the fork() call until the child's vCPUs were ready to run (state restored, threads
   /// started): the fork latency.
   std::chrono::nanoseconds to_vcpus_ready{};
-  /// From the fork() call until the agent answered ping and the child had its identity.
+  /// From the fork() call until the agent answered and the child had its identity.
   std::chrono::nanoseconds to_ready{};
-  /// Of to_ready: connecting to the agent until it answered ping (the guest first handles the
-  /// TRANSPORT_RESET its vsock device posted, then accepts), and setting the child's identity (entropy
-  /// with a CRNG reseed, wall clock, hostname).
+  /// Of to_ready: connecting to the agent until it accepted and greeted (the guest first
+  /// handles the TRANSPORT_RESET its vsock device posted, then accepts), and the first request
+  /// on that connection, which gives the child its identity (entropy with a CRNG reseed, wall
+  /// clock, hostname) and is the proof that the agent serves: no ping before it.
   std::chrono::nanoseconds agent_connect{};
   std::chrono::nanoseconds identity{};
   /// Of agent_connect: until the agent accepted the connection and greeted (the rest is the
   /// ping), and how many connection attempts that took (1 unless the guest refused at first).
   std::chrono::nanoseconds agent_accept{};
   unsigned agent_attempts = 0;
+  /// Guest memory the VM took ahead of its guest (TemplateOptions::prefault), before the fork.
+  uint64_t prefaulted_bytes = 0;
 };
 
 }  // namespace forkvm

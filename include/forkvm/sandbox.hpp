@@ -79,7 +79,7 @@ struct SandboxConfig {
   /// instead of guest RAM, so what the guest writes to "/" outlives the VM (persistent) or
   /// forks with it (copy-on-write). Empty: the layer is in RAM.
   std::string root_upper_disk;
-  /// From start to "the agent answers ping": the ready signal plus the first connection.
+  /// From start to "the agent answers its first request": the ready signal plus the first connection.
   std::chrono::milliseconds boot_timeout{120000};
   /// Deadline of each non-exec request (see AgentClientOptions::request_timeout).
   std::chrono::milliseconds request_timeout{30000};
@@ -112,7 +112,7 @@ struct SandboxRestoreConfig {
   /// Where the private temp dir (holding the new VM's vsock socket) is made; empty: $TMPDIR or
   /// /tmp. Keep it short (Unix socket paths are limited to 107 bytes).
   std::string runtime_dir;
-  /// From the start of the restore to "the agent answers ping".
+  /// From the start of the restore to "the agent answers its first request".
   std::chrono::milliseconds boot_timeout{120000};
   /// Deadline of each non-exec request (see AgentClientOptions::request_timeout).
   std::chrono::milliseconds request_timeout{30000};
@@ -145,7 +145,7 @@ std::string_view to_string(SandboxState state) noexcept;
 /// A booted microVM with a connected agent. See the file comment.
 class Sandbox {
  public:
-  /// Boots the VM and waits until the agent answers ping, within config.boot_timeout.
+  /// Boots the VM and waits until the agent answers, within config.boot_timeout.
   /// Throws ConfigError/ImageError/KvmError (nothing started), GuestError (the guest failed
   /// before ready; with the console tail), TimeoutError (with the console tail),
   /// AgentUnreachableError, or CancelledError when `stop` was requested. On any failure
@@ -153,10 +153,10 @@ class Sandbox {
   static std::unique_ptr<Sandbox> create(const SandboxConfig& config, std::stop_token stop = {});
   /// Builds a new sandbox from a snapshot written by snapshot(): the VM is restored
   /// (Vm::restore) with its own vsock CID (unique within this process) and a socket in a new
-  /// private temp dir, the agent is connected (retried until it answers ping, within
-  /// config.boot_timeout), and the child is made its own machine with set_identity(): fresh
-  /// host entropy (the guest reseeds its CRNG at once), the host's wall clock, and
-  /// config.hostname when set. The guest's files and processes are the snapshot's; nothing the
+  /// private temp dir, the agent is connected (retried until it answers, within
+  /// config.boot_timeout), and the child is made its own machine by the first request on that
+  /// connection (AgentClient::set_identity): fresh host entropy (the guest reseeds its CRNG at
+  /// once), the host's wall clock, and config.hostname when set. The guest's files and processes are the snapshot's; nothing the
   /// child writes reaches the snapshot or any other sandbox. Throws SnapshotError (missing,
   /// corrupt or unsuitable snapshot), ConfigError, KvmError, GuestError, TimeoutError,
   /// AgentUnreachableError, or CancelledError when `stop` was requested; on any failure

@@ -205,6 +205,18 @@ struct VmMemoryUsage {
   uint64_t shared_bytes = 0;
 };
 
+/// The guest pages a VM started from an image has touched, as extents {offset, length} of the
+/// image's memory layout (Vm::touched_memory()): `written` ones it holds a private copy of,
+/// `read` ones it shares with the image. Another VM of the same image takes them ahead of its
+/// guest with Vm::prefault_memory().
+struct TouchedMemory {
+  std::vector<std::pair<uint64_t, uint64_t>> written;
+  std::vector<std::pair<uint64_t, uint64_t>> read;
+  /// Bytes of `written` and of `read`.
+  uint64_t written_bytes() const noexcept;
+  uint64_t read_bytes() const noexcept;
+};
+
 /// Why a VM stopped.
 enum class StopReason {
   kPowerOff,    ///< the guest agent announced a power-off and reset the machine
@@ -353,6 +365,15 @@ class Vm {
   VmBuildPhases build_phases() const;
   /// How much of the host's memory this VM's RAM uses right now (see VmMemoryUsage).
   VmMemoryUsage memory_usage() const;
+  /// The pages of RAM this VM has touched since it was started (see TouchedMemory). Throws
+  /// GuestMemoryError when /proc/self/pagemap cannot be read.
+  TouchedMemory touched_memory() const;
+  /// For a VM from prepare(), before launch(): copies the `written` pages of `touched` (taken
+  /// from another VM of the same image) into this VM's RAM and maps the `read` ones, so that
+  /// its guest's first touches of them cost no host page fault. Returns the bytes taken (0 for
+  /// a booted VM, or a host kernel without MADV_POPULATE_*, before Linux 5.14). Throws
+  /// InvalidStateError after launch(), GuestMemoryError when the host refuses (e.g. ENOMEM).
+  uint64_t prefault_memory(const TouchedMemory& touched);
 
   /// For a VM restored or forked from an image whose machine has a net device: {the MAC the
   /// guest's driver holds (the one the snapshot's device announced; Linux reads it once, at

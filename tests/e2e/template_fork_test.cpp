@@ -123,6 +123,12 @@ void expect_small_image(const VmImage& image, bool first_freeze) {
   EXPECT_LT(image.overlay_bytes(), kRamBytes / 4) << "a freeze copied far more than was written";
 }
 
+/// Waits (bounded: 60 s) until `t` holds `n` prepared VMs.
+void wait_pool_full(const Template& t, size_t n) {
+  const auto deadline = Clock::now() + 60s;
+  while (t.pooled() < n && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+}
+
 /// The sandbox every test forks from: booted on first use (once), with /tmp/marker and a
 /// detached `sleep 1000` whose pid is in /tmp/bg.pid. A boot failure fails every test.
 class SharedParent {
@@ -538,6 +544,32 @@ TEST(E2eTemplateFork, ConcurrentForksFromOneTemplate) {
     EXPECT_EQ(sh(*children[static_cast<size_t>(i)], "cat /tmp/marker"),
               "conc-" + std::to_string(i) + "\n");
   }
+  // The children's first execs taught the template which pages a child touches first: VMs the
+  // pool prepares from now on take them ahead (TemplateOptions::prefault). The ones pooled
+  // before that did not; within pool_size + 2 forks one must have, and work like any other.
+  step("forks after the first exec: pooled VMs take the first child's pages ahead");
+  bool saw_prefaulted = false;
+  for (int i = 0; i < 4 && !saw_prefaulted; ++i) {
+    wait_pool_full(*tmpl, 2);
+    auto c = tmpl->fork(fork_config("prefault-" + std::to_string(i)));
+    const ForkTimings& t = c->fork_timings();
+    step("  fork " + std::to_string(i) + ": prefaulted " +
+         std::to_string(t.prefaulted_bytes >> 10) + " KiB, " + describe(t));
+    saw_prefaulted = t.prefaulted_bytes > 0;
+    if (saw_prefaulted) {
+      EXPECT_TRUE(t.pooled);
+      const VmMemoryUsage u = c->memory_usage();
+      EXPECT_LT(u.private_bytes, kRamBytes / 4) << "prefault copied far more than a first exec";
+    }
+    // The template's content, not a sibling's writes, and its own identity.
+    EXPECT_EQ(sh(*c, "cat /tmp/marker"), "concurrent-state\n");
+    EXPECT_EQ(sh(*c, "hostname"), "prefault-" + std::to_string(i) + "\n");
+    EXPECT_TRUE(uuids.insert(sh(*c, "cat /proc/sys/kernel/random/uuid")).second)
+        << "a prefaulted child's RNG repeated a sibling's output";
+    c->shutdown();
+  }
+  EXPECT_TRUE(saw_prefaulted) << "no pooled fork took the learned pages ahead";
+
   tmpl.reset();  // stops the pool; the children keep running
   for (auto& c : children) {
     EXPECT_EQ(sh(*c, "echo alive"), "alive\n");

@@ -321,6 +321,68 @@ TEST(MemoryImageUsage, CountsPrivateAndSharedPages) {
   EXPECT_LT(used.shared_bytes, kSize) << "unread pages are not resident in this mapping";
 }
 
+// --- touched pages and prefault (TemplateOptions::prefault) ---------------------------------
+
+TEST(MemoryImageTouched, SplitsWrittenFromReadPages) {
+  const Image image = base_image(kSize, {5 * kPage, 6 * kPage});
+  GuestMemory mem = GuestMemory::map_image(image);
+  EXPECT_TRUE(page_is(mem, 5 * kPage, 0));  // read
+  EXPECT_TRUE(page_is_zero(mem, 40 * kPage));  // read (a hole of the base)
+  fill_page(mem, 6 * kPage, 1);  // read above, now written
+  fill_page(mem, 100 * kPage, 1);
+  const GuestMemory::Touched t = mem.touched_extents();
+  EXPECT_EQ(pages_of(t.written), (std::set<uint64_t>{6 * kPage, 100 * kPage}));
+  const std::set<uint64_t> read = pages_of(t.read);
+  EXPECT_TRUE(read.count(5 * kPage));
+  EXPECT_FALSE(read.count(6 * kPage)) << "a written page is not also counted as read";
+  EXPECT_FALSE(read.count(100 * kPage));
+}
+
+TEST(MemoryImageTouched, PrefaultTakesThePagesAheadWithTheirContent) {
+  const Image image = base_image(kSize, {5 * kPage, 6 * kPage, 7 * kPage});
+  GuestMemory first = GuestMemory::map_image(image);
+  EXPECT_TRUE(page_is(first, 5 * kPage, 0));
+  fill_page(first, 6 * kPage, 1);
+  fill_page(first, 200 * kPage, 1);
+  const GuestMemory::Touched learned = first.touched_extents();
+
+  // Another VM of the same image takes them before its guest runs: the written ones become
+  // private copies of the image's content (not of the first VM's writes), the read ones mapped.
+  GuestMemory second = GuestMemory::map_image(image);
+  EXPECT_EQ(second.usage().private_bytes, 0u);
+  const uint64_t taken = second.prefault(learned);
+  if (taken == 0) GTEST_SKIP() << "this kernel has no MADV_POPULATE_READ/WRITE (Linux < 5.14)";
+  const GuestMemory::Touched after = second.touched_extents();
+  EXPECT_EQ(pages_of(after.written), pages_of(learned.written));
+  EXPECT_TRUE(pages_of(after.read).count(5 * kPage));
+  // Every learned byte (a read fault may have mapped neighbours too: fault-around).
+  uint64_t learned_bytes = 0;
+  for (const auto* v : {&learned.written, &learned.read}) {
+    for (const auto& e : *v) learned_bytes += e.length;
+  }
+  EXPECT_EQ(taken, learned_bytes);
+  EXPECT_GE(taken, 3 * kPage);
+  EXPECT_TRUE(page_is(second, 6 * kPage, 0)) << "a prefaulted page holds the image's content";
+  EXPECT_TRUE(page_is_zero(second, 200 * kPage));
+  EXPECT_TRUE(page_is(second, 7 * kPage, 0));
+  // Still copy-on-write: writes stay private to this mapping.
+  fill_page(second, 6 * kPage, 2);
+  EXPECT_TRUE(page_is(first, 6 * kPage, 1));
+  GuestMemory third = GuestMemory::map_image(image);
+  EXPECT_TRUE(page_is(third, 6 * kPage, 0));
+  // Extents past the end of this RAM (another image's layout) are clipped, not an error.
+  GuestMemory::Touched outside;
+  outside.written.push_back({kSize - kPage, 4 * kPage});
+  EXPECT_EQ(third.prefault(outside), kPage);
+}
+
+TEST(MemoryImageTouched, PrefaultIgnoresRamThatIsNotAnImage) {
+  GuestMemory mem = GuestMemory::create_memfd(kSize);
+  GuestMemory::Touched t;
+  t.written.push_back({0, 4 * kPage});
+  EXPECT_EQ(mem.prefault(t), 0u);
+}
+
 // --- layers ---------------------------------------------------------------------------------
 
 TEST(MemoryImageLayers, FreezeOfAnImageMappingAddsOneLayerOfTheWrittenPages) {
