@@ -117,7 +117,7 @@ void EgressProxy::set_policy(std::shared_ptr<const CompiledPolicy> policy) {
   });
 }
 
-const std::string& EgressProxy::ca_pem() const noexcept { return authority_->ca_pem(); }
+const std::string& EgressProxy::ca_pem() const { return authority_->ca_pem(); }
 
 ProxyEndpoint EgressProxy::endpoint() const {
   ProxyEndpoint out;

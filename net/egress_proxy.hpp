@@ -84,8 +84,9 @@ class EgressProxy {
   /// Counters so far.
   EgressProxyStats stats() const;
   /// The CA the guest must trust (PEM) for intercepted HTTPS: install it into the guest's
-  /// trust store.
-  const std::string& ca_pem() const noexcept;
+  /// trust store. Made on first use (TlsAuthority::create): throws EgressError when OpenSSL
+  /// cannot make it.
+  const std::string& ca_pem() const;
   /// The authority, to share with a fork's proxy (TlsInterception::authority).
   std::shared_ptr<const TlsAuthority> authority() const noexcept { return authority_; }
   /// What http_request_via_proxy() needs to go through this proxy.

@@ -155,7 +155,32 @@ struct TlsAuthority::Leaf {
 };
 
 std::shared_ptr<TlsAuthority> TlsAuthority::create(std::string common_name) {
-  std::shared_ptr<TlsAuthority> authority(new TlsAuthority());
+  return std::shared_ptr<TlsAuthority>(new TlsAuthority(std::move(common_name)));
+}
+
+void TlsAuthority::ensure_made() const {
+  std::call_once(made_, [this] {
+    try {
+      make();
+    } catch (...) {
+      make_error_ = std::current_exception();
+    }
+  });
+  if (make_error_) std::rethrow_exception(make_error_);
+}
+
+const std::string& TlsAuthority::ca_pem() const {
+  ensure_made();
+  return ca_pem_;
+}
+
+X509* TlsAuthority::ca_certificate() const {
+  ensure_made();
+  return ca_cert_;
+}
+
+void TlsAuthority::make() const {
+  const std::string& common_name = common_name_;
   KeyPtr ca_key = new_p256_key();
   KeyPtr leaf_key = new_p256_key();
   X509Ptr cert(X509_new());
@@ -175,11 +200,10 @@ std::shared_ptr<TlsAuthority> TlsAuthority::create(std::string common_name) {
   add_extension(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign");
   add_extension(cert.get(), cert.get(), NID_subject_key_identifier, "hash");
   if (!X509_sign(cert.get(), ca_key.get(), EVP_sha256())) fail("signing the CA certificate");
-  authority->ca_pem_ = pem_of(cert.get());
-  authority->ca_key_ = ca_key.release();
-  authority->ca_cert_ = cert.release();
-  authority->leaf_key_ = leaf_key.release();
-  return authority;
+  ca_pem_ = pem_of(cert.get());
+  ca_key_ = ca_key.release();
+  ca_cert_ = cert.release();
+  leaf_key_ = leaf_key.release();
 }
 
 TlsAuthority::~TlsAuthority() {
@@ -234,6 +258,7 @@ std::shared_ptr<TlsAuthority::Leaf> TlsAuthority::mint(const std::string& host) 
 }
 
 std::shared_ptr<ssl::context> TlsAuthority::server_context(const std::string& host) const {
+  ensure_made();  // the leaves are signed by the CA
   {
     std::lock_guard lock(mutex_);
     if (auto found = leaves_.find(host); found != leaves_.end()) {

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,17 +35,21 @@ class TlsAuthority {
   /// A fresh authority: a new EC P-256 CA key and a self-signed CA certificate (subject
   /// CN=`common_name` O=forkvm; basicConstraints critical CA:TRUE pathlen:0; keyUsage critical
   /// keyCertSign cRLSign; subjectKeyIdentifier; a random 128-bit serial; valid from an hour ago
-  /// for a year), and one P-256 key for all its leaves. Throws EgressError with OpenSSL's text.
+  /// for a year), and one P-256 key for all its leaves. The keys and the certificate are made
+  /// on first use (ca_pem(), ca_certificate(), server_context()), once: every sandbox and fork
+  /// has an authority, but one that never intercepts HTTPS never pays for two key generations
+  /// and a signature on its fork path. Never throws itself.
   static std::shared_ptr<TlsAuthority> create(std::string common_name = "forkvm sandbox CA");
 
   ~TlsAuthority();
   TlsAuthority(const TlsAuthority&) = delete;
   TlsAuthority& operator=(const TlsAuthority&) = delete;
 
-  /// The CA certificate, PEM: what the guest's trust store gets.
-  const std::string& ca_pem() const noexcept { return ca_pem_; }
-  /// The CA certificate (owned by the authority).
-  X509* ca_certificate() const noexcept { return ca_cert_; }
+  /// The CA certificate, PEM: what the guest's trust store gets. Throws EgressError with
+  /// OpenSSL's text when the CA cannot be made (then and at every later use).
+  const std::string& ca_pem() const;
+  /// The CA certificate (owned by the authority). Throws as ca_pem().
+  X509* ca_certificate() const;
 
   /// A TLS server context for `host` (a normalized host name, or an IPv4 or IPv6 literal
   /// without brackets): a leaf certificate with subjectAltName DNS:`host` (IP:`host` for a
@@ -56,14 +61,22 @@ class TlsAuthority {
   std::shared_ptr<boost::asio::ssl::context> server_context(const std::string& host) const;
 
  private:
-  TlsAuthority() = default;
+  explicit TlsAuthority(std::string common_name) : common_name_(std::move(common_name)) {}
   struct Leaf;
   std::shared_ptr<Leaf> mint(const std::string& host) const;
+  /// Makes the keys and the CA certificate the first time (whichever thread asks first; the
+  /// others wait), or rethrows that first attempt's error.
+  void ensure_made() const;
+  void make() const;
 
-  EVP_PKEY* ca_key_ = nullptr;
-  X509* ca_cert_ = nullptr;
-  EVP_PKEY* leaf_key_ = nullptr;
-  std::string ca_pem_;
+  std::string common_name_;
+  mutable std::once_flag made_;
+  mutable std::exception_ptr make_error_;  // set once, inside made_
+  // Written once, inside made_, read only after ensure_made().
+  mutable EVP_PKEY* ca_key_ = nullptr;
+  mutable X509* ca_cert_ = nullptr;
+  mutable EVP_PKEY* leaf_key_ = nullptr;
+  mutable std::string ca_pem_;
   mutable std::mutex mutex_;
   mutable std::map<std::string, std::shared_ptr<Leaf>> leaves_;
   mutable std::deque<std::string> order_;  ///< the cached hosts, oldest first

@@ -54,7 +54,8 @@ void Sandbox::Impl::install_egress_in_guest() {
     std::lock_guard lock(egress_mutex);
     const net::CompiledPolicy policy(config.egress.policy);
     for (const auto& [name, placeholder] : policy.placeholders()) env[name] = placeholder;
-    if (egress_proxy) ca_pem = egress_proxy->ca_pem();
+    // Only with secrets bound: the CA is made on first use (not on every fork's path).
+    if (egress_proxy && !env.empty()) ca_pem = egress_proxy->ca_pem();
   }
   if (env.empty()) return;
   // HTTPS to a host with secrets is intercepted (net/README.md): the guest must trust this

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -83,6 +85,28 @@ TEST(TlsAuthorityTest, TheCaCertificateIsAConstrainedSelfSignedCa) {
                              X509_get0_serialNumber(other.get())), 0);
   EXPECT_NE(EVP_PKEY_eq(X509_get0_pubkey(ca.get()), X509_get0_pubkey(other.get())), 1);
   EXPECT_EQ(authority->ca_pem().find("PRIVATE"), std::string::npos);
+}
+
+// The CA is made on first use, once, whichever threads ask at the same time: all get the same
+// certificate, and a leaf minted first (server_context before ca_pem) is signed by it too.
+TEST(TlsAuthorityTest, MadeOnceOnFirstUseFromAnyThread) {
+  const auto authority = TlsAuthority::create("lazy CA");
+  const auto context = authority->server_context("api.example.com");
+  ASSERT_TRUE(context);
+  std::vector<std::string> pems(8);
+  {
+    std::vector<std::jthread> threads;
+    for (size_t i = 0; i < pems.size(); ++i) {
+      threads.emplace_back([&, i] { pems[i] = authority->ca_pem(); });
+    }
+  }
+  for (const auto& pem : pems) EXPECT_EQ(pem, pems[0]);
+  const X509Ptr ca = parse_pem(pems[0]);
+  ASSERT_TRUE(ca);
+  EXPECT_EQ(X509_cmp(ca.get(), authority->ca_certificate()), 0);
+  X509* leaf = SSL_CTX_get0_certificate(context->native_handle());
+  ASSERT_NE(leaf, nullptr);
+  EXPECT_EQ(X509_check_issued(authority->ca_certificate(), leaf), X509_V_OK);
 }
 
 TEST(TlsAuthorityTest, ALeafVerifiesForItsNameOnly) {
