@@ -30,6 +30,7 @@
 #include "tests/support/guest_client.hpp"
 #include "net/tls_authority.hpp"
 #include "tests/support/http_test_server.hpp"
+#include "tests/support/loopback_request.hpp"
 #include "tests/support/https_test_server.hpp"
 #include "tests/support/read_text.hpp"
 #include "tests/support/run_process.hpp"
@@ -75,24 +76,7 @@ EgressPolicy policy_with_secret() {
 
 // A blocking HTTP GET to 127.0.0.1:port on the host; the raw response (10 s timeouts).
 std::string host_get(uint16_t port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: x\r\n\r\n";
-    (void)!::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-    char buf[4096];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
-      out.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fd);
-  return out;
+  return test::loopback_exchange(port, "GET " + path + " HTTP/1.0\r\nHost: x\r\n\r\n");
 }
 
 bool file_contains(const std::string& path, const std::string& needle) {

@@ -4,7 +4,6 @@
 // handshake parsers run; only the VM is absent. Every socket has a 10 s timeout.
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,6 +19,7 @@
 #include "forkvm/errors.hpp"
 #include "net/port_forward.hpp"
 #include "tests/support/guest_client.hpp"
+#include "tests/support/loopback_request.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace forkvm::net {
@@ -127,30 +127,12 @@ class FakeVsock {
   std::thread acceptor_;
 };
 
-/// One request over TCP to 127.0.0.1:`port`, everything read back.
-std::string tcp_get(uint16_t port, const std::string& line) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  set_timeouts(fd);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    send_all(fd, line);
-    char buf[4096];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, n);
-  }
-  ::close(fd);
-  return out;
-}
-
 TEST(PortForward, CarriesATcpConnectionThroughBothHandshakes) {
   test::TempDir dir("fwd");
   FakeVsock vsock(dir / "v.sock", "OK 1073741824\n", "OK\n");
   PortForward forward(dir / "v.sock", 8000, uint16_t{0});
   ASSERT_NE(forward.host_port(), 0);
-  EXPECT_EQ(tcp_get(forward.host_port(), "GET / HTTP/1.0\n"),
+  EXPECT_EQ(test::loopback_exchange(forward.host_port(), "GET / HTTP/1.0\n"),
             "HTTP/1.0 200 OK\r\n\r\necho GET / HTTP/1.0");
   EXPECT_EQ(vsock.connects(), std::vector<std::string>{"CONNECT 1025"});
   EXPECT_EQ(vsock.forwards(), std::vector<std::string>{"FORWARD 8000"});
@@ -188,7 +170,7 @@ TEST(PortForward, ARefusalOrAMalformedAnswerClosesTheConnection) {
     test::TempDir dir("fwd");
     FakeVsock vsock(dir / "v.sock", device, agent);
     PortForward forward(dir / "v.sock", 8000, uint16_t{0});
-    EXPECT_EQ(tcp_get(forward.host_port(), "GET / HTTP/1.0\n"), "")
+    EXPECT_EQ(test::loopback_exchange(forward.host_port(), "GET / HTTP/1.0\n"), "")
         << "device " << device << " agent " << agent;
   }
 }
