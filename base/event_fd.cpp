@@ -1,5 +1,4 @@
 #include "base/event_fd.hpp"
-#include "base/text.hpp"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -7,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+
+#include "base/text.hpp"
 
 namespace forkvm {
 

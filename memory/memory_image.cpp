@@ -1,6 +1,5 @@
 // MemoryImage: building images and their overlay layers (the file comment of the header says
 // what they are). Mapping them is GuestMemory's job (guest_memory_image.cpp).
-#include "base/text.hpp"
 #include "memory/memory_image.hpp"
 
 #include <fcntl.h>
@@ -13,6 +12,7 @@
 #include <cstring>
 #include <string>
 
+#include "base/text.hpp"
 #include "forkvm/errors.hpp"
 #include "memory/layout.hpp"
 

@@ -1,6 +1,5 @@
 // forkvm::AgentClient: the request types of protocol v1 on top of AgentClient::Impl
 // (client_impl.cpp) and ExecProcess (exec_process.cpp).
-#include "base/text.hpp"
 #include "forkvm/agent_client.hpp"
 
 #include <cerrno>
@@ -8,6 +7,7 @@
 #include <fstream>
 #include <istream>
 
+#include "base/text.hpp"
 #include "contract/protocol/messages.hpp"
 #include "sandbox/client_impl.hpp"
 #include "sandbox/exec_process.hpp"

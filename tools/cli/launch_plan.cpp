@@ -1,4 +1,3 @@
-#include "base/text.hpp"
 #include "tools/cli/launch_plan.hpp"
 
 #include <cerrno>
@@ -7,6 +6,8 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "base/text.hpp"
 
 namespace forkvm::cli {
 namespace {
