@@ -84,11 +84,16 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork)
   return c;
 }
 
-double destroy_timed(std::unique_ptr<Sandbox> box) {
+double destroy_timed(std::unique_ptr<Sandbox> box, double* reaped_ms) {
   const auto t0 = Clock::now();
   box->shutdown();
   box.reset();
-  return ms_since(t0);
+  const double caller = ms_since(t0);
+  if (reaped_ms != nullptr) {
+    Sandbox::wait_for_teardowns();
+    *reaped_ms = ms_since(t0);
+  }
+  return caller;
 }
 
 void ForkSeries::add(const ForkedChild& c) {

@@ -87,6 +87,7 @@ ForkedChild fork_and_exec_retry(const std::function<std::unique_ptr<Sandbox>()>&
 struct ForkSeries {
   std::vector<double> freeze, to_vcpus_ready, create_vm, memory, devices, vcpus, state, start, other;
   std::vector<double> to_ready, agent_connect, identity, fork_call, exec, to_exec, teardown;
+  std::vector<double> teardown_reaped;  ///< shutdown() until the reaper had finished it too
   std::vector<double> warm_exec;  ///< each child's second exec (ForkedChild::warm_exec_ms)
   std::vector<double> agent_accept, agent_attempts;  ///< ForkTimings' parts of agent_connect
   std::vector<double> prefaulted_mib;  ///< ForkTimings::prefaulted_bytes, in MiB
@@ -107,8 +108,10 @@ struct ForkSeries {
 void add_fork_rows(ReportSection& sec, const std::string& key, const std::string& label,
                    const ForkSeries& s);
 
-/// Sandbox::shutdown() and the destructor; returns milliseconds.
-double destroy_timed(std::unique_ptr<Sandbox> box);
+/// Sandbox::shutdown() and the destructor; returns milliseconds (what the caller waits; the
+/// rest of the teardown runs on the reaper: `reaped_ms`, when given, gets the time until
+/// Sandbox::wait_for_teardowns() returned as well).
+double destroy_timed(std::unique_ptr<Sandbox> box, double* reaped_ms = nullptr);
 
 /// "open-file limit: soft S (raised from B), hard H" for a report's header.
 std::string fd_limit_line(const FdLimits& l);

@@ -87,6 +87,7 @@ void destroy_all(std::vector<std::unique_ptr<Sandbox>>& kids) {
     k.reset();
   }
   kids.clear();
+  Sandbox::wait_for_teardowns();  // their memory and descriptors are gone before the next reading
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 // forkvm::Sandbox: boots a Vm with a vsock device, waits for the agent, and forwards requests
 // to an AgentClient. A watcher thread notices a VM that stops by itself and fails whatever is
 // pending with GuestError (the console tail says why).
-#include "base/text.hpp"
 #include "forkvm/sandbox.hpp"
 
 #include <stdlib.h>
@@ -16,14 +15,17 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "base/text.hpp"
 #include "contract/protocol/field_rules.hpp"
 #include "contract/protocol/messages.hpp"
 #include "contract/root_disk.hpp"
 #include "net/egress_proxy.hpp"
 #include "net/port_forward.hpp"
 #include "sandbox/host_dirs.hpp"
+#include "sandbox/reaper.hpp"
 #include "sandbox/sandbox_impl.hpp"
 
 namespace forkvm {
@@ -310,6 +312,9 @@ Sandbox::Impl::~Impl() { shutdown(); }
 void Sandbox::Impl::shutdown() {
   std::lock_guard once(shutdown_mutex);
   if (state == SandboxState::kShutDown && !vm && temp_dir.empty()) return;
+  // A sandbox that never came up is being torn down because create/restore/fork failed: that
+  // teardown finishes before the error reaches the caller (nothing left behind), not later.
+  const bool came_up = state != SandboxState::kBooting;
   state = SandboxState::kShutDown;
   {
     std::lock_guard lock(mutex);
@@ -324,20 +329,29 @@ void Sandbox::Impl::shutdown() {
     // Not under `mutex`: close() joins the reader, whose hook takes it.
     for (auto* c : all) c->close(std::make_exception_ptr(InvalidStateError("the sandbox was shut down")));
   }
-  if (vm) vm->stop();
+  if (vm) vm->stop();  // the guest stops running and the device threads end here
   if (watcher.joinable()) watcher.join();
   stop_network();
+  sandbox::Remains remains;
   {
     std::lock_guard lock(mutex);
     if (vm) final_tail = vm->console_tail();
-    vm.reset();
+    remains.vm = std::move(vm);
   }
-  if (!temp_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(temp_dir, ec);
-    temp_dir.clear();
+  // No new connection finds the socket from here; its listener closes with the VM.
+  if (!socket_path.empty()) ::unlink(socket_path.c_str());
+  remains.temp_dir = std::exchange(temp_dir, {});
+  // Closing the KVM VM and unmapping its memory is the slow part: the reaper does it
+  // (bounded; Sandbox::wait_for_teardowns() waits for it).
+  if (!remains.vm && remains.temp_dir.empty()) return;
+  if (came_up) {
+    sandbox::Reaper::instance().submit(std::move(remains));
+  } else {
+    sandbox::Reaper::tear_down(remains);
   }
 }
+
+void Sandbox::wait_for_teardowns() { sandbox::Reaper::instance().drain(); }
 
 AgentClient& Sandbox::Impl::ready_client() {
   switch (state.load()) {

@@ -169,9 +169,18 @@ class Sandbox {
   Sandbox(const Sandbox&) = delete;
   Sandbox& operator=(const Sandbox&) = delete;
 
-  /// Closes the agent connection (pending requests fail with InvalidStateError), stops the VM,
-  /// removes the socket and the temp dir. Idempotent; later requests throw InvalidStateError.
+  /// Closes the agent connection (pending requests fail with InvalidStateError), stops the VM
+  /// (the guest no longer runs, the device threads have ended) and removes the vsock socket.
+  /// The rest of the teardown, closing the KVM VM and unmapping its memory (the slow part:
+  /// tens of ms in a nested guest) and removing the temp dir, is handed to the process's
+  /// reaper thread; at most 64 wait there, a shutdown beyond that waits for room, and the
+  /// queue is drained at process exit. wait_for_teardowns() waits for them. (A sandbox whose
+  /// create, restore or fork failed is torn down completely before the error is thrown.)
+  /// Idempotent; later requests throw InvalidStateError.
   void shutdown();
+  /// Waits until the teardown of every sandbox shut down so far (by any thread) has finished:
+  /// its VM closed, its memory unmapped, its temp dir removed.
+  static void wait_for_teardowns();
   /// Writes a snapshot of this sandbox to the new directory `dir` (Vm::snapshot: `dir` must
   /// not exist). The sandbox keeps running, undisturbed: the VM pauses for the capture and its
   /// agent connection stays, so requests, execs and streams in flight (from other threads)

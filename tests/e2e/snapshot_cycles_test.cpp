@@ -354,6 +354,8 @@ TEST_F(SnapshotCycles, RestoreRefusesASnapshotClaimingACpuFeatureTheHostLacks) {
 
   const std::string runtime = tmp() / "rt";
   fs::create_directories(runtime);
+  // Earlier tests' sandboxes may still be on the reaper: let it finish so the counts hold still.
+  Sandbox::wait_for_teardowns();
   const size_t threads = count_entries("/proc/self/task");
   const size_t fds = count_entries("/proc/self/fd");
   auto expect_refusal = [&](const std::string& what, const auto& restore) {
