@@ -113,7 +113,13 @@ struct Template::Impl {
         std::lock_guard lock(hot->mu);
         touched = hot->touched;
       }
-      if (touched) p.prefaulted = p.vm->prefault_memory(*touched);
+      try {
+        if (touched) p.prefaulted = p.vm->prefault_memory(*touched);
+      } catch (const Error& e) {
+        // An optimisation only: a host short of memory gets a VM that faults its pages in as
+        // the guest touches them, as without a pool.
+        std::fprintf(stderr, "forkvm: template pool: no prefault for this VM: %s\n", e.what());
+      }
     }
     return p;
   }
