@@ -61,6 +61,20 @@ GuestMemory GuestMemory::create_anonymous(uint64_t size) {
   return map_regions(size, [](uint64_t len, uint64_t) { return map_anonymous(len); });
 }
 
+GuestMemory GuestMemory::reserve(uint64_t size) {
+  check_guest_memory_size(size);
+  GuestMemory mem = map_regions(size, [](uint64_t len, uint64_t) {
+    void* p = mmap(nullptr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+      throw GuestMemoryError("cannot reserve " + std::to_string(len >> 20) +
+                             " MiB of address space for guest memory: " + errno_text(errno));
+    }
+    return static_cast<uint8_t*>(p);
+  });
+  mem.backing_ = Backing::kReserved;
+  return mem;
+}
+
 GuestMemory GuestMemory::create_memfd(uint64_t size) {
   check_guest_memory_size(size);
   Fd fd = create_sized_memfd("forkvm-guest-ram", size);

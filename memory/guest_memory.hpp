@@ -47,6 +47,9 @@ class GuestMemory {
     kAnonymous,    ///< anonymous private memory; backing_fd() is -1
     kSharedFile,   ///< a memfd mapped MAP_SHARED: guest writes reach the file
     kPrivateFile,  ///< a file mapped MAP_PRIVATE: guest writes stay in this mapping
+    /// Address space only (PROT_NONE, nothing behind it): a VM shell's RAM before
+    /// map_image_over() gives it an image. Never handed to a guest or a device.
+    kReserved,
   };
 
   /// Maps `size` bytes of anonymous, lazily allocated memory: [0, min(size, 3 GiB)) and the
@@ -80,6 +83,20 @@ class GuestMemory {
   /// Maps `image` copy-on-write as guest RAM (as map_private, over the image's base file and
   /// its layers: MemoryImage's file comment). The mapping keeps the image alive.
   static GuestMemory map_image(std::shared_ptr<const MemoryImage> image);
+
+  /// Reserves the host address ranges of a `size`-byte RAM (the regions of create_anonymous),
+  /// PROT_NONE with nothing behind them (kReserved): the RAM of a VM shell built before its
+  /// image is known (vmm/shell_pool.hpp). KVM memory slots can point at it at once; a guest or
+  /// host access before map_image_over() faults instead of seeing zeros. Throws as
+  /// create_anonymous.
+  static GuestMemory reserve(uint64_t size);
+  /// Maps `image` copy-on-write over this reserved RAM at the same host addresses (MAP_FIXED),
+  /// so the memory slots already registered on them see the image, and KVM, which never
+  /// translated the reservation, has nothing stale. Afterwards this RAM is exactly what
+  /// map_image(image) makes. Throws ConfigError unless this RAM is kReserved and the image's
+  /// size is its size; GuestMemoryError when the host refuses a mapping (this RAM is then
+  /// partly mapped: discard it).
+  void map_image_over(std::shared_ptr<const MemoryImage> image);
 
   /// Freezes this RAM into an image and re-maps this RAM copy-on-write over it, at the same
   /// host addresses, so the content seen here does not change and nothing written here later

@@ -114,18 +114,23 @@ GuestMemory GuestMemory::map_image(std::shared_ptr<const MemoryImage> image) {
   return mem;
 }
 
-std::vector<MemoryImage::Extent> GuestMemory::private_extents() const {
-  std::vector<Extent> out;
-  if (backing_ == Backing::kSharedFile) return out;  // every page lives in the memfd
-  scan_pagemap(regions_, [&out](uint64_t offset, uint64_t entry) {
-    if (!is_private(entry)) return;
-    if (!out.empty() && out.back().offset + out.back().length == offset) {
-      out.back().length += layout::kPageSize;
-    } else {
-      out.push_back({offset, layout::kPageSize});
-    }
-  });
-  return out;
+void GuestMemory::map_image_over(std::shared_ptr<const MemoryImage> image) {
+  if (!image) throw ConfigError("GuestMemory::map_image_over: no image");
+  if (backing_ != Backing::kReserved) {
+    throw ConfigError("GuestMemory::map_image_over: the RAM is not a reservation");
+  }
+  if (image->size() != total_) {
+    throw ConfigError("GuestMemory::map_image_over: an image of " + std::to_string(image->size()) +
+                      " bytes for " + std::to_string(total_) + " bytes of RAM");
+  }
+  // Each MAP_FIXED mmap replaces its part of the reservation atomically; a failure part way
+  // leaves some of it PROT_NONE, and the caller discards this RAM.
+  for (const Region& r : regions_) {
+    map_cow(r.host, r.size, image->base_fd(), r.file_offset, "the memory image's base");
+    map_layers(image->layers(), r.host, r.file_offset, r.size);
+  }
+  backing_ = Backing::kPrivateFile;
+  image_ = std::move(image);
 }
 
 namespace {
@@ -138,6 +143,20 @@ void add_page(std::vector<MemoryImage::Extent>& extents, uint64_t offset) {
     extents.push_back({offset, layout::kPageSize});
   }
 }
+
+}  // namespace
+
+std::vector<MemoryImage::Extent> GuestMemory::private_extents() const {
+  std::vector<Extent> out;
+  // Every page of a memfd lives in the memfd; a reservation has none.
+  if (backing_ == Backing::kSharedFile || backing_ == Backing::kReserved) return out;
+  scan_pagemap(regions_, [&out](uint64_t offset, uint64_t entry) {
+    if (is_private(entry)) add_page(out, offset);
+  });
+  return out;
+}
+
+namespace {
 
 // MADV_POPULATE_READ/WRITE (Linux 5.14, include/uapi/asm-generic/mman-common.h), spelled out for
 // older headers.
@@ -237,6 +256,8 @@ std::shared_ptr<const MemoryImage> GuestMemory::freeze() {
       }
       break;
     }
+    case Backing::kReserved:
+      throw GuestMemoryError("freeze: the RAM is a reservation with no image in it");
     case Backing::kAnonymous: {
       // An empty (all-zero, sparse) base and one layer with every page ever touched.
       Fd zero = create_sized_memfd("forkvm-guest-ram", total_);

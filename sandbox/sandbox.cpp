@@ -208,11 +208,14 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
     std::lock_guard lock(mutex);
     vm = std::move(restored);
   }
+  fork_timings.vm = vm->build_phases();
+  fork_timings.to_vcpus_ready = Clock::now() - t0;
   // The snapshot's VM was ready, so this one is: the agent listens again once the guest has
   // handled the TRANSPORT_RESET its vsock device posted at restore.
-  connect_agent(deadline, stop);  // the identity is its first request
+  connect_agent_timed(deadline, stop);  // identity included
   install_egress_in_guest();
   boot_time = Clock::now() - t0;
+  fork_timings.to_ready = boot_time;
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });
 }
@@ -233,6 +236,15 @@ void Sandbox::Impl::snapshot(const std::string& dir) {
   // TRANSPORT_RESET only in a VM restored from the snapshot): requests in flight wait out the
   // pause and go on.
   vm->snapshot(dir);
+}
+
+void Sandbox::Impl::connect_agent_timed(Clock::time_point deadline, const std::stop_token& stop) {
+  const auto t0 = Clock::now();
+  const AgentConnected connected = connect_agent(deadline, stop);
+  fork_timings.identity = connected.identity;
+  fork_timings.agent_connect = Clock::now() - t0 - connected.identity;
+  fork_timings.agent_accept = connected.accept;
+  fork_timings.agent_attempts = connected.attempts;
 }
 
 Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point deadline,

@@ -88,6 +88,8 @@ struct Sandbox::Impl {
   // Connects (retrying until the agent answers), gives the guest its identity as the first
   // request on the connection, and makes it the current client.
   AgentConnected connect_agent(Clock::time_point deadline, const std::stop_token& stop);
+  // connect_agent() for a restored or forked VM, recording its split in fork_timings.
+  void connect_agent_timed(Clock::time_point deadline, const std::stop_token& stop);
   // What connect_agent() gives the guest first: fresh entropy, the host's wall clock,
   // config.hostname and the NIC's MAC change.
   GuestIdentity identity() const;

@@ -196,12 +196,7 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
   // The image's VM was ready, so this one is: the agent listens again once the guest has
   // handled the TRANSPORT_RESET its vsock device posted at restore.
   start_egress();
-  const auto t0 = Clock::now();
-  const AgentConnected connected = connect_agent(deadline, stop);  // identity included
-  fork_timings.identity = connected.identity;
-  fork_timings.agent_connect = Clock::now() - t0 - connected.identity;
-  fork_timings.agent_accept = connected.accept;
-  fork_timings.agent_attempts = connected.attempts;
+  connect_agent_timed(deadline, stop);  // identity included
   install_egress_in_guest();
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });

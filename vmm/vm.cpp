@@ -28,6 +28,7 @@
 #include "vmm/vcpu_boot.hpp"
 #include "vmm/vcpu_thread.hpp"
 #include "vmm/virtio_mmio_slots.hpp"
+#include "vmm/shell_pool.hpp"
 #include "vmm/vm_image_impl.hpp"
 #include "vmm/vm_impl.hpp"
 
@@ -115,14 +116,24 @@ void Vm::Impl::create_virtio_devices() {
 }
 
 void Vm::Impl::build_machine() {
+  build_shell_machine();
+  const auto t = Clock::now();
+  attach_virtio_devices();
+  phases.devices += Clock::now() - t;
+}
+
+void Vm::Impl::build_shell_machine() {
   // Order matters (a restored machine is built the same way, then restored instead of
-  // configured for boot):
+  // configured for boot; a shell from the pool, vmm/shell_pool.hpp, is this much of it):
   // 1. KVM_SET_TSS_ADDR before any vCPU exists (Intel needs it for real-mode emulation).
   // 2. Memory slots before KVM_CREATE_IRQCHIP: after it, each memslot change waits for an SRCU
-  //    grace period (measured at ~7 ms per slot on PVM hosts; shared/KVM-LAB.md).
+  //    grace period (measured at ~7 ms per slot on PVM hosts; shared/KVM-LAB.md). A shell's
+  //    slots point at reserved address space that its image is mapped over later (the same
+  //    host addresses, so the slots never change).
   // 3. KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 before KVM_CREATE_VCPU, so each vCPU gets an
   //    in-kernel LAPIC.
-  // 4. Devices after the irqchip: a virtio device's KVM_IRQFD raises one of its pins.
+  // 4. Devices after the irqchip: a virtio device's KVM_IRQFD raises one of its pins. The
+  //    legacy ones here; the virtio ones (attach_virtio_devices()) may come after the vCPUs.
   // 5. Per-vCPU state last (build() / restore: CPUID before MSRs, KVM filters MSRs by the
   //    CPUID it was given).
   auto t = Clock::now();
@@ -131,7 +142,7 @@ void Vm::Impl::build_machine() {
     phase += now - t;
     t = now;
   };
-  kvm = KvmHost::get(config.kvm_device);
+  if (!kvm) kvm = KvmHost::get(config.kvm_device);  // a shell's comes with its shape
   vm.emplace(kvm->system.create_vm());
   vm->set_tss_addr(layout::kKvmTssStart);
   lap(phases.create_vm);
@@ -141,7 +152,7 @@ void Vm::Impl::build_machine() {
   vm->create_irqchip();
   vm->create_pit2();
   lap(phases.create_vm);
-  add_devices();
+  add_legacy_devices();
   lap(phases.devices);
 }
 
@@ -166,7 +177,9 @@ void Vm::Impl::build() {
   }
 }
 
-void Vm::Impl::add_devices() {
+void Vm::Impl::add_legacy_devices() {
+  // The sink reads config.console when output comes: a shell's config gets its console when
+  // the shell is given an image (Vm::prepare), before any vCPU runs.
   auto sink = [this](std::span<const uint8_t> bytes) {
     const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     tail.append(text);
@@ -183,6 +196,9 @@ void Vm::Impl::add_devices() {
       });
   pio.insert(boot_signal, layout::kBootSignalPort, 4);
   insert_legacy_stub_ports(pio);
+}
+
+void Vm::Impl::attach_virtio_devices() {
   for (auto& device : virtio_devices) attach_virtio(device);
 }
 
@@ -194,7 +210,7 @@ void Vm::Impl::attach_virtio(std::shared_ptr<VirtioDevice> device) {
                 std::to_string(virtio_devices.size()) + ")");
   }
   const VirtioMmioSlot slot = virtio_mmio_slot(virtio.size());
-  // Needs the irqchip (created before add_devices()): the irqfd raises an IOAPIC/PIC pin.
+  // Needs the irqchip (created before the devices are attached): the irqfd raises an IOAPIC/PIC pin.
   auto trigger = std::make_shared<IrqfdTrigger>();
   vm->register_irqfd(trigger->fd(), slot.gsi);
   auto transport = std::make_shared<VirtioMmioTransport>(std::move(device), memory, trigger);
@@ -300,6 +316,11 @@ std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   impl->create_virtio_devices();
   impl->build();
   impl->build_time = Clock::now() - t0;
+  // A machine with a vsock device is a sandbox, which may well be forked or snapshotted: keep
+  // shells of its shape ready so that its first child does not build one inline.
+  if (config.vsock) {
+    ShellPool::instance().want({impl->kvm, config.kvm_device, config.vcpus, config.memory_mib});
+  }
   return std::unique_ptr<Vm>(new Vm(std::move(impl)));
 }
 

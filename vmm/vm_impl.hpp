@@ -60,11 +60,17 @@ struct Vm::Impl {
   /// KVM_CREATE_VM, TSS, memory slots, irqchip, PIT and the devices: what a booted and a
   /// restored machine share, in the order documented in vm.cpp.
   void build_machine();
+  /// build_machine() without the virtio devices: the part that needs no image and no
+  /// per-VM configuration, which a shell (vmm/shell_pool.hpp) holds ready.
+  void build_shell_machine();
   /// build_machine(), then vCPUs configured for a Linux boot.
   void build();
   /// One VcpuThread (not started) per vCPU; the caller configures or restores the vCPUs.
   void create_vcpu_threads();
-  void add_devices();
+  /// Serial, i8042, boot signal and the stub ports, on the port bus.
+  void add_legacy_devices();
+  /// Attaches virtio_devices in slot order (needs the irqchip).
+  void attach_virtio_devices();
   void attach_virtio(std::shared_ptr<VirtioDevice> device);
   void reset_virtio_devices() noexcept;
   void on_boot_signal(BootSignal code, uint32_t arg, Clock::time_point when);

@@ -15,7 +15,9 @@
 //
 // The path of a fork: Sandbox::fork (sandbox/sandbox_fork.cpp) -> Vm::freeze (here:
 // capture_components + GuestMemory::freeze, memory/guest_memory_image.cpp) -> Template::fork
-// (sandbox/template.cpp) -> Vm::prepare + Vm::launch (here) -> agent connect + identity.
+// (sandbox/template.cpp) -> Vm::prepare (here: a shell from vmm/shell_pool.cpp, or one built
+// inline; the image mapped over its reserved RAM; the virtio devices) + Vm::launch (here) ->
+// agent connect + identity.
 #include <chrono>
 #include <functional>
 #include <string>
@@ -26,6 +28,7 @@
 #include "snapshot/snapshot.hpp"
 #include "devices/virtio/block/cow_disk.hpp"
 #include "devices/virtio/net/net_device.hpp"
+#include "vmm/shell_pool.hpp"
 #include "vmm/snapshot_disks.hpp"
 #include "vmm/state/cpu_features.hpp"
 #include "vmm/vm_image_impl.hpp"
@@ -334,22 +337,34 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
   config.vsock = options.vsock;
   config.disks = disk_configs(m);
   config.net = options.net;
+  // KvmHost first (opened once per process): it outlives the shell pool (shell_pool.cpp).
+  const ShellShape shape{KvmHost::get(options.kvm_device), options.kvm_device, m.vcpus, m.memory_mib};
+  // Before any VM exists: a host without the snapshot's CPU features is refused by name.
+  for (const auto& v : img.components.machine.vcpus) {
+    state::require_cpu_features(v.cpuid, shape.kvm->supported_cpuid);
+  }
   const auto t0 = Clock::now();
-  GuestMemory memory = GuestMemory::map_image(img.memory);
-  const auto mapped = Clock::now();
-  auto impl = std::make_unique<Impl>(config, std::move(memory));
-  impl->phases.memory = mapped - t0;
+  // A shell from the pool (KVM VM, slots over reserved RAM, irqchip, PIT, legacy devices,
+  // vCPUs), or one built now: the same machine either way (vm.cpp's build order).
+  std::unique_ptr<Impl> impl = ShellPool::instance().take(shape);
+  const bool from_shell = impl != nullptr;
+  if (from_shell) {
+    impl->phases = {};  // built ahead of time, off this VM's path
+  } else {
+    impl = build_shell(shape);
+  }
+  impl->phases.from_shell = from_shell;
+  impl->config = config;
   impl->image = image;
   impl->boot_cmdline = m.cmdline;
+  const auto m0 = Clock::now();
+  impl->memory.map_image_over(img.memory);  // the slots already point at these addresses
   const auto d0 = Clock::now();
-  impl->create_virtio_devices();  // before KVM: a bad socket path or TAP fails with nothing to undo
-  impl->phases.devices = Clock::now() - d0;
-  impl->build_machine();
-  // Before any vCPU exists: a host without the snapshot's CPU features is refused by name.
-  for (const auto& v : img.components.machine.vcpus) {
-    state::require_cpu_features(v.cpuid, impl->kvm->supported_cpuid);
-  }
-  impl->create_vcpu_threads();
+  impl->phases.memory += d0 - m0;
+  // A bad socket path, disk or TAP fails here; the shell is destroyed with the Impl.
+  impl->create_virtio_devices();
+  impl->attach_virtio_devices();
+  impl->phases.devices += Clock::now() - d0;
   impl->build_time = Clock::now() - t0;
   return std::unique_ptr<Vm>(new Vm(std::move(impl)));
 }

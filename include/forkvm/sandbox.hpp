@@ -207,7 +207,8 @@ class Sandbox {
   /// point (the sandbox is undisturbed, as for fork()). `options.verify_memory` is ignored.
   /// Throws InvalidStateError unless ready.
   std::shared_ptr<Template> make_template(const TemplateOptions& options = {});
-  /// Where the time went in the fork that made this sandbox (all zero unless it was forked).
+  /// Where the time went in the fork or restore that made this sandbox (all zero for a booted
+  /// one; a restore has no freeze, is never template-pooled and counts from the restore() call).
   const ForkTimings& fork_timings() const noexcept;
   /// How much host memory the guest RAM of this sandbox uses right now (Vm::memory_usage()).
   VmMemoryUsage memory_usage() const;

@@ -193,6 +193,11 @@ struct VmBuildPhases {
   std::chrono::nanoseconds state{};
   /// Starting the vCPU threads (Vm::launch()).
   std::chrono::nanoseconds start{};
+  /// The KVM VM, its memory slots, irqchip, PIT, legacy devices and vCPUs came from the shell
+  /// pool (forkvm/shell_pool.hpp), built ahead of time; create_vm and vcpus are then zero and
+  /// memory and devices count only mapping the image and adding the virtio devices. False:
+  /// built inline (pool empty, off, or the machine's shape not warm yet).
+  bool from_shell = false;
   /// The sum of the phases.
   std::chrono::nanoseconds total() const { return create_vm + memory + devices + vcpus + state + start; }
 };
@@ -348,7 +353,9 @@ class Vm {
   std::shared_ptr<const VmImage> freeze();
   /// Builds a VM for `image` without restoring its state or starting it: the expensive KVM
   /// part (VM, memory slots over the image mapped copy-on-write, irqchip, PIT, devices,
-  /// vCPUs), which a pool can do ahead of time. launch() restores and starts it. `options` as
+  /// vCPUs), which a pool can do ahead of time. The image-independent part of it comes from
+  /// the shell pool when a shell of the image's shape is ready (forkvm/shell_pool.hpp;
+  /// build_phases().from_shell), else it is built here. launch() restores and starts it. `options` as
   /// for restore() (verify_memory is ignored: an image was verified when it was opened). Checks
   /// that the host CPU has every feature the image uses (SnapshotError naming the missing
   /// ones). Throws ConfigError, SnapshotError, GuestMemoryError, KvmError.
@@ -402,8 +409,10 @@ class Vm {
   /// (unless pause() holds them). Several lines, no trailing newline.
   std::string progress_report();
 
- private:
+  /// Internal (vmm/vm_impl.hpp): the machine, and a VM shell of the pool (vmm/shell_pool.hpp).
   struct Impl;
+
+ private:
   explicit Vm(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

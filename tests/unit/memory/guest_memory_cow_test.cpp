@@ -36,6 +36,37 @@ TEST(GuestMemoryFile, AnonymousHasNoBackingFile) {
   EXPECT_EQ(mem.backing(), GuestMemory::Backing::kAnonymous);
 }
 
+TEST(GuestMemoryFile, ReservedRamTakesAnImageInPlace) {
+  // A VM shell's RAM: address space at fixed host addresses, then an image mapped over it.
+  auto source = GuestMemory::create_memfd(kSize);
+  source.write_obj<uint64_t>(0x5000, 0x1122334455667788ull);
+  const auto image = source.freeze();
+  auto mem = GuestMemory::reserve(kSize);
+  EXPECT_EQ(mem.backing(), GuestMemory::Backing::kReserved);
+  const uint8_t* host = mem.regions()[0].host;
+  EXPECT_TRUE(mem.private_extents().empty());
+  EXPECT_THROW(mem.freeze(), GuestMemoryError) << "a reservation holds no RAM to freeze";
+  mem.map_image_over(image);
+  EXPECT_EQ(mem.regions()[0].host, host) << "the memory slots' addresses do not move";
+  EXPECT_EQ(mem.backing(), GuestMemory::Backing::kPrivateFile);
+  EXPECT_EQ(mem.read_obj<uint64_t>(0x5000), 0x1122334455667788ull);
+  mem.write_obj<uint64_t>(0x5000, 7);  // copy-on-write: the image keeps its page
+  EXPECT_EQ(source.read_obj<uint64_t>(0x5000), 0x1122334455667788ull);
+  EXPECT_EQ(mem.private_extents().size(), 1u);
+}
+
+TEST(GuestMemoryFile, MapImageOverRefusesAWrongSizeOrRamInUse) {
+  auto source = GuestMemory::create_memfd(kSize);
+  const auto image = source.freeze();
+  auto other_size = GuestMemory::reserve(2 * kSize);
+  EXPECT_THROW(other_size.map_image_over(image), ConfigError);
+  EXPECT_EQ(other_size.backing(), GuestMemory::Backing::kReserved) << "refused before mapping";
+  auto in_use = GuestMemory::create_anonymous(kSize);
+  EXPECT_THROW(in_use.map_image_over(image), ConfigError);
+  auto reserved = GuestMemory::reserve(kSize);
+  EXPECT_THROW(reserved.map_image_over(nullptr), ConfigError);
+}
+
 TEST(GuestMemoryFile, MemfdWritesReachTheFile) {
   auto mem = GuestMemory::create_memfd(kSize);
   ASSERT_GE(mem.backing_fd(), 0);

@@ -1,0 +1,263 @@
+// e2e tier: the shell pool (forkvm/shell_pool.hpp) on the real guest (directly on a VMX/SVM
+// host, otherwise inside kvm-lab). One parent sandbox is booted for the binary; then:
+// - Sandbox::fork and Sandbox::restore take a shell that the parent's boot made warm;
+// - a template's children forked from 4 threads at once drain the pool, which refills;
+// - with the pool off, a fork builds its VM inline and says so;
+// - shells whose VM died in the pool are destroyed, never handed out;
+// - running out of file descriptors mid-burst fails that fork with a typed error; the parent,
+//   the children already made and the pool go on working, and no descriptor leaks.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "forkvm/errors.hpp"
+#include "forkvm/fork_config.hpp"
+#include "forkvm/sandbox.hpp"
+#include "forkvm/shell_pool.hpp"
+#include "forkvm/template.hpp"
+#include "tests/e2e/e2e_image.hpp"
+#include "tests/e2e/sandbox_helpers.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "vmm/shell_pool.hpp"
+
+namespace forkvm::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kMemoryMib = 128;
+
+void step(const std::string& what) {
+  static const Clock::time_point start = Clock::now();
+  const double s = std::chrono::duration<double>(Clock::now() - start).count();
+  std::fprintf(stderr, "[e2e_shell_pool %7.1fs] %s\n", s, what.c_str());
+}
+
+ForkConfig fork_config() {
+  ForkConfig fc;
+  fc.boot_timeout = kBootDeadline;
+  fc.request_timeout = 120s;
+  return fc;
+}
+
+/// The parent's machine shape (1 vCPU, kMemoryMib, /dev/kvm); ShellShape::same_as ignores kvm.
+ShellShape parent_shape() { return ShellShape{nullptr, "/dev/kvm", 1, kMemoryMib}; }
+
+size_t open_fds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+/// The pool full again (bounded), as every test leaves it.
+void expect_pool_full() {
+  EXPECT_TRUE(wait_for_shell_pool(60s)) << "the pool did not refill within 60 s: "
+                                        << shell_pool_stats().last_error;
+}
+
+/// The child answers an exec with its own output.
+void expect_answers(Sandbox& child, const std::string& word) {
+  EXPECT_EQ(sh(child, "echo " + word), word + "\n");
+}
+
+/// One parent for every test: booted on first use.
+Sandbox& parent() {
+  static std::unique_ptr<Sandbox> box = [] {
+    step("boot the parent");
+    SandboxConfig config;
+    config.vm = builtin_config(1, kMemoryMib, "");
+    config.boot_timeout = kBootDeadline;
+    config.request_timeout = 120s;
+    auto b = Sandbox::create(config);
+    step("parent ready");
+    return b;
+  }();
+  return *box;
+}
+
+class ShellPoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    configure_shell_pool(ShellPoolOptions{});  // the defaults: 2 per shape
+    parent();
+  }
+  void TearDown() override {
+    configure_shell_pool(ShellPoolOptions{});
+    Sandbox::wait_for_teardowns();
+  }
+};
+
+TEST_F(ShellPoolTest, SandboxForkAndRestoreTakeAShellTheBootMadeWarm) {
+  // The parent's boot made its shape warm: its fork and a restore of its snapshot find shells.
+  ASSERT_TRUE(wait_for_shell_pool(60s));
+  EXPECT_GE(shell_pool_stats().ready, ShellPoolOptions{}.per_shape);
+  step("Sandbox::fork with a warm pool");
+  auto child = parent().fork(fork_config());
+  const ForkTimings& t = child->fork_timings();
+  EXPECT_TRUE(t.vm.from_shell);
+  EXPECT_EQ(t.vm.create_vm.count(), 0) << "the shell's KVM VM was made ahead";
+  EXPECT_EQ(t.vm.vcpus.count(), 0);
+  EXPECT_GT(t.vm.memory.count(), 0) << "the image is mapped into the shell at fork time";
+  expect_answers(*child, "forked");
+  child->shutdown();
+
+  test::TempDir dir("shell-pool");
+  const std::string snap = (dir.path() / "snap").string();
+  parent().snapshot(snap);
+  ASSERT_TRUE(wait_for_shell_pool(60s));
+  step("Sandbox::restore with a warm pool");
+  SandboxRestoreConfig rc;
+  rc.boot_timeout = kBootDeadline;
+  rc.request_timeout = 120s;
+  auto restored = Sandbox::restore(snap, rc);
+  EXPECT_TRUE(restored->fork_timings().vm.from_shell);
+  EXPECT_GT(restored->fork_timings().to_vcpus_ready.count(), 0);
+  expect_answers(*restored, "restored");
+  restored->shutdown();
+  expect_pool_full();
+}
+
+TEST_F(ShellPoolTest, DrainedAndRefilledUnderForksFromFourThreads) {
+  auto tmpl = parent().make_template();  // no template pool: every child takes a shell or builds
+  ASSERT_TRUE(wait_for_shell_pool(60s));
+  const ShellPoolStats before = shell_pool_stats();
+  constexpr int kThreads = 4;
+  constexpr int kEach = 3;
+  std::mutex mu;
+  std::vector<std::unique_ptr<Sandbox>> children;
+  std::vector<std::string> errors;
+  std::atomic<int> from_shell{0};
+  step("12 forks from 4 threads");
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < kEach; ++k) {
+        try {
+          auto c = tmpl->fork(fork_config());
+          if (c->fork_timings().vm.from_shell) ++from_shell;
+          const std::string word = "t" + std::to_string(i) + "k" + std::to_string(k);
+          const ExecResult r = c->exec({"echo", word});
+          std::lock_guard lock(mu);
+          if (r.exit_code != 0 || r.stdout_data != word + "\n") errors.push_back("bad exec in " + word);
+          children.push_back(std::move(c));
+        } catch (const std::exception& e) {
+          std::lock_guard lock(mu);
+          errors.push_back(e.what());
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  const ShellPoolStats after = shell_pool_stats();
+  step("taken " + std::to_string(after.taken - before.taken) + ", built inline " +
+       std::to_string(after.missed - before.missed) + ", refilled " +
+       std::to_string(after.built - before.built));
+  EXPECT_EQ((after.taken - before.taken) + (after.missed - before.missed), uint64_t{kThreads * kEach})
+      << "every fork either took a shell or built one inline";
+  EXPECT_EQ(after.taken - before.taken, static_cast<uint64_t>(from_shell.load()))
+      << "ForkTimings::vm.from_shell says where each child's VM came from";
+  EXPECT_GE(after.built - before.built, after.taken - before.taken) << "each shell taken was replaced";
+  for (auto& c : children) c->shutdown();
+  expect_pool_full();
+  EXPECT_EQ(shell_pool_stats().ready, ShellPoolOptions{}.per_shape);
+}
+
+TEST_F(ShellPoolTest, WithThePoolOffAForkBuildsItsVmInlineAndSaysSo) {
+  auto tmpl = parent().make_template();
+  ShellPoolOptions off;
+  off.per_shape = 0;
+  configure_shell_pool(off);
+  EXPECT_EQ(shell_pool_stats().ready, 0u) << "turning the pool off drops its shells";
+  const ShellPoolStats before = shell_pool_stats();
+  auto child = tmpl->fork(fork_config());
+  const ForkTimings& t = child->fork_timings();
+  EXPECT_FALSE(t.vm.from_shell);
+  EXPECT_GT(t.vm.create_vm.count(), 0) << "built on the fork's path";
+  EXPECT_GT(t.vm.vcpus.count(), 0);
+  EXPECT_EQ(shell_pool_stats().missed, before.missed + 1);
+  expect_answers(*child, "inline");
+  child->shutdown();
+  configure_shell_pool(ShellPoolOptions{});
+  expect_pool_full();
+}
+
+TEST_F(ShellPoolTest, ShellsWhoseVmDiedAreDiscardedNotHandedOut) {
+  auto tmpl = parent().make_template();
+  ASSERT_TRUE(wait_for_shell_pool(60s));
+  const ShellPoolStats before = shell_pool_stats();
+  // Every ready shell of the shape gets a VM descriptor that is no longer a VM.
+  const size_t broken = ShellPool::instance().break_shells_for_test(parent_shape());
+  ASSERT_EQ(broken, before.ready);
+  auto child = tmpl->fork(fork_config());
+  const ShellPoolStats after = shell_pool_stats();
+  EXPECT_EQ(after.discarded_dead, before.discarded_dead + broken);
+  EXPECT_FALSE(child->fork_timings().vm.from_shell) << "no dead shell is handed out";
+  EXPECT_EQ(after.missed, before.missed + 1);
+  expect_answers(*child, "alive");
+  child->shutdown();
+  expect_pool_full();
+  auto next = tmpl->fork(fork_config());
+  EXPECT_TRUE(next->fork_timings().vm.from_shell) << "the refilled shells are live";
+  expect_answers(*next, "again");
+  next->shutdown();
+}
+
+TEST_F(ShellPoolTest, OutOfDescriptorsMidBurstFailsThatForkWithATypedError) {
+  auto tmpl = parent().make_template();
+  ASSERT_TRUE(wait_for_shell_pool(60s));
+  Sandbox::wait_for_teardowns();
+  const size_t fds_before = open_fds();
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  // Room for a few children (each holds some tens of descriptors), then none: the burst runs
+  // into the limit part way.
+  rlimit tight = saved;
+  tight.rlim_cur = fds_before + 120;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::vector<std::unique_ptr<Sandbox>> children;
+  std::string failure;
+  bool typed = false;
+  step("fork until the descriptor limit stops one");
+  for (int i = 0; i < 40 && failure.empty(); ++i) {
+    try {
+      children.push_back(tmpl->fork(fork_config()));
+    } catch (const Error& e) {
+      failure = e.what();
+      typed = true;
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  step("stopped after " + std::to_string(children.size()) + " children: " + failure.substr(0, 200));
+  ASSERT_FALSE(failure.empty()) << "40 children fit in the limit: the test proved nothing";
+  EXPECT_TRUE(typed) << "not a forkvm::Error: " << failure;
+  EXPECT_NE(failure.find("RLIMIT_NOFILE"), std::string::npos) << "the error names the limit: " << failure;
+  // The children made before, the parent and the pool go on.
+  for (size_t i = 0; i < children.size(); ++i) expect_answers(*children[i], "c" + std::to_string(i));
+  expect_answers(parent(), "parent");
+  auto after = tmpl->fork(fork_config());
+  expect_answers(*after, "after");
+  after->shutdown();
+  for (auto& c : children) c->shutdown();
+  children.clear();
+  tmpl.reset();
+  expect_pool_full();
+  Sandbox::wait_for_teardowns();
+  EXPECT_EQ(open_fds(), fds_before) << "descriptors leaked by the failed fork or its siblings";
+}
+
+}  // namespace
+}  // namespace forkvm::e2e
