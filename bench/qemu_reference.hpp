@@ -19,6 +19,10 @@ struct QemuBoot {
   double timeout_s = 300;
 };
 
+/// QEMU's command line for `boot` (-M microvm with KVM, -cpu host, the serial console on
+/// stdio, no other devices) with `append` as the kernel command line.
+std::vector<std::string> qemu_microvm_argv(const QemuBoot& boot, const std::string& append);
+
 /// True when QEMU is installed and /dev/kvm can be opened (the reference needs both).
 bool qemu_reference_available(const QemuBoot& boot, std::string* why);
 
