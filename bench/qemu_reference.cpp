@@ -23,6 +23,16 @@ std::vector<std::string> qemu_argv(const QemuBoot& b) {
 
 }  // namespace
 
+QemuBoot qemu_boot_of(const GuestBenchOptions& o) {
+  QemuBoot q;
+  q.kernel = o.image_dir + "/bzImage";
+  q.initramfs = o.image_dir + "/initramfs.cpio.gz";
+  q.vcpus = o.vcpus;
+  q.memory_mib = o.memory_mib;
+  q.timeout_s = o.timeout_s;
+  return q;
+}
+
 std::vector<std::string> qemu_microvm_argv(const QemuBoot& b, const std::string& append) {
   // microvm has no i8042, so reboot=t (triple fault) ends it; -no-reboot makes QEMU exit then.
   return {b.qemu, "-M", "microvm,rtc=off", "-accel", "kvm", "-cpu", "host",

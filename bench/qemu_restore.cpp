@@ -284,7 +284,9 @@ std::string QemuRestoreReference::restore_command_text() const {
   std::string out;
   for (const auto& a : argv(dir_ + "/restore.qmp", true)) {
     out += (out.empty() ? "" : " ") +
-           (a.find_first_of(" \"$;<>") == std::string::npos ? a : "'" + a + "'");
+           (a.find_first_of(" \"'$;<>") == std::string::npos ? a
+            : a.find('\'') == std::string::npos           ? "'" + a + "'"
+                                                          : "\"" + a + "\"");
   }
   return out;
 }

@@ -50,10 +50,15 @@ SnapshotMade make_snapshot(const RestoreBenchOptions& o, const std::string& dir)
   return m;
 }
 
+/// Sandbox::restore(dir) -> first exec, one way of verifying, in ms.
+struct RestoreSeries {
+  std::vector<double> to_exec, call, first_exec, warm_exec, teardown, reaped;
+};
+
 /// Every sample of the run, in ms.
 struct Samples {
-  // Sandbox::restore
-  std::vector<double> restore_to_exec, restore_call, first_exec, warm_exec, teardown, reaped;
+  RestoreSeries verified;    ///< the default: the memory file re-hashed against its digest
+  RestoreSeries unverified;  ///< SandboxRestoreConfig::verify_memory = false
   // Template::open + fork (no pool) + exec
   std::vector<double> open, split_to_exec, split_first_exec;
   ForkSeries split;
@@ -62,14 +67,14 @@ struct Samples {
   unsigned qemu_failures = 0;
 };
 
-void restore_round(const std::string& snapshot, const RestoreBenchOptions& o, Samples& s) {
+void restore_round(const std::string& snapshot, const RestoreBenchOptions& o, bool verify, RestoreSeries& s) {
   SandboxRestoreConfig rc;
   rc.boot_timeout = std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000));
   rc.request_timeout = std::chrono::seconds(120);
-  rc.verify_memory = o.verify_memory;
+  rc.verify_memory = verify;
   ForkedChild c = fork_and_exec([&] { return Sandbox::restore(snapshot, rc); });
-  s.restore_to_exec.push_back(c.to_exec_ms);
-  s.restore_call.push_back(c.fork_call_ms);
+  s.to_exec.push_back(c.to_exec_ms);
+  s.call.push_back(c.fork_call_ms);
   s.first_exec.push_back(c.exec_ms);
   s.warm_exec.push_back(c.warm_exec_ms);
   double reaped = 0;
@@ -79,7 +84,7 @@ void restore_round(const std::string& snapshot, const RestoreBenchOptions& o, Sa
 
 void split_round(const std::string& snapshot, const RestoreBenchOptions& o, Samples& s) {
   TemplateOptions to;
-  to.verify_memory = o.verify_memory;
+  to.verify_memory = true;  // as Sandbox::restore by default: the open phase shows what it costs
   to.pool_size = 0;     // every fork prepares its own VM, as a restore does
   to.prefault = false;  // a restore takes no pages ahead either
   ForkConfig fc;
@@ -112,7 +117,7 @@ Report build_report(const RestoreBenchOptions& o, const SnapshotMade& snap, cons
       "into phases, and a QEMU restore, interleaved; guest: the built-in image (initramfs), " +
           std::to_string(o.vcpus) + " vCPU, " + std::to_string(o.memory_mib) + " MiB",
       "  forkvm: Sandbox::restore(dir) call -> the first exec([\"true\"]) answered, in this process (no process "
-      "start); memory digest " + std::string(o.verify_memory ? "verified at every restore (the default)" : "not verified (--no-verify)"),
+      "start), with the memory file re-hashed against its digest (the default) and without (verify_memory = false)",
       "  snapshot: " + mib_text(snap.bytes) + " in files (" + mib_text(snap.allocated) + " allocated), taken after one "
       "exec([\"true\"]) of a booted sandbox",
   };
@@ -124,8 +129,9 @@ Report build_report(const RestoreBenchOptions& o, const SnapshotMade& snap, cons
                        " (written by QMP migrate to exec:cat while the guest ran; QEMU stores no zero pages)");
     r.header.push_back("  QEMU restore command: " + q->restore_command_text());
   }
+  r.header.push_back("  one round of each kind ran first as a warm-up (page cache, QEMU's binary) and is not counted");
   r.header.push_back("  in kvm-lab everything is 30-100x slower than on hardware: compare the same-run ratios only");
-  r.setup = {{"rounds", o.n}, {"vcpus", o.vcpus}, {"memory_mib", o.memory_mib}, {"verify_memory", o.verify_memory},
+  r.setup = {{"rounds", o.n}, {"vcpus", o.vcpus}, {"memory_mib", o.memory_mib},
              {"snapshot_bytes", snap.bytes}, {"snapshot_allocated_bytes", snap.allocated},
              {"snapshot_boot_ms", snap.boot_ms}, {"snapshot_capture_ms", snap.snapshot_ms}};
   if (q != nullptr) {
@@ -140,16 +146,22 @@ Report build_report(const RestoreBenchOptions& o, const SnapshotMade& snap, cons
     sec.rows.push_back({key, label, "ms", summarize(v)});
   };
 
-  ReportSection fk;
-  fk.key = "forkvm";
-  fk.title = "forkvm: Sandbox::restore(dir) -> first exec answered (ms)";
-  row(fk, "restore_to_exec", "restore -> first exec answered", s.restore_to_exec);
-  row(fk, "restore_call", "  Sandbox::restore() call", s.restore_call);
-  row(fk, "first_exec", "  first exec([\"true\"])", s.first_exec);
-  row(fk, "warm_exec", "warmed exec on the same sandbox (reference)", s.warm_exec);
-  row(fk, "teardown", "teardown: shutdown() + destructor", s.teardown);
-  row(fk, "teardown_reaped", "teardown until reaped", s.reaped);
-  r.sections.push_back(std::move(fk));
+  auto restore_section = [&](const std::string& key, const std::string& title, const RestoreSeries& v) {
+    ReportSection fk;
+    fk.key = key;
+    fk.title = title;
+    row(fk, "restore_to_exec", "restore -> first exec answered", v.to_exec);
+    row(fk, "restore_call", "  Sandbox::restore() call", v.call);
+    row(fk, "first_exec", "  first exec([\"true\"])", v.first_exec);
+    row(fk, "warm_exec", "warmed exec on the same sandbox (reference)", v.warm_exec);
+    row(fk, "teardown", "teardown: shutdown() + destructor", v.teardown);
+    row(fk, "teardown_reaped", "teardown until reaped", v.reaped);
+    r.sections.push_back(std::move(fk));
+  };
+  restore_section("forkvm", "forkvm: Sandbox::restore(dir) -> first exec answered, memory verified (the default) (ms)",
+                  s.verified);
+  restore_section("forkvm_unverified",
+                  "forkvm: Sandbox::restore(dir) -> first exec answered, verify_memory = false (ms)", s.unverified);
 
   ReportSection sp;
   sp.key = "split";
@@ -157,7 +169,7 @@ Report build_report(const RestoreBenchOptions& o, const SnapshotMade& snap, cons
   sp.notes.push_back("Sandbox::restore records no phases; this path runs the same steps (open and verify the "
                      "snapshot, Vm::prepare + launch, agent connect, identity) and Sandbox::fork_timings() has them");
   row(sp, "open_to_exec", "open -> first exec answered", s.split_to_exec);
-  row(sp, "open", "  open + verify the snapshot (Template::open)", s.open);
+  row(sp, "open", "  open + verify the snapshot (Template::open; mostly the memory digest)", s.open);
   add_fork_rows(sp, "vm", "  VM build + state restore (fork() -> vCPUs ready)", s.split);
   for (auto& rr : sp.rows) {
     if (rr.key.rfind("vm_", 0) == 0) rr.label = "  " + rr.label;  // phases of the VM row
@@ -185,12 +197,14 @@ Report build_report(const RestoreBenchOptions& o, const SnapshotMade& snap, cons
     ReportSection ra;
     ra.key = "ratios";
     ra.title = "ratios forkvm / QEMU (below 1: forkvm is faster)";
-    add_ratio(ra, "restore_to_answer", "restore -> first answer (Sandbox::restore / QEMU)",
-              summarize(s.restore_to_exec), summarize(s.q_answer));
-    add_ratio(ra, "split_to_answer", "restore -> first answer (phased path / QEMU)",
+    add_ratio(ra, "restore_to_answer", "restore -> first answer (Sandbox::restore, verified / QEMU)",
+              summarize(s.verified.to_exec), summarize(s.q_answer));
+    add_ratio(ra, "restore_unverified_to_answer", "restore -> first answer (Sandbox::restore, unverified / QEMU)",
+              summarize(s.unverified.to_exec), summarize(s.q_answer));
+    add_ratio(ra, "split_to_answer", "restore -> first answer (phased path, verified / QEMU)",
               summarize(s.split_to_exec), summarize(s.q_answer));
-    add_ratio(ra, "first_request", "first request after the restore (first exec / QEMU running -> answer)",
-              summarize(s.first_exec), summarize(s.q_running_to_answer));
+    add_ratio(ra, "first_request", "first request after the restore (first exec, unverified restore / QEMU running -> answer)",
+              summarize(s.unverified.first_exec), summarize(s.q_running_to_answer));
     r.sections.push_back(std::move(ra));
   }
   return r;
@@ -206,12 +220,7 @@ int restore_bench(std::span<char* const> args) {
     std::fprintf(stderr, "forkvm-bench restore: %s\n%s", e.what(), kRestoreBenchUsage);
     return 2;
   }
-  QemuBoot boot;
-  boot.kernel = o.image_dir + "/bzImage";
-  boot.initramfs = o.image_dir + "/initramfs.cpio.gz";
-  boot.vcpus = o.vcpus;
-  boot.memory_mib = o.memory_mib;
-  boot.timeout_s = o.timeout_s;
+  const QemuBoot boot = qemu_boot_of(o);
   std::string why;
   if (o.qemu && !qemu_reference_available(boot, &why)) {
     std::fprintf(stderr, "forkvm-bench restore: the QEMU reference cannot run: %s (--no-qemu measures forkvm "
@@ -234,11 +243,19 @@ int restore_bench(std::span<char* const> args) {
       qemu->prepare();
     }
     Samples s;
+    {
+      std::fprintf(stderr, "forkvm-bench restore: a warm-up round, not counted ...\n");
+      Samples warm_up;
+      restore_round(snapshot, o, false, warm_up.unverified);
+      split_round(snapshot, o, warm_up);
+      if (qemu) qemu->restore_once(o.n + 1);
+    }
     for (unsigned i = 0; i < o.n; ++i) {
-      restore_round(snapshot, o, s);
+      restore_round(snapshot, o, true, s.verified);
+      restore_round(snapshot, o, false, s.unverified);
       split_round(snapshot, o, s);
-      std::fprintf(stderr, "  round %u: forkvm %.1f ms, phased %.1f ms", i + 1, s.restore_to_exec.back(),
-                   s.split_to_exec.back());
+      std::fprintf(stderr, "  round %u: forkvm %.1f ms (unverified %.1f ms), phased %.1f ms", i + 1,
+                   s.verified.to_exec.back(), s.unverified.to_exec.back(), s.split_to_exec.back());
       if (qemu) {
         try {
           const QemuRestoreSample q = qemu->restore_once(i + 1);

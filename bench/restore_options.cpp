@@ -6,10 +6,10 @@ namespace forkvm::bench {
 
 const char* const kRestoreBenchUsage =
     "usage: forkvm-bench restore [-n N] [--memory MiB] [--vcpus N] [--image-dir DIR]\n"
-    "                            [--timeout S] [--no-verify] [--no-qemu] [--json]\n"
+    "                            [--timeout S] [--no-qemu] [--json]\n"
     "  restore of a snapshot from its directory to the first answered exec([\"true\"])\n"
-    "  (Sandbox::restore, and the same restore split into its phases through Template::open +\n"
-    "  fork), against QEMU -M microvm with KVM restoring the same-size guest from its own\n"
+    "  (Sandbox::restore with and without the memory digest check, and the same restore split\n"
+    "  into its phases through Template::open + fork), against QEMU -M microvm with KVM restoring the same-size guest from its own\n"
     "  migration file (-incoming) to the first answer of a serial-port responder, in the same\n"
     "  run; ratios forkvm/QEMU at p50 and p90. Needs /dev/kvm and qemu-system-x86_64.\n";
 
@@ -19,7 +19,6 @@ RestoreBenchOptions parse_restore_options(std::span<char* const> args, const std
   o.timeout_s = 300;
   parse_guest_bench_options(args, o, [&o](const std::string& a, const std::function<std::string()>&) {
     if (a == "--json") o.json = true;
-    else if (a == "--no-verify") o.verify_memory = false;
     else return false;
     return true;
   });
