@@ -135,12 +135,7 @@ int boot_bench(std::span<char* const> args) {
                          "[--memory MiB] [--image-dir DIR] [--timeout S] [--no-qemu]\n", e.what());
     return 2;
   }
-  QemuBoot q;
-  q.kernel = o.image_dir + "/bzImage";
-  q.initramfs = o.image_dir + "/initramfs.cpio.gz";
-  q.vcpus = o.vcpus;
-  q.memory_mib = o.memory_mib;
-  q.timeout_s = o.timeout_s;
+  const QemuBoot q = qemu_boot_of(o);
   std::string why;
   const bool with_qemu = o.qemu && qemu_reference_available(q, &why);
   if (o.qemu && !with_qemu) std::fprintf(stderr, "forkvm-bench: no QEMU reference: %s\n", why.c_str());

@@ -47,13 +47,6 @@ void run_raw(const RawForkReference& raw, RawSeries& s) {
   s.teardown.push_back(RawForkReference::teardown(std::move(child)));
 }
 
-void add_ratio(ReportSection& sec, const std::string& key, const std::string& what,
-               const Summary& a, const Summary& ref) {
-  if (ref.n == 0 || a.n == 0 || ref.p50 <= 0 || ref.p90 <= 0) return;
-  sec.values.push_back({key + "_p50", "ratio " + what + " p50", "x", a.p50 / ref.p50, true});
-  sec.values.push_back({key + "_p90", "ratio " + what + " p90", "x", a.p90 / ref.p90, true});
-}
-
 std::vector<std::string> header(const ForkBenchOptions& o, const VmImage& image,
                                 const FdLimits& fd_limits) {
   std::vector<std::string> h = {

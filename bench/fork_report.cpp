@@ -100,6 +100,13 @@ nlohmann::json render_json(const Report& report) {
   return j;
 }
 
+void add_ratio(ReportSection& sec, const std::string& key, const std::string& what, const Summary& a,
+               const Summary& ref) {
+  if (ref.n == 0 || a.n == 0 || ref.p50 <= 0 || ref.p90 <= 0) return;
+  sec.values.push_back({key + "_p50", "ratio " + what + " p50", "x", a.p50 / ref.p50, true});
+  sec.values.push_back({key + "_p90", "ratio " + what + " p90", "x", a.p90 / ref.p90, true});
+}
+
 ReportValue optional_value(std::string key, std::string label, std::string unit,
                            const std::optional<double>& v) {
   ReportValue r{std::move(key), std::move(label), std::move(unit), v.value_or(0), v.has_value()};

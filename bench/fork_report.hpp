@@ -73,6 +73,11 @@ std::string render_text(const Report& report);
 /// "value"}}}.
 nlohmann::json render_json(const Report& report);
 
+/// Adds the values "<key>_p50" and "<key>_p90": `a` over `ref` at p50 and at p90 ("ratio
+/// <what> p50", unit "x"). Adds nothing when either has no samples or a zero reference.
+void add_ratio(ReportSection& sec, const std::string& key, const std::string& what, const Summary& a,
+               const Summary& ref);
+
 /// A ReportValue from an optional number.
 ReportValue optional_value(std::string key, std::string label, std::string unit,
                            const std::optional<double>& v);

@@ -18,15 +18,28 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::vector<std::string> qemu_argv(const QemuBoot& b) {
+  return qemu_microvm_argv(b, "console=ttyS0 reboot=t panic=1 forkvm.after_ready=poweroff");
+}
+
+}  // namespace
+
+QemuBoot qemu_boot_of(const GuestBenchOptions& o) {
+  QemuBoot q;
+  q.kernel = o.image_dir + "/bzImage";
+  q.initramfs = o.image_dir + "/initramfs.cpio.gz";
+  q.vcpus = o.vcpus;
+  q.memory_mib = o.memory_mib;
+  q.timeout_s = o.timeout_s;
+  return q;
+}
+
+std::vector<std::string> qemu_microvm_argv(const QemuBoot& b, const std::string& append) {
   // microvm has no i8042, so reboot=t (triple fault) ends it; -no-reboot makes QEMU exit then.
   return {b.qemu, "-M", "microvm,rtc=off", "-accel", "kvm", "-cpu", "host",
           "-smp", std::to_string(b.vcpus), "-m", std::to_string(b.memory_mib),
           "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio",
-          "-kernel", b.kernel, "-initrd", b.initramfs, "-no-reboot",
-          "-append", "console=ttyS0 reboot=t panic=1 forkvm.after_ready=poweroff"};
+          "-kernel", b.kernel, "-initrd", b.initramfs, "-no-reboot", "-append", append};
 }
-
-}  // namespace
 
 bool qemu_reference_available(const QemuBoot& boot, std::string* why) {
   const int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/guest_bench_options.hpp"
+
 namespace forkvm::bench {
 
 /// What to boot under QEMU.
@@ -18,6 +20,14 @@ struct QemuBoot {
   unsigned memory_mib = 256;
   double timeout_s = 300;
 };
+
+/// The QEMU side of a guest benchmark's options: the kernel and initramfs of o.image_dir, its
+/// vCPUs, RAM and timeout.
+QemuBoot qemu_boot_of(const GuestBenchOptions& o);
+
+/// QEMU's command line for `boot` (-M microvm with KVM, -cpu host, the serial console on
+/// stdio, no other devices) with `append` as the kernel command line.
+std::vector<std::string> qemu_microvm_argv(const QemuBoot& boot, const std::string& append);
 
 /// True when QEMU is installed and /dev/kvm can be opened (the reference needs both).
 bool qemu_reference_available(const QemuBoot& boot, std::string* why);
