@@ -10,6 +10,7 @@
 #include "bench/fork_common.hpp"
 #include "bench/fork_memory.hpp"
 #include "bench/fork_options.hpp"
+#include "bench/fork_paths.hpp"
 #include "bench/fork_report.hpp"
 #include "bench/fork_size.hpp"
 #include "bench/raw_fork_reference.hpp"
@@ -231,6 +232,8 @@ int run(const ForkBenchOptions& o) {
     throw Error("the template's pool did not fill within " + std::to_string(kPoolWait.count()) + " s");
   }
   Report r = latency_report(o, *nopool, pooled.get(), raw, fd_limits);
+  if (o.paths > 0) r.sections.push_back(measure_fork_paths(o.snapshot, o.paths, *nopool, raw));
+  if (o.sustained > 0) r.sections.push_back(measure_sustained(*nopool, o.sustained));
   if (o.live > 0) {
     Template& t = pooled ? *pooled : *nopool;
     r.sections.push_back(measure_live_memory(

@@ -121,6 +121,7 @@ void ForkSeries::add(const ForkedChild& c) {
   if (t.prefaulted_bytes > 0) ++prefaulted_vm;
   exec_goal.push_back(to_ms(t.to_vcpus_ready) + 1.2 * c.warm_exec_ms);
   if (t.pooled) ++pooled_vm;
+  if (t.vm.from_shell) ++shell_vm;
 }
 
 void add_fork_rows(ReportSection& sec, const std::string& key, const std::string& label,

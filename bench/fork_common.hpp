@@ -98,6 +98,7 @@ struct ForkSeries {
   /// Per fork: to_vcpus_ready + 1.2 x its warm exec, the bound issue 15 sets for to_exec.
   std::vector<double> exec_goal;
   unsigned pooled_vm = 0;  ///< forks whose VM came from the pool
+  unsigned shell_vm = 0;   ///< forks whose VM was built on a shell from the shell pool
   ForkFailures failures;   ///< forks that failed (retried; not samples)
 
   void add(const ForkedChild& c);

@@ -16,14 +16,18 @@ unsigned parse_count(const std::string& option, const std::string& text, unsigne
 
 const char* const kForkBenchUsage =
     "usage: forkvm-bench fork --snapshot DIR [--snapshot DIR2]... [-n N] [--pool P] [--live K]\n"
-    "                         [--max-live N] [--first-exec \"ARGV...\"] [--json]\n"
+    "                         [--max-live N] [--paths N] [--sustained K]\n"
+    "                         [--first-exec \"ARGV...\"] [--json]\n"
     "  fork latency (phases), a naive raw-KVM fork timed in the same run, fork -> first exec,\n"
     "  memory per live child and teardown, for children of the snapshot in DIR\n"
     "  (`forkvm snapshot create DIR`). --max-live N: only count how many pooled children can be\n"
     "  alive at once (up to N). Defaults: -n 20, --pool 2, --live 10. A second --snapshot (e.g.\n"
     "  the same image with more RAM) adds its no-pool fork latency, measured in the same rounds,\n"
     "  and the ratio of the p50s. --first-exec: the command each child runs first (default\n"
-    "  \"true\"; e.g. \"python3 -c pass\" for a template on the Debian root filesystem).\n";
+    "  \"true\"; e.g. \"python3 -c pass\" for a template on the Debian root filesystem).\n"
+    "  --paths N: rounds of Template::fork, Sandbox::fork and Sandbox::restore each with the\n"
+    "  shell pool warm and off, against the raw reference (default 10; 0 skips). --sustained K:\n"
+    "  K forks back to back with the shell pool off and on, children per second (default 10).\n";
 
 const char* const kForkRunningUsage =
     "usage: forkvm-bench fork-running [-n N] [--depth D] [--write-mib M] [--vcpus N]\n"
@@ -55,6 +59,10 @@ ForkBenchOptions parse_fork_options(std::span<const std::string> args) {
       o.live = parse_count(a, value(), 0);
     } else if (a == "--max-live") {
       o.max_live = parse_count(a, value(), 1);
+    } else if (a == "--paths") {
+      o.paths = parse_count(a, value(), 0);
+    } else if (a == "--sustained") {
+      o.sustained = parse_count(a, value(), 0);
     } else if (a == "--json") {
       o.json = true;
     } else if (a == "--first-exec") {

@@ -18,6 +18,9 @@ struct ForkBenchOptions {
   unsigned pool = 2;      ///< --pool: pool size of the pooled template; 0 skips the pooled rows
   unsigned live = 10;     ///< --live: children kept alive for the memory part; 0 skips it
   unsigned max_live = 0;  ///< --max-live: > 0 runs only the "how many at once" mode
+  /// --paths N: rounds of the fork-path part (every path, shell pool warm vs off); 0 skips it
+  unsigned paths = 10;
+  unsigned sustained = 10;  ///< --sustained K: children forked back to back per setting; 0 skips
   bool json = false;      ///< --json: one JSON object instead of the text table
   /// --first-exec "ARGV...": the command each child runs first (split at spaces), e.g.
   /// "python3 -c pass" on a template booted on the Debian root filesystem.
