@@ -39,28 +39,60 @@ inline std::string errno_text(int err) {
   return text;
 }
 
+namespace text_detail {
+/// Appends byte `u` to `out` as printable ASCII: itself when printable, "\\" for a backslash,
+/// "\xNN" otherwise.
+inline void append_escaped(std::string& out, unsigned char u) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  if (u == '\\') {
+    out += "\\\\";
+  } else if (u >= 0x20 && u < 0x7f) {
+    out.push_back(static_cast<char>(u));
+  } else {
+    out += "\\x";
+    out.push_back(kDigits[u >> 4]);
+    out.push_back(kDigits[u & 0xf]);
+  }
+}
+}  // namespace text_detail
+
 /// `text` made safe to print, log or put in an error message: bytes outside printable ASCII
 /// (control characters, DEL, anything >= 0x80, so no terminal escape sequence survives) become
 /// "\xNN" and a backslash becomes "\\" (so the output is unambiguous); at most `max_bytes`
-/// of the input are shown ("..." marks the cut). For text that came from a guest or a peer.
+/// of the input are shown ("..." marks the cut). The one helper for text that came from a
+/// guest, its agent or a peer (an agent's error message, a guest path in a message, ...):
+/// the output is at most 4 * max_bytes + 3 bytes, whatever the input.
 inline std::string printable(std::string_view text, size_t max_bytes = 256) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
   const size_t shown = text.size() < max_bytes ? text.size() : max_bytes;
   out.reserve(shown);
-  for (size_t i = 0; i < shown; ++i) {
+  for (size_t i = 0; i < shown; ++i) text_detail::append_escaped(out, static_cast<unsigned char>(text[i]));
+  if (shown < text.size()) out += "...";
+  return out;
+}
+
+/// printable() for many lines of guest output, such as a console tail: the same escaping,
+/// except that a line feed and a tab are kept and a carriage return before a line feed is
+/// dropped (a serial console ends lines with "\r\n"). Keeps the *last* `max_bytes` of the
+/// input ("..." at the start marks the cut): the end of a log says the most.
+inline std::string printable_lines(std::string_view text, size_t max_bytes = 16 * 1024) {
+  std::string out;
+  const bool cut = text.size() > max_bytes;
+  if (cut) {
+    text.remove_prefix(text.size() - max_bytes);
+    out += "...";
+  }
+  out.reserve(out.size() + text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
     const auto u = static_cast<unsigned char>(text[i]);
-    if (u == '\\') {
-      out += "\\\\";
-    } else if (u >= 0x20 && u < 0x7f) {
+    if (u == '\n' || u == '\t') {
       out.push_back(static_cast<char>(u));
+    } else if (u == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
+      continue;
     } else {
-      out += "\\x";
-      out.push_back(kDigits[u >> 4]);
-      out.push_back(kDigits[u & 0xf]);
+      text_detail::append_escaped(out, u);
     }
   }
-  if (shown < text.size()) out += "...";
   return out;
 }
 

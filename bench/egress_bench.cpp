@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/text.hpp"
 #include "bench/bytes_origin.hpp"
 #include "bench/egress_host.hpp"
 #include "bench/guest_bench_options.hpp"
@@ -192,7 +193,7 @@ int egress_bench(std::span<char* const> args) {
          std::to_string(static_cast<uint64_t>(big_mib) << 20), std::to_string(rounds)},
         exec);
     if (r.exit_code != 0) {
-      throw Error("the guest's script failed: " + r.stderr_data.substr(0, 2000));
+      throw Error("the guest's script failed: " + printable_lines(r.stderr_data, 2000));
     }
     const auto j = nlohmann::json::parse(r.stdout_data);
     auto mib_s = [&](const std::vector<double>& ms) {

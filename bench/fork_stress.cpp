@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/text.hpp"
 #include "bench/fork_common.hpp"
 #include "bench/fork_options.hpp"
 #include "bench/fork_stress_options.hpp"
@@ -101,14 +102,14 @@ class StressRun {
   /// The marker file says which state a child must have started from.
   void set_marker(Sandbox& s, const std::string& marker) {
     const ExecResult r = s.exec_shell("echo " + marker + " > /tmp/marker");
-    if (r.exit_code != 0) throw Error("writing /tmp/marker failed: " + r.stderr_data);
+    if (r.exit_code != 0) throw Error("writing /tmp/marker failed: " + printable(r.stderr_data, 512));
   }
 
   /// Throws unless the child answers an exec with `marker` (its parent's state at the freeze).
   static void check(Sandbox& child, const std::string& marker) {
     const ExecResult r = child.exec({"cat", "/tmp/marker"});
     if (r.exit_code != 0 || r.stdout_data != marker + "\n") {
-      throw Error("the child answered with '" + r.stdout_data + "' (exit " +
+      throw Error("the child answered with '" + printable(r.stdout_data, 512) + "' (exit " +
                   (r.exit_code ? std::to_string(*r.exit_code) : std::string("none")) +
                   "), not its parent's marker '" + marker + "'");
     }

@@ -11,6 +11,7 @@
 #include "contract/protocol/messages.hpp"
 #include "sandbox/client_impl.hpp"
 #include "sandbox/exec_process.hpp"
+#include "sandbox/local_file.hpp"
 #include "sandbox/requests.hpp"
 
 namespace forkvm {
@@ -20,15 +21,6 @@ using sandbox::Clock;
 using sandbox::Pending;
 
 namespace {
-
-// A local file problem, typed like the guest's (from_guest() false).
-[[noreturn]] void local_file_error(const std::string& op, const std::string& path, int err) {
-  const ErrorKind kind = err == ENOENT                   ? ErrorKind::kNotFound
-                         : err == EACCES || err == EPERM ? ErrorKind::kPermissionDenied
-                         : err == EISDIR                 ? ErrorKind::kIsADirectory
-                                                         : ErrorKind::kIo;
-  throw OperationError(kind, op, path, std::string("local file: ") + errno_text(err), err, false);
-}
 
 // Sends a write_file request and its data, pulled from `read` (returns 0 at the end) one
 // chunk at a time, so a file of any size is never held whole.
@@ -72,23 +64,41 @@ uint64_t write_stream(AgentClient::Impl& c, const std::string& path, uint32_t mo
   return total;
 }
 
-// Reads a guest file into `sink` chunk by chunk (on the reader thread).
-uint64_t read_stream(AgentClient::Impl& c, const std::string& path,
-                     std::function<void(std::string_view)> sink) {
+// Reads a guest file into `sink` chunk by chunk (on the reader thread), at most `max_bytes`
+// in all: `op` names the caller's operation in the kTooLarge error.
+uint64_t read_stream(AgentClient::Impl& c, const std::string& op, const std::string& path,
+                     uint64_t max_bytes, std::function<void(std::string_view)> sink) {
   auto count = std::make_shared<uint64_t>(0);
-  auto p = c.new_request(sandbox::path_request(proto::msg::kReadFile, path), {}, path,
-                         [sink = std::move(sink), count](Pending&, proto::Frame& f) {
-                           if (f.header["type"] != proto::msg::kFileData) return;
-                           *count += f.payload.size();
-                           sink(f.payload);
-                         });
+  auto p = c.new_request(
+      sandbox::path_request(proto::msg::kReadFile, path), {}, path,
+      [sink = std::move(sink), count, max_bytes, op, path](Pending&, proto::Frame& f) {
+        if (f.header["type"] != proto::msg::kFileData) return;
+        // Agent-controlled: counted here, whatever size the agent reports or ignores.
+        if (f.payload.size() > max_bytes - *count) {
+          throw OperationError(ErrorKind::kTooLarge, op, path,
+                               "the file is longer than the limit of " +
+                                   std::to_string(max_bytes) + " bytes",
+                               std::nullopt, false);
+        }
+        *count += f.payload.size();
+        sink(f.payload);
+      });
   auto f = c.wait_terminal(*p, std::nullopt, true, true);
   if (!f) {
+    // The limit or the sink stopped the read: cancel it, then give the agent one request
+    // timeout to end it. An agent that keeps sending holds the caller no longer than the
+    // cancel's answer (one request timeout) and that (its frames are dropped unread), and the
+    // request is forgotten. An error on the way (not running any more, no answer in time, the
+    // connection gone) ends the wait early and changes nothing: the read failed, with the
+    // reason below.
     try {
       c.control(proto::msg::kCancel, p->id);
-    } catch (const OperationError&) {
+      (void)c.wait_terminal(*p, Clock::now() + c.options.request_timeout, false);
+    } catch (const Error&) {
     }
-    f = c.wait_terminal(*p, std::nullopt, true);
+    c.forget(p->id);
+    std::lock_guard lock(p->m);
+    std::rethrow_exception(p->callback_error);
   }
   {
     std::lock_guard lock(p->m);
@@ -222,38 +232,30 @@ uint64_t AgentClient::upload_file(const std::string& local_path, const std::stri
                                   uint32_t mode) {
   sandbox::check_path("write_file", path);
   std::ifstream in(local_path, std::ios::binary);
-  if (!in) local_file_error("upload_file", local_path, errno);
+  if (!in) sandbox::local_file_error("upload_file", local_path, errno);
   return write_file(path, in, mode);
 }
 
 std::string AgentClient::read_file(const std::string& path, uint64_t max_bytes) {
   std::string data;
-  read_stream(*impl_, path, [&data, max_bytes, &path](std::string_view chunk) {
-    if (data.size() + chunk.size() > max_bytes) {
-      throw OperationError(ErrorKind::kTooLarge, "read_file", path,
-                           "the file is larger than max_bytes " + std::to_string(max_bytes),
-                           std::nullopt, false);
-    }
-    data.append(chunk);
-  });
+  read_stream(*impl_, "read_file", path, max_bytes,
+              [&data](std::string_view chunk) { data.append(chunk); });
   return data;
 }
 
 uint64_t AgentClient::read_file(const std::string& path,
-                                const std::function<void(std::string_view)>& sink) {
-  return read_stream(*impl_, path, sink);
+                                const std::function<void(std::string_view)>& sink,
+                                uint64_t max_bytes) {
+  return read_stream(*impl_, "read_file", path, max_bytes, sink);
 }
 
-uint64_t AgentClient::download_file(const std::string& path, const std::string& local_path) {
+uint64_t AgentClient::download_file(const std::string& path, const std::string& local_path,
+                                    uint64_t max_bytes) {
   sandbox::check_path("read_file", path);
-  std::ofstream out(local_path, std::ios::binary | std::ios::trunc);
-  if (!out) local_file_error("download_file", local_path, errno);
-  const uint64_t n = read_stream(*impl_, path, [&out, &local_path](std::string_view chunk) {
-    out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    if (!out) local_file_error("download_file", local_path, errno);
-  });
-  out.close();
-  if (!out) local_file_error("download_file", local_path, errno);
+  sandbox::LocalDownload out(local_path);  // removed again unless committed
+  const uint64_t n = read_stream(*impl_, "download_file", path, max_bytes,
+                                 [&out](std::string_view chunk) { out.write(chunk); });
+  out.commit();
   return n;
 }
 

@@ -277,11 +277,20 @@ void AgentClient::Impl::dispatch(proto::Frame& frame) {
     p->cv.notify_all();
     return;
   }
+  // Agent-controlled: a request that streams nothing back (no on_frame) has no use for a
+  // non-terminal frame, and such frames must not keep its inactivity clock from running out.
+  // Once a callback threw, the request is being cancelled: later frames are dropped unread.
+  bool deliver = false;
   {
     std::lock_guard lock(p->m);
+    if (!p->on_frame) {
+      ++stray_frames;
+      return;
+    }
     p->last_activity = Clock::now();
+    deliver = !p->callback_error;
   }
-  if (p->on_frame) {
+  if (deliver) {
     try {
       p->on_frame(*p, frame);
     } catch (...) {

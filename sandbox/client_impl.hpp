@@ -102,7 +102,8 @@ struct AgentClient::Impl {
 
   AgentClientOptions options;
   uint32_t version = 0;
-  /// Frames for ids that are no longer pending (a request the host timed out on, ...).
+  /// Frames for ids that are no longer pending (a request the host timed out on, ...), and
+  /// non-terminal frames for a request that expects none (dropped).
   std::atomic<uint64_t> stray_frames{0};
 
  private:

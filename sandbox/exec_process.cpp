@@ -1,5 +1,6 @@
 #include "sandbox/exec_process.hpp"
 
+#include "base/text.hpp"
 #include "contract/protocol/messages.hpp"
 #include "sandbox/requests.hpp"
 
@@ -26,11 +27,15 @@ void on_exec_frame(ExecStreams& s, Pending& p, proto::Frame& f) {
     p.started = true;
     p.pid = pid;
   } else if (type == proto::msg::kStdout) {
-    if (s.callbacks.on_stdout) s.callbacks.on_stdout(f.payload);
-    else s.out += f.payload;
+    const std::string_view bytes = take_within_cap(s.out_tally, s.cap, f.payload);
+    if (bytes.empty()) return;
+    if (s.callbacks.on_stdout) s.callbacks.on_stdout(bytes);
+    else s.out += bytes;
   } else if (type == proto::msg::kStderr) {
-    if (s.callbacks.on_stderr) s.callbacks.on_stderr(f.payload);
-    else s.err += f.payload;
+    const std::string_view bytes = take_within_cap(s.err_tally, s.cap, f.payload);
+    if (bytes.empty()) return;
+    if (s.callbacks.on_stderr) s.callbacks.on_stderr(bytes);
+    else s.err += bytes;
   }
 }
 
@@ -44,6 +49,18 @@ void send_stdin(AgentClient::Impl& c, uint64_t id, std::string_view bytes) {
 
 }  // namespace
 
+std::string_view take_within_cap(StreamTally& t, uint64_t cap, std::string_view bytes) {
+  // Agent-controlled: the guest caps each stream at `cap` too, but the host does not rely on
+  // it. What does not fit is dropped here, as the guest would have dropped it.
+  const uint64_t room = t.bytes < cap ? cap - t.bytes : 0;
+  if (bytes.size() > room) {
+    t.truncated = true;
+    bytes = bytes.substr(0, static_cast<size_t>(room));
+  }
+  t.bytes += bytes.size();
+  return bytes;
+}
+
 std::unique_ptr<ExecProcess> start_exec(const std::shared_ptr<AgentClient::Impl>& client,
                                         const std::vector<std::string>& argv,
                                         const std::string& shell, const ExecOptions& options,
@@ -52,16 +69,18 @@ std::unique_ptr<ExecProcess> start_exec(const std::shared_ptr<AgentClient::Impl>
   json header = exec_request(argv, shell, options, wants_stdin);
   auto streams = std::make_shared<ExecStreams>();
   streams->callbacks = callbacks;
+  streams->cap = options.max_output_bytes;
   const std::string what = shell.empty() ? argv.front() : "/bin/sh -c";
   auto p = client->new_request(std::move(header), {}, what,
                                [streams](Pending& pd, proto::Frame& f) { on_exec_frame(*streams, pd, f); });
-  // The agent answers "started" once the program runs, or an error if it could not.
+  // The agent answers "started" once the program runs, or an error if it could not, within
+  // request_timeout of the request: a deadline, not an inactivity clock, so that output an
+  // agent sends before "started" cannot keep the caller waiting.
   {
+    const auto deadline = Clock::now() + client->options.request_timeout;
     std::unique_lock lock(p->m);
     while (!p->started && !p->done) {
-      const auto deadline = p->last_activity + client->options.request_timeout;
-      if (p->cv.wait_until(lock, deadline) == std::cv_status::timeout && !p->started && !p->done &&
-          Clock::now() >= p->last_activity + client->options.request_timeout) {
+      if (p->cv.wait_until(lock, deadline) == std::cv_status::timeout && !p->started && !p->done) {
         lock.unlock();
         client->forget(p->id);
         throw TimeoutError("the agent did not start exec " + what + " within " +
@@ -116,9 +135,13 @@ std::optional<ExecResult> ExecProcess::Impl::wait_until(std::optional<Clock::tim
   for (;;) {
     if (p.done) break;
     if (p.callback_error) {
-      // A callback threw: stop the command, then report the callback's exception.
+      // A callback threw: stop the command, then report the callback's exception (also when
+      // the cancel itself fails or goes unanswered: the wait below is bounded either way).
       lock.unlock();
-      send_cancel();
+      try {
+        send_cancel();
+      } catch (const Error&) {
+      }
       lock.lock();
       p.cv.wait_until(lock, Clock::now() + client->options.request_timeout, [&] { return p.done; });
       if (!p.done) {
@@ -143,11 +166,14 @@ std::optional<ExecResult> ExecProcess::Impl::wait_until(std::optional<Clock::tim
     try {
       if (h.value("type", "") == proto::msg::kError) throw sandbox::error_from_frame(h, p.op, p.path);
       if (h.value("type", "") != proto::msg::kExit) {
-        throw AgentProtocolError("exec ended with a '" + h.value("type", "") + "' frame, not 'exit'");
+        throw AgentProtocolError("exec ended with a '" + printable(h.value("type", ""), 64) +
+                                 "' frame, not 'exit'");
       }
       ExecResult res;
       sandbox::parse_exit(h, res);
       res.pid = p.pid;
+      res.stdout_truncated = res.stdout_truncated || streams->out_tally.truncated;
+      res.stderr_truncated = res.stderr_truncated || streams->err_tally.truncated;
       res.stdout_data = std::move(streams->out);
       res.stderr_data = std::move(streams->err);
       r = std::move(res);

@@ -1,10 +1,12 @@
 // The inside of forkvm::ExecProcess, and AgentClient::start()'s work (start_exec).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "forkvm/agent_client.hpp"
@@ -12,13 +14,27 @@
 
 namespace forkvm::sandbox {
 
+/// What the host accepted of one output stream of an exec.
+struct StreamTally {
+  uint64_t bytes = 0;      ///< delivered or collected so far (never more than the cap)
+  bool truncated = false;  ///< the agent sent more than the cap; the rest was dropped here
+};
+
 /// Output of one exec: delivered to callbacks or collected. Written only by the reader thread
 /// before the exec's Pending is marked done, read only after (ordered by Pending::m).
 struct ExecStreams {
   ExecCallbacks callbacks;
+  /// ExecOptions::max_output_bytes, enforced again on the host per stream (the agent may lie).
+  uint64_t cap = 0;
   std::string out;
   std::string err;
+  StreamTally out_tally;
+  StreamTally err_tally;
 };
+
+/// The part of `bytes` that still fits under `cap` on a stream whose tally is `t` (counted
+/// into it); marks the stream truncated when some of `bytes` does not fit.
+std::string_view take_within_cap(StreamTally& t, uint64_t cap, std::string_view bytes);
 
 /// Sends the exec request, waits for "started" (or a start failure, thrown as
 /// OperationError), and sends ExecOptions::stdin_data when given.

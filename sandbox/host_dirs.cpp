@@ -71,18 +71,8 @@ bool safe_name(const std::string& name) {
          name.find('/') == std::string::npos && name.find('\0') == std::string::npos;
 }
 
-/// `text` with control characters escaped, for messages.
-std::string shown(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (c < 0x20 || c == 0x7f) {
-      out += "\\" + hex(c).substr(1);  // \x1b
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
+/// A guest path for a message or a report: made printable (control bytes escaped).
+std::string shown(const std::string& text) { return printable(text, 1024); }
 
 /// Removes `name` in the directory `parent` (a whole tree for a directory) without following
 /// any symbolic link.
@@ -91,11 +81,11 @@ void remove_at(int parent, const std::string& name) {
   if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
   if (S_ISDIR(st.st_mode)) {
     Fd dir(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!dir) throw Error("open " + name + ": " + errno_text(errno));
+    if (!dir) throw Error("open " + shown(name) + ": " + errno_text(errno));
     std::vector<std::string> children;
     {
       DIR* d = ::fdopendir(::dup(dir.get()));
-      if (d == nullptr) throw Error("read " + name + ": " + errno_text(errno));
+      if (d == nullptr) throw Error("read " + shown(name) + ": " + errno_text(errno));
       while (const dirent* e = ::readdir(d)) {
         const std::string child = e->d_name;
         if (child != "." && child != "..") children.push_back(child);
@@ -104,10 +94,10 @@ void remove_at(int parent, const std::string& name) {
     }
     for (const auto& child : children) remove_at(dir.get(), child);
     if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0) {
-      throw Error("remove " + name + ": " + errno_text(errno));
+      throw Error("remove " + shown(name) + ": " + errno_text(errno));
     }
   } else if (::unlinkat(parent, name.c_str(), 0) != 0) {
-    throw Error("remove " + name + ": " + errno_text(errno));
+    throw Error("remove " + shown(name) + ": " + errno_text(errno));
   }
 }
 
@@ -170,12 +160,12 @@ class CopyBack {
     if (have && !S_ISDIR(st.st_mode)) remove_at(host, e.name);
     if (!have || !S_ISDIR(st.st_mode)) {
       if (::mkdirat(host, e.name.c_str(), (e.stat.mode & 0777) | 0700) != 0) {
-        throw Error("create directory " + path + " on the host: " + errno_text(errno));
+        throw Error("create directory " + shown(path) + " on the host: " + errno_text(errno));
       }
       ++report_.dirs_created;
     }
     Fd sub(::openat(host, e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!sub) throw Error("open " + path + " on the host: " + errno_text(errno));
+    if (!sub) throw Error("open " + shown(path) + " on the host: " + errno_text(errno));
     sync_dir(path, sub.get(), depth + 1);
   }
 
@@ -189,13 +179,13 @@ class CopyBack {
     const std::string tmp = ".forkvm-copy-back-" + std::to_string(++temp_);
     Fd out(::openat(host, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                     e.stat.mode & 0777));
-    if (!out) throw Error("create a file for " + path + " on the host: " + errno_text(errno));
+    if (!out) throw Error("create a file for " + shown(path) + " on the host: " + errno_text(errno));
     try {
       agent_.read_file(path, [&](std::string_view chunk) {
         while (!chunk.empty()) {
           const ssize_t n = ::write(out.get(), chunk.data(), chunk.size());
           if (n < 0 && errno == EINTR) continue;
-          if (n <= 0) throw Error("write " + path + " on the host: " + errno_text(errno));
+          if (n <= 0) throw Error("write " + shown(path) + " on the host: " + errno_text(errno));
           chunk.remove_prefix(static_cast<size_t>(n));
         }
       });
@@ -204,7 +194,7 @@ class CopyBack {
       ::futimens(out.get(), times);
       if (have && S_ISDIR(st.st_mode)) remove_at(host, e.name);
       if (::renameat(host, tmp.c_str(), host, e.name.c_str()) != 0) {
-        throw Error("rename into " + path + " on the host: " + errno_text(errno));
+        throw Error("rename into " + shown(path) + " on the host: " + errno_text(errno));
       }
     } catch (...) {
       ::unlinkat(host, tmp.c_str(), 0);
@@ -234,7 +224,7 @@ class CopyBack {
         ::renameat(host, tmp.c_str(), host, name.c_str()) != 0) {
       const int err = errno;
       ::unlinkat(host, tmp.c_str(), 0);
-      throw Error("create the link " + path + " on the host: " + errno_text(err));
+      throw Error("create the link " + shown(path) + " on the host: " + errno_text(err));
     }
     ++report_.links_written;
   }
@@ -317,7 +307,7 @@ void mount(AgentClient& agent, const HostDir& dir, size_t index) {
                 : made;
   if (!mounted.ok()) {
     throw Error("host directory " + dir.host + ": mounting it at " + dir.guest +
-                " in the guest failed: " + mounted.stderr_data.substr(0, 512));
+                " in the guest failed: " + printable(mounted.stderr_data, 512));
   }
 }
 

@@ -233,11 +233,13 @@ FileStat parse_stat(const json& j) {
 
 OperationError error_from_frame(const json& header, const std::string& op,
                                 const std::string& path) {
+  // Agent-controlled: the code picks a kind from a fixed table; the message (up to the 64 KiB
+  // header limit, any bytes) is kept made printable and short.
   std::string code = "internal";
   std::string message;
   if (auto it = header.find("code"); it != header.end() && it->is_string()) code = it->get<std::string>();
   if (auto it = header.find("message"); it != header.end() && it->is_string()) {
-    message = it->get<std::string>();
+    message = printable(it->get_ref<const std::string&>(), kMaxShownAgentMessage);
   }
   std::optional<int> err;
   if (auto it = header.find("errno"); it != header.end() && it->is_number_integer()) {
@@ -245,7 +247,7 @@ OperationError error_from_frame(const json& header, const std::string& op,
     if (v >= 0 && v <= 4095) err = static_cast<int>(v);
   }
   const ErrorKind kind = error_kind_from_code(code);
-  if (kind == ErrorKind::kUnknown) message = "code '" + code.substr(0, 64) + "': " + message;
+  if (kind == ErrorKind::kUnknown) message = "code '" + printable(code, 64) + "': " + message;
   return OperationError(kind, op, path, message, err, true);
 }
 

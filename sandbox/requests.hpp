@@ -3,6 +3,7 @@
 // Pure: no I/O. Throws OperationError (from_guest() false) with kInvalidArgument or kTooLarge.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -43,7 +44,10 @@ nlohmann::json set_secret_request(const std::string& name, std::string_view valu
 void parse_exit(const nlohmann::json& exit, ExecResult& result);
 /// Parses a stat-like object (stat reply or list_dir entry).
 FileStat parse_stat(const nlohmann::json& j);
-/// The OperationError for an "error" frame header about `op` / `path`.
+/// How much of an agent's error message an OperationError shows (printable(), base/text.hpp).
+inline constexpr size_t kMaxShownAgentMessage = 1024;
+/// The OperationError for an "error" frame header about `op` / `path`; the agent's message and
+/// an unknown code are made printable.
 OperationError error_from_frame(const nlohmann::json& header, const std::string& op,
                                 const std::string& path);
 

@@ -156,7 +156,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     if (stop.stop_requested()) throw CancelledError("sandbox boot cancelled");
     if (Clock::now() >= deadline) {
       throw TimeoutError("the guest agent did not signal ready within " + ms_text(config.boot_timeout) +
-                         ": " + vm->progress_report() + "\n--- guest console (tail) ---\n" + tail());
+                         ": " + vm->progress_report() + "\n--- guest console (tail) ---\n" + printable_lines(tail()));
     }
   }
   connect_agent(deadline, stop);  // the identity is its first request
@@ -249,6 +249,10 @@ void Sandbox::Impl::connect_agent_timed(Clock::time_point deadline, const std::s
 
 Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point deadline,
                                                            const std::stop_token& stop) {
+  {
+    std::lock_guard lock(mutex);
+    if (owned_client) throw InvalidStateError("the sandbox is already connected to its agent");
+  }
   AgentConnected made;
   AgentClientOptions o;
   o.socket_path = socket_path;
@@ -270,7 +274,7 @@ Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point dea
     if (left <= milliseconds(0)) {
       throw TimeoutError("the guest agent did not answer within " + ms_text(config.boot_timeout) +
                          " (last attempt: " + last_error + ")\nwhere the guest is: " +
-                         vm->progress_report() + "\n--- guest console (tail) ---\n" + tail());
+                         vm->progress_report() + "\n--- guest console (tail) ---\n" + printable_lines(tail()));
     }
     o.connect_timeout = std::min(left, milliseconds(2000));
     try {
@@ -286,7 +290,7 @@ Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point dea
       made.identity = Clock::now() - t1;
       std::lock_guard lock(mutex);
       client = c.get();
-      clients.push_back(std::move(c));
+      owned_client = std::move(c);
       return made;
     } catch (const AgentUnreachableError& e) {
       last_error = e.what();
@@ -333,13 +337,13 @@ void Sandbox::Impl::shutdown() {
     stop_watch = true;
   }
   {
-    std::vector<AgentClient*> all;
+    AgentClient* c = nullptr;
     {
       std::lock_guard lock(mutex);
-      for (auto& c : clients) all.push_back(c.get());
+      c = owned_client.get();
     }
     // Not under `mutex`: close() joins the reader, whose hook takes it.
-    for (auto* c : all) c->close(std::make_exception_ptr(InvalidStateError("the sandbox was shut down")));
+    if (c != nullptr) c->close(std::make_exception_ptr(InvalidStateError("the sandbox was shut down")));
   }
   if (vm) vm->stop();  // the guest stops running and the device threads end here
   if (watcher.joinable()) watcher.join();
@@ -414,7 +418,7 @@ VmMemoryUsage Sandbox::memory_usage() const {
 }
 void Sandbox::shutdown() { impl_->shutdown(); }
 SandboxState Sandbox::state() const { return impl_->state.load(); }
-std::string Sandbox::console_tail() const { return impl_->tail(); }
+std::string Sandbox::console_tail() const { return printable_lines(impl_->tail()); }
 std::chrono::nanoseconds Sandbox::boot_time() const noexcept { return impl_->boot_time; }
 const std::string& Sandbox::vsock_socket_path() const noexcept { return impl_->socket_path; }
 AgentClient& Sandbox::agent() { return impl_->ready_client(); }
@@ -479,11 +483,12 @@ std::string Sandbox::read_file(const std::string& path, uint64_t max_bytes) {
   return agent().read_file(path, max_bytes);
 }
 uint64_t Sandbox::read_file(const std::string& path,
-                            const std::function<void(std::string_view)>& sink) {
-  return agent().read_file(path, sink);
+                            const std::function<void(std::string_view)>& sink, uint64_t max_bytes) {
+  return agent().read_file(path, sink, max_bytes);
 }
-uint64_t Sandbox::download_file(const std::string& path, const std::string& local_path) {
-  return agent().download_file(path, local_path);
+uint64_t Sandbox::download_file(const std::string& path, const std::string& local_path,
+                                uint64_t max_bytes) {
+  return agent().download_file(path, local_path, max_bytes);
 }
 FileStat Sandbox::stat(const std::string& path) { return agent().stat(path); }
 bool Sandbox::exists(const std::string& path) { return agent().exists(path); }

@@ -37,7 +37,7 @@ std::string describe(ErrorKind kind, const std::string& op, const std::string& p
   s += ": ";
   s += to_string(kind);
   if (!message.empty()) s += ": " + message;
-  if (!from_guest) s += " (rejected on the host; nothing was sent)";
+  if (!from_guest) s += " (host side)";
   return s;
 }
 

@@ -43,10 +43,12 @@ struct Sandbox::Impl {
   std::string temp_dir;
   std::string socket_path;
   std::unique_ptr<Vm> vm;
-  // The agent connection, made once the sandbox is up and kept for its life (snapshots and
-  // forks leave it alone). Owned by `clients`; other threads read it through this pointer.
+  // The agent connection, made once the sandbox is up and kept for its life: snapshots and
+  // forks leave it alone, so it is never replaced (connect_agent() refuses a second one, and a
+  // failed attempt's client is gone with the attempt). Owned by `owned_client`; other threads
+  // read it through this pointer.
   std::atomic<AgentClient*> client{nullptr};
-  std::vector<std::unique_ptr<AgentClient>> clients;  // guarded by `mutex`
+  std::unique_ptr<AgentClient> owned_client;  // guarded by `mutex`
   std::atomic<SandboxState> state{SandboxState::kBooting};
   std::chrono::nanoseconds boot_time{0};
   ForkTimings fork_timings;
@@ -86,7 +88,8 @@ struct Sandbox::Impl {
     unsigned attempts = 0;
   };
   // Connects (retrying until the agent answers), gives the guest its identity as the first
-  // request on the connection, and makes it the current client.
+  // request on the connection, and makes it the client. Once per sandbox: InvalidStateError if
+  // it already has one.
   AgentConnected connect_agent(Clock::time_point deadline, const std::stop_token& stop);
   // connect_agent() for a restored or forked VM, recording its split in fork_timings.
   void connect_agent_timed(Clock::time_point deadline, const std::stop_token& stop);
@@ -105,6 +108,8 @@ struct Sandbox::Impl {
   void stop_network();
   void watch();
   void shutdown();
+  // The guest console's tail as the VM keeps it (raw guest bytes): every message that shows it
+  // goes through printable_lines() (GuestError does so itself).
   std::string tail();
   // The error for a VM that stopped by itself.
   GuestError vm_stopped_error(const VmResult& r, const std::string& context);

@@ -102,7 +102,7 @@ std::string vsock_handshake(int fd, uint32_t port, Clock::time_point deadline) {
   const std::string line = got.substr(0, nl);
   if (!vsock_connect_accepted(line)) {
     throw AgentUnreachableError("vsock CONNECT " + std::to_string(port) + ": refused ('" +
-                                line.substr(0, 64) + "')");
+                                printable(line, 64) + "')");
   }
   return got.substr(nl + 1);
 }

@@ -26,6 +26,15 @@
 
 namespace forkvm {
 
+/// Default host-side limit of AgentClient::read_file() into a string (and Sandbox's): the same
+/// 64 MiB as ExecOptions::max_output_bytes, so by default nothing the guest hands back is held
+/// in the host's memory past 64 MiB per request.
+inline constexpr uint64_t kDefaultReadFileMaxBytes = 64ull << 20;
+/// Default host-side limit of a guest file streamed to a sink or downloaded into a local file
+/// (read_file() with a sink, download_file(), and Sandbox's): 4 GiB, so a guest that streams
+/// without end cannot fill the host's disk or keep a transfer going forever.
+inline constexpr uint64_t kDefaultStreamMaxBytes = 4ull << 30;
+
 /// Options of one command run in the guest.
 struct ExecOptions {
   /// Added to the environment (over the persistent env set with set_env, over the agent's base
@@ -36,8 +45,11 @@ struct ExecOptions {
   /// The guest kills the command's process group after this long (the result then has
   /// timed_out set and signal 9). nullopt: no limit (the wait is still cancellable).
   std::optional<std::chrono::milliseconds> timeout;
-  /// Per-stream cap on captured output; more is read and dropped in the guest and the stream
-  /// is marked truncated.
+  /// Per-stream cap on output (collected or handed to a callback); more is read and dropped in
+  /// the guest and the stream is marked truncated. The host enforces the same cap on what it
+  /// receives, since an agent may lie: bytes past it on a stream are dropped on the host too
+  /// (never collected, never passed to a callback) and the stream is marked truncated, so one
+  /// exec never makes the host hold more than max_output_bytes per stream.
   uint64_t max_output_bytes = 64ull << 20;
   /// Bytes written to the command's stdin, which is then closed. Without it stdin is
   /// /dev/null (or, with interactive_stdin, whatever ExecProcess::write_stdin sends).
@@ -62,9 +74,10 @@ struct ExecResult {
   bool cancelled = false;
   /// Run time measured in the guest.
   std::chrono::milliseconds duration{0};
-  /// Output past max_output_bytes was dropped on that stream.
+  /// Output past max_output_bytes was dropped on that stream (by the guest, or by the host when
+  /// the agent sent more than the cap).
   bool stdout_truncated = false;
-  /// Output past max_output_bytes was dropped on that stream.
+  /// Output past max_output_bytes was dropped on that stream (by the guest or by the host).
   bool stderr_truncated = false;
   /// The command's pid in the guest.
   int pid = 0;
@@ -244,14 +257,23 @@ class AgentClient {
   /// Streams the local file `local_path` to `path`; returns the byte count.
   uint64_t upload_file(const std::string& local_path, const std::string& path,
                        uint32_t mode = 0644);
-  /// Reads a whole guest file. Throws OperationError(kTooLarge, host side) past `max_bytes`.
-  std::string read_file(const std::string& path, uint64_t max_bytes = 1ull << 30);
+  /// Reads a whole guest file. Once more than `max_bytes` arrive (counted on the host, whatever
+  /// the agent claims), the read is cancelled and OperationError(kTooLarge, from_guest()
+  /// false) is thrown; nothing past the limit is held.
+  std::string read_file(const std::string& path, uint64_t max_bytes = kDefaultReadFileMaxBytes);
   /// Streams a guest file to `sink` chunk by chunk (on the reader thread; see ExecCallbacks
   /// for the rules); returns the byte count. An exception from `sink` cancels the read and is
-  /// rethrown.
-  uint64_t read_file(const std::string& path, const std::function<void(std::string_view)>& sink);
-  /// Streams a guest file into the local file `local_path` (created or truncated).
-  uint64_t download_file(const std::string& path, const std::string& local_path);
+  /// rethrown. The sink gets at most `max_bytes` in all: a file that is longer fails with
+  /// OperationError(kTooLarge, from_guest() false) before the chunk that would cross it.
+  uint64_t read_file(const std::string& path, const std::function<void(std::string_view)>& sink,
+                     uint64_t max_bytes = kDefaultStreamMaxBytes);
+  /// Streams a guest file into the local file `local_path`, atomically: the bytes go to a new
+  /// temporary file in the same directory (".<name>.forkvm-XXXXXX", mode 0666 less the umask),
+  /// renamed over `local_path` once the whole file arrived. A failure, including a file longer
+  /// than `max_bytes` (OperationError(kTooLarge, from_guest() false)), removes the temporary
+  /// file and leaves `local_path` as it was.
+  uint64_t download_file(const std::string& path, const std::string& local_path,
+                         uint64_t max_bytes = kDefaultStreamMaxBytes);
   /// lstat of a guest path.
   FileStat stat(const std::string& path);
   /// Whether a guest path exists.

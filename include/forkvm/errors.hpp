@@ -68,10 +68,11 @@ class SnapshotError : public Error {
 /// holds the last lines the guest printed, which usually say why.
 class GuestError : public Error {
  public:
-  GuestError(const std::string& what, std::string console_tail)
-      : Error(console_tail.empty() ? what : what + "\n--- guest console (tail) ---\n" + console_tail),
-        console_tail_(std::move(console_tail)) {}
-  /// The last part of the serial console output.
+  /// `console_tail` is guest output: it is kept (and appended to what()) made printable, its
+  /// last 16 KiB with terminal control bytes escaped (base/text.hpp printable_lines()), so
+  /// printing the error cannot drive the reader's terminal.
+  GuestError(const std::string& what, const std::string& console_tail);
+  /// The last part of the serial console output, made printable (see the constructor).
   const std::string& console_tail() const noexcept { return console_tail_; }
 
  private:

@@ -214,7 +214,8 @@ class Sandbox {
   VmMemoryUsage memory_usage() const;
   /// The current state.
   SandboxState state() const;
-  /// The last part of the guest console (for diagnostics).
+  /// The last part of the guest console (for diagnostics), made printable: terminal control
+  /// bytes escaped, line breaks kept (as GuestError::console_tail()).
   std::string console_tail() const;
   /// The VM's Firecracker-style vsock socket: connect, write "CONNECT <port>\n", read
   /// "OK <n>\n", and the stream is that guest port (e.g. 5555 for the metadata protocol).
@@ -295,12 +296,16 @@ class Sandbox {
   /// Streams a local file to a guest file; returns the byte count.
   uint64_t upload_file(const std::string& local_path, const std::string& path,
                        uint32_t mode = 0644);
-  /// Reads a whole guest file (at most max_bytes).
-  std::string read_file(const std::string& path, uint64_t max_bytes = 1ull << 30);
-  /// Streams a guest file to a callback; returns the byte count.
-  uint64_t read_file(const std::string& path, const std::function<void(std::string_view)>& sink);
-  /// Streams a guest file to a local file; returns the byte count.
-  uint64_t download_file(const std::string& path, const std::string& local_path);
+  /// Reads a whole guest file (at most max_bytes, counted on the host; past it
+  /// OperationError(kTooLarge)).
+  std::string read_file(const std::string& path, uint64_t max_bytes = kDefaultReadFileMaxBytes);
+  /// Streams a guest file to a callback (at most max_bytes); returns the byte count.
+  uint64_t read_file(const std::string& path, const std::function<void(std::string_view)>& sink,
+                     uint64_t max_bytes = kDefaultStreamMaxBytes);
+  /// Streams a guest file to a local file (at most max_bytes; atomically, nothing left behind
+  /// on failure: AgentClient::download_file()); returns the byte count.
+  uint64_t download_file(const std::string& path, const std::string& local_path,
+                         uint64_t max_bytes = kDefaultStreamMaxBytes);
   /// lstat of a guest path.
   FileStat stat(const std::string& path);
   /// Whether a guest path exists.

@@ -61,9 +61,12 @@ std::string_view to_string(ErrorKind kind) noexcept;
 ErrorKind error_kind_from_code(std::string_view code) noexcept;
 
 /// An operation failed with a typed reason: either the agent answered with an error frame
-/// (from_guest() is true), or the host rejected the request before sending anything because
-/// it would break a protocol rule (from_guest() is false; the kind is then kInvalidArgument or
-/// kTooLarge, exactly what the agent would have answered).
+/// (from_guest() is true), or the host decided it (from_guest() is false): it rejected the
+/// request before sending anything because it would break a protocol rule (kInvalidArgument or
+/// kTooLarge, exactly what the agent would have answered), a transfer went past its host-side
+/// limit (kTooLarge: read_file, download_file), or a local file failed (download_file,
+/// upload_file). An agent's message and code are guest text: they are kept made printable
+/// (base/text.hpp printable(): control bytes escaped, at most 1 KiB shown).
 class OperationError : public Error {
  public:
   /// `op` names the request ("read_file"), `path` the path it was about (may be empty).
@@ -79,7 +82,7 @@ class OperationError : public Error {
   const std::string& message() const noexcept { return message_; }
   /// The errno in the guest, when a system call failed there.
   std::optional<int> sys_errno() const noexcept { return errno_; }
-  /// True when the agent reported it; false when the host refused to send the request.
+  /// True when the agent reported it; false when the host decided it (see the class comment).
   bool from_guest() const noexcept { return from_guest_; }
 
  private:

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 
+#include "base/text.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
 #include "tools/cli/args.hpp"
@@ -86,7 +87,8 @@ int report(const VmResult& r, Vm& vm) {
     return static_cast<int>(std::min<uint32_t>(r.exit_status, 255));
   }
   std::fprintf(stderr, "forkvm: guest stopped: %s: %s\n--- console tail ---\n%s\n",
-               std::string(to_string(r.reason)).c_str(), r.detail.c_str(), vm.console_tail().c_str());
+               std::string(to_string(r.reason)).c_str(), r.detail.c_str(),
+               printable_lines(vm.console_tail()).c_str());
   return kExitGuestFailed;
 }
 
@@ -142,7 +144,8 @@ int boot_command(std::span<char* const> argv) {
   const std::string where = announced ? "" : "\n" + vm->progress_report();
   vm->stop();
   std::fprintf(stderr, "forkvm: guest still running after %llu s; stopped%s\n--- console tail ---\n%s\n",
-               static_cast<unsigned long long>(o.timeout_s), where.c_str(), vm->console_tail().c_str());
+               static_cast<unsigned long long>(o.timeout_s), where.c_str(),
+               printable_lines(vm->console_tail()).c_str());
   return kExitTimeout;
 }
 

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <string>
 
+#include "base/text.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
 #include "tools/cli/args.hpp"
@@ -122,7 +123,7 @@ int create(const CreateOptions& o) {
     if (!vm->wait_ready(o.timeout)) {
       std::cerr << "forkvm snapshot create: the agent was not ready within " << o.timeout.count()
                 << " s: " << vm->progress_report() << "\n--- guest console (tail) ---\n"
-                << vm->console_tail();
+                << printable_lines(vm->console_tail());
       return kExitTimeout;
     }
     const auto t0 = std::chrono::steady_clock::now();
