@@ -112,6 +112,10 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
     const std::string f = s->failures.note(o.n + s->failures.count());
     if (!f.empty()) lat.notes.push_back((s == &np ? "no pool: " : "pooled: ") + f);
   }
+  lat.notes.push_back("no pool = no template pool; the process-wide shell pool is on (its "
+                      "default) in these rows: " + std::to_string(np.shell_vm) + " of " +
+                      std::to_string(np.to_vcpus_ready.size()) + " no-pool forks took a shell "
+                      "(the fork-path section below compares with it off)");
   add_fork_rows(lat, "nopool", "forkvm fork, no pool", np);
   if (pooled != nullptr) {
     add_fork_rows(lat, "pooled", "forkvm fork, pool of " + std::to_string(o.pool), pl);

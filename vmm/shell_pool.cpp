@@ -128,13 +128,13 @@ std::unique_ptr<Vm::Impl> ShellPool::take(const ShellShape& shape) {
         got = std::move(s);
         break;
       }
-      ++discarded_dead_;
+      ++counts_.discarded_dead;
       dropped.push_back(std::move(s));
     }
     if (got) {
-      ++taken_;
+      ++counts_.taken;
     } else {
-      ++missed_;
+      ++counts_.missed;
     }
     start_locked();
   }
@@ -172,16 +172,10 @@ void ShellPool::configure(const ShellPoolOptions& options) {
 
 ShellPoolStats ShellPool::stats() const {
   std::lock_guard lock(mu_);
-  ShellPoolStats s;
+  ShellPoolStats s = counts_;
   s.options = options_;
   for (const Warm& w : warm_) s.ready += w.ready.size();
   s.shapes = warm_.size();
-  s.taken = taken_;
-  s.missed = missed_;
-  s.built = built_;
-  s.discarded_dead = discarded_dead_;
-  s.build_failures = build_failures_;
-  s.last_error = last_error_;
   if (!build_times_.empty()) {
     std::chrono::nanoseconds sum{};
     for (const auto& t : build_times_) sum += t;
@@ -238,16 +232,16 @@ void ShellPool::refill_loop() {
     if (!shell) {
       // A host short of memory or descriptors: retry later, not in a tight loop; the VMs that
       // miss meanwhile build inline and report their own error.
-      ++build_failures_;
-      if (last_error_ != error) std::fprintf(stderr, "forkvm: shell pool: %s\n", error.c_str());
-      last_error_ = error;
+      ++counts_.build_failures;
+      if (counts_.last_error != error) std::fprintf(stderr, "forkvm: shell pool: %s\n", error.c_str());
+      counts_.last_error = error;
       cv_.wait_for(lock, backoff, [&] { return stopping_; });
       backoff = std::min(backoff * 2, kMaxBackoff);
       continue;
     }
     backoff = kFirstBackoff;
-    last_error_.clear();
-    ++built_;
+    counts_.last_error.clear();
+    ++counts_.built;
     build_times_.push_back(took);
     if (build_times_.size() > kBuildTimesKept) build_times_.pop_front();
     Warm* home = nullptr;

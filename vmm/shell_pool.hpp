@@ -88,12 +88,8 @@ class ShellPool {
   std::list<Warm> warm_;  // a list: Warm holds a deque, whose move may throw
   std::thread thread_;
   bool stopping_ = false;
-  uint64_t taken_ = 0;
-  uint64_t missed_ = 0;
-  uint64_t built_ = 0;
-  uint64_t discarded_dead_ = 0;
-  uint64_t build_failures_ = 0;
-  std::string last_error_;
+  /// The counters and last error (stats() fills in the rest).
+  ShellPoolStats counts_;
   std::deque<std::chrono::nanoseconds> build_times_;  // the last 64
 };
 
