@@ -37,6 +37,7 @@ std::vector<std::string>& first_exec() {
 }  // namespace
 
 void set_first_exec(std::vector<std::string> argv) { first_exec() = std::move(argv); }
+const std::vector<std::string>& first_exec_argv() { return first_exec(); }
 
 std::string first_exec_text() {
   std::string out = "exec([";

@@ -70,6 +70,8 @@ struct ForkedChild {
 /// The command fork_and_exec() runs first in each child (default ["true"]; `forkvm-bench fork
 /// --first-exec`), and how titles show it.
 void set_first_exec(std::vector<std::string> argv);
+/// That command's argv.
+const std::vector<std::string>& first_exec_argv();
 std::string first_exec_text();
 
 /// Calls `fork` (Template::fork or Sandbox::fork), times it, and runs the first exec

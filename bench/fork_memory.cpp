@@ -77,6 +77,40 @@ void add_fd_values(ReportSection& s, size_t before, size_t after, unsigned child
                       (static_cast<double>(after) - static_cast<double>(before)) / children, true});
 }
 
+/// Threads of this process per child between two counts of /proc/self/task.
+void add_thread_values(ReportSection& s, size_t before, size_t after, unsigned children) {
+  s.values.push_back({"threads_before", "host threads before the children", "",
+                      static_cast<double>(before), true});
+  s.values.push_back({"threads_after", "host threads with them alive", "",
+                      static_cast<double>(after), true});
+  s.values.push_back({"threads_per_child", "per child: host threads", "threads",
+                      (static_cast<double>(after) - static_cast<double>(before)) / children, true});
+}
+
+/// With every child alive at once, asks each for one more exec: they all still answer, and how
+/// fast with that many alive. A child that fails is counted (and its error printed), not fatal.
+void add_all_answer_rows(ReportSection& s, const std::vector<std::unique_ptr<Sandbox>>& kids) {
+  std::vector<double> ms;
+  size_t failed = 0;
+  for (size_t i = 0; i < kids.size(); ++i) {
+    const auto t0 = Clock::now();
+    try {
+      const ExecResult r = kids[i]->exec(first_exec_argv());
+      if (!r.ok()) throw Error("did not exit 0");
+      ms.push_back(ms_since(t0));
+    } catch (const std::exception& e) {
+      ++failed;
+      std::fprintf(stderr, "  child %zu did not answer with all alive: %s\n", i, e.what());
+    }
+    if ((i + 1) % 100 == 0) std::fprintf(stderr, "  %zu of %zu children asked again\n", i + 1, kids.size());
+  }
+  s.values.push_back({"answered_all_alive", "children answering an exec with all alive", "",
+                      static_cast<double>(ms.size()), true});
+  s.values.push_back({"failed_all_alive", "children NOT answering with all alive", "",
+                      static_cast<double>(failed), true});
+  s.rows.push_back({"exec_all_alive_ms", first_exec_text() + " with all alive", "ms", summarize(ms)});
+}
+
 void destroy_all(std::vector<std::unique_ptr<Sandbox>>& kids) {
   for (auto& k : kids) {
     try {
@@ -136,6 +170,7 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   std::fprintf(stderr, "  pool %s; forking\n", full_before ? "full" : "NOT full after 180 s");
   const MemoryCounters before = read_memory_counters();
   const size_t fds_before = count_entries();
+  const size_t threads_before = count_entries("/proc/self/task");
   std::vector<std::unique_ptr<Sandbox>> kids;
   std::vector<double> fork_ms;
   std::string stop = "reached --max-live";
@@ -162,6 +197,7 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   const bool full_after = wait_pool_full(t, pool, std::chrono::seconds(60));
   const MemoryCounters after = read_memory_counters();
   const size_t fds_after = count_entries();
+  const size_t threads_after = count_entries("/proc/self/task");
   const unsigned alive = static_cast<unsigned>(kids.size());
   s.notes.push_back("stopped: " + stop);
   s.notes.push_back("open-file limit: soft " + std::to_string(fd_limits.soft) + ", hard " +
@@ -176,6 +212,8 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   const PerChildMemory m = per_child(before, after, alive);
   add_per_child_values(s, m);
   add_fd_values(s, fds_before, fds_after, alive);
+  add_thread_values(s, threads_before, threads_after, alive);
+  add_all_answer_rows(s, kids);
   // Two bases, both printed: what this process's counters attribute to a child, and what the
   // system as a whole lost per child (which adds kernel memory: KVM's vCPU and VM structures,
   // thread stacks, socket buffers; but also any other activity on the host meanwhile).
@@ -183,7 +221,7 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   const char* const basis_key[] = {"", "_memavail"};
   const char* const basis_label[] = {"unshared cost", "MemAvailable drop"};
   bool any = false;
-  for (size_t b = 0; b < 2; ++b) {
+  for (size_t b = 0; b < 2 && alive < 1000; ++b) {  // 1000 alive: measured, not extrapolated
     if (!bases[b] || *bases[b] <= 0) continue;
     any = true;
     const Extrapolation e = extrapolate(*bases[b], 1000, 256 * kMiB, 24 * kGiB);
