@@ -126,6 +126,7 @@ std::unique_ptr<AgentClient> AgentClient::connect(const AgentClientOptions& opti
 }
 
 void AgentClient::close(std::exception_ptr reason) { impl_->close(std::move(reason)); }
+void AgentClient::close_nowait(std::exception_ptr reason) { impl_->close_nowait(std::move(reason)); }
 bool AgentClient::connected() const { return impl_->closed_error() == nullptr; }
 uint32_t AgentClient::protocol_version() const noexcept { return impl_->version; }
 

@@ -192,13 +192,21 @@ void AgentClient::Impl::fail_all(std::exception_ptr error) {
   }
 }
 
-void AgentClient::Impl::close(std::exception_ptr error) {
+void AgentClient::Impl::close_nowait(std::exception_ptr error) {
   if (!error) error = std::make_exception_ptr(InvalidStateError("the agent client was closed"));
   fail_all(error);
   closing_ = true;
   // Wakes the reader (recv returns 0) and any writer stuck in poll (EPIPE). The descriptor is
-  // still open here: it is only closed below, once the reader is gone, by the first close().
+  // still open here: it is only closed once the reader is gone, by the first close().
   if (!shut_down_.exchange(true) && raw_fd_ >= 0) ::shutdown(raw_fd_, SHUT_RDWR);
+  // A callback running on the reader thread holds deliver_mutex_: waiting for it is what makes
+  // "no callback runs once this returns" true. From inside that callback, nothing to wait for.
+  if (reader_.get_id() == std::this_thread::get_id()) return;
+  std::lock_guard wait_for_callback(deliver_mutex_);
+}
+
+void AgentClient::Impl::close(std::exception_ptr error) {
+  close_nowait(std::move(error));
   // On the reader thread (a callback closing): the reader returns by itself; a later close()
   // from another thread joins it.
   if (reader_.get_id() == std::this_thread::get_id()) return;
@@ -291,8 +299,11 @@ void AgentClient::Impl::dispatch(proto::Frame& frame) {
     deliver = !p->callback_error;
   }
   if (deliver) {
+    // Held across the callback (close_nowait() waits on it); closing_ is checked under it, so
+    // no callback starts once close_nowait() has returned.
+    std::lock_guard gate(deliver_mutex_);
     try {
-      p->on_frame(*p, frame);
+      if (!closing_) p->on_frame(*p, frame);
     } catch (...) {
       std::lock_guard lock(p->m);
       if (!p->callback_error) p->callback_error = std::current_exception();

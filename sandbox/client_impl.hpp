@@ -97,6 +97,8 @@ struct AgentClient::Impl {
   void forget(uint64_t id);
   /// Closes the connection and fails every pending request with `error`. Idempotent.
   void close(std::exception_ptr error);
+  /// close() up to joining the reader: see AgentClient::close_nowait().
+  void close_nowait(std::exception_ptr error);
   /// The error requests get once closed (nullptr while open).
   std::exception_ptr closed_error() const;
 
@@ -122,6 +124,7 @@ struct AgentClient::Impl {
 
   std::mutex write_mutex_;  // one frame at a time on the socket
   std::mutex close_mutex_;  // serializes close()'s join of the reader and closing of fd_
+  std::mutex deliver_mutex_;  // held by the reader while a frame callback runs
   mutable std::mutex map_mutex_;
   std::map<uint64_t, std::shared_ptr<sandbox::Pending>> pending_;
   bool closed_ = false;

@@ -33,6 +33,16 @@ Reaper::Reaper() {
 }
 
 void Reaper::tear_down(Remains& r) noexcept {
+  if (r.finish) {
+    try {
+      r.finish();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "forkvm: finishing a teardown: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "forkvm: finishing a teardown: unknown exception\n");
+    }
+    r.finish = nullptr;  // drops what it held (possibly the last owner of a sandbox)
+  }
   r.vm.reset();  // closes the VM's descriptors and unmaps its memory: the slow part
   if (!r.temp_dir.empty()) {
     std::error_code ec;

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,10 +21,12 @@
 
 namespace forkvm::sandbox {
 
-/// What is left of a shut-down sandbox: its stopped VM and its temp dir ("" for none).
+/// What is left of a shut-down sandbox: the rest of its shutdown (joining its threads; it holds
+/// what it needs alive), its stopped VM and its temp dir ("" for none), torn down in that order.
 struct Remains {
   std::unique_ptr<Vm> vm;
   std::string temp_dir;
+  std::function<void()> finish;  ///< runs first; a throw is caught and logged
 };
 
 /// See the file comment. Thread-safe.

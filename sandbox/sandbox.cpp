@@ -326,16 +326,41 @@ Sandbox::Impl::Impl() = default;
 Sandbox::Impl::~Impl() { shutdown(); }
 
 void Sandbox::Impl::shutdown() {
+  begin_shutdown();
+  finish_shutdown();
+}
+
+bool Sandbox::Impl::begin_shutdown() {
   std::lock_guard once(shutdown_mutex);
-  if (state == SandboxState::kShutDown && !vm && temp_dir.empty()) return;
-  // A sandbox that never came up is being torn down because create/restore/fork failed: that
-  // teardown finishes before the error reaches the caller (nothing left behind), not later.
-  const bool came_up = state != SandboxState::kBooting;
+  if (state == SandboxState::kShutDown) return false;
   state = SandboxState::kShutDown;
+  AgentClient* c = nullptr;
   {
     std::lock_guard lock(mutex);
     stop_watch = true;
+    c = owned_client.get();
   }
+  // Neither waits for a thread to end, only for a callback that is running to return.
+  if (c != nullptr) {
+    c->close_nowait(std::make_exception_ptr(InvalidStateError("the sandbox was shut down")));
+  }
+  if (vm) vm->request_stop();
+  // No new connection finds the socket from here; its listener closes with the VM.
+  if (!socket_path.empty()) ::unlink(socket_path.c_str());
+  return true;
+}
+
+void Sandbox::Impl::hand_to_reaper(std::shared_ptr<Impl> impl) {
+  sandbox::Remains remains;
+  // The lambda keeps the Impl alive until its threads are joined, even once the Sandbox that
+  // owned it is gone; the reaper drops it afterwards (the Impl may be destroyed there).
+  remains.finish = [impl = std::move(impl)] { impl->finish_shutdown(); };
+  sandbox::Reaper::instance().submit(std::move(remains));
+}
+
+void Sandbox::Impl::finish_shutdown() {
+  std::lock_guard once(shutdown_mutex);
+  if (std::exchange(shutdown_finished, true)) return;
   {
     AgentClient* c = nullptr;
     {
@@ -354,17 +379,10 @@ void Sandbox::Impl::shutdown() {
     if (vm) final_tail = vm->console_tail();
     remains.vm = std::move(vm);
   }
-  // No new connection finds the socket from here; its listener closes with the VM.
-  if (!socket_path.empty()) ::unlink(socket_path.c_str());
   remains.temp_dir = std::exchange(temp_dir, {});
-  // Closing the KVM VM and unmapping its memory is the slow part: the reaper does it
-  // (bounded; Sandbox::wait_for_teardowns() waits for it).
-  if (!remains.vm && remains.temp_dir.empty()) return;
-  if (came_up) {
-    sandbox::Reaper::instance().submit(std::move(remains));
-  } else {
-    sandbox::Reaper::tear_down(remains);
-  }
+  // Here, not submitted: this runs on the reaper already (hand_to_reaper()) or must finish
+  // before the caller goes on (a sandbox whose create, restore or fork failed, ~Impl).
+  sandbox::Reaper::tear_down(remains);
 }
 
 void Sandbox::wait_for_teardowns() { sandbox::Reaper::instance().drain(); }
@@ -392,7 +410,11 @@ AgentClient& Sandbox::Impl::ready_client() {
 }
 
 Sandbox::Sandbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Sandbox::~Sandbox() = default;
+Sandbox::~Sandbox() {
+  if (!impl_) return;
+  // shutdown() already handed a reference over; otherwise the reaper gets the last one.
+  if (impl_->begin_shutdown()) Impl::hand_to_reaper(std::move(impl_));
+}
 
 std::unique_ptr<Sandbox> Sandbox::create(const SandboxConfig& config, std::stop_token stop) {
   auto impl = std::make_unique<Impl>();
@@ -416,7 +438,9 @@ VmMemoryUsage Sandbox::memory_usage() const {
   if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");
   return impl_->vm->memory_usage();
 }
-void Sandbox::shutdown() { impl_->shutdown(); }
+void Sandbox::shutdown() {
+  if (impl_->begin_shutdown()) Impl::hand_to_reaper(impl_);
+}
 SandboxState Sandbox::state() const { return impl_->state.load(); }
 std::string Sandbox::console_tail() const { return printable_lines(impl_->tail()); }
 std::chrono::nanoseconds Sandbox::boot_time() const noexcept { return impl_->boot_time; }

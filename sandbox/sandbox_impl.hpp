@@ -60,6 +60,7 @@ struct Sandbox::Impl {
   bool stop_watch = false;
   std::thread watcher;
   std::mutex shutdown_mutex;  // one shutdown, snapshot or freeze at a time
+  bool shutdown_finished = false;  // finish_shutdown() ran (guarded by shutdown_mutex)
 
   // Egress and ingress (sandbox_egress.cpp). config.egress is guarded by egress_mutex once
   // the sandbox runs (set_egress_policy and a fork may race); the proxy and the forwards go at
@@ -107,7 +108,17 @@ struct Sandbox::Impl {
   EgressConfig egress_config();
   void stop_network();
   void watch();
+  // The whole teardown on this thread: a sandbox whose create, restore or fork failed, ~Impl.
   void shutdown();
+  // Sandbox::shutdown() and ~Sandbox, on the caller's thread: ends the sandbox without waiting
+  // for a thread (see Sandbox::shutdown()). False if it had already begun.
+  bool begin_shutdown();
+  // The rest, which waits for threads: joins the agent reader, the vCPU and device threads and
+  // the watcher, stops the network, removes the socket, tears the VM and temp dir down.
+  // Idempotent.
+  void finish_shutdown();
+  // Queues finish_shutdown() of `impl` on the process's reaper, which holds it until then.
+  static void hand_to_reaper(std::shared_ptr<Impl> impl);
   // The guest console's tail as the VM keeps it (raw guest bytes): every message that shows it
   // goes through printable_lines() (GuestError does so itself).
   std::string tail();

@@ -48,6 +48,8 @@ class VcpuThread {
   void stop();
   /// True once the thread has left its loop (by stop() or by a guest-initiated stop).
   bool finished() const;
+  /// True when called on this vCPU's own thread (e.g. from a device callback).
+  bool is_current_thread() const noexcept { return thread_.get_id() == std::this_thread::get_id(); }
   /// The vCPU (for state get/set while paused).
   VcpuFd& vcpu() noexcept { return vcpu_; }
   /// Number of KVM_RUN calls so far (approximate; for diagnostics).

@@ -183,7 +183,10 @@ void Vm::Impl::add_legacy_devices() {
   auto sink = [this](std::span<const uint8_t> bytes) {
     const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     tail.append(text);
-    if (config.console) config.console(text);
+    if (!config.console) return;
+    // Held across the call: request_stop() takes it to wait for a call in progress.
+    std::lock_guard gate(console_mu);
+    if (!console_muted) config.console(text);
   };
   serial = std::make_shared<Serial>(std::make_shared<KvmIrqLine>(*vm, layout::kCom1Irq), sink);
   pio.insert(serial, layout::kCom1Port, 8);
@@ -366,6 +369,22 @@ void Vm::resume() {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->user_paused = false;
   for (auto& v : impl_->vcpus) v->resume();
+}
+
+void Vm::request_stop() {
+  std::lock_guard lifecycle(impl_->lifecycle_mu);
+  impl_->finish({StopReason::kHostStop, 0, "stopped by the host"});
+  // A vCPU thread inside the console callback holds console_mu: waiting for it here would
+  // deadlock if that callback is the caller (it may shut its own sandbox down).
+  std::unique_lock gate(impl_->console_mu, std::defer_lock);
+  for (const auto& v : impl_->vcpus) {
+    if (v->is_current_thread()) {
+      impl_->console_muted = true;  // read by this same thread once the callback returns
+      return;
+    }
+  }
+  gate.lock();
+  impl_->console_muted = true;
 }
 
 VmResult Vm::stop() {

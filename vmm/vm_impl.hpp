@@ -2,6 +2,7 @@
 // and restore path (vm_snapshot.cpp). Private to the library.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -129,6 +130,10 @@ struct Vm::Impl {
   /// Serialises snapshot() against stop(): a snapshot pauses and resumes the vCPUs, which must
   /// not race with the teardown that joins them.
   std::mutex lifecycle_mu;
+  // Held while the console callback runs; console_muted (set by Vm::request_stop) ends the
+  // calls for good.
+  std::mutex console_mu;
+  std::atomic<bool> console_muted{false};
   std::mutex mu;
   std::condition_variable cv;
   std::chrono::nanoseconds build_time{};

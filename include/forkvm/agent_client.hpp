@@ -223,6 +223,10 @@ class AgentClient {
   /// "client closed") and later calls throw it. The agent kills the execs of this connection.
   /// Idempotent.
   void close(std::exception_ptr reason = nullptr);
+  /// close() without joining the reader thread: pending requests fail with `reason` at once
+  /// and no frame callback runs once this returns (one that is running is waited for, unless
+  /// this is called from inside it). A later close() or the destructor joins the thread.
+  void close_nowait(std::exception_ptr reason = nullptr);
   /// False once the connection is closed or lost.
   bool connected() const;
   /// The negotiated protocol version.

@@ -169,14 +169,16 @@ class Sandbox {
   Sandbox(const Sandbox&) = delete;
   Sandbox& operator=(const Sandbox&) = delete;
 
-  /// Closes the agent connection (pending requests fail with InvalidStateError), stops the VM
-  /// (the guest no longer runs, the device threads have ended) and removes the vsock socket.
-  /// The rest of the teardown, closing the KVM VM and unmapping its memory (the slow part:
-  /// tens of ms in a nested guest) and removing the temp dir, is handed to the process's
-  /// reaper thread; at most 64 wait there, a shutdown beyond that waits for room, and the
-  /// queue is drained at process exit. wait_for_teardowns() waits for them. (A sandbox whose
-  /// create, restore or fork failed is torn down completely before the error is thrown.)
-  /// Idempotent; later requests throw InvalidStateError.
+  /// Ends the sandbox without waiting for its threads. When it returns: pending requests have
+  /// failed with InvalidStateError, later requests throw it, no callback (exec streams, the
+  /// console) runs any more (one that was running has returned, unless shutdown() is called
+  /// from inside it), and the vCPUs have been told to stop. Everything that waits is handed
+  /// to the process's reaper thread: joining the vCPU, device and agent-reader threads,
+  /// closing the KVM VM and unmapping its memory (tens of ms in a nested guest), removing the
+  /// vsock socket and the temp dir. At most 64 teardowns wait there; a shutdown beyond that
+  /// waits for room, and the queue is drained at process exit. wait_for_teardowns() waits for
+  /// them. (A sandbox whose create, restore or fork failed is torn down completely before the
+  /// error is thrown.) Idempotent.
   void shutdown();
   /// Waits until the teardown of every sandbox shut down so far (by any thread) has finished:
   /// its VM closed, its memory unmapped, its temp dir removed.
@@ -328,7 +330,9 @@ class Sandbox {
  private:
   friend class Template;  // makes its children from a launched VM
   explicit Sandbox(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  // Shared with the reaper, which finishes a shutdown after the caller has moved on (and may
+  // outlive this object while it does).
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace forkvm

@@ -320,6 +320,11 @@ class Vm {
   /// Stops the VM (idempotent) and returns how it ended. Virtio devices are reset too (their
   /// workers stop; vsock host sockets see EOF): a stopped VM does not run again.
   VmResult stop();
+  /// stop() without waiting: the VM ends as stopped by the host and its vCPUs are told to leave
+  /// KVM_RUN, and the console callback is never called again once this returns (a call that is
+  /// running is waited for, unless this runs inside it). The threads are joined by a later
+  /// stop() or the destructor; a Sandbox hands that to its reaper thread.
+  void request_stop();
 
   /// Writes a snapshot of the running VM to the new directory `dir` (snapshot/README.md: memory
   /// file, state.json and its digest; `dir` must not exist and appears complete or not at all).

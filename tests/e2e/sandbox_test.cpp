@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <future>
 #include <random>
 #include <string>
 #include <thread>
@@ -367,6 +368,38 @@ TEST(E2eSandboxLifecycle, ShutdownTearsDownAndLaterCallsAreInvalidState) {
   EXPECT_EQ(box->state(), SandboxState::kShutDown);
   EXPECT_THROW(box->exec({"true"}), InvalidStateError);
   EXPECT_NE(::access(uds.c_str(), F_OK), 0);  // socket removed
+}
+
+TEST(E2eSandboxLifecycle, ShutdownDuringAStreamEndsItAndNoCallbackRunsAfter) {
+  std::atomic<int> console_calls{0};
+  SandboxConfig config = sandbox_config();
+  config.vm.console = [&](std::string_view) { ++console_calls; };
+  auto box = Sandbox::create(config);
+  std::atomic<int> chunks{0};
+  std::promise<void> streaming;
+  std::atomic<bool> told{false};
+  ExecCallbacks cb;
+  cb.on_stdout = [&](std::string_view) {
+    if (chunks.fetch_add(1) == 0) streaming.set_value();
+    if (!told) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+  auto exec = std::async(std::launch::async, [&] {
+    // Also writes to the console, so both kinds of callback are busy when shutdown() comes.
+    return box->exec_stream({"sh", "-c", "while :; do echo line; echo c > /dev/console; done"},
+                            {}, cb);
+  });
+  ASSERT_EQ(streaming.get_future().wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  box->shutdown();
+  told = true;
+  const int chunks_at_return = chunks.load();
+  const int console_at_return = console_calls.load();
+  EXPECT_THROW(exec.get(), InvalidStateError);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(chunks.load(), chunks_at_return) << "a stream callback ran after shutdown() returned";
+  EXPECT_EQ(console_calls.load(), console_at_return) << "a console callback ran after shutdown()";
+  EXPECT_EQ(box->state(), SandboxState::kShutDown);
+  box.reset();  // the reaper may still hold the rest; it finishes without this object
+  Sandbox::wait_for_teardowns();
 }
 
 TEST(E2eSandboxLifecycle, GuestResetFailsLaterRequestsClearly) {

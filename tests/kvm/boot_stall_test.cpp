@@ -9,35 +9,18 @@
 
 #include "forkvm/vm.hpp"
 #include "tests/support/run_process.hpp"
-#include "tests/unit/arch/arch_test_util.hpp"
+#include "tests/kvm/elf_kernel.hpp"
 
 namespace forkvm {
 namespace {
 
-/// Where the code goes and starts (a vmlinux's usual physical start: 16 MiB).
-constexpr uint64_t kEntry = 0x1000000;
+using test::ElfKernel;
 
 /// `jmp .`
 const std::vector<uint8_t> kSpin = {0xeb, 0xfe};
 /// mov dx, 0x3f8; mov al, 'h'; out dx, al; mov al, 'i'; out dx, al; jmp .
 const std::vector<uint8_t> kHelloThenSpin = {0x66, 0xba, 0xf8, 0x03, 0xb0, 'h', 0xee,
                                              0xb0, 'i',  0xee, 0xeb, 0xfe};
-
-/// An ELF "kernel" whose one PT_LOAD starts with `code`, loaded and entered at kEntry.
-class ElfKernel {
- public:
-  explicit ElfKernel(const std::vector<uint8_t>& code) : file_(bytes(code)) {}
-  const std::string& path() const { return file_.path(); }
-
- private:
-  static std::vector<uint8_t> bytes(const std::vector<uint8_t>& code) {
-    x86::test::FakeElf elf;
-    elf.entry = elf.paddr = elf.vaddr = kEntry;
-    elf.code = code;
-    return elf.bytes();
-  }
-  x86::test::TempFile file_;
-};
 
 std::unique_ptr<Vm> boot(const ElfKernel& kernel, uint32_t vcpus = 1) {
   VmConfig c;
