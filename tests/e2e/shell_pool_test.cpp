@@ -4,8 +4,9 @@
 // - a template's children forked from 4 threads at once drain the pool, which refills;
 // - with the pool off, a fork builds its VM inline and says so;
 // - shells whose VM died in the pool are destroyed, never handed out;
-// - running out of file descriptors mid-burst fails that fork with a typed error; the parent,
-//   the children already made and the pool go on working, and no descriptor leaks.
+// - running out of file descriptors, or of address space for guest memory and threads
+//   (RLIMIT_AS), mid-burst fails that fork with a typed error; the parent, the children
+//   already made and the pool go on working, and no descriptor leaks.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
@@ -248,6 +249,64 @@ TEST_F(ShellPoolTest, OutOfDescriptorsMidBurstFailsThatForkWithATypedError) {
   EXPECT_NE(failure.find("RLIMIT_NOFILE"), std::string::npos) << "the error names the limit: " << failure;
   // The children made before, the parent and the pool go on.
   for (size_t i = 0; i < children.size(); ++i) expect_answers(*children[i], "c" + std::to_string(i));
+  expect_answers(parent(), "parent");
+  auto after = tmpl->fork(fork_config());
+  expect_answers(*after, "after");
+  after->shutdown();
+  for (auto& c : children) c->shutdown();
+  children.clear();
+  tmpl.reset();
+  expect_pool_full();
+  Sandbox::wait_for_teardowns();
+  EXPECT_EQ(open_fds(), fds_before) << "descriptors leaked by the failed fork or its siblings";
+}
+
+/// This process's virtual memory size (VmSize of /proc/self/status), in bytes.
+uint64_t vm_size() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  uint64_t kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "VmSize: %lu kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib << 10;
+}
+
+TEST(ShellPool, RunningOutOfAddressSpaceMidBurstFailsThatForkOnly) {
+  auto tmpl = parent().make_template();
+  ASSERT_TRUE(wait_for_shell_pool(60s));
+  Sandbox::wait_for_teardowns();
+  const size_t fds_before = open_fds();
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &saved), 0);
+  // Room for a few more guests' RAM (each child reserves kMemoryMib of address space, plus
+  // thread stacks), then none: guest memory, a thread or an allocation fails part way.
+  const uint64_t before = vm_size();
+  ASSERT_GT(before, 0u);
+  rlimit tight = saved;
+  tight.rlim_cur = before + 3 * ((kMemoryMib + 48) << 20);
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &tight), 0);
+  std::vector<std::unique_ptr<Sandbox>> children;
+  std::string failure;
+  bool typed = false;
+  step("fork until the address-space limit stops one");
+  for (int i = 0; i < 20 && failure.empty(); ++i) {
+    try {
+      children.push_back(tmpl->fork(fork_config()));
+    } catch (const Error& e) {
+      failure = e.what();
+      typed = true;
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &saved), 0);
+  step("stopped after " + std::to_string(children.size()) + " children: " + failure.substr(0, 200));
+  ASSERT_FALSE(failure.empty()) << "20 children fit in the limit: the test proved nothing";
+  EXPECT_TRUE(typed) << "not a forkvm::Error: " << failure;
+  for (size_t i = 0; i < children.size(); ++i) expect_answers(*children[i], "m" + std::to_string(i));
   expect_answers(parent(), "parent");
   auto after = tmpl->fork(fork_config());
   expect_answers(*after, "after");
