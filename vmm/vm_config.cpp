@@ -35,17 +35,6 @@ void check_readable(const std::string& path, const char* what) {
   if (f.tellg() <= 0) throw ImageError(path, std::string(what) + " is empty");
 }
 
-/// RAM the host could give the guest: physical memory, bounded by RLIMIT_AS.
-uint64_t host_memory_limit() {
-  struct sysinfo si {};
-  uint64_t limit = sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit : UINT64_MAX;
-  struct rlimit rl {};
-  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-    limit = std::min<uint64_t>(limit, rl.rlim_cur);
-  }
-  return limit;
-}
-
 void check_vsock(const VsockConfig& vsock) {
   // 0 (hypervisor), 1 (local) and 2 (host) are reserved; 2^32 - 1 is VMADDR_CID_ANY, and the
   // Linux driver reads the CID as 32 bits (virtio 1.2 §5.10.4 allows 64 but Linux uses 32).
@@ -119,6 +108,26 @@ void check_disks(const VmConfig& config) {
 
 }  // namespace
 
+uint64_t host_memory_limit() {
+  struct sysinfo si {};
+  uint64_t limit = sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit : UINT64_MAX;
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    limit = std::min<uint64_t>(limit, rl.rlim_cur);
+  }
+  return limit;
+}
+
+void check_fits_host(uint64_t memory_mib, const std::string& what, bool snapshot) {
+  const uint64_t host = host_memory_limit();
+  if (memory_mib <= host / layout::kMiB) return;
+  const std::string msg = what + "memory of " + std::to_string(memory_mib) +
+                          " MiB is more than this host can give (" +
+                          std::to_string(host / layout::kMiB) + " MiB)";
+  if (snapshot) throw SnapshotError(msg);
+  throw ConfigError(msg);
+}
+
 std::string disk_id(const DiskConfig& disk, size_t index) {
   return disk.id.empty() ? "disk" + std::to_string(index) : disk.id;
 }
@@ -154,12 +163,7 @@ void validate(const VmConfig& config) {
     throw ConfigError("memory must be at least " + std::to_string(min_mib) + " MiB, got " +
                       std::to_string(config.memory_mib) + " MiB");
   }
-  const uint64_t host = host_memory_limit();
-  if (config.memory_mib > host / layout::kMiB) {
-    throw ConfigError("memory of " + std::to_string(config.memory_mib) +
-                      " MiB is more than this host can give (" +
-                      std::to_string(host / layout::kMiB) + " MiB)");
-  }
+  check_fits_host(config.memory_mib, "", false);
   // Before the command line, which has one entry per disk: too many disks are named as such.
   check_disks(config);
   // The exact limit depends on the kernel (its setup header's cmdline_size); this is the space

@@ -101,6 +101,9 @@ std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify
   snapshot::OpenOptions open_options;
   open_options.verify_memory = verify_memory;
   snapshot::SnapshotFiles files = snapshot::open_snapshot(dir, open_options);
+  // The boot's check of VmConfig::memory_mib, before anything is mapped: a snapshot from a
+  // bigger host (or a forged one) fails here with a SnapshotError, not as an mmap or KVM error.
+  check_fits_host(files.state.machine.memory_mib, dir + ": the snapshot's ", true);
   auto impl = std::make_unique<Impl>();
   impl->machine = files.state.machine;
   impl->components = decode_components(files.state.components, impl->machine.vcpus,
