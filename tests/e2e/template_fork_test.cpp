@@ -400,6 +400,32 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
   while (tmpl->pooled() < 2 && Clock::now() < deadline) std::this_thread::sleep_for(100ms);
   ASSERT_EQ(tmpl->pooled(), 2u) << "the pool did not fill within 120 s";
   EXPECT_LE(tmpl->pooled(), options.pool_size);
+  {
+    const TemplateStats st = tmpl->stats();
+    EXPECT_EQ(st.pooled, 2u);
+    EXPECT_GE(st.refilled, 2u);
+    EXPECT_EQ(st.refill_failures, 0u) << st.last_refill_error;
+    EXPECT_TRUE(st.last_refill_error.empty());
+  }
+
+  step("a pool that cannot refill backs off and says why");
+  {
+    TemplateOptions broken;
+    broken.pool_size = 1;
+    broken.verify_memory = false;
+    broken.runtime_dir = tmp / "no-such-runtime-dir";  // every prepare fails at mkdtemp
+    std::shared_ptr<Template> failing = Template::open(dir, broken);
+    // 50 + 100 + 200 + 400 ms of backoff: the fifth try starts 750 ms after the first. A fixed
+    // 1 s pause would allow two tries in this time.
+    std::this_thread::sleep_for(1300ms);
+    const TemplateStats st = failing->stats();
+    EXPECT_EQ(st.pooled, 0u);
+    EXPECT_GE(st.refill_failures, 4u);
+    EXPECT_LE(st.refill_failures, 7u) << "no backoff: a tight retry loop";
+    EXPECT_NE(st.last_refill_error.find("no-such-runtime-dir"), std::string::npos)
+        << st.last_refill_error;
+    EXPECT_GE(st.next_refill_backoff, 800ms);
+  }
 
   std::vector<std::unique_ptr<Sandbox>> children;
   std::set<std::string> uuids;
