@@ -27,6 +27,7 @@
 #include "sandbox/host_dirs.hpp"
 #include "sandbox/reaper.hpp"
 #include "sandbox/sandbox_impl.hpp"
+#include "sandbox/stale_dirs.hpp"
 
 namespace forkvm {
 using Clock = std::chrono::steady_clock;
@@ -42,9 +43,17 @@ std::string make_temp_dir(const std::string& runtime_dir) {
     const char* tmp = std::getenv("TMPDIR");
     base = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
   }
+  // Once per process and directory, on the first sandbox: the dirs that crashed runs left.
+  stale_dirs::remove_stale_once(base);
   std::string templ = base + "/forkvm-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) {
     throw ConfigError("cannot create a temp dir in " + base + ": " + errno_text(errno));
+  }
+  try {
+    stale_dirs::record_owner(templ);
+  } catch (...) {
+    ::rmdir(templ.c_str());
+    throw;
   }
   return templ;
 }
