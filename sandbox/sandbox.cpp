@@ -509,7 +509,21 @@ void Sandbox::remove(const std::string& path, bool recursive) { agent().remove(p
 void Sandbox::rename(const std::string& from, const std::string& to) { agent().rename(from, to); }
 void Sandbox::set_env(const std::map<std::string, std::string>& env) { agent().set_env(env); }
 void Sandbox::set_secret(const std::string& name, std::string_view value) {
+  // Marked before the request: if the answer is lost, the guest may still have stored it.
+  mark_secrets(true);
   agent().set_secret(name, value);
+}
+
+size_t Sandbox::clear_secrets() {
+  const size_t cleared = agent().clear_secrets();
+  mark_secrets(false);  // only once the agent says they are gone
+  return cleared;
+}
+
+void Sandbox::mark_secrets(bool present) {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");
+  impl_->vm->set_secrets_in_memory(present);
 }
 
 }  // namespace forkvm

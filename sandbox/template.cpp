@@ -176,6 +176,12 @@ std::shared_ptr<Template> Template::from_image(std::shared_ptr<const VmImage> im
     throw ConfigError("Template: the image's machine has no vsock device, so no agent can be "
                       "reached (make snapshots of sandboxes, not of bare VMs)");
   }
+  if (image->has_secrets() && !options.allow_secrets) {
+    throw ConfigError("Template: the image was taken while secrets were set in the guest "
+                      "(Sandbox::set_secret), so every child would hold them: clear them first "
+                      "(Sandbox::clear_secrets) or opt in with TemplateOptions::allow_secrets "
+                      "(ForkConfig::allow_secrets for Sandbox::fork)");
+  }
   auto impl = std::make_unique<Impl>();
   impl->image = std::move(image);
   impl->options = options;

@@ -2,6 +2,7 @@
 // and restore path (vm_snapshot.cpp). Private to the library.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -111,6 +112,9 @@ struct Vm::Impl {
   void require_running(const char* what);
 
   VmConfig config;
+  /// Secrets are in guest memory (Vm::set_secrets_in_memory, or inherited from the image):
+  /// recorded by snapshot() and freeze() as MachineConfig::secrets.
+  std::atomic<bool> secrets_in_memory{false};
   /// The command line the guest booted with (effective_cmdline(config) for a boot, the
   /// snapshot's for a restore; the guest's copy is in its memory either way).
   std::string boot_cmdline;

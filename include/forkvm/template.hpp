@@ -55,7 +55,8 @@ class Template {
   static std::shared_ptr<Template> open(const std::string& dir, const TemplateOptions& options = {});
   /// A template over an image already in memory (Vm::freeze(); Sandbox::make_template() uses
   /// this). `options.verify_memory` is ignored. Throws ConfigError when the image has no vsock
-  /// device (a sandbox needs one), KvmError.
+  /// device (a sandbox needs one) or was taken while secrets were set (VmImage::has_secrets())
+  /// and options.allow_secrets is false (open() too), KvmError.
   static std::shared_ptr<Template> from_image(std::shared_ptr<const VmImage> image,
                                               const TemplateOptions& options = {});
   /// Stops the pool (destroying the VMs it holds). Children already forked keep running.

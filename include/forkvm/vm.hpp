@@ -282,6 +282,10 @@ class VmImage {
   bool has_vsock() const noexcept;
   /// Whether the machine has a virtio-net device (RestoreOptions::net is then required).
   bool has_net() const noexcept;
+  /// Whether secrets were in guest memory when it was captured (Vm::set_secrets_in_memory):
+  /// then every VM made from the image has them too. Always false for a snapshot written by a
+  /// forkvm that did not record it (format < 1.3).
+  bool has_secrets() const noexcept;
   /// Overlay layers above the base memory file: 0 for a snapshot or the first freeze of a
   /// booted VM, one more for each freeze of a VM started from an image (merged into one when
   /// there would be more than a few).
@@ -343,6 +347,11 @@ class Vm {
   /// started or has stopped, SnapshotError when the state cannot be captured or written, and
   /// KvmError when KVM refuses to read the state.
   void snapshot(const std::string& dir);
+  /// Tells the VM whether secrets are in its guest memory now (Sandbox::set_secret sets it,
+  /// Sandbox::clear_secrets clears it; a VM made from an image starts with the image's
+  /// has_secrets()). snapshot() and freeze() record it, so that a Template can refuse to hand
+  /// out copies of them. Thread-safe.
+  void set_secrets_in_memory(bool present) noexcept;
   /// Builds a VM from the snapshot in `dir` and starts its vCPUs: the state digest (and, with
   /// RestoreOptions::verify_memory, the memory digest) is verified, guest memory is the memory
   /// file mapped copy-on-write (nothing is copied, and nothing this VM writes reaches the file),

@@ -707,6 +707,32 @@ TEST(E2eTemplateFork, ForksAndSnapshotsLeaveAStreamAndAnUploadInFlightIntact) {
   box->shutdown();
 }
 
+TEST(E2eTemplateFork, ImagesTakenWithSecretsNeedAnOptIn) {
+  Sandbox& parent = SharedParent::get();
+  TempDir tmp;
+  step("secrets set: make_template, fork and a snapshot's Template refuse without the opt-in");
+  parent.set_secret("e2e_token", "t0ken");
+  EXPECT_THROW(parent.make_template(), ConfigError);
+  EXPECT_THROW(parent.fork(fork_config("with-secret")), ConfigError);
+  const std::string dir = tmp / "snap-with-secrets";
+  parent.snapshot(dir);
+  TemplateOptions no_verify;
+  no_verify.verify_memory = false;
+  EXPECT_THROW(Template::open(dir, no_verify), ConfigError);
+  TemplateOptions allowed = no_verify;
+  allowed.allow_secrets = true;
+  std::shared_ptr<Template> t = Template::open(dir, allowed);
+  EXPECT_TRUE(t->image()->has_secrets());
+  TemplateOptions allowed_live;
+  allowed_live.allow_secrets = true;
+  EXPECT_TRUE(parent.make_template(allowed_live)->image()->has_secrets());
+
+  step("cleared: no opt-in needed");
+  EXPECT_EQ(parent.clear_secrets(), 1u);
+  std::shared_ptr<Template> clean = parent.make_template();
+  EXPECT_FALSE(clean->image()->has_secrets());
+}
+
 TEST(E2eTemplateFork, OpenOfAMissingSnapshotFails) {
   TempDir tmp;
   EXPECT_THROW(Template::open(tmp / "no-such-snapshot"), SnapshotError);
