@@ -309,6 +309,16 @@ void AgentClient::set_identity(const GuestIdentity& identity) {
   simple(*impl_, std::move(header), "", std::move(payload));
 }
 
+size_t AgentClient::clear_secrets() {
+  const json h = simple(*impl_, {{"type", proto::msg::kClearSecrets}}, "");
+  // Agent-controlled: a count, checked to be a non-negative integer.
+  const auto it = h.find("cleared");
+  if (it == h.end() || !it->is_number_unsigned()) {
+    throw AgentProtocolError("clear_secrets reply has no 'cleared' count");
+  }
+  return it->get<size_t>();
+}
+
 void AgentClient::set_secret(const std::string& name, std::string_view value) {
   simple(*impl_, sandbox::set_secret_request(name, value), "", std::string(value));
 }

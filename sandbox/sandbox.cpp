@@ -27,6 +27,7 @@
 #include "sandbox/host_dirs.hpp"
 #include "sandbox/reaper.hpp"
 #include "sandbox/sandbox_impl.hpp"
+#include "sandbox/stale_dirs.hpp"
 
 namespace forkvm {
 using Clock = std::chrono::steady_clock;
@@ -42,9 +43,17 @@ std::string make_temp_dir(const std::string& runtime_dir) {
     const char* tmp = std::getenv("TMPDIR");
     base = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
   }
+  // Once per process and directory, on the first sandbox: the dirs that crashed runs left.
+  stale_dirs::remove_stale_once(base);
   std::string templ = base + "/forkvm-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) {
     throw ConfigError("cannot create a temp dir in " + base + ": " + errno_text(errno));
+  }
+  try {
+    stale_dirs::record_owner(templ);
+  } catch (...) {
+    ::rmdir(templ.c_str());
+    throw;
   }
   return templ;
 }
@@ -524,7 +533,21 @@ void Sandbox::remove(const std::string& path, bool recursive) { agent().remove(p
 void Sandbox::rename(const std::string& from, const std::string& to) { agent().rename(from, to); }
 void Sandbox::set_env(const std::map<std::string, std::string>& env) { agent().set_env(env); }
 void Sandbox::set_secret(const std::string& name, std::string_view value) {
+  // Marked before the request: if the answer is lost, the guest may still have stored it.
+  mark_secrets(true);
   agent().set_secret(name, value);
+}
+
+size_t Sandbox::clear_secrets() {
+  const size_t cleared = agent().clear_secrets();
+  mark_secrets(false);  // only once the agent says they are gone
+  return cleared;
+}
+
+void Sandbox::mark_secrets(bool present) {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");
+  impl_->vm->set_secrets_in_memory(present);
 }
 
 }  // namespace forkvm

@@ -36,6 +36,7 @@ std::unique_ptr<Sandbox> Sandbox::fork(const ForkConfig& config, std::stop_token
   options.runtime_dir = impl_->config.runtime_dir;
   options.kvm_device = impl_->config.vm.kvm_device;
   options.egress = impl_->egress_config();
+  options.allow_secrets = config.allow_secrets;
   std::unique_ptr<Sandbox> child =
       Template::from_image(std::move(image), options)->fork(config, std::move(stop));
   ForkTimings& t = child->impl_->fork_timings;

@@ -23,8 +23,10 @@ class EgressProxy;
 class PortForward;
 }  // namespace net
 
-/// A private directory for a vsock socket: $runtime_dir (or $TMPDIR, or /tmp)/forkvm-XXXXXX.
-/// Throws ConfigError.
+/// A private directory for a vsock socket: $runtime_dir (or $TMPDIR, or /tmp)/forkvm-XXXXXX,
+/// holding its owner file (sandbox/stale_dirs.hpp). The first call for a directory in this
+/// process first removes the dirs there whose owners died without removing them. Throws
+/// ConfigError.
 std::string make_temp_dir(const std::string& runtime_dir);
 /// A vsock CID for a restored or forked VM, unique within this process and unlikely to repeat
 /// across processes: a per-process counter from a pid-derived offset, kept in [3, 2^32 - 2).

@@ -11,6 +11,7 @@
 #include <thread>
 #include <utility>
 
+#include "base/retry_backoff.hpp"
 #include "sandbox/sandbox_impl.hpp"
 
 namespace forkvm {
@@ -74,6 +75,8 @@ struct Template::Impl {
   std::condition_variable cv;
   std::deque<PreparedVm> pool;  // guarded by mu
   bool stopping = false;        // guarded by mu
+  TemplateStats counts;         // guarded by mu; pooled is filled in by stats()
+  RetryBackoff backoff;         // guarded by mu
   std::thread refill;
 
   ~Impl() {
@@ -124,27 +127,36 @@ struct Template::Impl {
     return p;
   }
 
-  /// Keeps the pool at options.pool_size. A failure is reported on stderr and retried after a
-  /// pause; fork() then prepares its VM itself and reports the error to its caller.
+  /// Keeps the pool at options.pool_size. A failure is reported on stderr (once per distinct
+  /// message) and in stats(), and retried after backoff's wait; fork() meanwhile prepares its VM
+  /// itself and reports the error to its caller.
   void refill_loop() {
     std::unique_lock lock(mu);
     for (;;) {
       cv.wait(lock, [&] { return stopping || pool.size() < options.pool_size; });
       if (stopping) return;
       lock.unlock();
-      bool failed = false;
+      std::string error;
       PreparedVm p;
       try {
         p = prepare(std::nullopt, true);
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "forkvm: template pool: cannot prepare a VM: %s\n", e.what());
-        failed = true;
+        error = e.what();
+        if (error.empty()) error = "unknown error";
       }
       lock.lock();
-      if (failed) {
-        cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+      if (!error.empty()) {
+        if (counts.last_refill_error != error) {
+          std::fprintf(stderr, "forkvm: template pool: cannot prepare a VM: %s\n", error.c_str());
+        }
+        ++counts.refill_failures;
+        counts.last_refill_error = std::move(error);
+        cv.wait_for(lock, backoff.failed(), [&] { return stopping; });
         continue;
       }
+      backoff.succeeded();
+      ++counts.refilled;
+      counts.last_refill_error.clear();
       pool.push_back(std::move(p));
     }
   }
@@ -164,6 +176,12 @@ std::shared_ptr<Template> Template::from_image(std::shared_ptr<const VmImage> im
     throw ConfigError("Template: the image's machine has no vsock device, so no agent can be "
                       "reached (make snapshots of sandboxes, not of bare VMs)");
   }
+  if (image->has_secrets() && !options.allow_secrets) {
+    throw ConfigError("Template: the image was taken while secrets were set in the guest "
+                      "(Sandbox::set_secret), so every child would hold them: clear them first "
+                      "(Sandbox::clear_secrets) or opt in with TemplateOptions::allow_secrets "
+                      "(ForkConfig::allow_secrets for Sandbox::fork)");
+  }
   auto impl = std::make_unique<Impl>();
   impl->image = std::move(image);
   impl->options = options;
@@ -178,6 +196,14 @@ std::shared_ptr<Template> Template::from_image(std::shared_ptr<const VmImage> im
 size_t Template::pooled() const {
   std::lock_guard lock(impl_->mu);
   return impl_->pool.size();
+}
+
+TemplateStats Template::stats() const {
+  std::lock_guard lock(impl_->mu);
+  TemplateStats s = impl_->counts;
+  s.pooled = impl_->pool.size();
+  s.next_refill_backoff = impl_->backoff.next();
+  return s;
 }
 
 std::shared_ptr<const VmImage> Template::image() const noexcept { return impl_->image; }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "base/text.hpp"
@@ -19,6 +20,23 @@ void fail_errno(const std::filesystem::path& path, const std::string& what, int 
   fail(path, what + ": " + errno_text(err));
 }
 
+void check_private(const std::filesystem::path& path, std::string_view label, const struct stat& st) {
+  const std::string what(label);
+  if (st.st_uid != ::geteuid()) {
+    fail(path, what + " belongs to uid " + std::to_string(st.st_uid) + ", not to this user (uid " +
+                   std::to_string(::geteuid()) + ")");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    fail(path, what + " is writable by group or others (mode " + mode + ")");
+  }
+  if (!S_ISDIR(st.st_mode) && st.st_nlink != 1) {
+    fail(path, what + " has " + std::to_string(st.st_nlink) +
+                   " hard links (another name for it could change it)");
+  }
+}
+
 Fd open_regular_file(const std::filesystem::path& path, std::string_view label, struct stat& st) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd) {
@@ -28,6 +46,7 @@ Fd open_regular_file(const std::filesystem::path& path, std::string_view label, 
   }
   if (fstat(fd.get(), &st) != 0) fail_errno(path, "cannot stat " + std::string(label), errno);
   if (!S_ISREG(st.st_mode)) fail(path, std::string(label) + " is not a regular file");
+  check_private(path, label, st);
   // A regular file ignores O_NONBLOCK, but clear it so nothing downstream is surprised.
   const int flags = fcntl(fd.get(), F_GETFL);
   if (flags < 0 || fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {

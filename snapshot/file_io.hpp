@@ -19,7 +19,14 @@ namespace forkvm::snapshot {
 /// Throws SnapshotError "<path>: <what>: <strerror(err)>".
 [[noreturn]] void fail_errno(const std::filesystem::path& path, const std::string& what, int err);
 
-/// Opens an existing file read-only and checks that it is a regular file, filling `st`.
+/// Throws SnapshotError naming `path` and the reason unless the snapshot file or directory
+/// described by `st` is this user's own: owned by the effective uid, not writable by group or
+/// others, and (a file) with exactly one hard link. Anyone else who could write it, or a second
+/// name for it in a directory someone else controls, could change it after it was checked.
+void check_private(const std::filesystem::path& path, std::string_view label, const struct stat& st);
+
+/// Opens an existing file read-only and checks that it is a regular file (and check_private()),
+/// filling `st`.
 /// O_NONBLOCK keeps a FIFO planted in a snapshot directory from blocking the open; O_NOCTTY
 /// keeps a terminal device from becoming ours. Throws for a missing, unreadable or non-regular
 /// file, with `label` (e.g. "memory file") in the message.

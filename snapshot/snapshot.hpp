@@ -54,8 +54,14 @@ WrittenSnapshot write_snapshot(const std::filesystem::path& dir, const MachineCo
 
 /// How open_snapshot() checks a snapshot.
 struct OpenOptions {
-  /// Re-hash the memory file and compare it with state.json. A Template verifies once when it
-  /// opens a snapshot; the forks it makes from the same open file do not re-hash.
+  /// Re-hash the memory file and compare it with state.json, copying it while hashing into a
+  /// sealed memfd (no shrink, grow or write) that becomes SnapshotFiles::memory_fd: what was
+  /// verified is then exactly what VMs map, and truncating or rewriting the file later cannot
+  /// reach them (a truncated mapped file would SIGBUS this process on the next host access).
+  /// The copy holds the file's data pages (holes stay holes) in shared memory instead of the
+  /// page cache. Without it (a snapshot the caller trusts), the file itself is mapped: it must
+  /// not change while any VM made from it lives. A Template verifies once when it opens a
+  /// snapshot; the forks it makes from the same open image do not re-hash.
   bool verify_memory = true;
   /// Refuse a state.json larger than this (checked with fstat, before reading a byte of it).
   uint64_t max_state_bytes = kMaxStateBytes;
@@ -68,17 +74,21 @@ struct SnapshotFiles {
   std::string state_sha256;       ///< state.json's SHA-256 (always verified)
   bool memory_verified = false;   ///< true when the memory SHA-256 was checked and matched
   uint64_t memory_allocated = 0;  ///< bytes of disk the sparse memory file occupies
-  Fd memory_fd;                   ///< the memory file, open read-only, for mapping
+  /// For mapping: the verified sealed memfd copy (verify_memory), else the memory file itself,
+  /// open read-only.
+  Fd memory_fd;
 };
 
 /// Opens and validates the snapshot in `dir`, in this order, so that nothing large is read or
 /// allocated before the sizes are known to be consistent:
-/// 1. the three files exist, can be opened, and are regular files;
+/// 1. the directory and the three files are this user's own (check_private in file_io.hpp: owner,
+///    no group or world write bit, one hard link), and the files are regular files;
 /// 2. state.json.sha256 is well-formed and state.json is at most `max_state_bytes`;
 /// 3. state.json's SHA-256 matches (always);
 /// 4. state.json parses and validates (parse_state: major version first);
 /// 5. the memory file's size equals memory.size (shorter and longer are both errors);
-/// 6. with `verify_memory`, the memory file's SHA-256 matches memory.sha256.
+/// 6. with `verify_memory`, the memory file's SHA-256 matches memory.sha256 (hashed while
+///    copied into a sealed memfd, see OpenOptions::verify_memory).
 /// Throws SnapshotError naming the file and what is wrong.
 SnapshotFiles open_snapshot(const std::filesystem::path& dir, const OpenOptions& options = {});
 
@@ -89,7 +99,8 @@ std::string hash_memory_file(int fd, uint64_t size, const std::filesystem::path&
 
 /// Guest memory for a VM restored from `files`: the memory file mapped copy-on-write
 /// (GuestMemory::map_private), so nothing is copied and the cost does not grow with its size.
-/// The file must not change while the mapping lives.
+/// Without verify_memory the file itself is mapped, and it must not change while the mapping
+/// lives: a truncated file faults (SIGBUS) on host access to the lost pages.
 GuestMemory map_snapshot_memory(const SnapshotFiles& files);
 
 }  // namespace forkvm::snapshot

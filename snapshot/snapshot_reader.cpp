@@ -1,6 +1,7 @@
 // open_snapshot(): every file in the directory is hostile input. Sizes are checked with fstat
 // before anything is read, the state digest before state.json is parsed, and the memory file's
 // length before it is hashed or mapped.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "forkvm/errors.hpp"
+#include "memory/memory_image.hpp"
 #include "snapshot/file_io.hpp"
 #include "snapshot/sha256.hpp"
 #include "snapshot/snapshot.hpp"
@@ -49,8 +51,10 @@ void hash_zeros(Sha256& sha, uint64_t len) {
   }
 }
 
+// Hashes [begin, end) of `fd`; with `copy_fd` >= 0, also writes those bytes at the same offsets
+// of `copy_fd`, so the copy holds exactly the bytes that were hashed.
 void hash_range(Sha256& sha, std::vector<uint8_t>& buf, int fd, uint64_t begin, uint64_t end,
-                const fs::path& path) {
+                const fs::path& path, int copy_fd) {
   while (begin < end) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - begin));
     const ssize_t n = pread(fd, buf.data(), want, static_cast<off_t>(begin));
@@ -60,6 +64,9 @@ void hash_range(Sha256& sha, std::vector<uint8_t>& buf, int fd, uint64_t begin, 
     }
     if (n == 0) fail(path, "is truncated: it ends at offset " + std::to_string(begin));
     sha.update(std::span(buf.data(), static_cast<size_t>(n)));
+    if (copy_fd >= 0) {
+      pwrite_all(copy_fd, path, std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)), begin);
+    }
     begin += static_cast<uint64_t>(n);
   }
 }
@@ -92,9 +99,8 @@ void check_memory_size(const fs::path& path, const struct stat& st, uint64_t exp
   }
 }
 
-}  // namespace
-
-std::string hash_memory_file(int fd, uint64_t size, const fs::path& path) {
+// hash_memory_file(), copying the data (not the holes) into `copy_fd` when it is >= 0.
+std::string hash_and_copy(int fd, uint64_t size, const fs::path& path, int copy_fd) {
   struct stat st {};
   if (fstat(fd, &st) != 0) fail_errno(path, "cannot stat", errno);
   if (static_cast<uint64_t>(st.st_size) < size) {
@@ -110,10 +116,40 @@ std::string hash_memory_file(int fd, uint64_t size, const fs::path& path) {
     pos = data;
     if (pos >= size) break;
     const uint64_t end = next_hole(fd, pos, size);
-    hash_range(sha, buf, fd, pos, end, path);
+    hash_range(sha, buf, fd, pos, end, path, copy_fd);
     pos = end;
   }
   return sha.final_hex();
+}
+
+// The verified memory: a sealed memfd holding the bytes that were hashed. The digest then
+// covers exactly what VMs will map, and nobody can truncate or rewrite it under them: a
+// snapshot file changed or truncated later cannot SIGBUS this process or alter a guest.
+Fd verified_copy(int fd, const State& state, const fs::path& path) {
+  Fd copy;
+  try {
+    copy = create_sized_memfd("forkvm-snapshot-ram", state.memory_size);
+  } catch (const Error& e) {
+    fail(path, std::string("cannot copy the memory file: ") + e.what());
+  }
+  const std::string sha = hash_and_copy(fd, state.memory_size, path, copy.get());
+  if (sha != state.memory_sha256) {
+    fail(path, "SHA-256 mismatch: state.json says " + state.memory_sha256 +
+                   ", the file hashes to " + sha + " (corrupt or modified)");
+  }
+  try {
+    add_memfd_seals(copy.get(), F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL,
+                    "the snapshot's memory copy");
+  } catch (const Error& e) {
+    fail(path, e.what());
+  }
+  return copy;
+}
+
+}  // namespace
+
+std::string hash_memory_file(int fd, uint64_t size, const fs::path& path) {
+  return hash_and_copy(fd, size, path, -1);
 }
 
 SnapshotFiles open_snapshot(const fs::path& dir, const OpenOptions& options) {
@@ -123,6 +159,7 @@ SnapshotFiles open_snapshot(const fs::path& dir, const OpenOptions& options) {
     fail_errno(dir, "cannot stat snapshot directory", errno);
   }
   if (!S_ISDIR(st.st_mode)) fail(dir, "is not a directory");
+  check_private(dir, "snapshot directory", st);
 
   const fs::path digest_path = dir / kStateDigestFile;
   const fs::path state_path = dir / kStateFile;
@@ -154,15 +191,11 @@ SnapshotFiles open_snapshot(const fs::path& dir, const OpenOptions& options) {
   check_memory_size(memory_path, memory_st, files.state.memory_size);
   files.memory_allocated = static_cast<uint64_t>(memory_st.st_blocks) * 512;
   if (options.verify_memory) {
-    const std::string memory_sha =
-        hash_memory_file(memory_fd.get(), files.state.memory_size, memory_path);
-    if (memory_sha != files.state.memory_sha256) {
-      fail(memory_path, "SHA-256 mismatch: state.json says " + files.state.memory_sha256 +
-                            ", the file hashes to " + memory_sha + " (corrupt or modified)");
-    }
+    files.memory_fd = verified_copy(memory_fd.get(), files.state, memory_path);
     files.memory_verified = true;
+  } else {
+    files.memory_fd = std::move(memory_fd);
   }
-  files.memory_fd = std::move(memory_fd);
   return files;
 }
 

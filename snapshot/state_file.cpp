@@ -157,6 +157,9 @@ MachineConfig parse_machine(JsonReader& root, const FormatVersion& v) {
   }
   // Optional (format 1.2): absent or null means no net device.
   if (m.present("net")) c.net = m.boolean("net");
+  // Optional (format 1.3): absent or null means no secrets (what older writers captured is
+  // unknown; they never recorded it).
+  if (m.present("secrets")) c.secrets = m.boolean("secrets");
   const size_t slots = c.disks.size() + (c.guest_cid ? 1 : 0) + (c.net ? 1 : 0);
   if (slots > layout::kMaxVirtioDevices) {
     m.fail("disks", std::to_string(slots) + " virtio devices (vsock, disks, net) do not fit the " +
@@ -202,6 +205,7 @@ void check_machine_config(const MachineConfig& m, const std::string& where) {
   if (m.guest_cid) root["machine"]["guest_cid"] = *m.guest_cid;
   if (!m.disks.empty()) root["machine"]["disks"] = disks_json(m.disks);
   if (m.net) root["machine"]["net"] = true;
+  if (m.secrets) root["machine"]["secrets"] = true;
   JsonReader r(root, "", where);
   parse_machine(r, FormatVersion{});
 }
@@ -230,7 +234,8 @@ std::string encode_state(const State& state) {
       {"cmdline", state.machine.cmdline},
       {"guest_cid", state.machine.guest_cid ? json(*state.machine.guest_cid) : json(nullptr)},
       {"disks", disks_json(state.machine.disks)},
-      {"net", state.machine.net}};
+      {"net", state.machine.net},
+      {"secrets", state.machine.secrets}};
   root["memory"] = {
       {"file", kMemoryFile}, {"size", state.memory_size}, {"sha256", state.memory_sha256}};
   root["components"] = state.components;

@@ -19,7 +19,7 @@ namespace forkvm::snapshot {
 /// The format this code writes. A reader accepts any minor version of its major version (minor
 /// versions only add optional fields) and rejects every other major version.
 inline constexpr uint32_t kFormatMajor = 1;
-inline constexpr uint32_t kFormatMinor = 2;  // 1: machine.disks; 2: machine.net
+inline constexpr uint32_t kFormatMinor = 3;  // 1: machine.disks; 2: machine.net; 3: machine.secrets
 
 /// File names inside a snapshot directory.
 inline constexpr const char* kStateFile = "state.json";
@@ -94,6 +94,11 @@ struct MachineConfig {
   /// The machine had a virtio-net device (its slot follows the disks). Its backend is not
   /// recorded: every restored or forked VM is given its own (RestoreOptions::net).
   bool net = false;
+  /// Secrets were set in the guest (Sandbox::set_secret) and not cleared when the memory was
+  /// captured: they are in the memory file and in every VM made from it. A Template refuses such
+  /// an image unless TemplateOptions::allow_secrets. Format 1.3; absent in older snapshots,
+  /// which are read as having none.
+  bool secrets = false;
   bool operator==(const MachineConfig&) const = default;
 
   /// Guest RAM in bytes.

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "base/fd.hpp"
+#include "base/retry_backoff.hpp"
 #include "forkvm/errors.hpp"
 
 namespace forkvm {
@@ -18,8 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kBuildTimesKept = 64;
-constexpr std::chrono::milliseconds kFirstBackoff{50};
-constexpr std::chrono::milliseconds kMaxBackoff{5000};
 
 /// A shell whose VM still answers KVM. kvm_vm_ioctl() refuses every call with EIO once the VM
 /// is dead (kvm->vm_dead, after an internal KVM error) or when called from another process
@@ -204,7 +203,7 @@ size_t ShellPool::break_shells_for_test(const ShellShape& shape) {
 
 void ShellPool::refill_loop() {
   std::unique_lock lock(mu_);
-  std::chrono::milliseconds backoff = kFirstBackoff;
+  RetryBackoff backoff;
   Clock::time_point next_allowed{};
   for (;;) {
     cv_.wait(lock, [&] { return stopping_ || short_shape_locked() != nullptr; });
@@ -235,11 +234,10 @@ void ShellPool::refill_loop() {
       ++counts_.build_failures;
       if (counts_.last_error != error) std::fprintf(stderr, "forkvm: shell pool: %s\n", error.c_str());
       counts_.last_error = error;
-      cv_.wait_for(lock, backoff, [&] { return stopping_; });
-      backoff = std::min(backoff * 2, kMaxBackoff);
+      cv_.wait_for(lock, backoff.failed(), [&] { return stopping_; });
       continue;
     }
-    backoff = kFirstBackoff;
+    backoff.succeeded();
     counts_.last_error.clear();
     ++counts_.built;
     build_times_.push_back(took);

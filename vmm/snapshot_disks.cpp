@@ -11,6 +11,7 @@
 #include "base/text.hpp"
 #include "forkvm/errors.hpp"
 #include "devices/virtio/block/cow_disk.hpp"
+#include "snapshot/file_io.hpp"
 #include "snapshot/snapshot.hpp"
 
 namespace forkvm {
@@ -90,6 +91,7 @@ std::shared_ptr<const DiskLayer> open_overlay(const snapshot::DiskRecord& r,
     throw SnapshotError(path.string() + ": not a regular file of the disk's size (" +
                         std::to_string(r.size) + " bytes)");
   }
+  snapshot::check_private(path, "disk overlay", st);
   if (verify) {
     const std::string digest = snapshot::hash_memory_file(layer->fd.get(), r.size, path);
     if (digest != o.sha256) {

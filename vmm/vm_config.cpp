@@ -35,17 +35,6 @@ void check_readable(const std::string& path, const char* what) {
   if (f.tellg() <= 0) throw ImageError(path, std::string(what) + " is empty");
 }
 
-/// RAM the host could give the guest: physical memory, bounded by RLIMIT_AS.
-uint64_t host_memory_limit() {
-  struct sysinfo si {};
-  uint64_t limit = sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit : UINT64_MAX;
-  struct rlimit rl {};
-  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-    limit = std::min<uint64_t>(limit, rl.rlim_cur);
-  }
-  return limit;
-}
-
 void check_vsock(const VsockConfig& vsock) {
   // 0 (hypervisor), 1 (local) and 2 (host) are reserved; 2^32 - 1 is VMADDR_CID_ANY, and the
   // Linux driver reads the CID as 32 bits (virtio 1.2 §5.10.4 allows 64 but Linux uses 32).
@@ -119,6 +108,26 @@ void check_disks(const VmConfig& config) {
 
 }  // namespace
 
+uint64_t host_memory_limit() {
+  struct sysinfo si {};
+  uint64_t limit = sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit : UINT64_MAX;
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    limit = std::min<uint64_t>(limit, rl.rlim_cur);
+  }
+  return limit;
+}
+
+void check_fits_host(uint64_t memory_mib, const std::string& what, bool snapshot) {
+  const uint64_t host = host_memory_limit();
+  if (memory_mib <= host / layout::kMiB) return;
+  const std::string msg = what + "memory of " + std::to_string(memory_mib) +
+                          " MiB is more than this host can give (" +
+                          std::to_string(host / layout::kMiB) + " MiB)";
+  if (snapshot) throw SnapshotError(msg);
+  throw ConfigError(msg);
+}
+
 std::string disk_id(const DiskConfig& disk, size_t index) {
   return disk.id.empty() ? "disk" + std::to_string(index) : disk.id;
 }
@@ -127,9 +136,13 @@ std::string default_cmdline() {
   // console=ttyS0: the 16550 on COM1 is the console. reboot=k: a guest reboot goes through
   // the i8042 reset line, which stops the VM. panic=1: a panic reboots (= stops) after 1 s
   // instead of hanging. i8042.*: skip AUX/mux/PnP probing of the minimal 8042. nomodule and
-  // cryptomgr.notests: nothing to load, no self-tests at boot.
+  // cryptomgr.notests: nothing to load, no self-tests at boot. init_on_free=1: the kernel zeroes
+  // every page it frees, so a secret removed in the guest (a tmpfs file unlinked, a process's
+  // memory released) is not left in free pages that a snapshot or fork copies to others (the
+  // guest kernel has the parameter built in since 5.3; it costs a clear of free RAM at boot and
+  // a clear per freed page).
   return "console=ttyS0 reboot=k panic=1 nomodule cryptomgr.notests "
-         "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+         "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd init_on_free=1";
 }
 
 std::string effective_cmdline(const VmConfig& config) {
@@ -154,12 +167,7 @@ void validate(const VmConfig& config) {
     throw ConfigError("memory must be at least " + std::to_string(min_mib) + " MiB, got " +
                       std::to_string(config.memory_mib) + " MiB");
   }
-  const uint64_t host = host_memory_limit();
-  if (config.memory_mib > host / layout::kMiB) {
-    throw ConfigError("memory of " + std::to_string(config.memory_mib) +
-                      " MiB is more than this host can give (" +
-                      std::to_string(host / layout::kMiB) + " MiB)");
-  }
+  check_fits_host(config.memory_mib, "", false);
   // Before the command line, which has one entry per disk: too many disks are named as such.
   check_disks(config);
   // The exact limit depends on the kernel (its setup header's cmdline_size); this is the space

@@ -38,6 +38,15 @@ namespace forkvm {
 /// socket path length. Throws ConfigError.
 void validate_vsock(const VsockConfig& vsock);
 
+/// RAM this host could give a guest: physical memory, bounded by RLIMIT_AS. validate() refuses
+/// a VmConfig::memory_mib above it; VmImage::open refuses a snapshot's memory_mib above it, before
+/// anything is mapped.
+uint64_t host_memory_limit();
+
+/// Throws "<what>memory of N MiB is more than this host can give (M MiB)" when `memory_mib` is
+/// above host_memory_limit(): SnapshotError with `snapshot`, ConfigError otherwise.
+void check_fits_host(uint64_t memory_mib, const std::string& what, bool snapshot);
+
 /// The net checks of validate(), for a restore too: exactly one of tap and fd, netns only with
 /// a TAP, a TAP name that fits IFNAMSIZ, a unicast MAC. Throws ConfigError.
 void validate_net(const NetConfig& net);
@@ -103,6 +112,9 @@ struct Vm::Impl {
   void require_running(const char* what);
 
   VmConfig config;
+  /// Secrets are in guest memory (Vm::set_secrets_in_memory, or inherited from the image):
+  /// recorded by snapshot() and freeze() as MachineConfig::secrets.
+  std::atomic<bool> secrets_in_memory{false};
   /// The command line the guest booted with (effective_cmdline(config) for a boot, the
   /// snapshot's for a restore; the guest's copy is in its memory either way).
   std::string boot_cmdline;

@@ -93,6 +93,7 @@ uint32_t VmImage::vcpus() const noexcept { return impl_->machine.vcpus; }
 uint64_t VmImage::memory_mib() const noexcept { return impl_->machine.memory_mib; }
 bool VmImage::has_vsock() const noexcept { return impl_->machine.guest_cid.has_value(); }
 bool VmImage::has_net() const noexcept { return impl_->machine.net; }
+bool VmImage::has_secrets() const noexcept { return impl_->machine.secrets; }
 size_t VmImage::memory_layers() const noexcept { return impl_->memory->layers().size(); }
 uint64_t VmImage::overlay_bytes() const noexcept { return impl_->memory->overlay_bytes(); }
 
@@ -101,6 +102,9 @@ std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify
   snapshot::OpenOptions open_options;
   open_options.verify_memory = verify_memory;
   snapshot::SnapshotFiles files = snapshot::open_snapshot(dir, open_options);
+  // The boot's check of VmConfig::memory_mib, before anything is mapped: a snapshot from a
+  // bigger host (or a forged one) fails here with a SnapshotError, not as an mmap or KVM error.
+  check_fits_host(files.state.machine.memory_mib, dir + ": the snapshot's ", true);
   auto impl = std::make_unique<Impl>();
   impl->machine = files.state.machine;
   impl->components = decode_components(files.state.components, impl->machine.vcpus,
@@ -202,6 +206,7 @@ snapshot::MachineConfig Vm::Impl::machine_config(bool digests) const {
   machine.cmdline = boot_cmdline;
   if (config.vsock) machine.guest_cid = config.vsock->guest_cid;
   machine.net = config.net.has_value();
+  machine.secrets = secrets_in_memory.load();
   for (size_t i = 0; i < virtio.size(); ++i) {
     if (virtio_kinds[i] != VirtioDeviceKind::kBlock) continue;
     const BlockDevice& dev = block_device(virtio_devices[i]);
@@ -233,6 +238,8 @@ std::vector<std::shared_ptr<const FrozenDisk>> Vm::Impl::freeze_disks() {
   }
   return disks;
 }
+
+void Vm::set_secrets_in_memory(bool present) noexcept { impl_->secrets_in_memory = present; }
 
 void Vm::snapshot(const std::string& dir) {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
@@ -357,6 +364,7 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
   impl->config = config;
   impl->image = image;
   impl->boot_cmdline = m.cmdline;
+  impl->secrets_in_memory = m.secrets;  // its memory is the image's
   const auto m0 = Clock::now();
   impl->memory.map_image_over(img.memory);  // the slots already point at these addresses
   const auto d0 = Clock::now();

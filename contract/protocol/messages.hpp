@@ -58,6 +58,7 @@ inline constexpr std::string_view kRemove = "remove";
 inline constexpr std::string_view kRename = "rename";
 inline constexpr std::string_view kSetEnv = "set_env";
 inline constexpr std::string_view kSetSecret = "set_secret";
+inline constexpr std::string_view kClearSecrets = "clear_secrets";
 inline constexpr std::string_view kIdentity = "identity";
 }  // namespace msg
 

@@ -1,8 +1,13 @@
 #include "guest-init/agent/env_store.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <vector>
 #include <fstream>
 #include <sstream>
 
@@ -88,6 +93,44 @@ void EnvStore::set_secret(std::string_view name, std::string_view bytes) {
   // An existing directory may have been created with other bits: enforce 0700 every time.
   if (::chmod(secrets_dir_.c_str(), 0700) != 0) throw errno_error(errno, "chmod " + secrets_dir_);
   write_file_atomically(secrets_dir_ + "/" + std::string(name), bytes, 0600);
+}
+
+std::size_t EnvStore::clear_secrets() {
+  const int dir = ::open(secrets_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0) {
+    if (errno == ENOENT) return 0;
+    throw errno_error(errno, "open " + secrets_dir_);
+  }
+  std::vector<std::string> names;
+  if (DIR* d = ::fdopendir(dir)) {  // owns `dir` from here
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(name);
+    }
+    std::size_t removed = 0;
+    const std::vector<char> zeros(64 * 1024, 0);
+    for (const std::string& name : names) {
+      const int f = ::openat(dirfd(d), name.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      struct stat st {};
+      if (f >= 0 && ::fstat(f, &st) == 0 && S_ISREG(st.st_mode)) {
+        for (off_t at = 0; at < st.st_size;) {
+          const auto n = std::min<off_t>(st.st_size - at, static_cast<off_t>(zeros.size()));
+          const ssize_t w = ::pwrite(f, zeros.data(), static_cast<std::size_t>(n), at);
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) break;  // unlinked below anyway; its pages are then freed (init_on_free)
+          at += w;
+        }
+        ::fdatasync(f);
+      }
+      if (f >= 0) ::close(f);
+      if (::unlinkat(dirfd(d), name.c_str(), 0) == 0) ++removed;
+    }
+    ::closedir(d);
+    return removed;
+  }
+  const int err = errno;
+  ::close(dir);
+  throw errno_error(err, "read " + secrets_dir_);
 }
 
 }  // namespace forkvm::agent

@@ -31,6 +31,13 @@ class EnvStore {
   /// in the 0700 secrets directory. Throws OpError.
   void set_secret(std::string_view name, std::string_view bytes);
 
+  /// Removes every secret: each file in the secrets directory is overwritten with zeros in
+  /// place (same length, fdatasync) before it is unlinked, so its bytes are gone from the
+  /// page cache rather than left in freed pages (the guest kernel's init_on_free=1 zeroes
+  /// what is freed anyway). Returns how many files were removed; a missing directory is 0.
+  /// Throws OpError for I/O failures.
+  std::size_t clear_secrets();
+
   /// <state_dir>/env.
   [[nodiscard]] const std::string& env_file() const noexcept { return env_file_; }
   /// <state_dir>/secrets.

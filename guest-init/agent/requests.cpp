@@ -1,6 +1,7 @@
 // The framed protocol's requests other than exec (MESSAGES.md): hello, ping, files, env,
 // secrets, cancel; and the helpers that queue reply frames.
 #include <csignal>
+#include <cstring>
 #include <exception>
 
 #include "contract/protocol/hello.hpp"
@@ -142,8 +143,16 @@ void Server::Impl::handle_request(FramedConn& conn, std::uint64_t id, const std:
               {{"reseeded", false}, {"clock_set", false}, {"hostname_set", false}, {"dry_run", true}});
     }
   } else if (type == msg::kSetSecret) {
+    // Wiped whether or not it was stored: this process keeps no copy of a secret it was sent
+    // (the guest's memory is in every snapshot and fork).
+    struct Wipe {
+      std::string& bytes;
+      ~Wipe() { ::explicit_bzero(bytes.data(), bytes.size()); }
+    } wipe{payload};
     store_.set_secret(string_field(header, "name"), payload);
     send_ok(conn, id);
+  } else if (type == msg::kClearSecrets) {
+    send_ok(conn, id, {{"cleared", store_.clear_secrets()}});
   } else {
     throw OpError(code::kUnsupported, "unknown request type \"" + type.substr(0, 100) + "\"");
   }

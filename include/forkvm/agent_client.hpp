@@ -295,6 +295,9 @@ class AgentClient {
   void set_env(const std::map<std::string, std::string>& env);
   /// Stores a secret at /run/forkvm/secrets/<name> (mode 0600).
   void set_secret(const std::string& name, std::string_view value);
+  /// Removes every secret in /run/forkvm/secrets, each overwritten with zeros in place before
+  /// it is unlinked (MESSAGES.md "clear_secrets"). Returns how many there were.
+  size_t clear_secrets();
   /// Gives the guest fresh entropy (with an immediate CRNG reseed), the wall clock and
   /// optionally a hostname (MESSAGES.md "identity"). Fork and restore call it for every child.
   void set_identity(const GuestIdentity& identity);

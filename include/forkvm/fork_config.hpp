@@ -51,6 +51,10 @@ struct TemplateOptions {
   /// ForkConfig::net fails with ConfigError. Each child gets a fresh MAC unless the NetConfig
   /// names one.
   std::function<NetConfig()> net;
+  /// Accept an image taken while secrets were set in the guest (VmImage::has_secrets(),
+  /// Sandbox::set_secret): every child then holds them. Without it, open() and from_image()
+  /// (so Sandbox::make_template()) refuse such an image with ConfigError.
+  bool allow_secrets = false;
 };
 
 /// How one child is made.
@@ -68,6 +72,10 @@ struct ForkConfig {
   /// Such a fork does not take a pooled VM: it prepares its own with this NIC. The guest's
   /// interface keeps its addresses and routes and moves to the child's MAC (fresh unless set).
   std::optional<NetConfig> net;
+  /// Sandbox::fork() only: fork a sandbox whose guest holds secrets (Sandbox::set_secret, not
+  /// cleared), so that the child holds them too (TemplateOptions::allow_secrets). Without it,
+  /// such a fork throws ConfigError. Ignored by Template::fork().
+  bool allow_secrets = false;
 };
 
 /// Where the time of one fork went (Sandbox::fork_timings()).

@@ -322,12 +322,26 @@ class Sandbox {
   void rename(const std::string& from, const std::string& to);
   /// Sets persistent env entries for later execs (an empty value deletes).
   void set_env(const std::map<std::string, std::string>& env);
-  /// Stores a secret under /run/forkvm/secrets/<name>.
+  /// Stores a secret under /run/forkvm/secrets/<name> (mode 0600, in guest RAM: a tmpfs).
+  ///
+  /// A secret lives in guest memory, so one set before snapshot(), fork() or make_template()
+  /// is in the snapshot's memory file and in every child made from it. Clear it first
+  /// (clear_secrets()) or give it to each child after the fork. Such an image is recorded as
+  /// holding secrets (VmImage::has_secrets()), and a Template refuses it unless
+  /// TemplateOptions::allow_secrets (ForkConfig::allow_secrets for fork()) is set.
   void set_secret(const std::string& name, std::string_view value);
+  /// Removes every secret in the guest: the agent overwrites each file with zeros in place
+  /// before unlinking it (the guest kernel runs with init_on_free=1, so pages it frees are
+  /// zeroed too), and snapshots and forks taken afterwards are no longer marked as holding
+  /// secrets. What a guest program copied elsewhere is beyond its reach. Returns how many
+  /// secrets were removed. Throws as the other agent requests.
+  size_t clear_secrets();
 
   struct Impl;
 
  private:
+  /// Vm::set_secrets_in_memory on this sandbox's VM.
+  void mark_secrets(bool present);
   friend class Template;  // makes its children from a launched VM
   explicit Sandbox(std::unique_ptr<Impl> impl);
   // Shared with the reaper, which finishes a shutdown after the caller has moved on (and may

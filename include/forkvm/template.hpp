@@ -29,6 +29,22 @@
 
 namespace forkvm {
 
+/// What a Template's pool holds and how its refill thread fares (Template::stats()).
+struct TemplateStats {
+  /// VMs waiting in the pool right now.
+  size_t pooled = 0;
+  /// VMs the refill thread prepared, and its tries that failed. After a failure it waits
+  /// before the next try, 50 ms at first, doubling up to 5 s, back to 50 ms after a success
+  /// (the shell pool's RetryBackoff); forks meanwhile prepare their own VM and report their
+  /// own error.
+  uint64_t refilled = 0;
+  uint64_t refill_failures = 0;
+  /// The last failed try's message; empty when the last try succeeded (or none was made).
+  std::string last_refill_error;
+  /// The wait the next failure will get.
+  std::chrono::milliseconds next_refill_backoff{};
+};
+
 /// An image (snapshot directory or frozen sandbox) that forks running sandboxes.
 class Template {
  public:
@@ -39,7 +55,8 @@ class Template {
   static std::shared_ptr<Template> open(const std::string& dir, const TemplateOptions& options = {});
   /// A template over an image already in memory (Vm::freeze(); Sandbox::make_template() uses
   /// this). `options.verify_memory` is ignored. Throws ConfigError when the image has no vsock
-  /// device (a sandbox needs one), KvmError.
+  /// device (a sandbox needs one) or was taken while secrets were set (VmImage::has_secrets())
+  /// and options.allow_secrets is false (open() too), KvmError.
   static std::shared_ptr<Template> from_image(std::shared_ptr<const VmImage> image,
                                               const TemplateOptions& options = {});
   /// Stops the pool (destroying the VMs it holds). Children already forked keep running.
@@ -56,6 +73,8 @@ class Template {
 
   /// VMs waiting in the pool right now.
   size_t pooled() const;
+  /// The pool's counters and the refill thread's last error. Thread-safe.
+  TemplateStats stats() const;
   /// The image every child starts from.
   std::shared_ptr<const VmImage> image() const noexcept;
 

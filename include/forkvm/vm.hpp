@@ -24,6 +24,10 @@ struct VsockConfig {
   /// 2^32 - 1 (VMADDR_CID_ANY).
   uint64_t guest_cid = 3;
   /// The host Unix socket path; non-empty and shorter than sockaddr_un::sun_path (107 bytes).
+  /// Its directory must be writable by its owner only and owned by this user or root (anyone
+  /// else who can write there could swap the socket for theirs): creating the VM throws a
+  /// forkvm::Error (VsockError, saying so) otherwise. The socket is made mode 0600. A socket file left there by a dead
+  /// process is replaced; one a live process listens on is refused.
   std::string uds_path;
 };
 
@@ -156,7 +160,11 @@ struct RestoreOptions {
   /// The KVM device to open.
   std::string kvm_device = "/dev/kvm";
   /// Re-hash the memory file against its digest before mapping it (the state digest is always
-  /// checked). Turn off only for a snapshot already verified in this process.
+  /// checked), copying it while hashing into a sealed memfd that is what gets mapped: the file
+  /// may then change or vanish without reaching the VM. Turn off only for a snapshot already
+  /// verified in this process: the file itself is then mapped, and it must not change while
+  /// the VM lives (a file truncated under it makes this process take SIGBUS when it touches
+  /// a lost page; one shrunk before the restore is refused with SnapshotError).
   bool verify_memory = true;
   /// Re-hash each disk image the snapshot records and compare it with the recorded SHA-256
   /// (its size is always checked). An image hashed once stays known to this process until
@@ -254,7 +262,12 @@ class VmImage {
   /// Opens and checks the snapshot in `dir` (as Vm::restore: state digest always, memory
   /// digest when `verify_memory`, sizes and every component decoded) and opens the disk
   /// images it records (size always, SHA-256 when `verify_disks`: RestoreOptions). Throws
-  /// SnapshotError, naming the image when a disk is missing or has changed.
+  /// SnapshotError, naming the image when a disk is missing or has changed, and naming the
+  /// file and the reason when the directory or a file in it is not the user's own (another
+  /// owner, a group or world write bit, more than one hard link), or when the machine's RAM is
+  /// more than this host can give (VmConfig::memory_mib's rule), before anything is mapped.
+  /// With `verify_memory` the memory is a sealed copy; without it the file itself is mapped
+  /// and must not change while the image or a VM made from it lives (RestoreOptions).
   static std::shared_ptr<const VmImage> open(const std::string& dir, bool verify_memory = true,
                                              bool verify_disks = true);
   ~VmImage();
@@ -269,6 +282,10 @@ class VmImage {
   bool has_vsock() const noexcept;
   /// Whether the machine has a virtio-net device (RestoreOptions::net is then required).
   bool has_net() const noexcept;
+  /// Whether secrets were in guest memory when it was captured (Vm::set_secrets_in_memory):
+  /// then every VM made from the image has them too. Always false for a snapshot written by a
+  /// forkvm that did not record it (format < 1.3).
+  bool has_secrets() const noexcept;
   /// Overlay layers above the base memory file: 0 for a snapshot or the first freeze of a
   /// booted VM, one more for each freeze of a VM started from an image (merged into one when
   /// there would be more than a few).
@@ -335,6 +352,11 @@ class Vm {
   /// started or has stopped, SnapshotError when the state cannot be captured or written, and
   /// KvmError when KVM refuses to read the state.
   void snapshot(const std::string& dir);
+  /// Tells the VM whether secrets are in its guest memory now (Sandbox::set_secret sets it,
+  /// Sandbox::clear_secrets clears it; a VM made from an image starts with the image's
+  /// has_secrets()). snapshot() and freeze() record it, so that a Template can refuse to hand
+  /// out copies of them. Thread-safe.
+  void set_secrets_in_memory(bool present) noexcept;
   /// Builds a VM from the snapshot in `dir` and starts its vCPUs: the state digest (and, with
   /// RestoreOptions::verify_memory, the memory digest) is verified, guest memory is the memory
   /// file mapped copy-on-write (nothing is copied, and nothing this VM writes reaches the file),

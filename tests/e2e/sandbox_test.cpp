@@ -161,6 +161,17 @@ TEST_F(E2eSandbox, SecretsAreFilesWithMode0600InA0700Directory) {
   EXPECT_EQ(box_->stat("/run/forkvm/secrets").mode & 0777, 0700u);
 }
 
+TEST_F(E2eSandbox, ClearSecretsRemovesThemAndFreedPagesAreZeroed) {
+  box_->set_secret("to_clear", "s3cr3t-to-clear");
+  ASSERT_TRUE(box_->exists("/run/forkvm/secrets/to_clear"));
+  EXPECT_GE(box_->clear_secrets(), 1u);
+  EXPECT_FALSE(box_->exists("/run/forkvm/secrets/to_clear"));
+  EXPECT_EQ(box_->clear_secrets(), 0u);
+  // The guest kernel zeroes the pages it frees (what the unlinked file held, among others).
+  EXPECT_EQ(box_->exec_shell("tr ' ' '\\n' < /proc/cmdline | grep -cx init_on_free=1").stdout_data,
+            "1\n");
+}
+
 TEST_F(E2eSandbox, TimeoutKillsTheCommandAndTheSandboxStillAnswers) {
   ExecOptions o;
   o.timeout = 2s;

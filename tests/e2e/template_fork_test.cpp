@@ -400,6 +400,32 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
   while (tmpl->pooled() < 2 && Clock::now() < deadline) std::this_thread::sleep_for(100ms);
   ASSERT_EQ(tmpl->pooled(), 2u) << "the pool did not fill within 120 s";
   EXPECT_LE(tmpl->pooled(), options.pool_size);
+  {
+    const TemplateStats st = tmpl->stats();
+    EXPECT_EQ(st.pooled, 2u);
+    EXPECT_GE(st.refilled, 2u);
+    EXPECT_EQ(st.refill_failures, 0u) << st.last_refill_error;
+    EXPECT_TRUE(st.last_refill_error.empty());
+  }
+
+  step("a pool that cannot refill backs off and says why");
+  {
+    TemplateOptions broken;
+    broken.pool_size = 1;
+    broken.verify_memory = false;
+    broken.runtime_dir = tmp / "no-such-runtime-dir";  // every prepare fails at mkdtemp
+    std::shared_ptr<Template> failing = Template::open(dir, broken);
+    // 50 + 100 + 200 + 400 ms of backoff: the fifth try starts 750 ms after the first. A fixed
+    // 1 s pause would allow two tries in this time.
+    std::this_thread::sleep_for(1300ms);
+    const TemplateStats st = failing->stats();
+    EXPECT_EQ(st.pooled, 0u);
+    EXPECT_GE(st.refill_failures, 4u);
+    EXPECT_LE(st.refill_failures, 7u) << "no backoff: a tight retry loop";
+    EXPECT_NE(st.last_refill_error.find("no-such-runtime-dir"), std::string::npos)
+        << st.last_refill_error;
+    EXPECT_GE(st.next_refill_backoff, 800ms);
+  }
 
   std::vector<std::unique_ptr<Sandbox>> children;
   std::set<std::string> uuids;
@@ -679,6 +705,32 @@ TEST(E2eTemplateFork, ForksAndSnapshotsLeaveAStreamAndAnUploadInFlightIntact) {
   step("  " + std::to_string(n) + " lines streamed intact");
   EXPECT_EQ(&box->agent(), connection) << "the sandbox reconnected";
   box->shutdown();
+}
+
+TEST(E2eTemplateFork, ImagesTakenWithSecretsNeedAnOptIn) {
+  Sandbox& parent = SharedParent::get();
+  TempDir tmp;
+  step("secrets set: make_template, fork and a snapshot's Template refuse without the opt-in");
+  parent.set_secret("e2e_token", "t0ken");
+  EXPECT_THROW(parent.make_template(), ConfigError);
+  EXPECT_THROW(parent.fork(fork_config("with-secret")), ConfigError);
+  const std::string dir = tmp / "snap-with-secrets";
+  parent.snapshot(dir);
+  TemplateOptions no_verify;
+  no_verify.verify_memory = false;
+  EXPECT_THROW(Template::open(dir, no_verify), ConfigError);
+  TemplateOptions allowed = no_verify;
+  allowed.allow_secrets = true;
+  std::shared_ptr<Template> t = Template::open(dir, allowed);
+  EXPECT_TRUE(t->image()->has_secrets());
+  TemplateOptions allowed_live;
+  allowed_live.allow_secrets = true;
+  EXPECT_TRUE(parent.make_template(allowed_live)->image()->has_secrets());
+
+  step("cleared: no opt-in needed");
+  EXPECT_EQ(parent.clear_secrets(), 1u);
+  std::shared_ptr<Template> clean = parent.make_template();
+  EXPECT_FALSE(clean->image()->has_secrets());
 }
 
 TEST(E2eTemplateFork, OpenOfAMissingSnapshotFails) {

@@ -4,8 +4,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 
@@ -37,13 +39,41 @@ Fd new_socket(const std::string& path) {
   return s;
 }
 
-// True when something accepts connections on `path` right now.
+// True when something accepts connections on `path` right now. The probe socket is
+// non-blocking: a blocking Unix-domain connect() waits, without limit, for room in the
+// listener's backlog, so a live but busy (or hostile, never-accepting) listener would hang the
+// caller. Non-blocking, a full backlog answers EAGAIN at once, which counts as live.
 bool has_live_listener(const sockaddr_un& addr) noexcept {
-  Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!probe) return true;  // cannot tell: be conservative and keep the file
-  if (::connect(probe.get(), as_sockaddr(addr), sizeof(addr)) == 0) return true;
-  // ECONNREFUSED: a socket file nobody listens on. EAGAIN would mean a full backlog: live.
+  for (;;) {
+    if (::connect(probe.get(), as_sockaddr(addr), sizeof(addr)) == 0) return true;
+    if (errno != EINTR) break;
+  }
+  // ECONNREFUSED: a socket file nobody listens on. EAGAIN (full backlog) or anything else: live.
   return errno != ECONNREFUSED;
+}
+
+// The directory that will hold the socket file: whoever may write there may unlink our socket
+// and bind their own in its place (host programs would then talk to them), so it must be
+// writable by its owner only, and that owner must be us or root.
+void check_parent_dir(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) fail(path, "stat its directory " + dir, errno);
+  if (!S_ISDIR(st.st_mode)) throw VsockError("vsock socket " + path + ": " + dir + " is not a directory");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw VsockError("vsock socket " + path + ": its directory " + dir + " (mode " + mode +
+                     ") is writable by group or others, who could replace the socket; use a "
+                     "directory only its owner can write (for example one made by mkdtemp)");
+  }
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    throw VsockError("vsock socket " + path + ": its directory " + dir + " belongs to uid " +
+                     std::to_string(st.st_uid) + ", not to this user or root");
+  }
 }
 
 }  // namespace
@@ -54,6 +84,7 @@ UnixListener::UnixListener(std::string path) : path_(std::move(path)) {
     throw VsockError("vsock socket " + path_ + ": path is empty or longer than " +
                      std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
   }
+  check_parent_dir(path_);
   fd_ = new_socket(path_);
   if (::bind(fd_.get(), as_sockaddr(*addr), sizeof(*addr)) != 0) {
     const int err = errno;
@@ -68,6 +99,17 @@ UnixListener::UnixListener(std::string path) : path_(std::move(path)) {
     }
     if (::unlink(path_.c_str()) != 0 && errno != ENOENT) fail(path_, "unlink stale socket", errno);
     if (::bind(fd_.get(), as_sockaddr(*addr), sizeof(*addr)) != 0) fail(path_, "bind", errno);
+  }
+  // 0600 before listen(): bind() made the file with 0777 & ~umask, but until listen() every
+  // connect() is refused, so nobody can get in through that mode in between. (Binding under a
+  // fresh 0700 directory would need a directory we own, which a Vm caller's path does not give;
+  // changing the umask is process-wide and racy in a library; fchmod() on a socket does not
+  // reach the file on Linux.) Connecting needs write permission on the file: 0600 keeps it to
+  // this user.
+  if (::chmod(path_.c_str(), S_IRUSR | S_IWUSR) != 0) {
+    const int err = errno;
+    ::unlink(path_.c_str());
+    fail(path_, "chmod 0600", err);
   }
   struct stat st {};
   if (::stat(path_.c_str(), &st) == 0) {

@@ -20,7 +20,11 @@ class UnixListener {
   /// Binds and listens on `path`. A socket file already at `path` is removed first only when
   /// nothing accepts connections on it (a stale file left by a dead process); a live listener or
   /// a non-socket file makes this throw VsockError naming the path, as does a path longer than
-  /// sun_path or any failing socket call.
+  /// sun_path or any failing socket call. The directory holding `path` must be writable by its
+  /// owner only (no group or world write bit) and owned by this user or root, or this throws
+  /// VsockError saying so: anyone else who can write there could swap the socket for their own.
+  /// The socket file is mode 0600 (set between bind and listen, before anyone can connect). The
+  /// probe of an existing socket file never blocks (a full backlog counts as a live listener).
   explicit UnixListener(std::string path);
   /// Closes the socket and unlinks the path, but only if it still names the socket bound here
   /// (same device and inode), so a newer socket someone else bound there survives.

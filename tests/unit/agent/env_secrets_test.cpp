@@ -1,6 +1,10 @@
 // set_env / set_secret on both protocols, and the 5555 line protocol (MESSAGES.md).
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "tests/unit/agent/agent_harness.hpp"
 
@@ -30,6 +34,29 @@ TEST_F(EnvSecretsTest, SecretsAre0600InA0700Dir) {
               "invalid_argument") << name;
   }
   ASSERT_EQ(client.call({{"type", "set_secret"}, {"id", 3}, {"name", std::string(255, 'a')}}, "v").type(), "ok");
+}
+
+TEST_F(EnvSecretsTest, ClearSecretsOverwritesBeforeUnlinking) {
+  ASSERT_EQ(client.call({{"type", "clear_secrets"}, {"id", 1}}).terminal.header["cleared"], 0);
+  const std::string value = "token-0123456789";
+  ASSERT_EQ(client.call({{"type", "set_secret"}, {"id", 2}, {"name", "a"}}, value).type(), "ok");
+  ASSERT_EQ(client.call({{"type", "set_secret"}, {"id", 3}, {"name", "b"}}, "bb").type(), "ok");
+  const std::string file = agent.state_dir() + "/secrets/a";
+  // Held open, the inode outlives the unlink: what it holds then is what the agent left.
+  const int held = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(held, 0);
+  const Result r = client.call({{"type", "clear_secrets"}, {"id", 4}});
+  ASSERT_EQ(r.type(), "ok");
+  EXPECT_EQ(r.terminal.header["cleared"], 2);
+  std::string left(value.size() + 8, 'x');
+  const ssize_t n = ::pread(held, left.data(), left.size(), 0);
+  ::close(held);
+  EXPECT_EQ(n, static_cast<ssize_t>(value.size()));
+  left.resize(static_cast<size_t>(std::max<ssize_t>(n, 0)));
+  EXPECT_EQ(left, std::string(value.size(), '\0'));
+  struct stat st {};
+  EXPECT_NE(::stat(file.c_str(), &st), 0);
+  EXPECT_NE(::stat((agent.state_dir() + "/secrets/b").c_str(), &st), 0);
 }
 
 TEST_F(EnvSecretsTest, BadEnvKeyRejectsTheWholeBatch) {

@@ -309,6 +309,9 @@ TEST(AgentClient, EnvAndSecrets) {
   EXPECT_EQ(got, std::string("s3cr\0t", 6));
   EXPECT_EQ(std::filesystem::status(host.state() + "/secrets/api-key_1").permissions(),
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(c->clear_secrets(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(host.state() + "/secrets/api-key_1"));
+  EXPECT_EQ(c->clear_secrets(), 0u);
 }
 
 TEST(AgentClient, IdentityIsValidatedOnTheHostAndAnswered) {

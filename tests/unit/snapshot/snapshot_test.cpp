@@ -1,5 +1,6 @@
 // unit tier: write_snapshot() / open_snapshot() round trip, sparseness, atomic creation, and
 // every kind of damaged snapshot directory rejected with a message naming the file and fault.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -295,6 +296,54 @@ TEST_F(SnapshotTest, MemfdBackedMemoryWritesTheSameSnapshot) {
       write_snapshot(tmp_.path() / "memfd", test_machine(), test_components(), mem);
   EXPECT_EQ(w.memory_sha256, written_.memory_sha256);
   EXPECT_TRUE(open_snapshot(tmp_.path() / "memfd").memory_verified);
+}
+
+TEST_F(SnapshotTest, FilesAndDirectoryOthersCouldChangeAreRefused) {
+  for (const char* name : {kMemoryFile, kStateFile, kStateDigestFile}) {
+    for (auto mode : {fs::perms::owner_read | fs::perms::group_write,
+                      fs::perms::owner_read | fs::perms::others_write}) {
+      fs::permissions(file(name), mode);
+      expect_rejected(snap(), {name, "writable by group or others"});
+    }
+    fs::permissions(file(name), fs::perms::owner_read | fs::perms::owner_write);
+  }
+  // A second name (in a directory someone else may control) could change it.
+  fs::create_hard_link(file(kMemoryFile), tmp_.path() / "other-name");
+  expect_rejected(snap(), {"memory", "2 hard links"});
+  fs::remove(tmp_.path() / "other-name");
+  EXPECT_NO_THROW(open_snapshot(snap()));
+  fs::permissions(snap(), fs::perms::owner_all | fs::perms::group_all);
+  expect_rejected(snap(), {"snapshot directory", "writable by group or others"});
+  fs::permissions(snap(), fs::perms::owner_all);
+  if (geteuid() == 0) {  // only root can give a file away
+    ASSERT_EQ(::chown(file(kStateFile).c_str(), 65534, 65534), 0);
+    expect_rejected(snap(), {"state.json", "belongs to uid 65534"});
+  }
+}
+
+// A verified snapshot maps a sealed copy: the memory file truncated after open cannot reach the
+// mapping (mapped, the file itself would SIGBUS this process on the next read of a lost page).
+TEST_F(SnapshotTest, VerifiedMemoryIsASealedCopyThatTruncationCannotReach) {
+  const SnapshotFiles f = open_snapshot(snap());
+  ASSERT_TRUE(f.memory_verified);
+  fs::resize_file(file(kMemoryFile), 0);
+  flip_byte(file(kStateFile), 3);  // nor does any later change to the directory
+  GuestMemory m = map_snapshot_memory(f);
+  for (uint64_t gpa : pattern_pages()) {
+    EXPECT_EQ(m.read_obj<uint8_t>(gpa + 7), pattern_byte(gpa + 7));  // SIGBUS if the file
+  }
+  EXPECT_EQ(m.read_obj<uint8_t>(30 * 0x100000), 0);
+  // The copy cannot be shrunk, grown or written by anyone holding it.
+  EXPECT_NE(::ftruncate(f.memory_fd.get(), 0), 0);
+  EXPECT_EQ(::fcntl(f.memory_fd.get(), F_GET_SEALS) & F_SEAL_WRITE, F_SEAL_WRITE);
+}
+
+// Unverified (a snapshot the caller trusts), the file itself is mapped: truncated after open,
+// the next mapping is refused with a typed error instead of faulting later.
+TEST_F(SnapshotTest, UnverifiedMemoryTruncatedAfterOpenIsRefusedWhenMapped) {
+  const SnapshotFiles f = open_snapshot(snap(), {.verify_memory = false});
+  fs::resize_file(file(kMemoryFile), kPage);
+  EXPECT_THROW(map_snapshot_memory(f), SnapshotError);
 }
 
 }  // namespace

@@ -259,6 +259,22 @@ TEST(StateJson, TheNetDeviceRoundTripsAndIsOptional) {
   EXPECT_TRUE(machine_config_of(c).net);
 }
 
+TEST(StateJson, SecretsAreRecordedAndOlderSnapshotsHaveNone) {
+  State s = valid_state();
+  s.machine.secrets = true;
+  EXPECT_TRUE(parse_state(encode_state(s), "state.json").machine.secrets);
+  EXPECT_NO_THROW(check_machine_config(s.machine, "w"));
+  // Formats before 1.3 did not record it: absent (and null) read as no secrets.
+  json j = json::parse(encode_state(s));
+  j["format"]["minor"] = 2;
+  j["machine"].erase("secrets");
+  EXPECT_FALSE(parse_state(j.dump(), "s").machine.secrets);
+  j["machine"]["secrets"] = nullptr;
+  EXPECT_FALSE(parse_state(j.dump(), "s").machine.secrets);
+  j["machine"]["secrets"] = "yes";
+  expect_bad(j, "machine.secrets");
+}
+
 TEST(StateJson, CopyOnWriteDisksCarryTheirOverlay) {
   State s = valid_state();
   DiskRecord cow{"scratch", "/images/s.img", 1 << 20, std::string(64, 'b'), true,

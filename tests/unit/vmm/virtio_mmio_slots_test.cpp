@@ -94,6 +94,11 @@ TEST(EffectiveCmdline, NoVirtioEntryWithoutDevices) {
   EXPECT_EQ(effective_cmdline(c).find("virtio_mmio"), std::string::npos);
 }
 
+TEST(EffectiveCmdline, DefaultZeroesFreedGuestPages) {
+  // Secrets removed in the guest must not stay in free pages that snapshots and forks copy.
+  EXPECT_NE((" " + default_cmdline() + " ").find(" init_on_free=1 "), std::string::npos);
+}
+
 VmConfig config_with_vsock(uint64_t cid, std::string path) {
   VmConfig c;
   c.kernel = "/nonexistent/forkvm-test-kernel";  // valid vsock settings reach this check

@@ -8,8 +8,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
+#include <future>
+#include <thread>
+#include <vector>
 
 #include "devices/virtio/vsock/vsock_error.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -20,14 +24,14 @@ namespace {
 using test::TempDir;
 
 // Binds a socket at `path` and returns it (listening when `listen_too`).
-Fd bind_at(const std::string& path, bool listen_too) {
+Fd bind_at(const std::string& path, bool listen_too, int backlog = 4) {
   Fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   std::memcpy(a.sun_path, path.data(), path.size());
   EXPECT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
   if (listen_too) {
-    EXPECT_EQ(::listen(s.get(), 4), 0);
+    EXPECT_EQ(::listen(s.get(), backlog), 0);
   }
   return s;
 }
@@ -82,6 +86,67 @@ TEST(VsockUnixSocket, RefusesARegularFileAndOverlongPaths) {
   EXPECT_TRUE(exists(path));
   EXPECT_THROW(UnixListener{(dir / std::string(200, 'x'))}, VsockError);
   EXPECT_THROW(UnixListener{(dir / "missing-dir/v.sock")}, VsockError);
+}
+
+TEST(VsockUnixSocket, SocketFileIsOwnerOnly) {
+  TempDir dir;
+  const std::string path = (dir / "v.sock");
+  const mode_t old = ::umask(0);  // the widest mode bind() can give
+  UnixListener l(path);
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST(VsockUnixSocket, RefusesADirectoryOthersCanWrite) {
+  TempDir dir;
+  for (mode_t mode : {mode_t{0770}, mode_t{0707}, mode_t{01777}}) {
+    ASSERT_EQ(::chmod(dir.path().c_str(), mode), 0);
+    const std::string path = (dir / "v.sock");
+    try {
+      UnixListener l(path);
+      FAIL() << "expected VsockError for mode " << std::oct << mode;
+    } catch (const VsockError& e) {
+      EXPECT_NE(std::string(e.what()).find("writable by group or others"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_FALSE(exists(path));
+  }
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0700), 0);
+  EXPECT_NO_THROW(UnixListener{(dir / "v.sock")});
+}
+
+// A live listener whose backlog is full: a blocking probe connect() would wait until someone
+// accepts, that is forever. The listener must refuse the path at once instead.
+TEST(VsockUnixSocket, StaleProbeDoesNotBlockOnAFullBacklog) {
+  TempDir dir;
+  const std::string path = (dir / "v.sock");
+  Fd live = bind_at(path, true, 0);
+  std::vector<Fd> fillers;
+  for (int i = 0; i < 8; ++i) {
+    Fd c = connect_unix(path);  // non-blocking: fails once the backlog is full
+    if (!c) break;
+    fillers.push_back(std::move(c));
+  }
+  ASSERT_FALSE(fillers.empty());
+  ASSERT_FALSE(connect_unix(path));  // full now
+  std::promise<bool> threw;
+  auto done = threw.get_future();
+  std::thread t([&] {
+    try {
+      UnixListener l(path);
+      threw.set_value(false);
+    } catch (const VsockError&) {
+      threw.set_value(true);
+    }
+  });
+  const bool finished = done.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  if (!finished) live.reset();  // unblocks a blocked probe so the thread can be joined
+  t.join();
+  ASSERT_TRUE(finished) << "the stale-socket probe blocked on a full backlog";
+  EXPECT_TRUE(done.get());  // a live listener: refused, its file kept
+  EXPECT_TRUE(exists(path));
 }
 
 TEST(VsockUnixSocket, DoesNotUnlinkSomeoneElsesSocket) {
