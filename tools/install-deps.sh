@@ -18,6 +18,8 @@ packages=(
   gdb
   # tools/net/forkvm-netns: namespaces and TAPs for virtio-net (iptables for its --uplink NAT)
   iproute2 iptables
+  # tools/test-sanitizers.sh: Clang with its sanitizer and libFuzzer runtimes
+  clang libclang-rt-14-dev
 )
 
 missing=()

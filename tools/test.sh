@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's second command: installs and builds as tools/setup.sh does, then runs the whole
-# test suite (CTest labels unit, kvm, e2e). kvm and e2e tests run through kvm-lab where the host
-# cannot run them directly; under CI=true a test that cannot run fails instead of skipping.
+# test suite (CTest labels unit, kvm, e2e), then the fuzz targets (tools/test-sanitizers.sh).
+# kvm and e2e tests run through kvm-lab where the host cannot run them directly; under CI=true
+# a test that cannot run fails instead of skipping.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$top/build}
@@ -16,3 +17,6 @@ ctest -j "$(nproc)" --output-on-failure
 echo "[test] how the kvm and e2e tiers ran:"
 grep -hE '^\[run-tier\]|^\[kvm-lab\] L1 ready|^\[==========\] [0-9]+ tests? from .* ran' \
   Testing/Temporary/LastTest.log 2>/dev/null | sed 's/^/[test]   /' || true
+# Each fuzz target for a few seconds under ASan+UBSan (issue 16 §4; tools/test-sanitizers.sh).
+echo "[test] fuzz targets (tools/test-sanitizers.sh fuzz)"
+"$top/tools/test-sanitizers.sh" fuzz

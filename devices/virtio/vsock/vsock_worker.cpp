@@ -14,6 +14,7 @@
 #include "devices/virtio/vsock/packet.hpp"
 #include "devices/virtio/vsock/vsock_device.hpp"
 #include "devices/virtio/vsock/vsock_error.hpp"
+#include "devices/virtio/vsock/vsock_tx.hpp"
 
 namespace forkvm::vsock {
 namespace {
@@ -176,7 +177,9 @@ void VsockWorker::process_tx(Clock::time_point now) {
     }
     auto chain = q.pop_chain(*act_.memory);
     if (!chain) break;
-    handle_tx_chain(*chain, now);
+    if (!handle_tx_chain(*act_.memory, *chain, guest_cid_, muxer_, tx_payload_, now)) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+    }
     // The payload was copied out, so the buffer goes back at once; TX chains carry nothing
     // for the driver, hence len 0 (virtio 1.2 §5.10.6.1).
     if (!q.add_used(*act_.memory, chain->head(), 0)) break;
@@ -185,36 +188,6 @@ void VsockWorker::process_tx(Clock::time_point now) {
   // Signal after add_used published used->idx (release inside add_used).
   if (used) act_.interrupt->signal_used_buffer();
   if (q.broken()) fail("tx queue: " + q.error_reason());
-}
-
-void VsockWorker::handle_tx_chain(const DescriptorChain& chain, Clock::time_point now) {
-  Reader reader(*act_.memory, chain);
-  HeaderBytes raw{};
-  if (!reader.read_exact(raw)) {
-    refused_.fetch_add(1, std::memory_order_relaxed);  // truncated: nothing to answer to
-    return;
-  }
-  const Header h = decode(raw);
-  // Guest-controlled: the whole header; validate_tx checks it against the chain's length.
-  PacketError err = validate_tx(h, guest_cid_, reader.available());
-  std::span<const uint8_t> payload;
-  if (err == PacketError::kNone && h.len > 0) {
-    auto buf = std::span<uint8_t>(tx_payload_).first(h.len);
-    if (!reader.read_exact(buf)) err = PacketError::kLenPastChain;
-    payload = buf;
-  }
-  switch (verdict_for(err, h)) {
-    case Verdict::kAccept:
-      muxer_.on_guest_packet(h, payload, now);
-      break;
-    case Verdict::kRst:
-      refused_.fetch_add(1, std::memory_order_relaxed);
-      muxer_.refuse(h);
-      break;
-    case Verdict::kDrop:
-      refused_.fetch_add(1, std::memory_order_relaxed);
-      break;
-  }
 }
 
 bool VsockWorker::process_rx(Clock::time_point now) {

@@ -90,7 +90,6 @@ class VsockWorker {
   void drain_eventfd(int fd) noexcept;
   void process_tx(Clock::time_point now);
   bool process_rx(Clock::time_point now);
-  void handle_tx_chain(const DescriptorChain& chain, Clock::time_point now);
   void fail(const std::string& reason) noexcept;
   int timeout_ms(Clock::time_point now) const noexcept;
 

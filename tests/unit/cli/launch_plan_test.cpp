@@ -56,6 +56,8 @@ TEST(LaunchPlan, RejectionsSayWhy) {
   EXPECT_NE(error_of(R"({"services":[]})").find("no \"apps\" array"), std::string::npos);
   EXPECT_NE(error_of(R"([1,2])").find("JSON object"), std::string::npos);
   EXPECT_NE(error_of(R"({"apps": [)").find("not valid JSON"), std::string::npos);
+  // A number too large for a double is nlohmann's out_of_range, not a parse_error (fuzz finding).
+  EXPECT_NE(error_of(R"({"apps": [], "x": 4E4444544})").find("not valid JSON"), std::string::npos);
   EXPECT_NE(error_of(R"({"apps":[{"env":{"A":1},"entrypoint":{"command":["ls"]}}]})").find("apps[0].env.A"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"apps":[{"entrypoint":{"command":["ls"],"working_dir":"rel"}}]})")

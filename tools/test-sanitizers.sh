@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The sanitizer and fuzz tiers (issue 16 §4), in two extra build trees, Clang, -O1 without debug
+# info, each building only what it runs (the library and the unit tests or the fuzz targets: no
+# CLI, benchmarks or guest image):
+#   fuzz  build-asan (FORKVM_SANITIZE=address,undefined, FORKVM_FUZZ=ON): every fuzz target
+#         (CTest label `fuzz`) for FORKVM_FUZZ_SECONDS (5) over its committed seed corpus
+#         (tests/fuzz/corpus), under ASan+UBSan and LeakSanitizer.
+#   asan  the same tree: the unit tier under ASan+UBSan.
+#   tsan  build-tsan (FORKVM_SANITIZE=thread): the unit tests that run threads of their own
+#         (device workers, the agent client and its reader, the egress proxy's I/O thread, the
+#         port relay, the reaper) under TSan; see TSAN_TESTS for the list and why.
+# tools/test.sh runs the `fuzz` stage; `asan` and `tsan` run here on demand until they have
+# been through a CI run (their cost is in tests/fuzz/README.md). Any sanitizer report fails its
+# test: -fno-sanitize-recover=all for ASan/UBSan, and TSan exits with 66 after a report.
+# Nothing is suppressed. Each step prints how long it took.
+# Usage: tools/test-sanitizers.sh [fuzz|asan|tsan|all]...   (default all)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+stages=" ${*:-all} "
+asan_dir=${ASAN_BUILD_DIR:-$top/build-asan}
+tsan_dir=${TSAN_BUILD_DIR:-$top/build-tsan}
+jobs=$(nproc)
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1:strict_init_order=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-second_deadlock_stack=1}
+
+# The unit tests whose code under test runs threads; the others are single-threaded parsers
+# and state machines, for which TSan has nothing to check (ASan+UBSan covers them). The vCPU
+# kick and the vCPU threads need /dev/kvm: they run in the kvm and e2e tiers, not here.
+TSAN_TESTS=(unit_sandbox unit_vsock unit_virtio unit_block unit_virtio_net unit_egress_proxy
+            unit_port_relay unit_agent unit_devices_legacy unit_vmm_core)
+
+timed() {
+  local what=$1 t0=$SECONDS
+  shift
+  "$@"
+  echo "[sanitize] $what: $((SECONDS - t0)) s"
+}
+
+configure() {
+  local dir=$1
+  shift
+  # FORKVM_WERROR=OFF: the warning set is tuned for GCC 12, which the ordinary build holds to
+  # -Werror; Clang's extra warnings would stop a tree that exists for its sanitizers.
+  cmake -S "$top" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O1 \
+    -DCMAKE_CXX_COMPILER=clang++ -DFORKVM_WERROR=OFF "$@" >/dev/null
+}
+
+want() { [[ $stages == *" $1 "* || $stages == *" all "* ]]; }
+
+if want fuzz || want asan; then
+  timed "asan configure" configure "$asan_dir" -DFORKVM_SANITIZE=address,undefined -DFORKVM_FUZZ=ON
+fi
+if want fuzz; then
+  echo "[sanitize] fuzz targets in $asan_dir"
+  timed "asan build (library, fuzz targets)" cmake --build "$asan_dir" -j "$jobs" --target fuzz-targets
+  timed "fuzz targets" ctest --test-dir "$asan_dir" -L fuzz -j "$jobs" --output-on-failure
+fi
+if want asan; then
+  echo "[sanitize] unit tier under ASan+UBSan in $asan_dir"
+  timed "asan build (library, unit tests)" cmake --build "$asan_dir" -j "$jobs" --target unit-tests
+  timed "asan+ubsan unit tier" ctest --test-dir "$asan_dir" -L unit -j "$jobs" --output-on-failure
+fi
+if want tsan; then
+  echo "[sanitize] TSan tree $tsan_dir: ${TSAN_TESTS[*]}"
+  timed "tsan configure" configure "$tsan_dir" -DFORKVM_SANITIZE=thread
+  timed "tsan build" cmake --build "$tsan_dir" -j "$jobs" --target "${TSAN_TESTS[@]}"
+  regex="^($(IFS='|'; echo "${TSAN_TESTS[*]}"))\$"
+  timed "tsan unit tests" ctest --test-dir "$tsan_dir" -R "$regex" -j "$jobs" --output-on-failure
+fi
