@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "devices/bus.hpp"
+#include "forkvm/host_threads.hpp"
 #include "vmm/exit_dispatch.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
 #include "vmm/vcpu_report.hpp"
@@ -34,7 +35,10 @@ class VcpuThread {
   VcpuThread(const VcpuThread&) = delete;
   VcpuThread& operator=(const VcpuThread&) = delete;
 
-  /// Spawns the thread, paused unless `running`.
+  /// Spawns the thread, paused unless `running`. The first start in the process installs the
+  /// kick signal's handler (forkvm/host_threads.hpp); throws SignalConflictError when the
+  /// program has its own disposition on that signal. The thread filters itself
+  /// (vcpu_filter.hpp) before it first runs the guest.
   void start(bool running);
   /// Lets a paused vCPU run.
   void resume();
@@ -83,8 +87,9 @@ class VcpuThread {
   std::thread thread_;
 };
 
-/// The signal used to kick vCPU threads out of KVM_RUN (SIGRTMIN + 0). The handler is
-/// installed once per process, without SA_RESTART, and does nothing.
-int vcpu_kick_signal() noexcept;
+/// Installs the kick signal's no-op handler (without SA_RESTART) once per process; VcpuThread's
+/// start() calls it. Throws SignalConflictError, changing nothing, when the program has a
+/// handler (or SIG_IGN) on vcpu_kick_signal(); a later call tries again.
+void install_kick_handler();
 
 }  // namespace forkvm
