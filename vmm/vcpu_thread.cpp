@@ -103,15 +103,15 @@ void VcpuThread::resume() {
   cv_.notify_all();
 }
 
-void VcpuThread::pause() {
+bool VcpuThread::pause(std::chrono::milliseconds timeout) {
   {
     std::lock_guard lock(mu_);
-    if (request_ == Request::kStop || finished_) return;
+    if (request_ == Request::kStop || finished_) return true;
     request_ = Request::kPause;
   }
   kick();
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [this] { return parked_ || finished_; });
+  return cv_.wait_for(lock, timeout, [this] { return parked_ || finished_; });
 }
 
 void VcpuThread::request_stop() {
@@ -216,7 +216,7 @@ void VcpuThread::loop() {
     history_.record(exit);
     // Any KVM_RUN, even one that returns EINTR at once, first finishes the previous instruction.
     instruction_pending = false;
-    const ExitAction action = dispatch(exit, pio_, mmio_);
+    const ExitAction action = handle(exit);
     if (action == ExitAction::kContinue) {
       instruction_pending = completes_on_next_run(exit);
       continue;
@@ -248,7 +248,7 @@ bool VcpuThread::finish_pending_instruction() {
     vcpu_.set_immediate_exit(false);
     if (std::holds_alternative<Interrupted>(exit)) return true;
     history_.record(exit);
-    const ExitAction action = dispatch(exit, pio_, mmio_);
+    const ExitAction action = handle(exit);
     if (action == ExitAction::kContinue) continue;
     report_stop(exit, action);
     return false;
@@ -256,15 +256,43 @@ bool VcpuThread::finish_pending_instruction() {
   return true;
 }
 
-void VcpuThread::report_stop(const VcpuExit& exit, ExitAction action) {
-  if (!observer_) return;
-  // A triple fault or a fatal exit: say where the vCPU was (this thread is outside KVM_RUN, so
-  // its state can be read here).
-  std::string detail = describe(exit);
-  if (std::holds_alternative<Shutdown>(exit) || action == ExitAction::kFatal) {
-    detail += "\n" + format_vcpu(sample());
+ExitAction VcpuThread::handle(const VcpuExit& exit) noexcept {
+  try {
+    return dispatch(exit, pio_, mmio_);
+  } catch (const std::exception& e) {
+    note_device_failure(exit, e.what());
+  } catch (...) {
+    note_device_failure(exit, "an exception that is not a std::exception");
   }
-  observer_(index_, action, detail);
+  return ExitAction::kDeviceError;
+}
+
+void VcpuThread::note_device_failure(const VcpuExit& exit, const char* what) noexcept {
+  try {
+    device_failure_ = std::string("a device failed handling ") + describe(exit) + ": " + what;
+  } catch (...) {
+    device_failure_.clear();  // report_stop() says so without the details
+  }
+}
+
+void VcpuThread::report_stop(const VcpuExit& exit, ExitAction action) noexcept {
+  if (!observer_) return;
+  try {
+    std::string detail;
+    if (action == ExitAction::kDeviceError) {
+      detail = device_failure_.empty() ? "a device failed (out of memory describing it)" : device_failure_;
+    } else {
+      detail = describe(exit);
+    }
+    // A triple fault or a fatal exit: say where the vCPU was (this thread is outside KVM_RUN,
+    // so its state can be read here).
+    if (std::holds_alternative<Shutdown>(exit) || action == ExitAction::kFatal) {
+      detail += "\n" + format_vcpu(sample());
+    }
+    observer_(index_, action, detail);
+  } catch (...) {
+    // Out of memory building the text, or the observer threw: the thread still finishes.
+  }
 }
 
 }  // namespace forkvm

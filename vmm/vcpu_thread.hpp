@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -42,9 +43,16 @@ class VcpuThread {
   void start(bool running);
   /// Lets a paused vCPU run.
   void resume();
+  /// How long pause() waits by default: far beyond any exit a device handles in time (a
+  /// kicked vCPU leaves KVM_RUN at once), short enough that one stuck vCPU cannot hang a
+  /// snapshot, fork or progress report for good.
+  static constexpr std::chrono::milliseconds kPauseTimeout{10000};
   /// Stops the vCPU at the next exit (kicking it out of KVM_RUN) and waits until it is parked
-  /// outside KVM_RUN, or has finished.
-  void pause();
+  /// outside KVM_RUN, or has finished, for at most `timeout`. False when it did not park in
+  /// time: its thread is inside a device call that has not returned. The request stays (it
+  /// parks when the call returns); resume() withdraws it and stop() still ends the thread once
+  /// the call returns.
+  bool pause(std::chrono::milliseconds timeout = kPauseTimeout);
   /// Asks the thread to finish and kicks it, without waiting. Safe from any thread, including
   /// the vCPU thread itself (a device callback that decides the VM must stop).
   void request_stop();
@@ -66,8 +74,13 @@ class VcpuThread {
   /// Finishes the instruction of the last I/O or MMIO exit without running guest code (before
   /// parking). False when that ended in an exit that stops the vCPU (already reported).
   bool finish_pending_instruction();
+  /// dispatch(), with a device's exception turned into kDeviceError (its text kept in
+  /// device_failure_): nothing a device throws reaches std::terminate.
+  ExitAction handle(const VcpuExit& exit) noexcept;
+  void note_device_failure(const VcpuExit& exit, const char* what) noexcept;
   /// Tells the observer why the vCPU stops, with its registers for a triple fault or fatal exit.
-  void report_stop(const VcpuExit& exit, ExitAction action);
+  /// An observer that throws (out of memory) is not told.
+  void report_stop(const VcpuExit& exit, ExitAction action) noexcept;
   void kick();
 
   uint32_t index_;
@@ -82,6 +95,8 @@ class VcpuThread {
   bool parked_ = false;
   bool finished_ = false;
   ExitHistory history_;
+  /// What the device threw, for a kDeviceError stop (vCPU thread only).
+  std::string device_failure_;
   /// The thread's kernel id once it runs (0 before), for diagnostics.
   std::atomic<int> tid_{0};
   std::thread thread_;

@@ -91,8 +91,10 @@ struct BlockDevice::Worker {
       if (queue().broken()) {
         activation.needs_reset("virtio-blk: request queue: " + queue().error_reason());
       }
-    } catch (...) {  // std::bad_alloc from a chain's segment vector
-      activation.needs_reset("virtio-blk: out of memory walking a request");
+    } catch (const std::exception& e) {  // std::bad_alloc from a chain's segment vector
+      activation.fail(std::string("virtio-blk: worker stopped: ") + e.what());
+    } catch (...) {
+      activation.fail("virtio-blk: worker stopped: an exception that is not a std::exception");
     }
     // Broken: park until reset()/quiesce() stops us, touching nothing.
     while (!stopping.load()) {

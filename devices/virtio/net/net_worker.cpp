@@ -74,8 +74,10 @@ void NetWorker::run() noexcept {
   worker_filter().install();
   try {
     serve();
-  } catch (...) {  // std::bad_alloc from a chain's segment vector
-    activation_.needs_reset("virtio-net: out of memory walking a chain");
+  } catch (const std::exception& e) {  // std::bad_alloc from a chain's segment vector
+    activation_.fail(std::string("virtio-net: worker stopped: ") + e.what());
+  } catch (...) {
+    activation_.fail("virtio-net: worker stopped: an exception that is not a std::exception");
   }
   // Stopped, or broken: park until stop() (touching nothing) and return.
   while (!stopping_.load()) {

@@ -173,8 +173,12 @@ void VsockWorker::run() noexcept {
       muxer_.sync(now);
     }
   } catch (const std::exception& e) {
-    // Only std::bad_alloc can get here (queue chains, connection buffers).
-    fail(std::string("worker stopped: ") + e.what());
+    // Only std::bad_alloc should get here (queue chains, connection buffers): the VM stops.
+    failed_ = true;
+    act_.fail(std::string("vsock: worker stopped: ") + e.what());
+  } catch (...) {
+    failed_ = true;
+    act_.fail("vsock: worker stopped: an exception that is not a std::exception");
   }
 }
 
