@@ -52,7 +52,7 @@ void Bus::count_unmapped(bool is_write, uint64_t addr, uint64_t size) const noex
   }
 }
 
-bool Bus::read(uint64_t addr, std::span<uint8_t> data) const noexcept {
+bool Bus::read(uint64_t addr, std::span<uint8_t> data) const {
   std::memset(data.data(), fill_, data.size());
   uint64_t offset = 0;
   BusDevice* dev = find(addr, data.size(), offset);
@@ -64,7 +64,7 @@ bool Bus::read(uint64_t addr, std::span<uint8_t> data) const noexcept {
   return true;
 }
 
-bool Bus::write(uint64_t addr, std::span<const uint8_t> data) const noexcept {
+bool Bus::write(uint64_t addr, std::span<const uint8_t> data) const {
   uint64_t offset = 0;
   BusDevice* dev = find(addr, data.size(), offset);
   if (dev == nullptr) {

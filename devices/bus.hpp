@@ -19,7 +19,9 @@ namespace forkvm {
 /// A device on a Bus. read/write receive the offset from the start of the device's range and
 /// the access width as the span's size (1, 2, 4 or 8; more for rep string I/O done one element
 /// at a time by the caller). Implementations must not throw on any offset or size: both come
-/// from the guest.
+/// from the guest. One that throws anyway (the host out of memory, a bug) stops its VM: the
+/// exception goes through Bus::read/write to the vCPU thread, which stops the VM with
+/// StopReason::kDeviceError (vmm/vcpu_thread.cpp).
 class BusDevice {
  public:
   virtual ~BusDevice() = default;
@@ -48,10 +50,12 @@ class Bus {
   void insert(std::shared_ptr<BusDevice> device, uint64_t base, uint64_t len);
 
   /// Performs a read; `data` is pre-filled with the fill byte first. Returns false (and counts
-  /// it) when no device claims the whole access.
-  bool read(uint64_t addr, std::span<uint8_t> data) const noexcept;
+  /// it) when no device claims the whole access. Throws only what the device throws (see
+  /// BusDevice).
+  bool read(uint64_t addr, std::span<uint8_t> data) const;
   /// Performs a write. Returns false (and counts it) when no device claims the whole access.
-  bool write(uint64_t addr, std::span<const uint8_t> data) const noexcept;
+  /// Throws only what the device throws (see BusDevice).
+  bool write(uint64_t addr, std::span<const uint8_t> data) const;
 
   /// How many accesses no device claimed.
   uint64_t unmapped_accesses() const noexcept { return unmapped_.load(std::memory_order_relaxed); }

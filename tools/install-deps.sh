@@ -8,6 +8,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   # libraries
   libboost-dev libssl-dev zlib1g-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # the vCPU and device threads' system-call filters (base/thread_filter.hpp)
+  libseccomp-dev
   # guest image: kernel sources and their build needs, busybox for the initramfs, cpio for tests
   linux-source-6.1 flex bison libelf-dev bc xz-utils busybox-static cpio kmod
   # the built-in Debian root filesystem (tools/rootfs/build.sh)

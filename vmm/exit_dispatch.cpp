@@ -8,7 +8,7 @@
 
 namespace forkvm {
 
-ExitAction dispatch(const VcpuExit& exit, const Bus& pio, const Bus& mmio) noexcept {
+ExitAction dispatch(const VcpuExit& exit, const Bus& pio, const Bus& mmio) {
   return std::visit(
       Overloaded{
           [&](const IoIn& io) {

@@ -16,11 +16,13 @@ enum class ExitAction {
   kGuestReset,   ///< the guest asked for a reset (or triple-faulted): the VM stops
   kGuestHalt,    ///< the guest shut itself down through a paravirt system event
   kFatal,        ///< KVM cannot go on with this vCPU (entry failure, internal error, ...)
+  kDeviceError,  ///< a device threw while handling the exit: the VM stops (VcpuThread)
 };
 
 /// Handles one exit: port and MMIO accesses go to the buses (rep string I/O one element at a
-/// time), everything else is turned into an action. Never throws.
-ExitAction dispatch(const VcpuExit& exit, const Bus& pio, const Bus& mmio) noexcept;
+/// time), everything else is turned into an action. Throws only what a device throws (which
+/// none should: BusDevice); the vCPU thread turns that into kDeviceError.
+ExitAction dispatch(const VcpuExit& exit, const Bus& pio, const Bus& mmio);
 
 /// A one-line description of an exit, for logs and errors.
 std::string describe(const VcpuExit& exit);

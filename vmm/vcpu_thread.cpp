@@ -8,29 +8,79 @@
 #include <cstring>
 
 #include "base/text.hpp"
+#include "base/thread_launcher.hpp"
 #include "forkvm/errors.hpp"
+#include "forkvm/host_threads.hpp"
+#include "vmm/vcpu_filter.hpp"
 
 namespace forkvm {
 namespace {
 
 void noop_handler(int) {}
 
-void install_kick_handler() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction sa {};
-    sa.sa_handler = noop_handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
-    if (sigaction(vcpu_kick_signal(), &sa, nullptr) != 0) {
-      throw Error(std::string("sigaction(vcpu kick signal): ") + errno_text(errno));
-    }
-  });
+/// Guards the kick signal's choice and its one installation.
+std::mutex g_kick_mu;
+/// The chosen signal; 0 means SIGRTMIN (not a constant expression in glibc).
+std::atomic<int> g_kick_signal{0};
+/// The signal the handler was installed on, 0 before the first VM started.
+int g_kick_installed = 0;
+
+bool is_default(const struct sigaction& sa) noexcept {
+  return (sa.sa_flags & SA_SIGINFO) == 0 && sa.sa_handler == SIG_DFL;
+}
+
+bool is_ours(const struct sigaction& sa) noexcept {
+  return (sa.sa_flags & SA_SIGINFO) == 0 && sa.sa_handler == noop_handler;
 }
 
 }  // namespace
 
-int vcpu_kick_signal() noexcept { return SIGRTMIN; }
+// Refuses to replace a disposition the embedding program set (a handler, or SIG_IGN):
+// replacing it would silently break the program, and leaving it would break the kicks.
+void install_kick_handler() {
+  std::lock_guard lock(g_kick_mu);
+  if (g_kick_installed != 0) return;
+  const int signo = vcpu_kick_signal();
+  struct sigaction old {};
+  if (sigaction(signo, nullptr, &old) != 0) {
+    throw Error("sigaction(vcpu kick signal " + std::to_string(signo) + "): " + errno_text(errno));
+  }
+  if (!is_default(old) && !is_ours(old)) {
+    throw SignalConflictError(
+        signo, "the vCPU kick signal " + std::to_string(signo) + " (SIGRTMIN+" +
+                   std::to_string(signo - SIGRTMIN) + ") already has a " +
+                   ((old.sa_flags & SA_SIGINFO) == 0 && old.sa_handler == SIG_IGN ? "SIG_IGN disposition"
+                                                                                  : "handler") +
+                   " set by the program: forkvm does not replace it; choose a free real-time signal "
+                   "with forkvm::set_vcpu_kick_signal() (forkvm/host_threads.hpp) before the first VM starts");
+  }
+  struct sigaction sa {};
+  sa.sa_handler = noop_handler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
+  if (sigaction(signo, &sa, nullptr) != 0) {
+    throw Error("sigaction(vcpu kick signal " + std::to_string(signo) + "): " + errno_text(errno));
+  }
+  g_kick_installed = signo;
+}
+
+int vcpu_kick_signal() noexcept {
+  const int s = g_kick_signal.load(std::memory_order_relaxed);
+  return s != 0 ? s : SIGRTMIN;
+}
+
+void set_vcpu_kick_signal(int signo) {
+  if (signo < SIGRTMIN || signo > SIGRTMAX) {
+    throw ConfigError("vCPU kick signal " + std::to_string(signo) + ": not a real-time signal (" +
+                      std::to_string(SIGRTMIN) + ".." + std::to_string(SIGRTMAX) + ")");
+  }
+  std::lock_guard lock(g_kick_mu);
+  if (g_kick_installed != 0 && g_kick_installed != signo) {
+    throw InvalidStateError("vCPU kick signal: the handler is already installed on signal " +
+                            std::to_string(g_kick_installed) + " (a VM has started)");
+  }
+  g_kick_signal.store(signo, std::memory_order_relaxed);
+}
 
 VcpuThread::VcpuThread(uint32_t index, VcpuFd vcpu, const Bus& pio, const Bus& mmio,
                        StopObserver observer)
@@ -44,7 +94,7 @@ void VcpuThread::start(bool running) {
     std::lock_guard lock(mu_);
     request_ = running ? Request::kRun : Request::kPause;
   }
-  thread_ = std::thread([this] { loop(); });
+  thread_ = start_thread([this] { loop(); });
 }
 
 void VcpuThread::resume() {
@@ -53,15 +103,15 @@ void VcpuThread::resume() {
   cv_.notify_all();
 }
 
-void VcpuThread::pause() {
+bool VcpuThread::pause(std::chrono::milliseconds timeout) {
   {
     std::lock_guard lock(mu_);
-    if (request_ == Request::kStop || finished_) return;
+    if (request_ == Request::kStop || finished_) return true;
     request_ = Request::kPause;
   }
   kick();
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [this] { return parked_ || finished_; });
+  return cv_.wait_for(lock, timeout, [this] { return parked_ || finished_; });
 }
 
 void VcpuThread::request_stop() {
@@ -135,6 +185,8 @@ void VcpuThread::loop() {
   const std::string name = "forkvm-vcpu" + std::to_string(index_);
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
   tid_.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
+  // Last: everything above is outside the vCPU filter's list (thread_filter.hpp).
+  vcpu_thread_filter().install();
 
   // The last exit was an I/O or MMIO access: its instruction is unfinished until the next
   // KVM_RUN (RIP still on the OUT, an IN's register not loaded).
@@ -164,7 +216,7 @@ void VcpuThread::loop() {
     history_.record(exit);
     // Any KVM_RUN, even one that returns EINTR at once, first finishes the previous instruction.
     instruction_pending = false;
-    const ExitAction action = dispatch(exit, pio_, mmio_);
+    const ExitAction action = handle(exit);
     if (action == ExitAction::kContinue) {
       instruction_pending = completes_on_next_run(exit);
       continue;
@@ -196,7 +248,7 @@ bool VcpuThread::finish_pending_instruction() {
     vcpu_.set_immediate_exit(false);
     if (std::holds_alternative<Interrupted>(exit)) return true;
     history_.record(exit);
-    const ExitAction action = dispatch(exit, pio_, mmio_);
+    const ExitAction action = handle(exit);
     if (action == ExitAction::kContinue) continue;
     report_stop(exit, action);
     return false;
@@ -204,15 +256,43 @@ bool VcpuThread::finish_pending_instruction() {
   return true;
 }
 
-void VcpuThread::report_stop(const VcpuExit& exit, ExitAction action) {
-  if (!observer_) return;
-  // A triple fault or a fatal exit: say where the vCPU was (this thread is outside KVM_RUN, so
-  // its state can be read here).
-  std::string detail = describe(exit);
-  if (std::holds_alternative<Shutdown>(exit) || action == ExitAction::kFatal) {
-    detail += "\n" + format_vcpu(sample());
+ExitAction VcpuThread::handle(const VcpuExit& exit) noexcept {
+  try {
+    return dispatch(exit, pio_, mmio_);
+  } catch (const std::exception& e) {
+    note_device_failure(exit, e.what());
+  } catch (...) {
+    note_device_failure(exit, "an exception that is not a std::exception");
   }
-  observer_(index_, action, detail);
+  return ExitAction::kDeviceError;
+}
+
+void VcpuThread::note_device_failure(const VcpuExit& exit, const char* what) noexcept {
+  try {
+    device_failure_ = std::string("a device failed handling ") + describe(exit) + ": " + what;
+  } catch (...) {
+    device_failure_.clear();  // report_stop() says so without the details
+  }
+}
+
+void VcpuThread::report_stop(const VcpuExit& exit, ExitAction action) noexcept {
+  if (!observer_) return;
+  try {
+    std::string detail;
+    if (action == ExitAction::kDeviceError) {
+      detail = device_failure_.empty() ? "a device failed (out of memory describing it)" : device_failure_;
+    } else {
+      detail = describe(exit);
+    }
+    // A triple fault or a fatal exit: say where the vCPU was (this thread is outside KVM_RUN,
+    // so its state can be read here).
+    if (std::holds_alternative<Shutdown>(exit) || action == ExitAction::kFatal) {
+      detail += "\n" + format_vcpu(sample());
+    }
+    observer_(index_, action, detail);
+  } catch (...) {
+    // Out of memory building the text, or the observer threw: the thread still finishes.
+  }
 }
 
 }  // namespace forkvm

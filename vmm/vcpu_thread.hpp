@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "devices/bus.hpp"
+#include "forkvm/host_threads.hpp"
 #include "vmm/exit_dispatch.hpp"
 #include "vmm/kvm/vcpu_fd.hpp"
 #include "vmm/vcpu_report.hpp"
@@ -34,13 +36,23 @@ class VcpuThread {
   VcpuThread(const VcpuThread&) = delete;
   VcpuThread& operator=(const VcpuThread&) = delete;
 
-  /// Spawns the thread, paused unless `running`.
+  /// Spawns the thread, paused unless `running`. The first start in the process installs the
+  /// kick signal's handler (forkvm/host_threads.hpp); throws SignalConflictError when the
+  /// program has its own disposition on that signal. The thread filters itself
+  /// (vcpu_filter.hpp) before it first runs the guest.
   void start(bool running);
   /// Lets a paused vCPU run.
   void resume();
+  /// How long pause() waits by default: far beyond any exit a device handles in time (a
+  /// kicked vCPU leaves KVM_RUN at once), short enough that one stuck vCPU cannot hang a
+  /// snapshot, fork or progress report for good.
+  static constexpr std::chrono::milliseconds kPauseTimeout{10000};
   /// Stops the vCPU at the next exit (kicking it out of KVM_RUN) and waits until it is parked
-  /// outside KVM_RUN, or has finished.
-  void pause();
+  /// outside KVM_RUN, or has finished, for at most `timeout`. False when it did not park in
+  /// time: its thread is inside a device call that has not returned. The request stays (it
+  /// parks when the call returns); resume() withdraws it and stop() still ends the thread once
+  /// the call returns.
+  bool pause(std::chrono::milliseconds timeout = kPauseTimeout);
   /// Asks the thread to finish and kicks it, without waiting. Safe from any thread, including
   /// the vCPU thread itself (a device callback that decides the VM must stop).
   void request_stop();
@@ -64,8 +76,13 @@ class VcpuThread {
   /// Finishes the instruction of the last I/O or MMIO exit without running guest code (before
   /// parking). False when that ended in an exit that stops the vCPU (already reported).
   bool finish_pending_instruction();
+  /// dispatch(), with a device's exception turned into kDeviceError (its text kept in
+  /// device_failure_): nothing a device throws reaches std::terminate.
+  ExitAction handle(const VcpuExit& exit) noexcept;
+  void note_device_failure(const VcpuExit& exit, const char* what) noexcept;
   /// Tells the observer why the vCPU stops, with its registers for a triple fault or fatal exit.
-  void report_stop(const VcpuExit& exit, ExitAction action);
+  /// An observer that throws (out of memory) is not told.
+  void report_stop(const VcpuExit& exit, ExitAction action) noexcept;
   void kick();
 
   uint32_t index_;
@@ -80,13 +97,16 @@ class VcpuThread {
   bool parked_ = false;
   bool finished_ = false;
   ExitHistory history_;
+  /// What the device threw, for a kDeviceError stop (vCPU thread only).
+  std::string device_failure_;
   /// The thread's kernel id once it runs (0 before), for diagnostics.
   std::atomic<int> tid_{0};
   std::thread thread_;
 };
 
-/// The signal used to kick vCPU threads out of KVM_RUN (SIGRTMIN + 0). The handler is
-/// installed once per process, without SA_RESTART, and does nothing.
-int vcpu_kick_signal() noexcept;
+/// Installs the kick signal's no-op handler (without SA_RESTART) once per process; VcpuThread's
+/// start() calls it. Throws SignalConflictError, changing nothing, when the program has a
+/// handler (or SIG_IGN) on vcpu_kick_signal(); a later call tries again.
+void install_kick_handler();
 
 }  // namespace forkvm

@@ -3,6 +3,7 @@
 // Vm::Impl::build(), the teardown order in Vm::Impl::~Impl().
 #include "forkvm/vm.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 
@@ -19,6 +20,7 @@
 #include "devices/virtio/net/net_device.hpp"
 #include "devices/virtio/vsock/vsock_device.hpp"
 #include "forkvm/errors.hpp"
+#include "forkvm/sandbox_errors.hpp"
 #include "memory/guest_memory.hpp"
 #include "memory/layout.hpp"
 #include "vmm/arch/x86_64/boot_setup.hpp"
@@ -178,15 +180,12 @@ void Vm::Impl::build() {
 }
 
 void Vm::Impl::add_legacy_devices() {
-  // The sink reads config.console when output comes: a shell's config gets its console when
-  // the shell is given an image (Vm::prepare), before any vCPU runs.
+  // On the vCPU thread: the tail keeps the last bytes for errors; the embedder's callback runs
+  // on the relay's thread (start_console()), so a slow one never stalls the guest.
   auto sink = [this](std::span<const uint8_t> bytes) {
     const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     tail.append(text);
-    if (!config.console) return;
-    // Held across the call: request_stop() takes it to wait for a call in progress.
-    std::lock_guard gate(console_mu);
-    if (!console_muted) config.console(text);
+    console.push(text);
   };
   serial = std::make_shared<Serial>(std::make_shared<KvmIrqLine>(*vm, layout::kCom1Irq), sink);
   pio.insert(serial, layout::kCom1Port, 8);
@@ -222,6 +221,10 @@ void Vm::Impl::attach_virtio(std::shared_ptr<VirtioDevice> device) {
   for (size_t q = 0; q < transport->queue_count(); ++q) {
     vm->register_ioeventfd(slot.base + virtio_mmio::kQueueNotify, 4, q, transport->queue_event(q));
   }
+  // A device that cannot go on (an exception on its worker: out of memory, a bug) stops this VM
+  // with its reason; a worker thread calls this, which only records and kicks (finish()).
+  transport->set_failure_handler(
+      [this](const std::string& reason) { finish({StopReason::kDeviceError, 0, reason}); });
   mmio.insert(transport, slot.base, slot.size);
   virtio.push_back(std::move(transport));
 }
@@ -230,12 +233,19 @@ void Vm::Impl::reset_virtio_devices() noexcept {
   for (auto& t : virtio) t->reset_device();
 }
 
+void Vm::Impl::start_console() {
+  // config.console is final here: a shell's config gets its console when the shell is given an
+  // image (Vm::prepare), before launch() gets here.
+  if (config.console) console.start(config.console);
+}
+
 Vm::Impl::~Impl() {
   // Teardown order: the vCPUs stop first, so no register write can (re)activate a device;
   // then every device is reset, which joins its worker, while guest memory is still mapped.
   // Only then do the members go, in reverse declaration order: buses (transports, devices),
   // the VM fd, KVM, and last the guest memory.
   for (auto& v : vcpus) v->stop();
+  console.stop();
   reset_virtio_devices();
 }
 
@@ -284,6 +294,9 @@ void Vm::Impl::on_vcpu_stop(uint32_t index, ExitAction action, const std::string
       break;
     case ExitAction::kGuestHalt:
       finish({StopReason::kGuestReset, 0, where});
+      break;
+    case ExitAction::kDeviceError:
+      finish({StopReason::kDeviceError, 0, where});
       break;
     default:
       finish({StopReason::kVcpuError, 0, where});
@@ -334,6 +347,7 @@ void Vm::start() {
     if (impl_->image) throw InvalidStateError("Vm::start: a prepared VM is started by launch()");
     impl_->started = Clock::now();
   }
+  impl_->start_console();
   for (auto& v : impl_->vcpus) v->start(true);
 }
 
@@ -359,10 +373,27 @@ std::optional<VmResult> Vm::wait(std::chrono::milliseconds timeout) {
   return impl_->result;
 }
 
+void Vm::Impl::pause_vcpus(const char* what) {
+  // One deadline for all: each vCPU waits for what is left of it.
+  const auto deadline = Clock::now() + VcpuThread::kPauseTimeout;
+  for (size_t i = 0; i < vcpus.size(); ++i) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (vcpus[i]->pause(std::max(left, std::chrono::milliseconds(0)))) continue;
+    // The stuck vCPU parks when its device call returns; resume() withdraws that too.
+    if (!user_paused) {
+      for (auto& v : vcpus) v->resume();
+    }
+    throw TimeoutError(std::string(what) + ": vCPU " + std::to_string(i) + " did not stop within " +
+                       std::to_string(VcpuThread::kPauseTimeout.count()) +
+                       " ms: its thread is stuck in a device call (the VM keeps running; stop() "
+                       "ends it once the call returns)");
+  }
+}
+
 void Vm::pause() {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
+  impl_->pause_vcpus("Vm::pause");
   impl_->user_paused = true;
-  for (auto& v : impl_->vcpus) v->pause();
 }
 
 void Vm::resume() {
@@ -374,23 +405,14 @@ void Vm::resume() {
 void Vm::request_stop() {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->finish({StopReason::kHostStop, 0, "stopped by the host"});
-  // A vCPU thread inside the console callback holds console_mu: waiting for it here would
-  // deadlock if that callback is the caller (it may shut its own sandbox down).
-  std::unique_lock gate(impl_->console_mu, std::defer_lock);
-  for (const auto& v : impl_->vcpus) {
-    if (v->is_current_thread()) {
-      impl_->console_muted = true;  // read by this same thread once the callback returns
-      return;
-    }
-  }
-  gate.lock();
-  impl_->console_muted = true;
+  impl_->console.mute();  // waits for a callback in progress, unless this runs inside it
 }
 
 VmResult Vm::stop() {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->finish({StopReason::kHostStop, 0, "stopped by the host"});
   for (auto& v : impl_->vcpus) v->stop();
+  impl_->console.stop();  // what the vCPUs wrote reaches the callback before stop() returns
   // A stopped VM never runs again: stop the device workers now (host vsock sockets see EOF)
   // rather than when the Vm is destroyed.
   impl_->reset_virtio_devices();
@@ -407,6 +429,8 @@ std::optional<std::chrono::nanoseconds> Vm::start_to_ready() const {
 }
 
 std::string Vm::console_tail() const { return impl_->tail.text(); }
+
+uint64_t Vm::console_bytes_dropped() const { return impl_->console.dropped(); }
 
 size_t Vm::send_console_input(std::string_view bytes) {
   return impl_->serial->enqueue_input(

@@ -192,6 +192,7 @@ std::string_view to_string(StopReason reason) {
     case StopReason::kTripleFault: return "triple-fault";
     case StopReason::kVcpuError: return "vcpu-error";
     case StopReason::kHostStop: return "host-stop";
+    case StopReason::kDeviceError: return "device-error";
   }
   return "unknown";
 }

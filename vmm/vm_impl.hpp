@@ -24,6 +24,7 @@
 #include "forkvm/vm.hpp"
 #include "memory/guest_memory.hpp"
 #include "vmm/arch/x86_64/boot_setup.hpp"
+#include "vmm/console_relay.hpp"
 #include "vmm/console_tail.hpp"
 #include "vmm/kvm/vm_fd.hpp"
 #include "vmm/kvm_host.hpp"
@@ -86,6 +87,8 @@ struct Vm::Impl {
   void on_boot_signal(BootSignal code, uint32_t arg, Clock::time_point when);
   void on_reset();
   void on_vcpu_stop(uint32_t index, ExitAction action, const std::string& detail);
+  /// Starts the console relay when the config has a callback (before the vCPUs start).
+  void start_console();
   /// Records how the VM ended (first caller wins) and asks every vCPU to stop.
   void finish(VmResult result);
 
@@ -108,6 +111,10 @@ struct Vm::Impl {
   /// Throws SnapshotError (before anything is paused) for a persistent read-write disk, and
   /// for a copy-on-write one unless `allow_copy_on_write`.
   void refuse_disks(const char* what, bool allow_copy_on_write) const;
+  /// Pauses every vCPU within one VcpuThread::kPauseTimeout. When one does not park in time,
+  /// lets the others run again (unless the caller paused the VM) and throws TimeoutError
+  /// ("<what>: vCPU <i> did not stop ...").
+  void pause_vcpus(const char* what);
   /// Throws InvalidStateError ("<what>: ...") unless the VM was started and has not stopped.
   void require_running(const char* what);
 
@@ -128,6 +135,11 @@ struct Vm::Impl {
   Bus pio{"pio", 0xff};
   Bus mmio{"mmio", 0};
   ConsoleTail tail{16 * 1024};
+  /// Hands the console output to config.console on its own thread (started with the vCPUs when
+  /// there is a callback); declared before `vcpus`, which push into it, so it outlives them.
+  ConsoleRelay console{kConsoleQueueBytes};
+  /// The most console output that waits for a slow config.console callback.
+  static constexpr size_t kConsoleQueueBytes = 256 * 1024;
   std::shared_ptr<Serial> serial;
   std::shared_ptr<I8042> i8042;
   std::shared_ptr<BootSignalDevice> boot_signal;
@@ -142,10 +154,6 @@ struct Vm::Impl {
   /// Serialises snapshot() against stop(): a snapshot pauses and resumes the vCPUs, which must
   /// not race with the teardown that joins them.
   std::mutex lifecycle_mu;
-  // Held while the console callback runs; console_muted (set by Vm::request_stop) ends the
-  // calls for good.
-  std::mutex console_mu;
-  std::atomic<bool> console_muted{false};
   std::mutex mu;
   std::condition_variable cv;
   std::chrono::nanoseconds build_time{};

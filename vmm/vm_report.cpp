@@ -20,7 +20,9 @@ std::string Vm::progress_report() {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   const auto take = [this] {
     std::vector<VcpuSample> samples;
-    for (auto& v : impl_->vcpus) v->pause();
+    // A vCPU stuck in a device call is sampled where it is (outside KVM_RUN, so its registers
+    // can be read all the same): a report must not hang on it.
+    for (auto& v : impl_->vcpus) v->pause(kSampleGap * 10);
     for (auto& v : impl_->vcpus) samples.push_back(v->sample());
     if (!impl_->user_paused) {
       for (auto& v : impl_->vcpus) v->resume();

@@ -135,7 +135,7 @@ MachineComponents Vm::Impl::capture_components(
       }
     }
   };
-  for (auto& v : vcpus) v->pause();  // 1: every vCPU parked outside KVM_RUN, its I/O completed
+  pause_vcpus("snapshot");  // 1: every vCPU parked outside KVM_RUN, its I/O completed
   const ResumeOnExit resume_on_exit{*this};
   {
     std::lock_guard lock(mu);
@@ -391,6 +391,7 @@ void Vm::launch() {
   const auto t0 = Clock::now();
   impl_->apply_components(impl_->image->impl().components);
   const auto t1 = Clock::now();
+  impl_->start_console();
   for (auto& v : impl_->vcpus) v->start(true);
   const auto t2 = Clock::now();
   impl_->phases.state = t1 - t0;

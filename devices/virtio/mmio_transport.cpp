@@ -352,6 +352,12 @@ std::string VirtioMmioTransport::start_device(std::vector<Queue> queues, uint64_
                    name = name_](const std::string& reason) {
     set_needs_reset(fault, interrupt, epoch, name, reason);
   };
+  if (failure_handler_) {
+    a.failed = [handler = failure_handler_, name = name_](const std::string& reason) {
+      log_device_error(name, "failed: " + reason);
+      handler(reason);
+    };
+  }
   try {
     device_->activate(std::move(a));
     activated_ = true;

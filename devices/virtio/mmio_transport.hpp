@@ -129,6 +129,13 @@ class VirtioMmioTransport : public BusDevice {
     return ignored_.load(std::memory_order_relaxed);
   }
 
+  /// Where the device reports that it cannot go on (VirtioActivation::failed): the VM stops with
+  /// the reason. Set once, before the guest runs (activations after it carry it).
+  void set_failure_handler(std::function<void(const std::string& reason)> handler) {
+    std::lock_guard lock(mu_);
+    failure_handler_ = std::move(handler);
+  }
+
   /// A full device reset as if the driver wrote 0 to Status: device->reset() (synchronous),
   /// queues and features forgotten, interrupt status cleared. For VM teardown: once it
   /// returns no device thread touches guest memory. Idempotent, never throws.
@@ -239,6 +246,7 @@ class VirtioMmioTransport : public BusDevice {
   mutable std::mutex mu_;  // guards everything below
   uint32_t status_ = 0;    // driver-visible bits except DEVICE_NEEDS_RESET (kept in fault_)
   bool activated_ = false;
+  std::function<void(const std::string& reason)> failure_handler_;
   uint32_t device_features_sel_ = 0;
   uint32_t driver_features_sel_ = 0;
   uint64_t driver_features_ = 0;  // already masked to device_features_

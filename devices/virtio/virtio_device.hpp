@@ -107,6 +107,24 @@ struct VirtioActivation {
   /// DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2) and raises a config-change interrupt. The device
   /// must stop using its queues after calling it. Thread-safe.
   std::function<void(const std::string& reason)> needs_reset;
+  /// Reports that the device cannot go on for a reason that is not the driver's: an exception
+  /// on its worker (the host out of memory, a bug). The VM stops with StopReason::kDeviceError
+  /// and `reason` (VirtioMmioTransport::set_failure_handler). Thread-safe. Empty when the
+  /// transport has no handler (a device driven alone in a test): fail() uses needs_reset then.
+  std::function<void(const std::string& reason)> failed;
+
+  /// failed(reason) when set, else needs_reset(reason). Never throws.
+  void fail(const std::string& reason) const noexcept {
+    try {
+      if (failed) {
+        failed(reason);
+      } else if (needs_reset) {
+        needs_reset(reason);
+      }
+    } catch (...) {
+      // Out of memory passing the reason on: nothing more can be done from a worker.
+    }
+  }
 };
 
 /// A virtio device type behind a transport. Methods other than activate()/reset() may be

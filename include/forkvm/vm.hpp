@@ -104,8 +104,12 @@ struct VmConfig {
   std::string cmdline;
   /// Appended (after a space) to the command line.
   std::string extra_cmdline;
-  /// Receives the serial console output as it arrives (from a vCPU thread). Optional: the last
-  /// part of the console is always kept for error messages (Vm::console_tail()).
+  /// Receives the serial console output, in order, on a thread of the VM's own (never a vCPU
+  /// thread: a slow callback does not stall the guest). At most 256 KiB wait for it; output
+  /// that comes faster than the callback takes it is dropped and counted
+  /// (Vm::console_bytes_dropped()). Vm::stop() returns after the rest was delivered. An
+  /// exception from it is logged once and ignored. Optional: the last part of the console is
+  /// always kept for error messages (Vm::console_tail()).
   std::function<void(std::string_view)> console;
   /// The KVM device to open.
   std::string kvm_device = "/dev/kvm";
@@ -238,6 +242,10 @@ enum class StopReason {
   kTripleFault, ///< the CPU shut down (triple fault)
   kVcpuError,   ///< KVM could not run a vCPU (entry failure, internal error, ...)
   kHostStop,    ///< stop() was called
+  /// A device could not go on: it threw on a vCPU or its worker thread (the host ran out of
+  /// memory, or a bug). `detail` names the device and the error. The rest of the process is
+  /// unaffected.
+  kDeviceError,
 };
 
 /// A short name for a StopReason ("poweroff", "guest-reset", ...).
@@ -330,7 +338,9 @@ class Vm {
   std::optional<VmResult> wait(std::chrono::milliseconds timeout);
   /// Stops every vCPU at its next exit (kicking it out of KVM_RUN) and returns once all are
   /// parked outside the guest. Devices keep their state; resume() continues. No-op once the VM
-  /// has stopped.
+  /// has stopped. Throws TimeoutError (sandbox_errors.hpp) when a vCPU does not stop within
+  /// 10 s because its thread is stuck in a device call; the VM then keeps running (snapshot()
+  /// and freeze() fail the same way), and stop() still ends it once the call returns.
   void pause();
   /// Lets paused vCPUs run again.
   void resume();
@@ -422,6 +432,9 @@ class Vm {
   std::optional<std::chrono::nanoseconds> start_to_ready() const;
   /// The last few KiB of console output.
   std::string console_tail() const;
+  /// Console output dropped because VmConfig::console (or RestoreOptions::console) took it
+  /// slower than the guest wrote it (see VmConfig::console).
+  uint64_t console_bytes_dropped() const;
   /// Queues bytes for the guest's serial console (the UART's 64-byte receive FIFO). Returns
   /// how many were taken; 0 while the FIFO is full, so callers retry the rest later. Safe from
   /// any thread.

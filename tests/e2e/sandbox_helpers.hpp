@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "forkvm/host_threads.hpp"
 #include "forkvm/sandbox.hpp"
 
 namespace forkvm::e2e {
@@ -57,6 +58,20 @@ std::unique_ptr<Sandbox> make_child(Make&& make, int more = 5) {
                             std::to_string(more) + " more children of the same image failed too";
     if (bad > 0) diagnosis += "; the first: " + first.substr(0, first.find('\n'));
     throw std::runtime_error(e.what() + diagnosis + "]");
+  }
+}
+
+/// Expects that the vCPU and device threads of this process ran filtered (the default) and that
+/// no filter refused a call: every test of the binary before this one worked within the
+/// threads' system-call lists (include/forkvm/host_threads.hpp).
+inline void expect_threads_filtered_nothing_refused(uint64_t min_threads) {
+  const ThreadFilterStats s = thread_filter_stats();
+  EXPECT_TRUE(s.enabled);
+  EXPECT_GE(s.threads_filtered, min_threads);
+  EXPECT_EQ(s.install_failures, 0u);
+  EXPECT_EQ(s.denied_calls, 0u);
+  for (const DeniedSystemCall& d : s.denied) {
+    ADD_FAILURE() << "refused: " << d.name << " (" << d.number << ") x" << d.count;
   }
 }
 

@@ -22,6 +22,7 @@
 
 #include "forkvm/sandbox.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/e2e/sandbox_helpers.hpp"
 
 namespace forkvm::e2e {
 namespace {
@@ -367,6 +368,12 @@ TEST_F(E2eSandbox, ConnectToAPortNobodyListensOnIsRefused) {
   if (fd >= 0) ::close(fd);
   EXPECT_LT(fd, 0) << "unexpected answer: " << ok;
   EXPECT_EQ(box_->ping().version, 1u);
+}
+
+// Last of the shared sandbox's tests: everything above ran on filtered vCPU and vsock threads.
+TEST_F(E2eSandbox, EveryTestAboveRanWithinTheThreadFilters) {
+  EXPECT_EQ(box_->exec({"/bin/echo", "filtered"}).stdout_data, "filtered\n");
+  expect_threads_filtered_nothing_refused(2);  // at least a vCPU and the vsock worker
 }
 
 // --- lifecycle (own VMs) ------------------------------------------------------------------

@@ -733,6 +733,12 @@ TEST(E2eTemplateFork, ImagesTakenWithSecretsNeedAnOptIn) {
   EXPECT_FALSE(clean->image()->has_secrets());
 }
 
+// After the forks above (pooled and not, forks of forks): their vCPU and vsock threads ran
+// filtered and nothing was refused.
+TEST(E2eTemplateFork, EveryForkAboveRanWithinTheThreadFilters) {
+  expect_threads_filtered_nothing_refused(10);
+}
+
 TEST(E2eTemplateFork, OpenOfAMissingSnapshotFails) {
   TempDir tmp;
   EXPECT_THROW(Template::open(tmp / "no-such-snapshot"), SnapshotError);

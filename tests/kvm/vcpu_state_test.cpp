@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "tests/kvm/test_guest.hpp"
@@ -146,6 +148,71 @@ TEST(KvmVcpuThread, APausedVcpuIsNeverParkedOnAHandledButUnfinishedOut) {
   t.stop();
   EXPECT_GT(port->outs.load(), 0u);
   RecordProperty("parked_on_out", parked_on_out);
+}
+
+/// Throws on every write, as a device with a bug or without memory would.
+class ThrowingPort : public BusDevice {
+ public:
+  void read(uint64_t, std::span<uint8_t>) override {}
+  void write(uint64_t, std::span<const uint8_t>) override { throw std::runtime_error("port on fire"); }
+};
+
+// A device that throws on the vCPU thread stops that vCPU with kDeviceError and the exception's
+// text, instead of reaching std::terminate: this test binary lives on.
+TEST(KvmVcpuThread, ADeviceThatThrowsStopsTheVcpuWithTheReason) {
+  TestGuest g({0xE6, 0x80, 0xF4});  // out 0x80, al; hlt
+  g.pio.insert(std::make_shared<ThrowingPort>(), 0x80, 1);
+  std::atomic<int> stops{0};
+  ExitAction seen = ExitAction::kContinue;
+  std::string detail;
+  VcpuThread t(0, std::move(g.vcpu), g.pio, g.mmio,
+               [&](uint32_t, ExitAction a, const std::string& d) {
+                 seen = a;
+                 detail = d;
+                 ++stops;
+               });
+  t.start(true);
+  for (int i = 0; i < 500 && !t.finished(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(t.finished());
+  EXPECT_EQ(stops.load(), 1);
+  EXPECT_EQ(seen, ExitAction::kDeviceError);
+  EXPECT_NE(detail.find("port on fire"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("io out port 0x80"), std::string::npos) << detail;
+  t.stop();
+}
+
+/// Blocks the vCPU thread in its write until released: a device call that does not return.
+class BlockingPort : public BusDevice {
+ public:
+  void read(uint64_t, std::span<uint8_t>) override {}
+  void write(uint64_t, std::span<const uint8_t>) override {
+    entered.store(true);
+    while (!released.load()) std::this_thread::sleep_for(1ms);
+  }
+  std::atomic<bool> entered{false};
+  std::atomic<bool> released{false};
+};
+
+// pause() has a deadline: a vCPU stuck in a device call makes it return false in time instead
+// of hanging; once the call returns the vCPU parks, and stop() ends the thread.
+TEST(KvmVcpuThread, PauseOfAVcpuStuckInADeviceTimesOut) {
+  TestGuest g({0xE6, 0x80, 0xEB, 0xFE});  // out 0x80, al; jmp $
+  auto port = std::make_shared<BlockingPort>();
+  g.pio.insert(port, 0x80, 1);
+  VcpuThread t(0, std::move(g.vcpu), g.pio, g.mmio, {});
+  t.start(true);
+  for (int i = 0; i < 1000 && !port->entered.load(); ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(port->entered.load());
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(t.pause(200ms));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 200ms);
+  EXPECT_LT(waited, 5s);
+  port->released.store(true);
+  EXPECT_TRUE(t.pause(5s));  // the call returned: it parks
+  EXPECT_FALSE(t.finished());
+  t.stop();
+  EXPECT_TRUE(t.finished());
 }
 
 TEST(KvmVcpuThread, TripleFaultStopsTheThreadAndReportsIt) {

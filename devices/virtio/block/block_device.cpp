@@ -11,11 +11,29 @@
 #include <thread>
 
 #include "base/event_fd.hpp"
+#include <seccomp.h>
+
 #include "base/text.hpp"
+#include "base/thread_filter.hpp"
+#include "base/thread_launcher.hpp"
 #include "devices/virtio/block/virtio_blk.hpp"
 #include "forkvm/errors.hpp"
 
 namespace forkvm {
+namespace {
+
+/// The worker's system calls besides the common ones (base/thread_filter.hpp): poll on its two
+/// eventfds, the disk backends' positional I/O (pread_all/pwrite_all), fdatasync for a flush,
+/// fallocate for discard and write-zeroes (hole punching, also in a copy-on-write top layer).
+const ThreadFilter& worker_filter() {
+  static const ThreadFilter filter(
+      "virtio-blk",
+      {SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(pread64), SCMP_SYS(pwrite64),
+       SCMP_SYS(fdatasync), SCMP_SYS(fallocate)});
+  return filter;
+}
+
+}  // namespace
 
 /// The thread that serves the request queue between activate() and reset()/quiesce().
 struct BlockDevice::Worker {
@@ -54,6 +72,7 @@ struct BlockDevice::Worker {
   }
 
   void run() noexcept {
+    worker_filter().install();
     pollfd fds[2] = {{activation.queue_events[0], POLLIN, 0}, {stop.fd(), POLLIN, 0}};
     try {
       // Drain first: a restored or re-activated queue may hold requests notified before.
@@ -72,8 +91,10 @@ struct BlockDevice::Worker {
       if (queue().broken()) {
         activation.needs_reset("virtio-blk: request queue: " + queue().error_reason());
       }
-    } catch (...) {  // std::bad_alloc from a chain's segment vector
-      activation.needs_reset("virtio-blk: out of memory walking a request");
+    } catch (const std::exception& e) {  // std::bad_alloc from a chain's segment vector
+      activation.fail(std::string("virtio-blk: worker stopped: ") + e.what());
+    } catch (...) {
+      activation.fail("virtio-blk: worker stopped: an exception that is not a std::exception");
     }
     // Broken: park until reset()/quiesce() stops us, touching nothing.
     while (!stopping.load()) {
@@ -157,7 +178,7 @@ void BlockDevice::activate(VirtioActivation activation) {
   w->context.counters = &counters_;
   w->counters_mu = &counters_mu_;
   Worker* raw = w.get();
-  w->thread = std::thread([raw] { raw->run(); });
+  w->thread = start_thread([raw] { raw->run(); });
   worker_ = std::move(w);
 }
 

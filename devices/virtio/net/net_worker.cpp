@@ -8,7 +8,11 @@
 #include <span>
 #include <string>
 
+#include <seccomp.h>
+
 #include "base/text.hpp"
+#include "base/thread_filter.hpp"
+#include "base/thread_launcher.hpp"
 #include "devices/virtio/chain_io.hpp"
 #include "devices/virtio/net/net_header.hpp"
 #include "devices/virtio/net/virtio_net.hpp"
@@ -28,6 +32,15 @@ void clear_event(int fd) noexcept {
   [[maybe_unused]] const ssize_t got = ::read(fd, &n, sizeof n);
 }
 
+/// The worker's system calls besides the common ones (base/thread_filter.hpp): poll on its
+/// eventfds and the backend, and the backend's frames: read/write on a TAP (common),
+/// recv/send (recvfrom/sendto in glibc) on a datagram or sequenced-packet socket.
+const ThreadFilter& worker_filter() {
+  static const ThreadFilter filter(
+      "virtio-net", {SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(recvfrom), SCMP_SYS(sendto)});
+  return filter;
+}
+
 }  // namespace
 
 NetWorker::NetWorker(VirtioActivation activation, FrameEndpoint& backend, AtomicCounters& counters)
@@ -37,7 +50,7 @@ NetWorker::NetWorker(VirtioActivation activation, FrameEndpoint& backend, Atomic
       vnet_(backend.vnet_header()),
       tx_buf_(kHeaderBytes + kMaxFrameBytes),
       rx_buf_(kHeaderBytes + kMaxFrameBytes + 1) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = start_thread([this] { run(); });
 }
 
 NetWorker::~NetWorker() { stop(); }
@@ -58,10 +71,13 @@ std::vector<Queue> NetWorker::take_queues() {
 }
 
 void NetWorker::run() noexcept {
+  worker_filter().install();
   try {
     serve();
-  } catch (...) {  // std::bad_alloc from a chain's segment vector
-    activation_.needs_reset("virtio-net: out of memory walking a chain");
+  } catch (const std::exception& e) {  // std::bad_alloc from a chain's segment vector
+    activation_.fail(std::string("virtio-net: worker stopped: ") + e.what());
+  } catch (...) {
+    activation_.fail("virtio-net: worker stopped: an exception that is not a std::exception");
   }
   // Stopped, or broken: park until stop() (touching nothing) and return.
   while (!stopping_.load()) {

@@ -9,7 +9,11 @@
 #include <cstring>
 #include <system_error>
 
+#include <seccomp.h>
+
 #include "base/text.hpp"
+#include "base/thread_filter.hpp"
+#include "base/thread_launcher.hpp"
 #include "devices/virtio/chain_io.hpp"
 #include "devices/virtio/vsock/packet.hpp"
 #include "devices/virtio/vsock/vsock_device.hpp"
@@ -21,6 +25,21 @@ namespace {
 
 // The longest epoll_wait, so a lost wakeup (there should be none) costs at most this much.
 constexpr int kMaxWaitMs = 1000;
+
+/// The worker's system calls besides the common ones (base/thread_filter.hpp): its epoll set,
+/// the host side's Unix sockets (accept4 on the listener; socket(AF_UNIX) and connect for a
+/// guest-initiated connection to "<uds_path>_<port>"; recv/send are recvfrom/sendto in glibc;
+/// shutdown(SHUT_WR) for a guest's half-close; a zero-timeout poll for a hang-up,
+/// unix_socket.cpp), and eventfd reads/writes (common).
+const ThreadFilter& worker_filter() {
+  static const ThreadFilter filter(
+      "vsock",
+      {SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(accept4),
+       SCMP_SYS(connect), SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(shutdown),
+       SCMP_SYS(poll), SCMP_SYS(ppoll)},
+      {}, /*unix_sockets=*/true);
+  return filter;
+}
 
 }  // namespace
 
@@ -47,7 +66,7 @@ VsockWorker::VsockWorker(VirtioActivation activation, uint64_t guest_cid, VsockS
       throw VsockError(std::string("vsock: epoll add wake eventfd: ") + errno_text(errno));
     }
     try {
-      thread_ = std::thread([this] { run(); });
+      thread_ = start_thread([this] { run(); });
     } catch (const std::system_error& e) {
       throw VsockError(std::string("vsock: cannot start the worker thread: ") + e.what());
     }
@@ -119,6 +138,7 @@ int VsockWorker::timeout_ms(Clock::time_point now) const noexcept {
 }
 
 void VsockWorker::run() noexcept {
+  worker_filter().install();
   try {
     // The driver may have posted RX buffers and TX packets before DRIVER_OK's activation, with
     // their notifications already consumed: look at both rings once before waiting.
@@ -154,8 +174,12 @@ void VsockWorker::run() noexcept {
       muxer_.sync(now);
     }
   } catch (const std::exception& e) {
-    // Only std::bad_alloc can get here (queue chains, connection buffers).
-    fail(std::string("worker stopped: ") + e.what());
+    // Only std::bad_alloc should get here (queue chains, connection buffers): the VM stops.
+    failed_ = true;
+    act_.fail(std::string("vsock: worker stopped: ") + e.what());
+  } catch (...) {
+    failed_ = true;
+    act_.fail("vsock: worker stopped: an exception that is not a std::exception");
   }
 }
 

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <optional>
 #include <random>
+#include <stdexcept>
+#include <thread>
 
 #include "forkvm/errors.hpp"
 #include "memory/guest_memory.hpp"
@@ -350,6 +352,41 @@ TEST_F(MmioTransportTest, DeviceNeedsResetCallback) {
   needs_reset("stale");
   EXPECT_EQ(r(reg::kStatus) & st::kDeviceNeedsReset, 0u);
   EXPECT_EQ(trigger_->count.load(), 1);
+}
+
+// A device whose worker throws reports it through VirtioActivation::fail(): with a failure
+// handler (a VM's transports have one, which stops the VM) the handler gets the reason; without
+// one the device falls back to DEVICE_NEEDS_RESET. Either way the process lives on.
+TEST_F(MmioTransportTest, DeviceFailureReachesTheFailureHandler) {
+  std::string reported;
+  int calls = 0;
+  transport().set_failure_handler([&](const std::string& reason) {
+    reported = reason;
+    ++calls;
+  });
+  bring_up();
+  ASSERT_TRUE(device_->activation);
+  const VirtioActivation& a = *device_->activation;
+  std::thread worker([&a] {
+    try {
+      throw std::runtime_error("backend exploded");
+    } catch (const std::exception& e) {
+      a.fail(std::string("test: worker stopped: ") + e.what());
+    }
+  });
+  worker.join();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(reported, "test: worker stopped: backend exploded");
+  // The VM stops instead; the driver is not asked to reset the device.
+  EXPECT_EQ(r(reg::kStatus) & st::kDeviceNeedsReset, 0u);
+}
+
+TEST_F(MmioTransportTest, DeviceFailureWithoutAHandlerSetsNeedsReset) {
+  bring_up();
+  ASSERT_TRUE(device_->activation);
+  device_->activation->fail("test: worker stopped: out of memory");
+  EXPECT_EQ(r(reg::kStatus) & st::kDeviceNeedsReset, st::kDeviceNeedsReset);
+  EXPECT_EQ(transport().needs_reset_reason(), "test: worker stopped: out of memory");
 }
 
 TEST_F(MmioTransportTest, ResetForgetsEverything) {
