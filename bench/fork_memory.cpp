@@ -1,6 +1,10 @@
 #include "bench/fork_memory.hpp"
 
+#include <sys/resource.h>
+
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <exception>
 #include <vector>
 
@@ -111,6 +115,30 @@ void add_all_answer_rows(ReportSection& s, const std::vector<std::unique_ptr<San
   s.rows.push_back({"exec_all_alive_ms", first_exec_text() + " with all alive", "ms", summarize(ms)});
 }
 
+/// This process's CPU time (user + system, every thread; a vCPU's guest time counts as user).
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+/// With every child alive and idle (no request in flight), the CPU this process burns over
+/// `window`: what each idle child costs the host in CPU, guest timers and KVM halt polling
+/// included, which bounds how many can stay alive on a given number of cores.
+void add_idle_cpu_values(ReportSection& s, unsigned children, std::chrono::seconds window) {
+  std::fprintf(stderr, "  measuring idle CPU over %llds\n", static_cast<long long>(window.count()));
+  const double cpu0 = process_cpu_seconds();
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(window);
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double cpu = process_cpu_seconds() - cpu0;
+  s.values.push_back({"idle_cpu_percent", "all children idle: this process's CPU (% of one core)",
+                      "%", 100.0 * cpu / wall, true});
+  s.values.push_back({"idle_cpu_percent_per_child", "per idle child: CPU (% of one core)", "%",
+                      100.0 * cpu / wall / children, true});
+}
+
 void destroy_all(std::vector<std::unique_ptr<Sandbox>>& kids) {
   for (auto& k : kids) {
     try {
@@ -213,6 +241,7 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   add_per_child_values(s, m);
   add_fd_values(s, fds_before, fds_after, alive);
   add_thread_values(s, threads_before, threads_after, alive);
+  add_idle_cpu_values(s, alive, std::chrono::seconds(10));
   add_all_answer_rows(s, kids);
   // Two bases, both printed: what this process's counters attribute to a child, and what the
   // system as a whole lost per child (which adds kernel memory: KVM's vCPU and VM structures,
