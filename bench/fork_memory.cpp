@@ -71,23 +71,15 @@ std::string pool_note(bool before_full, bool after_full, size_t pool) {
          " reading: the deltas include the difference in pooled VMs";
 }
 
-/// Open descriptors per child between two counts of /proc/self/fd, and both counts.
-void add_fd_values(ReportSection& s, size_t before, size_t after, unsigned children) {
-  s.values.push_back({"fds_before", "host file descriptors open before the children", "",
+/// A count of this process's (e.g. "fds": entries of /proc/self/fd) before and after the
+/// children were made, and per child.
+void add_count_values(ReportSection& s, const std::string& key, const std::string& what,
+                      size_t before, size_t after, unsigned children) {
+  s.values.push_back({key + "_before", "host " + what + " before the children", "",
                       static_cast<double>(before), true});
-  s.values.push_back({"fds_after", "host file descriptors open with them alive", "",
+  s.values.push_back({key + "_after", "host " + what + " with them alive", "",
                       static_cast<double>(after), true});
-  s.values.push_back({"fds_per_child", "per child: host file descriptors", "fds",
-                      (static_cast<double>(after) - static_cast<double>(before)) / children, true});
-}
-
-/// Threads of this process per child between two counts of /proc/self/task.
-void add_thread_values(ReportSection& s, size_t before, size_t after, unsigned children) {
-  s.values.push_back({"threads_before", "host threads before the children", "",
-                      static_cast<double>(before), true});
-  s.values.push_back({"threads_after", "host threads with them alive", "",
-                      static_cast<double>(after), true});
-  s.values.push_back({"threads_per_child", "per child: host threads", "threads",
+  s.values.push_back({key + "_per_child", "per child: host " + what, key,
                       (static_cast<double>(after) - static_cast<double>(before)) / children, true});
 }
 
@@ -182,7 +174,7 @@ ReportSection measure_live_memory(Template& t, size_t pool, unsigned k, const st
                     "what the host holds: template pages are resident once, shared");
   add_usage_rows(s, kids);
   add_per_child_values(s, per_child(before, after, k));
-  add_fd_values(s, fds_before, fds_after, k);
+  add_count_values(s, "fds", "file descriptors open", fds_before, fds_after, k);
   destroy_all(kids);
   return s;
 }
@@ -239,8 +231,8 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   add_usage_rows(s, kids);
   const PerChildMemory m = per_child(before, after, alive);
   add_per_child_values(s, m);
-  add_fd_values(s, fds_before, fds_after, alive);
-  add_thread_values(s, threads_before, threads_after, alive);
+  add_count_values(s, "fds", "file descriptors open", fds_before, fds_after, alive);
+  add_count_values(s, "threads", "threads", threads_before, threads_after, alive);
   add_idle_cpu_values(s, alive, std::chrono::seconds(10));
   add_all_answer_rows(s, kids);
   // Two bases, both printed: what this process's counters attribute to a child, and what the

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -216,49 +217,69 @@ TEST_F(ShellPoolTest, ShellsWhoseVmDiedAreDiscardedNotHandedOut) {
   next->shutdown();
 }
 
-TEST_F(ShellPoolTest, OutOfDescriptorsMidBurstFailsThatForkWithATypedError) {
-  auto tmpl = parent().make_template();
-  ASSERT_TRUE(wait_for_shell_pool(60s));
-  Sandbox::wait_for_teardowns();
-  const size_t fds_before = open_fds();
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  // Room for a few children (each holds some tens of descriptors), then none: the burst runs
-  // into the limit part way.
-  rlimit tight = saved;
-  tight.rlim_cur = fds_before + 120;
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+/// A burst of forks of one template that runs into a resource limit part way.
+struct LimitedBurst {
+  std::shared_ptr<Template> tmpl;
   std::vector<std::unique_ptr<Sandbox>> children;
-  std::string failure;
-  bool typed = false;
-  step("fork until the descriptor limit stops one");
-  for (int i = 0; i < 40 && failure.empty(); ++i) {
+  std::string failure;  ///< the error that stopped the burst ("" if none did)
+  bool typed = false;   ///< it was a forkvm::Error
+  size_t fds_before = 0;
+};
+
+/// Forks children of a template of the parent, with `resource`'s soft limit lowered to
+/// `limit(fds open now)`, until one fails (at most `most`); the limit is restored afterwards.
+LimitedBurst fork_until_limit(int resource, const char* what, int most,
+                              const std::function<rlim_t(size_t fds_now)>& limit) {
+  LimitedBurst b;
+  b.tmpl = parent().make_template();
+  EXPECT_TRUE(wait_for_shell_pool(60s));
+  Sandbox::wait_for_teardowns();
+  b.fds_before = open_fds();
+  rlimit saved{};
+  EXPECT_EQ(getrlimit(resource, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = limit(b.fds_before);
+  EXPECT_EQ(setrlimit(resource, &tight), 0);
+  step(std::string("fork until the ") + what + " limit stops one");
+  for (int i = 0; i < most && b.failure.empty(); ++i) {
     try {
-      children.push_back(tmpl->fork(fork_config()));
+      b.children.push_back(b.tmpl->fork(fork_config()));
     } catch (const Error& e) {
-      failure = e.what();
-      typed = true;
+      b.failure = e.what();
+      b.typed = true;
     } catch (const std::exception& e) {
-      failure = e.what();
+      b.failure = e.what();
     }
   }
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
-  step("stopped after " + std::to_string(children.size()) + " children: " + failure.substr(0, 200));
-  ASSERT_FALSE(failure.empty()) << "40 children fit in the limit: the test proved nothing";
-  EXPECT_TRUE(typed) << "not a forkvm::Error: " << failure;
-  EXPECT_NE(failure.find("RLIMIT_NOFILE"), std::string::npos) << "the error names the limit: " << failure;
-  // The children made before, the parent and the pool go on.
-  for (size_t i = 0; i < children.size(); ++i) expect_answers(*children[i], "c" + std::to_string(i));
+  EXPECT_EQ(setrlimit(resource, &saved), 0);
+  step("stopped after " + std::to_string(b.children.size()) + " children: " + b.failure.substr(0, 200));
+  return b;
+}
+
+/// After a burst stopped by a limit: the children made before, the parent and a new fork
+/// answer; once all are shut down the pool is full again and no descriptor leaked.
+void expect_everything_goes_on(LimitedBurst& b) {
+  for (size_t i = 0; i < b.children.size(); ++i) expect_answers(*b.children[i], "c" + std::to_string(i));
   expect_answers(parent(), "parent");
-  auto after = tmpl->fork(fork_config());
+  auto after = b.tmpl->fork(fork_config());
   expect_answers(*after, "after");
   after->shutdown();
-  for (auto& c : children) c->shutdown();
-  children.clear();
-  tmpl.reset();
+  for (auto& c : b.children) c->shutdown();
+  b.children.clear();
+  b.tmpl.reset();
   expect_pool_full();
   Sandbox::wait_for_teardowns();
-  EXPECT_EQ(open_fds(), fds_before) << "descriptors leaked by the failed fork or its siblings";
+  EXPECT_EQ(open_fds(), b.fds_before) << "descriptors leaked by the failed fork or its siblings";
+}
+
+TEST_F(ShellPoolTest, OutOfDescriptorsMidBurstFailsThatForkWithATypedError) {
+  // Room for a few children (each holds some tens of descriptors), then none.
+  LimitedBurst b = fork_until_limit(RLIMIT_NOFILE, "descriptor", 40,
+                                    [](size_t fds) { return static_cast<rlim_t>(fds + 120); });
+  ASSERT_FALSE(b.failure.empty()) << "40 children fit in the limit: the test proved nothing";
+  EXPECT_TRUE(b.typed) << "not a forkvm::Error: " << b.failure;
+  EXPECT_NE(b.failure.find("RLIMIT_NOFILE"), std::string::npos) << "the error names the limit: " << b.failure;
+  expect_everything_goes_on(b);
 }
 
 /// This process's virtual memory size (VmSize of /proc/self/status), in bytes.
@@ -274,49 +295,15 @@ uint64_t vm_size() {
   return kib << 10;
 }
 
-TEST(ShellPool, RunningOutOfAddressSpaceMidBurstFailsThatForkOnly) {
-  auto tmpl = parent().make_template();
-  ASSERT_TRUE(wait_for_shell_pool(60s));
-  Sandbox::wait_for_teardowns();
-  const size_t fds_before = open_fds();
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_AS, &saved), 0);
+TEST_F(ShellPoolTest, OutOfAddressSpaceMidBurstFailsThatForkWithATypedError) {
   // Room for a few more guests' RAM (each child reserves kMemoryMib of address space, plus
   // thread stacks), then none: guest memory, a thread or an allocation fails part way.
-  const uint64_t before = vm_size();
-  ASSERT_GT(before, 0u);
-  rlimit tight = saved;
-  tight.rlim_cur = before + 3 * ((kMemoryMib + 48) << 20);
-  ASSERT_EQ(setrlimit(RLIMIT_AS, &tight), 0);
-  std::vector<std::unique_ptr<Sandbox>> children;
-  std::string failure;
-  bool typed = false;
-  step("fork until the address-space limit stops one");
-  for (int i = 0; i < 20 && failure.empty(); ++i) {
-    try {
-      children.push_back(tmpl->fork(fork_config()));
-    } catch (const Error& e) {
-      failure = e.what();
-      typed = true;
-    } catch (const std::exception& e) {
-      failure = e.what();
-    }
-  }
-  ASSERT_EQ(setrlimit(RLIMIT_AS, &saved), 0);
-  step("stopped after " + std::to_string(children.size()) + " children: " + failure.substr(0, 200));
-  ASSERT_FALSE(failure.empty()) << "20 children fit in the limit: the test proved nothing";
-  EXPECT_TRUE(typed) << "not a forkvm::Error: " << failure;
-  for (size_t i = 0; i < children.size(); ++i) expect_answers(*children[i], "m" + std::to_string(i));
-  expect_answers(parent(), "parent");
-  auto after = tmpl->fork(fork_config());
-  expect_answers(*after, "after");
-  after->shutdown();
-  for (auto& c : children) c->shutdown();
-  children.clear();
-  tmpl.reset();
-  expect_pool_full();
-  Sandbox::wait_for_teardowns();
-  EXPECT_EQ(open_fds(), fds_before) << "descriptors leaked by the failed fork or its siblings";
+  LimitedBurst b = fork_until_limit(RLIMIT_AS, "address-space", 20, [](size_t) {
+    return static_cast<rlim_t>(vm_size() + 3 * ((kMemoryMib + 48) << 20));
+  });
+  ASSERT_FALSE(b.failure.empty()) << "20 children fit in the limit: the test proved nothing";
+  EXPECT_TRUE(b.typed) << "not a forkvm::Error: " << b.failure;
+  expect_everything_goes_on(b);
 }
 
 }  // namespace
