@@ -7,6 +7,7 @@
 #include <regex>
 #include <string>
 
+#include "base/thread_launcher.hpp"
 #include "forkvm/errors.hpp"
 #include "guest-init/run_command.hpp"
 #include "tests/e2e/e2e_image.hpp"
@@ -57,6 +58,9 @@ VmResult boot_to_poweroff(const VmConfig& config, std::string* console) {
 }
 
 TEST(E2eBoot, OneVcpuBootsToAgentReadyAndPowersOffCleanly) {
+  // The process's one thread launcher (base/thread_launcher.hpp) is started by the first
+  // filtered thread and lives as long as the process: not the Vm's, so started first here.
+  prepare_thread_launcher();
   const size_t threads_before = count_entries("/proc/self/task");
   const size_t fds_before = count_entries("/proc/self/fd");
   std::string console;
