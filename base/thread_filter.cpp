@@ -1,5 +1,6 @@
 #include "base/thread_filter.hpp"
 
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
@@ -150,6 +151,9 @@ constexpr int kCommonSyscalls[] = {
     SCMP_SYS(mprotect),
     // locks, condition variables, joins
     SCMP_SYS(futex), SCMP_SYS(sched_yield),
+    // glibc's malloc sizing its arenas, once per process on whichever thread first needs a new
+    // one: get_nprocs() falls back to the affinity mask (see kSilentOpenFlags)
+    SCMP_SYS(sched_getaffinity),
     // time (vDSO fallbacks) and sleeps
     SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
     // own descriptors: eventfds, stderr, closing what the thread owns
@@ -160,6 +164,13 @@ constexpr int kCommonSyscalls[] = {
     // the end of the thread (and of the process, should a thread ever end it)
     SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
+
+/// The flags of glibc's internal read-only opens (get_nprocs() reading
+/// /sys/devices/system/cpu/online, then /proc/stat, when malloc sizes its arenas). An openat with
+/// exactly these flags fails with ENOENT without a trap, so glibc falls back to
+/// sched_getaffinity quietly; no forkvm thread opens files, and any other openat traps, is
+/// counted and logged.
+constexpr unsigned kSilentOpenFlags = O_RDONLY | O_CLOEXEC;
 
 }  // namespace
 
@@ -186,6 +197,8 @@ void ThreadFilter::compile() const {
     ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
                                 SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL, request)) == 0;
   }
+  ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(openat), 1,
+                              SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffULL, kSilentOpenFlags)) == 0;
   if (unix_sockets_) {
     ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
                                 SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffULL, AF_UNIX)) == 0;

@@ -6,7 +6,9 @@
 // (malloc's mmap/munmap/mremap/madvise/brk/mprotect), futex (mutexes, condition variables,
 // joins), the time (clock_gettime when the vDSO falls back, sleeps), read/write/close of its own
 // descriptors (eventfds, stderr), signals (rt_sigreturn after the kick handler,
-// rt_sigprocmask, tgkill for a kick from another vCPU's thread), getpid/gettid, and exit. Each
+// rt_sigprocmask, tgkill for a kick from another vCPU's thread), getpid/gettid, exit, and
+// sched_getaffinity (glibc's malloc sizing its arenas). glibc's read-only openat for the same
+// purpose fails with ENOENT without being counted (thread_filter.cpp, kSilentOpenFlags). Each
 // kind adds its own calls; a vCPU's ioctls are limited to the request numbers it lists.
 //
 // An unlisted call traps (SECCOMP_RET_TRAP): the SIGSYS handler sets the call's return value to

@@ -4,8 +4,10 @@
 // not inherit it; turning the filters off installs nothing.
 #include "base/thread_filter.hpp"
 
+#include <fcntl.h>
 #include <seccomp.h>
 #include <sys/socket.h>
+#include <sys/sysinfo.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -68,6 +70,41 @@ TEST(ThreadFilter, ForbiddenCallFailsWithEpermAndIsCountedProcessLives) {
   // This thread never installed one.
   EXPECT_FALSE(current_thread_filtered());
   EXPECT_GE(try_socket(AF_UNIX).first, 0);
+}
+
+// glibc's malloc sizes its arenas once per process, with get_nprocs(), on whichever thread first
+// needs a new arena, which may be a filtered one: it reads /sys and /proc read-only, then falls
+// back to sched_getaffinity. On a filtered thread that gives a count, and nothing is refused
+// (CI logs once showed a vsock thread's openat and sched_getaffinity refused).
+TEST(ThreadFilter, GlibcCountingProcessorsIsNotRefused) {
+  static const ThreadFilter filter("test-nprocs", {});
+  const uint64_t open_before = denied(SCMP_SYS(openat));
+  const uint64_t affinity_before = denied(SCMP_SYS(sched_getaffinity));
+  int filtered_count = 0;
+  on_thread([&] {
+    ASSERT_TRUE(filter.install());
+    filtered_count = get_nprocs();
+  });
+  EXPECT_GE(filtered_count, 1);
+  EXPECT_EQ(denied(SCMP_SYS(openat)), open_before);
+  EXPECT_EQ(denied(SCMP_SYS(sched_getaffinity)), affinity_before);
+}
+
+// Any other openat is still refused, counted and logged.
+TEST(ThreadFilter, OtherOpensAreRefusedAndCounted) {
+  static const ThreadFilter filter("test-open", {});
+  const uint64_t before = denied(SCMP_SYS(openat));
+  std::pair<int, int> got{};
+  on_thread([&] {
+    ASSERT_TRUE(filter.install());
+    errno = 0;
+    const int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    got = {fd, errno};
+    if (fd >= 0) ::close(fd);
+  });
+  EXPECT_EQ(got.first, -1);
+  EXPECT_EQ(got.second, EPERM);
+  EXPECT_EQ(denied(SCMP_SYS(openat)), before + 1);
 }
 
 TEST(ThreadFilter, UnixSocketsOnlyAndIoctlByRequest) {
