@@ -291,7 +291,13 @@ void VcpuThread::report_stop(const VcpuExit& exit, ExitAction action) noexcept {
     }
     observer_(index_, action, detail);
   } catch (...) {
-    // Out of memory building the text, or the observer threw: the thread still finishes.
+    // Out of memory building the text: the stop is still reported, without the text (an empty
+    // string allocates nothing), so the VM records how it ended and wait() returns.
+    try {
+      observer_(index_, action, std::string());
+    } catch (...) {
+      // The observer itself failed with an empty detail: nothing is left to report with.
+    }
   }
 }
 

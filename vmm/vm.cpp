@@ -224,7 +224,7 @@ void Vm::Impl::attach_virtio(std::shared_ptr<VirtioDevice> device) {
   // A device that cannot go on (an exception on its worker: out of memory, a bug) stops this VM
   // with its reason; a worker thread calls this, which only records and kicks (finish()).
   transport->set_failure_handler(
-      [this](const std::string& reason) { finish({StopReason::kDeviceError, 0, reason}); });
+      [this](const std::string& reason) { finish_noexcept(StopReason::kDeviceError, [&] { return reason; }); });
   mmio.insert(transport, slot.base, slot.size);
   virtio.push_back(std::move(transport));
 }
@@ -287,21 +287,14 @@ void Vm::Impl::on_reset() {
 }
 
 void Vm::Impl::on_vcpu_stop(uint32_t index, ExitAction action, const std::string& detail) {
-  const std::string where = "vCPU " + std::to_string(index) + ": " + detail;
+  StopReason reason = StopReason::kVcpuError;
   switch (action) {
-    case ExitAction::kGuestReset:
-      finish({StopReason::kTripleFault, 0, where});
-      break;
-    case ExitAction::kGuestHalt:
-      finish({StopReason::kGuestReset, 0, where});
-      break;
-    case ExitAction::kDeviceError:
-      finish({StopReason::kDeviceError, 0, where});
-      break;
-    default:
-      finish({StopReason::kVcpuError, 0, where});
-      break;
+    case ExitAction::kGuestReset: reason = StopReason::kTripleFault; break;
+    case ExitAction::kGuestHalt: reason = StopReason::kGuestReset; break;
+    case ExitAction::kDeviceError: reason = StopReason::kDeviceError; break;
+    default: break;
   }
+  finish_noexcept(reason, [&] { return "vCPU " + std::to_string(index) + ": " + detail; });
 }
 
 void Vm::Impl::finish(VmResult r) {

@@ -89,8 +89,19 @@ struct Vm::Impl {
   void on_vcpu_stop(uint32_t index, ExitAction action, const std::string& detail);
   /// Starts the console relay when the config has a callback (before the vCPUs start).
   void start_console();
-  /// Records how the VM ended (first caller wins) and asks every vCPU to stop.
+  /// Records how the VM ended (first caller wins) and asks every vCPU to stop. Does not throw
+  /// when result.detail is empty (nothing to allocate).
   void finish(VmResult result);
+  /// finish() with `detail` built by `describe`; when building it throws (out of memory), the
+  /// VM still ends, with `reason` and an empty detail, so a stop is never lost.
+  template <typename Describe>
+  void finish_noexcept(StopReason reason, Describe&& describe) noexcept {
+    try {
+      finish({reason, 0, describe()});
+    } catch (...) {
+      finish({reason, 0, {}});
+    }
+  }
 
   // Snapshot, freeze and restore path (vm_snapshot.cpp).
   /// Pauses the vCPUs, quiesces the virtio transports, captures the machine and every device,

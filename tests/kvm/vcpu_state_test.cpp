@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
+#include "tests/kvm/failing_allocations.hpp"
 #include "tests/kvm/test_guest.hpp"
 #include "vmm/arch/x86_64/lapic.hpp"
 #include "vmm/vcpu_thread.hpp"
@@ -178,6 +180,42 @@ TEST(KvmVcpuThread, ADeviceThatThrowsStopsTheVcpuWithTheReason) {
   EXPECT_EQ(seen, ExitAction::kDeviceError);
   EXPECT_NE(detail.find("port on fire"), std::string::npos) << detail;
   EXPECT_NE(detail.find("io out port 0x80"), std::string::npos) << detail;
+  t.stop();
+}
+
+/// Fails out of memory, and leaves the vCPU thread out of memory: describing the failure
+/// cannot allocate either (failing_allocations.hpp). The observer turns allocations back on.
+class OutOfMemoryPort : public BusDevice {
+ public:
+  void read(uint64_t, std::span<uint8_t>) override {}
+  void write(uint64_t, std::span<const uint8_t>) override {
+    fail_allocations_on_this_thread(true);
+    throw std::bad_alloc();
+  }
+};
+
+// A device failure that leaves no memory to describe it still stops the vCPU and reports the
+// stop (with an empty detail), so the VM records how it ended and its wait() returns; before,
+// the report was dropped when building its text threw.
+TEST(KvmVcpuThread, ADeviceOutOfMemoryStillReportsTheStop) {
+  TestGuest g({0xE6, 0x80, 0xF4});  // out 0x80, al; hlt
+  g.pio.insert(std::make_shared<OutOfMemoryPort>(), 0x80, 1);
+  std::atomic<int> stops{0};
+  std::atomic<ExitAction> seen{ExitAction::kContinue};
+  std::atomic<bool> detail_empty{false};
+  VcpuThread t(0, std::move(g.vcpu), g.pio, g.mmio,
+               [&](uint32_t, ExitAction a, const std::string& d) {
+                 fail_allocations_on_this_thread(false);
+                 seen = a;
+                 detail_empty = d.empty();
+                 ++stops;
+               });
+  t.start(true);
+  for (int i = 0; i < 500 && !t.finished(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(t.finished());
+  EXPECT_EQ(stops.load(), 1);
+  EXPECT_EQ(seen.load(), ExitAction::kDeviceError);
+  EXPECT_TRUE(detail_empty.load());
   t.stop();
 }
 
