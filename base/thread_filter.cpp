@@ -165,11 +165,25 @@ constexpr int kCommonSyscalls[] = {
     SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
 
+/// Makes this thread allocate once, so that glibc attaches it to a malloc arena now, before its
+/// filter. glibc does that at a thread's first allocation, and the first thread that needs a new
+/// arena once more than 8 exist with none free computes the process's arena limit from the CPU
+/// count (openat of /sys/devices/system/cpu/online and /proc/stat, sched_getaffinity): under a
+/// filter, three refused calls and a limit computed from no CPUs (`forkvm-bench soak` caught a
+/// vCPU thread doing it). Afterwards the thread keeps its arena; nothing else in malloc needs
+/// calls outside the common list.
+void attach_malloc_arena() noexcept {
+  void* p = std::malloc(1);
+  asm volatile("" : : "r"(p) : "memory");  // used, as far as the compiler knows: the pair stays
+  std::free(p);
+}
+
 /// The flags of glibc's internal read-only opens (get_nprocs() reading
-/// /sys/devices/system/cpu/online, then /proc/stat, when malloc sizes its arenas). An openat with
-/// exactly these flags fails with ENOENT without a trap, so glibc falls back to
-/// sched_getaffinity quietly; no forkvm thread opens files, and any other openat traps, is
-/// counted and logged.
+/// /sys/devices/system/cpu/online, then /proc/stat, when malloc sizes its arenas). Should a
+/// filtered thread still get there (attach_malloc_arena() makes it unlikely; glibc may also
+/// count processors elsewhere), an openat with exactly these flags fails with ENOENT without a
+/// trap and glibc falls back to sched_getaffinity (allowed) quietly. No forkvm thread opens
+/// files; any other openat traps, is counted and logged.
 constexpr unsigned kSilentOpenFlags = O_RDONLY | O_CLOEXEC;
 
 }  // namespace
@@ -232,6 +246,7 @@ bool ThreadFilter::install() const noexcept {
     count_failure(name_, "libseccomp could not build the program", EINVAL);
     return false;
   }
+  attach_malloc_arena();
   // A blocked SIGSYS would make the kernel kill the process on the first refusal.
   sigset_t set;
   sigemptyset(&set);

@@ -15,6 +15,8 @@
 #include "bench/net_bench.hpp"
 #include "bench/restore_bench.hpp"
 #include "bench/restore_options.hpp"
+#include "bench/soak_bench.hpp"
+#include "bench/soak_options.hpp"
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "boot") == 0) {
@@ -45,6 +47,9 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "fork-stress") == 0) {
     return forkvm::bench::fork_stress(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
   }
+  if (argc >= 2 && std::strcmp(argv[1], "soak") == 0) {
+    return forkvm::bench::soak_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
+  }
   std::fprintf(stderr,
                "usage: forkvm-bench boot [-n N] [--vcpus N] [--memory MiB] [--image-dir DIR] [--no-qemu]\n"
                "  boot-to-agent-ready for forkvm and, in the same run, QEMU -M microvm on the same\n"
@@ -56,7 +61,7 @@ int main(int argc, char** argv) {
                "  the guest's HTTP GETs (latency) and a download (MiB/s) through the egress proxy\n"
                "  against the same bytes over a bare vsock stream, and HTTPS intercepted with a\n"
                "  secret substituted against a plain CONNECT tunnel, in the same sandbox and run.\n"
-               "%s%s%s%s%s%s", forkvm::bench::kDiskBenchUsage, forkvm::bench::kRestoreBenchUsage, forkvm::bench::kNetBenchUsage, forkvm::bench::kForkBenchUsage,
-               forkvm::bench::kForkRunningUsage, forkvm::bench::kForkStressUsage);
+               "%s%s%s%s%s%s%s", forkvm::bench::kDiskBenchUsage, forkvm::bench::kRestoreBenchUsage, forkvm::bench::kNetBenchUsage, forkvm::bench::kForkBenchUsage,
+               forkvm::bench::kForkRunningUsage, forkvm::bench::kForkStressUsage, forkvm::bench::kSoakUsage);
   return 2;
 }

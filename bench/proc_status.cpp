@@ -2,10 +2,12 @@
 
 #include <dirent.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -93,6 +95,30 @@ size_t count_entries(const std::string& dir) {
     if (name != "." && name != "..") ++n;
   }
   ::closedir(d);
+  return n;
+}
+
+size_t count_fds_to(std::string_view prefix) {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) throw std::runtime_error(std::string("cannot read /proc/self/fd: ") + std::strerror(errno));
+  size_t n = 0;
+  char target[512];
+  while (const dirent* e = ::readdir(d)) {
+    const std::string link = std::string("/proc/self/fd/") + e->d_name;
+    const ssize_t len = ::readlink(link.c_str(), target, sizeof target);
+    // "." and "..", and a descriptor closed meanwhile, do not read as links.
+    if (len > 0 && std::string_view(target, static_cast<size_t>(len)).starts_with(prefix)) ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
+size_t count_tree_entries(const std::string& dir) {
+  std::error_code ec;
+  size_t n = 0;
+  std::filesystem::recursive_directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) ++n;
+  if (ec) throw std::runtime_error("cannot read " + dir + ": " + ec.message());
   return n;
 }
 

@@ -45,6 +45,16 @@ std::optional<double> counter_delta(const std::optional<uint64_t>& before,
 /// two counts rather than read one as is). Throws std::runtime_error when `dir` cannot be read.
 size_t count_entries(const std::string& dir = "/proc/self/fd");
 
+/// This process's open file descriptors whose target (readlink of /proc/self/fd/N) starts with
+/// `prefix`, e.g. "/memfd:forkvm-ram-layer" for the memfds of memory-image layers. Throws
+/// std::runtime_error when /proc/self/fd cannot be read.
+size_t count_fds_to(std::string_view prefix);
+
+/// Files, directories and other entries under `dir` at any depth (`dir` itself not counted);
+/// symbolic links are counted, not followed. Throws std::runtime_error when `dir` or a
+/// directory inside it cannot be read.
+size_t count_tree_entries(const std::string& dir);
+
 /// RLIMIT_NOFILE before and after raise_fd_limit().
 struct FdLimits {
   uint64_t soft_before = 0;  ///< the soft limit the process started with

@@ -83,6 +83,15 @@ uint64_t read_stream(AgentClient::Impl& c, const std::string& op, const std::str
         *count += f.payload.size();
         sink(f.payload);
       });
+  // The sink writes into the caller's objects (read_file's string, download_file's file): no
+  // call of it may run once this returns, however it returns. A timeout or a closed connection
+  // ends the wait while the reader thread may be inside the sink (seen: the reader appending
+  // to read_file's string while the caller freed it).
+  struct StopDelivery {
+    AgentClient::Impl& c;
+    Pending& p;
+    ~StopDelivery() { c.stop_delivery(p); }
+  } stop_delivery{c, *p};
   auto f = c.wait_terminal(*p, std::nullopt, true, true);
   if (!f) {
     // The limit or the sink stopped the read: cancel it, then give the agent one request

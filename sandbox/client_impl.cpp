@@ -173,6 +173,17 @@ void AgentClient::Impl::forget(uint64_t id) {
   pending_.erase(id);
 }
 
+void AgentClient::Impl::stop_delivery(Pending& p) {
+  {
+    std::lock_guard lock(p.m);
+    p.delivery_stopped = true;
+  }
+  // dispatch() checks the flag under deliver_mutex_, which it holds across the callback: once
+  // this lock is taken, a callback in progress has returned and none starts again.
+  if (reader_.get_id() == std::this_thread::get_id()) return;
+  std::lock_guard wait_for_callback(deliver_mutex_);
+}
+
 void AgentClient::Impl::fail_all(std::exception_ptr error) {
   std::map<uint64_t, std::shared_ptr<Pending>> failed;
   {
@@ -302,8 +313,14 @@ void AgentClient::Impl::dispatch(proto::Frame& frame) {
     // Held across the callback (close_nowait() waits on it); closing_ is checked under it, so
     // no callback starts once close_nowait() has returned.
     std::lock_guard gate(deliver_mutex_);
+    {
+      // Checked again under the gate: the waiter may have stopped delivery since (it then
+      // waits for this gate, so the check and the call are one step for it).
+      std::lock_guard lock(p->m);
+      deliver = !p->delivery_stopped && !p->callback_error;
+    }
     try {
-      if (!closing_) p->on_frame(*p, frame);
+      if (deliver && !closing_) p->on_frame(*p, frame);
     } catch (...) {
       std::lock_guard lock(p->m);
       if (!p->callback_error) p->callback_error = std::current_exception();

@@ -47,6 +47,7 @@ struct Pending {
   std::exception_ptr error;                 ///< the connection failed under it
   std::exception_ptr callback_error;        ///< on_frame threw
   Clock::time_point last_activity;          ///< when the last frame for it arrived
+  bool delivery_stopped = false;            ///< stop_delivery(): on_frame is not called again
   bool started = false;                     ///< exec: "started" arrived
   int pid = 0;                              ///< exec: from "started"
 };
@@ -95,6 +96,10 @@ struct AgentClient::Impl {
   static void touch(sandbox::Pending& p);
   /// Drops a request the host gave up on; later frames for its id are ignored.
   void forget(uint64_t id);
+  /// No call of `p`'s on_frame runs once this returns: later frames are dropped, and a call in
+  /// progress on the reader thread is waited for (unless this runs inside it). For a waiter
+  /// whose on_frame refers to objects that die when it returns, however it returns.
+  void stop_delivery(sandbox::Pending& p);
   /// Closes the connection and fails every pending request with `error`. Idempotent.
   void close(std::exception_ptr error);
   /// close() up to joining the reader: see AgentClient::close_nowait().

@@ -10,7 +10,9 @@
 //   an exec in flight during a fork, fork_timings(), memory_usage();
 // - four threads forking from one template at once;
 // - a sandbox streaming an exec's output and uploading files while it is forked ten times and
-//   snapshotted twice: both finish intact on the connection they started on.
+//   snapshotted twice: both finish intact on the connection they started on;
+// - 50 soak cycles (fork, exec, file round trip, teardown; a long-lived parent forked every
+//   10) that leave fds, threads and temp files at their starting counts.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -30,6 +32,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench/soak_cycle.hpp"
+#include "bench/soak_report.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/fork_config.hpp"
 #include "forkvm/sandbox.hpp"
@@ -731,6 +735,54 @@ TEST(E2eTemplateFork, ImagesTakenWithSecretsNeedAnOptIn) {
   EXPECT_EQ(parent.clear_secrets(), 1u);
   std::shared_ptr<Template> clean = parent.make_template();
   EXPECT_FALSE(clean->image()->has_secrets());
+}
+
+// Issue 16 §5, shortened: 50 cycles of `forkvm-bench soak` (bench/soak_cycle.hpp: a template
+// child forked, exec'd in, a file round trip, shut down; a long-lived parent, the template's
+// first child, changed and forked every 10 cycles). No failure; after the first parent round
+// (the warm-up) fds, threads and runtime-dir entries stay flat; and once the soak's parent is
+// gone too, they are back to their counts before the soak began, image-layer memfds included.
+TEST(E2eTemplateFork, FiftySoakCyclesReturnToTheStartingCounts) {
+  Sandbox& parent = SharedParent::get();
+  SharedParent::freezes()++;
+  TempDir runtime("fvsoak");  // every soak sandbox's temp dir: counted apart from the others'
+  const std::string runtime_dir = runtime.path().string();
+  TemplateOptions options;
+  options.runtime_dir = runtime_dir;
+  const std::shared_ptr<Template> tmpl = parent.make_template(options);
+  const auto t0 = Clock::now();
+  const bench::SoakCounters start = bench::settled_soak_counters(runtime_dir);
+
+  constexpr unsigned kCycles = 50, kParentEvery = 10;
+  std::vector<bench::SoakPoint> points;
+  auto sample = [&](unsigned cycle, unsigned failures) {
+    bench::SoakPoint p;
+    p.cycle = cycle;
+    p.counters = bench::settled_soak_counters(runtime_dir);
+    p.failures = failures;
+    step("  soak after " + std::to_string(cycle) + " cycles: " + bench::soak_table_row(p));
+    points.push_back(p);
+  };
+  {
+    bench::SoakLoop loop(tmpl, fork_config(), kParentEvery);
+    std::vector<std::string> errors;
+    sample(0, 0);
+    for (unsigned i = 0; i < kCycles; ++i) {
+      const bench::SoakCycleResult r = loop.run(i);
+      errors.insert(errors.end(), r.errors.begin(), r.errors.end());
+      if (i + 1 == kParentEvery || i + 1 == kCycles) sample(i + 1, static_cast<unsigned>(errors.size()));
+    }
+    for (const std::string& e : errors) ADD_FAILURE() << e;
+    for (const std::string& why : bench::soak_verdict(points)) ADD_FAILURE() << why;
+  }
+  const bench::SoakCounters end = bench::settled_soak_counters(runtime_dir);
+  step("soak: " + std::to_string(kCycles) + " cycles in " +
+       std::to_string(std::chrono::duration<double>(Clock::now() - t0).count()) + " s");
+  EXPECT_EQ(end.fds, start.fds) << "open file descriptors";
+  EXPECT_EQ(end.layer_fds, start.layer_fds) << "memfds of image layers";
+  EXPECT_EQ(end.threads, start.threads);
+  EXPECT_EQ(end.runtime_entries, 0u) << "temp files or dirs left in " << runtime_dir;
+  EXPECT_EQ(start.runtime_entries, 0u);
 }
 
 // After the forks above (pooled and not, forks of forks): their vCPU and vsock threads ran

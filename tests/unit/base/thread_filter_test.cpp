@@ -13,9 +13,17 @@
 
 #include <gtest/gtest.h>
 
+#include <malloc.h>
+
 #include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "base/thread_launcher.hpp"
 #include "forkvm/host_threads.hpp"
@@ -32,6 +40,25 @@ uint64_t denied(int nr) {
   }
   return 0;
 }
+
+/// The malloc arenas this process has (one <heap> per arena in malloc_info()'s report).
+size_t malloc_arenas() {
+  char* text = nullptr;
+  size_t size = 0;
+  FILE* f = ::open_memstream(&text, &size);
+  if (f == nullptr) return 0;
+  ::malloc_info(0, f);
+  std::fclose(f);
+  size_t n = 0;
+  for (std::string_view rest(text, size); rest.find("<heap nr=") != std::string_view::npos; ++n) {
+    rest.remove_prefix(rest.find("<heap nr=") + 1);
+  }
+  std::free(text);
+  return n;
+}
+
+/// A pointer the compiler must assume is used, so that a malloc/free pair stays.
+void keep(void* p) { asm volatile("" : : "r"(p) : "memory"); }
 
 /// socket(2)'s result and errno, closing a descriptor it made.
 std::pair<int, int> try_socket(int family) {
@@ -129,6 +156,63 @@ TEST(ThreadFilter, UnixSocketsOnlyAndIoctlByRequest) {
   EXPECT_EQ(inet_socket.second, EPERM);
   EXPECT_NE(listed_ioctl, -EPERM);
   EXPECT_EQ(other_ioctl_err, EPERM);
+}
+
+// glibc attaches a thread to a malloc arena at its first allocation, and the first thread that
+// needs a new arena once more than 8 exist (none free) computes the process's arena limit from
+// the CPU count: openat of /sys/devices/system/cpu/online and /proc/stat, sched_getaffinity.
+// `forkvm-bench soak` caught a vCPU thread doing that under its filter (three refused calls).
+// install() attaches the thread to its arena first. In a fresh process (the limit is computed
+// once per process): threads that allocate and stay take arenas 2..9, then a filtered thread
+// allocates for the first time.
+TEST(ThreadFilterDeathTest, AFilteredThreadsFirstAllocationIsNotRefused) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  static const ThreadFilter filter("test-malloc", {});
+  EXPECT_EXIT(
+      {
+        // The filter's first install() compiles it, allocating on the installing thread: done
+        // now, on a thread that ends (its arena is free again for the first holder). The
+        // launcher thread is started now too, not by install() once the arenas are set up.
+        std::thread([] { filter.install(); }).join();
+        std::mutex m;
+        std::condition_variable cv;
+        bool release = false;
+        std::vector<std::thread> holders;
+        // Arenas 2..9: one more would have the holder compute the limit (unfiltered).
+        while (malloc_arenas() < 9 && holders.size() < 64) {
+          bool allocated = false;
+          holders.emplace_back([&] {
+            void* p = std::malloc(64);
+            keep(p);
+            std::unique_lock lock(m);
+            allocated = true;
+            cv.notify_all();
+            cv.wait(lock, [&] { return release; });
+            std::free(p);
+          });
+          std::unique_lock lock(m);
+          cv.wait(lock, [&] { return allocated; });
+        }
+        const size_t arenas = malloc_arenas();
+        uint64_t refused = 0;
+        std::thread([&] {
+          const uint64_t before = thread_filter_stats().denied_calls;
+          if (!filter.install()) std::_Exit(3);
+          void* p = std::malloc(64);
+          keep(p);
+          std::free(p);
+          refused = thread_filter_stats().denied_calls - before;
+        }).join();
+        {
+          std::lock_guard lock(m);
+          release = true;
+        }
+        cv.notify_all();
+        for (auto& t : holders) t.join();
+        std::fprintf(stderr, "arenas %zu, refused %llu\n", arenas, static_cast<unsigned long long>(refused));
+        std::_Exit(arenas == 9 && refused == 0 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "arenas 9, refused 0");
 }
 
 TEST(ThreadFilter, ThreadsStartedFromAFilteredThreadAreNotFiltered) {

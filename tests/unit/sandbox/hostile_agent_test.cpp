@@ -166,6 +166,32 @@ TEST(HostileAgent, ReadFileHasASaneDefaultLimit) {
   EXPECT_LE(kDefaultReadFileMaxBytes, 64ull << 20);
 }
 
+// A sink still running on the reader thread when the wait ends (here the inactivity timeout:
+// the sink takes longer than a request timeout) has returned before read_file does: it writes
+// into the caller's objects. Seen as a crash of ReadFileHasASaneDefaultLimit under load: the
+// reader appending to read_file's string while the caller, timed out, freed it.
+TEST(HostileAgent, ReadFileReturnsOnlyOnceItsSinkHasReturned) {
+  HostileAgent agent([](const proto::Frame& req, HostileWire& w) {
+    if (type_of(req) != proto::msg::kReadFile) return answer_ok(req, w);
+    w.send({{"type", "file_data"}, {"id", id_of(req)}}, "x");  // and then nothing more
+  });
+  auto c = AgentClient::connect(options(agent.path(), 200ms));
+  std::atomic<bool> in_sink{false};
+  std::atomic<int> calls{0};
+  try {
+    c->read_file("/slow", [&](std::string_view) {
+      ++calls;
+      in_sink = true;
+      std::this_thread::sleep_for(800ms);
+      in_sink = false;
+    }, 1 << 20);
+    ADD_FAILURE() << "no error";
+  } catch (const TimeoutError& e) {
+    EXPECT_FALSE(in_sink) << "read_file returned while its sink still ran: " << e.what();
+  }
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(HostileAgent, ReadFileIntoASinkStopsAtItsLimit) {
   constexpr uint64_t kLimit = (1 << 20) + 100;
   HostileAgent agent(file_flood(8ull << 20));
