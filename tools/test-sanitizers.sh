@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# The sanitizer and fuzz tiers (issue 16 §4), in two extra build trees, Clang, -O1 without debug
+# The sanitizer and fuzz tiers (issue 16 §4), in two extra build trees, Clang without debug
 # info, each building only what it runs (the library and the unit tests or the fuzz targets: no
 # CLI, benchmarks or guest image):
-#   fuzz  build-asan (FORKVM_SANITIZE=address,undefined, FORKVM_FUZZ=ON): every fuzz target
+#   fuzz  build-asan (FORKVM_SANITIZE=address,undefined, FORKVM_FUZZ=ON, -O0): every fuzz target
 #         (CTest label `fuzz`) for FORKVM_FUZZ_SECONDS (5) over its committed seed corpus
 #         (tests/fuzz/corpus), under ASan+UBSan and LeakSanitizer.
 #   asan  the same tree: the unit tier under ASan+UBSan.
-#   tsan  build-tsan (FORKVM_SANITIZE=thread): the unit tests that run threads of their own
-#         (device workers, the agent client and its reader, the egress proxy's I/O thread, the
-#         port relay, the reaper) under TSan; see TSAN_TESTS for the list and why.
-# tools/test.sh runs the `fuzz` stage; `asan` and `tsan` run here on demand until they have
-# been through a CI run (their cost is in tests/fuzz/README.md). Any sanitizer report fails its
-# test: -fno-sanitize-recover=all for ASan/UBSan, and TSan exits with 66 after a report.
-# Nothing is suppressed. Each step prints how long it took.
-# Usage: tools/test-sanitizers.sh [fuzz|asan|tsan|all]...   (default all)
+#   tsan  build-tsan (FORKVM_SANITIZE=thread, -O1): the unit tests that run threads of their
+#         own (device workers, the agent client and its reader, the egress proxy's I/O thread,
+#         the port relay, the reaper) under TSan; see TSAN_TESTS for the list and why.
+#   build configure and build both trees for the three stages above, run nothing. tools/test.sh
+#         runs this in the background at the lowest CPU priority while the kvm and e2e tiers
+#         run (they leave most of one core idle), then the three stages, which find their
+#         trees built.
+# The ASan tree is -O0 because that halves its compile time (Clang spends ~40% of an -O1
+# ASan+UBSan compile optimising the instrumentation) and CI runs its tests and fuzz targets
+# briefly; FORKVM_ASAN_OPT=-O1 gives a faster tree for long fuzz runs (tests/fuzz/README.md).
+# TSan compiles as fast at -O1 as at -O0 and runs several times faster, so it stays -O1.
+# Any sanitizer report fails its test: -fno-sanitize-recover=all for ASan/UBSan, and TSan
+# exits with 66 after a report. Nothing is suppressed. Each step prints how long it took.
+# Usage: tools/test-sanitizers.sh [fuzz|asan|tsan|build|all]...   (default all: every stage)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 stages=" ${*:-all} "
@@ -39,18 +45,30 @@ timed() {
 }
 
 configure() {
-  local dir=$1
-  shift
+  local dir=$1 opt=$2
+  shift 2
   # FORKVM_WERROR=OFF: the warning set is tuned for GCC 12, which the ordinary build holds to
   # -Werror; Clang's extra warnings would stop a tree that exists for its sanitizers.
-  cmake -S "$top" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O1 \
+  cmake -S "$top" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="$opt" \
     -DCMAKE_CXX_COMPILER=clang++ -DFORKVM_WERROR=OFF "$@" >/dev/null
 }
 
 want() { [[ $stages == *" $1 "* || $stages == *" all "* ]]; }
 
-if want fuzz || want asan; then
-  timed "asan configure" configure "$asan_dir" -DFORKVM_SANITIZE=address,undefined -DFORKVM_FUZZ=ON
+asan_opt=${FORKVM_ASAN_OPT:--O0}
+tsan_opt=${FORKVM_TSAN_OPT:--O1}
+tsan_regex="^($(IFS='|'; echo "${TSAN_TESTS[*]}"))\$"
+
+if want fuzz || want asan || want build; then
+  timed "asan configure" configure "$asan_dir" "$asan_opt" -DFORKVM_SANITIZE=address,undefined -DFORKVM_FUZZ=ON
+fi
+if want tsan || want build; then
+  timed "tsan configure" configure "$tsan_dir" "$tsan_opt" -DFORKVM_SANITIZE=thread
+fi
+if want build; then
+  echo "[sanitize] building $asan_dir (library, fuzz targets, unit tests) and $tsan_dir (${TSAN_TESTS[*]})"
+  timed "asan build (library, fuzz targets, unit tests)" cmake --build "$asan_dir" -j "$jobs" --target fuzz-targets unit-tests
+  timed "tsan build" cmake --build "$tsan_dir" -j "$jobs" --target "${TSAN_TESTS[@]}"
 fi
 if want fuzz; then
   echo "[sanitize] fuzz targets in $asan_dir"
@@ -63,9 +81,7 @@ if want asan; then
   timed "asan+ubsan unit tier" ctest --test-dir "$asan_dir" -L unit -j "$jobs" --output-on-failure
 fi
 if want tsan; then
-  echo "[sanitize] TSan tree $tsan_dir: ${TSAN_TESTS[*]}"
-  timed "tsan configure" configure "$tsan_dir" -DFORKVM_SANITIZE=thread
+  echo "[sanitize] unit tests with threads under TSan in $tsan_dir: ${TSAN_TESTS[*]}"
   timed "tsan build" cmake --build "$tsan_dir" -j "$jobs" --target "${TSAN_TESTS[@]}"
-  regex="^($(IFS='|'; echo "${TSAN_TESTS[*]}"))\$"
-  timed "tsan unit tests" ctest --test-dir "$tsan_dir" -R "$regex" -j "$jobs" --output-on-failure
+  timed "tsan unit tests" ctest --test-dir "$tsan_dir" -R "$tsan_regex" -j "$jobs" --output-on-failure
 fi
