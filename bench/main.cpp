@@ -12,6 +12,8 @@
 #include "bench/fork_running.hpp"
 #include "bench/fork_stress.hpp"
 #include "bench/fork_stress_options.hpp"
+#include "bench/memory_bench.hpp"
+#include "bench/memory_bench_parse.hpp"
 #include "bench/net_bench.hpp"
 #include "bench/restore_bench.hpp"
 #include "bench/restore_options.hpp"
@@ -33,6 +35,14 @@ int main(int argc, char** argv) {
   }
   if (argc >= 2 && std::strcmp(argv[1], "restore") == 0) {
     return forkvm::bench::restore_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "memory") == 0) {
+#ifdef FORKVM_BENCH_MEMWALK
+    const char* memwalk = FORKVM_BENCH_MEMWALK;
+#else
+    const char* memwalk = "";
+#endif
+    return forkvm::bench::memory_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)), memwalk);
   }
   if (argc >= 2 && std::strcmp(argv[1], "exec") == 0) {
     return forkvm::bench::exec_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
@@ -61,7 +71,7 @@ int main(int argc, char** argv) {
                "  the guest's HTTP GETs (latency) and a download (MiB/s) through the egress proxy\n"
                "  against the same bytes over a bare vsock stream, and HTTPS intercepted with a\n"
                "  secret substituted against a plain CONNECT tunnel, in the same sandbox and run.\n"
-               "%s%s%s%s%s%s%s", forkvm::bench::kDiskBenchUsage, forkvm::bench::kRestoreBenchUsage, forkvm::bench::kNetBenchUsage, forkvm::bench::kForkBenchUsage,
+               "%s%s%s%s%s%s%s%s", forkvm::bench::kMemoryBenchUsage, forkvm::bench::kDiskBenchUsage, forkvm::bench::kRestoreBenchUsage, forkvm::bench::kNetBenchUsage, forkvm::bench::kForkBenchUsage,
                forkvm::bench::kForkRunningUsage, forkvm::bench::kForkStressUsage, forkvm::bench::kSoakUsage);
   return 2;
 }

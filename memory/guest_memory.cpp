@@ -18,22 +18,33 @@
 namespace forkvm {
 namespace {
 
+// Booted RAM and shells' reservations start on a 2 MiB boundary (reserve_aligned), replaced in
+// place with MAP_FIXED: a huge page (anonymous THP, or a memfd's shmem huge page) can then back
+// the whole region, and KVM can map it as one because guest-physical and host addresses agree
+// modulo 2 MiB (the regions start at GPA 0 and 4 GiB).
 uint8_t* map_anonymous(uint64_t size) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  uint8_t* at = reserve_aligned(size);
+  void* p = mmap(at, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   if (p == MAP_FAILED) {
+    const int err = errno;
+    munmap(at, size);
     throw GuestMemoryError("cannot map " + std::to_string(size >> 20) +
-                           " MiB of guest memory: " + errno_text(errno));
+                           " MiB of guest memory: " + errno_text(err));
   }
   return static_cast<uint8_t*>(p);
 }
 
-uint8_t* map_file(uint64_t size, int flags, int fd, uint64_t offset, const char* what) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, static_cast<off_t>(offset));
+uint8_t* map_shared_file(uint64_t size, int fd, uint64_t offset) {
+  uint8_t* at = reserve_aligned(size);
+  void* p = mmap(at, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+                 static_cast<off_t>(offset));
   if (p == MAP_FAILED) {
+    const int err = errno;
+    munmap(at, size);
     throw GuestMemoryError(std::string("cannot map ") + std::to_string(size >> 20) +
-                           " MiB of guest memory " + what + " at file offset " + hex(offset) +
-                           ": " + errno_text(errno));
+                           " MiB of guest memory (shared memfd) at file offset " + hex(offset) +
+                           ": " + errno_text(err));
   }
   return static_cast<uint8_t*>(p);
 }
@@ -63,19 +74,12 @@ GuestMemory GuestMemory::create_anonymous(uint64_t size) {
 
 GuestMemory GuestMemory::reserve(uint64_t size) {
   check_guest_memory_size(size);
-  GuestMemory mem = map_regions(size, [](uint64_t len, uint64_t) {
-    void* p = mmap(nullptr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-      throw GuestMemoryError("cannot reserve " + std::to_string(len >> 20) +
-                             " MiB of address space for guest memory: " + errno_text(errno));
-    }
-    return static_cast<uint8_t*>(p);
-  });
+  GuestMemory mem = map_regions(size, [](uint64_t len, uint64_t) { return reserve_aligned(len); });
   mem.backing_ = Backing::kReserved;
   return mem;
 }
 
-GuestMemory GuestMemory::create_memfd(uint64_t size) {
+GuestMemory GuestMemory::create_memfd(uint64_t size, bool huge_pages) {
   check_guest_memory_size(size);
   Fd fd = create_sized_memfd("forkvm-guest-ram", size);
   // The size is final: sealing it means no holder of the memfd can truncate it under a mapping
@@ -84,10 +88,22 @@ GuestMemory GuestMemory::create_memfd(uint64_t size) {
   add_memfd_seals(fd.get(), F_SEAL_SHRINK | F_SEAL_GROW, "the guest memfd");
   const int raw = fd.get();
   GuestMemory mem = map_regions(size, [raw](uint64_t len, uint64_t offset) {
-    return map_file(len, MAP_SHARED, raw, offset, "(shared memfd)");
+    return map_shared_file(len, raw, offset);
   });
   mem.backing_ = Backing::kSharedFile;
   mem.fd_ = std::move(fd);
+  if (huge_pages) {
+    // Before any page exists, so the first touch allocates huge ones. The host may refuse
+    // (a kernel without THP: EINVAL) or accept and still never give any (shmem_enabled
+    // "never", fragmented memory): neither is an error, the RAM just keeps 4 KiB pages, and
+    // huge_page_advice()/huge_page_usage() tell what happened.
+    mem.huge_advice_.asked = true;
+    mem.huge_advice_.accepted = true;
+    for (const Region& r : mem.regions_) {
+      const HugePageAdvice a = advise_huge_pages(r.host, r.size);
+      if (!a.accepted) mem.huge_advice_ = a;
+    }
+  }
   return mem;
 }
 
@@ -104,7 +120,8 @@ GuestMemory::GuestMemory(GuestMemory&& other) noexcept
       backing_(std::exchange(other.backing_, Backing::kAnonymous)),
       fd_(std::move(other.fd_)),
       image_(std::move(other.image_)),
-      remap_failed_(std::exchange(other.remap_failed_, false)) {}
+      remap_failed_(std::exchange(other.remap_failed_, false)),
+      huge_advice_(std::exchange(other.huge_advice_, {})) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
   if (this != &other) {
@@ -115,6 +132,7 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
     fd_ = std::move(other.fd_);
     image_ = std::move(other.image_);
     remap_failed_ = std::exchange(other.remap_failed_, false);
+    huge_advice_ = std::exchange(other.huge_advice_, {});
   }
   return *this;
 }
@@ -128,6 +146,16 @@ void GuestMemory::release() noexcept {
   backing_ = Backing::kAnonymous;
   fd_.reset();  // after munmap; the mappings would keep the file alive anyway
   image_.reset();
+  huge_advice_ = {};
+}
+
+HugePageUsage GuestMemory::huge_page_usage() const {
+  std::vector<HostRange> ranges;
+  for (const Region& r : regions_) {
+    const auto begin = reinterpret_cast<uintptr_t>(r.host);
+    ranges.push_back({begin, begin + r.size});
+  }
+  return forkvm::huge_page_usage(ranges);
 }
 
 std::optional<std::span<uint8_t>> GuestMemory::try_slice(uint64_t gpa,

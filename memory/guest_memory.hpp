@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/fd.hpp"
+#include "memory/huge_pages.hpp"
 #include "memory/memory_image.hpp"
 
 namespace forkvm {
@@ -53,7 +54,8 @@ class GuestMemory {
   };
 
   /// Maps `size` bytes of anonymous, lazily allocated memory: [0, min(size, 3 GiB)) and the
-  /// rest from 4 GiB on. Throws ConfigError when size is not page-aligned or zero, and
+  /// rest from 4 GiB on. Each region starts on a 2 MiB boundary (as for create_memfd and
+  /// reserve), so that anonymous THP, where the host's `enabled` allows it, can back it. Throws ConfigError when size is not page-aligned or zero, and
   /// GuestMemoryError when the host cannot map it.
   static GuestMemory create_anonymous(uint64_t size);
 
@@ -62,7 +64,13 @@ class GuestMemory {
   /// sparse (pages are allocated when first written) and sealed against shrinking and growing,
   /// so no mapping of it can ever fault past its end. Throws ConfigError for a bad size and
   /// GuestMemoryError when the host refuses.
-  static GuestMemory create_memfd(uint64_t size);
+  ///
+  /// With `huge_pages`, each region is advised MADV_HUGEPAGE before any page exists, so that
+  /// where the host's shmem_enabled allows it ("advise", "within_size", "always") the memfd is
+  /// filled with 2 MiB shmem pages, PMD-mapped. A refusal or a host that gives none anyway is
+  /// not an error: the RAM works with 4 KiB pages and huge_page_advice() / huge_page_usage()
+  /// say what the host did. Forks and snapshots treat it as any memfd (nothing is copied).
+  static GuestMemory create_memfd(uint64_t size, bool huge_pages = false);
 
   /// Maps the file `fd` (a snapshot memory file or a memfd from create_memfd, laid out as in the
   /// class comment) as `size` bytes of guest RAM, MAP_PRIVATE | MAP_NORESERVE: no RAM is copied
@@ -162,6 +170,12 @@ class GuestMemory {
   const std::vector<Region>& regions() const noexcept { return regions_; }
   /// How the RAM is backed.
   Backing backing() const noexcept { return backing_; }
+  /// What asking for huge pages came to (create_memfd with huge_pages); `asked` is false
+  /// otherwise. Kept after freeze(): it describes how this RAM was made.
+  const HugePageAdvice& huge_page_advice() const noexcept { return huge_advice_; }
+  /// The host pages behind this RAM's mappings now, huge ones counted apart
+  /// (/proc/self/smaps). All zero when smaps cannot be read.
+  HugePageUsage huge_page_usage() const;
   /// The backing file (valid while this object lives), or -1 for anonymous RAM. For
   /// kPrivateFile it is the image's base file, which holds neither the image's layers nor the
   /// pages this VM has written since: read guest RAM through slice()/read() instead.
@@ -209,6 +223,7 @@ class GuestMemory {
   /// then unused.
   std::shared_ptr<const MemoryImage> image_;
   bool remap_failed_ = false;
+  HugePageAdvice huge_advice_;
 };
 
 }  // namespace forkvm

@@ -447,6 +447,11 @@ VmMemoryUsage Sandbox::memory_usage() const {
   if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");
   return impl_->vm->memory_usage();
 }
+VmHugePages Sandbox::huge_pages() const {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");
+  return impl_->vm->huge_pages();
+}
 void Sandbox::shutdown() {
   if (impl_->begin_shutdown()) Impl::hand_to_reaper(impl_);
 }

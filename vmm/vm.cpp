@@ -316,10 +316,15 @@ Vm::~Vm() {
 std::unique_ptr<Vm> Vm::create(const VmConfig& config) {
   validate(config);
   const auto t0 = Clock::now();
-  // RAM is a memfd mapped shared: the first freeze() (fork) of this VM makes the memfd itself
-  // the children's copy-on-write base, without copying a page.
+  // RAM is a memfd mapped shared (unless anonymous RAM was asked for): the first freeze()
+  // (fork) of this VM makes the memfd itself the children's copy-on-write base, without
+  // copying a page.
+  const uint64_t ram_bytes = config.memory_mib * layout::kMiB;
   auto impl = std::make_unique<Impl>(
-      config, GuestMemory::create_memfd(config.memory_mib * layout::kMiB));
+      config, config.ram_backing == RamBacking::kAnonymous
+                  ? GuestMemory::create_anonymous(ram_bytes)
+                  : GuestMemory::create_memfd(ram_bytes,
+                                              config.ram_backing == RamBacking::kMemfdHugePages));
   impl->boot_cmdline = effective_cmdline(config);
   impl->load_images();
   impl->create_virtio_devices();

@@ -168,6 +168,11 @@ void validate(const VmConfig& config) {
                       std::to_string(config.memory_mib) + " MiB");
   }
   check_fits_host(config.memory_mib, "", false);
+  if (config.ram_backing != RamBacking::kMemfd && config.ram_backing != RamBacking::kMemfdHugePages &&
+      config.ram_backing != RamBacking::kAnonymous) {
+    throw ConfigError("ram_backing " + std::to_string(static_cast<int>(config.ram_backing)) +
+                      " is not a RamBacking (memfd, memfd-huge or anonymous)");
+  }
   // Before the command line, which has one entry per disk: too many disks are named as such.
   check_disks(config);
   // The exact limit depends on the kernel (its setup header's cmdline_size); this is the space
@@ -182,6 +187,15 @@ void validate(const VmConfig& config) {
   if (config.net) check_net(*config.net);
   check_readable(config.kernel, "kernel");
   if (!config.initramfs.empty()) check_readable(config.initramfs, "initramfs");
+}
+
+std::string_view to_string(RamBacking backing) {
+  switch (backing) {
+    case RamBacking::kMemfd: return "memfd";
+    case RamBacking::kMemfdHugePages: return "memfd-huge";
+    case RamBacking::kAnonymous: return "anonymous";
+  }
+  return "unknown";
 }
 
 std::string_view to_string(StopReason reason) {

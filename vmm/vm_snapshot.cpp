@@ -429,6 +429,19 @@ VmMemoryUsage Vm::memory_usage() const {
   return {u.private_bytes, u.shared_bytes};
 }
 
+VmHugePages Vm::huge_pages() const {
+  const HugePageAdvice& a = impl_->memory.huge_page_advice();
+  const HugePageUsage u = impl_->memory.huge_page_usage();
+  VmHugePages out;
+  out.advised = a.asked;
+  out.advice_accepted = a.accepted;
+  out.advice_error = a.error;
+  out.rss_bytes = u.rss_bytes;
+  out.anon_huge_bytes = u.anon_huge_bytes;
+  out.file_pmd_bytes = u.file_pmd_bytes;
+  return out;
+}
+
 namespace {
 
 uint64_t sum_lengths(const std::vector<std::pair<uint64_t, uint64_t>>& extents) {

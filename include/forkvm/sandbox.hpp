@@ -214,6 +214,8 @@ class Sandbox {
   const ForkTimings& fork_timings() const noexcept;
   /// How much host memory the guest RAM of this sandbox uses right now (Vm::memory_usage()).
   VmMemoryUsage memory_usage() const;
+  /// The huge pages behind this sandbox's guest RAM right now (Vm::huge_pages()).
+  VmHugePages huge_pages() const;
   /// The current state.
   SandboxState state() const;
   /// The last part of the guest console (for diagnostics), made printable: terminal control

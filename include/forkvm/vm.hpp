@@ -90,6 +90,28 @@ struct NetConfig {
   std::array<uint8_t, 6> mac{};
 };
 
+/// How a booted VM's guest RAM is backed on the host (VmConfig::ram_backing). A VM made from
+/// an image (restore, fork) always maps the image copy-on-write, whatever its parent used.
+enum class RamBacking {
+  /// A memfd mapped shared, 4 KiB pages unless the host's shmem_enabled is "always": the
+  /// first fork or snapshot maps or writes the memfd itself, so Vm::freeze copies nothing.
+  kMemfd,
+  /// The same memfd, advised MADV_HUGEPAGE so that where the host's
+  /// /sys/kernel/mm/transparent_hugepage/shmem_enabled allows ("advise", "within_size",
+  /// "always") it is filled with 2 MiB shmem pages. Forks exactly as kMemfd (nothing copied;
+  /// children read the parent's huge pages and copy 4 KiB pages on write). A host that refuses
+  /// or gives no huge pages is not an error: Vm::huge_pages() says what it got.
+  kMemfdHugePages,
+  /// Anonymous private memory (transparent huge pages where the host's `enabled` allows, as
+  /// any process memory). No file holds it, so Vm::freeze (Sandbox::fork, make_template)
+  /// copies every page the guest ever touched into a new memory file before the first child
+  /// can start, and Vm::snapshot writes them as for any VM: forks work, but are not free.
+  kAnonymous,
+};
+
+/// "memfd", "memfd-huge" or "anonymous".
+std::string_view to_string(RamBacking backing);
+
 /// What to boot and how big the machine is.
 struct VmConfig {
   /// Kernel image: a bzImage (boot protocol >= 2.12, 64-bit) or an ELF vmlinux.
@@ -100,6 +122,8 @@ struct VmConfig {
   uint32_t vcpus = 1;
   /// Guest RAM in MiB, at least 64.
   uint64_t memory_mib = 256;
+  /// How the guest RAM is backed (see RamBacking); validate() refuses a value outside the enum.
+  RamBacking ram_backing = RamBacking::kMemfd;
   /// Kernel command line. Empty means default_cmdline(); see extra_cmdline to add to it.
   std::string cmdline;
   /// Appended (after a space) to the command line.
@@ -232,6 +256,23 @@ struct TouchedMemory {
   /// Bytes of `written` and of `read`.
   uint64_t written_bytes() const noexcept;
   uint64_t read_bytes() const noexcept;
+};
+
+/// Huge pages behind a VM's guest RAM (Vm::huge_pages()): what was asked, and what the host's
+/// page tables for the RAM hold now (/proc/self/smaps over the VM's mappings).
+struct VmHugePages {
+  /// MADV_HUGEPAGE was asked for (RamBacking::kMemfdHugePages).
+  bool advised = false;
+  /// ... and the host accepted it (it may still give no huge pages: see the byte counts).
+  bool advice_accepted = false;
+  /// Why the host refused the advice, when it did.
+  std::string advice_error;
+  /// Resident bytes of the RAM's mappings, any page size.
+  uint64_t rss_bytes = 0;
+  /// Anonymous transparent huge pages (AnonHugePages): anonymous RAM.
+  uint64_t anon_huge_bytes = 0;
+  /// Shmem or file huge pages mapped by PMD (ShmemPmdMapped + FilePmdMapped): a memfd's.
+  uint64_t file_pmd_bytes = 0;
 };
 
 /// Why a VM stopped.
@@ -409,6 +450,9 @@ class Vm {
   VmBuildPhases build_phases() const;
   /// How much of the host's memory this VM's RAM uses right now (see VmMemoryUsage).
   VmMemoryUsage memory_usage() const;
+  /// The huge pages behind this VM's RAM right now (see VmHugePages). Reads /proc/self/smaps:
+  /// milliseconds, not for a hot path.
+  VmHugePages huge_pages() const;
   /// The pages of RAM this VM has touched since it was started (see TouchedMemory). Throws
   /// GuestMemoryError when /proc/self/pagemap cannot be read.
   TouchedMemory touched_memory() const;
