@@ -42,6 +42,9 @@ ChildResult exhaust_then_raise() {
     for (int i = 0; i < 100; ++i) held.emplace_back();
     return kNeverRanOut;
   } catch (const EventFdError& e) {
+    // Two descriptors back first: UBSan's vptr check of the call below probes memory through
+    // a pipe, which it cannot make with none left (a false report in the ASan+UBSan tree).
+    for (int i = 0; i < 2 && !held.empty(); ++i) held.pop_back();
     message = e.what();
   }
   if (message.find("RLIMIT_NOFILE") == std::string::npos) return kMessageSilent;
