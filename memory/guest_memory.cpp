@@ -172,6 +172,31 @@ std::optional<std::span<uint8_t>> GuestMemory::try_slice(uint64_t gpa,
   return std::nullopt;
 }
 
+namespace {
+// The host address of a 16-bit guest field that atomic_ref may use: in RAM and aligned (regions
+// are page-aligned on both sides, so an even gpa is an even host address; checked anyway).
+uint16_t* atomic_u16_at(const GuestMemory& mem, uint64_t gpa) noexcept {
+  const auto s = mem.try_slice(gpa, sizeof(uint16_t));
+  if (!s) return nullptr;
+  if (reinterpret_cast<uintptr_t>(s->data()) % std::atomic_ref<uint16_t>::required_alignment)
+    return nullptr;
+  return reinterpret_cast<uint16_t*>(s->data());
+}
+}  // namespace
+
+std::optional<uint16_t> GuestMemory::load_u16(uint64_t gpa, std::memory_order order) const noexcept {
+  uint16_t* p = atomic_u16_at(*this, gpa);
+  if (!p) return std::nullopt;
+  return std::atomic_ref<uint16_t>(*p).load(order);
+}
+
+bool GuestMemory::store_u16(uint64_t gpa, uint16_t value, std::memory_order order) const noexcept {
+  uint16_t* p = atomic_u16_at(*this, gpa);
+  if (!p) return false;
+  std::atomic_ref<uint16_t>(*p).store(value, order);
+  return true;
+}
+
 std::span<uint8_t> GuestMemory::slice(uint64_t gpa, uint64_t len) const {
   if (auto s = try_slice(gpa, len)) return *s;
   throw GuestMemoryError("guest memory access [" + hex(gpa) + ", +" + hex(len) +

@@ -3,6 +3,7 @@
 // (never a pointer cast into guest memory, whose contents the guest can change at any time).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -191,6 +192,16 @@ class GuestMemory {
   void write(uint64_t gpa, std::span<const uint8_t> data) const;
   /// Copies guest memory at `gpa` into `out` (throws GuestMemoryError when out of range).
   void read(uint64_t gpa, std::span<uint8_t> out) const;
+
+  /// Atomic loads and stores of a naturally aligned 16-bit guest location, for the fields
+  /// that another agent publishes or consumes concurrently: a virtqueue's avail->idx and
+  /// used->idx (and avail->flags). The acquire load pairs with the driver's release of the
+  /// ring entries and descriptors it covers, the release store with the driver's acquire of
+  /// used->idx: the C++ form of the virtio memory barriers, which tools that check ordering
+  /// (ThreadSanitizer) can follow, unlike a plain copy next to a fence. nullopt / false when
+  /// [gpa, gpa + 2) is outside RAM or `gpa` is odd. Never throw.
+  std::optional<uint16_t> load_u16(uint64_t gpa, std::memory_order order) const noexcept;
+  bool store_u16(uint64_t gpa, uint16_t value, std::memory_order order) const noexcept;
 
   /// Reads a trivially copyable object from guest memory.
   template <typename T>

@@ -54,7 +54,10 @@ AgentClient::Impl::Impl(const AgentClientOptions& opts) : options(opts) {
   } catch (const proto::ProtocolError& e) {
     throw AgentProtocolError(std::string("hello with the agent failed: ") + e.what());
   }
-  reader_ = std::thread([this] { reader_loop(); });
+  reader_ = std::thread([this] {
+    reader_id_.store(std::this_thread::get_id());
+    reader_loop();
+  });
 }
 
 AgentClient::Impl::~Impl() {
@@ -180,7 +183,7 @@ void AgentClient::Impl::stop_delivery(Pending& p) {
   }
   // dispatch() checks the flag under deliver_mutex_, which it holds across the callback: once
   // this lock is taken, a callback in progress has returned and none starts again.
-  if (reader_.get_id() == std::this_thread::get_id()) return;
+  if (on_reader()) return;
   std::lock_guard wait_for_callback(deliver_mutex_);
 }
 
@@ -209,10 +212,16 @@ void AgentClient::Impl::close_nowait(std::exception_ptr error) {
   closing_ = true;
   // Wakes the reader (recv returns 0) and any writer stuck in poll (EPIPE). The descriptor is
   // still open here: it is only closed once the reader is gone, by the first close().
-  if (!shut_down_.exchange(true) && raw_fd_ >= 0) ::shutdown(raw_fd_, SHUT_RDWR);
+  // Under fd_mutex_: a close() on another thread may be closing the descriptor (once the
+  // reader is gone, which it may be by itself), and a shutdown of the stale number could hit
+  // a file opened since.
+  if (!shut_down_.exchange(true)) {
+    std::lock_guard fl(fd_mutex_);
+    if (const int fd = raw_fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  }
   // A callback running on the reader thread holds deliver_mutex_: waiting for it is what makes
   // "no callback runs once this returns" true. From inside that callback, nothing to wait for.
-  if (reader_.get_id() == std::this_thread::get_id()) return;
+  if (on_reader()) return;
   std::lock_guard wait_for_callback(deliver_mutex_);
 }
 
@@ -220,12 +229,13 @@ void AgentClient::Impl::close(std::exception_ptr error) {
   close_nowait(std::move(error));
   // On the reader thread (a callback closing): the reader returns by itself; a later close()
   // from another thread joins it.
-  if (reader_.get_id() == std::this_thread::get_id()) return;
+  if (on_reader()) return;
   // One joiner at a time: the Sandbox's watcher (VM died) and shutdown() may close at once,
   // and two concurrent std::thread::join() calls on one thread are undefined (seen: a hang).
   std::lock_guard cl(close_mutex_);
   if (reader_.joinable()) reader_.join();
   std::lock_guard wl(write_mutex_);
+  std::lock_guard fl(fd_mutex_);
   if (!reader_.joinable() && fd_.get() >= 0) {
     fd_ = sandbox::UniqueFd();
     raw_fd_ = -1;  // a writer that raced past the closed check gets EBADF, not another file

@@ -120,15 +120,22 @@ struct AgentClient::Impl {
   std::exception_ptr lost_error(const std::string& reason);
 
   sandbox::UniqueFd fd_;
-  int raw_fd_ = -1;  // fd_.get(); set to -1 under write_mutex_ once the reader is joined
+  /// fd_.get(); set to -1 under write_mutex_ once the reader is joined. Atomic: close_nowait()
+  /// reads it without that lock while another close() may be clearing it.
+  std::atomic<int> raw_fd_{-1};
   protocol::FrameDecoder decoder_;
   std::thread reader_;
+  /// The reader thread's id, stored by the reader itself. Every thread asks "am I the reader?"
+  /// through this copy, never through reader_, which the joining close() modifies.
+  std::atomic<std::thread::id> reader_id_{};
+  bool on_reader() const noexcept { return reader_id_.load() == std::this_thread::get_id(); }
   std::atomic<bool> closing_{false};
   std::atomic<bool> shut_down_{false};
   std::atomic<uint64_t> next_id_{1};
 
   std::mutex write_mutex_;  // one frame at a time on the socket
   std::mutex close_mutex_;  // serializes close()'s join of the reader and closing of fd_
+  std::mutex fd_mutex_;     // close_nowait()'s shutdown against close()'s closing of fd_
   std::mutex deliver_mutex_;  // held by the reader while a frame callback runs
   mutable std::mutex map_mutex_;
   std::map<uint64_t, std::shared_ptr<sandbox::Pending>> pending_;

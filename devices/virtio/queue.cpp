@@ -98,15 +98,15 @@ std::optional<uint16_t> Queue::pop(const GuestMemory& mem) {
   // Guest-controlled: avail->idx. The driver fills ring[idx % size] first and only then
   // increments idx, with a write barrier between (virtio 1.2 §2.7.6 and the driver rules for
   // supplying buffers).
-  // So we read idx first and the ring entry after it; the acquire fence keeps the entry load
+  // So we read idx first and the ring entry after it; the acquire load keeps the entry load
   // from being hoisted above the idx load (by the compiler, or the CPU on weaker ISAs), which
   // would let us see the new idx with a stale entry.
-  uint16_t avail_idx = 0;
-  if (!read_u16(mem, avail_ring_ + kRingIdxOffset, avail_idx)) {
+  const auto idx = mem.load_u16(avail_ring_ + kRingIdxOffset, std::memory_order_acquire);
+  if (!idx) {
     fail(QueueError::kMemoryAccess, "reading avail idx");
     return std::nullopt;
   }
-  std::atomic_thread_fence(std::memory_order_acquire);
+  const uint16_t avail_idx = *idx;
 
   // Free-running 16-bit counters: the difference is the number of new entries. More than
   // `size` is impossible for a correct driver (there are only `size` descriptors).
@@ -164,11 +164,10 @@ bool Queue::add_used(const GuestMemory& mem, uint16_t head, uint32_t len) {
     return false;
   }
   // The driver reads used->idx and then the elements below it (virtio 1.2 §2.7.8). The release
-  // fence orders the element store before the idx store, so a driver that observes the new
+  // store orders the element store before the idx store, so a driver that observes the new
   // idx also observes the element it covers.
-  std::atomic_thread_fence(std::memory_order_release);
   const auto new_idx = static_cast<uint16_t>(next_used_ + 1);
-  if (!write_bytes(mem, used_ring_ + kRingIdxOffset, &new_idx, sizeof new_idx)) {
+  if (!mem.store_u16(used_ring_ + kRingIdxOffset, new_idx, std::memory_order_release)) {
     fail(QueueError::kMemoryAccess, "writing used idx");
     return false;
   }
@@ -186,11 +185,8 @@ bool Queue::undo_pop() noexcept {
 
 std::optional<uint16_t> Queue::driver_avail_idx(const GuestMemory& mem) const noexcept {
   if (!ready()) return std::nullopt;
-  uint16_t idx = 0;
-  if (!read_u16(mem, avail_ring_ + kRingIdxOffset, idx)) return std::nullopt;
   // Acquire: whatever the driver published before bumping idx is visible after this read.
-  std::atomic_thread_fence(std::memory_order_acquire);
-  return idx;
+  return mem.load_u16(avail_ring_ + kRingIdxOffset, std::memory_order_acquire);
 }
 
 bool Queue::interrupt_wanted(const GuestMemory& mem) const noexcept {
@@ -198,9 +194,9 @@ bool Queue::interrupt_wanted(const GuestMemory& mem) const noexcept {
   // Store (used->idx, in add_used) then load (avail->flags): only a full fence keeps the load
   // from passing the store, which would lose the interrupt the driver re-enabled in between.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  uint16_t flags = 0;
-  if (!read_u16(mem, avail_ring_ + kAvailFlagsOffset, flags)) return true;
-  return (flags & kNoInterrupt) == 0;
+  const auto flags = mem.load_u16(avail_ring_ + kAvailFlagsOffset, std::memory_order_relaxed);
+  if (!flags) return true;
+  return (*flags & kNoInterrupt) == 0;
 }
 
 Queue::State Queue::save_state() const noexcept {

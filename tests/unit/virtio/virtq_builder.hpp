@@ -42,9 +42,9 @@ class VirtqBuilder {
     set_avail_idx(avail_idx_);
   }
   /// Overwrites avail->idx directly.
-  void set_avail_idx(uint16_t idx) { mem_.write_obj<uint16_t>(kAvail + 2, idx); }
+  void set_avail_idx(uint16_t idx) { mem_.store_u16(kAvail + 2, idx, std::memory_order_release); }
   /// Reads used->idx.
-  uint16_t used_idx() const { return mem_.read_obj<uint16_t>(kUsed + 2); }
+  uint16_t used_idx() const { return mem_.load_u16(kUsed + 2, std::memory_order_acquire).value(); }
   /// Reads used ring element `slot` as {id, len}.
   std::pair<uint32_t, uint32_t> used_elem(uint16_t slot) const {
     return {mem_.read_obj<uint32_t>(kUsed + 4 + 8ull * slot),

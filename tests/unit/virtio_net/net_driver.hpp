@@ -125,14 +125,17 @@ class NetDriver {
     mem_.write_obj(queues_[q].desc + 16ull * i, VirtqDesc{addr, len, flags, next});
   }
   /// Sets or clears VIRTQ_AVAIL_F_NO_INTERRUPT in queue `q`'s avail->flags.
-  void set_no_interrupt(uint16_t q, bool on) { mem_.write_obj<uint16_t>(queues_[q].avail, on ? 1 : 0); }
+  void set_no_interrupt(uint16_t q, bool on) {
+    mem_.store_u16(queues_[q].avail, on ? 1 : 0, std::memory_order_relaxed);
+  }
 
   /// Puts `head` in queue `q`'s available ring and kicks (QueueNotify).
   void publish(uint16_t q, uint16_t head, bool kick = true) {
     DriverQueue& dq = queues_[q];
     mem_.write_obj<uint16_t>(dq.avail + 4 + 2ull * (dq.avail_idx % dq.size), head);
     ++dq.avail_idx;
-    mem_.write_obj<uint16_t>(dq.avail + 2, dq.avail_idx);
+    // Release: the ring entry and the descriptors are visible before the new idx.
+    mem_.store_u16(dq.avail + 2, dq.avail_idx, std::memory_order_release);
     if (kick) w(virtio_mmio::kQueueNotify, q);
   }
   /// Lays out buffers {gpa, len, writable} as one chain on fresh descriptors of queue `q`;
@@ -181,7 +184,10 @@ class NetDriver {
   }
 
   /// used->idx of queue `q`.
-  uint16_t used_idx(uint16_t q) const { return mem_.read_obj<uint16_t>(queues_[q].used + 2); }
+  // Acquire: the used elements and buffers the idx covers are visible after it.
+  uint16_t used_idx(uint16_t q) const {
+    return mem_.load_u16(queues_[q].used + 2, std::memory_order_acquire).value();
+  }
   /// Used element `slot` of queue `q` as {id, len}.
   std::pair<uint32_t, uint32_t> used_elem(uint16_t q, uint16_t slot) const {
     const uint64_t at = queues_[q].used + 4 + 8ull * (slot % queues_[q].size);

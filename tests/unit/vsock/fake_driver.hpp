@@ -254,8 +254,7 @@ class FakeDriver {
     mem_.write_obj<uint16_t>(avail(q) + 4 + 2ull * (avail_idx_[q] % kSize), head);
     ++avail_idx_[q];
     // Release: the ring entry and the descriptors are visible before the new idx.
-    std::atomic_thread_fence(std::memory_order_release);
-    mem_.write_obj<uint16_t>(avail(q) + 2, avail_idx_[q]);
+    mem_.store_u16(avail(q) + 2, avail_idx_[q], std::memory_order_release);
   }
   void notify(uint16_t q) {
     const uint64_t one = 1;
@@ -266,8 +265,8 @@ class FakeDriver {
   bool wait_used(uint16_t q, uint16_t seen, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-      const auto idx = mem_.read_obj<uint16_t>(used(q) + 2);
-      std::atomic_thread_fence(std::memory_order_acquire);  // idx before the element
+      // Acquire: idx before the element it covers.
+      const auto idx = mem_.load_u16(used(q) + 2, std::memory_order_acquire).value();
       if (static_cast<uint16_t>(idx - seen) != 0) return true;
       if (std::chrono::steady_clock::now() >= deadline) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
