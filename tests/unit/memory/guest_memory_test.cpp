@@ -41,6 +41,23 @@ TEST(GuestMemory, ObjectsRoundTrip) {
   EXPECT_EQ(out[0], 0x88);
 }
 
+TEST(GuestMemory, AtomicU16AccessesAreCheckedAndLittleEndianInPlace) {
+  auto mem = GuestMemory::create_anonymous(2 * layout::kMiB);
+  ASSERT_TRUE(mem.store_u16(0x1002, 0xBEEF, std::memory_order_release));
+  EXPECT_EQ(mem.read_obj<uint16_t>(0x1002), 0xBEEF);  // the same bytes a plain copy sees
+  mem.write_obj<uint16_t>(0x2000, 0x1234);
+  EXPECT_EQ(mem.load_u16(0x2000, std::memory_order_acquire), 0x1234);
+  // Odd addresses (no atomic access there), the last byte of RAM and beyond it are refused
+  // without touching anything.
+  EXPECT_FALSE(mem.load_u16(0x1001, std::memory_order_acquire).has_value());
+  EXPECT_FALSE(mem.store_u16(0x1001, 1, std::memory_order_release));
+  EXPECT_EQ(mem.read_obj<uint16_t>(0x1002), 0xBEEF);
+  EXPECT_TRUE(mem.load_u16(mem.size() - 2, std::memory_order_relaxed).has_value());
+  EXPECT_FALSE(mem.load_u16(mem.size() - 1, std::memory_order_relaxed).has_value());
+  EXPECT_FALSE(mem.load_u16(mem.size(), std::memory_order_relaxed).has_value());
+  EXPECT_FALSE(mem.store_u16(UINT64_MAX - 1, 1, std::memory_order_relaxed));
+}
+
 TEST(GuestMemory, ChecksEveryBoundAndOverflow) {
   auto mem = GuestMemory::create_anonymous(64 * layout::kMiB);
   const uint64_t end = mem.size();
