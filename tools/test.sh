@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
 # The README's second command: installs and builds as tools/setup.sh does, then runs the whole
 # test suite: the CTest labels unit, kvm and e2e in the ordinary tree, then the fuzz targets
-# and the unit tier under ASan+UBSan in a sanitizer tree (tools/test-sanitizers.sh). That tree
-# compiles in the background, at the lowest CPU priority, while the kvm and e2e tiers run
-# (those leave most of one core idle); its tests run after. FORKVM_TEST_SANITIZERS=0 leaves the sanitizer stages out (a quick local run).
+# and the unit tier under ASan+UBSan, and the threaded unit tests under TSan, in two sanitizer
+# trees (tools/test-sanitizers.sh). Those compile in the background, at the lowest CPU
+# priority, while the kvm and e2e tiers run; their tests run after.
+# FORKVM_TEST_SANITIZERS=0 leaves the sanitizer stages out (a quick local run).
 # kvm and e2e tests run through kvm-lab where the host cannot run them directly; under CI=true
 # a test that cannot run fails instead of skipping.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$top/build}
 sanitizers=${FORKVM_TEST_SANITIZERS:-1}
-# The sanitizer stages CI runs. `tsan` is not among them yet: the TSan tree reports data races
-# on the virtqueue rings between the device threads and the unit tests that play the guest
-# driver (plain loads and stores ordered by fences, which TSan does not model); until ring
-# accesses are atomic, `tools/test-sanitizers.sh tsan` runs it on demand.
-san_stages="fuzz asan"
+# The sanitizer stages CI runs: the fuzz targets and the unit tier under ASan+UBSan (one
+# tree), and the unit tests that run threads of their own under TSan (a second tree).
+san_stages="fuzz asan tsan"
 "$top/tools/install-deps.sh"
 "$top/tools/build.sh" "$build"
 san_pid=''
@@ -45,8 +44,9 @@ if [ "$sanitizers" != 1 ]; then
   echo "[test] sanitizer stages not run (FORKVM_TEST_SANITIZERS=0)"
   exit "$status"
 fi
-# The fuzz targets (a few seconds each over their seed corpus) and the unit tier under
-# ASan+UBSan (issue 16 §4). Run even when a tier above failed, so one CI run reports everything.
+# The fuzz targets (a few seconds each over their seed corpus), the unit tier under ASan+UBSan
+# and the threaded unit tests under TSan (issue 16 §4). Run even when a tier above failed, so
+# one CI run reports everything.
 t0=$SECONDS
 # Progress every 30 s while it compiles, so the wait is never silent.
 while kill -0 "$san_pid" 2>/dev/null; do
