@@ -33,11 +33,7 @@ HostileAgent endless_stdout() {
 }
 
 std::unique_ptr<AgentClient> connect_to(const HostileAgent& agent) {
-  AgentClientOptions o;
-  o.socket_path = agent.path();
-  o.connect_timeout = 2s;
-  o.request_timeout = 10s;
-  return AgentClient::connect(o);
+  return AgentClient::connect(test::client_options(agent.path(), 10s));
 }
 
 TEST(CloseNowait, WaitsForARunningCallbackAndNoneRunsAfterwards) {

@@ -27,14 +27,6 @@ namespace proto = forkvm::protocol;
 using test::HostileAgent;
 using test::HostileWire;
 
-AgentClientOptions options(const std::string& path, std::chrono::milliseconds request_timeout = 2s) {
-  AgentClientOptions o;
-  o.socket_path = path;
-  o.connect_timeout = 2s;
-  o.request_timeout = request_timeout;
-  return o;
-}
-
 uint64_t id_of(const proto::Frame& f) { return f.header["id"].get<uint64_t>(); }
 std::string type_of(const proto::Frame& f) { return f.header["type"].get<std::string>(); }
 
@@ -97,7 +89,7 @@ TEST(HostileAgent, ExecOutputPastTheCapIsDroppedOnTheHost) {
   constexpr uint64_t kCap = 1 << 20;
   constexpr uint64_t kFlood = 64ull << 20;  // 64 times the cap, on each stream
   HostileAgent agent(exec_flood(kFlood));
-  auto c = AgentClient::connect(options(agent.path()));
+  auto c = AgentClient::connect(test::client_options(agent.path()));
   ExecOptions o;
   o.max_output_bytes = kCap;
   const ExecResult r = c->exec({"yes"}, o);
@@ -114,7 +106,7 @@ TEST(HostileAgent, ExecOutputPastTheCapIsDroppedOnTheHost) {
 TEST(HostileAgent, ExactlyTheCapIsNotTruncated) {
   constexpr uint64_t kCap = (1 << 20) + 7;  // not a multiple of the chunk size
   HostileAgent agent(exec_flood(kCap));
-  auto c = AgentClient::connect(options(agent.path()));
+  auto c = AgentClient::connect(test::client_options(agent.path()));
   ExecOptions o;
   o.max_output_bytes = kCap;
   const ExecResult r = c->exec({"yes"}, o);
@@ -126,7 +118,7 @@ TEST(HostileAgent, ExactlyTheCapIsNotTruncated) {
 TEST(HostileAgent, StreamedOutputStopsAtTheCapToo) {
   constexpr uint64_t kCap = (1 << 20) + 7;
   HostileAgent agent(exec_flood(16ull << 20));
-  auto c = AgentClient::connect(options(agent.path()));
+  auto c = AgentClient::connect(test::client_options(agent.path()));
   ExecOptions o;
   o.max_output_bytes = kCap;
   uint64_t out = 0;
@@ -155,7 +147,7 @@ HostileAgent::Answer file_flood(uint64_t total) {
 
 TEST(HostileAgent, ReadFileHasASaneDefaultLimit) {
   HostileAgent agent(file_flood(kDefaultReadFileMaxBytes + (1 << 20)));
-  auto c = AgentClient::connect(options(agent.path()));
+  auto c = AgentClient::connect(test::client_options(agent.path()));
   try {
     const std::string got = c->read_file("/big");
     ADD_FAILURE() << "read " << got.size() << " bytes past the default limit";
@@ -175,7 +167,7 @@ TEST(HostileAgent, ReadFileReturnsOnlyOnceItsSinkHasReturned) {
     if (type_of(req) != proto::msg::kReadFile) return answer_ok(req, w);
     w.send({{"type", "file_data"}, {"id", id_of(req)}}, "x");  // and then nothing more
   });
-  auto c = AgentClient::connect(options(agent.path(), 200ms));
+  auto c = AgentClient::connect(test::client_options(agent.path(), 200ms));
   std::atomic<bool> in_sink{false};
   std::atomic<int> calls{0};
   try {
@@ -195,7 +187,7 @@ TEST(HostileAgent, ReadFileReturnsOnlyOnceItsSinkHasReturned) {
 TEST(HostileAgent, ReadFileIntoASinkStopsAtItsLimit) {
   constexpr uint64_t kLimit = (1 << 20) + 100;
   HostileAgent agent(file_flood(8ull << 20));
-  auto c = AgentClient::connect(options(agent.path()));
+  auto c = AgentClient::connect(test::client_options(agent.path()));
   uint64_t received = 0;
   try {
     c->read_file("/big", [&received](std::string_view s) { received += s.size(); }, kLimit);
@@ -216,7 +208,7 @@ TEST(HostileAgent, AnAgentThatIgnoresTheCancelCannotHoldAReadOpen) {
     if (type_of(req) == proto::msg::kReadFile) w.flood({{"type", "file_data"}, {"id", id_of(req)}}, (1 << 20) + 1);
     trickle(req, w);
   });
-  auto c = AgentClient::connect(options(agent.path(), 500ms));
+  auto c = AgentClient::connect(test::client_options(agent.path(), 500ms));
   const auto [error, took] = bounded(*c, [&c] { c->read_file("/endless", 1 << 20); });
   try {
     if (error) std::rethrow_exception(error);
@@ -230,7 +222,7 @@ TEST(HostileAgent, AnAgentThatIgnoresTheCancelCannotHoldAReadOpen) {
 
 TEST(HostileAgent, DownloadPastItsLimitLeavesTheLocalFileAsItWas) {
   HostileAgent agent(file_flood(8ull << 20));
-  auto c = AgentClient::connect(options(agent.path()));
+  auto c = AgentClient::connect(test::client_options(agent.path()));
   test::TempDir dir;
   const std::string local = dir / "out.bin";
   { std::ofstream(local) << "old content"; }
@@ -265,7 +257,7 @@ TEST(HostileAgent, AFailedDownloadLeavesNoPartialFile) {
     w.flood({{"type", "file_data"}, {"id", id}}, 300 << 10);
     w.send({{"type", "error"}, {"id", id}, {"code", "io"}, {"message", "disk gone"}, {"errno", 5}});
   });
-  auto c = AgentClient::connect(options(agent.path()));
+  auto c = AgentClient::connect(test::client_options(agent.path()));
   test::TempDir dir;
   const std::string existing = dir / "existing.bin";
   { std::ofstream(existing) << "old content"; }
@@ -296,7 +288,7 @@ TEST(HostileAgent, ErrorStringsArePrintableAndShort) {
     const std::string code = path == "/unknown" ? "\x1b[31mbrand_new" : "not_found";
     w.send({{"type", "error"}, {"id", id}, {"code", code}, {"message", evil}, {"errno", 2}});
   });
-  auto c = AgentClient::connect(options(agent.path()));
+  auto c = AgentClient::connect(test::client_options(agent.path()));
   for (const std::string path : {"/known", "/unknown"}) {
     try {
       c->stat(path);
@@ -316,7 +308,7 @@ TEST(HostileAgent, FramesARequestNeverAskedForDoNotKeepItWaiting) {
   // stat streams nothing back; an agent that sends file_data for it forever, and never the
   // answer, must not keep resetting its inactivity clock.
   HostileAgent agent(endless("file_data", "x", 20ms));
-  auto c = AgentClient::connect(options(agent.path(), 500ms));
+  auto c = AgentClient::connect(test::client_options(agent.path(), 500ms));
   const auto [error, took] = bounded(*c, [&c] { c->stat("/x"); });
   ASSERT_TRUE(error);
   EXPECT_THROW(std::rethrow_exception(error), TimeoutError);
@@ -326,7 +318,7 @@ TEST(HostileAgent, FramesARequestNeverAskedForDoNotKeepItWaiting) {
 TEST(HostileAgent, OutputBeforeStartedDoesNotPostponeTheStart) {
   // "started" never comes, only output: the start waits one request timeout, not forever.
   HostileAgent agent(endless("stdout", "x", 20ms));
-  auto c = AgentClient::connect(options(agent.path(), 500ms));
+  auto c = AgentClient::connect(test::client_options(agent.path(), 500ms));
   const auto [error, took] = bounded(*c, [&c] { c->exec({"true"}); });
   ASSERT_TRUE(error);
   EXPECT_THROW(std::rethrow_exception(error), TimeoutError);

@@ -19,13 +19,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::RawPeer;
 
-AgentClientOptions options(const std::string& path) {
-  AgentClientOptions o;
-  o.socket_path = path;
-  o.connect_timeout = 2s;
-  o.request_timeout = 500ms;
-  return o;
-}
+AgentClientOptions options(const std::string& path) { return test::client_options(path, 500ms); }
 
 bool has_hello(const std::string& s) { return s.size() >= test::hello_bytes().size(); }
 

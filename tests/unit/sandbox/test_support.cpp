@@ -147,4 +147,13 @@ int connect_to(const std::string& path) {
 
 std::string hello_bytes() { return protocol::encode(protocol::make_hello()); }
 
+AgentClientOptions client_options(const std::string& path,
+                                  std::chrono::milliseconds request_timeout) {
+  AgentClientOptions o;
+  o.socket_path = path;
+  o.connect_timeout = std::chrono::seconds(2);
+  o.request_timeout = request_timeout;
+  return o;
+}
+
 }  // namespace forkvm::test

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "forkvm/agent_client.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace forkvm::test {
@@ -65,5 +66,9 @@ void write_all(int fd, const std::string& data);
 int connect_to(const std::string& path);
 /// The wire bytes of a hello frame.
 std::string hello_bytes();
+
+/// AgentClient options for a test peer at `path`: a 2 s connect timeout and `request_timeout`.
+AgentClientOptions client_options(const std::string& path,
+                                  std::chrono::milliseconds request_timeout = std::chrono::seconds(2));
 
 }  // namespace forkvm::test
