@@ -120,8 +120,9 @@ struct AgentClient::Impl {
   std::exception_ptr lost_error(const std::string& reason);
 
   sandbox::UniqueFd fd_;
-  /// fd_.get(); set to -1 under write_mutex_ once the reader is joined. Atomic: close_nowait()
-  /// reads it without that lock while another close() may be clearing it.
+  /// fd_.get(); set to -1 under write_mutex_ and fd_mutex_ once the reader is joined. Writers
+  /// read it under write_mutex_, close_nowait() under fd_mutex_, the reader before it is
+  /// joined; atomic as well, so that no reader of it depends on which lock it holds.
   std::atomic<int> raw_fd_{-1};
   protocol::FrameDecoder decoder_;
   std::thread reader_;

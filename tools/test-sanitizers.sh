@@ -10,7 +10,7 @@
 #         own (device workers, the agent client and its reader, the egress proxy's I/O thread,
 #         the port relay, the reaper) under TSan; see TSAN_TESTS for the list and why.
 #   build configure and build the trees of the stages named with it (both when alone), run
-#         nothing. tools/test.sh runs `build fuzz asan` in the background at the lowest CPU
+#         nothing. tools/test.sh runs `build fuzz asan tsan` in the background at the lowest CPU
 #         priority while the kvm and e2e tiers run (they leave most of one core idle), then the
 #         stages, which find their tree built.
 # The ASan tree is -O0 because that halves its compile time (Clang spends ~40% of an -O1

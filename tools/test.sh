@@ -19,7 +19,7 @@ san_stages="fuzz asan tsan"
 san_pid=''
 san_log=$build/sanitizer-trees.log
 if [ "$sanitizers" = 1 ]; then
-  echo "[test] compiling the sanitizer tree ($san_stages) in the background (nice 19; log: $san_log)"
+  echo "[test] compiling the sanitizer trees for $san_stages in the background (nice 19; log: $san_log)"
   # Its own process group (job control on for the launch), so that the trap below stops cmake
   # and ninja with it; the same session, though: with autogroup scheduling (Debian's default)
   # a new session (setsid) would get a CPU share equal to the tests' and nice would not hold.

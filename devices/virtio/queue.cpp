@@ -121,6 +121,8 @@ std::optional<uint16_t> Queue::pop(const GuestMemory& mem) {
 
   const uint64_t slot = next_avail_ & (size_ - 1u);  // size is a power of two
   uint16_t head = 0;
+  // A plain read: the acquire load of avail->idx above already orders it after the driver's
+  // write of this entry.
   if (!read_u16(mem, avail_ring_ + kRingOffset + 2 * slot, head)) {
     fail(QueueError::kMemoryAccess, "reading avail ring slot " + std::to_string(slot));
     return std::nullopt;
