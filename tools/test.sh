@@ -40,6 +40,18 @@ ctest -j "$(nproc)" --output-on-failure || status=$?
 echo "[test] how the kvm and e2e tiers ran:"
 grep -hE '^\[run-tier\]|^\[kvm-lab\] L1 ready|^\[==========\] [0-9]+ tests? from .* ran' \
   Testing/Temporary/LastTest.log 2>/dev/null | sed 's/^/[test]   /' || true
+# A test that passed on a retry in a fresh L1 prints nothing under --output-on-failure, yet its
+# failed attempt is the only clue to a rare hang (a rare failure is a bug until shown otherwise):
+# print what kvm-lab said during every such test (its warnings, L1's console tail, backtraces)
+# and the test's own last lines, bounded.
+awk '/^[0-9]+\/[0-9]+ Testing: /{name=$3; n=0; retried=0}
+     {buf[n++]=$0}
+     /retrying in a fresh L1/{retried=1}
+     /^Test (Passed|Failed)/ && retried {
+       print "[test] " name " was retried; its output (kvm-lab lines and the last 60 others):"
+       k=0; for (i=0;i<n;i++) if (buf[i] !~ /^\[kvm-lab\]/) last[k++]=i
+       for (i=0;i<n;i++) if (buf[i] ~ /^\[kvm-lab\]/ || i>=last[(k>60?k-60:0)]) print "[test]   | " buf[i]
+       retried=0}' Testing/Temporary/LastTest.log 2>/dev/null | head -n 800 || true
 if [ "$sanitizers" != 1 ]; then
   echo "[test] sanitizer stages not run (FORKVM_TEST_SANITIZERS=0)"
   exit "$status"
