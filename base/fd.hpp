@@ -25,6 +25,8 @@ class Fd {
   int get() const noexcept { return fd_; }
   /// True when a descriptor is held.
   explicit operator bool() const noexcept { return fd_ >= 0; }
+  /// Gives up ownership: returns the descriptor (or -1), which the caller must close.
+  [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
   /// Closes the held descriptor (if any) and takes ownership of `fd`.
   void reset(int fd = -1) noexcept {
     if (fd_ >= 0) ::close(fd_);

@@ -277,7 +277,11 @@ void state_seeds() {
   slot.transport.device_id = 19;  // virtio-vsock, three queues, never activated
   slot.transport.queues.resize(3);
   slot.vsock.guest_cid = 3;
-  slot.vsock.next_local_port = 1u << 30;
+  slot.vsock.next_local_port = (1u << 30) + 2;
+  // A connection table: the agent connection carried, another one reset at restore.
+  slot.vsock.connections_listed = true;
+  slot.vsock.carried.push_back({(1u << 30) + 1, 1024, 4096, 4096, 2048, 262144, 2048, false, 1});
+  slot.vsock.stale.emplace_back(1u << 30, 5555);
   c.slots.push_back(slot);
   snapshot::State s;
   s.machine.vcpus = 2;

@@ -29,6 +29,28 @@ Connection Connection::guest_initiated(const Header& req) {
   return c;
 }
 
+std::optional<Connection::Carried> Connection::carried() const noexcept {
+  constexpr uint8_t kOnlyCredit = kPendCreditUpdate;
+  if (state_ != ConnState::kEstablished || (pending_ & ~kOnlyCredit) != 0 || peer_shut_ != 0 ||
+      local_shut_ != 0 || host_write_shut_ || !to_host().empty() || rx_cnt_ != fwd_cnt_) {
+    return std::nullopt;
+  }
+  return Carried{local_port_,    peer_port_,     fwd_cnt_,
+                 advertised_fwd_, tx_cnt_,        peer_buf_alloc_,
+                 peer_fwd_cnt_,   (pending_ & kPendCreditUpdate) != 0, 0};
+}
+
+Connection Connection::resume(uint64_t guest_cid, const Carried& c) noexcept {
+  Connection conn(guest_cid, c.local_port, c.peer_port, ConnState::kEstablished,
+                  c.credit_update_owed ? kPendCreditUpdate : 0);
+  conn.rx_cnt_ = conn.fwd_cnt_ = c.fwd_cnt;
+  conn.advertised_fwd_ = c.advertised_fwd;
+  conn.tx_cnt_ = c.tx_cnt;
+  conn.peer_buf_alloc_ = c.peer_buf_alloc;
+  conn.peer_fwd_cnt_ = c.peer_fwd_cnt;
+  return conn;
+}
+
 GuestAction Connection::on_guest_packet(const Header& h, std::span<const uint8_t> payload,
                                         Clock::time_point now) {
   if (state_ == ConnState::kDead) return GuestAction::kNone;  // RST already queued

@@ -54,6 +54,32 @@ class Connection {
   /// The guest's buf_alloc/fwd_cnt in `req` seed our view of its credit.
   static Connection guest_initiated(const Header& req);
 
+  /// An established connection as a VM made from a capture takes it over (VsockDevice::State,
+  /// Vm::take_vsock_connection): nothing buffered either way, no handshake, shutdown or RST
+  /// pending, so the restored guest (whose memory holds its side as it was) and a fresh host
+  /// socket go on from the same counters.
+  struct Carried {
+    uint32_t local_port = 0;
+    uint32_t peer_port = 0;
+    uint32_t fwd_cnt = 0;         ///< guest bytes received and written to the host (all of them)
+    uint32_t advertised_fwd = 0;  ///< fwd_cnt in the last header the guest got
+    uint32_t tx_cnt = 0;          ///< bytes sent to the guest
+    uint32_t peer_buf_alloc = 0;  ///< the guest's last report (guest-controlled)
+    uint32_t peer_fwd_cnt = 0;    ///< the guest's last report (guest-controlled)
+    bool credit_update_owed = false;  ///< a CREDIT_UPDATE was queued and not yet sent
+    /// Opaque to the device: what the capturer said of the connection (CaptureOptions), handed
+    /// back with it (VsockDevice::take_connection).
+    uint32_t tag = 0;
+    /// Field equality.
+    bool operator==(const Carried&) const = default;
+  };
+  /// The carried form of this connection, or nullopt when it cannot be carried: not
+  /// established, guest bytes not yet written to the host, a handshake, shutdown or RST
+  /// pending, or either side shut a direction.
+  std::optional<Carried> carried() const noexcept;
+  /// Takes over a carried connection (checked by the caller: see VsockDevice::restore_state).
+  static Connection resume(uint64_t guest_cid, const Carried& c) noexcept;
+
   uint32_t local_port() const noexcept { return local_port_; }
   uint32_t peer_port() const noexcept { return peer_port_; }
   ConnState state() const noexcept { return state_; }

@@ -163,6 +163,56 @@ bool VsockMuxer::insert(Connection conn, Fd sock) {
   return true;
 }
 
+namespace {
+
+// True when the host program has sent nothing the device has not read yet and has not closed:
+// a connection whose host bytes are still (partly) in the socket is not at a boundary the
+// copies could start from, as part of a message may already be in the guest.
+bool host_socket_idle(int fd) noexcept {
+  char c = 0;
+  const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+VsockMuxer::Exported VsockMuxer::export_connections(std::span<const CarryPort> carry) const {
+  Exported out;
+  for (const auto& [key, e] : conns_) {
+    std::optional<Connection::Carried> c;
+    const uint32_t guest_port = key.second;  // Clang 14 cannot capture a structured binding
+    const auto port = std::find_if(carry.begin(), carry.end(), [guest_port](const CarryPort& p) {
+      return p.guest_port == guest_port;
+    });
+    if (port != carry.end() && host_socket_idle(e->sock.get())) {
+      c = e->conn.carried();
+      if (c) c->tag = port->tag;
+    }
+    if (c) {
+      out.carried.push_back(*c);
+    } else if (e->conn.state() != ConnState::kDead) {
+      out.stale.emplace_back(key.first, key.second);
+    }
+  }
+  return out;
+}
+
+bool VsockMuxer::adopt(const Connection::Carried& carried, Fd sock) {
+  if (conns_.contains(Key{carried.local_port, carried.peer_port})) return false;
+  return insert(Connection::resume(guest_cid_, carried), std::move(sock));
+}
+
+void VsockMuxer::reset_stale(uint32_t local_port, uint32_t peer_port) {
+  Header r;
+  r.src_cid = kHostCid;
+  r.dst_cid = guest_cid_;
+  r.src_port = local_port;
+  r.dst_port = peer_port;
+  r.type = type::kStream;
+  r.op = op::kRst;
+  loose_rsts_.push_back(r);
+}
+
 std::optional<uint32_t> VsockMuxer::allocate_local_port(uint32_t peer_port) {
   for (size_t attempt = 0; attempt <= kMaxConnections; ++attempt) {
     const uint32_t port = next_local_port_;

@@ -95,6 +95,27 @@ class VsockMuxer {
   /// nothing can be sent (a socket that latched readable may turn out to have nothing).
   std::optional<RxPacket> next_rx(size_t max_payload, Clock::time_point now);
 
+  /// A guest port whose connections a capture carries, and the tag they carry with them.
+  struct CarryPort {
+    uint32_t guest_port = 0;
+    uint32_t tag = 0;
+  };
+  /// The connection table for a capture (VsockDevice::save_state): the connections to a guest
+  /// port in `carry` that can be carried (Connection::carried(), and no host bytes waiting
+  /// unread in the socket, nor its end), tagged as `carry` says, and the
+  /// (local_port, peer_port) of every other one, which a VM made from the capture resets.
+  struct Exported {
+    std::vector<Connection::Carried> carried;
+    std::vector<std::pair<uint32_t, uint32_t>> stale;
+  };
+  Exported export_connections(std::span<const CarryPort> carry) const;
+  /// Takes over a carried connection on host socket `sock` (one end of a socket pair). False
+  /// when its (local, peer) ports are taken or epoll refuses the socket (the caller resets it).
+  bool adopt(const Connection::Carried& carried, Fd sock);
+  /// Queues an RST for a connection the guest holds and this table does not (a stale one from
+  /// a capture), so the guest drops it. Not bounded by kMaxLooseRsts (the capture's table is).
+  void reset_stale(uint32_t local_port, uint32_t peer_port);
+
   /// Live connections (not counting pending CONNECT lines).
   size_t connection_count() const noexcept { return conns_.size(); }
 

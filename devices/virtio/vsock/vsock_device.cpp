@@ -1,7 +1,13 @@
 #include "devices/virtio/vsock/vsock_device.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <optional>
 
@@ -16,7 +22,9 @@ namespace forkvm {
 struct VsockDevice::Impl {
   Impl(uint64_t cid, std::string path) : guest_cid(cid), listener(std::move(path)) {}
 
-  const uint64_t guest_cid;
+  // Set at construction, or by restore_state() (a listed table: the snapshot's), before any
+  // activation; read by read_config() on vCPU threads.
+  std::atomic<uint64_t> guest_cid;
   vsock::UnixListener listener;  // lives as long as the device, across resets
   std::atomic<uint64_t> refused{0};
   std::mutex mu;                 // serializes activate(), reset() and the snapshot calls
@@ -32,6 +40,22 @@ struct VsockDevice::Impl {
   // activation posts TRANSPORT_RESET before it serves anything.
   bool reset_owed = false;
   std::atomic<uint64_t> resets_lost{0};
+  // Set by restore_state() with a listed table, used by the first activation: carried
+  // connections with the device's end of their socket pair, and stale ones to reset.
+  struct Adopted {
+    vsock::Connection::Carried conn;
+    Fd device_end;
+  };
+  std::vector<Adopted> to_adopt;
+  std::vector<std::pair<uint32_t, uint32_t>> to_reset;
+  // Host ends of carried connections with their guest port and tag, until take_connection()
+  // (guarded by mu).
+  struct HostEnd {
+    uint32_t guest_port;
+    uint32_t tag;
+    Fd fd;
+  };
+  std::vector<HostEnd> host_ends;
 
   /// Stops the worker and takes back what it carries across activations. The session and its
   /// connections stay.
@@ -75,7 +99,9 @@ VsockDevice::VsockDevice(uint64_t guest_cid, std::string uds_path)
 
 VsockDevice::~VsockDevice() { reset(); }
 
-uint64_t VsockDevice::guest_cid() const noexcept { return impl_->guest_cid; }
+uint64_t VsockDevice::guest_cid() const noexcept {
+  return impl_->guest_cid.load(std::memory_order_relaxed);
+}
 
 const std::string& VsockDevice::uds_path() const noexcept { return impl_->listener.path(); }
 
@@ -94,7 +120,7 @@ void VsockDevice::read_config(uint64_t offset, std::span<uint8_t> data) const no
   constexpr uint64_t kConfigBytes = 8;
   for (size_t i = 0; i < data.size(); ++i) {
     if (offset >= kConfigBytes || i >= kConfigBytes - offset) break;
-    data[i] = static_cast<uint8_t>(impl_->guest_cid >> (8 * (offset + i)));
+    data[i] = static_cast<uint8_t>(impl_->guest_cid.load(std::memory_order_relaxed) >> (8 * (offset + i)));
   }
 }
 
@@ -116,12 +142,25 @@ void VsockDevice::activate(VirtioActivation activation) {
       throw VsockError("vsock activate: queue " + std::to_string(i) + " is not ready");
     }
   }
+  const uint64_t cid = impl_->guest_cid.load(std::memory_order_relaxed);
   if (!impl_->session) {
-    impl_->session = std::make_unique<vsock::VsockSession>(impl_->guest_cid, impl_->listener);
-    impl_->session->muxer.set_next_local_port(impl_->next_local_port);
+    impl_->session = std::make_unique<vsock::VsockSession>(cid, impl_->listener);
+    vsock::VsockMuxer& muxer = impl_->session->muxer;
+    muxer.set_next_local_port(impl_->next_local_port);
+    // A restored table (restore_state()): the carried connections go on over their socket
+    // pairs, and the guest is told with an RST about every other one it still holds. Before
+    // the worker starts, so these RSTs are the first packets the guest sees.
+    for (auto& a : impl_->to_adopt) {
+      if (!muxer.adopt(a.conn, std::move(a.device_end))) {
+        muxer.reset_stale(a.conn.local_port, a.conn.peer_port);
+      }
+    }
+    for (const auto& [local, peer] : impl_->to_reset) muxer.reset_stale(local, peer);
+    impl_->to_adopt.clear();
+    impl_->to_reset.clear();
   }
   if (impl_->reset_owed) impl_->post_owed_reset(activation);
-  impl_->worker = std::make_unique<vsock::VsockWorker>(std::move(activation), impl_->guest_cid,
+  impl_->worker = std::make_unique<vsock::VsockWorker>(std::move(activation), cid,
                                                        *impl_->session, impl_->refused,
                                                        impl_->gate);
 }
@@ -191,13 +230,27 @@ std::vector<Queue> VsockDevice::quiesce() {
   return std::move(a.queues);
 }
 
-VsockDevice::State VsockDevice::save_state() const {
+VsockDevice::State VsockDevice::save_state(std::span<const vsock::VsockMuxer::CarryPort> carry) const {
   std::lock_guard lock(impl_->mu);
   if (impl_->worker) {
     throw SnapshotError("snapshot: vsock: the device is running; quiesce its transport first");
   }
   State s;
-  s.guest_cid = impl_->guest_cid;
+  s.guest_cid = impl_->guest_cid.load(std::memory_order_relaxed);
+  if (impl_->session) {
+    // With a TRANSPORT_RESET still unhandled the guest is about to drop every connection, so
+    // none is carried (resetting them again is harmless).
+    const auto table = impl_->session->muxer.export_connections(
+        impl_->gate.armed ? std::span<const vsock::VsockMuxer::CarryPort>{} : carry);
+    s.connections_listed = true;
+    s.carried = table.carried;
+    s.stale = table.stale;
+  } else {
+    // Not activated since restore_state() (or ever): what that restore would still do.
+    s.connections_listed = !impl_->reset_owed;
+    for (const auto& a : impl_->to_adopt) s.carried.push_back(a.conn);
+    s.stale = impl_->to_reset;
+  }
   s.next_local_port = impl_->next_local_port;
   s.reset_pending = impl_->gate.armed;
   s.reset_event_avail = impl_->gate.armed ? impl_->gate.event_avail : 0;
@@ -220,11 +273,73 @@ void VsockDevice::restore_state(const State& s) {
     reject("reset_event_avail or reset_events set without reset_pending");
   }
   if (s.reset_pending && s.reset_events == 0) reject("reset_pending with reset_events 0");
+  if (!s.connections_listed && (!s.carried.empty() || !s.stale.empty())) {
+    reject("connections given without connections_listed");
+  }
+  if (s.carried.size() + s.stale.size() > kMaxListedConnections) {
+    reject(std::to_string(s.carried.size() + s.stale.size()) + " connections (at most " +
+           std::to_string(kMaxListedConnections) + ")");
+  }
+  if (s.reset_pending && !s.carried.empty()) {
+    reject("carried connections with a TRANSPORT_RESET pending");
+  }
+  // Snapshot-controlled: every (local, peer) pair once, and credit counters a live connection
+  // can have: the guest never has more than our buffer unacknowledged.
+  std::vector<std::pair<uint32_t, uint32_t>> keys = s.stale;
+  for (const auto& c : s.carried) {
+    keys.emplace_back(c.local_port, c.peer_port);
+    if (c.fwd_cnt - c.advertised_fwd > vsock::Connection::kBufAlloc) {
+      reject("carried connection " + std::to_string(c.local_port) + ":" +
+             std::to_string(c.peer_port) + ": fwd_cnt " + std::to_string(c.fwd_cnt) +
+             " too far ahead of the advertised " + std::to_string(c.advertised_fwd));
+    }
+  }
+  std::sort(keys.begin(), keys.end());
+  if (std::adjacent_find(keys.begin(), keys.end()) != keys.end()) {
+    reject("a connection is listed twice");
+  }
   std::lock_guard lock(impl_->mu);
   if (impl_->worker || impl_->session) reject("restore into a device that has served");
   impl_->next_local_port = s.next_local_port;
   impl_->gate = vsock::ResetGate{s.reset_pending, s.reset_event_avail, s.reset_events};
-  impl_->reset_owed = true;
+  impl_->reset_owed = !s.connections_listed;
+  impl_->to_adopt.clear();
+  impl_->to_reset = s.stale;
+  impl_->host_ends.clear();
+  if (!s.connections_listed) return;
+  impl_->guest_cid.store(s.guest_cid, std::memory_order_relaxed);
+  for (const auto& c : s.carried) {
+    int ends[2];
+    // The device's end is non-blocking like every socket the muxer serves; the host end is
+    // left blocking for its taker to set up as it likes.
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
+      std::fprintf(stderr, "forkvm: vsock: cannot make a socket pair for carried connection "
+                           "%u:%u (%s); it is reset\n", c.local_port, c.peer_port,
+                   std::strerror(errno));
+      impl_->to_reset.emplace_back(c.local_port, c.peer_port);
+      continue;
+    }
+    Fd device_end(ends[0]);
+    Fd host_end(ends[1]);
+    const int flags = ::fcntl(device_end.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(device_end.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+      impl_->to_reset.emplace_back(c.local_port, c.peer_port);
+      continue;
+    }
+    impl_->to_adopt.push_back(Impl::Adopted{c, std::move(device_end)});
+    impl_->host_ends.push_back(Impl::HostEnd{c.peer_port, c.tag, std::move(host_end)});
+  }
+}
+
+VsockDevice::Taken VsockDevice::take_connection(uint32_t guest_port) {
+  std::lock_guard lock(impl_->mu);
+  for (auto it = impl_->host_ends.begin(); it != impl_->host_ends.end(); ++it) {
+    if (it->guest_port != guest_port) continue;
+    Taken t{std::move(it->fd), it->tag};
+    impl_->host_ends.erase(it);
+    return t;
+  }
+  return Taken{};
 }
 
 uint64_t VsockDevice::reset_events_lost() const noexcept {

@@ -1,8 +1,10 @@
 // VsockDevice across snapshot/restore, through a real VirtioMmioTransport: the test plays the
 // guest driver (FakeDriver) and host programs on Unix sockets. The VM being captured keeps its
-// host connections and is told nothing; a restored VM gets TRANSPORT_RESET (Firecracker's §3.6
-// list otherwise: RX held until the guest handled the reset, the local-port cursor kept, every
-// queue re-kicked, new CONNECTs served).
+// host connections and is told nothing. A restored VM takes over the connections the capture
+// carried (a socket pair per connection, credit counters kept) and gets an RST for every other
+// one; one restored from a snapshot without the connection table (made before it existed) gets
+// TRANSPORT_RESET (Firecracker's §3.6 list: RX held until the guest handled the reset, the
+// local-port cursor kept, every queue re-kicked, new CONNECTs served).
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -140,11 +142,20 @@ class VsockSnapshotTest : public ::testing::Test {
     return {std::move(s), req->header.src_port};
   }
 
-  /// Snapshot steps 1-2: quiesce, then the device and transport states through JSON.
-  std::pair<VirtioMmioTransport::State, VsockDevice::State> snapshot() {
+  /// Snapshot steps 1-2: quiesce, then the device and transport states through JSON. The
+  /// connections to guest ports in `carry` are carried; `legacy` drops the connection table,
+  /// as in a snapshot made before it existed.
+  std::pair<VirtioMmioTransport::State, VsockDevice::State> snapshot(
+      std::vector<VsockMuxer::CarryPort> carry = {}, bool legacy = false) {
     vm_->transport.quiesce();
     const auto ts = vm_->transport.save_state();
-    const auto vs = vm_->device->save_state();
+    auto vs = vm_->device->save_state(carry);
+    EXPECT_TRUE(vs.connections_listed);
+    if (legacy) {
+      vs.connections_listed = false;
+      vs.carried.clear();
+      vs.stale.clear();
+    }
     const auto ts2 = mmio_transport_state_from_json(
         nlohmann::json::parse(to_json(ts).dump()), "virtio-mmio[vsock]");
     const auto vs2 = vsock_state_from_json(nlohmann::json::parse(to_json(vs).dump()));
@@ -213,9 +224,9 @@ TEST_F(VsockSnapshotTest, TheCapturedVmKeepsItsConnectionsAndIsToldNothing) {
   EXPECT_EQ(std::string(data->payload.begin(), data->payload.end()), "after the second");
 }
 
-TEST_F(VsockSnapshotTest, ARestoredVmGetsTheResetAndServesNewConnectsAfterIt) {
+TEST_F(VsockSnapshotTest, ALegacyRestoredVmGetsTheResetAndServesNewConnectsAfterIt) {
   auto [old_sock, old_local] = host_initiated(uds_, 52);
-  auto [ts, vs] = snapshot();
+  auto [ts, vs] = snapshot({}, true);
   EXPECT_FALSE(host_sees_close_within(old_sock, 200ms)) << "the captured VM lost its connection";
 
   const std::string uds2 = (dir_ / "w.sock");
@@ -269,9 +280,9 @@ TEST_F(VsockSnapshotTest, ARestoredVmGetsTheResetAndServesNewConnectsAfterIt) {
 TEST_F(VsockSnapshotTest, TwoUnhandledResetsHoldRxUntilBothAreHandled) {
   // A restored VM captured again before its guest handled its reset (a fork of a fresh child):
   // the grandchild owes the guest a second one and waits for both.
-  auto [ts, vs] = snapshot();
+  auto [ts, vs] = snapshot({}, true);
   restore_as_new_vm(ts, vs, dir_ / "c.sock");
-  auto [ts2, vs2] = snapshot();
+  auto [ts2, vs2] = snapshot({}, true);
   EXPECT_TRUE(vs2.reset_pending);
   EXPECT_EQ(vs2.reset_events, 1u);
   const std::string uds3 = dir_ / "g.sock";
@@ -293,11 +304,11 @@ TEST_F(VsockSnapshotTest, WithoutEventBuffersTheResetIsLost) {
   // Four generations restored from each other, none of whose guests answers, use up the
   // driver's four event buffers; the fifth cannot be told.
   for (int i = 0; i < 4; ++i) {
-    auto [ts, vs] = snapshot();
+    auto [ts, vs] = snapshot({}, true);
     restore_as_new_vm(ts, vs, dir_ / ("gen" + std::to_string(i) + ".sock"));
     EXPECT_EQ(vm_->device->reset_events_lost(), 0u) << i;
   }
-  auto [ts, vs] = snapshot();
+  auto [ts, vs] = snapshot({}, true);
   EXPECT_EQ(vs.reset_events, 4u);
   const std::string uds5 = dir_ / "gen4.sock";
   restore_as_new_vm(ts, vs, uds5);
@@ -327,7 +338,8 @@ TEST(VsockSnapshot, DriverWithoutEventBuffersGetsNoGate) {
   vm->bring_up();
   vm->transport.quiesce();
   const auto ts = vm->transport.save_state();
-  const auto vs = vm->device->save_state();
+  auto vs = vm->device->save_state();
+  vs.connections_listed = false;  // a snapshot from before the connection table
   vm.reset();
   vm = std::make_unique<VsockSlot>(driver, (dir / "w.sock"));
   vm->device->restore_state(vs);
@@ -341,6 +353,108 @@ TEST(VsockSnapshot, DriverWithoutEventBuffersGetsNoGate) {
   auto req = driver.recv();
   ASSERT_TRUE(req) << "RX held for a reset that was never posted";
   EXPECT_EQ(req->header.op, op::kRequest);
+}
+
+TEST_F(VsockSnapshotTest, ACarriedConnectionGoesOnInTheRestoredVmAndTheOthersGetAnRst) {
+  auto [kept_sock, kept_local] = host_initiated(uds_, 52);
+  auto [other_sock, other_local] = host_initiated(uds_, 53);
+  // Traffic both ways first, so that the carried credit counters are not all zero.
+  host_write(kept_sock, "to the guest");
+  auto first = driver_.recv();
+  ASSERT_TRUE(first);
+  const std::string reply = "from the guest";
+  ASSERT_TRUE(driver_.send(FakeDriver::from_guest(op::kRw, 52, kept_local, 65536, 12),
+                           std::span(reinterpret_cast<const uint8_t*>(reply.data()), reply.size())));
+  char buf[64] = {};
+  ASSERT_EQ(::recv(kept_sock.get(), buf, sizeof buf, 0), static_cast<ssize_t>(reply.size()));
+
+  auto [ts, vs] = snapshot({{52, 77}});
+  ASSERT_EQ(vs.carried.size(), 1u);
+  EXPECT_EQ(vs.carried[0].tag, 77u);
+  EXPECT_EQ(vs.carried[0].local_port, kept_local);
+  EXPECT_EQ(vs.carried[0].peer_port, 52u);
+  EXPECT_EQ(vs.carried[0].tx_cnt, 12u);
+  EXPECT_EQ(vs.carried[0].fwd_cnt, reply.size());
+  EXPECT_EQ(vs.carried[0].peer_fwd_cnt, 12u);
+  ASSERT_EQ(vs.stale.size(), 1u);
+  EXPECT_EQ(vs.stale[0], std::make_pair(other_local, 53u));
+  EXPECT_FALSE(host_sees_close_within(kept_sock, 100ms)) << "the captured VM lost its connection";
+
+  const std::string uds2 = (dir_ / "child.sock");
+  restore_as_new_vm(ts, vs, uds2);
+  EXPECT_TRUE(host_sees_close(kept_sock)) << "the original VM went away";
+  EXPECT_EQ(vm_->device->guest_cid(), vs.guest_cid) << "the guest keeps its CID";
+  EXPECT_FALSE(driver_.recv_event(0ms)) << "a TRANSPORT_RESET with a connection table";
+  // The stale connection's RST is the first packet the guest sees.
+  auto rst = driver_.recv();
+  ASSERT_TRUE(rst);
+  EXPECT_EQ(rst->header.op, op::kRst);
+  EXPECT_EQ(rst->header.src_port, other_local);
+  EXPECT_EQ(rst->header.dst_port, 53u);
+
+  VsockDevice::Taken taken = vm_->device->take_connection(52);
+  Fd carried = std::move(taken.fd);
+  ASSERT_TRUE(carried) << "no host end for the carried connection";
+  EXPECT_EQ(taken.tag, 77u);
+  EXPECT_FALSE(vm_->device->take_connection(52).fd) << "handed out twice";
+  EXPECT_FALSE(vm_->device->take_connection(53).fd) << "a stale connection handed out";
+  timeval tv{5, 0};
+  ::setsockopt(carried.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  // Host -> guest on the same connection, counters going on from the capture's.
+  host_write(carried, "child");
+  auto data = driver_.recv();
+  ASSERT_TRUE(data);
+  EXPECT_EQ(data->header.op, op::kRw);
+  EXPECT_EQ(data->header.src_port, kept_local);
+  EXPECT_EQ(data->header.dst_port, 52u);
+  EXPECT_EQ(data->header.fwd_cnt, reply.size());
+  EXPECT_EQ(std::string(data->payload.begin(), data->payload.end()), "child");
+  // Guest -> host: counted from the carried credit (fwd_cnt 12 + 5 acknowledged).
+  const std::string back = "child reply";
+  ASSERT_TRUE(driver_.send(FakeDriver::from_guest(op::kRw, 52, kept_local, 65536, 17),
+                           std::span(reinterpret_cast<const uint8_t*>(back.data()), back.size())));
+  ASSERT_EQ(::recv(carried.get(), buf, sizeof buf, 0), static_cast<ssize_t>(back.size()));
+  EXPECT_EQ(std::string(buf, back.size()), back);
+  // New CONNECTs are served at once, with the next local port.
+  Fd host = unix_socket(uds2, false);
+  host_write(host, "CONNECT 54\n");
+  auto req = driver_.recv();
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->header.op, op::kRequest);
+  EXPECT_EQ(req->header.src_port, vs.next_local_port);
+  // Closing the carried host end closes the connection as any host program's close would.
+  carried.reset();
+  auto shut = driver_.recv();
+  ASSERT_TRUE(shut);
+  EXPECT_EQ(shut->header.op, op::kShutdown);
+  EXPECT_EQ(shut->header.src_port, kept_local);
+}
+
+TEST_F(VsockSnapshotTest, AConnectionTheGuestHalfClosedIsNotCarried) {
+  auto [sock, local] = host_initiated(uds_, 52);
+  // The guest shut its sending side: not a connection a copy can go on with.
+  Header shut = FakeDriver::from_guest(op::kShutdown, 52, local);
+  shut.flags = shutdown::kSend;
+  ASSERT_TRUE(driver_.send(shut));
+  auto [ts, vs] = snapshot({{52, 1}});
+  EXPECT_TRUE(vs.carried.empty());
+  ASSERT_EQ(vs.stale.size(), 1u);
+  vm_->transport.resume();
+}
+
+TEST_F(VsockSnapshotTest, AConnectionWithHostBytesUnreadIsNotCarried) {
+  auto [sock, local] = host_initiated(uds_, 52);
+  vm_->transport.quiesce();
+  // Written while the device is stopped: part of a message may be in the guest, the rest here.
+  host_write(sock, "half a message");
+  const auto vs = vm_->device->save_state(std::vector<VsockMuxer::CarryPort>{{52, 1}});
+  EXPECT_TRUE(vs.carried.empty());
+  ASSERT_EQ(vs.stale.size(), 1u);
+  EXPECT_EQ(vs.stale[0], std::make_pair(local, 52u));
+  vm_->transport.resume();
+  auto data = driver_.recv();
+  ASSERT_TRUE(data) << "the captured VM lost the bytes";
+  EXPECT_EQ(std::string(data->payload.begin(), data->payload.end()), "half a message");
 }
 
 TEST_F(VsockSnapshotTest, SaveNeedsQuiesceAndRestoreNeedsAnIdleDevice) {
@@ -385,6 +499,75 @@ TEST(VsockState, RestoreSaveIdenticalAndEveryMalformedFieldIsRefused) {
   VsockDevice::State direct = s;
   direct.next_local_port = 5;
   EXPECT_THROW(dev.restore_state(direct), SnapshotError);
+}
+
+TEST(VsockState, TheConnectionTableRoundTripsAndBadTablesAreRefused) {
+  TempDir dir;
+  VsockDevice::State s;
+  s.guest_cid = 9;
+  s.next_local_port = (1u << 30) + 2;
+  s.connections_listed = true;
+  s.carried.push_back({(1u << 30) + 1, 1024, 100, 90, 7, 65536, 7, true, 42});
+  s.stale.emplace_back(1u << 30, 1025);
+  s.stale.emplace_back(5000, 49152);
+  {
+    VsockDevice dev(3, (dir / "a.sock"));
+    dev.restore_state(s);
+    EXPECT_EQ(dev.guest_cid(), 9u) << "a listed table keeps the snapshot's CID";
+    EXPECT_EQ(dev.save_state(), s);
+    VsockDevice::Taken host = dev.take_connection(1024);
+    EXPECT_TRUE(host.fd);
+    EXPECT_EQ(host.tag, 42u);
+  }
+  const nlohmann::json good = to_json(s);
+  EXPECT_EQ(vsock_state_from_json(good), s);
+  for (const char* field : {"local_port", "peer_port", "fwd_cnt", "advertised_fwd", "tx_cnt",
+                            "peer_buf_alloc", "peer_fwd_cnt", "tag"}) {
+    nlohmann::json bad = good;
+    bad["connections"]["carried"][0][field] = 1ull << 32;
+    EXPECT_THROW(vsock_state_from_json(bad), SnapshotError) << field;
+    bad["connections"]["carried"][0].erase(field);
+    EXPECT_THROW(vsock_state_from_json(bad), SnapshotError) << field;
+  }
+  for (const nlohmann::json& pair :
+       {nlohmann::json::array({1}), nlohmann::json::array({1, 2, 3}), nlohmann::json(5),
+        nlohmann::json::array({-1, 2}), nlohmann::json::array({1, 1ull << 32}),
+        nlohmann::json::array({"1", 2})}) {
+    nlohmann::json bad = good;
+    bad["connections"]["stale"][0] = pair;
+    EXPECT_THROW(vsock_state_from_json(bad), SnapshotError) << pair.dump();
+  }
+  nlohmann::json extra = good;
+  extra["connections"]["more"] = 1;
+  EXPECT_THROW(vsock_state_from_json(extra), SnapshotError);
+  nlohmann::json huge = good;
+  huge["connections"]["stale"] = nlohmann::json::array();
+  for (size_t i = 0; i <= VsockDevice::kMaxListedConnections; ++i) {
+    huge["connections"]["stale"].push_back({5000, i});
+  }
+  EXPECT_THROW(vsock_state_from_json(huge), SnapshotError);
+
+  auto refused = [&](const VsockDevice::State& bad, const char* why) {
+    VsockDevice dev(3, (dir / "b.sock"));
+    EXPECT_THROW(dev.restore_state(bad), SnapshotError) << why;
+  };
+  VsockDevice::State twice = s;
+  twice.stale.emplace_back(s.carried[0].local_port, s.carried[0].peer_port);
+  refused(twice, "a connection listed twice");
+  VsockDevice::State ahead = s;
+  ahead.carried[0].advertised_fwd = ahead.carried[0].fwd_cnt - Connection::kBufAlloc - 1;
+  refused(ahead, "fwd_cnt beyond the buffer the guest was told");
+  VsockDevice::State with_reset = s;
+  with_reset.reset_pending = true;
+  with_reset.reset_events = 1;
+  refused(with_reset, "carried connections with a TRANSPORT_RESET pending");
+  VsockDevice::State unlisted = s;
+  unlisted.connections_listed = false;
+  refused(unlisted, "connections without the listed flag");
+  VsockDevice::State many = s;
+  many.stale.clear();
+  for (uint32_t i = 0; i < VsockDevice::kMaxListedConnections; ++i) many.stale.emplace_back(7, i);
+  refused(many, "more connections than the table holds");
 }
 
 }  // namespace
