@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -107,8 +108,10 @@ struct Vm::Impl {
   /// Pauses the vCPUs, quiesces the virtio transports, captures the machine and every device,
   /// calls `with_paused` (to write or freeze guest memory) while still paused, then resumes the
   /// devices and the vCPUs, also when something threw.
+  /// The vsock connections to a port in `options.carry_vsock` are carried.
   MachineComponents capture_components(
-      const std::function<void(const MachineComponents&)>& with_paused);
+      const std::function<void(const MachineComponents&)>& with_paused,
+      const CaptureOptions& options = {});
   /// Restores a machine built by build_machine() + create_vcpu_threads() (vCPUs not started)
   /// from `components`, in the order of devices/SNAPSHOT.md.
   void apply_components(const MachineComponents& components);

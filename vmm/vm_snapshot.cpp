@@ -9,9 +9,10 @@
 // Restore order (devices/SNAPSHOT.md "Restore order", on a machine built as at boot: memory
 // slots, irqchip, PIT, devices at the same slots, vCPUs created): CPU features checked (in
 // prepare); vCPU state then VM state (vmm/state); serial, i8042, boot signal; per slot the
-// device's state then the transport's (which re-activates and re-kicks; the vsock device posts
-// TRANSPORT_RESET and raises its interrupt there, after the irqchip is in place); then the vCPU
-// threads start.
+// device's state then the transport's (which re-activates and re-kicks; the vsock device takes
+// over the carried connections and queues RSTs for the stale ones there, or for an old
+// snapshot posts TRANSPORT_RESET and raises its interrupt, after the irqchip is in place); then
+// the vCPU threads start.
 //
 // The path of a fork: Sandbox::fork (sandbox/sandbox_fork.cpp) -> Vm::freeze (here:
 // capture_components + GuestMemory::freeze, memory/guest_memory_image.cpp) -> Template::fork
@@ -123,7 +124,10 @@ std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify
 }
 
 MachineComponents Vm::Impl::capture_components(
-    const std::function<void(const MachineComponents&)>& with_paused) {
+    const std::function<void(const MachineComponents&)>& with_paused,
+    const CaptureOptions& options) {
+  std::vector<vsock::VsockMuxer::CarryPort> carry;
+  for (const auto& c : options.carry_vsock) carry.push_back({c.guest_port, c.tag});
   // Resumes the transports and then the vCPUs when the capture ends, whether it succeeded or
   // not: the VM being captured keeps running.
   struct ResumeOnExit {
@@ -155,7 +159,7 @@ MachineComponents Vm::Impl::capture_components(
     slot.kind = virtio_kinds[i];
     slot.transport = virtio[i]->save_state();
     switch (virtio_kinds[i]) {
-      case VirtioDeviceKind::kVsock: slot.vsock = vsock_device(virtio_devices[i]).save_state(); break;
+      case VirtioDeviceKind::kVsock: slot.vsock = vsock_device(virtio_devices[i]).save_state(carry); break;
       case VirtioDeviceKind::kBlock: slot.block = block_device(virtio_devices[i]).save_state(); break;
       case VirtioDeviceKind::kNet: slot.net = net_device(virtio_devices[i]).save_state(); break;
     }
@@ -241,7 +245,7 @@ std::vector<std::shared_ptr<const FrozenDisk>> Vm::Impl::freeze_disks() {
 
 void Vm::set_secrets_in_memory(bool present) noexcept { impl_->secrets_in_memory = present; }
 
-void Vm::snapshot(const std::string& dir) {
+void Vm::snapshot(const std::string& dir, const CaptureOptions& options) {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->require_running("Vm::snapshot");
   impl_->refuse_disks("Vm::snapshot", true);
@@ -261,7 +265,7 @@ void Vm::snapshot(const std::string& dir) {
       ++disk;
     }
     snapshot::write_snapshot(dir, machine, encode_components(c), impl_->memory, overlays);
-  });
+  }, options);
 }
 
 void Vm::Impl::refuse_disks(const char* what, bool allow_copy_on_write) const {
@@ -292,7 +296,7 @@ void Vm::Impl::require_running(const char* what) {
   }
 }
 
-std::shared_ptr<const VmImage> Vm::freeze() {
+std::shared_ptr<const VmImage> Vm::freeze(const CaptureOptions& options) {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
   impl_->require_running("Vm::freeze");
   impl_->refuse_disks("Vm::freeze", true);
@@ -312,8 +316,17 @@ std::shared_ptr<const VmImage> Vm::freeze() {
       }
       throw;
     }
-  });
+  }, options);
   return std::make_shared<const VmImage>(std::move(image));
+}
+
+TakenVsockConnection Vm::take_vsock_connection(uint32_t guest_port) {
+  for (size_t i = 0; i < impl_->virtio_kinds.size(); ++i) {
+    if (impl_->virtio_kinds[i] != VirtioDeviceKind::kVsock) continue;
+    VsockDevice::Taken t = vsock_device(impl_->virtio_devices[i]).take_connection(guest_port);
+    return TakenVsockConnection{t.fd.release(), t.tag};  // fd -1 when there is none
+  }
+  return {};
 }
 
 std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const RestoreOptions& options) {

@@ -172,9 +172,10 @@ void validate(const VmConfig& config);
 /// the guest's command line) comes from the snapshot; only the host-side parts are chosen here.
 struct RestoreOptions {
   /// The vsock device of the restored VM: required when the snapshot's machine had one (and
-  /// refused when it had none). It may use another CID and must use another socket path than
-  /// the VM the snapshot was taken from, if that one still runs; the guest learns the CID from
-  /// the TRANSPORT_RESET that every restored vsock device posts (devices/SNAPSHOT.md).
+  /// refused when it had none). It must use another socket path than the VM the snapshot was
+  /// taken from, if that one still runs. The CID is used only for snapshots made before the
+  /// connection table existed (whose guest learns it from a TRANSPORT_RESET); others keep the
+  /// snapshot's CID (devices/SNAPSHOT.md "vsock across a snapshot").
   std::optional<VsockConfig> vsock;
   /// The network device of the restored VM (and of each VM Vm::prepare() makes from an image,
   /// so each fork has its own): required when the snapshot's machine had one (ConfigError
@@ -202,6 +203,30 @@ struct RestoreOptions {
 };
 
 class VmImage;
+
+/// What a capture (Vm::snapshot, Vm::freeze) does with the VM's vsock connections.
+struct CaptureOptions {
+  /// A guest port whose established vsock connections are carried, and a tag of the caller's
+  /// that goes with them (a Sandbox: its agent protocol version).
+  struct CarryPort {
+    uint32_t guest_port = 0;
+    uint32_t tag = 0;
+  };
+  /// Guest ports whose established vsock connections every VM made from the capture takes
+  /// over as they stand (Vm::take_vsock_connection) instead of having them reset. The caller
+  /// promises that the connection is at a message boundary of its own protocol in both
+  /// directions, with nothing in flight (a Sandbox: its agent connection while no request is
+  /// pending); the device itself refuses one with bytes buffered either way. Every other
+  /// connection gets an RST in each VM made from the capture; the guest keeps its listeners
+  /// and its CID. The VM being captured keeps all of them, untouched.
+  std::vector<CarryPort> carry_vsock;
+};
+
+/// A vsock connection a VM took over from its capture (Vm::take_vsock_connection).
+struct TakenVsockConnection {
+  int fd = -1;       ///< a connected Unix stream socket the caller owns and must close; -1: none
+  uint32_t tag = 0;  ///< CaptureOptions::CarryPort::tag of the capture
+};
 
 /// The hash of one 4 KiB page of an image's guest RAM (VmImage::page_digests()).
 struct PageDigest {
@@ -396,13 +421,13 @@ class Vm {
 
   /// Writes a snapshot of the running VM to the new directory `dir` (snapshot/README.md: memory
   /// file, state.json and its digest; `dir` must not exist and appears complete or not at all).
-  /// The vCPUs are paused, the virtio devices quiesced (vsock: its host connections stay open,
-  /// and only a VM restored from the snapshot gets a TRANSPORT_RESET), the machine and every
+  /// The vCPUs are paused, the virtio devices quiesced (vsock: its host connections stay open;
+  /// a VM restored from the snapshot takes over those `options` carries and resets the rest), the machine and every
   /// device captured and guest memory written; then the devices and vCPUs resume and this VM
   /// keeps running with its connections (a VM paused with pause() stays paused). Throws InvalidStateError when the VM was not
   /// started or has stopped, SnapshotError when the state cannot be captured or written, and
   /// KvmError when KVM refuses to read the state.
-  void snapshot(const std::string& dir);
+  void snapshot(const std::string& dir, const CaptureOptions& options = {});
   /// Tells the VM whether secrets are in its guest memory now (Sandbox::set_secret sets it,
   /// Sandbox::clear_secrets clears it; a VM made from an image starts with the image's
   /// has_secrets()). snapshot() and freeze() record it, so that a Template can refuse to hand
@@ -420,15 +445,21 @@ class Vm {
 
   /// Freezes this running VM into an image that any number of children start from (prepare()
   /// + launch()), and keeps this VM running on that image. As for snapshot(): the vCPUs are
-  /// paused, the virtio devices quiesced (vsock connections stay; each child's guest gets a
-  /// TRANSPORT_RESET), and the machine and every device captured. Guest memory is frozen
+  /// paused, the virtio devices quiesced (vsock connections stay; each child takes over those
+  /// `options` carries and resets the rest), and the machine and every device captured. Guest memory is frozen
   /// without copying the RAM: a booted VM's own memfd becomes the image's base; a VM that was
   /// itself started from an image adds one overlay layer holding only the pages it has written
   /// (found in /proc/self/pagemap). Then this VM is re-mapped copy-on-write over the new image
   /// at the same host addresses and resumes: nothing it writes afterwards reaches the image or
   /// any child. Throws InvalidStateError when the VM was not started or has stopped,
   /// GuestMemoryError when the host refuses the memfd or the mappings, KvmError.
-  std::shared_ptr<const VmImage> freeze();
+  std::shared_ptr<const VmImage> freeze(const CaptureOptions& options = {});
+  /// For a VM made from a capture (restore(), launch()): the host end of the vsock connection
+  /// to `guest_port` that the capture carried (CaptureOptions::carry_vsock), as a connected
+  /// Unix stream socket descriptor the caller now owns and must close, with the capture's tag;
+  /// the guest's socket is the one the captured VM's guest had, mid-conversation. fd -1 when
+  /// there is none, it could not be carried, or it was taken already. Call after launch().
+  TakenVsockConnection take_vsock_connection(uint32_t guest_port);
   /// Builds a VM for `image` without restoring its state or starting it: the expensive KVM
   /// part (VM, memory slots over the image mapped copy-on-write, irqchip, PIT, devices,
   /// vCPUs), which a pool can do ahead of time. The image-independent part of it comes from
