@@ -134,6 +134,15 @@ std::unique_ptr<AgentClient> AgentClient::connect(const AgentClientOptions& opti
   return std::unique_ptr<AgentClient>(new AgentClient(std::make_shared<Impl>(options)));
 }
 
+std::unique_ptr<AgentClient> AgentClient::attach(int fd, uint32_t version,
+                                                 const AgentClientOptions& options) {
+  sandbox::UniqueFd owned(fd);
+  return std::unique_ptr<AgentClient>(
+      new AgentClient(std::make_shared<Impl>(options, std::move(owned), version)));
+}
+
+AgentClient::Quiet AgentClient::hold_quiet() { return impl_->hold_quiet(); }
+
 void AgentClient::close(std::exception_ptr reason) { impl_->close(std::move(reason)); }
 void AgentClient::close_nowait(std::exception_ptr reason) { impl_->close_nowait(std::move(reason)); }
 bool AgentClient::connected() const { return impl_->closed_error() == nullptr; }
@@ -316,6 +325,15 @@ void AgentClient::set_identity(const GuestIdentity& identity) {
   std::string payload;
   json header = sandbox::identity_request(identity, &payload);
   simple(*impl_, std::move(header), "", std::move(payload));
+}
+
+std::function<void()> AgentClient::send_identity(const GuestIdentity& identity) {
+  std::string payload;
+  json header = sandbox::identity_request(identity, &payload);
+  std::shared_ptr<sandbox::Pending> p = impl_->new_request(std::move(header), std::move(payload), "");
+  // The Impl outlives a close (the client's destructor closes it, the call then throws the
+  // closed error): keep it alive with the call.
+  return [impl = impl_, p] { impl->wait_done(*p); };
 }
 
 size_t AgentClient::clear_secrets() {

@@ -1,5 +1,6 @@
 #include "sandbox/client_impl.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -54,10 +55,49 @@ AgentClient::Impl::Impl(const AgentClientOptions& opts) : options(opts) {
   } catch (const proto::ProtocolError& e) {
     throw AgentProtocolError(std::string("hello with the agent failed: ") + e.what());
   }
+  start_reader();
+}
+
+AgentClient::Impl::Impl(const AgentClientOptions& opts, sandbox::UniqueFd fd, uint32_t v)
+    : options(opts), version(v) {
+  if (v < proto::VersionRange{}.min || v > proto::VersionRange{}.max) {
+    throw AgentProtocolError("cannot attach to an agent connection speaking protocol version " +
+                             std::to_string(v) + ": this client speaks " +
+                             std::to_string(proto::VersionRange{}.min) + " to " +
+                             std::to_string(proto::VersionRange{}.max));
+  }
+  // Non-blocking, as connect_unix() makes its sockets: the reader polls, writers have deadlines.
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0 ||
+      ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0) {
+    throw AgentUnreachableError("cannot use the carried agent connection: " + errno_text(errno));
+  }
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+    throw AgentUnreachableError("the carried agent connection is not a stream socket");
+  }
+  fd_ = std::move(fd);
+  raw_fd_ = fd_.get();
+  start_reader();
+}
+
+void AgentClient::Impl::start_reader() {
   reader_ = std::thread([this] {
     reader_id_.store(std::this_thread::get_id());
     reader_loop();
   });
+}
+
+AgentClient::Quiet AgentClient::Impl::hold_quiet() {
+  AgentClient::Quiet q;
+  // Under write_mutex_ no frame is half-written (write_wire holds it for a whole frame) and no
+  // new one starts until the hold is released.
+  q.hold = std::unique_lock(write_mutex_);
+  std::lock_guard lock(map_mutex_);
+  q.quiet = !closed_ && pending_.empty() && forgotten_.empty() && !forgotten_overflow_ &&
+            partial_bytes_.load() == 0;
+  return q;
 }
 
 AgentClient::Impl::~Impl() {
@@ -173,7 +213,13 @@ proto::Frame AgentClient::Impl::wait_done(Pending& p, std::optional<Clock::time_
 
 void AgentClient::Impl::forget(uint64_t id) {
   std::lock_guard lock(map_mutex_);
-  pending_.erase(id);
+  // Still pending here means no terminal frame came: the agent may yet answer it.
+  if (pending_.erase(id) == 0) return;
+  if (forgotten_.size() < kMaxForgotten) {
+    forgotten_.insert(id);
+  } else {
+    forgotten_overflow_ = true;
+  }
 }
 
 void AgentClient::Impl::stop_delivery(Pending& p) {
@@ -271,6 +317,7 @@ void AgentClient::Impl::reader_loop() {
     try {
       decoder_.feed(std::string_view(buf.data(), static_cast<size_t>(n)));
       while (auto f = decoder_.next()) dispatch(*f);
+      partial_bytes_.store(decoder_.buffered());
     } catch (const proto::ProtocolError& e) {
       fail_all(std::make_exception_ptr(
           AgentProtocolError(std::string("malformed frame from the agent: ") + e.what())));
@@ -291,6 +338,7 @@ void AgentClient::Impl::dispatch(proto::Frame& frame) {
     auto it = pending_.find(id);
     if (it == pending_.end()) {
       ++stray_frames;
+      if (terminal) forgotten_.erase(id);  // its answer is complete now
       return;
     }
     p = it->second;

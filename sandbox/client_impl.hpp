@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -59,6 +60,9 @@ namespace forkvm {
 struct AgentClient::Impl {
   /// Connects and exchanges hellos (see AgentClient::connect()). Starts the reader thread.
   explicit Impl(const AgentClientOptions& options);
+  /// Takes over `fd`, a connection past its handshake and hellos (see AgentClient::attach()).
+  /// Starts the reader thread.
+  Impl(const AgentClientOptions& options, sandbox::UniqueFd fd, uint32_t version);
   ~Impl();
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
@@ -96,6 +100,8 @@ struct AgentClient::Impl {
   static void touch(sandbox::Pending& p);
   /// Drops a request the host gave up on; later frames for its id are ignored.
   void forget(uint64_t id);
+  /// See AgentClient::hold_quiet().
+  AgentClient::Quiet hold_quiet();
   /// No call of `p`'s on_frame runs once this returns: later frames are dropped, and a call in
   /// progress on the reader thread is waited for (unless this runs inside it). For a waiter
   /// whose on_frame refers to objects that die when it returns, however it returns.
@@ -114,6 +120,7 @@ struct AgentClient::Impl {
   std::atomic<uint64_t> stray_frames{0};
 
  private:
+  void start_reader();
   void reader_loop();
   void dispatch(protocol::Frame& frame);
   void fail_all(std::exception_ptr error);
@@ -140,6 +147,14 @@ struct AgentClient::Impl {
   std::mutex deliver_mutex_;  // held by the reader while a frame callback runs
   mutable std::mutex map_mutex_;
   std::map<uint64_t, std::shared_ptr<sandbox::Pending>> pending_;
+  /// Ids of requests forgotten before their terminal frame came: the agent may still be
+  /// answering them, so the connection is not quiet (hold_quiet()). Bounded: past
+  /// kMaxForgotten the client stops counting and is never quiet again.
+  static constexpr size_t kMaxForgotten = 1024;
+  std::set<uint64_t> forgotten_;
+  bool forgotten_overflow_ = false;
+  /// Bytes of an incomplete frame the reader holds (set by the reader after each read).
+  std::atomic<size_t> partial_bytes_{0};
   bool closed_ = false;
   std::exception_ptr closed_error_;
 };

@@ -78,11 +78,20 @@ void Server::Impl::handle_frame(FramedConn& conn, protocol::Frame frame) {
     return;
   }
   conn.discarding.erase(id);  // a new request reuses the id of a failed upload
+  if (conn.identity_failed) {
+    // The host may have sent this right behind the identity without waiting for its answer:
+    // it must not run with the identity this machine was meant to lose.
+    send_error(conn, id, OpError(code::kInvalidArgument,
+                                 "this connection's identity request failed; not run"));
+    return;
+  }
   try {
     handle_request(conn, id, type, header, frame.payload);
   } catch (const OpError& e) {
+    if (type == msg::kIdentity) conn.identity_failed = true;
     send_error(conn, id, e);
   } catch (const std::exception& e) {
+    if (type == msg::kIdentity) conn.identity_failed = true;
     send_error(conn, id, OpError(code::kInternal, std::string("agent error: ") + e.what()));
   }
 }

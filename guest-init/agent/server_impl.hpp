@@ -67,6 +67,8 @@ struct FramedConn {
   std::map<std::uint64_t, FileReader> reads;     ///< read_file streams in progress
   std::map<std::uint64_t, AtomicFile> writes;    ///< write_file uploads in progress
   std::set<std::uint64_t> discarding;            ///< failed write_file ids awaiting file_end
+  /// An identity request failed: every later request is refused (MESSAGES.md "identity").
+  bool identity_failed = false;
   bool closed = false;
 };
 

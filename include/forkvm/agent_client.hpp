@@ -16,6 +16,7 @@
 #include <iosfwd>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -214,6 +215,15 @@ class AgentClient {
   /// connect_timeout. Throws AgentUnreachableError (refused, closed, handshake refused),
   /// TimeoutError, AgentProtocolError (bad hello, version mismatch).
   static std::unique_ptr<AgentClient> connect(const AgentClientOptions& options);
+  /// A client on a connection that is already past the CONNECT handshake and the hello
+  /// exchange, speaking protocol `version`: the agent connection a VM made from a capture took
+  /// over (Vm::take_vsock_connection; the capture's client was quiet, see hold_quiet()). Takes
+  /// ownership of `fd` (a connected stream socket; closed on a throw too). Only
+  /// AgentClientOptions' timeouts and connection_lost_error are used. Throws
+  /// AgentProtocolError for a version this client does not speak, AgentUnreachableError for a
+  /// descriptor that is not a socket.
+  static std::unique_ptr<AgentClient> attach(int fd, uint32_t version,
+                                             const AgentClientOptions& options);
   /// Closes the connection (see close()).
   ~AgentClient();
   AgentClient(const AgentClient&) = delete;
@@ -231,6 +241,18 @@ class AgentClient {
   bool connected() const;
   /// The negotiated protocol version.
   uint32_t protocol_version() const noexcept;
+
+  /// What hold_quiet() found.
+  struct Quiet {
+    std::unique_lock<std::mutex> hold;  ///< new frames wait while this is held
+    bool quiet = false;                 ///< see hold_quiet()
+  };
+  /// Holds every new frame back (senders wait) until the returned lock is released, and says
+  /// whether the connection is quiet now: no request pending, none given up on whose answer
+  /// may still come, nothing half-written either way. A VM captured under such a hold may
+  /// carry the connection into its copies (CaptureOptions::carry_vsock), whose clients
+  /// (attach()) then start at a frame boundary. Keep the hold short: requests wait for it.
+  [[nodiscard]] Quiet hold_quiet();
 
   /// Round trip to the agent.
   PingResult ping(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
@@ -301,6 +323,12 @@ class AgentClient {
   /// Gives the guest fresh entropy (with an immediate CRNG reseed), the wall clock and
   /// optionally a hostname (MESSAGES.md "identity"). Fork and restore call it for every child.
   void set_identity(const GuestIdentity& identity);
+  /// set_identity() without waiting for the answer: the identity frame is sent now, and the
+  /// returned call waits for its answer and throws as set_identity() would. The agent handles
+  /// a connection's frames in order and refuses every request after a failed identity
+  /// (MESSAGES.md "identity"), so the requests sent after this one run with the new identity
+  /// or not at all. Throws now only when the frame cannot be sent.
+  std::function<void()> send_identity(const GuestIdentity& identity);
 
   struct Impl;
 

@@ -1,8 +1,10 @@
 // unit tier: forkvm::AgentClient against the real agent server (forkvm-agent-host on a Unix
 // socket): exec, streaming, concurrency, files (a 64 MiB stream included), typed errors, and
 // an agent that dies mid-request.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "contract/protocol/frame.hpp"
 #include "forkvm/agent_client.hpp"
 #include "tests/unit/sandbox/test_support.hpp"
 
@@ -371,6 +374,101 @@ TEST(AgentClient, CloseFailsPendingWithInvalidState) {
   c->close();
   EXPECT_THROW(p->wait(5s), InvalidStateError);
   EXPECT_THROW(c->ping(), InvalidStateError);
+}
+
+// The connection a VM made from a capture takes over (Vm::take_vsock_connection): already past
+// its hellos, so attach() speaks frames at once.
+TEST(AgentClient, AttachGoesOnOnAConnectionPastItsHellos) {
+  AgentHost host;
+  const int fd = test::connect_to(host.socket());
+  ASSERT_GE(fd, 0);
+  const std::string hello = test::hello_bytes();
+  test::write_all(fd, hello);
+  const std::string reply =
+      test::read_until(fd, [&](const std::string& b) { return b.size() >= hello.size(); }, 5s);
+  ASSERT_EQ(reply.size(), hello.size()) << "no hello from the agent";
+  auto c = AgentClient::attach(fd, 1, test::client_options(host.socket(), 10s));
+  EXPECT_EQ(c->protocol_version(), 1u);
+  EXPECT_EQ(c->ping().version, 1u);
+  const ExecResult r = c->exec({"sh", "-c", "echo attached"});
+  EXPECT_EQ(r.stdout_data, "attached\n");
+}
+
+TEST(AgentClient, AttachRefusesAnUnknownVersionAndANonSocket) {
+  AgentHost host;
+  const int fd = test::connect_to(host.socket());
+  ASSERT_GE(fd, 0);
+  EXPECT_THROW(AgentClient::attach(fd, 99, test::client_options(host.socket())),
+               AgentProtocolError);
+  EXPECT_EQ(::fcntl(fd, F_GETFD), -1) << "attach() must close the descriptor it refused";
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ::close(pipe_fds[1]);
+  EXPECT_THROW(AgentClient::attach(pipe_fds[0], 1, test::client_options(host.socket())),
+               AgentUnreachableError);
+  EXPECT_EQ(::fcntl(pipe_fds[0], F_GETFD), -1);
+}
+
+// hold_quiet() is what lets Sandbox::fork carry the connection: quiet only with nothing in
+// flight, and while held no frame leaves.
+TEST(AgentClient, HoldQuietSeesRequestsInFlightAndHoldsNewOnes) {
+  AgentHost host;
+  auto c = connect(host);
+  {
+    AgentClient::Quiet q = c->hold_quiet();
+    EXPECT_TRUE(q.quiet) << "an idle connection";
+    EXPECT_TRUE(q.hold.owns_lock());
+    // A request from another thread waits for the hold.
+    auto ping = std::async(std::launch::async, [&] { return c->ping(); });
+    EXPECT_EQ(ping.wait_for(300ms), std::future_status::timeout) << "a frame left during the hold";
+    q.hold.unlock();
+    EXPECT_EQ(ping.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(ping.get().version, 1u);
+  }
+  auto running = c->start({"sh", "-c", "sleep 2"});
+  EXPECT_FALSE(c->hold_quiet().quiet) << "an exec in flight";
+  ASSERT_TRUE(running->wait(10s).exit_code);
+  EXPECT_TRUE(c->hold_quiet().quiet) << "quiet again once it ended";
+  c->close();
+  EXPECT_FALSE(c->hold_quiet().quiet) << "a closed client";
+}
+
+// MESSAGES.md "identity": a fork sends requests right behind its identity without waiting, so
+// a failed identity must keep every later request on that connection from running.
+TEST(AgentServer, AFailedIdentityRefusesEveryLaterRequestOnItsConnection) {
+  AgentHost host;
+  const int fd = test::connect_to(host.socket());
+  ASSERT_GE(fd, 0);
+  test::write_all(fd, test::hello_bytes());
+  // 1 byte of entropy: below the 32 the agent takes, so the identity fails.
+  std::string wire = protocol::encode(protocol::Frame{{{"type", "identity"}, {"id", 1}}, "x"});
+  wire += protocol::encode(protocol::Frame{
+      {{"type", "exec"}, {"id", 2}, {"argv", {"sh", "-c", "echo ran > " + host.files() + "/ran"}}},
+      ""});
+  wire += protocol::encode(protocol::Frame{{{"type", "ping"}, {"id", 3}}, ""});
+  test::write_all(fd, wire);
+  auto decode = [](const std::string& bytes) {
+    protocol::FrameDecoder d;
+    d.feed(bytes);
+    std::vector<protocol::Frame> frames;
+    while (auto f = d.next()) frames.push_back(std::move(*f));
+    return frames;
+  };
+  const std::string got = test::read_until(
+      fd, [&](const std::string& b) { return decode(b).size() >= 4; }, 10s);
+  ::close(fd);
+  const auto frames = decode(got);
+  ASSERT_EQ(frames.size(), 4u) << "hello and three answers";
+  for (size_t i = 1; i < 4; ++i) {
+    EXPECT_EQ(frames[i].header.value("type", ""), "error") << frames[i].header.dump();
+    EXPECT_EQ(frames[i].header.value("id", 0u), i);
+  }
+  EXPECT_NE(frames[2].header.dump().find("identity request failed"), std::string::npos)
+      << frames[2].header.dump();
+  EXPECT_FALSE(std::filesystem::exists(host.files() + "/ran")) << "the exec ran after a failed identity";
+  // A new connection starts clean.
+  auto c = connect(host);
+  EXPECT_EQ(c->ping().version, 1u);
 }
 
 }  // namespace
