@@ -203,14 +203,18 @@ bool VsockMuxer::adopt(const Connection::Carried& carried, Fd sock) {
 }
 
 void VsockMuxer::reset_stale(uint32_t local_port, uint32_t peer_port) {
+  loose_rsts_.push_back(rst_header(local_port, peer_port, type::kStream));
+}
+
+Header VsockMuxer::rst_header(uint32_t local_port, uint32_t peer_port, uint16_t socket_type) const {
   Header r;
   r.src_cid = kHostCid;
   r.dst_cid = guest_cid_;
   r.src_port = local_port;
   r.dst_port = peer_port;
-  r.type = type::kStream;
+  r.type = socket_type;
   r.op = op::kRst;
-  loose_rsts_.push_back(r);
+  return r;
 }
 
 std::optional<uint32_t> VsockMuxer::allocate_local_port(uint32_t peer_port) {
@@ -236,14 +240,7 @@ void VsockMuxer::refuse(const Header& h) {
 void VsockMuxer::queue_loose_rst(const Header& offending) {
   if (offending.op == op::kRst) return;           // never answer an RST
   if (loose_rsts_.size() >= kMaxLooseRsts) return;  // backlogged() stops TX before this
-  Header r;
-  r.src_cid = kHostCid;
-  r.dst_cid = guest_cid_;
-  r.src_port = offending.dst_port;
-  r.dst_port = offending.src_port;
-  r.type = offending.type;
-  r.op = op::kRst;
-  loose_rsts_.push_back(r);
+  loose_rsts_.push_back(rst_header(offending.dst_port, offending.src_port, offending.type));
 }
 
 void VsockMuxer::flush_to_host(Entry& e, Clock::time_point now) {

@@ -151,6 +151,8 @@ class VsockMuxer {
   void on_connection(Entry& e, uint32_t events, Clock::time_point now);
   void guest_request(const Header& h);
   void queue_loose_rst(const Header& offending);
+  /// An RST from host port `local_port` to guest port `peer_port`.
+  Header rst_header(uint32_t local_port, uint32_t peer_port, uint16_t socket_type) const;
   void flush_to_host(Entry& e, Clock::time_point now);
   bool insert(Connection conn, Fd sock);
   std::optional<uint32_t> allocate_local_port(uint32_t peer_port);
