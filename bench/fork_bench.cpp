@@ -116,6 +116,10 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
                       "default) in these rows: " + std::to_string(np.shell_vm) + " of " +
                       std::to_string(np.to_vcpus_ready.size()) + " no-pool forks took a shell "
                       "(the fork-path section below compares with it off)");
+  lat.notes.push_back("agent connection carried from the image (no connect, identity as the "
+                      "first frame): " + std::to_string(np.carried_agent + pl.carried_agent) +
+                      " of " + std::to_string(np.to_vcpus_ready.size() + pl.to_vcpus_ready.size()) +
+                      " forks");
   add_fork_rows(lat, "nopool", "forkvm fork, no pool", np);
   if (pooled != nullptr) {
     add_fork_rows(lat, "pooled", "forkvm fork, pool of " + std::to_string(o.pool), pl);

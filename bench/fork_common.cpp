@@ -123,6 +123,7 @@ void ForkSeries::add(const ForkedChild& c) {
   exec_goal.push_back(to_ms(t.to_vcpus_ready) + 1.2 * c.warm_exec_ms);
   if (t.pooled) ++pooled_vm;
   if (t.vm.from_shell) ++shell_vm;
+  if (t.agent_carried) ++carried_agent;
 }
 
 void add_fork_rows(ReportSection& sec, const std::string& key, const std::string& label,

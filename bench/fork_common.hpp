@@ -101,6 +101,7 @@ struct ForkSeries {
   std::vector<double> exec_goal;
   unsigned pooled_vm = 0;  ///< forks whose VM came from the pool
   unsigned shell_vm = 0;   ///< forks whose VM was built on a shell from the shell pool
+  unsigned carried_agent = 0;  ///< forks that took over the image's agent connection
   ForkFailures failures;   ///< forks that failed (retried; not samples)
 
   void add(const ForkedChild& c);

@@ -20,6 +20,7 @@
 
 #include "base/text.hpp"
 #include "contract/protocol/field_rules.hpp"
+#include "contract/protocol/hello.hpp"
 #include "contract/protocol/messages.hpp"
 #include "contract/root_disk.hpp"
 #include "net/egress_proxy.hpp"
@@ -219,9 +220,10 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
   }
   fork_timings.vm = vm->build_phases();
   fork_timings.to_vcpus_ready = Clock::now() - t0;
-  // The snapshot's VM was ready, so this one is: the agent listens again once the guest has
-  // handled the TRANSPORT_RESET its vsock device posted at restore.
-  connect_agent_timed(deadline, stop);  // identity included
+  // The snapshot's VM was ready, so this one is: it carries the agent connection the
+  // snapshot's sandbox had, or the agent listens again once the guest has handled the RST of
+  // its old connection (or, for an older snapshot, the TRANSPORT_RESET).
+  if (!attach_agent()) connect_agent_timed(deadline, stop);  // identity included
   install_egress_in_guest();
   boot_time = Clock::now() - t0;
   fork_timings.to_ready = boot_time;
@@ -241,10 +243,11 @@ void Sandbox::Impl::snapshot(const std::string& dir) {
     throw SnapshotError("snapshot: " + dir + " already exists" +
                         (ec ? " or cannot be checked: " + ec.message() : std::string()));
   }
-  // The capture pauses the VM and leaves its agent connection alone (the vsock device posts
-  // TRANSPORT_RESET only in a VM restored from the snapshot): requests in flight wait out the
-  // pause and go on.
-  vm->snapshot(dir);
+  // The capture pauses the VM and leaves its agent connection alone: requests in flight wait
+  // out the pause and go on (a VM restored from the snapshot carries it when it is quiet:
+  // capture_options()).
+  AgentClient::Quiet quiet;
+  vm->snapshot(dir, capture_options(quiet));
 }
 
 void Sandbox::Impl::connect_agent_timed(Clock::time_point deadline, const std::stop_token& stop) {
@@ -256,13 +259,20 @@ void Sandbox::Impl::connect_agent_timed(Clock::time_point deadline, const std::s
   fork_timings.agent_attempts = connected.attempts;
 }
 
-Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point deadline,
-                                                           const std::stop_token& stop) {
-  {
-    std::lock_guard lock(mutex);
-    if (owned_client) throw InvalidStateError("the sandbox is already connected to its agent");
+CaptureOptions Sandbox::Impl::capture_options(AgentClient::Quiet& quiet) {
+  CaptureOptions capture;
+  if (AgentClient* c = client.load()) quiet = c->hold_quiet();
+  if (quiet.quiet) {
+    // Tagged with the protocol version the connection speaks: a VM made from the capture by
+    // another forkvm build attaches only if it speaks that version too (attach_agent()).
+    capture.carry_vsock.push_back({protocol::kAgentPort, client.load()->protocol_version()});
+  } else if (quiet.hold.owns_lock()) {
+    quiet.hold.unlock();  // nothing to keep still: let this sandbox's requests go on
   }
-  AgentConnected made;
+  return capture;
+}
+
+AgentClientOptions Sandbox::Impl::agent_client_options() {
   AgentClientOptions o;
   o.socket_path = socket_path;
   o.vsock_port = protocol::kAgentPort;
@@ -274,6 +284,50 @@ Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point dea
     }
     return nullptr;
   };
+  return o;
+}
+
+bool Sandbox::Impl::attach_agent() {
+  {
+    std::lock_guard lock(mutex);
+    if (owned_client) throw InvalidStateError("the sandbox is already connected to its agent");
+  }
+  const TakenVsockConnection taken = vm->take_vsock_connection(protocol::kAgentPort);
+  if (taken.fd < 0) return false;
+  if (taken.tag < protocol::VersionRange{}.min || taken.tag > protocol::VersionRange{}.max) {
+    // Captured by a forkvm speaking another protocol version: closing our end shuts the
+    // connection down in the guest, and the caller connects anew (with a hello).
+    ::close(taken.fd);
+    return false;
+  }
+  const auto t0 = Clock::now();
+  // The parent's client was quiet when the image was captured (capture_options()), speaking
+  // the version in the tag with this very agent.
+  auto c = AgentClient::attach(taken.fd, taken.tag, agent_client_options());
+  // The first frame on the carried connection, not waited for: the agent handles frames in
+  // order and refuses every later request when the identity fails, so no request runs in
+  // this guest before it has its own entropy, clock and hostname, and the child's first
+  // request goes out at once, right behind it. The watcher checks the answer (watch()).
+  identity_answer = c->send_identity(identity());
+  fork_timings.identity = Clock::now() - t0;
+  fork_timings.agent_connect = {};
+  fork_timings.agent_accept = {};
+  fork_timings.agent_attempts = 0;
+  fork_timings.agent_carried = true;
+  std::lock_guard lock(mutex);
+  client = c.get();
+  owned_client = std::move(c);
+  return true;
+}
+
+Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point deadline,
+                                                           const std::stop_token& stop) {
+  {
+    std::lock_guard lock(mutex);
+    if (owned_client) throw InvalidStateError("the sandbox is already connected to its agent");
+  }
+  AgentConnected made;
+  AgentClientOptions o = agent_client_options();
   std::string last_error = "no attempt";
   // The ready signal comes before the agent listens on its port: retry until it answers.
   for (;;) {
@@ -311,6 +365,21 @@ Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point dea
 }
 
 void Sandbox::Impl::watch() {
+  if (identity_answer) {
+    // A carried connection's identity (attach_agent()): its answer comes right after the
+    // child's first requests are sent. If it failed, the agent refuses everything on this
+    // connection: the child cannot serve, and says why.
+    try {
+      identity_answer();
+    } catch (const std::exception&) {
+      if (!vm->wait(milliseconds(0))) {  // a VM that stopped is reported below instead
+        auto expected = SandboxState::kReady;
+        state.compare_exchange_strong(expected, SandboxState::kFailed);
+        client.load()->close(std::current_exception());
+        return;
+      }
+    }
+  }
   for (;;) {
     {
       std::lock_guard lock(mutex);

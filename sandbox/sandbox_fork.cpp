@@ -14,8 +14,9 @@ std::shared_ptr<const VmImage> Sandbox::Impl::freeze() {
     throw InvalidStateError("cannot fork a sandbox that is " + std::string(to_string(state.load())));
   }
   // Pauses the VM for the capture; the agent connection and the requests in flight wait it out
-  // and go on (only the children's vsock devices post a TRANSPORT_RESET).
-  return vm->freeze();
+  // and go on (the children carry it when it is quiet: capture_options()).
+  AgentClient::Quiet quiet;
+  return vm->freeze(capture_options(quiet));
 }
 
 std::shared_ptr<Template> Sandbox::make_template(const TemplateOptions& options) {

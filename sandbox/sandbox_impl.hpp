@@ -78,7 +78,8 @@ struct Sandbox::Impl {
   void restore(const std::string& dir, const SandboxRestoreConfig& rc, std::stop_token stop);
   void snapshot(const std::string& dir);
   // Freezes the VM (Vm::freeze) for make_template()/fork(). The agent connection and every
-  // request in flight carry on: only the children see a TRANSPORT_RESET.
+  // request in flight carry on. When the client is quiet (capture_options()) the children
+  // take the agent connection over as it stands (attach_agent()); otherwise they connect anew.
   std::shared_ptr<const VmImage> freeze();
   // Adopts a launched child VM (Template::fork): connects, sets the identity, starts watching.
   void adopt(std::unique_ptr<Vm> child, std::string child_temp_dir, std::string child_socket,
@@ -90,6 +91,21 @@ struct Sandbox::Impl {
     std::chrono::nanoseconds identity{};  // the last attempt's identity request
     unsigned attempts = 0;
   };
+  // What a capture of this sandbox (snapshot(), freeze()) does with its vsock connections:
+  // the agent connection is carried, tagged with its protocol version, when the client is
+  // quiet (AgentClient::hold_quiet); `quiet` then holds every new frame back until the caller
+  // releases it, after the capture.
+  CaptureOptions capture_options(AgentClient::Quiet& quiet);
+  // The options of this sandbox's agent client.
+  AgentClientOptions agent_client_options();
+  // For a VM made from a frozen image: takes over the agent connection the image carried
+  // (Vm::take_vsock_connection) and sends the identity as its first frame without waiting
+  // (identity_answer). False when the image carried none (connect_agent() then). Once per
+  // sandbox, like connect_agent().
+  bool attach_agent();
+  // Set by attach_agent() before the watcher starts, called by it first: waits for the
+  // identity's answer and throws as AgentClient::set_identity() would.
+  std::function<void()> identity_answer;
   // Connects (retrying until the agent answers), gives the guest its identity as the first
   // request on the connection, and makes it the client. Once per sandbox: InvalidStateError if
   // it already has one.

@@ -219,10 +219,10 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
   }
   temp_dir = std::move(child_temp_dir);
   socket_path = std::move(child_socket);
-  // The image's VM was ready, so this one is: the agent listens again once the guest has
-  // handled the TRANSPORT_RESET its vsock device posted at restore.
+  // The image's VM was ready, so this one is: it carries the parent's agent connection, or
+  // the agent listens again once the guest has handled the RST of the old one.
   start_egress();
-  connect_agent_timed(deadline, stop);  // identity included
+  if (!attach_agent()) connect_agent_timed(deadline, stop);  // identity included
   install_egress_in_guest();
   state = SandboxState::kReady;
   watcher = std::thread([this] { watch(); });

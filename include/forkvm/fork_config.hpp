@@ -93,15 +93,22 @@ struct ForkTimings {
   /// From the fork() call until the agent answered and the child had its identity.
   std::chrono::nanoseconds to_ready{};
   /// Of to_ready: connecting to the agent until it accepted and greeted (the guest first
-  /// handles the TRANSPORT_RESET its vsock device posted, then accepts), and the first request
-  /// on that connection, which gives the child its identity (entropy with a CRNG reseed, wall
-  /// clock, hostname) and is the proof that the agent serves: no ping before it.
+  /// handles the RST of its old connection, then accepts; zero when the child carried the
+  /// parent's connection, see agent_carried), and the first request on that connection, which
+  /// gives the child its identity (entropy with a CRNG reseed, wall clock, hostname) and is the
+  /// proof that the agent serves: no ping before it.
   std::chrono::nanoseconds agent_connect{};
   std::chrono::nanoseconds identity{};
   /// Of agent_connect: until the agent accepted the connection and greeted (the rest is the
   /// ping), and how many connection attempts that took (1 unless the guest refused at first).
   std::chrono::nanoseconds agent_accept{};
   unsigned agent_attempts = 0;
+  /// Whether the child took over the agent connection its image carried (the parent's client
+  /// was quiet at the freeze: AgentClient::hold_quiet), so it did not connect at all. Its
+  /// identity is then sent and not waited for (AgentClient::send_identity): `identity` is the
+  /// time to send it, and the child's first request follows it at once; the agent runs no
+  /// request before it, nor any after it if it fails (the sandbox then fails with its error).
+  bool agent_carried = false;
   /// Guest memory the VM took ahead of its guest (TemplateOptions::prefault), before the fork.
   uint64_t prefaulted_bytes = 0;
 };

@@ -186,8 +186,8 @@ class Sandbox {
   /// Writes a snapshot of this sandbox to the new directory `dir` (Vm::snapshot: `dir` must
   /// not exist). The sandbox keeps running, undisturbed: the VM pauses for the capture and its
   /// agent connection stays, so requests, execs and streams in flight (from other threads)
-  /// wait out the pause and finish. A sandbox restored from the snapshot gets the
-  /// TRANSPORT_RESET instead (its guest drops the connections it had). One snapshot at a time;
+  /// wait out the pause and finish. A sandbox restored from the snapshot gets an RST for each
+  /// connection instead (its guest drops them) and connects anew. One snapshot at a time;
   /// shutdown() waits for it. An existing `dir` is refused (SnapshotError) before the VM is
   /// touched. Throws InvalidStateError when the sandbox is not ready, SnapshotError/ConfigError
   /// when the snapshot cannot be written, GuestError when the VM stops.
@@ -201,8 +201,9 @@ class Sandbox {
   /// layer both go on from, so neither sees the other's later writes and nothing is copied; a
   /// persistent (read-write) disk refuses the fork with SnapshotError before anything is
   /// touched. As with snapshot(), the parent is undisturbed: its agent connection and every
-  /// request in flight carry on after the pause; only the child's guest is told (a
-  /// TRANSPORT_RESET) to drop the connections it inherited. Throws InvalidStateError unless
+  /// request in flight carry on after the pause. With no request in flight the child takes
+  /// over a copy of that connection (ForkTimings::agent_carried); otherwise its guest gets an
+  /// RST for each connection it inherited and it connects anew. Throws InvalidStateError unless
   /// ready, plus what Template::fork() throws.
   std::unique_ptr<Sandbox> fork(const ForkConfig& config = {}, std::stop_token stop = {});
   /// Freezes this running sandbox once into a Template that forks many children from the same

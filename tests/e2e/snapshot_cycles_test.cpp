@@ -225,6 +225,8 @@ TEST_F(SnapshotCycles, TwentySnapshotRestoreGenerationsEachAnswerAndCount) {
       FAIL() << g << ": restore failed: " << e.what();
     }
     ASSERT_EQ(child->state(), SandboxState::kReady) << child->console_tail();
+    // Each generation's parent was idle at its snapshot: its agent connection is carried.
+    EXPECT_TRUE(child->fork_timings().agent_carried) << g << ": restored, connected anew";
     EXPECT_GT(child->ping().version, 0u);
     EXPECT_EQ(sh(*child, "cat /tmp/generation"), std::to_string(gen - 1) + "\n");
     EXPECT_EQ(sh(*child, "n=$(cat /tmp/generation); echo $((n + 1)) > /tmp/generation; "

@@ -28,7 +28,7 @@ using namespace std::chrono_literals;
 constexpr uint32_t kAgentPort = 1024;
 
 /// Connects to the agent through a Firecracker-style vsock socket. Generous deadlines: under
-/// TCG a restored guest first handles its TRANSPORT_RESET, then answers.
+/// TCG a restored guest first handles the RST of its old connection, then answers.
 std::unique_ptr<AgentClient> connect_agent(const std::string& uds_path) {
   AgentClientOptions o;
   o.socket_path = uds_path;
@@ -65,7 +65,7 @@ TEST(E2eSnapshot, RestoredChildRunsAndParentKeepsRunning) {
     EXPECT_TRUE(fs::is_regular_file(fs::path(snap) / f)) << f;
   }
   // The snapshot left the parent's connections alone: the one made before it still answers
-  // (only a restored VM's guest gets a TRANSPORT_RESET).
+  // (only a restored VM's guest gets an RST for it).
   EXPECT_GT(before->ping(30s).version, 0u);
   EXPECT_EQ(sh(*before, "cat /tmp/marker"), "parent-state\n");
   before.reset();

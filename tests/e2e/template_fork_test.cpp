@@ -250,6 +250,11 @@ TEST(E2eTemplateFork, TenChildrenFromOneTemplate) {
     step("  " + describe(t));
     EXPECT_FALSE(t.pooled) << "pool_size is 0";
     expect_plausible(t, false);
+    // The parent was idle at make_template(): every child goes on on the agent connection the
+    // image carried, with no connect at all.
+    EXPECT_TRUE(t.agent_carried) << "the child connected anew";
+    EXPECT_EQ(t.agent_attempts, 0u);
+    EXPECT_EQ(t.agent_connect.count(), 0);
   }
   std::set<std::string> sockets{parent.vsock_socket_path()};
   for (auto& c : children) sockets.insert(c->vsock_socket_path());
@@ -444,6 +449,8 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
       EXPECT_TRUE(t.pooled) << "the pool was full: the first fork must take a pooled VM";
     }
     expect_plausible(t, false);
+    // The parent was idle at snapshot(): the snapshot carries its agent connection.
+    EXPECT_TRUE(t.agent_carried) << "a child of the snapshot connected anew";
     EXPECT_LE(tmpl->pooled(), options.pool_size);
   }
   for (int i = 0; i < 3; ++i) {
@@ -674,6 +681,10 @@ TEST(E2eTemplateFork, ForksAndSnapshotsLeaveAStreamAndAnUploadInFlightIntact) {
       }
       step("  fork " + std::to_string(i));
       auto child = box->fork(fork_config("child-" + std::to_string(i)));
+      // The stream is a request in flight: the connection is not at a frame boundary, so the
+      // child's guest gets an RST for it and the child connects anew.
+      EXPECT_FALSE(child->fork_timings().agent_carried) << "carried a busy connection";
+      EXPECT_GE(child->fork_timings().agent_attempts, 1u);
       EXPECT_EQ(sh(*child, "hostname"), "child-" + std::to_string(i) + "\n");
       child->shutdown();
     }
