@@ -111,6 +111,7 @@ TEST(E2eCli, SnapshotCreateWritesASnapshotThatInspectVerifies) {
   const CliRun created = run("snapshot create --memory 128 " + dir);
   EXPECT_EQ(created.status, 0) << created.output;
   EXPECT_NE(created.output.find("snapshot written to"), std::string::npos) << created.output;
+  EXPECT_NE(created.output.find("agent connection carried"), std::string::npos) << created.output;
   const CliRun inspected = run("snapshot inspect " + dir);
   EXPECT_EQ(inspected.status, 0) << inspected.output;
   const CliRun again = run("snapshot create " + dir);

@@ -2,13 +2,17 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "base/text.hpp"
+#include "contract/protocol/messages.hpp"
+#include "forkvm/agent_client.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
 #include "tools/cli/args.hpp"
@@ -26,7 +30,9 @@ constexpr const char* kUsage =
     "                              [--timeout S] DIR\n"
     "Boots a template VM (the built-in image unless --kernel/--initramfs; its root filesystem\n"
     "is the built-in Debian one unless --rootfs), with vsock and the agent serving, waits until\n"
-    "the agent is ready, writes a snapshot to DIR (which must not exist) and stops the VM.\n"
+    "the agent is ready, connects to it (so that every VM made from the snapshot takes that\n"
+    "connection over instead of connecting), writes a snapshot to DIR (which must not exist)\n"
+    "and stops the VM.\n"
     "Disks must be read-only: the snapshot records each image's path, size and SHA-256, and a\n"
     "restore refuses an image that changed. Restore it with forkvm::Vm::restore, forkvm run\n"
     "--snapshot or forkvm::Template::open. Exit status: 0 written,\n"
@@ -101,6 +107,30 @@ class SocketDir {
   std::string path_;
 };
 
+/// Connects to the template's agent, retrying while it starts listening (the ready signal comes
+/// just before), so that the snapshot carries that connection, quiet, into every VM made from
+/// it (CaptureOptions): those then start talking at once instead of connecting. Bounded by
+/// `limit`; nullptr when the agent did not answer in time (the snapshot is made without it).
+std::unique_ptr<AgentClient> connect_template_agent(const std::string& socket,
+                                                    std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  AgentClientOptions ao;
+  ao.socket_path = socket;
+  ao.vsock_port = protocol::kAgentPort;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds(0)) return nullptr;
+    ao.connect_timeout = std::min(left, std::chrono::milliseconds(2000));
+    try {
+      return AgentClient::connect(ao);
+    } catch (const AgentUnreachableError&) {
+    } catch (const TimeoutError&) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 int create(const CreateOptions& o) {
   if (std::filesystem::exists(o.dir)) {
     std::cerr << "forkvm snapshot create: " << o.dir << " already exists\n";
@@ -126,13 +156,20 @@ int create(const CreateOptions& o) {
                 << printable_lines(vm->console_tail());
       return kExitTimeout;
     }
+    const std::unique_ptr<AgentClient> agent =
+        connect_template_agent(c.vsock->uds_path, std::min<std::chrono::milliseconds>(o.timeout, std::chrono::seconds(30)));
+    CaptureOptions capture;
+    AgentClient::Quiet quiet;  // held across the snapshot: nothing is sent meanwhile
+    if (agent) quiet = agent->hold_quiet();
+    if (quiet.quiet) capture.carry_vsock.push_back({protocol::kAgentPort, agent->protocol_version()});
     const auto t0 = std::chrono::steady_clock::now();
-    vm->snapshot(o.dir);
+    vm->snapshot(o.dir, capture);
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     vm->stop();
-    std::printf("snapshot written to %s in %.1f ms (%u vCPU, %llu MiB)\n", o.dir.c_str(), ms,
-                c.vcpus, static_cast<unsigned long long>(c.memory_mib));
+    std::printf("snapshot written to %s in %.1f ms (%u vCPU, %llu MiB; agent connection %s)\n",
+                o.dir.c_str(), ms, c.vcpus, static_cast<unsigned long long>(c.memory_mib),
+                quiet.quiet ? "carried" : "not carried: the agent did not answer");
     return 0;
   } catch (const GuestError& e) {
     std::cerr << "forkvm snapshot create: " << e.what() << "\n";
