@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/fd_flags.hpp"
 #include "base/text.hpp"
 #include "contract/protocol/hello.hpp"
 #include "contract/protocol/messages.hpp"
@@ -60,17 +61,17 @@ AgentClient::Impl::Impl(const AgentClientOptions& opts) : options(opts) {
 
 AgentClient::Impl::Impl(const AgentClientOptions& opts, sandbox::UniqueFd fd, uint32_t v)
     : options(opts), version(v) {
-  if (v < proto::VersionRange{}.min || v > proto::VersionRange{}.max) {
+  if (!proto::VersionRange{}.contains(v)) {
     throw AgentProtocolError("cannot attach to an agent connection speaking protocol version " +
                              std::to_string(v) + ": this client speaks " +
                              std::to_string(proto::VersionRange{}.min) + " to " +
                              std::to_string(proto::VersionRange{}.max));
   }
   // Non-blocking, as connect_unix() makes its sockets: the reader polls, writers have deadlines.
-  const int flags = ::fcntl(fd.get(), F_GETFL);
-  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0 ||
-      ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0) {
-    throw AgentUnreachableError("cannot use the carried agent connection: " + errno_text(errno));
+  int err = set_nonblocking(fd.get());
+  if (err == 0 && ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0) err = errno;
+  if (err != 0) {
+    throw AgentUnreachableError("cannot use the carried agent connection: " + errno_text(err));
   }
   int type = 0;
   socklen_t len = sizeof type;

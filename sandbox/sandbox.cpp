@@ -287,14 +287,16 @@ AgentClientOptions Sandbox::Impl::agent_client_options() {
   return o;
 }
 
+void Sandbox::Impl::require_no_agent() {
+  std::lock_guard lock(mutex);
+  if (owned_client) throw InvalidStateError("the sandbox is already connected to its agent");
+}
+
 bool Sandbox::Impl::attach_agent() {
-  {
-    std::lock_guard lock(mutex);
-    if (owned_client) throw InvalidStateError("the sandbox is already connected to its agent");
-  }
+  require_no_agent();
   const TakenVsockConnection taken = vm->take_vsock_connection(protocol::kAgentPort);
   if (taken.fd < 0) return false;
-  if (taken.tag < protocol::VersionRange{}.min || taken.tag > protocol::VersionRange{}.max) {
+  if (!protocol::VersionRange{}.contains(taken.tag)) {
     // Captured by a forkvm speaking another protocol version: closing our end shuts the
     // connection down in the guest, and the caller connects anew (with a hello).
     ::close(taken.fd);
@@ -322,10 +324,7 @@ bool Sandbox::Impl::attach_agent() {
 
 Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point deadline,
                                                            const std::stop_token& stop) {
-  {
-    std::lock_guard lock(mutex);
-    if (owned_client) throw InvalidStateError("the sandbox is already connected to its agent");
-  }
+  require_no_agent();
   AgentConnected made;
   AgentClientOptions o = agent_client_options();
   std::string last_error = "no attempt";

@@ -98,6 +98,9 @@ struct Sandbox::Impl {
   CaptureOptions capture_options(AgentClient::Quiet& quiet);
   // The options of this sandbox's agent client.
   AgentClientOptions agent_client_options();
+  // InvalidStateError when the sandbox already has its agent client (attach_agent() and
+  // connect_agent() each make it once).
+  void require_no_agent();
   // For a VM made from a frozen image: takes over the agent connection the image carried
   // (Vm::take_vsock_connection) and sends the identity as its first frame without waiting
   // (identity_answer). False when the image carried none (connect_agent() then). Once per

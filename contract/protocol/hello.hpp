@@ -21,6 +21,10 @@ struct VersionRange {
   std::uint32_t min = kProtocolVersion;
   /// Highest supported version.
   std::uint32_t max = kProtocolVersion;
+  /// Whether `version` lies in [min, max].
+  [[nodiscard]] constexpr bool contains(std::uint32_t version) const noexcept {
+    return version >= min && version <= max;
+  }
 };
 
 /// The hello frame (empty payload) announcing `range`. Throws ProtocolError(BadHello) if the

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 
+#include "base/fd_flags.hpp"
 #include "base/text.hpp"
 #include "devices/virtio/net/tap.hpp"
 #include "forkvm/errors.hpp"
@@ -53,9 +54,8 @@ FrameEndpoint FrameEndpoint::adopt(int fd) {
   if (!own) throw Error("net: duplicating backend descriptor " + std::to_string(fd) + ": " + errno_text(errno));
   // O_NONBLOCK is a property of the open file description, shared with the caller's
   // descriptor: the device never blocks on it.
-  const int flags = ::fcntl(own.get(), F_GETFL);
-  if (flags < 0 || ::fcntl(own.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
-    throw Error("net: backend descriptor " + std::to_string(fd) + ": O_NONBLOCK: " + errno_text(errno));
+  if (const int err = set_nonblocking(own.get()); err != 0) {
+    throw Error("net: backend descriptor " + std::to_string(fd) + ": O_NONBLOCK: " + errno_text(err));
   }
   const bool vnet = !is_socket && tap_has_vnet_header(own.get());
   if (vnet) {

@@ -1,6 +1,5 @@
 #include "devices/virtio/vsock/vsock_device.hpp"
 
-#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <mutex>
 #include <optional>
 
+#include "base/fd_flags.hpp"
 #include "devices/virtio/chain_io.hpp"
 #include "devices/virtio/vsock/packet.hpp"
 #include "devices/virtio/vsock/unix_socket.hpp"
@@ -321,8 +321,7 @@ void VsockDevice::restore_state(const State& s) {
     }
     Fd device_end(ends[0]);
     Fd host_end(ends[1]);
-    const int flags = ::fcntl(device_end.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(device_end.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    if (set_nonblocking(device_end.get()) != 0) {
       impl_->to_reset.emplace_back(c.local_port, c.peer_port);
       continue;
     }
