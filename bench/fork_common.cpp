@@ -105,6 +105,7 @@ void ForkSeries::add(const ForkedChild& c) {
   memory.push_back(to_ms(t.vm.memory));
   devices.push_back(to_ms(t.vm.devices));
   vcpus.push_back(to_ms(t.vm.vcpus));
+  state_ahead.push_back(to_ms(t.vm.state_ahead));
   state.push_back(to_ms(t.vm.state));
   start.push_back(to_ms(t.vm.start));
   other.push_back(to_ms(t.to_vcpus_ready - t.freeze - t.vm.total()));
@@ -138,7 +139,8 @@ void add_fork_rows(ReportSection& sec, const std::string& key, const std::string
   row("memory", "  memory (CoW map + memslots)", s.memory);
   row("devices", "  devices", s.devices);
   row("vcpus", "  vcpus (KVM_CREATE_VCPU)", s.vcpus);
-  row("state", "  state (vCPU/VM/device restore)", s.state);
+  row("state_ahead", "  state ahead (CPUID, regs, FPU, MSRs, PICs)", s.state_ahead);
+  row("state", "  state (LAPIC, TSC, events, IOAPIC, PIT, clock, devices)", s.state);
   row("start", "  start (vCPU threads)", s.start);
   row("other", "  other (outside the phases)", s.other);
 }

@@ -255,7 +255,8 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   ForkTimings timings;
   timings.vm = p.vm->build_phases();
   if (pooled) {  // prepared ahead of time, off this fork's path
-    timings.vm.create_vm = timings.vm.memory = timings.vm.devices = timings.vm.vcpus = {};
+    timings.vm.create_vm = timings.vm.memory = timings.vm.devices = timings.vm.vcpus =
+        timings.vm.state_ahead = {};
   }
   timings.pooled = pooled;
   timings.prefaulted_bytes = p.prefaulted;

@@ -174,7 +174,9 @@ void Vm::Impl::apply_components(const MachineComponents& c) {
     throw SnapshotError("snapshot: " + std::to_string(c.slots.size()) +
                         " virtio slots for a machine with " + std::to_string(virtio.size()));
   }
-  c.machine.restore(*vm, vcpu_fds(vcpus));  // 1: vCPUs, then irqchips, PIT, kvmclock
+  // 1: the live half of the KVM state (LAPICs, TSCs, events, then IOAPIC, PIT, kvmclock);
+  // prepare() set the rest (Vm::Impl::restore_ahead).
+  c.machine.restore_live(*vm, vcpu_fds(vcpus));
   serial->restore_state(c.serial);                // 2: legacy devices re-drive their lines
   i8042->restore_state(c.i8042);
   const auto now = Clock::now();
@@ -385,7 +387,12 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
   // A bad socket path, disk or TAP fails here; the shell is destroyed with the Impl.
   impl->create_virtio_devices();
   impl->attach_virtio_devices();
-  impl->phases.devices += Clock::now() - d0;
+  const auto s0 = Clock::now();
+  impl->phases.devices += s0 - d0;
+  // The KVM state that does not move with time (machine_state.hpp), here rather than in
+  // launch(): a template's pool prepares its VMs ahead, so its forks skip this part.
+  img.components.machine.restore_ahead(*impl->vm, vcpu_fds(impl->vcpus));
+  impl->phases.state_ahead = Clock::now() - s0;
   impl->build_time = Clock::now() - t0;
   return std::unique_ptr<Vm>(new Vm(std::move(impl)));
 }

@@ -76,7 +76,8 @@ std::string describe(const ForkTimings& t) {
   std::ostringstream o;
   o << "freeze " << ms(t.freeze) << " ms, vm " << ms(t.vm.total()) << " ms (create_vm "
     << ms(t.vm.create_vm) << ", memory " << ms(t.vm.memory) << ", devices " << ms(t.vm.devices)
-    << ", vcpus " << ms(t.vm.vcpus) << ", state " << ms(t.vm.state) << ", start "
+    << ", vcpus " << ms(t.vm.vcpus) << ", state ahead " << ms(t.vm.state_ahead) << ", state "
+    << ms(t.vm.state) << ", start "
     << ms(t.vm.start) << "), pooled " << t.pooled << ", from_shell " << t.vm.from_shell << ", to_vcpus_ready "
     << ms(t.to_vcpus_ready) << " ms, to_ready " << ms(t.to_ready) << " ms";
   return o.str();
@@ -99,11 +100,13 @@ void expect_plausible(const ForkTimings& t, bool from_sandbox_fork) {
     EXPECT_EQ(t.vm.create_vm.count(), 0) << "a pooled VM was prepared ahead of time";
     EXPECT_EQ(t.vm.memory.count(), 0);
     EXPECT_EQ(t.vm.vcpus.count(), 0);
+    EXPECT_EQ(t.vm.state_ahead.count(), 0) << "the pool restored the timeless state ahead";
   } else {
     // Mapping the image and adding the virtio devices always happen inside the fork; the
     // KVM VM and its vCPUs too unless a shell from the shell pool had them ready.
     EXPECT_GT(t.vm.memory.count(), 0);
     EXPECT_GT(t.vm.devices.count(), 0);
+    EXPECT_GT(t.vm.state_ahead.count(), 0) << "prepare() restores the timeless state";
     if (t.vm.from_shell) {
       EXPECT_EQ(t.vm.create_vm.count(), 0) << "the shell's VM was built ahead of time";
       EXPECT_EQ(t.vm.vcpus.count(), 0);

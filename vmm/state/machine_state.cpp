@@ -15,13 +15,28 @@ MachineState MachineState::capture(const VmFd& vm_fd, std::span<const VcpuFd* co
   return m;
 }
 
-void MachineState::restore(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const {
-  if (vcpu_fds.size() != vcpus.size()) {
+void MachineState::check_count(size_t vcpu_fds) const {
+  if (vcpu_fds != vcpus.size()) {
     throw SnapshotError("machine state: the snapshot has " + std::to_string(vcpus.size()) +
-                        " vCPUs but the VM has " + std::to_string(vcpu_fds.size()));
+                        " vCPUs but the VM has " + std::to_string(vcpu_fds));
   }
-  for (size_t i = 0; i < vcpus.size(); ++i) vcpus[i].restore(vm_fd, *vcpu_fds[i]);  // 1
-  vm.restore(vm_fd);                                                               // 2
+}
+
+void MachineState::restore(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const {
+  restore_ahead(vm_fd, vcpu_fds);
+  restore_live(vm_fd, vcpu_fds);
+}
+
+void MachineState::restore_ahead(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const {
+  check_count(vcpu_fds.size());
+  for (size_t i = 0; i < vcpus.size(); ++i) vcpus[i].restore_ahead(vm_fd, *vcpu_fds[i]);  // 1
+  vm.restore_ahead(vm_fd);                                                               // 2
+}
+
+void MachineState::restore_live(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const {
+  check_count(vcpu_fds.size());
+  for (size_t i = 0; i < vcpus.size(); ++i) vcpus[i].restore_live(*vcpu_fds[i]);  // 1
+  vm.restore_live(vm_fd);                                                        // 2
 }
 
 }  // namespace forkvm::state

@@ -35,6 +35,15 @@ struct MachineState {
   /// Restores into `vm_fd` and its `vcpu_fds` (same count as captured, else SnapshotError), vCPUs
   /// first, then VM state.
   void restore(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const;
+  /// restore() in two halves (vcpu_state.hpp, vm_state.hpp): restore_ahead() sets what does not
+  /// move with time (every vCPU's ahead half, then the PICs) and may run long before
+  /// restore_live() (every vCPU's live half, then IOAPIC, PIT, kvmclock), which must come right
+  /// before the vCPUs run. Both check the vCPU count (SnapshotError).
+  void restore_ahead(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const;
+  void restore_live(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const;
+
+ private:
+  void check_count(size_t vcpu_fds) const;
 };
 
 }  // namespace forkvm::state

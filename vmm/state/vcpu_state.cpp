@@ -40,6 +40,17 @@ VcpuState VcpuState::capture(const VmFd& vm, const VcpuFd& vcpu, std::span<const
 }
 
 void VcpuState::restore(const VmFd& vm, const VcpuFd& vcpu) const {
+  restore_ahead(vm, vcpu);
+  restore_live(vcpu);
+}
+
+bool restored_live(uint32_t index) {
+  return index == msr::kTsc || index == msr::kTscAdjust || index == msr::kTscDeadline ||
+         index == msr::kKvmWallClockOld || index == msr::kKvmSystemTimeOld ||
+         (index >= msr::kKvmPvFirst && index <= msr::kKvmPvLast);
+}
+
+void VcpuState::restore_ahead(const VmFd& vm, const VcpuFd& vcpu) const {
   const uint32_t xsave2 = vm.xsave2_size();
   const size_t host_xsave = std::max<size_t>(kXsaveLegacySize, xsave2);
   if (xsave.size() > host_xsave) {
@@ -56,10 +67,23 @@ void VcpuState::restore(const VmFd& vm, const VcpuFd& vcpu) const {
   vcpu.set_xsave(xsave, xsave2);             // 5
   vcpu.set_xcrs(xcrs);                       // 6
   vcpu.set_debugregs(debugregs);             // 7
+  std::vector<kvm_msr_entry> ahead;          // 9, the MSRs that do not move with time
+  ahead.reserve(msrs.size());
+  for (const auto& e : msrs) {
+    if (!restored_live(e.index)) ahead.push_back(e);
+  }
+  restore_order(ahead);  // order enforced here, whatever the input
+  if (!ahead.empty()) vcpu.set_msrs(ahead);
+}
+
+void VcpuState::restore_live(const VcpuFd& vcpu) const {
   vcpu.set_lapic(lapic);                     // 8
-  std::vector<kvm_msr_entry> ordered = msrs;  // 9 (order enforced here, whatever the input)
-  restore_order(ordered);
-  vcpu.set_msrs(ordered);
+  std::vector<kvm_msr_entry> live;           // 9, the TSC's: TSC first, TSC_DEADLINE last
+  for (const auto& e : msrs) {
+    if (restored_live(e.index)) live.push_back(e);
+  }
+  restore_order(live);
+  if (!live.empty()) vcpu.set_msrs(live);
   vcpu.set_vcpu_events(events);              // 10
 }
 

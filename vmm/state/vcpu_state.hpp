@@ -21,6 +21,16 @@
 //      and SMM state, which every earlier step could otherwise clear.
 // Capture reads the same items in the same order. VM-wide state (irqchips, PIT, kvmclock) is
 // restored after every vCPU: see machine_state.hpp.
+//
+// Restore comes in two halves, so that a VM prepared ahead of time (a template's pool) does the
+// first while it waits and only the second on the fork's path:
+//   ahead (restore_ahead): steps 0-7 and the MSRs of step 9 that are neither the TSC's nor tied
+//     to the LAPIC: nothing in them moves with time, and no later step overwrites them (step 8
+//     sets only the LAPIC's registers and timer; KVM checks these MSRs against CPUID, step 1);
+//   live (restore_live), right before the vCPUs run: step 8, then the TSC, TSC_ADJUST and
+//     TSC_DEADLINE MSRs in restore_order() (a TSC written early would have run on while the VM
+//     waited, and TSC_DEADLINE arms a host timer against it), then step 10.
+// restore() is both halves back to back.
 #pragma once
 
 #include <linux/kvm.h>
@@ -69,7 +79,16 @@ struct VcpuState {
   /// refuses a step (the message names the ioctl) and SnapshotError when the XSAVE area is
   /// larger than this host's KVM uses.
   void restore(const VmFd& vm, const VcpuFd& vcpu) const;
+  /// The first half of restore() (file comment): everything that does not move with time.
+  /// Throws as restore().
+  void restore_ahead(const VmFd& vm, const VcpuFd& vcpu) const;
+  /// The second half, after restore_ahead() and right before the vCPU runs: LAPIC, the TSC's
+  /// MSRs, VCPU_EVENTS. Throws KvmError.
+  void restore_live(const VcpuFd& vcpu) const;
 };
+
+/// Whether MSR `index` is restored in VcpuState's live half (the TSC, TSC_ADJUST, TSC_DEADLINE).
+bool restored_live(uint32_t index);
 
 /// Field-by-field equality (padding ignored), for tests and save/restore/save checks.
 bool operator==(const VcpuState& a, const VcpuState& b);

@@ -17,6 +17,11 @@ VmKernelState VmKernelState::capture(const VmFd& vm) {
 }
 
 void VmKernelState::restore(const VmFd& vm) const {
+  restore_ahead(vm);
+  restore_live(vm);
+}
+
+void VmKernelState::restore_ahead(const VmFd& vm) const {
   kvm_irqchip chip{};
   chip.chip_id = KVM_IRQCHIP_PIC_MASTER;
   chip.chip.pic = pic_master;
@@ -25,7 +30,10 @@ void VmKernelState::restore(const VmFd& vm) const {
   chip.chip_id = KVM_IRQCHIP_PIC_SLAVE;
   chip.chip.pic = pic_slave;
   vm.set_irqchip(chip);  // 2
-  chip = {};
+}
+
+void VmKernelState::restore_live(const VmFd& vm) const {
+  kvm_irqchip chip{};
   chip.chip_id = KVM_IRQCHIP_IOAPIC;
   chip.chip.ioapic = ioapic;
   vm.set_irqchip(chip);  // 3

@@ -12,6 +12,11 @@
 // The saved clock is restored as is (KVM_CLOCK_REALTIME and KVM_CLOCK_HOST_TSC cleared), so the
 // guest's clock continues from the value it had at capture rather than jumping by the time the
 // snapshot spent on disk; the guest's wall clock is the host's business after a restore.
+//
+// In two halves, as VcpuState's: the PICs ahead (restore_ahead: they feed a vCPU only through
+// an output line that KVM samples when it injects, so no vCPU state can overwrite them), and the
+// IOAPIC, PIT and kvmclock live (restore_live), after every vCPU's live half: the IOAPIC must
+// follow the LAPICs, and the PIT and the clock move with time.
 #pragma once
 
 #include <linux/kvm.h>
@@ -35,6 +40,10 @@ struct VmKernelState {
   static VmKernelState capture(const VmFd& vm);
   /// Writes this state into `vm` in the documented order (after the vCPUs are restored).
   void restore(const VmFd& vm) const;
+  /// The PICs (file comment), before or after the vCPUs' ahead halves.
+  void restore_ahead(const VmFd& vm) const;
+  /// IOAPIC, PIT, kvmclock, after every vCPU's live half.
+  void restore_live(const VmFd& vm) const;
 };
 
 /// Field-by-field equality (padding and reserved bytes ignored).
