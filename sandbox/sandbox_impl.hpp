@@ -109,6 +109,8 @@ struct Sandbox::Impl {
   // Set by attach_agent() before the watcher starts, called by it first: waits for the
   // identity's answer and throws as AgentClient::set_identity() would.
   std::function<void()> identity_answer;
+  // When attach_agent() sent that identity (its wall clock is the host's at this moment).
+  Clock::time_point identity_sent_at{};
   // Connects (retrying until the agent answers), gives the guest its identity as the first
   // request on the connection, and makes it the client. Once per sandbox: InvalidStateError if
   // it already has one.
