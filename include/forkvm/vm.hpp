@@ -251,10 +251,11 @@ struct VmBuildPhases {
   /// KVM_CREATE_VCPU and the (not yet started) vCPU threads' objects.
   std::chrono::nanoseconds vcpus{};
   /// Restoring the KVM state that does not move with time (Vm::prepare()): each vCPU's
-  /// CPUID, registers, FPU/XSAVE, debug registers and MSRs other than the TSC's, and the PICs.
+  /// CPUID, registers, FPU/XSAVE, debug registers and architectural MSRs (not the TSC's or
+  /// KVM's paravirtual ones), and the PICs.
   std::chrono::nanoseconds state_ahead{};
-  /// Restoring the rest right before the vCPUs run (Vm::launch()): each vCPU's LAPIC, TSC
-  /// MSRs and pending events, the IOAPIC, PIT and kvmclock, then the devices' state.
+  /// Restoring the rest right before the vCPUs run (Vm::launch()): each vCPU's LAPIC, TSC and
+  /// paravirtual MSRs and pending events, the IOAPIC, PIT and kvmclock, then the devices' state.
   std::chrono::nanoseconds state{};
   /// Starting the vCPU threads (Vm::launch()).
   std::chrono::nanoseconds start{};

@@ -24,12 +24,15 @@
 //
 // Restore comes in two halves, so that a VM prepared ahead of time (a template's pool) does the
 // first while it waits and only the second on the fork's path:
-//   ahead (restore_ahead): steps 0-7 and the MSRs of step 9 that are neither the TSC's nor tied
-//     to the LAPIC: nothing in them moves with time, and no later step overwrites them (step 8
-//     sets only the LAPIC's registers and timer; KVM checks these MSRs against CPUID, step 1);
-//   live (restore_live), right before the vCPUs run: step 8, then the TSC, TSC_ADJUST and
-//     TSC_DEADLINE MSRs in restore_order() (a TSC written early would have run on while the VM
-//     waited, and TSC_DEADLINE arms a host timer against it), then step 10.
+//   ahead (restore_ahead): steps 0-7 and the architectural MSRs of step 9 (SYSENTER, STAR and
+//     LSTAR, KERNEL_GS_BASE, PAT, MTRRs, ...): nothing in them moves with time, and no later
+//     step overwrites them (step 8 sets only the LAPIC's registers and timer; KVM checks these
+//     MSRs against CPUID, step 1);
+//   live (restore_live), right before the vCPUs run: step 8, then in restore_order() the TSC,
+//     TSC_ADJUST, KVM's paravirtual MSRs (kvmclock's system time and wall clock, async page
+//     faults, steal time, PV EOI: KVM updates those guest pages against the TSC and the clock)
+//     and TSC_DEADLINE (it arms a host timer against the TSC), then step 10. A TSC written early
+//     would have run on while the VM waited.
 // restore() is both halves back to back.
 #pragma once
 
@@ -87,7 +90,8 @@ struct VcpuState {
   void restore_live(const VcpuFd& vcpu) const;
 };
 
-/// Whether MSR `index` is restored in VcpuState's live half (the TSC, TSC_ADJUST, TSC_DEADLINE).
+/// Whether MSR `index` is restored in VcpuState's live half (the TSC, TSC_ADJUST, TSC_DEADLINE
+/// and KVM's paravirtual MSRs; file comment).
 bool restored_live(uint32_t index);
 
 /// Field-by-field equality (padding ignored), for tests and save/restore/save checks.
