@@ -12,6 +12,7 @@
 #include "bench/fork_running.hpp"
 #include "bench/fork_stress.hpp"
 #include "bench/fork_stress_options.hpp"
+#include "bench/freeze_scan_bench.hpp"
 #include "bench/memory_bench.hpp"
 #include "bench/memory_bench_parse.hpp"
 #include "bench/net_bench.hpp"
@@ -57,6 +58,9 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "fork-stress") == 0) {
     return forkvm::bench::fork_stress(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
   }
+  if (argc >= 2 && std::strcmp(argv[1], "freeze-scan") == 0) {
+    return forkvm::bench::freeze_scan_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
+  }
   if (argc >= 2 && std::strcmp(argv[1], "soak") == 0) {
     return forkvm::bench::soak_bench(std::span<char* const>(argv + 2, static_cast<size_t>(argc - 2)));
   }
@@ -71,7 +75,7 @@ int main(int argc, char** argv) {
                "  the guest's HTTP GETs (latency) and a download (MiB/s) through the egress proxy\n"
                "  against the same bytes over a bare vsock stream, and HTTPS intercepted with a\n"
                "  secret substituted against a plain CONNECT tunnel, in the same sandbox and run.\n"
-               "%s%s%s%s%s%s%s%s", forkvm::bench::kMemoryBenchUsage, forkvm::bench::kDiskBenchUsage, forkvm::bench::kRestoreBenchUsage, forkvm::bench::kNetBenchUsage, forkvm::bench::kForkBenchUsage,
-               forkvm::bench::kForkRunningUsage, forkvm::bench::kForkStressUsage, forkvm::bench::kSoakUsage);
+               "%s%s%s%s%s%s%s%s%s", forkvm::bench::kMemoryBenchUsage, forkvm::bench::kDiskBenchUsage, forkvm::bench::kRestoreBenchUsage, forkvm::bench::kNetBenchUsage, forkvm::bench::kForkBenchUsage,
+               forkvm::bench::kForkRunningUsage, forkvm::bench::kForkStressUsage, forkvm::bench::kSoakUsage, forkvm::bench::kFreezeScanUsage);
   return 2;
 }

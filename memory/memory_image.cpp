@@ -11,7 +11,9 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <vector>
 
+#include "base/positional_io.hpp"
 #include "base/text.hpp"
 #include "forkvm/errors.hpp"
 #include "memory/layout.hpp"
@@ -78,23 +80,26 @@ std::shared_ptr<const MemoryImage::Layer> make_layer(uint64_t size, std::vector<
   auto layer = std::make_shared<MemoryImage::Layer>();
   layer->fd = create_sized_memfd("forkvm-ram-layer", size);
   const int fd = layer->fd.get();
-  // Filled through a shared mapping, so each byte is copied once (view -> page cache); the
-  // mapping is gone before F_SEAL_WRITE, which refuses while a writable shared mapping exists.
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-  if (p == MAP_FAILED) {
-    throw GuestMemoryError(std::string("cannot map a memory layer: ") + errno_text(errno));
-  }
-  auto* base = static_cast<uint8_t*>(p);
-  try {
-    for (const Extent& e : extents) {
-      read(e.offset, base + e.offset, e.length);
-      layer->bytes += e.length;
+  // Through a bounce buffer and pwrite, not a shared mapping of the memfd: writing a mapping
+  // takes a page fault per new page (allocate, zero, map), which made this copy 5-10x slower
+  // than the bytes it moves (`forkvm-bench freeze-scan`); pwrite allocates the page-cache pages
+  // without faulting and without zeroing what it overwrites whole.
+  constexpr uint64_t kChunk = 1 << 20;
+  uint64_t longest = 0;
+  for (const Extent& e : extents) longest = std::max(longest, e.length);
+  std::vector<uint8_t> buf(std::min(kChunk, longest));
+  for (const Extent& e : extents) {
+    for (uint64_t done = 0; done < e.length;) {
+      const uint64_t n = std::min<uint64_t>(buf.size(), e.length - done);
+      read(e.offset + done, buf.data(), n);
+      if (const int err = pwrite_all(fd, e.offset + done, std::span<const uint8_t>(buf.data(), n)); err != 0) {
+        throw GuestMemoryError("cannot fill a memory layer (" + std::to_string(n) + " bytes at " +
+                               std::to_string(e.offset + done) + "): " + errno_text(err));
+      }
+      done += n;
     }
-  } catch (...) {
-    munmap(p, size);
-    throw;
+    layer->bytes += e.length;
   }
-  munmap(p, size);
   add_memfd_seals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL, "a memory layer");
   layer->extents = std::move(extents);
   return layer;
