@@ -161,6 +161,8 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
     ex.rows.push_back({key + "_exec", "  first exec", "ms", summarize(s.exec)});
     ex.rows.push_back({key + "_prefaulted", "  memory taken ahead of the guest", "MiB",
                        summarize(s.prefaulted_mib)});
+    ex.rows.push_back({key + "_premapped", "    of which mapped into NPT/EPT ahead", "MiB",
+                       summarize(s.premapped_mib)});
     ex.rows.push_back({key + "_warm_exec", "  the same exec again (warmed)", "ms",
                        summarize(s.warm_exec)});
     ex.rows.push_back({key + "_goal", "goal: vCPUs ready + 1.2 x warm exec", "ms",
@@ -178,6 +180,11 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
                        "never without a pool): " + std::to_string(pl.prefaulted_vm) + " of " +
                        std::to_string(pl.to_exec.size()) + " pooled forks had (the VMs pooled "
                        "before the first child's exec had not)");
+    ex.notes.push_back(
+        "of those, " + std::to_string(pl.premapped_vm) + " also had the pages mapped into KVM's "
+        "NPT/EPT tables before their vCPUs ran (KVM_PRE_FAULT_MEMORY, Linux 6.10+ with nested "
+        "paging)" + (pl.premap_unavailable.empty() ? std::string()
+                                                   : "; not mapped: " + pl.premap_unavailable));
   }
   r.sections.push_back(std::move(ex));
 
@@ -232,6 +239,7 @@ int run(const ForkBenchOptions& o) {
   if (o.pool > 0) {
     TemplateOptions po;
     po.pool_size = o.pool;
+    po.premap = o.premap;
     po.verify_memory = false;  // the first Template verified this snapshot's memory just now
     pooled = Template::open(o.snapshot, po);
   }

@@ -121,6 +121,11 @@ void ForkSeries::add(const ForkedChild& c) {
   prefaulted_mib.push_back(static_cast<double>(t.prefaulted_bytes) / (1 << 20));
   ready_other.push_back(to_ms(t.to_ready - t.to_vcpus_ready - t.agent_connect - t.identity));
   if (t.prefaulted_bytes > 0) ++prefaulted_vm;
+  premapped_mib.push_back(static_cast<double>(t.premapped_bytes) / (1 << 20));
+  if (t.premapped_bytes > 0) ++premapped_vm;
+  if (t.prefaulted_bytes > 0 && !t.premap_unavailable.empty()) {
+    premap_unavailable = t.premap_unavailable;
+  }
   exec_goal.push_back(to_ms(t.to_vcpus_ready) + 1.2 * c.warm_exec_ms);
   if (t.pooled) ++pooled_vm;
   if (t.vm.from_shell) ++shell_vm;

@@ -98,6 +98,9 @@ struct ForkSeries {
   /// (its egress proxy with a fresh CA, the egress settings in the guest, its threads).
   std::vector<double> ready_other;
   unsigned prefaulted_vm = 0;          ///< forks whose VM had taken pages ahead
+  std::vector<double> premapped_mib;   ///< ForkTimings::premapped_bytes, in MiB
+  unsigned premapped_vm = 0;           ///< forks whose VM had them in its NPT/EPT too
+  std::string premap_unavailable;      ///< the last ForkTimings::premap_unavailable seen
   /// Per fork: to_vcpus_ready + 1.2 x its warm exec, the bound issue 15 sets for to_exec.
   std::vector<double> exec_goal;
   unsigned pooled_vm = 0;  ///< forks whose VM came from the pool

@@ -21,6 +21,9 @@ struct ForkBenchOptions {
   /// --paths N: rounds of the fork-path part (every path, shell pool warm vs off); 0 skips it
   unsigned paths = 10;
   unsigned sustained = 10;  ///< --sustained K: children forked back to back per setting; 0 skips
+  /// --premap 0|1: the pooled template maps the hot pages into its VMs' NPT/EPT tables ahead
+  /// (TemplateOptions::premap; default 1). 0 and 1 in one kvm-lab run compare the two.
+  bool premap = true;
   bool json = false;      ///< --json: one JSON object instead of the text table
   /// --first-exec "ARGV...": the command each child runs first (split at spaces), e.g.
   /// "python3 -c pass" on a template booted on the Debian root filesystem.

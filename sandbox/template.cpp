@@ -3,10 +3,12 @@
 // Sandbox, which connects to the agent and gives the child its own identity.
 #include "forkvm/template.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -25,7 +27,8 @@ struct PreparedVm {
   std::unique_ptr<Vm> vm;
   std::string temp_dir;
   std::string socket_path;
-  uint64_t prefaulted = 0;  // bytes of guest memory taken ahead (TemplateOptions::prefault)
+  VmPrefault prefaulted;  // guest memory taken ahead (TemplateOptions::prefault)
+  bool prefault_tried = false;  // prefault() ran for it (whatever it took)
 
   PreparedVm() = default;
   // The moved-from object must not remove the directory: exchange, not a defaulted move (a
@@ -34,13 +37,15 @@ struct PreparedVm {
       : vm(std::move(other.vm)),
         temp_dir(std::exchange(other.temp_dir, {})),
         socket_path(std::move(other.socket_path)),
-        prefaulted(other.prefaulted) {}
+        prefaulted(std::move(other.prefaulted)),
+        prefault_tried(other.prefault_tried) {}
   PreparedVm& operator=(PreparedVm&& other) noexcept {
     discard();
     vm = std::move(other.vm);
     temp_dir = std::exchange(other.temp_dir, {});
     socket_path = std::move(other.socket_path);
-    prefaulted = other.prefaulted;
+    prefaulted = std::move(other.prefaulted);
+    prefault_tried = other.prefault_tried;
     return *this;
   }
   ~PreparedVm() { discard(); }
@@ -62,6 +67,10 @@ struct PreparedVm {
 struct HotPages {
   std::mutex mu;
   std::optional<TouchedMemory> touched;  // guarded by mu
+  /// Tells the template's refill thread that `touched` was learned, so that the VMs pooled
+  /// before take the pages too. Set while the Template lives, cleared (under mu) before it
+  /// goes: a child's hook that runs later finds it empty.
+  std::function<void()> learned;  // guarded by mu
 };
 
 }  // namespace
@@ -75,11 +84,18 @@ struct Template::Impl {
   std::condition_variable cv;
   std::deque<PreparedVm> pool;  // guarded by mu
   bool stopping = false;        // guarded by mu
+  /// The hot pages were learned after VMs now in the pool were prepared (HotPages::learned):
+  /// the refill thread prefaults those. Guarded by mu.
+  bool hot_learned = false;
   TemplateStats counts;         // guarded by mu; pooled is filled in by stats()
   RetryBackoff backoff;         // guarded by mu
   std::thread refill;
 
   ~Impl() {
+    {
+      std::lock_guard lock(hot->mu);
+      hot->learned = nullptr;  // children's hooks may outlive this
+    }
     {
       std::lock_guard lock(mu);
       stopping = true;
@@ -110,21 +126,46 @@ struct Template::Impl {
       }
     }
     p.vm = Vm::prepare(image, ro);
-    if (ahead && options.prefault) {
-      std::optional<TouchedMemory> touched;
-      {
-        std::lock_guard lock(hot->mu);
-        touched = hot->touched;
-      }
-      try {
-        if (touched) p.prefaulted = p.vm->prefault_memory(*touched);
-      } catch (const Error& e) {
-        // An optimisation only: a host short of memory gets a VM that faults its pages in as
-        // the guest touches them, as without a pool.
-        std::fprintf(stderr, "forkvm: template pool: no prefault for this VM: %s\n", e.what());
-      }
-    }
+    if (ahead) prefault(p);
     return p;
+  }
+
+  /// Takes the hot pages into a pooled VM, once they are known (TemplateOptions::prefault).
+  void prefault(PreparedVm& p) {
+    if (!options.prefault || p.prefault_tried) return;
+    std::optional<TouchedMemory> touched;
+    {
+      std::lock_guard lock(hot->mu);
+      touched = hot->touched;
+    }
+    if (!touched) return;
+    p.prefault_tried = true;
+    try {
+      p.prefaulted = p.vm->prefault_memory(*touched, options.premap);
+    } catch (const Error& e) {
+      // An optimisation only: a host short of memory gets a VM that faults its pages in as
+      // the guest touches them, as without a pool.
+      std::fprintf(stderr, "forkvm: template pool: no prefault for this VM: %s\n", e.what());
+    }
+  }
+
+  /// With mu held (via `lock`): once the hot pages are learned, prefaults the VMs that were
+  /// pooled before, one at a time out of the pool (a fork meanwhile takes another, or builds
+  /// its own), and puts each back. Returns false when stopping.
+  bool prefault_pooled(std::unique_lock<std::mutex>& lock) {
+    hot_learned = false;
+    for (;;) {
+      if (stopping) return false;
+      auto it = std::find_if(pool.begin(), pool.end(),
+                             [](const PreparedVm& p) { return !p.prefault_tried; });
+      if (it == pool.end()) return true;
+      PreparedVm p = std::move(*it);
+      pool.erase(it);
+      lock.unlock();
+      prefault(p);
+      lock.lock();
+      pool.push_back(std::move(p));
+    }
   }
 
   /// Keeps the pool at options.pool_size. A failure is reported on stderr (once per distinct
@@ -133,8 +174,13 @@ struct Template::Impl {
   void refill_loop() {
     std::unique_lock lock(mu);
     for (;;) {
-      cv.wait(lock, [&] { return stopping || pool.size() < options.pool_size; });
+      cv.wait(lock,
+              [&] { return stopping || hot_learned || pool.size() < options.pool_size; });
       if (stopping) return;
+      if (hot_learned) {
+        if (!prefault_pooled(lock)) return;
+        continue;
+      }
       lock.unlock();
       std::string error;
       PreparedVm p;
@@ -188,6 +234,18 @@ std::shared_ptr<Template> Template::from_image(std::shared_ptr<const VmImage> im
   auto t = std::make_shared<Template>(std::move(impl));
   if (options.pool_size > 0) {
     Impl* raw = t->impl_.get();
+    {
+      // Called by a child's hook (HotPages lock held, then the pool's: the only order the two
+      // are taken together in).
+      std::lock_guard lock(raw->hot->mu);
+      raw->hot->learned = [raw] {
+        {
+          std::lock_guard pool_lock(raw->mu);
+          raw->hot_learned = true;
+        }
+        raw->cv.notify_all();
+      };
+    }
     raw->refill = std::thread([raw] { raw->refill_loop(); });
   }
   return t;
@@ -259,7 +317,9 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
         timings.vm.state_ahead = {};
   }
   timings.pooled = pooled;
-  timings.prefaulted_bytes = p.prefaulted;
+  timings.prefaulted_bytes = p.prefaulted.host_bytes;
+  timings.premapped_bytes = p.prefaulted.stage2_bytes;
+  timings.premap_unavailable = p.prefaulted.stage2_unavailable;
   timings.to_vcpus_ready = vcpus_ready - t0;
 
   auto impl = std::make_unique<Sandbox::Impl>();
@@ -284,7 +344,9 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
       impl->after_first_exec = [hot = impl_->hot](const Vm& vm) {
         TouchedMemory touched = vm.touched_memory();
         std::lock_guard lock(hot->mu);
-        if (!hot->touched) hot->touched = std::move(touched);
+        if (hot->touched) return;
+        hot->touched = std::move(touched);
+        if (hot->learned) hot->learned();
       };
     }
   }

@@ -19,6 +19,7 @@
 // (sandbox/template.cpp) -> Vm::prepare (here: a shell from vmm/shell_pool.cpp, or one built
 // inline; the image mapped over its reserved RAM; the virtio devices) + Vm::launch (here) ->
 // agent connect + identity.
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -29,6 +30,7 @@
 #include "snapshot/snapshot.hpp"
 #include "devices/virtio/block/cow_disk.hpp"
 #include "devices/virtio/net/net_device.hpp"
+#include "vmm/kvm/kvm_abi.hpp"
 #include "vmm/shell_pool.hpp"
 #include "vmm/snapshot_disks.hpp"
 #include "vmm/state/cpu_features.hpp"
@@ -470,6 +472,39 @@ uint64_t sum_lengths(const std::vector<std::pair<uint64_t, uint64_t>>& extents) 
   return n;
 }
 
+/// Maps the extents of `t` (memory-file offsets, already faulted in on the host) into the VM's
+/// stage-2 tables through vCPU 0 (the tables are shared by every vCPU in the same mode). Runs
+/// after Vm::prepare set the vCPUs' CPUID and special registers, which choose the MMU; stops at
+/// the first refusal and says why in `out`.
+void premap_stage2(Vm::Impl& impl, const GuestMemory::Touched& t, VmPrefault& out) {
+  if (!impl.vm || impl.vcpus.empty()) {
+    out.stage2_unavailable = "the VM has no vCPU yet";
+    return;
+  }
+  if (impl.vm->check_extension(kvm_abi::kCapPreFaultMemory) <= 0) {
+    out.stage2_unavailable = "KVM has no KVM_PRE_FAULT_MEMORY (Linux 6.10+)";
+    return;
+  }
+  const VcpuFd& vcpu = impl.vcpus.front()->vcpu();
+  try {
+    for (const auto* extents : {&t.written, &t.read}) {
+      for (const MemoryImage::Extent& e : *extents) {
+        for (const GuestMemory::Region& r : impl.memory.regions()) {
+          const uint64_t a = std::max(e.offset, r.file_offset);
+          const uint64_t b = std::min(e.offset + e.length, r.file_offset + r.size);
+          if (a >= b) continue;
+          vcpu.pre_fault_memory(r.gpa + (a - r.file_offset), b - a);
+          out.stage2_bytes += b - a;
+        }
+      }
+    }
+  } catch (const KvmError& e) {
+    // EOPNOTSUPP: this KVM shadows the guest's page tables (no NPT/EPT), where a guest-physical
+    // range cannot be mapped ahead. Anything else: the guest faults the rest in as it goes.
+    out.stage2_unavailable = e.what();
+  }
+}
+
 }  // namespace
 
 uint64_t TouchedMemory::written_bytes() const noexcept { return sum_lengths(written); }
@@ -483,7 +518,7 @@ TouchedMemory Vm::touched_memory() const {
   return out;
 }
 
-uint64_t Vm::prefault_memory(const TouchedMemory& touched) {
+VmPrefault Vm::prefault_memory(const TouchedMemory& touched, bool stage2) {
   std::lock_guard lifecycle(impl_->lifecycle_mu);  // not while launch() runs
   {
     std::lock_guard lock(impl_->mu);
@@ -494,7 +529,18 @@ uint64_t Vm::prefault_memory(const TouchedMemory& touched) {
   GuestMemory::Touched t;
   for (const auto& [offset, length] : touched.written) t.written.push_back({offset, length});
   for (const auto& [offset, length] : touched.read) t.read.push_back({offset, length});
-  return impl_->memory.prefault(t);
+  VmPrefault out;
+  out.host_bytes = impl_->memory.prefault(t);
+  if (!stage2) {
+    out.stage2_unavailable = "not asked for";
+    return out;
+  }
+  if (out.host_bytes == 0) {
+    out.stage2_unavailable = "no guest pages were taken on the host";
+    return out;
+  }
+  premap_stage2(*impl_, t, out);
+  return out;
 }
 
 }  // namespace forkvm

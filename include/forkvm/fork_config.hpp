@@ -29,8 +29,13 @@ struct TemplateOptions {
   /// first exec do not stop on a host page fault for each. Costs each pooled VM that many
   /// private pages ahead of time (ForkTimings::prefaulted_bytes), which the child would write
   /// anyway. Learned from the first child whose first exec (Sandbox::exec, exec_shell,
-  /// exec_stream) succeeds.
+  /// exec_stream) succeeds; VMs pooled before that take them then.
   bool prefault = true;
+  /// With prefault: also map those pages into each pooled VM's NPT/EPT tables
+  /// (KVM_PRE_FAULT_MEMORY, Linux 6.10+ with nested paging), so the child's first touches take
+  /// no nested page fault either. Costs each pooled VM the page tables for them (about 1/512 of
+  /// their size) and the refill thread the time. ForkTimings::premapped_bytes says what was.
+  bool premap = true;
   /// Where the children's private temp dirs (holding their vsock sockets) are made; empty:
   /// $TMPDIR or /tmp. Keep it short (Unix socket paths are limited to 107 bytes).
   std::string runtime_dir;
@@ -111,6 +116,10 @@ struct ForkTimings {
   bool agent_carried = false;
   /// Guest memory the VM took ahead of its guest (TemplateOptions::prefault), before the fork.
   uint64_t prefaulted_bytes = 0;
+  /// Of that, what was also mapped into KVM's NPT/EPT tables ahead (Vm::prefault_memory), and
+  /// why none was when none was (e.g. a KVM before 6.10, or shadow paging).
+  uint64_t premapped_bytes = 0;
+  std::string premap_unavailable;
 };
 
 }  // namespace forkvm

@@ -290,6 +290,19 @@ struct TouchedMemory {
   uint64_t read_bytes() const noexcept;
 };
 
+/// What Vm::prefault_memory() took ahead of the guest.
+struct VmPrefault {
+  /// Bytes of guest memory faulted into the host's page tables (the written pages copied, the
+  /// read ones mapped). 0 for a booted VM, or a host kernel without MADV_POPULATE_* (< 5.14).
+  uint64_t host_bytes = 0;
+  /// Bytes of those also mapped into KVM's stage-2 (NPT/EPT) tables, so the guest's first
+  /// touch takes no nested page fault.
+  uint64_t stage2_bytes = 0;
+  /// Why nothing was mapped into the stage-2 tables, when nothing was (empty otherwise): e.g.
+  /// a KVM older than 6.10, or one with shadow paging (no NPT/EPT), which cannot.
+  std::string stage2_unavailable;
+};
+
 /// Huge pages behind a VM's guest RAM (Vm::huge_pages()): what was asked, and what the host's
 /// page tables for the RAM hold now (/proc/self/smaps over the VM's mappings).
 struct VmHugePages {
@@ -496,10 +509,12 @@ class Vm {
   TouchedMemory touched_memory() const;
   /// For a VM from prepare(), before launch(): copies the `written` pages of `touched` (taken
   /// from another VM of the same image) into this VM's RAM and maps the `read` ones, so that
-  /// its guest's first touches of them cost no host page fault. Returns the bytes taken (0 for
-  /// a booted VM, or a host kernel without MADV_POPULATE_*, before Linux 5.14). Throws
-  /// InvalidStateError after launch(), GuestMemoryError when the host refuses (e.g. ENOMEM).
-  uint64_t prefault_memory(const TouchedMemory& touched);
+  /// its guest's first touches of them cost no host page fault; then, with `stage2` and where
+  /// KVM can (KVM_PRE_FAULT_MEMORY: Linux 6.10+ with nested paging), maps all of them into the
+  /// VM's NPT/EPT tables too, so they cost no nested page fault either. Throws InvalidStateError
+  /// after launch(), GuestMemoryError when the host refuses the pages (e.g. ENOMEM); a KVM that
+  /// cannot map ahead is not an error (VmPrefault::stage2_unavailable says why).
+  VmPrefault prefault_memory(const TouchedMemory& touched, bool stage2 = true);
 
   /// For a VM restored or forked from an image whose machine has a net device: {the MAC the
   /// guest's driver holds (the one the snapshot's device announced; Linux reads it once, at

@@ -64,4 +64,20 @@ static_assert(kGetXsave == 0x9000aea4ul);
 static_assert(kSetXsave == 0x5000aea5ul);
 static_assert(kGetXsave2 == 0x9000aecful);
 
+// --- newer than Debian 12's uapi headers (Linux 6.10+) ----------------------------------------
+
+/// struct kvm_pre_fault_memory (include/uapi/linux/kvm.h since 6.10): the guest-physical range
+/// to map into KVM's stage-2 (NPT/EPT) tables; the kernel moves gpa and shrinks size as it goes.
+struct PreFaultMemory {
+  uint64_t gpa;
+  uint64_t size;
+  uint64_t flags;  ///< must be 0
+  uint64_t padding[5];
+};
+/// KVM_CAP_PRE_FAULT_MEMORY: KVM_CHECK_EXTENSION says whether the ioctl exists.
+inline constexpr int kCapPreFaultMemory = 236;
+inline constexpr unsigned long kPreFaultMemory = _IOWR(KVMIO, 0xd5, PreFaultMemory);
+static_assert(sizeof(PreFaultMemory) == 64);
+static_assert(kPreFaultMemory == 0xc040aed5ul);
+
 }  // namespace forkvm::kvm_abi

@@ -124,6 +124,26 @@ void VcpuFd::set_tsc_khz(uint32_t khz) const {
   }
 }
 
+void VcpuFd::pre_fault_memory(uint64_t gpa, uint64_t size) const {
+  kvm_abi::PreFaultMemory range{};
+  range.gpa = gpa;
+  range.size = size;
+  // The kernel returns 0 after mapping part of the range (gpa and size updated), so each
+  // success makes progress. EINTR (a signal came first) and EAGAIN go on from where it stopped,
+  // a bounded number of times in a row so a signal storm cannot keep this thread here.
+  constexpr int kMaxRetries = 1000;
+  int retries = 0;
+  while (range.size > 0) {
+    if (ioctl(fd_.get(), kvm_abi::kPreFaultMemory, &range) == 0) {
+      retries = 0;
+      continue;
+    }
+    const int err = errno;
+    if ((err == EINTR || err == EAGAIN) && ++retries < kMaxRetries) continue;
+    throw KvmError("KVM_PRE_FAULT_MEMORY", err);
+  }
+}
+
 std::vector<kvm_cpuid_entry2> VcpuFd::get_cpuid2() const {
   // KVM_MAX_CPUID_ENTRIES is 256; the kernel fails with E2BIG if nent is below what was set.
   constexpr uint32_t kMax = 256;

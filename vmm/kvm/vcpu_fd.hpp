@@ -57,6 +57,13 @@ class VcpuFd {
   void set_xcrs(const kvm_xcrs& xcrs) const;               ///< KVM_SET_XCRS
   kvm_debugregs get_debugregs() const;                     ///< KVM_GET_DEBUGREGS
   void set_debugregs(const kvm_debugregs& regs) const;     ///< KVM_SET_DEBUGREGS
+  /// KVM_PRE_FAULT_MEMORY (Linux 6.10+, KVM_CAP_PRE_FAULT_MEMORY): maps the page-aligned
+  /// guest-physical range [gpa, gpa + size) into KVM's stage-2 tables as if this vCPU had read
+  /// it, faulting host pages in as needed (without breaking copy-on-write), so the guest's
+  /// first touch of those pages takes no nested page fault. Needs the vCPU's CPUID and special
+  /// registers set (they pick the MMU). Retries the kernel's partial progress and EINTR; throws
+  /// KvmError otherwise (EOPNOTSUPP: shadow paging, no TDP; ENOENT: a gpa outside every slot).
+  void pre_fault_memory(uint64_t gpa, uint64_t size) const;
   kvm_vcpu_events get_vcpu_events() const;                 ///< KVM_GET_VCPU_EVENTS
   void set_vcpu_events(const kvm_vcpu_events& ev) const;   ///< KVM_SET_VCPU_EVENTS
 

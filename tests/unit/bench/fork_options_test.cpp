@@ -19,6 +19,7 @@ TEST(ForkOptions, DefaultsNeedOnlyTheSnapshot) {
   EXPECT_EQ(o.live, 10u);
   EXPECT_EQ(o.max_live, 0u);
   EXPECT_FALSE(o.json);
+  EXPECT_TRUE(o.premap);
   EXPECT_EQ(o.first_exec, (std::vector<std::string>{"true"}));
 }
 
@@ -31,13 +32,14 @@ TEST(ForkOptions, FirstExecIsSplitAtSpaces) {
 
 TEST(ForkOptions, EveryOption) {
   const auto o = parse({"-n", "50", "--pool", "0", "--live", "3", "--max-live", "200", "--json",
-                        "--snapshot", "d"});
+                        "--premap", "0", "--snapshot", "d"});
   EXPECT_EQ(o.snapshot, "d");
   EXPECT_EQ(o.n, 50u);
   EXPECT_EQ(o.pool, 0u);
   EXPECT_EQ(o.live, 3u);
   EXPECT_EQ(o.max_live, 200u);
   EXPECT_TRUE(o.json);
+  EXPECT_FALSE(o.premap);
 }
 
 TEST(ForkOptions, RejectsBadCommandLines) {
@@ -52,6 +54,7 @@ TEST(ForkOptions, RejectsBadCommandLines) {
       {"--snapshot", "d", "--max-live", "0"},  // a mode of 0 children
       {"--snapshot", "d", "--pool"},           // missing value
       {"--snapshot", "d", "--frobnicate"},     // unknown
+      {"--snapshot", "d", "--premap", "yes"},  // only 0 or 1
   };
   for (const auto& a : bad) {
     std::string joined;
