@@ -189,11 +189,11 @@ constexpr unsigned kSilentOpenFlags = O_RDONLY | O_CLOEXEC;
 }  // namespace
 
 ThreadFilter::ThreadFilter(std::string name, std::vector<int> syscalls,
-                           std::vector<uint32_t> ioctl_requests, bool unix_sockets)
+                           std::vector<uint32_t> ioctl_requests, Access access)
     : name_(std::move(name)),
       syscalls_(std::move(syscalls)),
       ioctl_requests_(std::move(ioctl_requests)),
-      unix_sockets_(unix_sockets) {}
+      access_(std::move(access)) {}
 
 void ThreadFilter::compile() const {
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
@@ -211,11 +211,20 @@ void ThreadFilter::compile() const {
     ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
                                 SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL, request)) == 0;
   }
-  ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(openat), 1,
-                              SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffULL, kSilentOpenFlags)) == 0;
-  if (unix_sockets_) {
+  if (access_.read_only_opens) {
+    // Any openat whose flags ask for no write access and no creation, truncation or appending.
+    // (glibc's own opens are among them, so the silent rule below is not needed.)
+    constexpr uint64_t kWriteFlags = O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND;
+    ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+                                SCMP_A2(SCMP_CMP_MASKED_EQ, kWriteFlags, O_RDONLY)) == 0;
+  } else {
+    ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(openat), 1,
+                                SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffULL, kSilentOpenFlags)) == 0;
+  }
+  for (const int family : access_.socket_families) {
     ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                                SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffULL, AF_UNIX)) == 0;
+                                SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffULL,
+                                        static_cast<uint64_t>(family))) == 0;
   }
   // libseccomp 2.5 exports to a descriptor only: through a memfd, read back once.
   const int fd = ok ? ::memfd_create("forkvm-thread-filter", MFD_CLOEXEC) : -1;

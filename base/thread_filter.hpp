@@ -25,16 +25,27 @@
 
 namespace forkvm {
 
+/// What a kind of filtered thread may open besides its system calls.
+struct ThreadFilterAccess {
+  /// socket() of these address families (AF_UNIX, AF_INET, ...) and no other.
+  std::vector<int> socket_families;
+  /// openat() for reading only (no write access, O_CREAT, O_TRUNC or O_APPEND): for a thread
+  /// whose libraries read files lazily (OpenSSL's trust store). Without it every openat but
+  /// glibc's own (kSilentOpenFlags in thread_filter.cpp) is refused.
+  bool read_only_opens = false;
+};
+
 /// One kind of thread's filter. Make one per kind, in static storage (install() keeps a pointer
 /// to its name for the log line).
 class ThreadFilter {
  public:
+  using Access = ThreadFilterAccess;
+
   /// `name` names the kind in logs ("vcpu", "vsock"). `syscalls` are allowed besides the common
   /// ones (file comment). `ioctl_requests`, when not empty, allows ioctl with those request
-  /// numbers (compared on their low 32 bits, as the kernel does). `unix_sockets` allows
-  /// socket(AF_UNIX, ...) and no other family.
+  /// numbers (compared on their low 32 bits, as the kernel does).
   ThreadFilter(std::string name, std::vector<int> syscalls, std::vector<uint32_t> ioctl_requests = {},
-               bool unix_sockets = false);
+               Access access = {});
   ThreadFilter(const ThreadFilter&) = delete;
   ThreadFilter& operator=(const ThreadFilter&) = delete;
 
@@ -53,7 +64,7 @@ class ThreadFilter {
   std::string name_;
   std::vector<int> syscalls_;
   std::vector<uint32_t> ioctl_requests_;
-  bool unix_sockets_;
+  Access access_;
   mutable std::once_flag once_;
   /// The program as struct sock_filter words (8 bytes each); empty when building failed.
   mutable std::vector<uint64_t> program_;

@@ -1,15 +1,52 @@
 #include "net/io_thread.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+
+#include <openssl/ssl.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <exception>
 #include <thread>
+
+#include "base/thread_filter.hpp"
 
 namespace forkvm::net {
 namespace {
 
 thread_local bool t_on_io_thread = false;
+
+/// The network thread's system calls besides the common ones (base/thread_filter.hpp). It parses
+/// what guests send (HTTP requests, TLS) and the answers of the hosts they reach, so it is
+/// filtered like a device worker:
+/// - Asio's reactor: epoll, its timerfd and eventfd (made when the first socket registers,
+///   which may be on this thread);
+/// - sockets: Unix (the egress proxies' and exposed ports' listeners and their connections into
+///   the guest's vsock), IPv4 and IPv6 (the upstreams): connect, accept, the options Asio sets
+///   and reads, data (recvmsg/sendmsg for buffer sequences), shutdown; FIONBIO and FIONREAD;
+/// - OpenSSL: getrandom for keys and TLS, and reading its trust store (loaded when the first
+///   upstream TLS connection needs it; an issuer not found there is looked up in the
+///   certificate directories, which OpenSSL 3's store loader lists: getdents64).
+/// No process or thread creation, no exec, no file writes. Name resolution (getaddrinfo) runs on
+/// Asio's resolver thread, which is started before the filter (io_thread.cpp, run()).
+const ThreadFilter& network_filter() {
+  static const ThreadFilter filter(
+      "network",
+      {SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_create1),
+       SCMP_SYS(timerfd_create), SCMP_SYS(timerfd_settime), SCMP_SYS(eventfd2),
+       SCMP_SYS(connect), SCMP_SYS(accept), SCMP_SYS(accept4), SCMP_SYS(bind), SCMP_SYS(listen),
+       SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+       SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg),
+       SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(shutdown), SCMP_SYS(fcntl), SCMP_SYS(poll),
+       SCMP_SYS(ppoll), SCMP_SYS(getrandom), SCMP_SYS(newfstatat), SCMP_SYS(fstat),
+       SCMP_SYS(lseek), SCMP_SYS(getdents64)},
+      {FIONBIO, FIONREAD},
+      {.socket_families = {AF_UNIX, AF_INET, AF_INET6}, .read_only_opens = true});
+  return filter;
+}
 
 // The context outlives every handler: it is stopped and joined when the process exits (after
 // main returns, when every sandbox, and with it every proxy, is gone).
@@ -29,6 +66,22 @@ class IoThread {
  private:
   void run() noexcept {
     t_on_io_thread = true;
+    // Before the filter, what cannot be done under it: Asio starts its resolver thread at the
+    // first async_resolve (a thread made after the filter would inherit it, and getaddrinfo
+    // needs calls this thread must not have: NSS modules, netlink), and OpenSSL reads its
+    // configuration file at its first use.
+    try {
+      boost::asio::ip::tcp::resolver warm(context_);
+      warm.async_resolve("127.0.0.1", "0",
+                         boost::asio::ip::resolver_base::numeric_host |
+                             boost::asio::ip::resolver_base::numeric_service,
+                         [](const boost::system::error_code&,
+                            const boost::asio::ip::tcp::resolver::results_type&) {});
+    } catch (const std::exception&) {
+      // No resolver thread: names are resolved (and fail) on the resolver's first real use.
+    }
+    OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, nullptr);
+    network_filter().install();
     // A handler that throws must not end the thread (every sandbox's network would stop with
     // it): the connection it served is already lost, so the loop goes on.
     for (;;) {

@@ -26,6 +26,7 @@
 
 #include "forkvm/sandbox.hpp"
 #include "tests/e2e/e2e_image.hpp"
+#include "tests/e2e/sandbox_helpers.hpp"
 #include "tests/support/audit_log.hpp"
 #include "tests/support/guest_client.hpp"
 #include "net/tls_authority.hpp"
@@ -377,6 +378,13 @@ TEST_F(E2eNetwork, ForkvmRunAllowsAHostAndLogsTheRequest) {
   EXPECT_NE(lines.find("\"decision\":\"allow\""), std::string::npos) << lines;
   EXPECT_NE(lines.find("\"decision\":\"deny\""), std::string::npos) << lines;
   EXPECT_NE(lines.find("\"host\":\"10.7.7.7\""), std::string::npos) << lines;
+}
+
+// Last: every proxy, interception, exposed port and fork above ran on the filtered network
+// thread (and filtered vCPU and device threads), and no filter refused a call they made.
+TEST_F(E2eNetwork, EveryTestAboveRanWithinTheThreadFilters) {
+  EXPECT_EQ(box_->exec({"/bin/echo", "filtered"}).stdout_data, "filtered\n");
+  expect_threads_filtered_nothing_refused(3);  // at least a vCPU, the vsock worker, the network
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "devices/virtio/vsock/vsock_worker.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,7 +38,7 @@ const ThreadFilter& worker_filter() {
       {SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(accept4),
        SCMP_SYS(connect), SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(shutdown),
        SCMP_SYS(poll), SCMP_SYS(ppoll)},
-      {}, /*unix_sockets=*/true);
+      {}, {.socket_families = {AF_UNIX}});
   return filter;
 }
 

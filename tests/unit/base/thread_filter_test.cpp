@@ -134,8 +134,36 @@ TEST(ThreadFilter, OtherOpensAreRefusedAndCounted) {
   EXPECT_EQ(denied(SCMP_SYS(openat)), before + 1);
 }
 
+// A kind of thread allowed read-only opens (the network thread: OpenSSL reads its trust store
+// lazily) may open for reading, never for writing, creating, truncating or appending.
+TEST(ThreadFilter, ReadOnlyOpensOnlyWhenAllowed) {
+  static const ThreadFilter filter("test-read-only", {}, {},
+                                    {.socket_families = {}, .read_only_opens = true});
+  const uint64_t before = denied(SCMP_SYS(openat));
+  std::vector<std::pair<int, int>> got;
+  on_thread([&] {
+    ASSERT_TRUE(filter.install());
+    for (const int flags : {O_RDONLY, O_RDONLY | O_CLOEXEC, O_WRONLY, O_RDWR, O_RDONLY | O_CREAT,
+                            O_RDONLY | O_TRUNC, O_RDONLY | O_APPEND}) {
+      errno = 0;
+      const int fd = ::open("/dev/null", flags, 0600);
+      got.emplace_back(fd, errno);
+      if (fd >= 0) ::close(fd);
+    }
+  });
+  ASSERT_EQ(got.size(), 7u);
+  EXPECT_GE(got[0].first, 0);
+  EXPECT_GE(got[1].first, 0);
+  for (size_t i = 2; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].first, -1) << "open #" << i;
+    EXPECT_EQ(got[i].second, EPERM) << "open #" << i;
+  }
+  EXPECT_EQ(denied(SCMP_SYS(openat)), before + 5);
+}
+
 TEST(ThreadFilter, UnixSocketsOnlyAndIoctlByRequest) {
-  static const ThreadFilter filter("test-unix", {}, {0x5401 /* TCGETS */}, /*unix_sockets=*/true);
+  static const ThreadFilter filter("test-unix", {}, {0x5401 /* TCGETS */},
+                                    {.socket_families = {AF_UNIX}});
   std::pair<int, int> unix_socket{}, inet_socket{};
   int other_ioctl_err = 0;
   long listed_ioctl = 0;
