@@ -36,7 +36,7 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-second_deadlock_stack=1}
 # and state machines, for which TSan has nothing to check (ASan+UBSan covers them). The vCPU
 # kick and the vCPU threads need /dev/kvm: they run in the kvm and e2e tiers, not here.
 TSAN_TESTS=(unit_sandbox unit_vsock unit_virtio unit_block unit_virtio_net unit_egress_proxy
-            unit_port_relay unit_agent unit_devices_legacy unit_vmm_core)
+            unit_egress_offline unit_port_relay unit_agent unit_devices_legacy unit_vmm_core)
 
 timed() {
   local what=$1 t0=$SECONDS

@@ -4,13 +4,17 @@
 // - a template's children forked from 4 threads at once drain the pool, which refills;
 // - with the pool off, a fork builds its VM inline and says so;
 // - shells whose VM died in the pool are destroyed, never handed out;
-// - running out of file descriptors, or of address space for guest memory and threads
-//   (RLIMIT_AS), mid-burst fails that fork with a typed error; the parent, the children
-//   already made and the pool go on working, and no descriptor leaks.
+// - running out of file descriptors, of address space for guest memory and threads
+//   (RLIMIT_AS), or of KVM VMs (KVM_CREATE_VM failing with ENOMEM) mid-burst fails that fork
+//   with a typed error; the parent, the children already made and the pool go on working, and
+//   no descriptor leaks.
 #include <gtest/gtest.h>
+#include <linux/kvm.h>
+#include <seccomp.h>
 #include <sys/resource.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -303,6 +307,66 @@ TEST_F(ShellPoolTest, OutOfAddressSpaceMidBurstFailsThatForkWithATypedError) {
   });
   ASSERT_FALSE(b.failure.empty()) << "20 children fit in the limit: the test proved nothing";
   EXPECT_TRUE(b.typed) << "not a forkvm::Error: " << b.failure;
+  expect_everything_goes_on(b);
+}
+
+/// Makes the calling thread's KVM_CREATE_VM fail with ENOMEM, as the kernel answers when it
+/// cannot allocate a VM, and allows every other call (this thread only: no TSYNC). Returns
+/// whether the filter is in place.
+bool fail_kvm_create_vm_on_this_thread() {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  if (ctx == nullptr) return false;
+  const bool ok =
+      seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOMEM), SCMP_SYS(ioctl), 1,
+                       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL, KVM_CREATE_VM)) == 0 &&
+      seccomp_load(ctx) == 0;  // sets no-new-privs for this thread (libseccomp's default)
+  seccomp_release(ctx);
+  return ok;
+}
+
+TEST_F(ShellPoolTest, OutOfKvmVmsMidBurstFailsThatForkWithATypedError) {
+  // KVM keeps no count of VMs: KVM_CREATE_VM fails (ENOMEM) when the host cannot allocate one,
+  // e.g. at a memory cgroup's limit. One thread of the burst meets that failure, injected with
+  // a seccomp filter on that thread alone; with the shell pool off it builds its VM inline, so
+  // it calls KVM_CREATE_VM itself. The other threads' forks and the pool go on.
+  LimitedBurst b;
+  b.tmpl = parent().make_template();
+  ASSERT_TRUE(wait_for_shell_pool(60s));
+  Sandbox::wait_for_teardowns();
+  b.fds_before = open_fds();
+  step("two children, then a fork on a thread whose KVM_CREATE_VM fails");
+  for (int i = 0; i < 2; ++i) b.children.push_back(b.tmpl->fork(fork_config()));
+  ShellPoolOptions off;
+  off.per_shape = 0;
+  configure_shell_pool(off);
+  bool filtered = false;
+  std::string op;
+  int err = 0;
+  std::thread([&] {
+    filtered = fail_kvm_create_vm_on_this_thread();
+    if (!filtered) return;
+    try {
+      b.children.push_back(b.tmpl->fork(fork_config()));
+    } catch (const KvmError& e) {
+      b.failure = e.what();
+      b.typed = true;
+      op = e.op();
+      err = e.err();
+    } catch (const Error& e) {
+      b.failure = e.what();
+      b.typed = true;
+    } catch (const std::exception& e) {
+      b.failure = e.what();
+    }
+  }).join();
+  configure_shell_pool(ShellPoolOptions{});
+  ASSERT_TRUE(filtered) << "the kernel refused the test's seccomp filter";
+  step("failed fork: " + b.failure.substr(0, 200));
+  ASSERT_FALSE(b.failure.empty()) << "the fork succeeded: it did not call KVM_CREATE_VM";
+  EXPECT_TRUE(b.typed) << "not a forkvm::Error: " << b.failure;
+  EXPECT_EQ(op, "KVM_CREATE_VM") << b.failure;
+  EXPECT_EQ(err, ENOMEM) << b.failure;
+  EXPECT_EQ(b.children.size(), 2u);
   expect_everything_goes_on(b);
 }
 
