@@ -1,6 +1,9 @@
 #include "guest-init/agent/spawn.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,13 +82,38 @@ bool move_to(int fd, int target) {
   return ::dup2(fd, target) == target;
 }
 
-// Runs in the child between fork() and execve: only async-signal-safe calls.
-[[noreturn]] void run_child(int stdin_fd, int stdout_fd, int stderr_fd, int report_fd,
-                            const char* cwd, char* const argv[], char* const envp[],
-                            const std::vector<const char*>& files) {
+// What the child needs, set up by the agent before the clone: the child only reads it.
+struct ChildArgs {
+  int stdin_fd;
+  int stdout_fd;
+  int stderr_fd;
+  int report_fd;
+  const char* cwd;
+  char* const* argv;
+  char* const* envp;
+  const std::vector<const char*>* files;
+};
+
+// Runs in the child between the clone and execve, on its own stack but in the agent's memory
+// (CLONE_VM): only async-signal-safe calls, no allocation, nothing written but its own stack.
+[[noreturn]] void run_child(const ChildArgs& a) {
+  // The agent's signal handlers would run on the agent's memory: every caught signal goes back
+  // to its default before any is unblocked (all are blocked across the clone). Ignored ones
+  // stay ignored, as across execve, except SIGPIPE below.
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) != 0) continue;  // not a valid signal
+    if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) ::signal(sig, SIG_DFL);
+  }
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  const int stdin_fd = a.stdin_fd, stdout_fd = a.stdout_fd, stderr_fd = a.stderr_fd;
+  const int report_fd = a.report_fd;
+  const char* const cwd = a.cwd;
+  char* const* const argv = a.argv;
+  char* const* const envp = a.envp;
+  const std::vector<const char*>& files = *a.files;
   // Ignored dispositions survive execve; the agent ignores SIGPIPE, the command must not.
   ::signal(SIGPIPE, SIG_DFL);
   if (::setsid() < 0) child_fail(report_fd, ChildStage::kSetup, errno);
@@ -131,6 +159,32 @@ ChildReport read_report(int fd) {
   return report;
 }
 
+// The child's stack: run_child and execve need little; the kernel copies argv and envp.
+constexpr std::size_t kChildStack = 256 * 1024;
+
+int child_entry(void* arg) { run_child(*static_cast<const ChildArgs*>(arg)); }
+
+// Starts the child as vfork would, sharing the agent's memory until its execve (CLONE_VM |
+// CLONE_VFORK: this thread waits until then), so no page table is copied and no page of the
+// agent is made copy-on-write, in the guest or, after a VM fork, on the host. Its own stack
+// keeps it off this thread's. Every signal is blocked across the clone; the child restores
+// them (run_child), the agent its own mask.
+pid_t clone_child(const ChildArgs& args) {
+  void* stack = ::mmap(nullptr, kChildStack, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) throw errno_error(errno, "mmap the child's stack");
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::clone(child_entry, static_cast<char*>(stack) + kChildStack,
+                            CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildArgs*>(&args));
+  const int clone_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::munmap(stack, kChildStack);  // the child has exec'd or exited: CLONE_VFORK waited for it
+  if (pid < 0) throw errno_error(clone_errno, "clone");
+  return pid;
+}
+
 }  // namespace
 
 SpawnedProcess spawn_process(const SpawnRequest& request) {
@@ -164,12 +218,9 @@ SpawnedProcess spawn_process(const SpawnRequest& request) {
   set_nonblocking(out.read.get());
   set_nonblocking(err.read.get());
 
-  const pid_t pid = ::fork();
-  if (pid < 0) throw errno_error(errno, "fork");
-  if (pid == 0) {
-    run_child(in.read.get(), out.write.get(), err.write.get(), report.write.get(),
-              request.cwd.c_str(), argv.data(), envp.data(), file_ptrs);
-  }
+  const ChildArgs args{in.read.get(), out.write.get(), err.write.get(), report.write.get(),
+                       request.cwd.c_str(), argv.data(), envp.data(), &file_ptrs};
+  const pid_t pid = clone_child(args);
   in.read.reset();
   out.write.reset();
   err.write.reset();

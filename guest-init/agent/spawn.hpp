@@ -1,6 +1,7 @@
-// Starting an exec's process: fork, setsid, pipes, cwd, execve with a PATH search, and the
-// child's errno carried back over a close-on-exec pipe so that "program not found" and
-// "cwd missing" become error replies instead of a process that exits 127.
+// Starting an exec's process: a vfork-style clone (no copy of the agent's memory), setsid,
+// pipes, cwd, execve with a PATH search, and the child's errno carried back over a
+// close-on-exec pipe so that "program not found" and "cwd missing" become error replies instead
+// of a process that exits 127.
 #pragma once
 
 #include <sys/types.h>
