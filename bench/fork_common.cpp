@@ -1,5 +1,7 @@
 #include "bench/fork_common.hpp"
 
+#include <algorithm>
+#include <array>
 #include <thread>
 
 #include <cstdio>
@@ -77,11 +79,22 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork)
                           : "status " + std::to_string(r.exit_code.value_or(-1))) +
                 ")");
   }
-  // The same command once more in the now warmed child: the reference the first one is held
-  // to, measured in the same conditions.
+  // The same command again in the same child. The second run still pays for pages and
+  // (under shadow paging) guest page tables the first did not touch; from the third on it is
+  // as fast as in a sandbox that ran many (kvm-lab, 2026-12-04: 80-200, 27-105, then 22-40 ms).
+  // The reference the first run is held to (issue 15: "an exec on a warmed sandbox") is the
+  // median of runs 3 to 5, measured in the same child and conditions.
   const auto t2 = Clock::now();
   c.sandbox->exec(first_exec());
-  c.warm_exec_ms = ms_since(t2);
+  c.second_exec_ms = ms_since(t2);
+  std::array<double, 3> warm{};
+  for (double& w : warm) {
+    const auto t = Clock::now();
+    c.sandbox->exec(first_exec());
+    w = ms_since(t);
+  }
+  std::sort(warm.begin(), warm.end());
+  c.warm_exec_ms = warm[1];
   return c;
 }
 
@@ -116,6 +129,7 @@ void ForkSeries::add(const ForkedChild& c) {
   exec.push_back(c.exec_ms);
   to_exec.push_back(c.to_exec_ms);
   warm_exec.push_back(c.warm_exec_ms);
+  second_exec.push_back(c.second_exec_ms);
   agent_accept.push_back(to_ms(t.agent_accept));
   agent_attempts.push_back(t.agent_attempts);
   prefaulted_mib.push_back(static_cast<double>(t.prefaulted_bytes) / (1 << 20));

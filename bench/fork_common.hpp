@@ -64,7 +64,8 @@ struct ForkedChild {
   double fork_call_ms = 0;  ///< fork() call -> returned (agent answered, identity set)
   double exec_ms = 0;       ///< the first exec alone
   double to_exec_ms = 0;    ///< fork() call -> that exec answered
-  double warm_exec_ms = 0;  ///< the same exec again right after: the warmed reference
+  double second_exec_ms = 0;  ///< the same exec again right after
+  double warm_exec_ms = 0;    ///< the median of runs 3-5 of it: the warmed reference
 };
 
 /// The command fork_and_exec() runs first in each child (default ["true"]; `forkvm-bench fork
@@ -91,7 +92,8 @@ struct ForkSeries {
       start, other;
   std::vector<double> to_ready, agent_connect, identity, fork_call, exec, to_exec, teardown;
   std::vector<double> teardown_reaped;  ///< shutdown() until the reaper had finished it too
-  std::vector<double> warm_exec;  ///< each child's second exec (ForkedChild::warm_exec_ms)
+  std::vector<double> warm_exec;    ///< each child's warmed exec (ForkedChild::warm_exec_ms)
+  std::vector<double> second_exec;  ///< each child's second exec (ForkedChild::second_exec_ms)
   std::vector<double> agent_accept, agent_attempts;  ///< ForkTimings' parts of agent_connect
   std::vector<double> prefaulted_mib;  ///< ForkTimings::prefaulted_bytes, in MiB
   /// to_ready - to_vcpus_ready - agent_connect - identity: the rest of making the Sandbox

@@ -154,6 +154,7 @@ struct Template::Impl {
   /// its own), and puts each back. Returns false when stopping.
   bool prefault_pooled(std::unique_lock<std::mutex>& lock) {
     hot_learned = false;
+    if (!options.prefault) return true;
     for (;;) {
       if (stopping) return false;
       auto it = std::find_if(pool.begin(), pool.end(),
@@ -163,6 +164,7 @@ struct Template::Impl {
       pool.erase(it);
       lock.unlock();
       prefault(p);
+      p.prefault_tried = true;  // once per VM, whatever it took
       lock.lock();
       pool.push_back(std::move(p));
     }
