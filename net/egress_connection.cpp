@@ -72,7 +72,7 @@ void EgressConnection::close() {
   error_code ignored;
   guest_.close(ignored);
   upstream_.close(ignored);
-  if (resolver_) resolver_->cancel();
+  if (lookup_) lookup_->cancel();
 }
 
 EgressConnection::Clock::time_point EgressConnection::next_deadline() const {
@@ -113,7 +113,7 @@ asio::awaitable<void> EgressConnection::watch(std::weak_ptr<EgressConnection> we
       self->phase_deadline_ = Clock::time_point::max();  // no cancel: this is the watchdog
       error_code ignored;
       self->upstream_.close(ignored);
-      if (self->resolver_) self->resolver_->cancel();
+      if (self->lookup_) self->lookup_->cancel();
       continue;
     }
     if (now >= self->started_ + self->limits_.total_timeout) {
@@ -193,11 +193,11 @@ asio::awaitable<std::optional<Refusal>> EgressConnection::open_upstream(
   if (normalized.kind == HostKind::kAddress) {
     addresses.push_back(normalized.address);
   } else {
-    resolver_.emplace(guest_.get_executor());
+    lookup_.emplace();
     error_code ec;
-    const auto results = co_await resolver_->async_resolve(
-        normalized.text, std::to_string(requested.port), kWithError(ec));
-    resolver_.reset();
+    const ResolvedAddresses results = co_await async_resolve_name(
+        guest_.get_executor(), normalized.text, *lookup_, kWithError(ec));
+    lookup_.reset();
     if (ec) {
       set_phase(Clock::time_point::max());
       const std::string why = phase_timed_out_ ? "timed out" : ec.message();
@@ -205,12 +205,7 @@ asio::awaitable<std::optional<Refusal>> EgressConnection::open_upstream(
       if (phase_timed_out_) co_return Refusal{504, event_.error};
       co_return Refusal{502, event_.error, kUnresolvableMarker};
     }
-    for (const auto& entry : results) {
-      const auto address = entry.endpoint().address();
-      if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) {
-        addresses.push_back(address);
-      }
-    }
+    addresses = results;  // deduplicated, in getaddrinfo's order
   }
 
   std::string first_denial;

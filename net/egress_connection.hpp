@@ -24,6 +24,7 @@
 #include <string>
 
 #include "forkvm/egress.hpp"
+#include "net/name_resolver.hpp"
 #include "net/request_target.hpp"
 #include "net/stream_pump.hpp"
 
@@ -127,7 +128,9 @@ class EgressConnection : public std::enable_shared_from_this<EgressConnection> {
   boost::asio::ip::tcp::socket upstream_;
   /// The address upstream_ connected to (what the policy decided on).
   boost::asio::ip::address connected_;
-  std::optional<boost::asio::ip::tcp::resolver> resolver_;
+  /// The name lookup in flight, if any (net/name_resolver.hpp): close() and the lookup's
+  /// deadline give up on it.
+  std::optional<LookupCancel> lookup_;
   boost::asio::steady_timer watchdog_;
   Traffic traffic_;
   EgressEvent event_;

@@ -1,7 +1,6 @@
 #include "net/io_thread.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 
 #include <openssl/ssl.h>
@@ -30,8 +29,8 @@ thread_local bool t_on_io_thread = false;
 /// - OpenSSL: getrandom for keys and TLS, and reading its trust store (loaded when the first
 ///   upstream TLS connection needs it; an issuer not found there is looked up in the
 ///   certificate directories, which OpenSSL 3's store loader lists: getdents64).
-/// No process or thread creation, no exec, no file writes. Name resolution (getaddrinfo) runs on
-/// Asio's resolver thread, which is started before the filter (io_thread.cpp, run()).
+/// No process or thread creation, no exec, no file writes. Name lookups (getaddrinfo) run on
+/// the resolver thread, under a filter of its own (net/name_resolver.cpp).
 const ThreadFilter& network_filter() {
   static const ThreadFilter filter(
       "network",
@@ -66,20 +65,8 @@ class IoThread {
  private:
   void run() noexcept {
     t_on_io_thread = true;
-    // Before the filter, what cannot be done under it: Asio starts its resolver thread at the
-    // first async_resolve (a thread made after the filter would inherit it, and getaddrinfo
-    // needs calls this thread must not have: NSS modules, netlink), and OpenSSL reads its
-    // configuration file at its first use.
-    try {
-      boost::asio::ip::tcp::resolver warm(context_);
-      warm.async_resolve("127.0.0.1", "0",
-                         boost::asio::ip::resolver_base::numeric_host |
-                             boost::asio::ip::resolver_base::numeric_service,
-                         [](const boost::system::error_code&,
-                            const boost::asio::ip::tcp::resolver::results_type&) {});
-    } catch (const std::exception&) {
-      // No resolver thread: names are resolved (and fail) on the resolver's first real use.
-    }
+    // OpenSSL reads its configuration file at its first use: before the filter. (Names are
+    // resolved on a thread of their own, net/name_resolver.hpp.)
     OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, nullptr);
     network_filter().install();
     // A handler that throws must not end the thread (every sandbox's network would stop with

@@ -7,10 +7,11 @@
 // seccomp filter on itself only (never on the process, never TSYNC), after PR_SET_NO_NEW_PRIVS
 // (which also applies to that thread alone), allowing the system calls that kind of thread
 // needs. The network thread may open sockets (Unix, IPv4, IPv6) and files for reading only
-// (OpenSSL's trust store); it may not write files, exec or start threads or processes. Asio's
-// resolver thread, which runs getaddrinfo for it, is started unfiltered before the filter
-// (getaddrinfo loads NSS modules and talks netlink). The agent reader, the template refill,
-// the reaper and the shell pool threads are not filtered. A call outside its list is not executed: it returns EPERM to the caller, is counted
+// (OpenSSL's trust store); it may not write files, exec or start threads or processes. Its
+// name lookups run on a resolver thread of forkvm's own (getaddrinfo), filtered too: sockets
+// (also netlink, for AI_ADDRCONFIG) and read-only files (glibc's configuration and NSS
+// modules). The agent reader, the template refill, the reaper and the shell pool threads are
+// not filtered. A call outside its list is not executed: it returns EPERM to the caller, is counted
 // (thread_filter_stats()) and is logged to stderr the first time each system call is refused.
 // It never kills the process. The refusal goes through SIGSYS: forkvm installs a SIGSYS handler
 // when the first filter is installed, and hands a SIGSYS that is not from one of its filtered

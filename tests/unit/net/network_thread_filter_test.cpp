@@ -1,6 +1,7 @@
-// The network thread (net/io_thread.cpp) runs under its own seccomp filter: a test that it is
-// filtered and refuses what it must not do, and a check after every test of the binary that
-// the proxies, exposed ports and TLS interception needed nothing outside its list. Built in
+// The network thread (net/io_thread.cpp) and the resolver thread (net/name_resolver.cpp) run
+// under their own seccomp filters: tests that they are filtered (and the network thread
+// refuses what it must not do), and a check after every test of the binary that the proxies,
+// exposed ports, TLS interception and name lookups needed nothing outside their lists. Built in
 // the ordinary tree only (a sanitizer tree runs its threads unfiltered).
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -11,12 +12,14 @@
 #include <boost/asio/post.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <future>
 
 #include "base/thread_filter.hpp"
 #include "forkvm/host_threads.hpp"
 #include "net/io_thread.hpp"
+#include "net/name_resolver.hpp"
 
 namespace forkvm::net {
 namespace {
@@ -74,6 +77,27 @@ TEST(NetworkThread, RunsFilteredAndRefusesWritesAndOtherSockets) {
   EXPECT_EQ(r.netlink_errno, EPERM);
   EXPECT_GE(r.unix_socket, 0);
   EXPECT_EQ(thread_filter_stats().denied_calls, before + 2);
+}
+
+// Names are looked up on the resolver thread (net/name_resolver.hpp), under its own filter;
+// "localhost" comes from /etc/hosts through glibc's NSS, with AI_ADDRCONFIG's netlink query.
+TEST(NameResolver, ResolvesOnItsOwnFilteredThread) {
+  struct Answer {
+    boost::system::error_code ec;
+    ResolvedAddresses found;
+    bool filtered = false;
+  };
+  std::promise<Answer> done;
+  queue_name_lookup("localhost", [&done](boost::system::error_code ec, ResolvedAddresses found) {
+    done.set_value({ec, std::move(found), current_thread_filtered()});
+  });
+  auto answer = done.get_future();
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  const Answer a = answer.get();
+  EXPECT_TRUE(a.filtered);
+  ASSERT_FALSE(a.ec) << a.ec.message();
+  ASSERT_FALSE(a.found.empty());
+  for (const auto& address : a.found) EXPECT_TRUE(address.is_loopback()) << address.to_string();
 }
 
 }  // namespace
