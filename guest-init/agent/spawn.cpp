@@ -95,7 +95,8 @@ struct ChildArgs {
 };
 
 // Runs in the child between the clone and execve, on its own stack but in the agent's memory
-// (CLONE_VM): only async-signal-safe calls, no allocation, nothing written but its own stack.
+// (CLONE_VM): only async-signal-safe calls, no allocation, nothing written but its own stack
+// and errno (the calling agent thread's, which waits until the execve and does not read it).
 [[noreturn]] void run_child(const ChildArgs& a) {
   // The agent's signal handlers would run on the agent's memory: every caught signal goes back
   // to its default before any is unblocked (all are blocked across the clone). Ignored ones
