@@ -121,8 +121,7 @@ class Resolver {
       if (!started_) {
         // From the unfiltered launcher thread: the resolver thread carries its own filter,
         // not its caller's (the network thread's).
-        thread_ = start_thread([this] { run(); });
-        thread_.detach();
+        start_thread([this] { run(); }).detach();
         started_ = true;
       }
       jobs_.push_back({std::move(host), std::move(done)});
@@ -159,7 +158,6 @@ class Resolver {
   std::condition_variable cv_;
   std::deque<Job> jobs_;  // guarded by mu_
   bool started_ = false;  // guarded by mu_
-  std::thread thread_;
 };
 
 Resolver& resolver() {

@@ -187,7 +187,7 @@ pid_t clone_child(const ChildArgs& args) {
   if (forked < 0) throw errno_error(errno, "fork");
   if (forked == 0) run_child(args);
   return forked;
-#endif
+#else
   void* stack = ::mmap(nullptr, kChildStack, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) throw errno_error(errno, "mmap the child's stack");
@@ -201,6 +201,7 @@ pid_t clone_child(const ChildArgs& args) {
   ::munmap(stack, kChildStack);  // the child has exec'd or exited: CLONE_VFORK waited for it
   if (pid < 0) throw errno_error(clone_errno, "clone");
   return pid;
+#endif
 }
 
 }  // namespace
