@@ -151,6 +151,20 @@ class GuestMemory {
   /// GuestMemoryError when the kernel refuses for another reason (e.g. ENOMEM).
   uint64_t prefault(const Touched& touched) const;
 
+  /// The part of one memory-file extent that lies in one RAM region.
+  struct ExtentPiece {
+    uint64_t gpa;          ///< guest-physical address of the piece
+    uint8_t* host;         ///< host address of the piece
+    uint64_t file_offset;  ///< memory-file offset of the piece
+    uint64_t length;       ///< bytes
+  };
+  /// Calls `fn` with every piece of `extents` (memory-file offsets, e.g. those of another VM of
+  /// the same image) that lies in this RAM, extent by extent and region by region; parts that
+  /// lie in no region are skipped. Stops at the first `fn` that returns false, and then returns
+  /// false.
+  bool for_each_piece(const std::vector<MemoryImage::Extent>& extents,
+                      const std::function<bool(const ExtentPiece&)>& fn) const;
+
   /// Host memory in use by this RAM (pagemap): pages private to it, and resident pages of the
   /// backing file it shares with other mappings.
   struct Usage {

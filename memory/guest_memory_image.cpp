@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -46,14 +47,25 @@ uint8_t* map_cow(uint8_t* fixed, uint64_t len, int fd, uint64_t offset, const ch
   return static_cast<uint8_t*>(p);
 }
 
+/// The part [first, end) of extent `e` (memory-file offsets) that lies in [file_offset,
+/// file_offset + size); first >= end when none does. An extent's end saturates instead of
+/// wrapping, so a caller's extent near 2^64 clips to nothing rather than to a wrong range.
+struct Overlap {
+  uint64_t first;
+  uint64_t end;
+};
+Overlap overlap(const Extent& e, uint64_t file_offset, uint64_t size) {
+  const uint64_t extent_end =
+      e.length > UINT64_MAX - e.offset ? UINT64_MAX : e.offset + e.length;
+  return {std::max(e.offset, file_offset), std::min(extent_end, file_offset + size)};
+}
+
 /// Maps the extents of `layers` (in order: a higher layer replaces a lower one) that fall in
 /// the region [file_offset, file_offset + size) over the region's host range.
 void map_layers(const LayerList& layers, uint8_t* host, uint64_t file_offset, uint64_t size) {
-  const uint64_t region_end = file_offset + size;
   for (const auto& layer : layers) {
     for (const Extent& e : layer->extents) {
-      const uint64_t a = std::max(e.offset, file_offset);
-      const uint64_t b = std::min(e.offset + e.length, region_end);
+      const auto [a, b] = overlap(e, file_offset, size);
       if (a >= b) continue;
       map_cow(host + (a - file_offset), b - a, layer->fd.get(), a, "a memory layer");
     }
@@ -177,27 +189,32 @@ GuestMemory::Touched GuestMemory::touched_extents() const {
   return out;
 }
 
+bool GuestMemory::for_each_piece(const std::vector<Extent>& extents,
+                                 const std::function<bool(const ExtentPiece&)>& fn) const {
+  for (const Extent& e : extents) {
+    for (const Region& r : regions_) {
+      const auto [a, b] = overlap(e, r.file_offset, r.size);
+      if (a >= b) continue;
+      if (!fn({r.gpa + (a - r.file_offset), r.host + (a - r.file_offset), a, b - a})) return false;
+    }
+  }
+  return true;
+}
+
 uint64_t GuestMemory::prefault(const Touched& touched) const {
   if (backing_ != Backing::kPrivateFile) return 0;
   uint64_t done = 0;
   auto populate = [&](const std::vector<Extent>& extents, int advice) {
-    for (const Extent& e : extents) {
-      // Extents come from another VM of the same image (the same layout); each is clipped to
-      // the regions it overlaps.
-      for (const Region& r : regions_) {
-        const uint64_t a = std::max(e.offset, r.file_offset);
-        const uint64_t b = std::min(e.offset + e.length, r.file_offset + r.size);
-        if (a >= b) continue;
-        if (madvise(r.host + (a - r.file_offset), b - a, advice) != 0) {
-          if (errno == EINVAL) return false;  // a kernel without MADV_POPULATE_*
-          throw GuestMemoryError("cannot prefault guest memory (" + std::to_string(b - a) +
-                                 " bytes at memory-file offset " + std::to_string(a) +
-                                 "): " + errno_text(errno));
-        }
-        done += b - a;
+    return for_each_piece(extents, [&](const ExtentPiece& p) {
+      if (madvise(p.host, p.length, advice) != 0) {
+        if (errno == EINVAL) return false;  // a kernel without MADV_POPULATE_*
+        throw GuestMemoryError("cannot prefault guest memory (" + std::to_string(p.length) +
+                               " bytes at memory-file offset " + std::to_string(p.file_offset) +
+                               "): " + errno_text(errno));
       }
-    }
-    return true;
+      done += p.length;
+      return true;
+    });
   };
   if (!populate(touched.written, kPopulateWrite)) return 0;
   populate(touched.read, kPopulateRead);

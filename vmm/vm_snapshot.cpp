@@ -488,15 +488,11 @@ void premap_stage2(Vm::Impl& impl, const GuestMemory::Touched& t, VmPrefault& ou
   const VcpuFd& vcpu = impl.vcpus.front()->vcpu();
   try {
     for (const auto* extents : {&t.written, &t.read}) {
-      for (const MemoryImage::Extent& e : *extents) {
-        for (const GuestMemory::Region& r : impl.memory.regions()) {
-          const uint64_t a = std::max(e.offset, r.file_offset);
-          const uint64_t b = std::min(e.offset + e.length, r.file_offset + r.size);
-          if (a >= b) continue;
-          vcpu.pre_fault_memory(r.gpa + (a - r.file_offset), b - a);
-          out.stage2_bytes += b - a;
-        }
-      }
+      impl.memory.for_each_piece(*extents, [&](const GuestMemory::ExtentPiece& p) {
+        vcpu.pre_fault_memory(p.gpa, p.length);
+        out.stage2_bytes += p.length;
+        return true;
+      });
     }
   } catch (const KvmError& e) {
     // EOPNOTSUPP: this KVM shadows the guest's page tables (no NPT/EPT), where a guest-physical

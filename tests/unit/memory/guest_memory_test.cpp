@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstdint>
+#include <vector>
 
 #include "forkvm/errors.hpp"
 #include "memory/layout.hpp"
@@ -25,6 +27,36 @@ TEST(GuestMemory, LargeMemorySkipsTheMmioHole) {
   EXPECT_EQ(mem.regions()[1].size, 1 * layout::kGiB);
   EXPECT_FALSE(mem.try_slice(layout::kMmioHoleStart, 1));
   EXPECT_TRUE(mem.try_slice(layout::kMmioHoleEnd, 4096));
+}
+
+TEST(GuestMemory, ExtentPiecesAreClippedToEachRegion) {
+  auto mem = GuestMemory::create_anonymous(4 * layout::kGiB);  // two regions around the hole
+  const uint64_t hole = layout::kMmioHoleStart;  // also the second region's file offset
+  std::vector<GuestMemory::ExtentPiece> pieces;
+  auto collect = [&pieces](const GuestMemory::ExtentPiece& p) {
+    pieces.push_back(p);
+    return true;
+  };
+  // Across the hole: one page either side; past the end of RAM; an end that would wrap.
+  const std::vector<MemoryImage::Extent> extents = {
+      {hole - 4096, 8192}, {4 * layout::kGiB, 4096}, {UINT64_MAX - 4095, 8192}};
+  EXPECT_TRUE(mem.for_each_piece(extents, collect));
+  ASSERT_EQ(pieces.size(), 2u);
+  EXPECT_EQ(pieces[0].gpa, hole - 4096);
+  EXPECT_EQ(pieces[0].file_offset, hole - 4096);
+  EXPECT_EQ(pieces[0].length, 4096u);
+  EXPECT_EQ(pieces[0].host, mem.regions()[0].host + (hole - 4096));
+  EXPECT_EQ(pieces[1].gpa, layout::kMmioHoleEnd);
+  EXPECT_EQ(pieces[1].file_offset, hole);
+  EXPECT_EQ(pieces[1].length, 4096u);
+  EXPECT_EQ(pieces[1].host, mem.regions()[1].host);
+
+  int calls = 0;
+  EXPECT_FALSE(mem.for_each_piece(extents, [&calls](const GuestMemory::ExtentPiece&) {
+    ++calls;
+    return false;
+  }));
+  EXPECT_EQ(calls, 1) << "a false return stops the walk";
 }
 
 TEST(GuestMemory, RejectsBadSizes) {
