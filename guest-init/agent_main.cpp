@@ -122,6 +122,9 @@ void add_proxy_env(agent::ServerOptions& options) {
   agent::ServerOptions options;  // state in /run/forkvm (a tmpfs, mounts.cpp)
   add_proxy_env(options);
   options.extra_signals = {SIGTERM, SIGUSR1, SIGUSR2};
+  // Every thread blocks SIGCHLD (the relay below inherits the mask), so an idle guest has no
+  // periodic wake-up from the agent: it costs host CPU for every idle sandbox and fork.
+  options.max_idle_poll_ms = -1;
   options.on_signal = [](int signo) {
     say(std::string("power-off requested by signal ") + std::to_string(signo));
     power_off(0);

@@ -405,7 +405,10 @@ void Sandbox::Impl::watch() {
       std::lock_guard lock(mutex);
       if (stop_watch) return;
     }
-    auto r = vm->wait(milliseconds(250));
+    // No polling: every way out ends the VM first (begin_shutdown() requests its stop after
+    // setting stop_watch, finish_shutdown() stops it before joining), and that wakes this wait.
+    // An idle sandbox's host threads then sleep until something happens.
+    auto r = vm->wait(std::chrono::hours(1));
     if (!r) continue;
     {
       std::lock_guard lock(mutex);

@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
                         {"HOME", home != nullptr ? home : "/root"},
                         {"TERM", "dumb"}};
     options.extra_signals = {SIGTERM, SIGINT};
+    options.max_idle_poll_ms = -1;  // one thread, SIGCHLD blocked: no safety-net wake-ups
     options.log = [](std::string_view line) {
       std::fprintf(stderr, "forkvm-agent-host: %.*s\n", static_cast<int>(line.size()), line.data());
     };

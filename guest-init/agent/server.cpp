@@ -9,8 +9,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <climits>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <system_error>
 
 #include "contract/protocol/hello.hpp"
@@ -25,9 +28,6 @@ namespace {
 constexpr std::size_t kReadBytes = 256 * 1024;
 // Connections accepted per readiness event, so a flood of connects cannot starve the rest.
 constexpr int kAcceptBurst = 16;
-// Longest wait in poll(): children are also reaped on every wake-up, as a safety net for a
-// process whose other threads do not block SIGCHLD.
-constexpr int kMaxPollMs = 1000;
 
 void set_flags(int fd) {
   const int fl = ::fcntl(fd, F_GETFL);
@@ -98,10 +98,11 @@ void Server::Impl::run() {
 
 int Server::Impl::poll_timeout() const {
   const auto now = Clock::now();
-  auto wait = std::chrono::milliseconds(kMaxPollMs);
   for (const auto& [key, conn] : framed_) {
     if (!conn.reads.empty() && !congested(conn)) return 0;
   }
+  std::optional<std::chrono::milliseconds> wait;  // none: until a descriptor is ready
+  if (options_.max_idle_poll_ms >= 0) wait = std::chrono::milliseconds(options_.max_idle_poll_ms);
   for (const auto& [key, exec] : execs_) {
     std::optional<Clock::time_point> when;
     if (!exec.exited) {
@@ -112,9 +113,12 @@ int Server::Impl::poll_timeout() const {
     if (!when) continue;
     if (*when <= now) return 0;
     // Rounded up, so the wake-up is never early.
-    wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(*when - now));
+    const auto due = std::chrono::ceil<std::chrono::milliseconds>(*when - now);
+    wait = wait ? std::min(*wait, due) : due;
   }
-  return static_cast<int>(wait.count());
+  if (!wait) return -1;
+  // poll() takes an int: a deadline further off than ~24 days wakes early and is checked again.
+  return static_cast<int>(std::min<std::chrono::milliseconds::rep>(wait->count(), INT_MAX));
 }
 
 void Server::Impl::iterate() {

@@ -40,6 +40,11 @@ struct ServerOptions {
   bool apply_identity = true;
   /// Output backlog per connection above which the server stops producing for it.
   std::size_t max_backlog_bytes = 4u << 20;
+  /// Longest wait in the loop's poll() when nothing is due, in ms. Every wake-up also reaps
+  /// children: a safety net for a process where some thread may take SIGCHLD (class comment).
+  /// Negative: no limit, for a process whose threads all block SIGCHLD, such as the agent,
+  /// whose idle guest then has nothing waking it every second.
+  int max_idle_poll_ms = 1000;
 };
 
 /// The agent's protocol server. Not thread-safe: construct, run() and stop() on one thread.

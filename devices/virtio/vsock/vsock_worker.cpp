@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <system_error>
 
@@ -23,9 +24,6 @@
 
 namespace forkvm::vsock {
 namespace {
-
-// The longest epoll_wait, so a lost wakeup (there should be none) costs at most this much.
-constexpr int kMaxWaitMs = 1000;
 
 /// The worker's system calls besides the common ones (base/thread_filter.hpp): its epoll set,
 /// the host side's Unix sockets (accept4 on the listener; socket(AF_UNIX) and connect for a
@@ -130,12 +128,16 @@ void VsockWorker::drain_eventfd(int fd) noexcept {
 }
 
 int VsockWorker::timeout_ms(Clock::time_point now) const noexcept {
+  // Every source of work is a descriptor in the epoll set (queue notifications, host sockets,
+  // the listener, the wake eventfd) or a muxer deadline, so with no deadline the worker sleeps
+  // until an event: an idle VM's worker costs no wake-ups.
   const auto deadline = muxer_.next_deadline();
-  if (!deadline) return kMaxWaitMs;
+  if (!deadline) return -1;
   if (*deadline <= now) return 0;
   const auto ms =
       std::chrono::ceil<std::chrono::milliseconds>(*deadline - now).count();
-  return static_cast<int>(std::min<int64_t>(ms, kMaxWaitMs));
+  // epoll_wait takes an int: a deadline further off than ~24 days wakes early, harmlessly.
+  return static_cast<int>(std::min<int64_t>(ms, INT_MAX));
 }
 
 void VsockWorker::run() noexcept {
