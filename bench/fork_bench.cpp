@@ -167,6 +167,16 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
                        summarize(s.second_exec)});
     ex.rows.push_back({key + "_warm_exec", "  warmed: median of its runs 3-5", "ms",
                        summarize(s.warm_exec)});
+    if (!s.first_exec_faults.empty()) {
+      ex.rows.push_back({key + "_exec_faults", "  first exec: KVM page faults (pf_taken)", "n",
+                         summarize(s.first_exec_faults)});
+      ex.rows.push_back({key + "_warm_exec_faults", "  warmed exec: KVM page faults", "n",
+                         summarize(s.warm_exec_faults)});
+      ex.rows.push_back({key + "_exec_exits", "  first exec: VM exits", "n",
+                         summarize(s.first_exec_exits)});
+      ex.rows.push_back({key + "_warm_exec_exits", "  warmed exec: VM exits", "n",
+                         summarize(s.warm_exec_exits)});
+    }
     ex.rows.push_back({key + "_goal", "goal: vCPUs ready + 1.2 x warm exec", "ms",
                        summarize(s.exec_goal)});
     add_ratio(ex, key + "_first_vs_warm", label + " first exec / warm exec (goal <= 2)",

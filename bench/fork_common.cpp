@@ -64,15 +64,35 @@ ForkedChild fork_and_exec_retry(const std::function<std::unique_ptr<Sandbox>()>&
   }
 }
 
+namespace {
+
+/// What KVM counted from `a` to `b`, per exec over `execs` of them.
+KvmCounters counters_between(const KvmCounters& a, const KvmCounters& b, size_t execs) {
+  KvmCounters d;
+  d.available = true;
+  d.exits = (b.exits - a.exits) / execs;
+  d.page_faults = (b.page_faults - a.page_faults) / execs;
+  d.page_faults_fixed = (b.page_faults_fixed - a.page_faults_fixed) / execs;
+  d.halt_exits = (b.halt_exits - a.halt_exits) / execs;
+  d.mmio_exits = (b.mmio_exits - a.mmio_exits) / execs;
+  d.io_exits = (b.io_exits - a.io_exits) / execs;
+  return d;
+}
+
+}  // namespace
+
 ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork) {
   ForkedChild c;
   const auto t0 = Clock::now();
   c.sandbox = fork();
   c.fork_call_ms = ms_since(t0);
+  const KvmCounters k0 = c.sandbox->kvm_counters();
   const auto t1 = Clock::now();
   const ExecResult r = c.sandbox->exec(first_exec());
   c.exec_ms = ms_since(t1);
   c.to_exec_ms = ms_since(t0);
+  const KvmCounters k1 = c.sandbox->kvm_counters();
+  if (k0.available) c.first_exec_kvm = counters_between(k0, k1, 1);
   if (!r.ok()) {
     throw Error(first_exec_text() + " in a forked child did not exit 0 (" +
                 (r.signal ? "signal " + std::to_string(*r.signal)
@@ -88,11 +108,14 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork)
   c.sandbox->exec(first_exec());
   c.second_exec_ms = ms_since(t2);
   std::array<double, 3> warm{};
+  const KvmCounters k2 = c.sandbox->kvm_counters();
   for (double& w : warm) {
     const auto t = Clock::now();
     c.sandbox->exec(first_exec());
     w = ms_since(t);
   }
+  const KvmCounters k3 = c.sandbox->kvm_counters();
+  if (k2.available) c.warm_exec_kvm = counters_between(k2, k3, warm.size());
   std::sort(warm.begin(), warm.end());
   c.warm_exec_ms = warm[1];
   return c;
@@ -130,6 +153,12 @@ void ForkSeries::add(const ForkedChild& c) {
   to_exec.push_back(c.to_exec_ms);
   warm_exec.push_back(c.warm_exec_ms);
   second_exec.push_back(c.second_exec_ms);
+  if (c.first_exec_kvm && c.warm_exec_kvm) {
+    first_exec_faults.push_back(static_cast<double>(c.first_exec_kvm->page_faults));
+    warm_exec_faults.push_back(static_cast<double>(c.warm_exec_kvm->page_faults));
+    first_exec_exits.push_back(static_cast<double>(c.first_exec_kvm->exits));
+    warm_exec_exits.push_back(static_cast<double>(c.warm_exec_kvm->exits));
+  }
   agent_accept.push_back(to_ms(t.agent_accept));
   agent_attempts.push_back(t.agent_attempts);
   prefaulted_mib.push_back(static_cast<double>(t.prefaulted_bytes) / (1 << 20));

@@ -7,6 +7,7 @@
 #include <utility>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <functional>
 #include <string>
 #include <vector>
@@ -66,6 +67,9 @@ struct ForkedChild {
   double to_exec_ms = 0;    ///< fork() call -> that exec answered
   double second_exec_ms = 0;  ///< the same exec again right after
   double warm_exec_ms = 0;    ///< the median of runs 3-5 of it: the warmed reference
+  /// KVM's counters (Sandbox::kvm_counters) over the first exec and over the warmed run;
+  /// nullopt when this host's KVM has none.
+  std::optional<KvmCounters> first_exec_kvm, warm_exec_kvm;
 };
 
 /// The command fork_and_exec() runs first in each child (default ["true"]; `forkvm-bench fork
@@ -94,6 +98,8 @@ struct ForkSeries {
   std::vector<double> teardown_reaped;  ///< shutdown() until the reaper had finished it too
   std::vector<double> warm_exec;    ///< each child's warmed exec (ForkedChild::warm_exec_ms)
   std::vector<double> second_exec;  ///< each child's second exec (ForkedChild::second_exec_ms)
+  /// KVM page faults and exits over each child's first exec and its warmed run (when known).
+  std::vector<double> first_exec_faults, warm_exec_faults, first_exec_exits, warm_exec_exits;
   std::vector<double> agent_accept, agent_attempts;  ///< ForkTimings' parts of agent_connect
   std::vector<double> prefaulted_mib;  ///< ForkTimings::prefaulted_bytes, in MiB
   /// to_ready - to_vcpus_ready - agent_connect - identity: the rest of making the Sandbox

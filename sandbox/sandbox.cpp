@@ -539,6 +539,11 @@ VmMemoryUsage Sandbox::memory_usage() const {
   if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");
   return impl_->vm->memory_usage();
 }
+KvmCounters Sandbox::kvm_counters() const {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");
+  return impl_->vm->kvm_counters();
+}
 VmHugePages Sandbox::huge_pages() const {
   std::lock_guard lock(impl_->mutex);
   if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");

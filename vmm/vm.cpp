@@ -161,8 +161,10 @@ void Vm::Impl::build_shell_machine() {
 void Vm::Impl::create_vcpu_threads() {
   const auto t0 = std::chrono::steady_clock::now();
   for (uint32_t i = 0; i < config.vcpus; ++i) {
+    VcpuFd fd = vm->create_vcpu(i);
+    if (auto stats = fd.open_stats()) vcpu_stats.push_back(std::move(*stats));
     vcpus.push_back(std::make_unique<VcpuThread>(
-        i, vm->create_vcpu(i), pio, mmio,
+        i, std::move(fd), pio, mmio,
         [this](uint32_t index, ExitAction action, const std::string& detail) {
           on_vcpu_stop(index, action, detail);
         }));

@@ -27,6 +27,7 @@
 #include "vmm/arch/x86_64/boot_setup.hpp"
 #include "vmm/console_relay.hpp"
 #include "vmm/console_tail.hpp"
+#include "vmm/kvm/kvm_stats.hpp"
 #include "vmm/kvm/vm_fd.hpp"
 #include "vmm/kvm_host.hpp"
 #include "snapshot/state_file.hpp"
@@ -164,6 +165,9 @@ struct Vm::Impl {
   /// The attached transports (also on the mmio bus), in slot order.
   std::vector<std::shared_ptr<VirtioMmioTransport>> virtio;
   std::vector<std::unique_ptr<VcpuThread>> vcpus;
+  /// The vCPUs' statistics files, opened as each vCPU is created, before it can run (the
+  /// ioctl waits for KVM_RUN); empty on a kernel without them. Read by Vm::kvm_counters().
+  std::vector<KvmStatsFd> vcpu_stats;
 
   /// Serialises snapshot() against stop(): a snapshot pauses and resumes the vCPUs, which must
   /// not race with the teardown that joins them.

@@ -1,5 +1,6 @@
 // Vm::progress_report: where a guest that has not signalled ready is, for the boot-timeout
 // errors of the Sandbox and the CLI (issue 10: tell a stuck guest from a slow one).
+// Vm::kvm_counters: KVM's own event counters for the VM's vCPUs.
 #include <thread>
 
 #include "vmm/vcpu_report.hpp"
@@ -41,6 +42,23 @@ std::string Vm::progress_report() {
     }
   }
   return format_stall(impl_->tail.total(), waited, first, second, kSampleGap);
+}
+
+KvmCounters Vm::kvm_counters() const {
+  KvmCounters out;
+  // vcpu_stats is filled while the VM is built and never changes afterwards; each read is a
+  // pread of the kernel's live counters, safe from any thread while the vCPUs run.
+  out.available = !impl_->vcpu_stats.empty();
+  for (const KvmStatsFd& s : impl_->vcpu_stats) {
+    const auto add = [&s](std::string_view name, uint64_t& to) { to += s.value(name).value_or(0); };
+    add("exits", out.exits);
+    add("pf_taken", out.page_faults);
+    add("pf_fixed", out.page_faults_fixed);
+    add("halt_exits", out.halt_exits);
+    add("mmio_exits", out.mmio_exits);
+    add("io_exits", out.io_exits);
+  }
+  return out;
 }
 
 }  // namespace forkvm

@@ -215,6 +215,9 @@ class Sandbox {
   const ForkTimings& fork_timings() const noexcept;
   /// How much host memory the guest RAM of this sandbox uses right now (Vm::memory_usage()).
   VmMemoryUsage memory_usage() const;
+  /// KVM's event counters for this sandbox's vCPUs right now (Vm::kvm_counters()): compare two
+  /// readings to see what a request cost in exits and page faults.
+  KvmCounters kvm_counters() const;
   /// The huge pages behind this sandbox's guest RAM right now (Vm::huge_pages()).
   VmHugePages huge_pages() const;
   /// The current state.

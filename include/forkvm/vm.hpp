@@ -278,6 +278,26 @@ struct VmMemoryUsage {
   uint64_t shared_bytes = 0;
 };
 
+/// KVM's cumulative event counters for a VM, summed over its vCPUs (KVM_GET_STATS_FD, Linux
+/// 5.14+): where a guest's time goes besides running, e.g. the page faults of a fork's first
+/// touches. Each counter counts from the vCPU's creation; take differences.
+struct KvmCounters {
+  /// False when this host's KVM has no binary statistics: every counter is then 0.
+  bool available = false;
+  /// VM exits of every kind (pf_taken and the rest below are among them).
+  uint64_t exits = 0;
+  /// Page faults KVM's MMU handled (`pf_taken`): the guest's own faults under shadow paging,
+  /// nested (NPT/EPT) faults otherwise. A guest page touched for the first time costs one.
+  uint64_t page_faults = 0;
+  /// Of those, the ones that installed a mapping (`pf_fixed`).
+  uint64_t page_faults_fixed = 0;
+  /// HLT exits: the guest went idle.
+  uint64_t halt_exits = 0;
+  /// Exits to forkvm for MMIO (device registers) and for port I/O.
+  uint64_t mmio_exits = 0;
+  uint64_t io_exits = 0;
+};
+
 /// The guest pages a VM started from an image has touched, as extents {offset, length} of the
 /// image's memory layout (Vm::touched_memory()): `written` ones it holds a private copy of,
 /// `read` ones it shares with the image. Another VM of the same image takes them ahead of its
@@ -501,6 +521,9 @@ class Vm {
   VmBuildPhases build_phases() const;
   /// How much of the host's memory this VM's RAM uses right now (see VmMemoryUsage).
   VmMemoryUsage memory_usage() const;
+  /// KVM's counters for this VM's vCPUs (see KvmCounters); a few preads, never blocks the
+  /// vCPUs.
+  KvmCounters kvm_counters() const;
   /// The huge pages behind this VM's RAM right now (see VmHugePages). Reads /proc/self/smaps:
   /// milliseconds, not for a hot path.
   VmHugePages huge_pages() const;

@@ -487,8 +487,16 @@ TEST(E2eTemplateFork, ForkOfAShutDownSandboxAndMemoryUsage) {
   ASSERT_EQ(child->state(), SandboxState::kReady) << child->console_tail();
   expect_plausible(child->fork_timings(), true);
   const VmMemoryUsage fresh = child->memory_usage();
+  const KvmCounters before = child->kvm_counters();
   sh(*child, "head -c 1048576 /dev/zero > /tmp/one-mib; ls -l /bin > /dev/null; echo ok");
   const VmMemoryUsage used = child->memory_usage();
+  const KvmCounters after = child->kvm_counters();
+  ASSERT_TRUE(before.available) << "KVM_GET_STATS_FD exists since Linux 5.14";
+  step("that exec cost " + std::to_string(after.exits - before.exits) + " VM exits, " +
+       std::to_string(after.page_faults - before.page_faults) + " KVM page faults");
+  EXPECT_GT(after.exits, before.exits);
+  EXPECT_GT(after.page_faults, before.page_faults) << "1 MiB of pages the child never touched";
+  EXPECT_GE(after.page_faults, after.page_faults_fixed);
   step("child memory: private " + std::to_string(fresh.private_bytes >> 10) + " -> " +
        std::to_string(used.private_bytes >> 10) + " KiB after an exec, shared " +
        std::to_string(used.shared_bytes >> 10) + " KiB");

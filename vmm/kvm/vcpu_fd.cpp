@@ -144,6 +144,12 @@ void VcpuFd::pre_fault_memory(uint64_t gpa, uint64_t size) const {
   }
 }
 
+std::optional<KvmStatsFd> VcpuFd::open_stats() const {
+  const int fd = ioctl(fd_.get(), KVM_GET_STATS_FD, 0);
+  if (fd < 0) return std::nullopt;  // ENOTTY/EINVAL before 5.14: no statistics, not an error
+  return KvmStatsFd::adopt(Fd(fd));
+}
+
 std::vector<kvm_cpuid_entry2> VcpuFd::get_cpuid2() const {
   // KVM_MAX_CPUID_ENTRIES is 256; the kernel fails with E2BIG if nent is below what was set.
   constexpr uint32_t kMax = 256;

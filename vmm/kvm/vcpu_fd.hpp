@@ -5,10 +5,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "base/fd.hpp"
+#include "vmm/kvm/kvm_stats.hpp"
 #include "vmm/kvm/vcpu_exit.hpp"
 
 namespace forkvm {
@@ -64,6 +66,10 @@ class VcpuFd {
   /// registers set (they pick the MMU). Retries the kernel's partial progress and EINTR; throws
   /// KvmError otherwise (EOPNOTSUPP: shadow paging, no TDP; ENOENT: a gpa outside every slot).
   void pre_fault_memory(uint64_t gpa, uint64_t size) const;
+  /// KVM_GET_STATS_FD (Linux 5.14+): this vCPU's statistics (exits, page faults). The ioctl
+  /// waits for a KVM_RUN in progress to return, so open it before the vCPU first runs; reading
+  /// the values later takes no lock. nullopt on a kernel without it or with an unusable layout.
+  std::optional<KvmStatsFd> open_stats() const;
   kvm_vcpu_events get_vcpu_events() const;                 ///< KVM_GET_VCPU_EVENTS
   void set_vcpu_events(const kvm_vcpu_events& ev) const;   ///< KVM_SET_VCPU_EVENTS
 
