@@ -6,9 +6,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "base/fd_flags.hpp"
+#include "base/thread_launcher.hpp"
 #include "base/text.hpp"
 #include "contract/protocol/hello.hpp"
 #include "contract/protocol/messages.hpp"
@@ -84,7 +86,7 @@ AgentClient::Impl::Impl(const AgentClientOptions& opts, sandbox::UniqueFd fd, ui
 }
 
 void AgentClient::Impl::start_reader() {
-  reader_ = std::thread([this] {
+  reader_ = start_thread([this] {
     reader_id_.store(std::this_thread::get_id());
     reader_loop();
   });
@@ -301,12 +303,16 @@ std::exception_ptr AgentClient::Impl::lost_error(const std::string& reason) {
 }
 
 void AgentClient::Impl::reader_loop() {
-  std::vector<char> buf(256 * 1024);
+  // Up to 256 KiB per recv for file transfers, but not zeroed: a vector would touch all of it,
+  // 256 KiB of host memory per sandbox however small its frames. Pages become resident only as
+  // a recv fills them.
+  constexpr size_t kReadBytes = 256 * 1024;
+  const auto buf = std::make_unique_for_overwrite<char[]>(kReadBytes);
   for (;;) {
     pollfd pfd{raw_fd_, POLLIN, 0};
     const int r = ::poll(&pfd, 1, -1);
     if (r < 0 && errno == EINTR) continue;
-    ssize_t n = r < 0 ? -1 : ::recv(raw_fd_, buf.data(), buf.size(), 0);
+    ssize_t n = r < 0 ? -1 : ::recv(raw_fd_, buf.get(), kReadBytes, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
     if (closing_) return;
     if (n <= 0) {
@@ -316,7 +322,7 @@ void AgentClient::Impl::reader_loop() {
       return;
     }
     try {
-      decoder_.feed(std::string_view(buf.data(), static_cast<size_t>(n)));
+      decoder_.feed(std::string_view(buf.get(), static_cast<size_t>(n)));
       while (auto f = decoder_.next()) dispatch(*f);
       partial_bytes_.store(decoder_.buffered());
     } catch (const proto::ProtocolError& e) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/text.hpp"
+#include "base/thread_launcher.hpp"
 #include "contract/protocol/field_rules.hpp"
 #include "contract/protocol/hello.hpp"
 #include "contract/protocol/messages.hpp"
@@ -182,7 +183,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
   }
   boot_time = Clock::now() - t0;
   state = SandboxState::kReady;
-  watcher = std::thread([this] { watch(); });
+  watcher = start_thread([this] { watch(); });
 }
 
 GuestIdentity Sandbox::Impl::identity() const {
@@ -233,7 +234,7 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
   boot_time = Clock::now() - t0;
   fork_timings.to_ready = boot_time;
   state = SandboxState::kReady;
-  watcher = std::thread([this] { watch(); });
+  watcher = start_thread([this] { watch(); });
 }
 
 void Sandbox::Impl::snapshot(const std::string& dir) {
