@@ -17,8 +17,8 @@
 namespace forkvm {
 namespace {
 
-/// The VmFlags line of the /proc/self/smaps entry that holds `addr` ("" if none does).
-std::string vm_flags_at(uintptr_t addr) {
+/// The line starting with `key` in the /proc/self/smaps entry that holds `addr` ("" if none).
+std::string smaps_line_at(uintptr_t addr, const std::string& key) {
   std::ifstream smaps("/proc/self/smaps");
   std::string line;
   bool inside = false;
@@ -30,9 +30,19 @@ std::string vm_flags_at(uintptr_t addr) {
       inside = addr >= lo && addr < hi;
       continue;
     }
-    if (inside && line.rfind("VmFlags:", 0) == 0) return line;
+    if (inside && line.rfind(key, 0) == 0) return line;
   }
   return "";
+}
+
+/// The VmFlags line of the entry that holds `addr`.
+std::string vm_flags_at(uintptr_t addr) { return smaps_line_at(addr, "VmFlags:"); }
+
+/// Its resident KiB; -1 if no entry holds `addr`.
+long rss_at(uintptr_t addr) {
+  long kib = -1;
+  std::sscanf(smaps_line_at(addr, "Rss:").c_str(), "Rss: %ld kB", &kib);
+  return kib;
 }
 
 bool has_flag(const std::string& flags, const std::string& flag) {
@@ -43,25 +53,6 @@ struct StackFlags {
   std::string below_before, below_after, frame_after;
   long rss_below_before = 0, rss_below_after = 0;  // KiB
 };
-
-/// The Rss line (KiB) of the /proc/self/smaps entry that holds `addr`; -1 if none does.
-long rss_at(uintptr_t addr) {
-  std::ifstream smaps("/proc/self/smaps");
-  std::string line;
-  bool inside = false;
-  while (std::getline(smaps, line)) {
-    uintptr_t lo = 0, hi = 0;
-    char dash = 0;
-    std::istringstream head(line);
-    if (head >> std::hex >> lo >> dash >> hi && dash == '-') {
-      inside = addr >= lo && addr < hi;
-      continue;
-    }
-    long kib = 0;
-    if (inside && std::sscanf(line.c_str(), "Rss: %ld kB", &kib) == 1) return kib;
-  }
-  return -1;
-}
 
 /// Uses 512 KiB of stack under the caller's frame, as a deep call would.
 [[gnu::noinline]] void use_stack() {
