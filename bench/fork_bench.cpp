@@ -167,6 +167,10 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
                        summarize(s.second_exec)});
     ex.rows.push_back({key + "_warm_exec", "  warmed: median of its runs 3-5", "ms",
                        summarize(s.warm_exec)});
+    ex.rows.push_back({key + "_exec_guest", "  first exec, spawn -> exit as the guest saw it", "ms",
+                       summarize(s.first_exec_guest)});
+    ex.rows.push_back({key + "_warm_exec_guest", "  warmed exec, spawn -> exit as the guest saw it",
+                       "ms", summarize(s.warm_exec_guest)});
     if (!s.first_exec_faults.empty()) {
       ex.rows.push_back({key + "_exec_faults", "  first exec: KVM page faults (pf_taken)", "n",
                          summarize(s.first_exec_faults)});

@@ -67,6 +67,10 @@ struct ForkedChild {
   double to_exec_ms = 0;    ///< fork() call -> that exec answered
   double second_exec_ms = 0;  ///< the same exec again right after
   double warm_exec_ms = 0;    ///< the median of runs 3-5 of it: the warmed reference
+  /// The guest's own measure of the first exec and of the warmed reference (ExecResult::duration:
+  /// the command's run from its spawn to its exit, in ms), which tells the guest's part of an
+  /// exec from the way there and back.
+  double first_exec_guest_ms = 0, warm_exec_guest_ms = 0;
   /// KVM's counters (Sandbox::kvm_counters) over the first exec and over the warmed run;
   /// nullopt when this host's KVM has none.
   std::optional<KvmCounters> first_exec_kvm, warm_exec_kvm;
@@ -98,6 +102,8 @@ struct ForkSeries {
   std::vector<double> teardown_reaped;  ///< shutdown() until the reaper had finished it too
   std::vector<double> warm_exec;    ///< each child's warmed exec (ForkedChild::warm_exec_ms)
   std::vector<double> second_exec;  ///< each child's second exec (ForkedChild::second_exec_ms)
+  /// ForkedChild::first_exec_guest_ms and warm_exec_guest_ms of each child.
+  std::vector<double> first_exec_guest, warm_exec_guest;
   /// KVM page faults and exits over each child's first exec and its warmed run (when known).
   std::vector<double> first_exec_faults, warm_exec_faults, first_exec_exits, warm_exec_exits;
   std::vector<double> agent_accept, agent_attempts;  ///< ForkTimings' parts of agent_connect

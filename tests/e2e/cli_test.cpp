@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "tests/support/run_process.hpp"
@@ -108,9 +109,12 @@ TEST(E2eCli, SnapshotCreateWritesASnapshotThatInspectVerifies) {
   const char* tmp = std::getenv("TMPDIR");
   const std::string dir = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
                           "/forkvm-e2e-snap-" + std::to_string(getpid());
-  const CliRun created = run("snapshot create --memory 128 " + dir);
+  // The warm-up runs in the template before the snapshot: its file is in every fork.
+  const CliRun created =
+      run("snapshot create --memory 128 --warm-up true --warm-up 'echo w > /tmp/warmed' " + dir);
   EXPECT_EQ(created.status, 0) << created.output;
   EXPECT_NE(created.output.find("snapshot written to"), std::string::npos) << created.output;
+  EXPECT_NE(created.output.find("2 warm-up commands"), std::string::npos) << created.output;
   EXPECT_NE(created.output.find("agent connection carried"), std::string::npos) << created.output;
   const CliRun inspected = run("snapshot inspect " + dir);
   EXPECT_EQ(inspected.status, 0) << inspected.output;
@@ -120,7 +124,8 @@ TEST(E2eCli, SnapshotCreateWritesASnapshotThatInspectVerifies) {
   // `forkvm run --snapshot`: the command runs in a fork of it, with its exit status, and the
   // fork's writes stay in the fork: a second fork does not see the first one's file.
   const CliRun forked = run("run --snapshot " + dir +
-                            " -- sh -c 'test ! -e /tmp/mark && echo forked > /tmp/mark && "
+                            " -- sh -c 'test -e /tmp/warmed && test ! -e /tmp/mark && "
+                            "echo forked > /tmp/mark && "
                             "cat /tmp/mark && exit 7'");
   EXPECT_EQ(forked.status, 7) << forked.output;
   EXPECT_NE(forked.output.find("forked"), std::string::npos) << forked.output;
@@ -128,6 +133,21 @@ TEST(E2eCli, SnapshotCreateWritesASnapshotThatInspectVerifies) {
   EXPECT_EQ(second.status, 0) << second.output;
   const CliRun mixed = run("run --snapshot " + dir + " --memory 512 -- true");
   EXPECT_EQ(mixed.status, 2) << mixed.output;
+  forkvm::test::run_process("rm -rf '" + dir + "'");
+}
+
+TEST(E2eCli, SnapshotCreateRefusesAFailedWarmUp) {
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string dir = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                          "/forkvm-e2e-warm-" + std::to_string(getpid());
+  const CliRun failed = run("snapshot create --memory 128 --rootfs minimal --warm-up "
+                            "'echo no-such-tool >&2; exit 3' " + dir);
+  EXPECT_EQ(failed.status, 4) << failed.output;  // the guest failed
+  EXPECT_NE(failed.output.find("warm-up command 'echo no-such-tool >&2; exit 3' failed "
+                               "(exit status 3): no-such-tool"),
+            std::string::npos)
+      << failed.output;
+  EXPECT_FALSE(std::filesystem::exists(dir)) << "a failed warm-up must write no snapshot";
   forkvm::test::run_process("rm -rf '" + dir + "'");
 }
 

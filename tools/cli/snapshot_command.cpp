@@ -20,7 +20,7 @@ using nlohmann::json;
 
 constexpr const char* kUsage =
     "usage: forkvm snapshot inspect [--json] [--no-verify-memory] DIR\n"
-    "       forkvm snapshot create [--vcpus N] [--memory MiB] [--timeout S] DIR\n"
+    "       forkvm snapshot create [--vcpus N] [--memory MiB] [--warm-up CMD]... [--timeout S] DIR\n"
     "create boots the built-in image with the agent serving and snapshots it (create --help).\n"
     "inspect checks a snapshot directory and describes it: format version, machine config,\n"
     "memory size and allocated (sparse) bytes, the state and memory SHA-256 digests and whether\n"
