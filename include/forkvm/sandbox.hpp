@@ -208,6 +208,9 @@ class Sandbox {
   std::unique_ptr<Sandbox> fork(const ForkConfig& config = {}, std::stop_token stop = {});
   /// Freezes this running sandbox once into a Template that forks many children from the same
   /// point (the sandbox is undisturbed, as for fork()). `options.verify_memory` is ignored.
+  /// Run the commands children will start with once here first (a warm-up, as `forkvm snapshot
+  /// create --warm-up` does): their files are then in the guest page cache every child shares,
+  /// instead of being read from disk into each child's own memory on its first exec.
   /// Throws InvalidStateError unless ready.
   std::shared_ptr<Template> make_template(const TemplateOptions& options = {});
   /// Where the time went in the fork or restore that made this sandbox (all zero for a booted
