@@ -28,6 +28,7 @@
 #include "forkvm/errors.hpp"
 #include "memory/layout.hpp"
 #include "snapshot/snapshot.hpp"
+#include "vmm/opened_images.hpp"
 #include "devices/virtio/block/cow_disk.hpp"
 #include "devices/virtio/net/net_device.hpp"
 #include "vmm/kvm/kvm_abi.hpp"
@@ -102,6 +103,33 @@ uint64_t VmImage::overlay_bytes() const noexcept { return impl_->memory->overlay
 
 std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify_memory,
                                              bool verify_disks) {
+  // A snapshot opened before in this process and unchanged since is reused as it is: its
+  // checks stand (vmm/opened_images.hpp says why an equal stamp means equal bytes).
+  const std::optional<DirStamp> before = stamp_directory(dir);
+  if (before) {
+    if (auto image = OpenedImages::instance().find(*before, verify_memory, verify_disks)) {
+      return image;
+    }
+  }
+  auto image = open_uncached(dir, verify_memory, verify_disks);
+  std::vector<std::string> disk_paths;
+  for (const auto& d : image->impl().machine.disks) disk_paths.push_back(d.path);
+  // Remembered only when nothing changed while it was read (the stamps before and after agree)
+  // and its file times are old enough to tell a later write (opened_images.hpp).
+  const std::optional<DirStamp> after = stamp_directory(dir);
+  auto disks = stamp_files(disk_paths);
+  if (before && after && *before == *after && disks &&
+      OpenedImages::instance().settled(*after, *disks)) {
+    OpenedImages::instance().remember(*after, std::move(*disks), verify_memory, verify_disks,
+                                      image);
+  }
+  return image;
+}
+
+void VmImage::keep_opened(size_t n) { OpenedImages::instance().set_keep(n); }
+
+std::shared_ptr<const VmImage> VmImage::open_uncached(const std::string& dir, bool verify_memory,
+                                                      bool verify_disks) {
   snapshot::OpenOptions open_options;
   open_options.verify_memory = verify_memory;
   snapshot::SnapshotFiles files = snapshot::open_snapshot(dir, open_options);

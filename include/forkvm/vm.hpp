@@ -382,8 +382,20 @@ class VmImage {
   /// more than this host can give (VmConfig::memory_mib's rule), before anything is mapped.
   /// With `verify_memory` the memory is a sealed copy; without it the file itself is mapped
   /// and must not change while the image or a VM made from it lives (RestoreOptions).
+  ///
+  /// Opening the same directory again returns the image opened before, without reading the
+  /// files again, when that image is still alive (a VM or Template holds it, or keep_opened()
+  /// keeps it), it passed the checks asked for now, and no file changed: the directory, every
+  /// entry in it and every disk image it names have the same device, inode, mode, owner, link
+  /// count, size, mtime and ctime as when it was opened (a write or chmod changes the ctime,
+  /// which only the kernel sets). Anything else opens and checks it anew.
   static std::shared_ptr<const VmImage> open(const std::string& dir, bool verify_memory = true,
                                              bool verify_disks = true);
+  /// How many of the most recently opened snapshot images this process keeps alive for
+  /// open() to reuse after their last VM is gone (default 1). Each holds its memory (with
+  /// verify_memory, a sealed copy of the snapshot's data in RAM) and its disk images open,
+  /// locked shared. 0 reuses only images still in use. Lowering it releases the others.
+  static void keep_opened(size_t n);
   ~VmImage();
   VmImage(const VmImage&) = delete;
   VmImage& operator=(const VmImage&) = delete;
@@ -419,6 +431,10 @@ class VmImage {
   const Impl& impl() const noexcept { return *impl_; }
 
  private:
+  // open() without the table of opened images.
+  static std::shared_ptr<const VmImage> open_uncached(const std::string& dir, bool verify_memory,
+                                                      bool verify_disks);
+
   std::unique_ptr<Impl> impl_;
 };
 
