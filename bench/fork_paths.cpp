@@ -97,7 +97,9 @@ ReportSection measure_fork_paths(const std::string& snapshot, unsigned n, Templa
                       "into it, adds the virtio devices, restores the state and starts the vCPUs");
   sec.notes.push_back("Sandbox::fork includes freezing the parent (ForkTimings::freeze); "
                       "Sandbox::restore counts from the call, opening the snapshot included "
-                      "(memory digest not re-checked); no template pool anywhere here");
+                      "(memory digest not re-checked; the directory is open already in this "
+                      "process, so VmImage::open reuses that image and reads no file); no "
+                      "template pool anywhere here");
   const Summary raw_s = summarize(raw_total);
   for (const Path& p : paths) {
     add_fork_rows(sec, p.key, p.label, p.series);
