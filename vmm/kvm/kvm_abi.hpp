@@ -64,6 +64,18 @@ static_assert(kGetXsave == 0x9000aea4ul);
 static_assert(kSetXsave == 0x5000aea5ul);
 static_assert(kGetXsave2 == 0x9000aecful);
 
+/// struct kvm_stats_desc without its flexible array (KVM_GET_STATS_FD): flags u32, exponent s16,
+/// size u16, offset u32, bucket_size u32; the name (name_size bytes) follows at offset 16.
+/// sizeof(struct kvm_stats_desc) is 20 in C++, not the ABI's 16.
+struct StatsDescFixed {
+  uint32_t flags;
+  int16_t exponent;
+  uint16_t size;
+  uint32_t offset;
+  uint32_t bucket_size;
+};
+static_assert(sizeof(StatsDescFixed) == 16);
+
 // --- newer than Debian 12's uapi headers (Linux 6.10+) ----------------------------------------
 
 /// struct kvm_pre_fault_memory (include/uapi/linux/kvm.h since 6.10): the guest-physical range

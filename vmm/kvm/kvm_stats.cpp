@@ -6,6 +6,8 @@
 #include <cstring>
 #include <utility>
 
+#include "vmm/kvm/kvm_abi.hpp"
+
 namespace forkvm {
 namespace {
 
@@ -22,16 +24,16 @@ std::optional<std::vector<KvmStatDesc>> parse_kvm_stats_layout(const StatsReadAt
   }
   // Each descriptor is the fixed part followed by name_size bytes of name; the block is read
   // whole (at most 4096 * (16 + 256) bytes), so a short file fails here, not half-way.
-  const size_t each = sizeof(KvmStatDescFixed) + h.name_size;
+  const size_t each = sizeof(kvm_abi::StatsDescFixed) + h.name_size;
   std::vector<unsigned char> block(each * h.num_desc);
   if (!block.empty() && !read_at(h.desc_offset, block.data(), block.size())) return std::nullopt;
   std::vector<KvmStatDesc> out;
   out.reserve(h.num_desc);
   for (uint32_t i = 0; i < h.num_desc; ++i) {
     const unsigned char* d = block.data() + i * each;
-    KvmStatDescFixed fixed{};
+    kvm_abi::StatsDescFixed fixed{};
     std::memcpy(&fixed, d, sizeof(fixed));
-    const char* name = reinterpret_cast<const char*>(d + sizeof(KvmStatDescFixed));
+    const char* name = reinterpret_cast<const char*>(d + sizeof(kvm_abi::StatsDescFixed));
     const size_t len = strnlen(name, h.name_size);
     if (len == h.name_size || len == 0) return std::nullopt;  // not NUL-terminated, or empty
     KvmStatDesc s;

@@ -12,18 +12,6 @@
 
 namespace forkvm {
 
-/// The fixed part of a descriptor in a stats file: flags u32, exponent s16, size u16, offset
-/// u32, bucket_size u32; the name follows. Spelled out because sizeof(struct kvm_stats_desc) is
-/// 20 in C++ (its flexible-array macro adds an empty struct), not the ABI's 16.
-struct KvmStatDescFixed {
-  uint32_t flags;
-  int16_t exponent;
-  uint16_t size;
-  uint32_t offset;
-  uint32_t bucket_size;
-};
-static_assert(sizeof(KvmStatDescFixed) == 16, "the ABI's fixed part of struct kvm_stats_desc");
-
 /// Where one statistic lives in a stats file (Documentation/virt/kvm/api.rst, "KVM_GET_STATS_FD").
 struct KvmStatDesc {
   std::string name;
