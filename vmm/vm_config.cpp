@@ -132,7 +132,7 @@ std::string disk_id(const DiskConfig& disk, size_t index) {
   return disk.id.empty() ? "disk" + std::to_string(index) : disk.id;
 }
 
-std::string default_cmdline() {
+std::string default_cmdline(bool zero_freed_memory) {
   // console=ttyS0: the 16550 on COM1 is the console. reboot=k: a guest reboot goes through
   // the i8042 reset line, which stops the VM. panic=1: a panic reboots (= stops) after 1 s
   // instead of hanging. i8042.*: skip AUX/mux/PnP probing of the minimal 8042. nomodule and
@@ -140,15 +140,17 @@ std::string default_cmdline() {
   // every page it frees, so a secret removed in the guest (a tmpfs file unlinked, a process's
   // memory released) is not left in free pages that a snapshot or fork copies to others (the
   // guest kernel has the parameter built in since 5.3; it costs a clear of free RAM at boot and
-  // a clear per freed page).
-  return "console=ttyS0 reboot=k panic=1 nomodule cryptomgr.notests "
-         "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd init_on_free=1";
+  // a clear per freed page: VmConfig::zero_freed_memory says what that is).
+  std::string cmdline = "console=ttyS0 reboot=k panic=1 nomodule cryptomgr.notests "
+                        "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+  if (zero_freed_memory) cmdline += " init_on_free=1";
+  return cmdline;
 }
 
 std::string effective_cmdline(const VmConfig& config) {
   std::string cmdline = virtio_mmio_cmdline(config);
   if (!cmdline.empty()) cmdline += ' ';
-  cmdline += config.cmdline.empty() ? default_cmdline() : config.cmdline;
+  cmdline += config.cmdline.empty() ? default_cmdline(config.zero_freed_memory) : config.cmdline;
   if (!config.extra_cmdline.empty()) cmdline += " " + config.extra_cmdline;
   return cmdline;
 }
