@@ -198,7 +198,7 @@ int create(const CreateOptions& o) {
     if (!o.warm_up.empty()) {
       if (!agent) {
         std::cerr << "forkvm snapshot create: the agent did not answer, so the warm-up could not "
-                     "run\n";
+                     "run (--no-warm-up snapshots without one)\n";
         return kExitGuestFailed;
       }
       warm_up(*vm, *agent, o.warm_up, o.timeout);
