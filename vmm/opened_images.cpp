@@ -11,25 +11,6 @@
 #include <utility>
 
 namespace forkvm {
-namespace {
-
-FileStamp stamp_of(std::string name, const struct stat& st) {
-  FileStamp f;
-  f.name = std::move(name);
-  f.dev = st.st_dev;
-  f.ino = st.st_ino;
-  f.size = static_cast<uint64_t>(st.st_size);
-  f.nlink = st.st_nlink;
-  f.mode = st.st_mode;
-  f.uid = st.st_uid;
-  f.mtime_s = st.st_mtim.tv_sec;
-  f.mtime_ns = st.st_mtim.tv_nsec;
-  f.ctime_s = st.st_ctim.tv_sec;
-  f.ctime_ns = st.st_ctim.tv_nsec;
-  return f;
-}
-
-}  // namespace
 
 std::optional<DirStamp> stamp_directory(const std::string& dir) {
   char* real = ::realpath(dir.c_str(), nullptr);
@@ -141,11 +122,6 @@ void OpenedImages::set_keep(size_t n) {
     released.push_back(std::move(kept_.front()));
     kept_.erase(kept_.begin());
   }
-}
-
-size_t OpenedImages::keep() const {
-  std::lock_guard lock(mu_);
-  return keep_;
 }
 
 bool OpenedImages::settled(const DirStamp& stamp, const std::vector<FileStamp>& disks) const {

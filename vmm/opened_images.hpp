@@ -4,15 +4,12 @@
 // its state.json each time (1.3 ms natively for a 77 KB state, 22-28 ms in kvm-lab) and, with
 // verify_memory, re-hashes and copies all of its memory.
 //
-// What "changed" means: a snapshot directory is identified by its canonical path and a stamp of
-// the directory, of every entry in it and of every disk image its state names (device, inode,
-// mode, owner, link count, size, mtime and ctime, to the nanosecond). Any write to a file
-// changes its mtime, and every write or metadata change (chmod, chown, link, rename over it,
-// touch) changes its ctime, which only the kernel sets: a snapshot with an equal stamp holds
-// the same bytes, and passes the same owner, mode and link checks, as when it was opened.
-// File times tick with the kernel's coarse clock (a jiffy, or seconds on some file systems), so a
-// write in the same tick as the one before it may leave them equal: a snapshot is remembered only
-// once every time in its stamp is settle() old, and any later write then gets a later time.
+// What "changed" means: a snapshot directory is identified by its canonical path and the
+// FileStamp (vmm/file_stamp.hpp) of the directory, of every entry in it and of every disk image
+// its state names. File times tick with the kernel's coarse clock (a jiffy, or seconds on some
+// file systems), so a write in the same tick as the one before it may leave them equal: a
+// snapshot is remembered only once every time in its stamp is settle() old, and any later write
+// then gets a later time.
 #pragma once
 
 #include <chrono>
@@ -25,18 +22,11 @@
 #include <string>
 #include <vector>
 
+#include "vmm/file_stamp.hpp"
+
 namespace forkvm {
 
 class VmImage;
-
-/// One file's identity and the metadata VmImage::open checks (see the file comment).
-struct FileStamp {
-  std::string name;  ///< the entry's name in its directory, or a disk image's path
-  uint64_t dev = 0, ino = 0, size = 0, nlink = 0;
-  uint32_t mode = 0, uid = 0;
-  int64_t mtime_s = 0, mtime_ns = 0, ctime_s = 0, ctime_ns = 0;
-  bool operator==(const FileStamp&) const = default;
-};
 
 /// A snapshot directory's stamp: its canonical path, itself, and its entries sorted by name.
 struct DirStamp {
@@ -68,14 +58,13 @@ class OpenedImages {
                                       bool verify_disks);
   /// Records `image`, opened from a directory with `stamp` (taken before and after the open,
   /// and equal) and disk images with `disks`, with the checks it passed. Keeps it alive while
-  /// it is among the `keep()` most recently remembered; otherwise only while something else
+  /// it is among the set_keep() most recently remembered; otherwise only while something else
   /// holds it (a VM made from it, a Template).
   void remember(DirStamp stamp, std::vector<FileStamp> disks, bool verified_memory,
                 bool verified_disks, const std::shared_ptr<const VmImage>& image);
   /// How many of the most recently opened images are kept alive for reuse (default 1; 0: only
   /// images still in use are reused). Lowering it releases the others at once.
   void set_keep(size_t n);
-  size_t keep() const;
   /// Forgets every entry (kept images are released).
   void clear();
   /// Whether every mtime and ctime in `stamp` and `disks` is at least settle() in the past (see

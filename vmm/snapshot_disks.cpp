@@ -6,41 +6,32 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <tuple>
 
 #include "base/text.hpp"
 #include "forkvm/errors.hpp"
 #include "devices/virtio/block/cow_disk.hpp"
 #include "snapshot/file_io.hpp"
 #include "snapshot/snapshot.hpp"
+#include "vmm/file_stamp.hpp"
 
 namespace forkvm {
 namespace {
 
-/// What identifies the bytes of a file without reading them: a write through any descriptor
-/// changes mtime, and ctime changes with any metadata change (including a touch that resets
-/// mtime).
-using FileKey = std::tuple<dev_t, ino_t, off_t, int64_t, int64_t, int64_t, int64_t>;
-
 std::mutex digest_mu;
-std::map<FileKey, std::string>& digest_cache() {
-  static std::map<FileKey, std::string> cache;  // bounded by the images a process uses
+/// Digests by the image's stamp (vmm/file_stamp.hpp): a changed image has a new stamp.
+std::map<FileStamp, std::string>& digest_cache() {
+  static std::map<FileStamp, std::string> cache;  // bounded by the images a process uses
   return cache;
-}
-
-FileKey key_of(const DiskImage& disk) {
-  struct stat st {};
-  if (::fstat(disk.fd(), &st) != 0) {
-    throw SnapshotError(disk.path() + ": cannot stat the disk image: " + errno_text(errno));
-  }
-  return {st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-          st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
 }
 
 }  // namespace
 
 std::string disk_sha256(const DiskImage& disk) {
-  const FileKey key = key_of(disk);
+  const std::optional<FileStamp> stamp = stamp_fd("", disk.fd());
+  if (!stamp) {
+    throw SnapshotError(disk.path() + ": cannot stat the disk image: " + errno_text(errno));
+  }
+  const FileStamp& key = *stamp;
   {
     std::lock_guard lock(digest_mu);
     if (auto it = digest_cache().find(key); it != digest_cache().end()) return it->second;

@@ -27,7 +27,7 @@
 #include "snapshot/state_file.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
 #include "tests/unit/arch/arch_test_util.hpp"
-#include "tests/unit/state/sample_state.hpp"
+#include "tests/unit/state/sample_components.hpp"
 #include "vmm/machine_components.hpp"
 
 using namespace forkvm;
@@ -270,19 +270,12 @@ void mmio_seeds() {
 // ---- state.json ---------------------------------------------------------------------------
 
 void state_seeds() {
-  MachineComponents c;
-  c.machine = state::sample_machine();  // two vCPUs
-  MachineComponents::Slot slot;
-  slot.kind = VirtioDeviceKind::kVsock;
-  slot.transport.device_id = 19;  // virtio-vsock, three queues, never activated
-  slot.transport.queues.resize(3);
-  slot.vsock.guest_cid = 3;
-  slot.vsock.next_local_port = (1u << 30) + 2;
+  MachineComponents c = state::idle_vsock_components(3);
   // A connection table: the agent connection carried, another one reset at restore.
-  slot.vsock.connections_listed = true;
-  slot.vsock.carried.push_back({(1u << 30) + 1, 1024, 4096, 4096, 2048, 262144, 2048, false, 1});
-  slot.vsock.stale.emplace_back(1u << 30, 5555);
-  c.slots.push_back(slot);
+  auto& vsock = c.slots[0].vsock;
+  vsock.connections_listed = true;
+  vsock.carried.push_back({(1u << 30) + 1, 1024, 4096, 4096, 2048, 262144, 2048, false, 1});
+  vsock.stale.emplace_back(1u << 30, 5555);
   snapshot::State s;
   s.machine.vcpus = 2;
   s.machine.memory_mib = 128;

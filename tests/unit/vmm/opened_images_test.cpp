@@ -12,7 +12,7 @@
 #include "forkvm/errors.hpp"
 #include "forkvm/vm.hpp"
 #include "tests/unit/snapshot/snapshot_fixture.hpp"
-#include "tests/unit/state/sample_state.hpp"
+#include "tests/unit/state/sample_components.hpp"
 #include "vmm/machine_components.hpp"
 #include "vmm/opened_images.hpp"
 
@@ -23,16 +23,8 @@ using namespace snapshot::test;
 
 /// A snapshot VmImage::open accepts: two vCPUs' sample state and an idle vsock device.
 void write_openable_snapshot(const fs::path& dir) {
-  MachineComponents c;
-  c.machine = state::sample_machine();  // two vCPUs
-  MachineComponents::Slot slot;
-  slot.kind = VirtioDeviceKind::kVsock;
-  slot.transport.device_id = 19;
-  slot.transport.queues.resize(3);
-  slot.vsock.guest_cid = 7;
-  slot.vsock.next_local_port = (1u << 30) + 2;  // the device's first local port (2^30 and up)
-  c.slots.push_back(slot);
-  write_snapshot(dir, test_machine(), encode_components(c), patterned_memory());
+  write_snapshot(dir, test_machine(), encode_components(state::idle_vsock_components(7)),
+                 patterned_memory());
 }
 
 class OpenedImagesTest : public ::testing::Test {
