@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -23,6 +24,11 @@ inline std::string hex(uint64_t v) {
   buf[--n] = 'x';
   buf[--n] = '0';
   return std::string(buf + n, sizeof buf - n);
+}
+
+/// A duration in messages: "250 ms".
+inline std::string millis_text(std::chrono::milliseconds ms) {
+  return std::to_string(ms.count()) + " ms";
 }
 
 /// The text of an errno value (strerror), e.g. "No such file or directory". Running out of

@@ -48,7 +48,7 @@ CompiledRule compile_rule(const EgressRule& rule, std::size_t index) {
   CompiledRule out;
   out.action = rule.action;
   PatternCheck host = parse_host_pattern(rule.host);
-  if (!host.pattern) fail(index, "host " + quoted(rule.host) + ": " + host.error);
+  if (!host.pattern) fail(index, "host " + in_quotes(rule.host) + ": " + host.error);
   out.host = std::move(*host.pattern);
   for (const auto& [lo, hi] : rule.ports) {
     const std::string range = std::to_string(lo) + "-" + std::to_string(hi);
@@ -57,7 +57,7 @@ CompiledRule compile_rule(const EgressRule& rule, std::size_t index) {
   }
   out.ports = rule.ports;
   for (const std::string& m : rule.methods) {
-    if (!is_method(m)) fail(index, "method " + quoted(m) + " is not an upper-case HTTP token");
+    if (!is_method(m)) fail(index, "method " + in_quotes(m) + " is not an upper-case HTTP token");
     if (m == "CONNECT") {
       fail(index, "method CONNECT: rules with methods never match a tunnel (leave methods "
                   "empty)");
@@ -65,7 +65,7 @@ CompiledRule compile_rule(const EgressRule& rule, std::size_t index) {
   }
   out.methods = rule.methods;
   if (!rule.path_prefix.empty() && !is_path_prefix(rule.path_prefix)) {
-    fail(index, "path prefix " + quoted(rule.path_prefix) +
+    fail(index, "path prefix " + in_quotes(rule.path_prefix) +
                     " must start with '/' and be printable ASCII without spaces");
   }
   out.path_prefix = rule.path_prefix;

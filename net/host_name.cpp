@@ -31,7 +31,7 @@ bool is_numeric_label(std::string_view label) noexcept {
   return true;
 }
 
-HostCheck refuse(std::string error) { return HostCheck{std::nullopt, std::move(error)}; }
+HostCheck refuse_host(std::string error) { return HostCheck{std::nullopt, std::move(error)}; }
 
 HostCheck address_host(const boost::asio::ip::address& address) {
   return HostCheck{NormalizedHost{HostKind::kAddress, address.to_string(), address}, {}};
@@ -40,14 +40,14 @@ HostCheck address_host(const boost::asio::ip::address& address) {
 HostCheck check_ipv6(const std::string& text) {
   boost::system::error_code ec;
   const auto v6 = boost::asio::ip::make_address_v6(text, ec);
-  if (ec) return refuse("not an IPv6 address: " + quoted(text));
+  if (ec) return refuse_host("not an IPv6 address: " + in_quotes(text));
   return address_host(v6);
 }
 
 HostCheck check_ipv4(const std::string& text) {
   boost::system::error_code ec;
   const auto v4 = boost::asio::ip::make_address_v4(text, ec);
-  if (ec) return refuse("not an IPv4 address: " + quoted(text));
+  if (ec) return refuse_host("not an IPv4 address: " + in_quotes(text));
   return address_host(v4);
 }
 
@@ -62,26 +62,26 @@ std::string name_problem(std::string_view name) {
     const std::size_t dot = name.find('.', start);
     const std::string_view label =
         name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (label.empty()) return "empty label in host name " + quoted(name);
+    if (label.empty()) return "empty label in host name " + in_quotes(name);
     if (label.size() > kMaxLabelLength) {
       return "label longer than " + std::to_string(kMaxLabelLength) + " characters in " +
-             quoted(name);
+             in_quotes(name);
     }
     for (char c : label) {
       if (!((c >= 'a' && c <= 'z') || is_digit(c) || c == '-' || c == '_')) {
-        return "character " + quoted(std::string_view(&c, 1)) + " not allowed in host name " +
-               quoted(name);
+        return "character " + in_quotes(std::string_view(&c, 1)) + " not allowed in host name " +
+               in_quotes(name);
       }
     }
     if (label.front() == '-' || label.back() == '-') {
-      return "label starting or ending with '-' in " + quoted(name);
+      return "label starting or ending with '-' in " + in_quotes(name);
     }
     last = label;
     if (dot == std::string_view::npos) break;
     start = dot + 1;
   }
   if (is_numeric_label(last)) {
-    return "numeric host " + quoted(name) +
+    return "numeric host " + in_quotes(name) +
            " is not a dotted quad (resolvers would read it as an address)";
   }
   return {};
@@ -110,26 +110,26 @@ bool is_strict_dotted_quad(std::string_view text) noexcept {
 }
 
 HostCheck normalize_host(std::string_view host) {
-  if (host.empty()) return refuse("empty host");
+  if (host.empty()) return refuse_host("empty host");
   if (host.size() > kMaxNameLength + 1) {
-    return refuse("host longer than " + std::to_string(kMaxNameLength) + " characters");
+    return refuse_host("host longer than " + std::to_string(kMaxNameLength) + " characters");
   }
   for (char c : host) {
     const auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u >= 0x7f) {
-      return refuse("control, space or non-ASCII byte in host " + quoted(host));
+      return refuse_host("control, space or non-ASCII byte in host " + in_quotes(host));
     }
-    if (c == '%') return refuse("zone id or escape ('%') in host " + quoted(host));
+    if (c == '%') return refuse_host("zone id or escape ('%') in host " + in_quotes(host));
     if (c == '[' || c == ']') {
-      return refuse("brackets in host " + quoted(host) + " (give IPv6 without them)");
+      return refuse_host("brackets in host " + in_quotes(host) + " (give IPv6 without them)");
     }
   }
   std::string text = ascii_lower(host);
   if (text.find(':') != std::string::npos) return check_ipv6(text);
   if (text.back() == '.') text.pop_back();
-  if (text.empty()) return refuse("empty host name");
+  if (text.empty()) return refuse_host("empty host name");
   if (is_strict_dotted_quad(text)) return check_ipv4(text);
-  if (std::string problem = name_problem(text); !problem.empty()) return refuse(std::move(problem));
+  if (std::string problem = name_problem(text); !problem.empty()) return refuse_host(std::move(problem));
   return HostCheck{NormalizedHost{HostKind::kName, std::move(text), {}}, {}};
 }
 

@@ -50,7 +50,7 @@ address masked(const address& a, unsigned bits) {
   return address_v6(v6);
 }
 
-PatternCheck refuse(std::string error) { return PatternCheck{std::nullopt, std::move(error)}; }
+PatternCheck refuse_pattern(std::string error) { return PatternCheck{std::nullopt, std::move(error)}; }
 
 PatternCheck block_pattern(address network, unsigned prefix) {
   // An IPv4-mapped block of prefix >= 96 is the IPv4 block it maps.
@@ -71,26 +71,26 @@ PatternCheck parse_cidr(std::string_view text, std::size_t slash) {
   const std::string_view prefix_text = text.substr(slash + 1);
   const HostCheck host = normalize_host(addr_text);
   if (!host.host || host.host->kind != HostKind::kAddress) {
-    return refuse("not an IP address before '/' in " + quoted(text));
+    return refuse_pattern("not an IP address before '/' in " + in_quotes(text));
   }
   const address network = host.host->address;
   const unsigned width = network.is_v4() ? 32 : 128;
   if (prefix_text.empty() || prefix_text.size() > 3 ||
       (prefix_text.size() > 1 && prefix_text[0] == '0')) {
-    return refuse("bad prefix length in " + quoted(text));
+    return refuse_pattern("bad prefix length in " + in_quotes(text));
   }
   unsigned prefix = 0;
   for (char c : prefix_text) {
-    if (c < '0' || c > '9') return refuse("bad prefix length in " + quoted(text));
+    if (c < '0' || c > '9') return refuse_pattern("bad prefix length in " + in_quotes(text));
     prefix = prefix * 10 + static_cast<unsigned>(c - '0');
   }
   if (prefix > width) {
-    return refuse("prefix length " + std::to_string(prefix) + " out of range (0.." +
-                  std::to_string(width) + ") in " + quoted(text));
+    return refuse_pattern("prefix length " + std::to_string(prefix) + " out of range (0.." +
+                  std::to_string(width) + ") in " + in_quotes(text));
   }
   const address base = masked(network, prefix);
   if (base != network) {
-    return refuse("host bits set in " + quoted(text) + " (the block is " + base.to_string() +
+    return refuse_pattern("host bits set in " + in_quotes(text) + " (the block is " + base.to_string() +
                   "/" + std::to_string(prefix) + ")");
   }
   return block_pattern(network, prefix);
@@ -132,8 +132,8 @@ bool HostPattern::matches_name(std::string_view host_name) const noexcept {
 }
 
 PatternCheck parse_host_pattern(std::string_view text) {
-  if (text.empty()) return refuse("empty host");
-  if (has_control_char(text)) return refuse("control character in host " + quoted(text));
+  if (text.empty()) return refuse_pattern("empty host");
+  if (has_control_char(text)) return refuse_pattern("control character in host " + in_quotes(text));
   if (text == "*") {
     HostPattern p;
     p.kind = HostPattern::Kind::kAny;
@@ -142,12 +142,12 @@ PatternCheck parse_host_pattern(std::string_view text) {
   }
   if (text.starts_with("*.")) {
     const std::string_view suffix = text.substr(2);
-    if (suffix.empty() || suffix == ".") return refuse("nothing after \"*.\" in " + quoted(text));
+    if (suffix.empty() || suffix == ".") return refuse_pattern("nothing after \"*.\" in " + in_quotes(text));
     const HostCheck host = normalize_host(suffix);
-    if (!host.host) return refuse(host.error);
+    if (!host.host) return refuse_pattern(host.error);
     const NormalizedHost& normalized = *host.host;
     if (normalized.kind == HostKind::kAddress) {
-      return refuse("the suffix of " + quoted(text) + " is an address, not a name");
+      return refuse_pattern("the suffix of " + in_quotes(text) + " is an address, not a name");
     }
     HostPattern p;
     p.kind = HostPattern::Kind::kSuffix;
@@ -156,13 +156,13 @@ PatternCheck parse_host_pattern(std::string_view text) {
     return PatternCheck{std::move(p), {}};
   }
   if (text.find('*') != std::string_view::npos) {
-    return refuse("'*' is allowed only as \"*\" or a leading \"*.\" in " + quoted(text));
+    return refuse_pattern("'*' is allowed only as \"*\" or a leading \"*.\" in " + in_quotes(text));
   }
   if (const std::size_t slash = text.find('/'); slash != std::string_view::npos) {
     return parse_cidr(text, slash);
   }
   const HostCheck host = normalize_host(text);
-  if (!host.host) return refuse(host.error);
+  if (!host.host) return refuse_pattern(host.error);
   const NormalizedHost& normalized = *host.host;
   if (normalized.kind == HostKind::kAddress) {
     const unsigned width = normalized.address.is_v4() ? 32 : 128;

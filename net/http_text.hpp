@@ -28,7 +28,9 @@ std::string ascii_lower(std::string_view text);
 /// words ("a b" is "a\x20b").
 std::string escaped(std::string_view text);
 
-/// escaped(text) in double quotes, for messages: "\"pypi.org\"".
-std::string quoted(std::string_view text);
+/// escaped(text) in double quotes, for messages: "\"pypi.org\"". Not named `quoted`: for a
+/// std::string argument, argument-dependent lookup would prefer std::quoted wherever <iomanip> is
+/// visible.
+std::string in_quotes(std::string_view text);
 
 }  // namespace forkvm::net

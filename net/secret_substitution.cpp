@@ -60,20 +60,20 @@ CompiledSecret compile_secret(const SecretBinding& binding, std::size_t index) {
   if (binding.hosts.empty()) fail("no hosts (the value would never be sent)");
   for (const std::string& host : binding.hosts) {
     PatternCheck p = parse_host_pattern(host);
-    if (!p.pattern) fail("host " + quoted(host) + ": " + p.error);
+    if (!p.pattern) fail("host " + in_quotes(host) + ": " + p.error);
     if (p.pattern->kind != HostPattern::Kind::kExact &&
         p.pattern->kind != HostPattern::Kind::kSuffix) {
-      fail("host " + quoted(host) + " must be a name or \"*.suffix\" (not \"*\" or an address)");
+      fail("host " + in_quotes(host) + " must be a name or \"*.suffix\" (not \"*\" or an address)");
     }
     out.hosts.push_back(std::move(*p.pattern));
   }
   if (!binding.header.empty()) {
     if (!is_http_token(binding.header)) {
-      fail("header " + quoted(binding.header) + " is not an HTTP token");
+      fail("header " + in_quotes(binding.header) + " is not an HTTP token");
     }
     for (std::string_view owned : kProxyOwnedHeaders) {
       if (iequals(binding.header, owned)) {
-        fail("header " + quoted(binding.header) + " is written by the proxy, not by secrets");
+        fail("header " + in_quotes(binding.header) + " is written by the proxy, not by secrets");
       }
     }
   }

@@ -36,8 +36,6 @@ proto::Frame read_frame(int fd, proto::FrameDecoder& decoder, Clock::time_point 
   }
 }
 
-std::string ms_text(std::chrono::milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
-
 bool is_terminal(std::string_view type) {
   return type == proto::msg::kOk || type == proto::msg::kError || type == proto::msg::kExit;
 }
@@ -199,7 +197,7 @@ std::optional<proto::Frame> AgentClient::Impl::wait_terminal(
       lock.unlock();
       forget(p.id);
       throw TimeoutError("the agent did not answer " + p.op + (p.path.empty() ? "" : " " + p.path) +
-                         (idle ? " within " + ms_text(options.request_timeout)
+                         (idle ? " within " + millis_text(options.request_timeout)
                                : " before the deadline"));
     }
   }

@@ -36,7 +36,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 namespace {
-std::string ms_text(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
 /// A carried connection's identity answered later than this: set the guest's clock again
 /// (watch()). Well above a fork's usual answer (about 1 ms on hardware, up to a few hundred in
 /// kvm-lab, where a second request would slow the child's first exec), well below what a clock
@@ -171,7 +170,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
   while (!vm->wait_ready(milliseconds(50))) {
     if (stop.stop_requested()) throw CancelledError("sandbox boot cancelled");
     if (Clock::now() >= deadline) {
-      throw TimeoutError("the guest agent did not signal ready within " + ms_text(config.boot_timeout) +
+      throw TimeoutError("the guest agent did not signal ready within " + millis_text(config.boot_timeout) +
                          ": " + vm->progress_report() + "\n--- guest console (tail) ---\n" + printable_lines(tail()));
     }
   }
@@ -341,7 +340,7 @@ Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point dea
     if (auto r = vm->wait(milliseconds(0))) throw vm_stopped_error(*r, "while connecting to the agent");
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     if (left <= milliseconds(0)) {
-      throw TimeoutError("the guest agent did not answer within " + ms_text(config.boot_timeout) +
+      throw TimeoutError("the guest agent did not answer within " + millis_text(config.boot_timeout) +
                          " (last attempt: " + last_error + ")\nwhere the guest is: " +
                          vm->progress_report() + "\n--- guest console (tail) ---\n" + printable_lines(tail()));
     }

@@ -14,6 +14,9 @@
 
 namespace forkvm::snapshot {
 
+/// How much of a memory file or an overlay the reader and writer hash, scan or copy at a time.
+constexpr uint64_t kIoChunk = uint64_t{1} << 20;
+
 /// Throws SnapshotError "<path>: <what>".
 [[noreturn]] void fail(const std::filesystem::path& path, const std::string& what);
 /// Throws SnapshotError "<path>: <what>: <strerror(err)>".

@@ -21,7 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr uint64_t kChunk = uint64_t{1} << 20;
 /// "<64 hex>  state.json\n" is 77 bytes; anything much larger is not a digest file.
 constexpr off_t kMaxDigestFileBytes = 256;
 
@@ -108,7 +107,7 @@ std::string hash_and_copy(int fd, uint64_t size, const fs::path& path, int copy_
                    std::to_string(size));
   }
   Sha256 sha;
-  std::vector<uint8_t> buf(kChunk);
+  std::vector<uint8_t> buf(kIoChunk);
   uint64_t pos = 0;
   while (pos < size) {
     const uint64_t data = next_data(fd, pos, size, path);

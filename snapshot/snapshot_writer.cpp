@@ -24,7 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr uint64_t kPage = 4096;
-constexpr uint64_t kChunk = uint64_t{1} << 20;  // hashed and scanned a chunk at a time
 
 bool all_zero(const uint8_t* p, size_t n) {
   // p[0] == 0 and every byte equals its successor: one memcmp, which glibc vectorises.
@@ -63,8 +62,8 @@ class TempDir {
 /// pages that are not all zero; the skipped pages stay holes.
 void write_region(int fd, const fs::path& path, const GuestMemory::Region& region, uint64_t offset,
                   Sha256& sha) {
-  for (uint64_t chunk = 0; chunk < region.size; chunk += kChunk) {
-    const uint64_t len = std::min(kChunk, region.size - chunk);
+  for (uint64_t chunk = 0; chunk < region.size; chunk += kIoChunk) {
+    const uint64_t len = std::min(kIoChunk, region.size - chunk);
     const uint8_t* base = region.host + chunk;
     sha.update(std::span(base, len));
     std::optional<uint64_t> run;  // start of the current run of non-zero pages
@@ -105,10 +104,10 @@ std::string write_overlay(const fs::path& path, uint64_t size, const OverlayToWr
   if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
     fail_errno(path, "cannot set the size to " + std::to_string(size), errno);
   }
-  std::vector<uint8_t> buf(kChunk);
+  std::vector<uint8_t> buf(kIoChunk);
   for (const auto& [offset, length] : overlay.extents) {
     for (uint64_t done = 0; done < length;) {
-      const uint64_t n = std::min<uint64_t>(kChunk, length - done);
+      const uint64_t n = std::min<uint64_t>(kIoChunk, length - done);
       const std::span<uint8_t> chunk(buf.data(), n);
       if (const int err = overlay.read(offset + done, chunk); err != 0) {
         fail_errno(path, "cannot read the disk's overlay at " + std::to_string(offset + done), err);

@@ -8,7 +8,7 @@ namespace forkvm {
 
 namespace {
 
-constexpr std::string_view kComponent = "boot_signal";
+constexpr std::string_view kBootSignalComponent = "boot_signal";
 
 nlohmann::json signal_json(const BootSignalDevice::SignalState& s) {
   return {{"count", s.count}, {"first_arg", s.first_arg}, {"last_arg", s.last_arg}};
@@ -34,7 +34,7 @@ nlohmann::json to_json(const BootSignalDevice::State& s) {
 }
 
 BootSignalDevice::State boot_signal_state_from_json(const nlohmann::json& j) {
-  JsonReader r(j, std::string(kComponent));
+  JsonReader r(j, std::string(kBootSignalComponent));
   BootSignalDevice::State s;
   s.agent_ready = signal_from_json(r, "agent_ready");
   s.power_off = signal_from_json(r, "power_off");

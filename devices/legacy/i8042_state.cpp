@@ -8,7 +8,7 @@
 namespace forkvm {
 
 namespace {
-constexpr std::string_view kComponent = "i8042";
+constexpr std::string_view kI8042Component = "i8042";
 }  // namespace
 
 nlohmann::json to_json(const I8042::State& s) {
@@ -26,7 +26,7 @@ nlohmann::json to_json(const I8042::State& s) {
 }
 
 I8042::State i8042_state_from_json(const nlohmann::json& j) {
-  JsonReader r(j, std::string(kComponent));
+  JsonReader r(j, std::string(kI8042Component));
   I8042::State s;
   const std::vector<uint8_t> ram = r.blob("ram", s.ram.size(), s.ram.size());
   std::copy(ram.begin(), ram.end(), s.ram.begin());

@@ -5,7 +5,7 @@
 namespace forkvm {
 
 namespace {
-constexpr std::string_view kComponent = "serial";
+constexpr std::string_view kSerialComponent = "serial";
 }  // namespace
 
 nlohmann::json to_json(const Serial::State& s) {
@@ -18,7 +18,7 @@ nlohmann::json to_json(const Serial::State& s) {
 }
 
 Serial::State serial_state_from_json(const nlohmann::json& j) {
-  JsonReader r(j, std::string(kComponent));
+  JsonReader r(j, std::string(kSerialComponent));
   Serial::State s;
   s.ier = r.num<uint8_t>("ier");
   s.lcr = r.num<uint8_t>("lcr");

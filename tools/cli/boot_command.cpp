@@ -21,7 +21,7 @@ namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 void on_signal(int) { g_interrupted = 1; }
 
-constexpr const char* kUsage =
+constexpr const char* kBootUsage =
     "usage: forkvm boot [--kernel FILE] [--initramfs FILE] [--vcpus N] [--memory MiB]\n"
     "                   [--cmdline ARGS] [--console FILE|-] [--timeout SECONDS]\n"
     "                   [--disk PATH[:ro][,id=ID]]... [--rootfs IMG|minimal]\n"
@@ -100,7 +100,7 @@ int boot_command(std::span<char* const> argv) {
     o = parse(argv);
   } catch (const UsageError& e) {
     if (*e.what() != '\0') std::fprintf(stderr, "forkvm boot: %s\n", e.what());
-    std::fputs(kUsage, stderr);
+    std::fputs(kBootUsage, stderr);
     std::fputs(kDiskUsage, stderr);
     return *e.what() != '\0' ? kExitUsage : 0;
   }

@@ -9,7 +9,7 @@
 
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kMainUsage =
     "usage: forkvm <command> [options]\n"
     "commands:\n"
     "  boot    boot a guest (the built-in image by default) and wait for it to power off\n"
@@ -21,13 +21,13 @@ constexpr const char* kUsage =
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    std::fputs(kMainUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? forkvm::cli::kExitUsage : 0;
   }
   const std::span<char* const> rest(argv + 2, static_cast<size_t>(argc - 2));
   if (std::strcmp(argv[1], "boot") == 0) return forkvm::cli::boot_command(rest);
   if (std::strcmp(argv[1], "run") == 0) return forkvm::cli::run_command(rest);
   if (std::strcmp(argv[1], "snapshot") == 0) return forkvm::cli::snapshot_command(rest);
-  std::fprintf(stderr, "forkvm: unknown command '%s'\n%s", argv[1], kUsage);
+  std::fprintf(stderr, "forkvm: unknown command '%s'\n%s", argv[1], kMainUsage);
   return forkvm::cli::kExitUsage;
 }

@@ -18,7 +18,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kUsage =
+constexpr const char* kSnapshotUsage =
     "usage: forkvm snapshot inspect [--json] [--no-verify-memory] DIR\n"
     "       forkvm snapshot create [--vcpus N] [--memory MiB] [--warm-up CMD]... [--timeout S] DIR\n"
     "create boots the built-in image with the agent serving and snapshots it (create --help).\n"
@@ -173,7 +173,7 @@ void print_text(const InspectOptions& o, const Report& r) {
 int inspect(std::span<char* const> argv) {
   const auto opts = parse_inspect(argv);
   if (!opts) {
-    std::fputs(kUsage, stdout);
+    std::fputs(kSnapshotUsage, stdout);
     return 0;
   }
   const Report r = examine(*opts);
@@ -192,14 +192,14 @@ int snapshot_command(std::span<char* const> args) {
     if (args.empty()) throw UsageError("missing subcommand");
     const std::string sub = args[0];
     if (sub == "--help" || sub == "-h") {
-      std::fputs(kUsage, stdout);
+      std::fputs(kSnapshotUsage, stdout);
       return 0;
     }
     if (sub == "inspect") return inspect(args.subspan(1));
     if (sub == "create") return snapshot_create(args.subspan(1));
     throw UsageError("unknown subcommand '" + sub + "'");
   } catch (const UsageError& e) {
-    std::cerr << "forkvm snapshot: " << e.what() << "\n" << kUsage;
+    std::cerr << "forkvm snapshot: " << e.what() << "\n" << kSnapshotUsage;
     return kExitUsage;
   }
 }

@@ -25,7 +25,7 @@
 namespace forkvm::cli {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kCreateUsage =
     "usage: forkvm snapshot create [--vcpus N] [--memory MiB] [--kernel FILE --initramfs FILE]\n"
     "                              [--rootfs IMG|minimal] [--disk PATH:ro[,id=ID]]...\n"
     "                              [--warm-up CMD]... [--no-warm-up] [--timeout S] DIR\n"
@@ -48,12 +48,12 @@ struct CreateOptions {
   std::optional<std::string> rootfs;
   std::chrono::seconds timeout{120};
   std::string dir;
-  /// Shell commands the agent runs before the snapshot, in order (see kUsage).
+  /// Shell commands the agent runs before the snapshot, in order (see kCreateUsage).
   std::vector<std::string> warm_up;
   bool no_warm_up = false;
 };
 
-std::optional<CreateOptions> parse(std::span<char* const> argv) {
+std::optional<CreateOptions> parse_create(std::span<char* const> argv) {
   CreateOptions o;
   o.vm.kernel = builtin_kernel();
   o.vm.initramfs = builtin_initramfs();
@@ -146,7 +146,7 @@ std::unique_ptr<AgentClient> connect_template_agent(const std::string& socket,
   }
 }
 
-/// Runs the warm-up commands in the template (kUsage), each bounded by `limit`. Throws
+/// Runs the warm-up commands in the template (kCreateUsage), each bounded by `limit`. Throws
 /// GuestError naming the command that failed, with its exit status, the tail of its stderr and
 /// the console tail of `vm`.
 void warm_up(Vm& vm, AgentClient& agent, const std::vector<std::string>& commands,
@@ -231,14 +231,14 @@ int create(const CreateOptions& o) {
 
 int snapshot_create(std::span<char* const> args) {
   try {
-    const auto o = parse(args);
+    const auto o = parse_create(args);
     if (!o) {
-      std::fputs(kUsage, stdout);
+      std::fputs(kCreateUsage, stdout);
       return 0;
     }
     return create(*o);
   } catch (const UsageError& e) {
-    std::cerr << "forkvm snapshot create: " << e.what() << "\n" << kUsage;
+    std::cerr << "forkvm snapshot create: " << e.what() << "\n" << kCreateUsage;
     return kExitUsage;
   }
 }

@@ -13,7 +13,7 @@ namespace {
 
 using test::fake_regions;
 constexpr uint64_t kGiB = layout::kGiB;
-constexpr uint64_t kMiB = layout::kMiB;
+using layout::kMiB;
 
 /// Reads a little-endian value at a byte offset of the zero page, independently of the struct.
 template <typename T>

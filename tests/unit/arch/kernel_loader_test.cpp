@@ -18,7 +18,7 @@ namespace {
 using test::FakeBzImage;
 using test::FakeElf;
 using test::TempFile;
-constexpr uint64_t kMiB = layout::kMiB;
+using layout::kMiB;
 
 class KernelLoaderTest : public testing::Test {
  protected:

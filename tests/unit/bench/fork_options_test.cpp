@@ -9,10 +9,10 @@
 namespace forkvm::bench {
 namespace {
 
-ForkBenchOptions parse(std::vector<std::string> a) { return parse_fork_options(a); }
+ForkBenchOptions parse_fork(std::vector<std::string> a) { return parse_fork_options(a); }
 
 TEST(ForkOptions, DefaultsNeedOnlyTheSnapshot) {
-  const auto o = parse({"--snapshot", "/tmp/snap"});
+  const auto o = parse_fork({"--snapshot", "/tmp/snap"});
   EXPECT_EQ(o.snapshot, "/tmp/snap");
   EXPECT_EQ(o.n, 20u);
   EXPECT_EQ(o.pool, 2u);
@@ -24,14 +24,14 @@ TEST(ForkOptions, DefaultsNeedOnlyTheSnapshot) {
 }
 
 TEST(ForkOptions, FirstExecIsSplitAtSpaces) {
-  const auto o = parse({"--snapshot", "d", "--first-exec", " python3  -c pass"});
+  const auto o = parse_fork({"--snapshot", "d", "--first-exec", " python3  -c pass"});
   EXPECT_EQ(o.first_exec, (std::vector<std::string>{"python3", "-c", "pass"}));
-  EXPECT_THROW(parse({"--snapshot", "d", "--first-exec", "  "}), UsageError);
-  EXPECT_THROW(parse({"--snapshot", "d", "--first-exec"}), UsageError);
+  EXPECT_THROW(parse_fork({"--snapshot", "d", "--first-exec", "  "}), UsageError);
+  EXPECT_THROW(parse_fork({"--snapshot", "d", "--first-exec"}), UsageError);
 }
 
 TEST(ForkOptions, EveryOption) {
-  const auto o = parse({"-n", "50", "--pool", "0", "--live", "3", "--max-live", "200", "--json",
+  const auto o = parse_fork({"-n", "50", "--pool", "0", "--live", "3", "--max-live", "200", "--json",
                         "--premap", "0", "--snapshot", "d"});
   EXPECT_EQ(o.snapshot, "d");
   EXPECT_EQ(o.n, 50u);
@@ -59,19 +59,19 @@ TEST(ForkOptions, RejectsBadCommandLines) {
   for (const auto& a : bad) {
     std::string joined;
     for (const auto& s : a) joined += s + " ";
-    EXPECT_THROW(parse(a), UsageError) << joined;
+    EXPECT_THROW(parse_fork(a), UsageError) << joined;
   }
 }
 
 TEST(ForkOptions, SnapshotMayRepeatForTheSizeComparison) {
-  const auto one = parse({"--snapshot", "small"});
+  const auto one = parse_fork({"--snapshot", "small"});
   EXPECT_TRUE(one.more_snapshots.empty());
-  const auto two = parse({"--snapshot", "small", "-n", "5", "--snapshot", "big"});
+  const auto two = parse_fork({"--snapshot", "small", "-n", "5", "--snapshot", "big"});
   EXPECT_EQ(two.snapshot, "small");
   ASSERT_EQ(two.more_snapshots.size(), 1u);
   EXPECT_EQ(two.more_snapshots[0], "big");
-  EXPECT_THROW(parse({"--snapshot", "a", "--snapshot", ""}), UsageError);
-  EXPECT_THROW(parse({"--snapshot", "a", "--snapshot", "b", "--max-live", "5"}), UsageError);
+  EXPECT_THROW(parse_fork({"--snapshot", "a", "--snapshot", ""}), UsageError);
+  EXPECT_THROW(parse_fork({"--snapshot", "a", "--snapshot", "b", "--max-live", "5"}), UsageError);
 }
 
 TEST(ForkRunningOptions, Defaults) {
@@ -121,7 +121,7 @@ TEST(ForkRunningOptions, RejectsBadCommandLines) {
 
 TEST(ForkOptions, ErrorsSayWhatIsWrong) {
   try {
-    parse({"--snapshot", "d", "--live", "many"});
+    parse_fork({"--snapshot", "d", "--live", "many"});
     FAIL();
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("--live"), std::string::npos) << e.what();

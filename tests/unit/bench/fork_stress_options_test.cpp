@@ -9,10 +9,10 @@
 namespace forkvm::bench {
 namespace {
 
-ForkStressOptions parse(std::vector<std::string> a) { return parse_fork_stress_options(a); }
+ForkStressOptions parse_stress(std::vector<std::string> a) { return parse_fork_stress_options(a); }
 
 TEST(ForkStressOptions, DefaultsCoverEveryPathWith500Forks) {
-  const auto o = parse({});
+  const auto o = parse_stress({});
   EXPECT_EQ(o.n, 500u);
   EXPECT_EQ(o.paths, (std::vector<StressPath>{StressPath::kTemplate, StressPath::kPool,
                                                StressPath::kChain, StressPath::kSnapshot}));
@@ -22,7 +22,7 @@ TEST(ForkStressOptions, DefaultsCoverEveryPathWith500Forks) {
 }
 
 TEST(ForkStressOptions, ParsesEveryOption) {
-  const auto o = parse({"-n", "20", "--paths", "chain,template", "--live", "2", "--depth", "3",
+  const auto o = parse_stress({"-n", "20", "--paths", "chain,template", "--live", "2", "--depth", "3",
                         "--pool", "1", "--stop-after", "9", "--vcpus", "2", "--memory", "128",
                         "--image-dir", "/img", "--out", "/o", "--trace", "--json"});
   EXPECT_EQ(o.n, 20u);
@@ -41,26 +41,26 @@ TEST(ForkStressOptions, ParsesEveryOption) {
 }
 
 TEST(ForkStressOptions, FreshPathsAreNamedButNotDefaults) {
-  const auto d = parse({});
+  const auto d = parse_stress({});
   EXPECT_EQ(d.per_image, 3u);
   EXPECT_EQ(d.refork, 10u);
-  const auto o = parse({"--paths", "fresh-snapshot,fresh-template", "--per-image", "2", "--refork", "0"});
+  const auto o = parse_stress({"--paths", "fresh-snapshot,fresh-template", "--per-image", "2", "--refork", "0"});
   EXPECT_EQ(o.paths, (std::vector<StressPath>{StressPath::kFreshSnapshot, StressPath::kFreshTemplate}));
   EXPECT_EQ(o.per_image, 2u);
   EXPECT_EQ(o.refork, 0u);
   EXPECT_STREQ(to_string(StressPath::kFreshTemplate), "fresh-template");
-  EXPECT_THROW(parse({"--per-image", "0"}), UsageError);
+  EXPECT_THROW(parse_stress({"--per-image", "0"}), UsageError);
 }
 
 TEST(ForkStressOptions, RejectsBadInput) {
-  EXPECT_THROW(parse({"-n", "0"}), UsageError);
-  EXPECT_THROW(parse({"-n", "x"}), UsageError);
-  EXPECT_THROW(parse({"-n"}), UsageError);
-  EXPECT_THROW(parse({"--paths", "template,nope"}), UsageError);
-  EXPECT_THROW(parse({"--paths", "pool,pool"}), UsageError);
-  EXPECT_THROW(parse({"--paths", ""}), UsageError);
-  EXPECT_THROW(parse({"--memory", "32"}), UsageError);
-  EXPECT_THROW(parse({"--bogus"}), UsageError);
+  EXPECT_THROW(parse_stress({"-n", "0"}), UsageError);
+  EXPECT_THROW(parse_stress({"-n", "x"}), UsageError);
+  EXPECT_THROW(parse_stress({"-n"}), UsageError);
+  EXPECT_THROW(parse_stress({"--paths", "template,nope"}), UsageError);
+  EXPECT_THROW(parse_stress({"--paths", "pool,pool"}), UsageError);
+  EXPECT_THROW(parse_stress({"--paths", ""}), UsageError);
+  EXPECT_THROW(parse_stress({"--memory", "32"}), UsageError);
+  EXPECT_THROW(parse_stress({"--bogus"}), UsageError);
 }
 
 }  // namespace

@@ -11,14 +11,14 @@
 namespace forkvm::bench {
 namespace {
 
-MemoryBenchOptions parse(std::vector<std::string> a) {
+MemoryBenchOptions parse_memory(std::vector<std::string> a) {
   std::vector<char*> argv;
   for (auto& s : a) argv.push_back(s.data());
   return parse_memory_options(std::span<char* const>(argv.data(), argv.size()), "/images", "/tool");
 }
 
 TEST(MemoryBenchOptions, Defaults) {
-  const MemoryBenchOptions o = parse({});
+  const MemoryBenchOptions o = parse_memory({});
   EXPECT_EQ(o.n, 5u);
   EXPECT_EQ(o.memory_mib, 256u);
   EXPECT_EQ(o.working_set_mib, 128u);
@@ -30,7 +30,7 @@ TEST(MemoryBenchOptions, Defaults) {
 }
 
 TEST(MemoryBenchOptions, EveryOption) {
-  const MemoryBenchOptions o = parse({"-k", "7", "--memory", "512", "--working-set", "300", "--accesses",
+  const MemoryBenchOptions o = parse_memory({"-k", "7", "--memory", "512", "--working-set", "300", "--accesses",
                                       "5000", "--no-fork", "--json", "--memwalk", "/x", "--timeout", "9"});
   EXPECT_EQ(o.n, 7u);
   EXPECT_EQ(o.memory_mib, 512u);
@@ -43,13 +43,13 @@ TEST(MemoryBenchOptions, EveryOption) {
 }
 
 TEST(MemoryBenchOptions, Refusals) {
-  EXPECT_THROW(parse({"-k", "0"}), std::exception);
-  EXPECT_THROW(parse({"--working-set", "200"}), std::exception);  // 256 MiB guest: at most 160
-  EXPECT_THROW(parse({"--working-set", "0"}), std::exception);
-  EXPECT_THROW(parse({"--memory", "64"}), std::exception);
-  EXPECT_THROW(parse({"--accesses", "0"}), std::exception);
-  EXPECT_THROW(parse({"--bogus"}), std::exception);
-  EXPECT_THROW(parse({"-k"}), std::exception);
+  EXPECT_THROW(parse_memory({"-k", "0"}), std::exception);
+  EXPECT_THROW(parse_memory({"--working-set", "200"}), std::exception);  // 256 MiB guest: at most 160
+  EXPECT_THROW(parse_memory({"--working-set", "0"}), std::exception);
+  EXPECT_THROW(parse_memory({"--memory", "64"}), std::exception);
+  EXPECT_THROW(parse_memory({"--accesses", "0"}), std::exception);
+  EXPECT_THROW(parse_memory({"--bogus"}), std::exception);
+  EXPECT_THROW(parse_memory({"-k"}), std::exception);
 }
 
 TEST(MemwalkLine, ParsesTheWorkloadsLine) {

@@ -14,7 +14,7 @@
 namespace forkvm::bench {
 namespace {
 
-RestoreBenchOptions parse(std::vector<std::string> a) {
+RestoreBenchOptions parse_restore(std::vector<std::string> a) {
   std::vector<char*> argv;
   for (auto& s : a) argv.push_back(s.data());
   return parse_restore_options(std::span<char* const>(argv.data(), argv.size()), "/default-images");
@@ -33,25 +33,25 @@ Fields fields(const RestoreBenchOptions& o) {
 }
 
 TEST(RestoreBenchOptions, Defaults) {
-  EXPECT_TRUE(fields(parse({})) == (Fields{10, 1, 256, "/default-images", 300, true, false}));
+  EXPECT_TRUE(fields(parse_restore({})) == (Fields{10, 1, 256, "/default-images", 300, true, false}));
 }
 
 TEST(RestoreBenchOptions, ParsesEveryOption) {
-  const auto o = parse({"-n", "4", "--memory", "512", "--vcpus", "2", "--image-dir", "/img", "--timeout", "90",
+  const auto o = parse_restore({"-n", "4", "--memory", "512", "--vcpus", "2", "--image-dir", "/img", "--timeout", "90",
                         "--no-qemu", "--json"});
   EXPECT_TRUE(fields(o) == (Fields{4, 2, 512, "/img", 90, false, true}));
 }
 
 TEST(RestoreBenchOptions, RefusesBadInput) {
-  EXPECT_THROW(parse({"--bogus"}), std::exception);
-  EXPECT_THROW(parse({"-n"}), std::exception);
-  EXPECT_THROW(parse({"-n", "0"}), std::exception);
-  EXPECT_THROW(parse({"-n", "x"}), std::exception);
-  EXPECT_THROW(parse({"--memory", "16"}), std::exception);
-  EXPECT_THROW(parse({"--memory", "8192"}), std::exception);
-  EXPECT_THROW(parse({"--vcpus", "0"}), std::exception);
-  EXPECT_THROW(parse({"--timeout", "0"}), std::exception);
-  EXPECT_THROW(parse({"--no-verify"}), std::exception);  // both ways are always measured
+  EXPECT_THROW(parse_restore({"--bogus"}), std::exception);
+  EXPECT_THROW(parse_restore({"-n"}), std::exception);
+  EXPECT_THROW(parse_restore({"-n", "0"}), std::exception);
+  EXPECT_THROW(parse_restore({"-n", "x"}), std::exception);
+  EXPECT_THROW(parse_restore({"--memory", "16"}), std::exception);
+  EXPECT_THROW(parse_restore({"--memory", "8192"}), std::exception);
+  EXPECT_THROW(parse_restore({"--vcpus", "0"}), std::exception);
+  EXPECT_THROW(parse_restore({"--timeout", "0"}), std::exception);
+  EXPECT_THROW(parse_restore({"--no-verify"}), std::exception);  // both ways are always measured
 }
 
 TEST(Qmp, ClassifiesEachKindOfLine) {

@@ -18,10 +18,10 @@
 namespace forkvm::bench {
 namespace {
 
-SoakOptions parse(std::vector<std::string> a) { return parse_soak_options(a); }
+SoakOptions parse_soak(std::vector<std::string> a) { return parse_soak_options(a); }
 
 TEST(SoakOptions, DefaultsAreTheIssuesThousandCycles) {
-  const SoakOptions o = parse({});
+  const SoakOptions o = parse_soak({});
   EXPECT_EQ(o.cycles, 1000u);
   EXPECT_EQ(o.parent_every, 10u);
   EXPECT_EQ(o.report_every, 100u);
@@ -32,7 +32,7 @@ TEST(SoakOptions, DefaultsAreTheIssuesThousandCycles) {
 }
 
 TEST(SoakOptions, ParsesEveryOption) {
-  const SoakOptions a = parse({"--cycles", "200", "--parent-every", "5", "--report-every", "20",
+  const SoakOptions a = parse_soak({"--cycles", "200", "--parent-every", "5", "--report-every", "20",
                                "--stop-after", "3", "--snapshot", "/s", "--json"});
   EXPECT_EQ(a.cycles, 200u);
   EXPECT_EQ(a.parent_every, 5u);
@@ -40,7 +40,7 @@ TEST(SoakOptions, ParsesEveryOption) {
   EXPECT_EQ(a.stop_after, 3u);
   EXPECT_EQ(a.snapshot, "/s");
   EXPECT_TRUE(a.json);
-  const SoakOptions b = parse({"-n", "7", "--vcpus", "2", "--memory", "128", "--image-dir", "/i"});
+  const SoakOptions b = parse_soak({"-n", "7", "--vcpus", "2", "--memory", "128", "--image-dir", "/i"});
   EXPECT_EQ(b.cycles, 7u);
   EXPECT_EQ(b.vcpus, 2u);
   EXPECT_EQ(b.memory_mib, 128u);
@@ -48,13 +48,13 @@ TEST(SoakOptions, ParsesEveryOption) {
 }
 
 TEST(SoakOptions, RejectsBadInput) {
-  EXPECT_THROW(parse({"-n", "0"}), UsageError);
-  EXPECT_THROW(parse({"--parent-every", "0"}), UsageError);
-  EXPECT_THROW(parse({"--report-every", "x"}), UsageError);
-  EXPECT_THROW(parse({"--stop-after"}), UsageError);
-  EXPECT_THROW(parse({"--snapshot", ""}), UsageError);
-  EXPECT_THROW(parse({"--bogus"}), UsageError);
-  EXPECT_THROW(parse({"--snapshot", "/s", "--memory", "128"}), UsageError)
+  EXPECT_THROW(parse_soak({"-n", "0"}), UsageError);
+  EXPECT_THROW(parse_soak({"--parent-every", "0"}), UsageError);
+  EXPECT_THROW(parse_soak({"--report-every", "x"}), UsageError);
+  EXPECT_THROW(parse_soak({"--stop-after"}), UsageError);
+  EXPECT_THROW(parse_soak({"--snapshot", ""}), UsageError);
+  EXPECT_THROW(parse_soak({"--bogus"}), UsageError);
+  EXPECT_THROW(parse_soak({"--snapshot", "/s", "--memory", "128"}), UsageError)
       << "a snapshot fixes its machine";
 }
 

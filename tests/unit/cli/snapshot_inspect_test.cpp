@@ -13,7 +13,7 @@ namespace {
 using namespace forkvm::snapshot::test;
 namespace snap = forkvm::snapshot;
 
-forkvm::test::ProcessResult run(const std::string& args) {
+forkvm::test::ProcessResult run_snapshot_cli(const std::string& args) {
   return forkvm::test::run_process(std::string(FORKVM_CLI) + " snapshot " + args);
 }
 
@@ -30,7 +30,7 @@ class CliSnapshot : public ::testing::Test {
 };
 
 TEST_F(CliSnapshot, InspectDescribesAValidSnapshot) {
-  const auto r = run("inspect " + dir().string());
+  const auto r = run_snapshot_cli("inspect " + dir().string());
   EXPECT_EQ(r.status, 0) << r.output;
   for (const std::string& s : std::vector<std::string>{
            "format       1." + std::to_string(snap::kFormatMinor), "2 vCPU(s), 64 MiB, vsock CID 7",
@@ -43,7 +43,7 @@ TEST_F(CliSnapshot, InspectDescribesAValidSnapshot) {
 }
 
 TEST_F(CliSnapshot, InspectJson) {
-  const auto r = run("inspect --json " + dir().string());
+  const auto r = run_snapshot_cli("inspect --json " + dir().string());
   ASSERT_EQ(r.status, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j["ok"], true);
@@ -62,34 +62,34 @@ TEST_F(CliSnapshot, InspectJson) {
 
 TEST_F(CliSnapshot, MemoryMismatchIsShownAndExitsOne) {
   flip_byte(dir() / snap::kMemoryFile, 0);
-  auto r = run("inspect " + dir().string());
+  auto r = run_snapshot_cli("inspect " + dir().string());
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_TRUE(contains(r.output, "(MISMATCH: the file hashes to ")) << r.output;
   EXPECT_TRUE(contains(r.output, "result       INVALID")) << r.output;
-  r = run("inspect --json " + dir().string());
+  r = run_snapshot_cli("inspect --json " + dir().string());
   EXPECT_EQ(r.status, 1) << r.output;
   const auto j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j["ok"], false);
   EXPECT_EQ(j["memory"]["verified"], false);
   EXPECT_TRUE(contains(j["error"].get<std::string>(), "SHA-256 mismatch"));
   // --no-verify-memory skips the memory hash and says so.
-  r = run("inspect --no-verify-memory " + dir().string());
+  r = run_snapshot_cli("inspect --no-verify-memory " + dir().string());
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "(not checked)")) << r.output;
 }
 
 TEST_F(CliSnapshot, InvalidSnapshotsExitOneWithTheReason) {
   flip_byte(dir() / snap::kStateFile, 10);
-  auto r = run("inspect " + dir().string());
+  auto r = run_snapshot_cli("inspect " + dir().string());
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_TRUE(contains(r.output, "state.json: SHA-256 mismatch")) << r.output;
-  r = run("inspect --json " + (tmp_.path() / "absent").string());
+  r = run_snapshot_cli("inspect --json " + (tmp_.path() / "absent").string());
   EXPECT_EQ(r.status, 1) << r.output;
   const auto j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j["ok"], false);
   EXPECT_TRUE(contains(j["error"].get<std::string>(), "does not exist")) << r.output;
   fs::resize_file(dir() / snap::kMemoryFile, 4096);
-  r = run("inspect " + dir().string());
+  r = run_snapshot_cli("inspect " + dir().string());
   EXPECT_EQ(r.status, 1) << r.output;
 }
 
@@ -109,14 +109,14 @@ TEST(CliSnapshotUsage, BadCommandLinesExitTwo) {
       {"create --bogus dir", "unknown option '--bogus'"},
   };
   for (const auto& c : cases) {
-    const auto r = run(c.args);
+    const auto r = run_snapshot_cli(c.args);
     EXPECT_EQ(r.status, 2) << c.args << "\n" << r.output;
     EXPECT_TRUE(contains(r.output, c.says)) << c.args << "\n" << r.output;
     EXPECT_TRUE(contains(r.output, "usage: forkvm snapshot")) << c.args << "\n" << r.output;
   }
-  EXPECT_EQ(run("--help").status, 0);
-  EXPECT_EQ(run("inspect --help").status, 0);
-  EXPECT_EQ(run("create --help").status, 0);
+  EXPECT_EQ(run_snapshot_cli("--help").status, 0);
+  EXPECT_EQ(run_snapshot_cli("inspect --help").status, 0);
+  EXPECT_EQ(run_snapshot_cli("create --help").status, 0);
 }
 
 }  // namespace

@@ -18,7 +18,7 @@
 namespace forkvm {
 namespace {
 
-constexpr uint64_t kSize = 16 * layout::kMiB;
+constexpr uint64_t kCowRamSize = 16 * layout::kMiB;
 
 uint64_t pread_u64(int fd, uint64_t offset) {
   uint64_t v = 0;
@@ -31,17 +31,17 @@ void pwrite_u64(int fd, uint64_t offset, uint64_t v) {
 }
 
 TEST(GuestMemoryFile, AnonymousHasNoBackingFile) {
-  auto mem = GuestMemory::create_anonymous(kSize);
+  auto mem = GuestMemory::create_anonymous(kCowRamSize);
   EXPECT_EQ(mem.backing_fd(), -1);
   EXPECT_EQ(mem.backing(), GuestMemory::Backing::kAnonymous);
 }
 
 TEST(GuestMemoryFile, ReservedRamTakesAnImageInPlace) {
   // A VM shell's RAM: address space at fixed host addresses, then an image mapped over it.
-  auto source = GuestMemory::create_memfd(kSize);
+  auto source = GuestMemory::create_memfd(kCowRamSize);
   source.write_obj<uint64_t>(0x5000, 0x1122334455667788ull);
   const auto image = source.freeze();
-  auto mem = GuestMemory::reserve(kSize);
+  auto mem = GuestMemory::reserve(kCowRamSize);
   EXPECT_EQ(mem.backing(), GuestMemory::Backing::kReserved);
   const uint8_t* host = mem.regions()[0].host;
   EXPECT_TRUE(mem.private_extents().empty());
@@ -56,22 +56,22 @@ TEST(GuestMemoryFile, ReservedRamTakesAnImageInPlace) {
 }
 
 TEST(GuestMemoryFile, MapImageOverRefusesAWrongSizeOrRamInUse) {
-  auto source = GuestMemory::create_memfd(kSize);
+  auto source = GuestMemory::create_memfd(kCowRamSize);
   const auto image = source.freeze();
-  auto other_size = GuestMemory::reserve(2 * kSize);
+  auto other_size = GuestMemory::reserve(2 * kCowRamSize);
   EXPECT_THROW(other_size.map_image_over(image), ConfigError);
   EXPECT_EQ(other_size.backing(), GuestMemory::Backing::kReserved) << "refused before mapping";
-  auto in_use = GuestMemory::create_anonymous(kSize);
+  auto in_use = GuestMemory::create_anonymous(kCowRamSize);
   EXPECT_THROW(in_use.map_image_over(image), ConfigError);
-  auto reserved = GuestMemory::reserve(kSize);
+  auto reserved = GuestMemory::reserve(kCowRamSize);
   EXPECT_THROW(reserved.map_image_over(nullptr), ConfigError);
 }
 
 TEST(GuestMemoryFile, MemfdWritesReachTheFile) {
-  auto mem = GuestMemory::create_memfd(kSize);
+  auto mem = GuestMemory::create_memfd(kCowRamSize);
   ASSERT_GE(mem.backing_fd(), 0);
   EXPECT_EQ(mem.backing(), GuestMemory::Backing::kSharedFile);
-  EXPECT_EQ(lseek(mem.backing_fd(), 0, SEEK_END), static_cast<off_t>(kSize));
+  EXPECT_EQ(lseek(mem.backing_fd(), 0, SEEK_END), static_cast<off_t>(kCowRamSize));
   mem.write_obj<uint64_t>(0x2000, 0xabcdef0123456789ull);
   EXPECT_EQ(pread_u64(mem.backing_fd(), 0x2000), 0xabcdef0123456789ull);
   // And the other way round: the file is the RAM.
@@ -96,15 +96,15 @@ TEST(GuestMemoryFile, MemfdAboveFourGiBLivesBackToBack) {
 }
 
 TEST(GuestMemoryFile, PrivateMappingSeesTheFileButKeepsItsWrites) {
-  auto src = GuestMemory::create_memfd(kSize);
+  auto src = GuestMemory::create_memfd(kCowRamSize);
   src.write_obj<uint64_t>(0x1000, 1111);
-  src.write_obj<uint64_t>(kSize - 8, 2222);
+  src.write_obj<uint64_t>(kCowRamSize - 8, 2222);
 
-  auto a = GuestMemory::map_private(src.backing_fd(), kSize);
-  auto b = GuestMemory::map_private(src.backing_fd(), kSize);
+  auto a = GuestMemory::map_private(src.backing_fd(), kCowRamSize);
+  auto b = GuestMemory::map_private(src.backing_fd(), kCowRamSize);
   EXPECT_EQ(a.backing(), GuestMemory::Backing::kPrivateFile);
   EXPECT_EQ(a.read_obj<uint64_t>(0x1000), 1111u);  // file content visible
-  EXPECT_EQ(a.read_obj<uint64_t>(kSize - 8), 2222u);
+  EXPECT_EQ(a.read_obj<uint64_t>(kCowRamSize - 8), 2222u);
 
   a.write_obj<uint64_t>(0x1000, 9999);
   EXPECT_EQ(a.read_obj<uint64_t>(0x1000), 9999u);
@@ -118,10 +118,10 @@ TEST(GuestMemoryFile, PrivateMappingSeesTheFileButKeepsItsWrites) {
 }
 
 TEST(GuestMemoryFile, PrivateMappingOwnsItsDescriptor) {
-  auto src = GuestMemory::create_memfd(kSize);
+  auto src = GuestMemory::create_memfd(kCowRamSize);
   src.write_obj<uint64_t>(0, 31337);
   Fd dup(fcntl(src.backing_fd(), F_DUPFD_CLOEXEC, 0));
-  auto priv = GuestMemory::map_private(dup.get(), kSize);
+  auto priv = GuestMemory::map_private(dup.get(), kCowRamSize);
   dup.reset();
   EXPECT_NE(priv.backing_fd(), -1);
   EXPECT_EQ(pread_u64(priv.backing_fd(), 0), 31337u);
@@ -132,8 +132,8 @@ TEST(GuestMemoryFile, PrivateMappingOwnsItsDescriptor) {
 
 // The documented contract: pages a private mapping has not written still come from the file.
 TEST(GuestMemoryFile, UnwrittenPrivatePagesFollowTheFile) {
-  auto src = GuestMemory::create_memfd(kSize);
-  auto priv = GuestMemory::map_private(src.backing_fd(), kSize);
+  auto src = GuestMemory::create_memfd(kCowRamSize);
+  auto priv = GuestMemory::map_private(src.backing_fd(), kCowRamSize);
   priv.write_obj<uint64_t>(0x4000, 1);  // copied
   src.write_obj<uint64_t>(0x4000, 2);
   src.write_obj<uint64_t>(0x8000, 3);   // not copied by priv
@@ -146,28 +146,28 @@ TEST(GuestMemoryFile, MapPrivateOfARegularFile) {
   Fd fd(mkstemp(path));
   ASSERT_TRUE(fd);
   unlink(path);
-  ASSERT_EQ(ftruncate(fd.get(), static_cast<off_t>(kSize)), 0);
+  ASSERT_EQ(ftruncate(fd.get(), static_cast<off_t>(kCowRamSize)), 0);
   pwrite_u64(fd.get(), 0x10, 0x1234);
-  auto mem = GuestMemory::map_private(fd.get(), kSize);
+  auto mem = GuestMemory::map_private(fd.get(), kCowRamSize);
   EXPECT_EQ(mem.read_obj<uint64_t>(0x10), 0x1234u);
   mem.write_obj<uint64_t>(0x10, 0x4321);
   EXPECT_EQ(pread_u64(fd.get(), 0x10), 0x1234u);
 }
 
 TEST(GuestMemoryFile, RejectsShortFilesAndNonFiles) {
-  auto src = GuestMemory::create_memfd(kSize);
-  EXPECT_THROW(GuestMemory::map_private(src.backing_fd(), kSize + layout::kPageSize),
+  auto src = GuestMemory::create_memfd(kCowRamSize);
+  EXPECT_THROW(GuestMemory::map_private(src.backing_fd(), kCowRamSize + layout::kPageSize),
                SnapshotError);
-  EXPECT_THROW(GuestMemory::map_private(-1, kSize), SnapshotError);
+  EXPECT_THROW(GuestMemory::map_private(-1, kCowRamSize), SnapshotError);
   int pipe_fds[2];
   ASSERT_EQ(pipe(pipe_fds), 0);
   Fd r(pipe_fds[0]), w(pipe_fds[1]);
-  EXPECT_THROW(GuestMemory::map_private(r.get(), kSize), SnapshotError);
+  EXPECT_THROW(GuestMemory::map_private(r.get(), kCowRamSize), SnapshotError);
   EXPECT_THROW(GuestMemory::map_private(src.backing_fd(), 4097), ConfigError);
   EXPECT_THROW(GuestMemory::map_private(src.backing_fd(), 0), ConfigError);
   EXPECT_THROW(GuestMemory::create_memfd(4097), ConfigError);
   // A smaller RAM than the file is fine (the tail is simply not mapped).
-  EXPECT_NO_THROW(GuestMemory::map_private(src.backing_fd(), kSize / 2));
+  EXPECT_NO_THROW(GuestMemory::map_private(src.backing_fd(), kCowRamSize / 2));
 }
 
 }  // namespace

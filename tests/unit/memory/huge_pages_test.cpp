@@ -16,7 +16,7 @@
 namespace forkvm {
 namespace {
 
-constexpr uint64_t kSize = 64 * layout::kMiB;
+constexpr uint64_t kHugeRamSize = 64 * layout::kMiB;
 
 TEST(ThpSelected, BracketedValue) {
   EXPECT_EQ(thp_selected("always [madvise] never\n"), "madvise");
@@ -74,27 +74,27 @@ TEST(AdviseHugePages, RefusalIsReportedNotThrown) {
 
 TEST(GuestMemoryHugePages, BootedRamIsAlignedForEveryBacking) {
   for (bool anonymous : {true, false}) {
-    GuestMemory mem = anonymous ? GuestMemory::create_anonymous(kSize) : GuestMemory::create_memfd(kSize);
+    GuestMemory mem = anonymous ? GuestMemory::create_anonymous(kHugeRamSize) : GuestMemory::create_memfd(kHugeRamSize);
     for (const auto& r : mem.regions()) {
       EXPECT_EQ(reinterpret_cast<uintptr_t>(r.host) % kHugePageSize, 0u) << anonymous;
     }
     EXPECT_FALSE(mem.huge_page_advice().asked);
   }
-  GuestMemory reserved = GuestMemory::reserve(kSize);
+  GuestMemory reserved = GuestMemory::reserve(kHugeRamSize);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(reserved.regions()[0].host) % kHugePageSize, 0u);
 }
 
 TEST(GuestMemoryHugePages, MemfdWithHugePagesWorksWhateverTheHostGives) {
-  GuestMemory mem = GuestMemory::create_memfd(kSize, true);
+  GuestMemory mem = GuestMemory::create_memfd(kHugeRamSize, true);
   EXPECT_EQ(mem.backing(), GuestMemory::Backing::kSharedFile);
   const HugePageAdvice& a = mem.huge_page_advice();
   EXPECT_TRUE(a.asked);
   // Accepted, or refused with a reason: never a throw, never silent.
   EXPECT_TRUE(a.accepted || !a.error.empty());
-  std::memset(mem.slice(0, kSize).data(), 0x5a, kSize);  // every page, as a guest would
-  EXPECT_EQ(mem.read_obj<uint8_t>(kSize - 1), 0x5a);
+  std::memset(mem.slice(0, kHugeRamSize).data(), 0x5a, kHugeRamSize);  // every page, as a guest would
+  EXPECT_EQ(mem.read_obj<uint8_t>(kHugeRamSize - 1), 0x5a);
   const HugePageUsage u = mem.huge_page_usage();
-  EXPECT_EQ(u.rss_bytes, kSize);  // all touched, all counted (smaps over exactly this RAM)
+  EXPECT_EQ(u.rss_bytes, kHugeRamSize);  // all touched, all counted (smaps over exactly this RAM)
   EXPECT_LE(u.huge_bytes(), u.rss_bytes);
   EXPECT_EQ(u.anon_huge_bytes, 0u);  // a memfd has no anonymous pages
   const ThpSettings thp = read_thp_settings();
@@ -106,7 +106,7 @@ TEST(GuestMemoryHugePages, MemfdWithHugePagesWorksWhateverTheHostGives) {
 }
 
 TEST(GuestMemoryHugePages, MemfdWithHugePagesFreezesWithoutCopying) {
-  GuestMemory mem = GuestMemory::create_memfd(kSize, true);
+  GuestMemory mem = GuestMemory::create_memfd(kHugeRamSize, true);
   mem.write_obj<uint64_t>(0x200000, 0x1122334455667788ull);
   auto image = mem.freeze();
   EXPECT_EQ(image->layers().size(), 0u);  // the memfd itself is the base: nothing copied

@@ -32,17 +32,6 @@ std::string rule_error(EgressRule bad) {
   return config_error(std::move(p));
 }
 
-SecretBinding secret(std::string name, std::vector<std::string> hosts, std::string value = "v",
-                     std::string header = {}, std::string placeholder = {}) {
-  SecretBinding s;
-  s.name = std::move(name);
-  s.hosts = std::move(hosts);
-  s.value = std::move(value);
-  s.header = std::move(header);
-  s.placeholder = std::move(placeholder);
-  return s;
-}
-
 std::string secret_error(std::vector<SecretBinding> secrets) {
   EgressPolicy p;
   p.secrets = std::move(secrets);

@@ -61,4 +61,17 @@ inline RequestTarget target(std::string host, uint16_t port, std::string method 
   return t;
 }
 
+/// A secret named `name`, injected for `hosts` (into `header`, or where `placeholder` appears).
+inline SecretBinding secret(std::string name, std::vector<std::string> hosts,
+                            std::string value = "v", std::string header = {},
+                            std::string placeholder = {}) {
+  SecretBinding s;
+  s.name = std::move(name);
+  s.hosts = std::move(hosts);
+  s.value = std::move(value);
+  s.header = std::move(header);
+  s.placeholder = std::move(placeholder);
+  return s;
+}
+
 }  // namespace forkvm::net::policy_test

@@ -11,23 +11,15 @@
 #include <vector>
 
 #include "net/egress_rules.hpp"
+#include "tests/unit/net/policy_test_util.hpp"
 
 namespace forkvm::net {
 namespace {
 
+using policy_test::secret;
+
 using Headers = std::vector<std::pair<std::string, std::string>>;
 using Names = std::vector<std::string>;
-
-SecretBinding secret(std::string name, std::vector<std::string> hosts, std::string value,
-                     std::string header = {}, std::string placeholder = {}) {
-  SecretBinding s;
-  s.name = std::move(name);
-  s.hosts = std::move(hosts);
-  s.value = std::move(value);
-  s.header = std::move(header);
-  s.placeholder = std::move(placeholder);
-  return s;
-}
 
 CompiledPolicy with_secrets(std::vector<SecretBinding> secrets) {
   EgressPolicy p;

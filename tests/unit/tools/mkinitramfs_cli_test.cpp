@@ -7,7 +7,7 @@ namespace forkvm {
 namespace {
 
 const std::string kTool = FORKVM_TEST_MKINITRAMFS;
-const std::string kBusybox = FORKVM_TEST_BUSYBOX;
+const std::string kBusyboxPath = FORKVM_TEST_BUSYBOX;
 
 test::CommandResult mkinitramfs(const std::string& args) {
   return test::run(kTool + " " + args + " 2>&1");
@@ -15,7 +15,7 @@ test::CommandResult mkinitramfs(const std::string& args) {
 
 TEST(MkinitramfsCli, BuildsADeterministicImage) {
   test::TempDir dir;
-  const std::string base = "--agent " + kBusybox + " --busybox " + kBusybox;
+  const std::string base = "--agent " + kBusyboxPath + " --busybox " + kBusyboxPath;
   ASSERT_EQ(mkinitramfs("-o " + (dir / "a.cpio.gz") + " " + base).status, 0);
   ASSERT_EQ(mkinitramfs("-o " + (dir / "b.cpio.gz") + " " + base).status, 0);
   EXPECT_EQ(test::run("cmp " + (dir / "a.cpio.gz") + " " + (dir / "b.cpio.gz")).status, 0);
@@ -27,8 +27,8 @@ TEST(MkinitramfsCli, ImageHasInitShellAndConsole) {
   test::TempDir dir;
   const std::string extra = dir / "hello.txt";
   test::write_bytes(extra, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("hi\n"), 3));
-  ASSERT_EQ(mkinitramfs("-o " + (dir / "i.cpio.gz") + " --agent " + kBusybox + " --busybox " +
-                        kBusybox + " --add " + extra + ":/etc/hello.txt:0600")
+  ASSERT_EQ(mkinitramfs("-o " + (dir / "i.cpio.gz") + " --agent " + kBusyboxPath + " --busybox " +
+                        kBusyboxPath + " --add " + extra + ":/etc/hello.txt:0600")
                 .status,
             0);
   const auto r =
@@ -54,7 +54,7 @@ TEST(MkinitramfsCli, UsageErrorsExitWith2) {
 TEST(MkinitramfsCli, MissingInputIsNamed) {
   test::TempDir dir;
   const auto r = mkinitramfs("-o " + (dir / "o.gz") + " --agent /nonexistent/agent --busybox " +
-                             kBusybox);
+                             kBusyboxPath);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("/nonexistent/agent"), std::string::npos) << r.output;
   EXPECT_EQ(test::run("ls " + dir.path().string()).output, "");

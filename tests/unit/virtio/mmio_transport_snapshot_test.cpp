@@ -13,6 +13,7 @@
 #include "devices/virtio/mmio_transport_state.hpp"
 #include "forkvm/errors.hpp"
 #include "memory/guest_memory.hpp"
+#include "tests/unit/virtio/counting_trigger.hpp"
 #include "tests/support/state_codec_checks.hpp"
 
 namespace forkvm {
@@ -21,7 +22,7 @@ namespace {
 namespace reg = virtio_mmio;
 namespace st = virtio_status;
 
-constexpr uint64_t kFeatureA = 1ull << 0;
+constexpr uint64_t kOfferedFeature = 1ull << 0;
 constexpr uint32_t kDeviceId = 42;
 constexpr uint64_t kMem = 16ull << 20;
 
@@ -32,7 +33,7 @@ class SnapDevice : public VirtioDevice {
   std::string name() const override { return "snap"; }
   uint32_t device_id() const noexcept override { return kDeviceId; }
   uint64_t device_features() const noexcept override {
-    return virtio_feature::kVersion1 | kFeatureA;
+    return virtio_feature::kVersion1 | kOfferedFeature;
   }
   std::vector<uint16_t> queue_max_sizes() const override { return {16, 8}; }
   void read_config(uint64_t, std::span<uint8_t>) const noexcept override {}
@@ -66,11 +67,7 @@ class PlainDevice : public SnapDevice {
   std::vector<Queue> quiesce() override { return VirtioDevice::quiesce(); }
 };
 
-class CountingTrigger : public InterruptTrigger {
- public:
-  void trigger() noexcept override { count.fetch_add(1); }
-  std::atomic<int> count{0};
-};
+using testing::CountingTrigger;
 
 bool readable(int fd) {
   pollfd p{fd, POLLIN, 0};
@@ -111,7 +108,7 @@ struct Machine {
     w(reg::kStatus, st::kAcknowledge);
     w(reg::kStatus, st::kAcknowledge | st::kDriver);
     w(reg::kDriverFeaturesSel, 0);
-    w(reg::kDriverFeatures, static_cast<uint32_t>(kFeatureA));
+    w(reg::kDriverFeatures, static_cast<uint32_t>(kOfferedFeature));
     w(reg::kDriverFeaturesSel, 1);
     w(reg::kDriverFeatures, static_cast<uint32_t>(virtio_feature::kVersion1 >> 32));
     w(reg::kStatus, st::kAcknowledge | st::kDriver | st::kFeaturesOk);
@@ -155,7 +152,7 @@ TEST(MmioTransportSnapshot, QuiesceSaveResumeOnTheRunningVm) {
   EXPECT_EQ(s.device_id, kDeviceId);
   EXPECT_TRUE(s.activated);
   EXPECT_EQ(s.status, st::kAcknowledge | st::kDriver | st::kFeaturesOk | st::kDriverOk);
-  EXPECT_EQ(s.driver_features, virtio_feature::kVersion1 | kFeatureA);
+  EXPECT_EQ(s.driver_features, virtio_feature::kVersion1 | kOfferedFeature);
   ASSERT_EQ(s.queues.size(), 2u);
   EXPECT_TRUE(s.queues[0].enabled);
   EXPECT_TRUE(s.queues[0].queue.ready);
@@ -188,7 +185,7 @@ TEST(MmioTransportSnapshot, RestoredDriverOkTransportReactivatesWithoutHandshake
   EXPECT_EQ(b.device->activations, 1);
   ASSERT_TRUE(b.device->activation);
   const VirtioActivation& act = *b.device->activation;
-  EXPECT_EQ(act.acked_features, virtio_feature::kVersion1 | kFeatureA);
+  EXPECT_EQ(act.acked_features, virtio_feature::kVersion1 | kOfferedFeature);
   ASSERT_EQ(act.queues.size(), 2u);
   EXPECT_TRUE(act.queues[0].ready());
   EXPECT_EQ(act.queues[0].next_avail(), 1);
@@ -256,7 +253,7 @@ TEST(MmioTransportSnapshot, InconsistentStatesAreRefusedBeforeAnythingChanges) {
   refused("skipped step", [](S& s) { s.status = st::kAcknowledge | st::kFeaturesOk; });
   refused("needs-reset bit", [](S& s) { s.status |= st::kDeviceNeedsReset; });
   refused("unoffered feature", [](S& s) { s.driver_features |= 1ull << 7; });
-  refused("no VERSION_1", [](S& s) { s.driver_features = kFeatureA; });
+  refused("no VERSION_1", [](S& s) { s.driver_features = kOfferedFeature; });
   refused("activated w/o DRIVER_OK", [](S& s) {
     s.status = st::kAcknowledge | st::kDriver | st::kFeaturesOk;
   });

@@ -14,6 +14,7 @@
 
 #include "forkvm/errors.hpp"
 #include "memory/guest_memory.hpp"
+#include "tests/unit/virtio/counting_trigger.hpp"
 
 namespace forkvm {
 namespace {
@@ -62,11 +63,7 @@ class TestDevice : public VirtioDevice {
   std::optional<VirtioActivation> activation;
 };
 
-class CountingTrigger : public InterruptTrigger {
- public:
-  void trigger() noexcept override { count.fetch_add(1); }
-  std::atomic<int> count{0};
-};
+using testing::CountingTrigger;
 
 /// Ring addresses of a valid queue `i` in the fake guest memory.
 struct Rings {

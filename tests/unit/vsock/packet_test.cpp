@@ -5,11 +5,11 @@
 namespace forkvm::vsock {
 namespace {
 
-constexpr uint64_t kCid = 3;
+constexpr uint64_t kPacketCid = 3;
 
 Header good_rw(uint32_t len) {
   Header h;
-  h.src_cid = kCid;
+  h.src_cid = kPacketCid;
   h.dst_cid = kHostCid;
   h.src_port = 1000;
   h.dst_port = 52;
@@ -48,24 +48,24 @@ TEST(VsockPacket, EncodeIsPackedLittleEndian) {
 }
 
 TEST(VsockPacket, AcceptsAWellFormedPacket) {
-  EXPECT_EQ(validate_tx(good_rw(10), kCid, 10), PacketError::kNone);
-  EXPECT_EQ(validate_tx(good_rw(kMaxPayload), kCid, kMaxPayload), PacketError::kNone);
+  EXPECT_EQ(validate_tx(good_rw(10), kPacketCid, 10), PacketError::kNone);
+  EXPECT_EQ(validate_tx(good_rw(kMaxPayload), kPacketCid, kMaxPayload), PacketError::kNone);
   Header req = good_rw(0);
   req.op = op::kRequest;
-  EXPECT_EQ(validate_tx(req, kCid, 0), PacketError::kNone);
+  EXPECT_EQ(validate_tx(req, kPacketCid, 0), PacketError::kNone);
 }
 
 TEST(VsockPacket, RejectsSpoofedOrMisaddressedCids) {
   Header h = good_rw(0);
   h.src_cid = 4;
-  EXPECT_EQ(validate_tx(h, kCid, 0), PacketError::kBadSrcCid);
-  h.src_cid = kCid | (1ull << 32);  // the reserved upper half must be zero too
-  EXPECT_EQ(validate_tx(h, kCid, 0), PacketError::kBadSrcCid);
+  EXPECT_EQ(validate_tx(h, kPacketCid, 0), PacketError::kBadSrcCid);
+  h.src_cid = kPacketCid | (1ull << 32);  // the reserved upper half must be zero too
+  EXPECT_EQ(validate_tx(h, kPacketCid, 0), PacketError::kBadSrcCid);
   h = good_rw(0);
   h.dst_cid = 1;
-  EXPECT_EQ(validate_tx(h, kCid, 0), PacketError::kBadDstCid);
-  h.dst_cid = kCid;  // guest to itself is not ours to carry
-  EXPECT_EQ(validate_tx(h, kCid, 0), PacketError::kBadDstCid);
+  EXPECT_EQ(validate_tx(h, kPacketCid, 0), PacketError::kBadDstCid);
+  h.dst_cid = kPacketCid;  // guest to itself is not ours to carry
+  EXPECT_EQ(validate_tx(h, kPacketCid, 0), PacketError::kBadDstCid);
   EXPECT_EQ(verdict_for(PacketError::kBadSrcCid, h), Verdict::kDrop);
   EXPECT_EQ(verdict_for(PacketError::kBadDstCid, h), Verdict::kDrop);
 }
@@ -74,34 +74,34 @@ TEST(VsockPacket, RejectsSeqpacketAndUnknownTypesWithRst) {
   Header h = good_rw(0);
   h.op = op::kRequest;
   h.type = type::kSeqpacket;
-  EXPECT_EQ(validate_tx(h, kCid, 0), PacketError::kBadType);
+  EXPECT_EQ(validate_tx(h, kPacketCid, 0), PacketError::kBadType);
   EXPECT_EQ(verdict_for(PacketError::kBadType, h), Verdict::kRst);
   h.type = 0;
-  EXPECT_EQ(validate_tx(h, kCid, 0), PacketError::kBadType);
+  EXPECT_EQ(validate_tx(h, kPacketCid, 0), PacketError::kBadType);
 }
 
 TEST(VsockPacket, RejectsUnknownOpsButNeverAnswersAnRst) {
   Header h = good_rw(0);
   h.op = op::kInvalid;
-  EXPECT_EQ(validate_tx(h, kCid, 0), PacketError::kBadOp);
+  EXPECT_EQ(validate_tx(h, kPacketCid, 0), PacketError::kBadOp);
   h.op = 8;
-  EXPECT_EQ(validate_tx(h, kCid, 0), PacketError::kBadOp);
+  EXPECT_EQ(validate_tx(h, kPacketCid, 0), PacketError::kBadOp);
   EXPECT_EQ(verdict_for(PacketError::kBadOp, h), Verdict::kRst);
   Header rst = good_rw(0);
   rst.op = op::kRst;
   rst.type = 9;
-  EXPECT_EQ(validate_tx(rst, kCid, 0), PacketError::kBadType);
+  EXPECT_EQ(validate_tx(rst, kPacketCid, 0), PacketError::kBadType);
   EXPECT_EQ(verdict_for(PacketError::kBadType, rst), Verdict::kDrop);
 }
 
 TEST(VsockPacket, RejectsHugeAndInconsistentLengths) {
-  EXPECT_EQ(validate_tx(good_rw(kMaxPayload + 1), kCid, 1u << 20), PacketError::kLenTooLarge);
-  EXPECT_EQ(validate_tx(good_rw(0xFFFFFFFF), kCid, 1u << 20), PacketError::kLenTooLarge);
-  EXPECT_EQ(validate_tx(good_rw(100), kCid, 99), PacketError::kLenPastChain);
-  EXPECT_EQ(validate_tx(good_rw(1), kCid, 0), PacketError::kLenPastChain);
+  EXPECT_EQ(validate_tx(good_rw(kMaxPayload + 1), kPacketCid, 1u << 20), PacketError::kLenTooLarge);
+  EXPECT_EQ(validate_tx(good_rw(0xFFFFFFFF), kPacketCid, 1u << 20), PacketError::kLenTooLarge);
+  EXPECT_EQ(validate_tx(good_rw(100), kPacketCid, 99), PacketError::kLenPastChain);
+  EXPECT_EQ(validate_tx(good_rw(1), kPacketCid, 0), PacketError::kLenPastChain);
   Header h = good_rw(4);
   h.op = op::kCreditUpdate;
-  EXPECT_EQ(validate_tx(h, kCid, 4), PacketError::kLenOnControl);
+  EXPECT_EQ(validate_tx(h, kPacketCid, 4), PacketError::kLenOnControl);
   EXPECT_EQ(verdict_for(PacketError::kLenPastChain, h), Verdict::kRst);
   EXPECT_EQ(verdict_for(PacketError::kTruncated, h), Verdict::kDrop);
 }

@@ -18,6 +18,7 @@
 #include "devices/virtio/vsock/vsock_error.hpp"
 #include "forkvm/errors.hpp"
 #include "tests/unit/vsock/fake_driver.hpp"
+#include "tests/unit/vsock/host_socket.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace forkvm::vsock {
@@ -25,6 +26,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::FakeDriver;
+using testing::host_read_line;
+using testing::host_sees_close;
+using testing::host_write;
 using testing::Received;
 using test::TempDir;
 
@@ -64,11 +68,6 @@ Fd host_accept(const Fd& listener) {
   return s;
 }
 
-void host_write(const Fd& s, const std::string& data) {
-  ASSERT_EQ(::send(s.get(), data.data(), data.size(), MSG_NOSIGNAL),
-            static_cast<ssize_t>(data.size()));
-}
-
 // Reads exactly n bytes (or fewer at EOF / timeout).
 std::string host_read(const Fd& s, size_t n) {
   std::string out;
@@ -81,28 +80,10 @@ std::string host_read(const Fd& s, size_t n) {
   return out;
 }
 
-std::string host_read_line(const Fd& s) {
-  std::string line;
-  char c = 0;
-  while (line.size() < 64 && ::recv(s.get(), &c, 1, 0) == 1) {
-    line.push_back(c);
-    if (c == '\n') break;
-  }
-  return line;
-}
-
 // True when the host socket reports end of stream (recv() == 0) within the timeout.
 bool host_sees_eof(const Fd& s) {
   char c;
   return ::recv(s.get(), &c, 1, 0) == 0;
-}
-
-// True when the device closed the host socket: EOF, or ECONNRESET when it closed with bytes
-// we sent still unread (AF_UNIX reports that as a reset). A timeout is not a close.
-bool host_sees_close(const Fd& s) {
-  char c;
-  const ssize_t n = ::recv(s.get(), &c, 1, 0);
-  return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
 class VsockDeviceTest : public ::testing::Test {

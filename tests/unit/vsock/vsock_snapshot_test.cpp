@@ -23,12 +23,16 @@
 #include "tests/support/state_codec_checks.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/unit/vsock/fake_driver.hpp"
+#include "tests/unit/vsock/host_socket.hpp"
 
 namespace forkvm::vsock {
 namespace {
 
 using namespace std::chrono_literals;
 using testing::FakeDriver;
+using testing::host_read_line;
+using testing::host_sees_close;
+using testing::host_write;
 using test::TempDir;
 namespace reg = virtio_mmio;
 namespace st = virtio_status;
@@ -49,34 +53,12 @@ Fd unix_socket(const std::string& path, bool listen) {
   return s;
 }
 
-void host_write(const Fd& s, const std::string& data) {
-  ASSERT_EQ(::send(s.get(), data.data(), data.size(), MSG_NOSIGNAL),
-            static_cast<ssize_t>(data.size()));
-}
-
-std::string host_read_line(const Fd& s) {
-  std::string line;
-  char c = 0;
-  while (line.size() < 64 && ::recv(s.get(), &c, 1, 0) == 1) {
-    line.push_back(c);
-    if (c == '\n') break;
-  }
-  return line;
-}
-
 // Whether EOF or a reset comes within `wait` (without consuming data: MSG_PEEK).
 bool host_sees_close_within(const Fd& s, std::chrono::milliseconds wait) {
   pollfd p{s.get(), POLLIN, 0};
   if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return false;
   char c;
   const ssize_t n = ::recv(s.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n == 0 || (n < 0 && errno == ECONNRESET);
-}
-
-// EOF or reset within the 5 s receive timeout.
-bool host_sees_close(const Fd& s) {
-  char c;
-  const ssize_t n = ::recv(s.get(), &c, 1, 0);
   return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
