@@ -147,6 +147,7 @@ void ForkSeries::add(const ForkedChild& c) {
   vcpus.push_back(to_ms(t.vm.vcpus));
   state_ahead.push_back(to_ms(t.vm.state_ahead));
   state.push_back(to_ms(t.vm.state));
+  activate.push_back(to_ms(t.vm.activate));
   start.push_back(to_ms(t.vm.start));
   other.push_back(to_ms(t.to_vcpus_ready - t.freeze - t.vm.total()));
   to_ready.push_back(to_ms(t.to_ready));
@@ -194,7 +195,8 @@ void add_fork_rows(ReportSection& sec, const std::string& key, const std::string
   row("devices", "  devices", s.devices);
   row("vcpus", "  vcpus (KVM_CREATE_VCPU)", s.vcpus);
   row("state_ahead", "  state ahead (CPUID, regs, FPU, MSRs, PICs)", s.state_ahead);
-  row("state", "  state (LAPIC, TSC, events, IOAPIC, PIT, clock, devices)", s.state);
+  row("state", "  state (LAPIC, TSC, events, IOAPIC, PIT, clock, legacy devices)", s.state);
+  row("activate", "  activate (virtio state, worker threads, kicks)", s.activate);
   row("start", "  start (vCPU threads)", s.start);
   row("other", "  other (outside the phases)", s.other);
 }

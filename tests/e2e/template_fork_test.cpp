@@ -77,7 +77,7 @@ std::string describe(const ForkTimings& t) {
   o << "freeze " << ms(t.freeze) << " ms, vm " << ms(t.vm.total()) << " ms (create_vm "
     << ms(t.vm.create_vm) << ", memory " << ms(t.vm.memory) << ", devices " << ms(t.vm.devices)
     << ", vcpus " << ms(t.vm.vcpus) << ", state ahead " << ms(t.vm.state_ahead) << ", state "
-    << ms(t.vm.state) << ", start "
+    << ms(t.vm.state) << ", activate " << ms(t.vm.activate) << ", start "
     << ms(t.vm.start) << "), pooled " << t.pooled << ", from_shell " << t.vm.from_shell << ", to_vcpus_ready "
     << ms(t.to_vcpus_ready) << " ms, to_ready " << ms(t.to_ready) << " ms";
   return o.str();
@@ -89,8 +89,9 @@ void expect_plausible(const ForkTimings& t, bool from_sandbox_fork) {
   EXPECT_GT(t.to_vcpus_ready.count(), 0);
   EXPECT_LE(t.to_vcpus_ready, t.to_ready);
   EXPECT_GT(t.vm.state.count(), 0) << "launch() restores the state";
+  EXPECT_GT(t.vm.activate.count(), 0) << "launch() restores and activates the vsock device";
   EXPECT_GT(t.vm.start.count(), 0) << "launch() starts the vCPU threads";
-  EXPECT_LE(t.vm.state + t.vm.start, t.to_vcpus_ready);
+  EXPECT_LE(t.vm.state + t.vm.activate + t.vm.start, t.to_vcpus_ready);
   if (from_sandbox_fork) {
     EXPECT_GT(t.freeze.count(), 0) << "Sandbox::fork() freezes the parent first";
   } else {
