@@ -24,6 +24,7 @@
 
 #include <openssl/x509v3.h>
 
+#include "base/text.hpp"
 #include "forkvm/sandbox_errors.hpp"
 #include "net/host_name.hpp"
 #include "net/http_rewrite.hpp"
@@ -256,7 +257,7 @@ HttpResponse request_via(const std::string& proxy_socket, const HttpRequest& req
     proxy.close(ignored);
     context.run();  // the coroutine ends on the closed socket
     throw TimeoutError("http_request: " + request.method + " " + request.url + " took over " +
-                       std::to_string(request.timeout.count()) + " ms");
+                       millis_text(request.timeout));
   }
   if (outcome.error) std::rethrow_exception(outcome.error);
   return std::move(*outcome.response);

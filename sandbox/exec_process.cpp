@@ -84,7 +84,7 @@ std::unique_ptr<ExecProcess> start_exec(const std::shared_ptr<AgentClient::Impl>
         lock.unlock();
         client->forget(p->id);
         throw TimeoutError("the agent did not start exec " + what + " within " +
-                           std::to_string(client->options.request_timeout.count()) + " ms");
+                           millis_text(client->options.request_timeout));
       }
     }
     if (p->done && p->error) std::rethrow_exception(p->error);
@@ -271,7 +271,7 @@ ExecResult ExecProcess::wait(std::optional<std::chrono::milliseconds> timeout) {
   }
   if (auto r = impl_->wait_until(deadline)) return std::move(*r);
   throw TimeoutError(timeout ? "exec " + impl_->pending->path + " still running after " +
-                                   std::to_string(timeout->count()) + " ms"
+                                   millis_text(*timeout)
                              : "exec " + impl_->pending->path +
                                    ": the agent did not report the end of the command " +
                                    std::to_string(impl_->client->options.exec_grace.count()) +
