@@ -195,8 +195,8 @@ void add_fork_rows(ReportSection& sec, const std::string& key, const std::string
   row("devices", "  devices", s.devices);
   row("vcpus", "  vcpus (KVM_CREATE_VCPU)", s.vcpus);
   row("state_ahead", "  state ahead (CPUID, regs, FPU, MSRs, PICs)", s.state_ahead);
-  row("state", "  state (LAPIC, TSC, events, IOAPIC, PIT, clock, legacy devices)", s.state);
   row("activate", "  activate (virtio state, worker threads, kicks)", s.activate);
+  row("state", "  state (LAPIC, TSC, events, IOAPIC, PIT, clock, legacy devices, irq release)", s.state);
   row("start", "  start (vCPU threads)", s.start);
   row("other", "  other (outside the phases)", s.other);
 }

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "base/retry_backoff.hpp"
 #include "sandbox/sandbox_impl.hpp"
@@ -295,15 +296,24 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   const auto deadline = t0 + config.boot_timeout;
   PreparedVm p;
   bool pooled = false;
+  std::vector<PreparedVm> dead;  // destroyed after the lock (joins their device workers)
   {
     std::lock_guard lock(impl_->mu);
     // A child with its own NIC cannot use a pooled VM: those have TemplateOptions::net's.
-    if (!impl_->pool.empty() && !config.net) {
+    while (!impl_->pool.empty() && !config.net) {
       p = std::move(impl_->pool.front());
       impl_->pool.pop_front();
-      pooled = true;
+      // A pooled VM's devices run (Vm::prepare activates them); one whose worker failed
+      // meanwhile stopped its VM, which is discarded, never handed out.
+      if (!p.vm->wait(std::chrono::milliseconds(0))) {
+        pooled = true;
+        break;
+      }
+      ++impl_->counts.discarded;
+      dead.push_back(std::move(p));
     }
   }
+  dead.clear();
   if (pooled) {
     impl_->cv.notify_all();  // the refill thread makes the next one
   } else {
@@ -316,7 +326,7 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   timings.vm = p.vm->build_phases();
   if (pooled) {  // prepared ahead of time, off this fork's path
     timings.vm.create_vm = timings.vm.memory = timings.vm.devices = timings.vm.vcpus =
-        timings.vm.state_ahead = {};
+        timings.vm.state_ahead = timings.vm.activate = {};
   }
   timings.pooled = pooled;
   timings.prefaulted_bytes = p.prefaulted.host_bytes;

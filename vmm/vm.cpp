@@ -7,7 +7,6 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "base/event_fd.hpp"
 #include "contract/fatal_reason.hpp"
 #include "devices/bus.hpp"
 #include "devices/legacy/boot_signal.hpp"
@@ -25,6 +24,7 @@
 #include "memory/layout.hpp"
 #include "vmm/arch/x86_64/boot_setup.hpp"
 #include "vmm/console_tail.hpp"
+#include "vmm/irqfd_trigger.hpp"
 #include "vmm/kvm/vm_fd.hpp"
 #include "vmm/kvm_host.hpp"
 #include "vmm/vcpu_boot.hpp"
@@ -48,18 +48,6 @@ class KvmIrqLine : public IrqLine {
  private:
   const VmFd& vm_;
   uint32_t gsi_;
-};
-
-/// A virtio interrupt through KVM_IRQFD: trigger() writes the eventfd and KVM raises the GSI
-/// (an edge, which is what the MP table's ISA entries declare) without an ioctl on the device
-/// thread. The eventfd is owned here; KVM detaches the irqfd when it is closed.
-class IrqfdTrigger : public InterruptTrigger {
- public:
-  void trigger() noexcept override { event_.signal(); }
-  int fd() const noexcept { return event_.fd(); }
-
- private:
-  EventFd event_;
 };
 
 }  // namespace
@@ -215,8 +203,11 @@ void Vm::Impl::attach_virtio(std::shared_ptr<VirtioDevice> device) {
   }
   const VirtioMmioSlot slot = virtio_mmio_slot(virtio.size());
   // Needs the irqchip (created before the devices are attached): the irqfd raises an IOAPIC/PIC pin.
-  auto trigger = std::make_shared<IrqfdTrigger>();
+  // A VM made from an image (Vm::prepare) holds the line until launch() restored the irqchip
+  // (irqfd_trigger.hpp says why); a booted VM's driver cannot run before its vCPUs do.
+  auto trigger = std::make_shared<IrqfdTrigger>(image != nullptr);
   vm->register_irqfd(trigger->fd(), slot.gsi);
+  irqs.push_back(trigger);
   auto transport = std::make_shared<VirtioMmioTransport>(std::move(device), memory, trigger);
   // QueueNotify writes of the queue index are served inside KVM; other values and widths
   // still exit and reach the transport, which signals the same eventfd or ignores them.

@@ -27,6 +27,7 @@
 #include "vmm/arch/x86_64/boot_setup.hpp"
 #include "vmm/console_relay.hpp"
 #include "vmm/console_tail.hpp"
+#include "vmm/irqfd_trigger.hpp"
 #include "vmm/kvm/kvm_stats.hpp"
 #include "vmm/kvm/vm_fd.hpp"
 #include "vmm/kvm_host.hpp"
@@ -113,9 +114,16 @@ struct Vm::Impl {
   MachineComponents capture_components(
       const std::function<void(const MachineComponents&)>& with_paused,
       const CaptureOptions& options = {});
-  /// Restores a machine built by build_machine() + create_vcpu_threads() (vCPUs not started)
-  /// from `components`, in the order of devices/SNAPSHOT.md.
-  void apply_components(const MachineComponents& components);
+  /// Restores the virtio devices of a machine built by build_machine() + create_vcpu_threads()
+  /// (vCPUs not started) from `components`: each slot's device, then its transport, which
+  /// activates the device (workers started, queues kicked) with its interrupt line still held
+  /// (irqfd_trigger.hpp). Vm::prepare(), so a pooled VM's workers start off every fork's path.
+  /// Sets phases.activate.
+  void restore_virtio(const MachineComponents& components);
+  /// The rest, in Vm::launch() right before the vCPUs start: the live half of the KVM state
+  /// (LAPICs, TSCs, events, IOAPIC, PIT, kvmclock), the legacy devices; then the virtio
+  /// interrupt lines are released (devices/SNAPSHOT.md "Restore order").
+  void restore_live(const MachineComponents& components);
   /// Throws SnapshotError ("<what>: ...") when the VM has disks (not yet snapshotted).
   /// The machine as a snapshot records it; with `digests`, each disk's SHA-256 too (a snapshot
   /// directory needs them; a frozen image holds the files open instead).
@@ -164,6 +172,8 @@ struct Vm::Impl {
   std::vector<std::shared_ptr<VirtioDevice>> virtio_devices;
   /// The attached transports (also on the mmio bus), in slot order.
   std::vector<std::shared_ptr<VirtioMmioTransport>> virtio;
+  /// Their interrupt lines, in slot order (held in a VM made from an image until launch()).
+  std::vector<std::shared_ptr<IrqfdTrigger>> irqs;
   std::vector<std::unique_ptr<VcpuThread>> vcpus;
   /// The vCPUs' statistics files, opened as each vCPU is created, before it can run (the
   /// ioctl waits for KVM_RUN); empty on a kernel without them. Read by Vm::kvm_counters().

@@ -7,12 +7,13 @@
 // VM state; serial, i8042, boot signal, then each slot's transport and
 // device; guest memory (written or frozen); resume the transports and the vCPUs.
 // Restore order (devices/SNAPSHOT.md "Restore order", on a machine built as at boot: memory
-// slots, irqchip, PIT, devices at the same slots, vCPUs created): CPU features checked (in
-// prepare); vCPU state then VM state (vmm/state); serial, i8042, boot signal; per slot the
-// device's state then the transport's (which re-activates and re-kicks; the vsock device takes
-// over the carried connections and queues RSTs for the stale ones there, or for an old
-// snapshot posts TRANSPORT_RESET and raises its interrupt, after the irqchip is in place); then
-// the vCPU threads start.
+// slots, irqchip, PIT, devices at the same slots, vCPUs created). In prepare: CPU features
+// checked; the vCPU and VM state that does not move with time; per slot the device's state then
+// the transport's (which re-activates and re-kicks; the vsock device takes over the carried
+// connections and queues RSTs for the stale ones there, or for an old snapshot posts
+// TRANSPORT_RESET), with the interrupt lines held (vmm/irqfd_trigger.hpp). In launch: the live
+// vCPU and VM state (LAPICs, TSCs, IOAPIC, PIT, kvmclock); serial, i8042, boot signal; the
+// interrupt lines released, now that the irqchip is the snapshot's; then the vCPU threads start.
 //
 // The path of a fork: Sandbox::fork (sandbox/sandbox_fork.cpp) -> Vm::freeze (here:
 // capture_components + GuestMemory::freeze, memory/guest_memory_image.cpp) -> Template::fork
@@ -199,13 +200,31 @@ MachineComponents Vm::Impl::capture_components(
   return c;                         // 6: ResumeOnExit
 }
 
-void Vm::Impl::apply_components(const MachineComponents& c) {
+void Vm::Impl::restore_virtio(const MachineComponents& c) {
   if (c.slots.size() != virtio.size()) {
     throw SnapshotError("snapshot: " + std::to_string(c.slots.size()) +
                         " virtio slots for a machine with " + std::to_string(virtio.size()));
   }
+  const auto a0 = Clock::now();
+  // Device, then transport (which activates). The vCPUs have not run and the interrupt lines
+  // are held: a worker may already fill used rings in the VM's private memory, and its edges
+  // wait for restore_live().
+  for (size_t i = 0; i < virtio.size(); ++i) {
+    if (c.slots[i].kind != virtio_kinds[i]) throw SnapshotError("snapshot: virtio slot kind mismatch");
+    switch (virtio_kinds[i]) {
+      case VirtioDeviceKind::kVsock: vsock_device(virtio_devices[i]).restore_state(c.slots[i].vsock); break;
+      case VirtioDeviceKind::kBlock: block_device(virtio_devices[i]).restore_state(c.slots[i].block); break;
+      // Another backend and maybe another MAC: recorded, not refused (net_device.hpp).
+      case VirtioDeviceKind::kNet: net_device(virtio_devices[i]).restore_state(c.slots[i].net); break;
+    }
+    virtio[i]->restore_state(c.slots[i].transport);
+  }
+  phases.activate = Clock::now() - a0;
+}
+
+void Vm::Impl::restore_live(const MachineComponents& c) {
   // 1: the live half of the KVM state (LAPICs, TSCs, events, then IOAPIC, PIT, kvmclock);
-  // prepare() set the rest (Vm::Impl::restore_ahead).
+  // prepare() set the rest (Vm::Impl::restore_ahead) and the virtio devices (restore_virtio).
   c.machine.restore_live(*vm, vcpu_fds(vcpus));
   serial->restore_state(c.serial);                // 2: legacy devices re-drive their lines
   i8042->restore_state(c.i8042);
@@ -221,18 +240,10 @@ void Vm::Impl::apply_components(const MachineComponents& c) {
     }
     if (c.boot_signal.fatal.count > 0) agent_fatal = c.boot_signal.fatal.last_arg;
   }
-  const auto a0 = Clock::now();
-  for (size_t i = 0; i < virtio.size(); ++i) {  // 3: device, then transport (activates)
-    if (c.slots[i].kind != virtio_kinds[i]) throw SnapshotError("snapshot: virtio slot kind mismatch");
-    switch (virtio_kinds[i]) {
-      case VirtioDeviceKind::kVsock: vsock_device(virtio_devices[i]).restore_state(c.slots[i].vsock); break;
-      case VirtioDeviceKind::kBlock: block_device(virtio_devices[i]).restore_state(c.slots[i].block); break;
-      // Another backend and maybe another MAC: recorded, not refused (net_device.hpp).
-      case VirtioDeviceKind::kNet: net_device(virtio_devices[i]).restore_state(c.slots[i].net); break;
-    }
-    virtio[i]->restore_state(c.slots[i].transport);
-  }
-  phases.activate = Clock::now() - a0;
+  // 3: the irqchip is the snapshot's now: the virtio lines open, each sending the edge its
+  // device raised meanwhile (a pending InterruptStatus re-raised by the transport's restore,
+  // RSTs or a TRANSPORT_RESET from the vsock device, used buffers).
+  for (auto& irq : irqs) irq->release();
 }
 
 snapshot::MachineConfig Vm::Impl::machine_config(bool digests) const {
@@ -425,6 +436,11 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
   // launch(): a template's pool prepares its VMs ahead, so its forks skip this part.
   img.components.machine.restore_ahead(*impl->vm, vcpu_fds(impl->vcpus));
   impl->phases.state_ahead = Clock::now() - s0;
+  // The virtio devices restored and activated, their interrupt lines held until launch():
+  // a template's pool prepares its VMs ahead, so its forks do not wait for the device workers
+  // to start. A bad device or queue state throws here, and the VM (its workers joined by
+  // ~Impl) goes with `impl`.
+  impl->restore_virtio(img.components);
   impl->build_time = Clock::now() - t0;
   return std::unique_ptr<Vm>(new Vm(std::move(impl)));
 }
@@ -437,16 +453,16 @@ void Vm::launch() {
     if (impl_->launched || impl_->started) throw InvalidStateError("Vm::launch: called twice");
     if (impl_->result) throw InvalidStateError("Vm::launch: the VM was stopped");
     impl_->launched = true;
-    // Before apply_components(), which marks the agent ready when it was: ready >= started.
+    // Before restore_live(), which marks the agent ready when it was: ready >= started.
     impl_->started = Clock::now();
   }
   const auto t0 = Clock::now();
-  impl_->apply_components(impl_->image->impl().components);
+  impl_->restore_live(impl_->image->impl().components);
   const auto t1 = Clock::now();
   impl_->start_console();
   for (auto& v : impl_->vcpus) v->start(true);
   const auto t2 = Clock::now();
-  impl_->phases.state = t1 - t0 - impl_->phases.activate;  // apply_components() set activate
+  impl_->phases.state = t1 - t0;
   impl_->phases.start = t2 - t1;
   impl_->build_time += t2 - t0;
 }

@@ -39,6 +39,9 @@ struct TemplateStats {
   /// own error.
   uint64_t refilled = 0;
   uint64_t refill_failures = 0;
+  /// Pooled VMs a fork found stopped (a device worker of theirs failed while they waited: their
+  /// devices run from Vm::prepare() on) and discarded instead of handing them out.
+  uint64_t discarded = 0;
   /// The last failed try's message; empty when the last try succeeded (or none was made).
   std::string last_refill_error;
   /// The wait the next failure will get.

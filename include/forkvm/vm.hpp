@@ -249,7 +249,8 @@ std::vector<uint64_t> changed_pages(const std::vector<PageDigest>& before,
                                     const std::vector<PageDigest>& after);
 
 /// Where the time of building a VM from an image went (Vm::prepare() and Vm::launch()). The
-/// phases follow the build order: KVM VM, memory, devices, vCPUs, then state and start.
+/// phases follow the build order: KVM VM, memory, devices, vCPUs, state ahead, activate (all in
+/// prepare()), then state and start (launch()).
 struct VmBuildPhases {
   /// KVM_CREATE_VM, TSS, irqchip and PIT (KVM itself is opened once per process).
   std::chrono::nanoseconds create_vm{};
@@ -263,13 +264,14 @@ struct VmBuildPhases {
   /// CPUID, registers, FPU/XSAVE, debug registers and architectural MSRs (not the TSC's or
   /// KVM's paravirtual ones), and the PICs.
   std::chrono::nanoseconds state_ahead{};
-  /// Restoring the rest right before the vCPUs run (Vm::launch()): each vCPU's LAPIC, TSC and
-  /// paravirtual MSRs and pending events, the IOAPIC, PIT and kvmclock, then the legacy
-  /// devices' state.
-  std::chrono::nanoseconds state{};
-  /// Then, still in Vm::launch(), the virtio devices: each one's state restored and, for an
-  /// activated one, its worker thread started, its queues kicked and its interrupt re-raised.
+  /// Then, still in Vm::prepare(), the virtio devices: each one's state restored and, for an
+  /// activated one, its worker thread started and its queues kicked; the interrupts it raises
+  /// wait for launch(), which sends them once the irqchip is restored.
   std::chrono::nanoseconds activate{};
+  /// Restoring the rest right before the vCPUs run (Vm::launch()): each vCPU's LAPIC, TSC and
+  /// paravirtual MSRs and pending events, the IOAPIC, PIT and kvmclock, the legacy devices'
+  /// state, then the virtio interrupt lines opened.
+  std::chrono::nanoseconds state{};
   /// Starting the vCPU threads (Vm::launch()).
   std::chrono::nanoseconds start{};
   /// The KVM VM, its memory slots, irqchip, PIT, legacy devices and vCPUs came from the shell
@@ -529,9 +531,10 @@ class Vm {
   /// the guest's socket is the one the captured VM's guest had, mid-conversation. fd -1 when
   /// there is none, it could not be carried, or it was taken already. Call after launch().
   TakenVsockConnection take_vsock_connection(uint32_t guest_port);
-  /// Builds a VM for `image` without restoring its state or starting it: the expensive KVM
-  /// part (VM, memory slots over the image mapped copy-on-write, irqchip, PIT, devices,
-  /// vCPUs), which a pool can do ahead of time. The image-independent part of it comes from
+  /// Builds a VM for `image` without starting it: the expensive KVM part (VM, memory slots over
+  /// the image mapped copy-on-write, irqchip, PIT, devices, vCPUs), the vCPU state that does not
+  /// move with time, and the virtio devices restored and running (their interrupts held until
+  /// launch()), which a pool can do ahead of time. The image-independent part of it comes from
   /// the shell pool when a shell of the image's shape is ready (forkvm/shell_pool.hpp;
   /// build_phases().from_shell), else it is built here. launch() restores and starts it. `options` as
   /// for restore() (verify_memory is ignored: an image was verified when it was opened). Checks
@@ -539,8 +542,9 @@ class Vm {
   /// ones). Throws ConfigError, SnapshotError, GuestMemoryError, KvmError.
   static std::unique_ptr<Vm> prepare(std::shared_ptr<const VmImage> image,
                                      const RestoreOptions& options);
-  /// Restores the image's vCPU, VM and device state into a VM made by prepare() and starts its
-  /// vCPUs. Once per prepared VM (InvalidStateError otherwise). Throws SnapshotError/KvmError
+  /// Restores the rest of the image's vCPU, VM and device state into a VM made by prepare()
+  /// (what moves with time: LAPICs, TSCs, IOAPIC, PIT, kvmclock; the legacy devices), opens the
+  /// virtio interrupt lines and starts its vCPUs. Once per prepared VM (InvalidStateError otherwise). Throws SnapshotError/KvmError
   /// when KVM refuses the state; the VM is then unusable (destroy it).
   void launch();
   /// prepare() then launch().
