@@ -313,14 +313,19 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
       dead.push_back(std::move(p));
     }
   }
+  // The refill thread makes the next ones, told after this fork's launch(): woken before, it
+  // takes a CPU from the launching thread.
+  const bool refill = pooled || !dead.empty();
   dead.clear();
-  if (pooled) {
-    impl_->cv.notify_all();  // the refill thread makes the next one
-  } else {
-    p = impl_->prepare(config.net);
+  try {
+    if (!pooled) p = impl_->prepare(config.net);
+    p.vm->launch();  // on a throw, p's destructor destroys the VM and its directory
+  } catch (...) {
+    if (refill) impl_->cv.notify_all();
+    throw;
   }
-  p.vm->launch();  // on a throw, p's destructor destroys the VM and its directory
   const auto vcpus_ready = Clock::now();
+  if (refill) impl_->cv.notify_all();
 
   ForkTimings timings;
   timings.vm = p.vm->build_phases();
