@@ -119,6 +119,7 @@ struct Level {
   double parent_written_mib = 0;
   double freeze_ms = 0, to_vcpus_ready_ms = 0, to_ready_ms = 0, fork_call_ms = 0, exec_ms = 0;
   double child_private_mib = 0;
+  bool freeze_logged = false;  // the freeze read the dirty and write logs, not pagemap
   ImageStats image;
   double teardown_ms = 0;
 };
@@ -146,6 +147,7 @@ ReportSection fork_chain(Sandbox& root, const ForkRunningOptions& o) {
     ForkedChild c = fork_and_exec_retry([parent] { return parent->fork(); }, failures);
     const ForkTimings& t = c.sandbox->fork_timings();
     l.freeze_ms = to_ms(t.freeze);
+    l.freeze_logged = t.freeze_logged;
     l.to_vcpus_ready_ms = to_ms(t.to_vcpus_ready);
     l.to_ready_ms = to_ms(t.to_ready);
     l.fork_call_ms = c.fork_call_ms;
@@ -153,8 +155,9 @@ ReportSection fork_chain(Sandbox& root, const ForkRunningOptions& o) {
     l.child_private_mib = mib(c.sandbox->memory_usage().private_bytes);
     boxes.push_back(std::move(c.sandbox));
     parent = boxes.back().get();
-    std::fprintf(stderr, "  level %u/%u: parent wrote %.2f MiB, freeze %.2f  vCPUs ready %.2f ms\n",
-                 k + 1, o.depth, l.parent_written_mib, l.freeze_ms, l.to_vcpus_ready_ms);
+    std::fprintf(stderr, "  level %u/%u: parent wrote %.2f MiB, freeze %.2f (%s)  vCPUs ready %.2f ms\n",
+                 k + 1, o.depth, l.parent_written_mib, l.freeze_ms,
+                 l.freeze_logged ? "logs" : "pagemap scan", l.to_vcpus_ready_ms);
   }
   // Every level, still alive, frozen once more to read its image (ancestors' layers + its own
   // pages); then the teardown, deepest first.
@@ -172,6 +175,9 @@ ReportSection fork_chain(Sandbox& root, const ForkRunningOptions& o) {
                       "copies); child priv = the child's after its exec; layers/overlay = the "
                       "VmImage of one more freeze (make_template()) of that level after the chain "
                       "was built: ancestors' layers plus its own pages; teardown deepest first");
+  sec.notes.push_back("logs = 1: the freeze found the written pages in KVM's dirty log and the "
+                      "write log of the VMM's own writes (a parent made from an image); 0: by "
+                      "scanning the RAM's pagemap (level 1's parent is the booted sandbox)");
   sec.notes.push_back("overlay counts a page once per layer holding it; past a few layers they are "
                       "merged (topmost wins), so a page written at several levels then counts "
                       "once and the overlay can shrink from one level to the next");
@@ -187,6 +193,7 @@ ReportSection fork_chain(Sandbox& root, const ForkRunningOptions& o) {
   tab.columns = {{"level", "level", ""},
                  {"parent_written_mib", "written", "MiB"},
                  {"freeze_ms", "freeze", "ms"},
+                 {"freeze_logged", "logs", ""},
                  {"to_vcpus_ready_ms", "vCPUs ready", "ms"},
                  {"to_ready_ms", "agent ready", "ms"},
                  {"fork_call_ms", "fork() call", "ms"},
@@ -199,7 +206,7 @@ ReportSection fork_chain(Sandbox& root, const ForkRunningOptions& o) {
   for (unsigned k = 0; k < o.depth; ++k) {
     const Level& l = levels[k];
     tab.rows.push_back({static_cast<double>(k + 1), l.parent_written_mib, l.freeze_ms,
-                        l.to_vcpus_ready_ms, l.to_ready_ms, l.fork_call_ms, l.exec_ms,
+                        l.freeze_logged ? 1.0 : 0.0, l.to_vcpus_ready_ms, l.to_ready_ms, l.fork_call_ms, l.exec_ms,
                         l.child_private_mib, static_cast<double>(l.image.layers),
                         mib(l.image.overlay_bytes), l.teardown_ms});
     freeze.push_back(l.freeze_ms);

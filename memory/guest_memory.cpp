@@ -121,7 +121,8 @@ GuestMemory::GuestMemory(GuestMemory&& other) noexcept
       fd_(std::move(other.fd_)),
       image_(std::move(other.image_)),
       remap_failed_(std::exchange(other.remap_failed_, false)),
-      huge_advice_(std::exchange(other.huge_advice_, {})) {}
+      huge_advice_(std::exchange(other.huge_advice_, {})),
+      write_log_(std::move(other.write_log_)) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
   if (this != &other) {
@@ -133,6 +134,7 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
     image_ = std::move(other.image_);
     remap_failed_ = std::exchange(other.remap_failed_, false);
     huge_advice_ = std::exchange(other.huge_advice_, {});
+    write_log_ = std::move(other.write_log_);
   }
   return *this;
 }
@@ -147,6 +149,7 @@ void GuestMemory::release() noexcept {
   fd_.reset();  // after munmap; the mappings would keep the file alive anyway
   image_.reset();
   huge_advice_ = {};
+  write_log_.reset();
 }
 
 HugePageUsage GuestMemory::huge_page_usage() const {
@@ -158,59 +161,90 @@ HugePageUsage GuestMemory::huge_page_usage() const {
   return forkvm::huge_page_usage(ranges);
 }
 
-std::optional<std::span<uint8_t>> GuestMemory::try_slice(uint64_t gpa,
-                                                         uint64_t len) const noexcept {
-  for (const Region& r : regions_) {
+std::optional<GuestMemory::Located> GuestMemory::locate(uint64_t gpa, uint64_t len) const noexcept {
+  for (size_t i = 0; i < regions_.size(); ++i) {
+    const Region& r = regions_[i];
     // Written as subtractions so that no sum can overflow: gpa >= r.gpa, then
     // offset = gpa - r.gpa < r.size, then len <= r.size - offset.
     if (gpa < r.gpa) continue;
     const uint64_t offset = gpa - r.gpa;
     if (offset >= r.size && !(offset == r.size && len == 0)) continue;
     if (len > r.size - offset) return std::nullopt;
-    return std::span<uint8_t>(r.host + offset, len);
+    return Located{i, offset, r.host + offset};
   }
   return std::nullopt;
 }
 
+std::optional<std::span<const uint8_t>> GuestMemory::try_slice(uint64_t gpa,
+                                                               uint64_t len) const noexcept {
+  const auto at = locate(gpa, len);
+  if (!at) return std::nullopt;
+  return std::span<const uint8_t>(at->host, len);
+}
+
+std::optional<std::span<uint8_t>> GuestMemory::try_slice_for_write(uint64_t gpa,
+                                                                   uint64_t len) const noexcept {
+  const auto at = locate(gpa, len);
+  if (!at) return std::nullopt;
+  // Marked before the caller writes: a freeze() runs with every writer stopped, so it never
+  // sees the mark without the write.
+  if (write_log_) write_log_->mark(at->region, at->offset, len);
+  return std::span<uint8_t>(at->host, len);
+}
+
 namespace {
-// The host address of a 16-bit guest field that atomic_ref may use: in RAM and aligned (regions
-// are page-aligned on both sides, so an even gpa is an even host address; checked anyway).
-uint16_t* atomic_u16_at(const GuestMemory& mem, uint64_t gpa) noexcept {
-  const auto s = mem.try_slice(gpa, sizeof(uint16_t));
-  if (!s) return nullptr;
-  if (reinterpret_cast<uintptr_t>(s->data()) % std::atomic_ref<uint16_t>::required_alignment)
-    return nullptr;
-  return reinterpret_cast<uint16_t*>(s->data());
+// Whether `p` may be used by atomic_ref<uint16_t> (regions are page-aligned on both sides, so an
+// even gpa is an even host address; checked anyway).
+bool u16_aligned(const uint8_t* p) noexcept {
+  return reinterpret_cast<uintptr_t>(p) % std::atomic_ref<uint16_t>::required_alignment == 0;
 }
 }  // namespace
 
 std::optional<uint16_t> GuestMemory::load_u16(uint64_t gpa, std::memory_order order) const noexcept {
-  uint16_t* p = atomic_u16_at(*this, gpa);
-  if (!p) return std::nullopt;
-  return std::atomic_ref<uint16_t>(*p).load(order);
+  const auto at = locate(gpa, sizeof(uint16_t));
+  if (!at || !u16_aligned(at->host)) return std::nullopt;
+  return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(at->host)).load(order);
 }
 
 bool GuestMemory::store_u16(uint64_t gpa, uint16_t value, std::memory_order order) const noexcept {
-  uint16_t* p = atomic_u16_at(*this, gpa);
-  if (!p) return false;
-  std::atomic_ref<uint16_t>(*p).store(value, order);
+  const auto at = locate(gpa, sizeof(uint16_t));
+  if (!at || !u16_aligned(at->host)) return false;
+  if (write_log_) write_log_->mark(at->region, at->offset, sizeof(uint16_t));
+  std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(at->host)).store(value, order);
   return true;
 }
 
-std::span<uint8_t> GuestMemory::slice(uint64_t gpa, uint64_t len) const {
-  if (auto s = try_slice(gpa, len)) return *s;
+namespace {
+[[noreturn]] void throw_outside(uint64_t gpa, uint64_t len) {
   throw GuestMemoryError("guest memory access [" + hex(gpa) + ", +" + hex(len) +
                          ") is outside guest RAM");
 }
+}  // namespace
+
+std::span<const uint8_t> GuestMemory::slice(uint64_t gpa, uint64_t len) const {
+  if (auto s = try_slice(gpa, len)) return *s;
+  throw_outside(gpa, len);
+}
+
+std::span<uint8_t> GuestMemory::slice_for_write(uint64_t gpa, uint64_t len) const {
+  if (auto s = try_slice_for_write(gpa, len)) return *s;
+  throw_outside(gpa, len);
+}
 
 void GuestMemory::write(uint64_t gpa, std::span<const uint8_t> data) const {
-  auto dst = slice(gpa, data.size());
+  auto dst = slice_for_write(gpa, data.size());
   if (!data.empty()) std::memcpy(dst.data(), data.data(), data.size());
 }
 
 void GuestMemory::read(uint64_t gpa, std::span<uint8_t> out) const {
   auto src = slice(gpa, out.size());
   if (!out.empty()) std::memcpy(out.data(), src.data(), out.size());
+}
+
+void GuestMemory::start_write_log() {
+  std::vector<uint64_t> sizes;
+  for (const Region& r : regions_) sizes.push_back(r.size);
+  write_log_ = std::make_unique<WriteLog>(sizes);
 }
 
 }  // namespace forkvm

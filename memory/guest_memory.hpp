@@ -16,6 +16,7 @@
 #include "base/fd.hpp"
 #include "memory/huge_pages.hpp"
 #include "memory/memory_image.hpp"
+#include "memory/written_pages.hpp"
 
 namespace forkvm {
 
@@ -113,14 +114,20 @@ class GuestMemory {
   /// (vCPUs paused, devices quiesced); KVM's memory slots keep pointing at the same addresses
   /// and KVM drops its old translations through its MMU notifier. By backing:
   /// - kSharedFile: the memfd itself becomes the image's base; nothing is copied;
-  /// - kPrivateFile: the pages written since this RAM was mapped (private_extents()) go into
-  ///   one new layer over the current image (MemoryImage::with_layer); only those are copied;
+  /// - kPrivateFile: the pages written since this RAM was mapped or last frozen go into one new
+  ///   layer over the current image (MemoryImage::with_layer); only those are copied. With
+  ///   `guest_written` (the guest's writes from KVM's dirty log, one bitmap per region) and the
+  ///   write log on, they are those pages plus the log's: found in time that follows the pages
+  ///   written. Otherwise private_extents(), a pagemap scan of the RAM touched;
   /// - kAnonymous: the image is a new all-zero (sparse) memfd base plus one layer holding the
   ///   pages ever touched; only those are copied.
   /// Afterwards the backing is kPrivateFile. Throws GuestMemoryError when the host refuses: the
   /// RAM is then unchanged, unless re-mapping itself failed part way (remap_failed() is then
   /// true and the VM must be stopped).
-  std::shared_ptr<const MemoryImage> freeze();
+  std::shared_ptr<const MemoryImage> freeze(const PageBitmaps* guest_written = nullptr);
+  /// Whether the last successful freeze() found the written pages in the logs (guest_written
+  /// and the write log) rather than by a pagemap scan or not at all.
+  bool last_freeze_logged() const noexcept { return last_freeze_logged_; }
   /// A freeze() failed while re-mapping: parts of this RAM may be unmapped.
   bool remap_failed() const noexcept { return remap_failed_; }
 
@@ -196,11 +203,15 @@ class GuestMemory {
   /// pages this VM has written since: read guest RAM through slice()/read() instead.
   int backing_fd() const noexcept { return image_ ? image_->base_fd() : fd_.get(); }
 
-  /// Host view of [gpa, gpa + len), which must lie inside one region; nullopt otherwise.
-  /// Never throws: this is the form for the exit/device hot path.
-  std::optional<std::span<uint8_t>> try_slice(uint64_t gpa, uint64_t len) const noexcept;
+  /// Host view of [gpa, gpa + len) for reading, which must lie inside one region; nullopt
+  /// otherwise. Never throws: this is the form for the exit/device hot path.
+  std::optional<std::span<const uint8_t>> try_slice(uint64_t gpa, uint64_t len) const noexcept;
   /// As try_slice, but throws GuestMemoryError naming the range.
-  std::span<uint8_t> slice(uint64_t gpa, uint64_t len) const;
+  std::span<const uint8_t> slice(uint64_t gpa, uint64_t len) const;
+  /// The same views for writing: the only way host code writes guest RAM, so that the write
+  /// log (start_write_log()) sees every page it writes.
+  std::optional<std::span<uint8_t>> try_slice_for_write(uint64_t gpa, uint64_t len) const noexcept;
+  std::span<uint8_t> slice_for_write(uint64_t gpa, uint64_t len) const;
 
   /// Copies `data` to guest memory at `gpa` (throws GuestMemoryError when out of range).
   void write(uint64_t gpa, std::span<const uint8_t> data) const;
@@ -229,8 +240,17 @@ class GuestMemory {
   template <typename T>
   void write_obj(uint64_t gpa, const T& value) const {
     static_assert(std::is_trivially_copyable_v<T>);
-    std::memcpy(slice(gpa, sizeof(T)).data(), &value, sizeof(T));
+    std::memcpy(slice_for_write(gpa, sizeof(T)).data(), &value, sizeof(T));
   }
+
+  /// From now on, records every page host code writes (write(), write_obj(), store_u16(), the
+  /// *_for_write views) in a write log (memory/written_pages.hpp), which freeze(guest_written)
+  /// adds to the guest's own writes. For RAM mapped from an image, whose KVM memory slots log
+  /// the guest's writes (Vm::prepare). Not thread-safe against the accessors: call before any
+  /// device runs.
+  void start_write_log();
+  /// Whether start_write_log() was called.
+  bool write_logged() const noexcept { return write_log_ != nullptr; }
 
  private:
   GuestMemory(std::vector<Region> regions, uint64_t total);
@@ -239,6 +259,18 @@ class GuestMemory {
   static GuestMemory map_regions(uint64_t size,
                                  const std::function<uint8_t*(uint64_t, uint64_t)>& map);
   void release() noexcept;
+  /// Where [gpa, gpa + len) lies: its region, the offset in it and the host address.
+  struct Located {
+    size_t region;
+    uint64_t offset;
+    uint8_t* host;
+  };
+  std::optional<Located> locate(uint64_t gpa, uint64_t len) const noexcept;
+  /// For freeze() with the logs: the pages `guest_written` or the write log name (the log is
+  /// taken into `host_written`), checked against a pagemap scan when FORKVM_CHECK_WRITE_LOG=1
+  /// (guest_memory_written.cpp).
+  std::vector<MemoryImage::Extent> written_since_freeze(const PageBitmaps& guest_written,
+                                                        PageBitmaps& host_written) const;
 
   std::vector<Region> regions_;
   uint64_t total_ = 0;
@@ -249,6 +281,9 @@ class GuestMemory {
   std::shared_ptr<const MemoryImage> image_;
   bool remap_failed_ = false;
   HugePageAdvice huge_advice_;
+  /// Pages host code wrote since the last freeze (start_write_log()); null when not logged.
+  std::unique_ptr<WriteLog> write_log_;
+  bool last_freeze_logged_ = false;
 };
 
 }  // namespace forkvm

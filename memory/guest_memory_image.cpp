@@ -233,7 +233,7 @@ GuestMemory::Usage GuestMemory::usage() const {
   return u;
 }
 
-std::shared_ptr<const MemoryImage> GuestMemory::freeze() {
+std::shared_ptr<const MemoryImage> GuestMemory::freeze(const PageBitmaps* guest_written) {
   // Reads this RAM at memory-file offsets (an extent may cross from one region to the next:
   // they are back to back in the file layout).
   const MemoryImage::ReadFn read_view = [this](uint64_t offset, uint8_t* dst, uint64_t len) {
@@ -255,6 +255,7 @@ std::shared_ptr<const MemoryImage> GuestMemory::freeze() {
 
   std::shared_ptr<const MemoryImage> next;
   bool only_new_layer = false;  // re-map just the new layer's extents
+  bool logged = false;          // the written pages came from the logs
   switch (backing_) {
     case Backing::kSharedFile:
       // Nothing to copy: the memfd holds every page. Once re-mapped below nobody maps it
@@ -262,13 +263,30 @@ std::shared_ptr<const MemoryImage> GuestMemory::freeze() {
       next = MemoryImage::from_file(fd_.get(), total_);
       break;
     case Backing::kPrivateFile: {
-      next = image_->with_layer(private_extents(), read_view);
+      // The pages written since this RAM was mapped or last frozen: from the logs when both
+      // writers kept one, else from a pagemap scan.
+      logged = guest_written != nullptr && write_log_ != nullptr;
+      PageBitmaps host_written;
+      try {
+        next = image_->with_layer(
+            logged ? written_since_freeze(*guest_written, host_written) : private_extents(),
+            read_view);
+      } catch (...) {
+        // Nothing changed but the logs, which were taken: KVM's dirty log is cleared by reading
+        // it, so its pages go into the write log with the log's own, for the next freeze.
+        if (logged) {
+          write_log_->restore(*guest_written);
+          write_log_->restore(host_written);
+        }
+        throw;
+      }
       const auto& old_layers = image_->layers();
       const auto& new_layers = next->layers();
       only_new_layer = new_layers.size() == old_layers.size() + 1 &&
                        std::equal(old_layers.begin(), old_layers.end(), new_layers.begin());
       if (new_layers == old_layers) {  // nothing was written: the image is unchanged
         image_ = next;
+        last_freeze_logged_ = logged;
         return next;
       }
       break;
@@ -305,6 +323,7 @@ std::shared_ptr<const MemoryImage> GuestMemory::freeze() {
   }
   backing_ = Backing::kPrivateFile;
   image_ = next;
+  last_freeze_logged_ = logged;
   if (fd_) {
     // The memfd is now an image's base: immutable from here on, and the kernel enforces it.
     // F_SEAL_WRITE refuses (EBUSY) while any shared mapping of it is left, so it also proves

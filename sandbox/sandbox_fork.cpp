@@ -33,6 +33,7 @@ std::unique_ptr<Sandbox> Sandbox::fork(const ForkConfig& config, std::stop_token
   std::lock_guard once(impl_->shutdown_mutex);
   std::shared_ptr<const VmImage> image = impl_->freeze();
   const auto frozen = Clock::now();
+  const bool logged = image->written_pages_logged();
   TemplateOptions options;
   options.runtime_dir = impl_->config.runtime_dir;
   options.kvm_device = impl_->config.vm.kvm_device;
@@ -42,6 +43,7 @@ std::unique_ptr<Sandbox> Sandbox::fork(const ForkConfig& config, std::stop_token
       Template::from_image(std::move(image), options)->fork(config, std::move(stop));
   ForkTimings& t = child->impl_->fork_timings;
   t.freeze = frozen - t0;
+  t.freeze_logged = logged;
   t.to_vcpus_ready += t.freeze;
   t.to_ready += t.freeze;
   return child;

@@ -35,8 +35,10 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-second_deadlock_stack=1}
 # The unit tests whose code under test runs threads; the others are single-threaded parsers
 # and state machines, for which TSan has nothing to check (ASan+UBSan covers them). The vCPU
 # kick and the vCPU threads need /dev/kvm: they run in the kvm and e2e tiers, not here.
+# unit_memory: device workers mark the write log concurrently (written_pages_test).
 TSAN_TESTS=(unit_sandbox unit_vsock unit_virtio unit_block unit_virtio_net unit_egress_proxy
-            unit_egress_offline unit_port_relay unit_agent unit_devices_legacy unit_vmm_core)
+            unit_egress_offline unit_port_relay unit_agent unit_devices_legacy unit_vmm_core
+            unit_memory)
 
 timed() {
   local what=$1 t0=$SECONDS

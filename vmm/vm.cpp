@@ -136,8 +136,15 @@ void Vm::Impl::build_shell_machine() {
   vm.emplace(kvm->system.create_vm());
   vm->set_tss_addr(layout::kKvmTssStart);
   lap(phases.create_vm);
+  // A shell's RAM (reserved, for an image) is logged: KVM records the pages the guest writes,
+  // so that a freeze of the VM copies them without scanning its RAM (Vm::freeze). Set here,
+  // with the slot: changing a slot's flags later waits for an SRCU grace period. A booted VM's
+  // is not: its first freeze copies nothing (the memfd is the image), and dirty logging would
+  // keep KVM from mapping its huge pages.
+  dirty_logged = memory.backing() == GuestMemory::Backing::kReserved;
+  const uint32_t flags = dirty_logged ? KVM_MEM_LOG_DIRTY_PAGES : 0;
   uint32_t slot = 0;
-  for (const auto& r : memory.regions()) vm->set_user_memory_region(slot++, r.gpa, r.size, r.host);
+  for (const auto& r : memory.regions()) vm->set_user_memory_region(slot++, r.gpa, r.size, r.host, flags);
   lap(phases.memory);
   vm->create_irqchip();
   vm->create_pit2();

@@ -21,6 +21,8 @@ struct VmImage::Impl {
   /// opens a child of each (a duplicate descriptor of a read-only image, a fresh overlay over
   /// a copy-on-write disk's layers), never a copy.
   std::vector<std::shared_ptr<const FrozenDisk>> disks;
+  /// The freeze found the written pages in the logs (VmImage::written_pages_logged()).
+  bool written_pages_logged = false;
 };
 
 }  // namespace forkvm

@@ -124,6 +124,10 @@ struct Vm::Impl {
   /// (LAPICs, TSCs, events, IOAPIC, PIT, kvmclock), the legacy devices; then the virtio
   /// interrupt lines are released (devices/SNAPSHOT.md "Restore order").
   void restore_live(const MachineComponents& components);
+  /// The pages the guest wrote since the RAM was mapped or last frozen, one bitmap per memory
+  /// slot, from KVM's dirty log (which reading clears); null when the slots are not logged
+  /// (freeze then scans pagemap). With the vCPUs paused.
+  std::unique_ptr<PageBitmaps> guest_written();
   /// Throws SnapshotError ("<what>: ...") when the VM has disks (not yet snapshotted).
   /// The machine as a snapshot records it; with `digests`, each disk's SHA-256 too (a snapshot
   /// directory needs them; a frozen image holds the files open instead).
@@ -155,6 +159,10 @@ struct Vm::Impl {
   /// The process-wide KVM device (opened once; its CPUID and MSR lists read once).
   std::shared_ptr<const KvmHost> kvm;
   std::optional<VmFd> vm;
+  /// The memory slots log the guest's writes (KVM_MEM_LOG_DIRTY_PAGES; build_shell_machine()),
+  /// and guest memory logs the host's (GuestMemory::start_write_log(), Vm::prepare()). Cleared
+  /// when KVM_GET_DIRTY_LOG fails: the VM's freezes then scan pagemap.
+  bool dirty_logged = false;
   Bus pio{"pio", 0xff};
   Bus mmio{"mmio", 0};
   ConsoleTail tail{16 * 1024};

@@ -22,6 +22,7 @@
 // agent connect + identity.
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -101,6 +102,7 @@ bool VmImage::has_net() const noexcept { return impl_->machine.net; }
 bool VmImage::has_secrets() const noexcept { return impl_->machine.secrets; }
 size_t VmImage::memory_layers() const noexcept { return impl_->memory->layers().size(); }
 uint64_t VmImage::overlay_bytes() const noexcept { return impl_->memory->overlay_bytes(); }
+bool VmImage::written_pages_logged() const noexcept { return impl_->written_pages_logged; }
 
 std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify_memory,
                                              bool verify_disks) {
@@ -198,6 +200,25 @@ MachineComponents Vm::Impl::capture_components(
   }
   if (with_paused) with_paused(c);  // 5: guest memory, still paused
   return c;                         // 6: ResumeOnExit
+}
+
+std::unique_ptr<PageBitmaps> Vm::Impl::guest_written() {
+  if (!dirty_logged || !memory.write_logged()) return nullptr;
+  auto pages = std::make_unique<PageBitmaps>();
+  try {
+    uint32_t slot = 0;
+    for (const auto& r : memory.regions()) {
+      pages->emplace_back(bitmap_words(r.size));
+      vm->get_dirty_log(slot++, pages->back());
+    }
+  } catch (const KvmError& e) {
+    // The slots read so far lost their record with the read: from now on this VM's freezes
+    // scan pagemap, which finds every page written since the RAM was mapped or last frozen.
+    std::fprintf(stderr, "forkvm: %s; freezes of this VM scan its RAM instead\n", e.what());
+    dirty_logged = false;
+    return nullptr;
+  }
+  return pages;
 }
 
 void Vm::Impl::restore_virtio(const MachineComponents& c) {
@@ -352,7 +373,8 @@ std::shared_ptr<const VmImage> Vm::freeze(const CaptureOptions& options) {
     // seals its overlay as a layer and goes on writing a new one, as the memory below does.
     image->disks = impl_->freeze_disks();
     try {
-      image->memory = impl_->memory.freeze();
+      image->memory = impl_->memory.freeze(impl_->guest_written().get());
+      image->written_pages_logged = impl_->memory.last_freeze_logged();
     } catch (const GuestMemoryError& e) {
       // A failure while re-mapping leaves this VM's RAM unusable: stop it rather than resume
       // it. Any other failure left the RAM as it was, and the VM resumes.
@@ -425,6 +447,8 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
   impl->secrets_in_memory = m.secrets;  // its memory is the image's
   const auto m0 = Clock::now();
   impl->memory.map_image_over(img.memory);  // the slots already point at these addresses
+  // Host code's writes logged from the start, before any device runs (Vm::freeze).
+  if (impl->dirty_logged) impl->memory.start_write_log();
   const auto d0 = Clock::now();
   impl->phases.memory += d0 - m0;
   // A bad socket path, disk or TAP fails here; the shell is destroyed with the Impl.

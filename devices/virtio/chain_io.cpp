@@ -19,18 +19,23 @@ size_t SegmentCursor::copy(uint8_t* host, size_t len, bool to_guest) noexcept {
   while (done < len && index_ < segments_.size()) {
     const ChainSegment& seg = segments_[index_];
     const size_t chunk = std::min<size_t>(len - done, seg.len - offset_);
-    // Re-checked on every access (cheap), though walk() already validated the segment.
-    const auto view = mem_->try_slice(seg.gpa + offset_, chunk);
-    if (!view) {
+    // Re-checked on every access (cheap), though walk() already validated the segment. A
+    // write goes through the writing view, which the write log sees (GuestMemory).
+    bool ok = false;
+    if (to_guest) {
+      if (const auto view = mem_->try_slice_for_write(seg.gpa + offset_, chunk)) {
+        std::memcpy(view->data(), host + done, chunk);
+        ok = true;
+      }
+    } else if (const auto view = mem_->try_slice(seg.gpa + offset_, chunk)) {
+      std::memcpy(host + done, view->data(), chunk);
+      ok = true;
+    }
+    if (!ok) {
       // Cannot happen for a validated chain; end the stream rather than touch bad memory.
       available_ = 0;
       index_ = segments_.size();
       break;
-    }
-    if (to_guest) {
-      std::memcpy(view->data(), host + done, chunk);
-    } else {
-      std::memcpy(host + done, view->data(), chunk);
     }
     done += chunk;
     offset_ += chunk;

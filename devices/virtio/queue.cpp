@@ -24,7 +24,7 @@ bool read_u16(const GuestMemory& mem, uint64_t gpa, uint16_t& out) noexcept {
 }
 
 bool write_bytes(const GuestMemory& mem, uint64_t gpa, const void* data, size_t len) noexcept {
-  const auto s = mem.try_slice(gpa, len);
+  const auto s = mem.try_slice_for_write(gpa, len);
   if (!s) return false;
   std::memcpy(s->data(), data, len);
   return true;

@@ -87,6 +87,10 @@ struct ForkConfig {
 struct ForkTimings {
   /// Sandbox::fork() only: pausing the parent, capturing it and freezing its memory.
   std::chrono::nanoseconds freeze{};
+  /// Sandbox::fork() only: the freeze found the pages the parent wrote in KVM's dirty log and
+  /// the VMM's write log instead of scanning its RAM (VmImage::written_pages_logged(): a parent
+  /// that was itself forked or restored).
+  bool freeze_logged = false;
   /// Building the child VM, phase by phase (the prepare phases are zero for a pooled VM: they
   /// happened ahead of time).
   VmBuildPhases vm;

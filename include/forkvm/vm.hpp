@@ -433,6 +433,12 @@ class VmImage {
   size_t memory_layers() const noexcept;
   /// Bytes of guest RAM held by the overlay layers (copied pages; the base is never copied).
   uint64_t overlay_bytes() const noexcept;
+  /// Whether the freeze that made this image found the pages its VM had written in logs (KVM's
+  /// dirty log of the guest's writes, the VMM's write log of its devices' writes), in time that
+  /// follows the pages written: true for a VM made from an image. False when it scanned the
+  /// VM's RAM (/proc/self/pagemap: a booted VM after its first freeze, or a KVM that refused
+  /// its dirty log), copied nothing (a booted VM's first freeze), or for a snapshot directory.
+  bool written_pages_logged() const noexcept;
   /// A hash of every 4 KiB page of the image's RAM as a child sees it (base with overlays), in
   /// guest-physical order. An image never changes after it was made, so two calls must agree
   /// (changed_pages()); tools use it to prove that (forkvm-bench fork-stress). Reads all of the

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "forkvm/vm.hpp"
+#include "tests/support/check_write_log.hpp"
 
 namespace forkvm::e2e {
 

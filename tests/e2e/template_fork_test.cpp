@@ -79,7 +79,8 @@ std::string describe(const ForkTimings& t) {
     << ", vcpus " << ms(t.vm.vcpus) << ", state ahead " << ms(t.vm.state_ahead) << ", state "
     << ms(t.vm.state) << ", activate " << ms(t.vm.activate) << ", start "
     << ms(t.vm.start) << "), pooled " << t.pooled << ", from_shell " << t.vm.from_shell << ", to_vcpus_ready "
-    << ms(t.to_vcpus_ready) << " ms, to_ready " << ms(t.to_ready) << " ms";
+    << ms(t.to_vcpus_ready) << " ms, to_ready " << ms(t.to_ready) << " ms, freeze_logged "
+    << t.freeze_logged;
   return o.str();
 }
 
@@ -338,6 +339,8 @@ TEST(E2eTemplateFork, ForkChainSixDeep) {
   chain.push_back(parent.fork(fork_config("level-1")));
   ASSERT_EQ(chain.back()->state(), SandboxState::kReady) << chain.back()->console_tail();
   expect_plausible(chain.back()->fork_timings(), true);
+  EXPECT_FALSE(chain.back()->fork_timings().freeze_logged)
+      << "a booted parent's memory slots keep no dirty log";
   ASSERT_EQ(parent.state(), SandboxState::kReady) << parent.console_tail();
 
   for (int k = 1; k <= kDepth; ++k) {
@@ -351,6 +354,9 @@ TEST(E2eTemplateFork, ForkChainSixDeep) {
     ASSERT_EQ(child->state(), SandboxState::kReady) << child->console_tail();
     step("  " + describe(child->fork_timings()));
     expect_plausible(child->fork_timings(), true);
+    // Its pages found in KVM's dirty log and the write log (checked against a pagemap scan:
+    // tests/support/check_write_log.hpp), not by scanning its RAM.
+    EXPECT_TRUE(child->fork_timings().freeze_logged) << "a forked parent's freeze scanned its RAM";
     // The forked sandbox keeps serving; what it writes now is its own.
     ASSERT_EQ(s.state(), SandboxState::kReady) << s.console_tail();
     sh(s, "echo after > /tmp/after-" + n);

@@ -75,7 +75,7 @@ inline QueueInput read_queue_input(ByteReader& in, const GuestMemory& mem) {
   q.desc = in.u64();
   q.avail = in.u64();
   q.used = in.u64();
-  const auto ram = mem.slice(0, kGuestRamBytes);
+  const auto ram = mem.slice_for_write(0, kGuestRamBytes);
   const auto image = in.bytes(kGuestRamBytes);
   std::memcpy(ram.data(), image.data(), image.size());
   std::memset(ram.data() + image.size(), 0, ram.size() - image.size());

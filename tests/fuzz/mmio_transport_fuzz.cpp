@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const GuestMemory mem = GuestMemory::create_anonymous(fuzz::kGuestRamBytes);
   static Image image;
   fuzz::ByteReader in(data, size);
-  const auto ram = mem.slice(0, fuzz::kGuestRamBytes);
+  const auto ram = mem.slice_for_write(0, fuzz::kGuestRamBytes);
   const auto bytes = in.bytes(in.u16());
   std::memcpy(ram.data(), bytes.data(), bytes.size());
   std::memset(ram.data() + bytes.size(), 0, ram.size() - bytes.size());

@@ -15,6 +15,13 @@ void VmFd::set_tss_addr(uint64_t addr) const {
   }
 }
 
+void VmFd::get_dirty_log(uint32_t slot, std::span<uint64_t> bitmap) const {
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bitmap.data();
+  if (ioctl(fd_.get(), KVM_GET_DIRTY_LOG, &log) < 0) throw KvmError("KVM_GET_DIRTY_LOG", errno);
+}
+
 void VmFd::set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host,
                                   uint32_t flags) const {
   kvm_userspace_memory_region region{};

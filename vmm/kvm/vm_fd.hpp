@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "base/fd.hpp"
 
@@ -22,6 +23,11 @@ class VmFd {
   /// KVM_SET_USER_MEMORY_REGION: maps `size` bytes at host `host` to guest `gpa` in `slot`.
   void set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host,
                               uint32_t flags = 0) const;
+  /// KVM_GET_DIRTY_LOG: the pages of `slot` (registered with KVM_MEM_LOG_DIRTY_PAGES) the guest
+  /// or KVM wrote since the slot was registered or last asked, one bit per page into `bitmap`
+  /// (at least one bit per page of the slot, rounded up to 64), which KVM then clears and
+  /// write-protects again. Throws KvmError.
+  void get_dirty_log(uint32_t slot, std::span<uint64_t> bitmap) const;
   /// KVM_CREATE_IRQCHIP: in-kernel PIC pair, IOAPIC and per-vCPU LAPICs. Must precede vCPUs.
   void create_irqchip() const;
   /// KVM_CREATE_PIT2 with KVM_PIT_SPEAKER_DUMMY so port 0x61 never exits to userspace.

@@ -91,7 +91,7 @@ TEST(GuestMemoryHugePages, MemfdWithHugePagesWorksWhateverTheHostGives) {
   EXPECT_TRUE(a.asked);
   // Accepted, or refused with a reason: never a throw, never silent.
   EXPECT_TRUE(a.accepted || !a.error.empty());
-  std::memset(mem.slice(0, kHugeRamSize).data(), 0x5a, kHugeRamSize);  // every page, as a guest would
+  std::memset(mem.slice_for_write(0, kHugeRamSize).data(), 0x5a, kHugeRamSize);  // every page, as a guest would
   EXPECT_EQ(mem.read_obj<uint8_t>(kHugeRamSize - 1), 0x5a);
   const HugePageUsage u = mem.huge_page_usage();
   EXPECT_EQ(u.rss_bytes, kHugeRamSize);  // all touched, all counted (smaps over exactly this RAM)

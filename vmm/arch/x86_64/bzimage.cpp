@@ -107,7 +107,7 @@ LoadedKernel load_bzimage(const GuestMemory& mem, const ImageFile& file) {
                                       hex(low_end));
   }
 
-  file.read_exact(setup_bytes, mem.slice(load_addr, payload));
+  file.read_exact(setup_bytes, mem.slice_for_write(load_addr, payload));
   hdr.code32_start = static_cast<uint32_t>(load_addr);
 
   LoadedKernel k;

@@ -104,7 +104,7 @@ LoadedKernel load_elf_kernel(const GuestMemory& mem, const ImageFile& file) {
   k.entry = physical_entry(file, eh, loads);  // before copying: no partial load on error
   k.start = std::numeric_limits<uint64_t>::max();
   for (const Elf64_Phdr& ph : loads) {
-    const std::span<uint8_t> dst = mem.slice(ph.p_paddr, ph.p_memsz);
+    const std::span<uint8_t> dst = mem.slice_for_write(ph.p_paddr, ph.p_memsz);
     file.read_exact(ph.p_offset, dst.first(ph.p_filesz));
     std::fill(dst.begin() + static_cast<std::ptrdiff_t>(ph.p_filesz), dst.end(), uint8_t{0});
     k.start = std::min(k.start, ph.p_paddr);

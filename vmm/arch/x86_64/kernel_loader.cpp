@@ -63,7 +63,7 @@ LoadedInitrd load_initrd(const GuestMemory& mem, const std::string& path,
                                " (end of low RAM or the kernel's initrd_addr_max)");
   }
   const uint64_t gpa = (top - size) & ~(layout::kPageSize - 1);
-  file.read_exact(0, mem.slice(gpa, size));
+  file.read_exact(0, mem.slice_for_write(gpa, size));
   return LoadedInitrd{gpa, size};
 }
 
@@ -77,7 +77,7 @@ uint32_t write_cmdline(const GuestMemory& mem, std::string_view cmdline,
                       " bytes; this kernel accepts at most " +
                       std::to_string(kernel.cmdline_max()));
   }
-  const std::span<uint8_t> dst = mem.slice(layout::kCmdlineStart, cmdline.size() + 1);
+  const std::span<uint8_t> dst = mem.slice_for_write(layout::kCmdlineStart, cmdline.size() + 1);
   std::memcpy(dst.data(), cmdline.data(), cmdline.size());
   dst[cmdline.size()] = 0;
   return static_cast<uint32_t>(cmdline.size() + 1);
