@@ -52,6 +52,12 @@ void set_page(const GuestMemory& mem, uint64_t page, uint8_t value) {
   std::memset(dst.data(), value, kPage);
 }
 
+/// Sets page `page` to `value` behind the write log, as the guest (through KVM) or a writer that
+/// bypassed the writing views would.
+void set_page_unlogged(const GuestMemory& mem, uint64_t page, uint8_t value) {
+  std::memset(const_cast<uint8_t*>(mem.slice(page * kPage, kPage).data()), value, kPage);
+}
+
 bool page_holds(const GuestMemory& mem, uint64_t page, uint8_t value) {
   const auto src = mem.slice(page * kPage, kPage);
   return std::all_of(src.begin(), src.end(), [value](uint8_t b) { return b == value; });
@@ -62,6 +68,13 @@ std::shared_ptr<const MemoryImage> filled_image() {
   GuestMemory mem = GuestMemory::create_memfd(kRam);
   std::memset(mem.slice_for_write(0, kRam).data(), 0x11, kRam);
   return mem.freeze();
+}
+
+/// Freezes `mem` with a dirty log naming `guest_pages` (the guest's writes) and maps the image
+/// as a child would.
+GuestMemory freeze_into_child(GuestMemory& mem, const std::vector<uint64_t>& guest_pages = {}) {
+  const PageBitmaps guest = bitmap_with(guest_pages);
+  return GuestMemory::map_image(mem.freeze(&guest));
 }
 
 /// Sets FORKVM_CHECK_WRITE_LOG for one scope.
@@ -151,8 +164,8 @@ TEST(GuestMemoryWriteLog, FreezeCopiesTheGuestsAndTheHostsPagesOnly) {
   GuestMemory mem = GuestMemory::map_image(filled_image());
   mem.start_write_log();
   set_page(mem, 10, 0x22);                           // host code: logged
-  std::memset(const_cast<uint8_t*>(mem.slice(500 * kPage, kPage).data()), 0x33, kPage);  // "guest"
-  std::memset(const_cast<uint8_t*>(mem.slice(1500 * kPage, kPage).data()), 0x44, kPage);  // unlogged
+  set_page_unlogged(mem, 500, 0x33);  // "guest"
+  set_page_unlogged(mem, 1500, 0x44);  // unlogged
   const PageBitmaps guest = bitmap_with({500});  // what KVM's dirty log would say
   const auto image = mem.freeze(&guest);
 
@@ -166,10 +179,8 @@ TEST(GuestMemoryWriteLog, FreezeCopiesTheGuestsAndTheHostsPagesOnly) {
 
   // Logs start again empty: the next freeze copies only what is written after this one.
   set_page(mem, 20, 0x55);
-  const PageBitmaps none = bitmap_with({});
-  const auto second = mem.freeze(&none);
-  EXPECT_EQ(second->layers().size(), image->layers().size() + 1);
-  const GuestMemory grandchild = GuestMemory::map_image(second);
+  const GuestMemory grandchild = freeze_into_child(mem);
+  EXPECT_EQ(mem.image()->layers().size(), image->layers().size() + 1);
   EXPECT_TRUE(page_holds(grandchild, 20, 0x55));
   EXPECT_TRUE(page_holds(grandchild, 10, 0x22));
 }
@@ -179,9 +190,9 @@ TEST(GuestMemoryWriteLog, CheckFailsAFreezeThatWouldMissAWriteAndKeepsTheLogs) {
   mem.start_write_log();
   set_page(mem, 10, 0x22);
   // Written behind both logs (as a device writing through a read view would).
-  std::memset(const_cast<uint8_t*>(mem.slice(700 * kPage, kPage).data()), 0x66, kPage);
+  set_page_unlogged(mem, 700, 0x66);
   const PageBitmaps guest = bitmap_with({40});
-  std::memset(const_cast<uint8_t*>(mem.slice(40 * kPage, kPage).data()), 0x77, kPage);
+  set_page_unlogged(mem, 40, 0x77);
   {
     CheckWriteLog check;
     try {
@@ -193,9 +204,7 @@ TEST(GuestMemoryWriteLog, CheckFailsAFreezeThatWouldMissAWriteAndKeepsTheLogs) {
   }
   // Nothing was lost: the logged pages (the host's and the guest's, whose dirty log was read
   // already) go into the next freeze.
-  const PageBitmaps none = bitmap_with({});
-  const auto image = mem.freeze(&none);
-  const GuestMemory child = GuestMemory::map_image(image);
+  const GuestMemory child = freeze_into_child(mem);
   EXPECT_TRUE(page_holds(child, 10, 0x22));
   EXPECT_TRUE(page_holds(child, 40, 0x77));
 }
@@ -209,15 +218,13 @@ TEST(GuestMemoryWriteLog, CheckAcceptsPagesTakenAheadWithTheirContent) {
   (void)mem.prefault(ahead);
   set_page(mem, 3, 0x22);
   CheckWriteLog check;
-  const PageBitmaps none = bitmap_with({});
-  const auto image = mem.freeze(&none);
-  EXPECT_TRUE(page_holds(GuestMemory::map_image(image), 3, 0x22));
+  EXPECT_TRUE(page_holds(freeze_into_child(mem), 3, 0x22));
 }
 
 TEST(GuestMemoryWriteLog, WithoutGuestPagesFreezeScansAsBefore) {
   GuestMemory mem = GuestMemory::map_image(filled_image());
   mem.start_write_log();
-  std::memset(const_cast<uint8_t*>(mem.slice(1500 * kPage, kPage).data()), 0x44, kPage);
+  set_page_unlogged(mem, 1500, 0x44);
   const auto image = mem.freeze();  // no dirty log (a VM whose slots are not logged)
   EXPECT_TRUE(page_holds(GuestMemory::map_image(image), 1500, 0x44));
 }
