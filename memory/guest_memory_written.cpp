@@ -55,35 +55,27 @@ void read_image_page(const MemoryImage& image, uint64_t offset, uint8_t* out) {
 
 std::vector<Extent> GuestMemory::written_since_freeze(const PageBitmaps& guest_written,
                                                       PageBitmaps& host_written) const {
-  std::vector<uint64_t> offsets;
-  std::vector<uint64_t> sizes;
-  for (const Region& r : regions_) {
-    offsets.push_back(r.file_offset);
-    sizes.push_back(r.size);
-  }
+  std::vector<Extent> regions;  // each region's place in the memory file, as the logs index them
+  regions.reserve(regions_.size());
+  for (const Region& r : regions_) regions.push_back({r.file_offset, r.size});
   host_written = write_log_->take();
-  std::vector<Extent> written = written_extents(guest_written, host_written, offsets, sizes);
+  std::vector<Extent> written = written_extents(guest_written, host_written, regions);
   if (!check_requested() || !image_) return written;
 
   std::vector<uint8_t> page(layout::kPageSize);
-  for (const Extent& e : private_extents()) {
-    for (uint64_t o = e.offset; o < e.offset + e.length; o += layout::kPageSize) {
-      if (covers(written, o)) continue;
+  for_each_piece(private_extents(), [&](const ExtentPiece& p) {
+    for (uint64_t at = 0; at < p.length; at += layout::kPageSize) {
+      if (covers(written, p.file_offset + at)) continue;
       // Private but not logged: fine when the content is the image's (a page taken ahead by
       // MADV_POPULATE_WRITE, Vm::prefault_memory), a missed write otherwise.
-      const Region* region = nullptr;
-      for (const Region& r : regions_) {
-        if (o >= r.file_offset && o - r.file_offset < r.size) region = &r;
-      }
-      if (region == nullptr) continue;
-      read_image_page(*image_, o, page.data());
-      if (std::memcmp(page.data(), region->host + (o - region->file_offset), layout::kPageSize) != 0) {
-        throw GuestMemoryError("freeze: the page at guest-physical " +
-                               hex(region->gpa + (o - region->file_offset)) +
+      read_image_page(*image_, p.file_offset + at, page.data());
+      if (std::memcmp(page.data(), p.host + at, layout::kPageSize) != 0) {
+        throw GuestMemoryError("freeze: the page at guest-physical " + hex(p.gpa + at) +
                                " was written but neither KVM's dirty log nor the write log has it");
       }
     }
-  }
+    return true;
+  });
   return written;
 }
 

@@ -62,12 +62,11 @@ void WriteLog::restore(const PageBitmaps& pages) noexcept {
 }
 
 std::vector<MemoryImage::Extent> written_extents(const PageBitmaps& a, const PageBitmaps& b,
-                                                 const std::vector<uint64_t>& file_offsets,
-                                                 const std::vector<uint64_t>& region_bytes) {
+                                                 const std::vector<MemoryImage::Extent>& regions) {
   std::vector<MemoryImage::Extent> out;
-  for (size_t r = 0; r < region_bytes.size() && r < file_offsets.size(); ++r) {
-    const uint64_t pages = region_bytes[r] / layout::kPageSize;
-    const size_t words = bitmap_words(region_bytes[r]);
+  for (size_t r = 0; r < regions.size(); ++r) {
+    const uint64_t pages = regions[r].length / layout::kPageSize;
+    const size_t words = bitmap_words(regions[r].length);
     for (size_t w = 0; w < words; ++w) {
       uint64_t bits = 0;
       if (r < a.size() && w < a[r].size()) bits |= a[r][w];
@@ -76,7 +75,7 @@ std::vector<MemoryImage::Extent> written_extents(const PageBitmaps& a, const Pag
         const uint64_t page = uint64_t{w} * 64 + static_cast<uint64_t>(__builtin_ctzll(bits));
         bits &= bits - 1;
         if (page >= pages) break;  // bits past the region's end
-        const uint64_t offset = file_offsets[r] + page * layout::kPageSize;
+        const uint64_t offset = regions[r].offset + page * layout::kPageSize;
         if (!out.empty() && out.back().offset + out.back().length == offset) {
           out.back().length += layout::kPageSize;
         } else {

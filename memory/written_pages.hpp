@@ -50,10 +50,10 @@ class WriteLog {
 };
 
 /// The extents (memory-file layout, sorted, disjoint, merged when adjacent) of the pages set in
-/// `a` or `b` (either may be empty: no pages), for regions starting at `file_offsets` and
-/// `region_bytes` long. Bits past a region's end are ignored.
+/// `a` or `b` (either may be empty: no pages). `regions` places bitmap r: region r lies at
+/// memory-file offset regions[r].offset and is regions[r].length bytes long. Bits past a
+/// region's end are ignored.
 std::vector<MemoryImage::Extent> written_extents(const PageBitmaps& a, const PageBitmaps& b,
-                                                 const std::vector<uint64_t>& file_offsets,
-                                                 const std::vector<uint64_t>& region_bytes);
+                                                 const std::vector<MemoryImage::Extent>& regions);
 
 }  // namespace forkvm

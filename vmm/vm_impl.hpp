@@ -125,9 +125,9 @@ struct Vm::Impl {
   /// interrupt lines are released (devices/SNAPSHOT.md "Restore order").
   void restore_live(const MachineComponents& components);
   /// The pages the guest wrote since the RAM was mapped or last frozen, one bitmap per memory
-  /// slot, from KVM's dirty log (which reading clears); null when the slots are not logged
+  /// slot, from KVM's dirty log (which reading clears); none when the slots are not logged
   /// (freeze then scans pagemap). With the vCPUs paused.
-  std::unique_ptr<PageBitmaps> guest_written();
+  std::optional<PageBitmaps> guest_written();
   /// Throws SnapshotError ("<what>: ...") when the VM has disks (not yet snapshotted).
   /// The machine as a snapshot records it; with `digests`, each disk's SHA-256 too (a snapshot
   /// directory needs them; a frozen image holds the files open instead).

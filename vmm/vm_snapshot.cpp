@@ -202,21 +202,21 @@ MachineComponents Vm::Impl::capture_components(
   return c;                         // 6: ResumeOnExit
 }
 
-std::unique_ptr<PageBitmaps> Vm::Impl::guest_written() {
-  if (!dirty_logged || !memory.write_logged()) return nullptr;
-  auto pages = std::make_unique<PageBitmaps>();
+std::optional<PageBitmaps> Vm::Impl::guest_written() {
+  if (!dirty_logged || !memory.write_logged()) return std::nullopt;
+  PageBitmaps pages;
   try {
     uint32_t slot = 0;
     for (const auto& r : memory.regions()) {
-      pages->emplace_back(bitmap_words(r.size));
-      vm->get_dirty_log(slot++, pages->back());
+      pages.emplace_back(bitmap_words(r.size));
+      vm->get_dirty_log(slot++, pages.back());
     }
   } catch (const KvmError& e) {
     // The slots read so far lost their record with the read: from now on this VM's freezes
     // scan pagemap, which finds every page written since the RAM was mapped or last frozen.
     std::fprintf(stderr, "forkvm: %s; freezes of this VM scan its RAM instead\n", e.what());
     dirty_logged = false;
-    return nullptr;
+    return std::nullopt;
   }
   return pages;
 }
@@ -373,7 +373,8 @@ std::shared_ptr<const VmImage> Vm::freeze(const CaptureOptions& options) {
     // seals its overlay as a layer and goes on writing a new one, as the memory below does.
     image->disks = impl_->freeze_disks();
     try {
-      image->memory = impl_->memory.freeze(impl_->guest_written().get());
+      const std::optional<PageBitmaps> guest_written = impl_->guest_written();
+      image->memory = impl_->memory.freeze(guest_written ? &*guest_written : nullptr);
       image->written_pages_logged = impl_->memory.last_freeze_logged();
     } catch (const GuestMemoryError& e) {
       // A failure while re-mapping leaves this VM's RAM unusable: stop it rather than resume

@@ -108,12 +108,11 @@ TEST(WriteLog, RestoreGivesBackWhatATakeRemoved) {
 
 TEST(WrittenExtents, UnionOfBothLogsMergedAndPlacedByRegion) {
   // Two regions as around the MMIO hole: 3 pages at file offset 0, 130 pages after them.
-  const std::vector<uint64_t> offsets{0, 3 * kPage};
-  const std::vector<uint64_t> sizes{3 * kPage, 130 * kPage};
+  const std::vector<MemoryImage::Extent> regions{{0, 3 * kPage}, {3 * kPage, 130 * kPage}};
   PageBitmaps guest{{0b011}, {0, 0, 0}};
   PageBitmaps host{{0b100 | (uint64_t{1} << 9)}, {uint64_t{1} << 63, 1, 0b11}};
   // Region 0: pages 0-2 (bit 9 lies past its 3 pages: ignored). Region 1: 63, 64 | 128, 129.
-  const auto extents = written_extents(guest, host, offsets, sizes);
+  const auto extents = written_extents(guest, host, regions);
   ASSERT_EQ(extents.size(), 3u);
   EXPECT_EQ(extents[0].offset, 0u);
   EXPECT_EQ(extents[0].length, 3 * kPage);
@@ -121,7 +120,7 @@ TEST(WrittenExtents, UnionOfBothLogsMergedAndPlacedByRegion) {
   EXPECT_EQ(extents[1].length, 2 * kPage);
   EXPECT_EQ(extents[2].offset, (3 + 128) * kPage);
   EXPECT_EQ(extents[2].length, 2 * kPage);
-  EXPECT_TRUE(written_extents({}, {}, offsets, sizes).empty());
+  EXPECT_TRUE(written_extents({}, {}, regions).empty());
 }
 
 TEST(GuestMemoryWriteLog, EveryWritePathIsLoggedAndReadsAreNot) {
