@@ -71,6 +71,7 @@ std::unique_ptr<ExecProcess> start_exec(const std::shared_ptr<AgentClient::Impl>
   streams->callbacks = callbacks;
   streams->cap = options.max_output_bytes;
   const std::string what = shell.empty() ? argv.front() : "/bin/sh -c";
+  const auto requested_at = Clock::now();
   auto p = client->new_request(std::move(header), {}, what,
                                [streams](Pending& pd, proto::Frame& f) { on_exec_frame(*streams, pd, f); });
   // The agent answers "started" once the program runs, or an error if it could not, within
@@ -97,6 +98,7 @@ std::unique_ptr<ExecProcess> start_exec(const std::shared_ptr<AgentClient::Impl>
   impl->pending = p;
   impl->streams = streams;
   impl->guest_timeout = options.timeout;
+  impl->requested_at = requested_at;
   impl->started_at = Clock::now();
   impl->stdin_open = options.interactive_stdin;
   auto process = std::make_unique<ExecProcess>(impl);
@@ -172,6 +174,7 @@ std::optional<ExecResult> ExecProcess::Impl::wait_until(std::optional<Clock::tim
       ExecResult res;
       sandbox::parse_exit(h, res);
       res.pid = p.pid;
+      res.until_started = started_at - requested_at;
       res.stdout_truncated = res.stdout_truncated || streams->out_tally.truncated;
       res.stderr_truncated = res.stderr_truncated || streams->err_tally.truncated;
       res.stdout_data = std::move(streams->out);

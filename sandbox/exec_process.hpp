@@ -53,7 +53,8 @@ struct ExecProcess::Impl {
   std::shared_ptr<sandbox::ExecStreams> streams;
   bool stdin_open = false;  ///< interactive stdin not yet closed (guarded by mutex)
   std::optional<std::chrono::milliseconds> guest_timeout;
-  sandbox::Clock::time_point started_at;
+  sandbox::Clock::time_point requested_at;  ///< the request was sent
+  sandbox::Clock::time_point started_at;    ///< its "started" arrived
   std::mutex mutex;               ///< guards stdin_open, cancel_sent, outcome
   bool cancel_sent = false;
   std::optional<ExecResult> result;  ///< the outcome, once known (wait() may be repeated)

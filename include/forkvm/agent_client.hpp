@@ -75,6 +75,9 @@ struct ExecResult {
   bool cancelled = false;
   /// Run time measured in the guest.
   std::chrono::milliseconds duration{0};
+  /// Host clock, from sending the request to the agent's "started" (the guest has executed
+  /// the program): what getting the command going cost, apart from its run.
+  std::chrono::nanoseconds until_started{0};
   /// Output past max_output_bytes was dropped on that stream (by the guest, or by the host when
   /// the agent sent more than the cap).
   bool stdout_truncated = false;

@@ -325,6 +325,26 @@ TEST(HostileAgent, OutputBeforeStartedDoesNotPostponeTheStart) {
   EXPECT_LT(took, 3s);
 }
 
+TEST(HostileAgent, ExecSaysHowLongTheStartTookApartFromTheRun) {
+  // A slow agent, not a lying one: 150 ms to "started", 150 ms more to the exit.
+  HostileAgent agent([](const proto::Frame& req, HostileWire& w) {
+    if (type_of(req) != proto::msg::kExec) return answer_ok(req, w);
+    std::this_thread::sleep_for(150ms);
+    w.send({{"type", "started"}, {"id", id_of(req)}, {"pid", 42}});
+    std::this_thread::sleep_for(150ms);
+    w.send({{"type", "exit"}, {"id", id_of(req)}, {"exit_code", 0}, {"signal", nullptr},
+            {"timed_out", false}, {"cancelled", false}, {"duration_ms", 150},
+            {"stdout_truncated", false}, {"stderr_truncated", false}});
+  });
+  auto c = AgentClient::connect(test::client_options(agent.path()));
+  const auto t0 = std::chrono::steady_clock::now();
+  const ExecResult r = c->exec({"true"});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(r.ok());
+  EXPECT_GE(r.until_started, 150ms);
+  EXPECT_LE(r.until_started + 150ms, took) << "the run after \"started\" is not in it";
+}
+
 TEST(HostileAgent, AGuestConsoleTailIsPrintable) {
   const GuestError e("the VM stopped", "boot ok\r\n\x1b[31mred\x1b[0m\n\tbell\x07\n");
   EXPECT_EQ(e.console_tail(), "boot ok\n\\x1b[31mred\\x1b[0m\n\tbell\\x07\n");
