@@ -171,6 +171,10 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
                        summarize(s.first_exec_guest)});
     ex.rows.push_back({key + "_warm_exec_guest", "  warmed exec, spawn -> exit as the guest saw it",
                        "ms", summarize(s.warm_exec_guest)});
+    ex.rows.push_back({key + "_exec_start", "  first exec, request -> \"started\" (host)", "ms",
+                       summarize(s.first_exec_start)});
+    ex.rows.push_back({key + "_warm_exec_start", "  warmed exec, request -> \"started\" (host)", "ms",
+                       summarize(s.warm_exec_start)});
     if (!s.first_exec_faults.empty()) {
       ex.rows.push_back({key + "_exec_faults", "  first exec: KVM page faults (pf_taken)", "n",
                          summarize(s.first_exec_faults)});
@@ -180,6 +184,30 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
                          summarize(s.first_exec_exits)});
       ex.rows.push_back({key + "_warm_exec_exits", "  warmed exec: VM exits", "n",
                          summarize(s.warm_exec_exits)});
+      ex.rows.push_back({key + "_exec_halts", "    first exec: of them HLT (guest idle)", "n",
+                         summarize(s.first_exec_halts)});
+      ex.rows.push_back({key + "_warm_exec_halts", "    warmed exec: of them HLT", "n",
+                         summarize(s.warm_exec_halts)});
+      ex.rows.push_back({key + "_exec_mmio", "    first exec: of them MMIO (device registers)", "n",
+                         summarize(s.first_exec_mmio)});
+      ex.rows.push_back({key + "_warm_exec_mmio", "    warmed exec: of them MMIO", "n",
+                         summarize(s.warm_exec_mmio)});
+      ex.rows.push_back({key + "_exec_io", "    first exec: of them port I/O (serial console)", "n",
+                         summarize(s.first_exec_io)});
+      ex.rows.push_back({key + "_warm_exec_io", "    warmed exec: of them port I/O", "n",
+                         summarize(s.warm_exec_io)});
+      ex.rows.push_back({key + "_exec_irq_exits", "    first exec: of them host interrupts", "n",
+                         summarize(s.first_exec_irq_exits)});
+      ex.rows.push_back({key + "_warm_exec_irq_exits", "    warmed exec: of them host interrupts",
+                         "n", summarize(s.warm_exec_irq_exits)});
+      ex.rows.push_back({key + "_exec_emulations", "    first exec: instructions emulated", "n",
+                         summarize(s.first_exec_emulations)});
+      ex.rows.push_back({key + "_warm_exec_emulations", "    warmed exec: instructions emulated",
+                         "n", summarize(s.warm_exec_emulations)});
+      ex.rows.push_back({key + "_exec_injections", "  first exec: interrupts injected", "n",
+                         summarize(s.first_exec_injections)});
+      ex.rows.push_back({key + "_warm_exec_injections", "  warmed exec: interrupts injected", "n",
+                         summarize(s.warm_exec_injections)});
     }
     ex.rows.push_back({key + "_goal", "goal: vCPUs ready + 1.2 x warm exec", "ms",
                        summarize(s.exec_goal)});

@@ -76,6 +76,9 @@ KvmCounters counters_between(const KvmCounters& a, const KvmCounters& b, size_t 
   d.halt_exits = (b.halt_exits - a.halt_exits) / execs;
   d.mmio_exits = (b.mmio_exits - a.mmio_exits) / execs;
   d.io_exits = (b.io_exits - a.io_exits) / execs;
+  d.irq_exits = (b.irq_exits - a.irq_exits) / execs;
+  d.irq_injections = (b.irq_injections - a.irq_injections) / execs;
+  d.emulations = (b.emulations - a.emulations) / execs;
   return d;
 }
 
@@ -91,6 +94,7 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork)
   const ExecResult r = c.sandbox->exec(first_exec());
   c.exec_ms = ms_since(t1);
   c.first_exec_guest_ms = static_cast<double>(r.duration.count());
+  c.first_exec_start_ms = to_ms(r.until_started);
   c.to_exec_ms = ms_since(t0);
   const KvmCounters k1 = c.sandbox->kvm_counters();
   if (k0.available) c.first_exec_kvm = counters_between(k0, k1, 1);
@@ -110,18 +114,23 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork)
   c.second_exec_ms = ms_since(t2);
   std::array<double, 3> warm{};
   std::array<double, 3> warm_guest{};
+  std::array<double, 3> warm_start{};
   const KvmCounters k2 = c.sandbox->kvm_counters();
   for (size_t i = 0; i < warm.size(); ++i) {
     const auto t = Clock::now();
-    warm_guest[i] = static_cast<double>(c.sandbox->exec(first_exec()).duration.count());
+    const ExecResult w = c.sandbox->exec(first_exec());
     warm[i] = ms_since(t);
+    warm_guest[i] = static_cast<double>(w.duration.count());
+    warm_start[i] = to_ms(w.until_started);
   }
   const KvmCounters k3 = c.sandbox->kvm_counters();
   if (k2.available) c.warm_exec_kvm = counters_between(k2, k3, warm.size());
   std::sort(warm.begin(), warm.end());
   std::sort(warm_guest.begin(), warm_guest.end());
+  std::sort(warm_start.begin(), warm_start.end());
   c.warm_exec_ms = warm[1];
   c.warm_exec_guest_ms = warm_guest[1];
+  c.warm_exec_start_ms = warm_start[1];
   return c;
 }
 
@@ -160,11 +169,25 @@ void ForkSeries::add(const ForkedChild& c) {
   second_exec.push_back(c.second_exec_ms);
   first_exec_guest.push_back(c.first_exec_guest_ms);
   warm_exec_guest.push_back(c.warm_exec_guest_ms);
+  first_exec_start.push_back(c.first_exec_start_ms);
+  warm_exec_start.push_back(c.warm_exec_start_ms);
   if (c.first_exec_kvm && c.warm_exec_kvm) {
     first_exec_faults.push_back(static_cast<double>(c.first_exec_kvm->page_faults));
     warm_exec_faults.push_back(static_cast<double>(c.warm_exec_kvm->page_faults));
     first_exec_exits.push_back(static_cast<double>(c.first_exec_kvm->exits));
     warm_exec_exits.push_back(static_cast<double>(c.warm_exec_kvm->exits));
+    first_exec_halts.push_back(static_cast<double>(c.first_exec_kvm->halt_exits));
+    warm_exec_halts.push_back(static_cast<double>(c.warm_exec_kvm->halt_exits));
+    first_exec_mmio.push_back(static_cast<double>(c.first_exec_kvm->mmio_exits));
+    warm_exec_mmio.push_back(static_cast<double>(c.warm_exec_kvm->mmio_exits));
+    first_exec_io.push_back(static_cast<double>(c.first_exec_kvm->io_exits));
+    warm_exec_io.push_back(static_cast<double>(c.warm_exec_kvm->io_exits));
+    first_exec_irq_exits.push_back(static_cast<double>(c.first_exec_kvm->irq_exits));
+    warm_exec_irq_exits.push_back(static_cast<double>(c.warm_exec_kvm->irq_exits));
+    first_exec_injections.push_back(static_cast<double>(c.first_exec_kvm->irq_injections));
+    warm_exec_injections.push_back(static_cast<double>(c.warm_exec_kvm->irq_injections));
+    first_exec_emulations.push_back(static_cast<double>(c.first_exec_kvm->emulations));
+    warm_exec_emulations.push_back(static_cast<double>(c.warm_exec_kvm->emulations));
   }
   agent_accept.push_back(to_ms(t.agent_accept));
   agent_attempts.push_back(t.agent_attempts);

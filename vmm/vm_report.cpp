@@ -57,6 +57,9 @@ KvmCounters Vm::kvm_counters() const {
     add("halt_exits", out.halt_exits);
     add("mmio_exits", out.mmio_exits);
     add("io_exits", out.io_exits);
+    add("irq_exits", out.irq_exits);
+    add("irq_injections", out.irq_injections);
+    add("insn_emulation", out.emulations);
   }
   return out;
 }

@@ -311,6 +311,12 @@ struct KvmCounters {
   /// Exits to forkvm for MMIO (device registers) and for port I/O.
   uint64_t mmio_exits = 0;
   uint64_t io_exits = 0;
+  /// Exits for a host interrupt that arrived while the guest ran (`irq_exits`), and interrupts
+  /// KVM delivered to the guest (`irq_injections`: its timer, its devices, IPIs).
+  uint64_t irq_exits = 0;
+  uint64_t irq_injections = 0;
+  /// Exits that needed KVM to emulate a guest instruction (`insn_emulation`).
+  uint64_t emulations = 0;
 };
 
 /// The guest pages a VM started from an image has touched, as extents {offset, length} of the
