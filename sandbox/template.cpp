@@ -16,6 +16,7 @@
 
 #include "base/retry_backoff.hpp"
 #include "sandbox/sandbox_impl.hpp"
+#include "sandbox/template_testing.hpp"
 
 namespace forkvm {
 namespace {
@@ -268,6 +269,12 @@ TemplateStats Template::stats() const {
 }
 
 std::shared_ptr<const VmImage> Template::image() const noexcept { return impl_->image; }
+
+size_t TemplateTesting::stop_pooled(Template& t) {
+  std::lock_guard lock(t.impl_->mu);
+  for (PreparedVm& p : t.impl_->pool) p.vm->request_stop();
+  return t.impl_->pool.size();
+}
 
 // Turns a launched child VM into a ready Sandbox: the last step of Template::fork below, and so
 // of every fork (Sandbox::fork makes a one-off Template of its frozen image).

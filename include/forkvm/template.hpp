@@ -86,6 +86,7 @@ class Template {
   explicit Template(std::unique_ptr<Impl> impl);
 
  private:
+  friend struct TemplateTesting;  // sandbox/template_testing.hpp: the e2e tests reach the pool
   std::unique_ptr<Impl> impl_;
 };
 

@@ -5,7 +5,8 @@
 //   processes, its own identity (RNG, boot UUID, the host's clock, hostname) and its own
 //   copy-on-write memory;
 // - Sandbox::fork() chained six deep (every level forks the previous level's child);
-// - Template::open() of a Sandbox::snapshot() directory with a pool of prepared VMs;
+// - Template::open() of a Sandbox::snapshot() directory with a pool of prepared VMs, and pooled
+//   VMs that stopped while they waited discarded, never handed out;
 // - the errors and the numbers: fork of a shut-down sandbox, a bad hostname, a cancelled fork,
 //   an exec in flight during a fork, fork_timings(), memory_usage();
 // - four threads forking from one template at once;
@@ -38,6 +39,7 @@
 #include "forkvm/fork_config.hpp"
 #include "forkvm/sandbox.hpp"
 #include "forkvm/template.hpp"
+#include "sandbox/template_testing.hpp"
 #include "tests/e2e/e2e_image.hpp"
 #include "tests/e2e/sandbox_helpers.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -476,6 +478,35 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
   sh(*children[0], "echo pooled-0-wrote > /tmp/marker");
   EXPECT_EQ(sh(*children[1], "cat /tmp/marker"), "snapshot-state\n");
   EXPECT_EQ(sh(parent, "cat /tmp/marker"), "parent-after-snapshot\n");
+
+  step("pooled VMs that stopped while they waited are discarded, never handed out");
+  {
+    // A template of its own without prefault: its refill thread then never takes a VM out of
+    // the full pool (prefault_pooled does, once a child's first exec taught it the hot pages).
+    TemplateOptions quiet;
+    quiet.pool_size = 2;
+    quiet.verify_memory = false;
+    quiet.prefault = false;
+    std::shared_ptr<Template> stale = Template::open(dir, quiet);
+    const auto fill_deadline = Clock::now() + 120s;
+    while (stale->pooled() < 2 && Clock::now() < fill_deadline) std::this_thread::sleep_for(100ms);
+    ASSERT_EQ(stale->pooled(), 2u) << "the pool did not fill within 120 s";
+    ASSERT_EQ(TemplateTesting::stop_pooled(*stale), 2u);
+    children.push_back(make_child([&] { return stale->fork(fork_config("after-dead")); }));
+    Sandbox& c = *children.back();
+    ASSERT_EQ(c.state(), SandboxState::kReady) << c.console_tail();
+    EXPECT_EQ(stale->stats().discarded, 2u);
+    EXPECT_FALSE(c.fork_timings().pooled) << "a stopped pooled VM was handed out";
+    EXPECT_EQ(sh(c, "cat /tmp/marker"), "snapshot-state\n");
+    EXPECT_EQ(sh(c, "hostname"), "after-dead\n");
+    const auto refill_deadline = Clock::now() + 120s;
+    while (stale->pooled() < 2 && Clock::now() < refill_deadline) std::this_thread::sleep_for(100ms);
+    ASSERT_EQ(stale->pooled(), 2u) << "the pool did not refill after the discards";
+    children.push_back(make_child([&] { return stale->fork(fork_config("refilled")); }));
+    EXPECT_TRUE(children.back()->fork_timings().pooled) << "the refilled VMs are live";
+    EXPECT_EQ(sh(*children.back(), "echo refilled"), "refilled\n");
+    EXPECT_EQ(stale->stats().discarded, 2u);
+  }
 
   step("destroy the template; its children keep running");
   std::weak_ptr<Template> weak = tmpl;
