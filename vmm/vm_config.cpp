@@ -141,8 +141,12 @@ std::string default_cmdline(bool zero_freed_memory) {
   // memory released) is not left in free pages that a snapshot or fork copies to others (the
   // guest kernel has the parameter built in since 5.3; it costs a clear of free RAM at boot and
   // a clear per freed page: VmConfig::zero_freed_memory says what that is).
+  // tsc=nowatchdog: kvm-clock keeps the time; without it the kernel checks the TSC against
+  // kvm-clock every 0.5 s, a timer interrupt in every idle VM, and a restored or forked VM whose
+  // TSC and kvm-clock moved apart prints half a KiB on the serial console (one exit per byte)
+  // when it marks the TSC unstable (seen in kvm-lab, on a forked child's first exec).
   std::string cmdline = "console=ttyS0 reboot=k panic=1 nomodule cryptomgr.notests "
-                        "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+                        "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd tsc=nowatchdog";
   if (zero_freed_memory) cmdline += " init_on_free=1";
   return cmdline;
 }
