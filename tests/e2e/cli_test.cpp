@@ -109,12 +109,16 @@ TEST(E2eCli, SnapshotCreateWritesASnapshotThatInspectVerifies) {
   const char* tmp = std::getenv("TMPDIR");
   const std::string dir = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
                           "/forkvm-e2e-snap-" + std::to_string(getpid());
-  // The warm-up runs in the template before the snapshot: its file is in every fork.
+  // The warm-up runs in the template before the snapshot: its file is in every fork. It runs
+  // after the template got its identity: the kernel's CRNG seeded (entropy_avail is the input
+  // pool's credited bits, 256 once seeded) and the host's clock (the guest's CMOS reads 0).
   const CliRun created =
-      run("snapshot create --memory 128 --warm-up true --warm-up 'echo w > /tmp/warmed' " + dir);
+      run("snapshot create --memory 128 --warm-up true --warm-up 'echo w > /tmp/warmed' "
+          "--warm-up 'test $(cat /proc/sys/kernel/random/entropy_avail) -ge 256' "
+          "--warm-up 'test $(date +%Y) -ge 2026' " + dir);
   EXPECT_EQ(created.status, 0) << created.output;
   EXPECT_NE(created.output.find("snapshot written to"), std::string::npos) << created.output;
-  EXPECT_NE(created.output.find("2 warm-up commands"), std::string::npos) << created.output;
+  EXPECT_NE(created.output.find("4 warm-up commands"), std::string::npos) << created.output;
   EXPECT_NE(created.output.find("agent connection carried"), std::string::npos) << created.output;
   const CliRun inspected = run("snapshot inspect " + dir);
   EXPECT_EQ(inspected.status, 0) << inspected.output;
