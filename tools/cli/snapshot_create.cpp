@@ -197,8 +197,8 @@ int create(const CreateOptions& o) {
         connect_template_agent(c.vsock->uds_path, std::min<std::chrono::milliseconds>(o.timeout, std::chrono::seconds(30)));
     if (agent) {
       // What a booted Sandbox gets first (Sandbox::Impl::connect_agent): host entropy, which
-      // seeds the kernel's CRNG (a guest with no RNG device may take minutes to seed it
-      // alone), and the wall clock (CMOS reads 0). Without it the warm-up ran with an
+      // seeds the kernel's CRNG (a guest with no RNG device seeds it slowly alone: in kvm-lab
+      // not before the snapshot), and the wall clock (CMOS reads 0). Without it the warm-up ran with an
       // unseeded CRNG in 1970, and every child seeded it at its identity instead, printing
       // "random: crng init done" on its serial console while its first exec waited.
       GuestIdentity identity;
