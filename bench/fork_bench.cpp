@@ -175,39 +175,36 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
                        summarize(s.first_exec_start)});
     ex.rows.push_back({key + "_warm_exec_start", "  warmed exec, request -> \"started\" (host)", "ms",
                        summarize(s.warm_exec_start)});
-    if (!s.first_exec_faults.empty()) {
-      ex.rows.push_back({key + "_exec_faults", "  first exec: KVM page faults (pf_taken)", "n",
-                         summarize(s.first_exec_faults)});
-      ex.rows.push_back({key + "_warm_exec_faults", "  warmed exec: KVM page faults", "n",
-                         summarize(s.warm_exec_faults)});
-      ex.rows.push_back({key + "_exec_exits", "  first exec: VM exits", "n",
-                         summarize(s.first_exec_exits)});
-      ex.rows.push_back({key + "_warm_exec_exits", "  warmed exec: VM exits", "n",
-                         summarize(s.warm_exec_exits)});
-      ex.rows.push_back({key + "_exec_halts", "    first exec: of them HLT (guest idle)", "n",
-                         summarize(s.first_exec_halts)});
-      ex.rows.push_back({key + "_warm_exec_halts", "    warmed exec: of them HLT", "n",
-                         summarize(s.warm_exec_halts)});
-      ex.rows.push_back({key + "_exec_mmio", "    first exec: of them MMIO (device registers)", "n",
-                         summarize(s.first_exec_mmio)});
-      ex.rows.push_back({key + "_warm_exec_mmio", "    warmed exec: of them MMIO", "n",
-                         summarize(s.warm_exec_mmio)});
-      ex.rows.push_back({key + "_exec_io", "    first exec: of them port I/O (serial console)", "n",
-                         summarize(s.first_exec_io)});
-      ex.rows.push_back({key + "_warm_exec_io", "    warmed exec: of them port I/O", "n",
-                         summarize(s.warm_exec_io)});
-      ex.rows.push_back({key + "_exec_irq_exits", "    first exec: of them host interrupts", "n",
-                         summarize(s.first_exec_irq_exits)});
-      ex.rows.push_back({key + "_warm_exec_irq_exits", "    warmed exec: of them host interrupts",
-                         "n", summarize(s.warm_exec_irq_exits)});
-      ex.rows.push_back({key + "_exec_emulations", "    first exec: instructions emulated", "n",
-                         summarize(s.first_exec_emulations)});
-      ex.rows.push_back({key + "_warm_exec_emulations", "    warmed exec: instructions emulated",
-                         "n", summarize(s.warm_exec_emulations)});
-      ex.rows.push_back({key + "_exec_injections", "  first exec: interrupts injected", "n",
-                         summarize(s.first_exec_injections)});
-      ex.rows.push_back({key + "_warm_exec_injections", "  warmed exec: interrupts injected", "n",
-                         summarize(s.warm_exec_injections)});
+    // KVM's counters: each one's row for the first exec, then for the warmed run.
+    struct CounterRow {
+      const char* key;
+      const char* indent;
+      const char* what;
+      uint64_t KvmCounters::*member;
+    };
+    static constexpr CounterRow kCounterRows[] = {
+        {"faults", "  ", "KVM page faults (pf_taken)", &KvmCounters::page_faults},
+        {"exits", "  ", "VM exits", &KvmCounters::exits},
+        {"halts", "    ", "of them HLT (guest idle)", &KvmCounters::halt_exits},
+        {"mmio", "    ", "of them MMIO (device registers)", &KvmCounters::mmio_exits},
+        {"io", "    ", "of them port I/O (serial console: an exit per byte)", &KvmCounters::io_exits},
+        {"irq_exits", "    ", "of them host interrupts", &KvmCounters::irq_exits},
+        {"emulations", "    ", "instructions emulated", &KvmCounters::emulations},
+        {"injections", "  ", "interrupts injected", &KvmCounters::irq_injections},
+    };
+    const auto counter = [](const std::vector<KvmCounters>& v, uint64_t KvmCounters::*member) {
+      std::vector<double> out;
+      for (const KvmCounters& k : v) out.push_back(static_cast<double>(k.*member));
+      return summarize(out);
+    };
+    if (!s.first_exec_kvm.empty()) {
+      for (const CounterRow& c : kCounterRows) {
+        ex.rows.push_back({key + "_exec_" + c.key, std::string(c.indent) + "first exec: " + c.what,
+                           "n", counter(s.first_exec_kvm, c.member)});
+        ex.rows.push_back({key + "_warm_exec_" + c.key,
+                           std::string(c.indent) + "warmed exec: " + c.what, "n",
+                           counter(s.warm_exec_kvm, c.member)});
+      }
     }
     ex.rows.push_back({key + "_goal", "goal: vCPUs ready + 1.2 x warm exec", "ms",
                        summarize(s.exec_goal)});

@@ -172,22 +172,8 @@ void ForkSeries::add(const ForkedChild& c) {
   first_exec_start.push_back(c.first_exec_start_ms);
   warm_exec_start.push_back(c.warm_exec_start_ms);
   if (c.first_exec_kvm && c.warm_exec_kvm) {
-    first_exec_faults.push_back(static_cast<double>(c.first_exec_kvm->page_faults));
-    warm_exec_faults.push_back(static_cast<double>(c.warm_exec_kvm->page_faults));
-    first_exec_exits.push_back(static_cast<double>(c.first_exec_kvm->exits));
-    warm_exec_exits.push_back(static_cast<double>(c.warm_exec_kvm->exits));
-    first_exec_halts.push_back(static_cast<double>(c.first_exec_kvm->halt_exits));
-    warm_exec_halts.push_back(static_cast<double>(c.warm_exec_kvm->halt_exits));
-    first_exec_mmio.push_back(static_cast<double>(c.first_exec_kvm->mmio_exits));
-    warm_exec_mmio.push_back(static_cast<double>(c.warm_exec_kvm->mmio_exits));
-    first_exec_io.push_back(static_cast<double>(c.first_exec_kvm->io_exits));
-    warm_exec_io.push_back(static_cast<double>(c.warm_exec_kvm->io_exits));
-    first_exec_irq_exits.push_back(static_cast<double>(c.first_exec_kvm->irq_exits));
-    warm_exec_irq_exits.push_back(static_cast<double>(c.warm_exec_kvm->irq_exits));
-    first_exec_injections.push_back(static_cast<double>(c.first_exec_kvm->irq_injections));
-    warm_exec_injections.push_back(static_cast<double>(c.warm_exec_kvm->irq_injections));
-    first_exec_emulations.push_back(static_cast<double>(c.first_exec_kvm->emulations));
-    warm_exec_emulations.push_back(static_cast<double>(c.warm_exec_kvm->emulations));
+    first_exec_kvm.push_back(*c.first_exec_kvm);
+    warm_exec_kvm.push_back(*c.warm_exec_kvm);
   }
   agent_accept.push_back(to_ms(t.agent_accept));
   agent_attempts.push_back(t.agent_attempts);

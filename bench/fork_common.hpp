@@ -109,15 +109,9 @@ struct ForkSeries {
   std::vector<double> first_exec_guest, warm_exec_guest;
   /// ForkedChild::first_exec_start_ms and warm_exec_start_ms of each child.
   std::vector<double> first_exec_start, warm_exec_start;
-  /// KVM page faults and exits over each child's first exec and its warmed run (when known).
-  std::vector<double> first_exec_faults, warm_exec_faults, first_exec_exits, warm_exec_exits;
-  /// Of those exits, HLT (the guest idle) and MMIO ones, over the first exec and the warmed run.
-  std::vector<double> first_exec_halts, warm_exec_halts, first_exec_mmio, warm_exec_mmio;
-  /// Of those exits, port I/O ones (the serial console: one per byte the guest prints).
-  std::vector<double> first_exec_io, warm_exec_io;
-  /// Host-interrupt exits, interrupts injected and instructions emulated, the same two ways.
-  std::vector<double> first_exec_irq_exits, warm_exec_irq_exits, first_exec_injections,
-      warm_exec_injections, first_exec_emulations, warm_exec_emulations;
+  /// KVM's counters over each child's first exec and over its warmed run, per exec (when this
+  /// host's KVM has them: both empty otherwise).
+  std::vector<KvmCounters> first_exec_kvm, warm_exec_kvm;
   std::vector<double> agent_accept, agent_attempts;  ///< ForkTimings' parts of agent_connect
   std::vector<double> prefaulted_mib;  ///< ForkTimings::prefaulted_bytes, in MiB
   /// to_ready - to_vcpus_ready - agent_connect - identity: the rest of making the Sandbox
