@@ -50,6 +50,7 @@ struct Pending {
   Clock::time_point last_activity;          ///< when the last frame for it arrived
   bool delivery_stopped = false;            ///< stop_delivery(): on_frame is not called again
   bool started = false;                     ///< exec: "started" arrived
+  Clock::time_point started_at;             ///< exec: when it arrived (on the reader thread)
   int pid = 0;                              ///< exec: from "started"
 };
 

@@ -25,6 +25,7 @@ void on_exec_frame(ExecStreams& s, Pending& p, proto::Frame& f) {
     }
     std::lock_guard lock(p.m);
     p.started = true;
+    p.started_at = Clock::now();
     p.pid = pid;
   } else if (type == proto::msg::kStdout) {
     const std::string_view bytes = take_within_cap(s.out_tally, s.cap, f.payload);
@@ -99,7 +100,10 @@ std::unique_ptr<ExecProcess> start_exec(const std::shared_ptr<AgentClient::Impl>
   impl->streams = streams;
   impl->guest_timeout = options.timeout;
   impl->requested_at = requested_at;
-  impl->started_at = Clock::now();
+  {
+    std::lock_guard lock(p->m);
+    impl->started_at = p->started ? p->started_at : Clock::now();
+  }
   impl->stdin_open = options.interactive_stdin;
   auto process = std::make_unique<ExecProcess>(impl);
   if (options.stdin_data && !options.interactive_stdin) {

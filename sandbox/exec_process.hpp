@@ -54,7 +54,7 @@ struct ExecProcess::Impl {
   bool stdin_open = false;  ///< interactive stdin not yet closed (guarded by mutex)
   std::optional<std::chrono::milliseconds> guest_timeout;
   sandbox::Clock::time_point requested_at;  ///< the request was sent
-  sandbox::Clock::time_point started_at;    ///< its "started" arrived
+  sandbox::Clock::time_point started_at;    ///< its "started" arrived (reader thread's clock)
   std::mutex mutex;               ///< guards stdin_open, cancel_sent, outcome
   bool cancel_sent = false;
   std::optional<ExecResult> result;  ///< the outcome, once known (wait() may be repeated)
