@@ -146,7 +146,14 @@ void VcpuFd::pre_fault_memory(uint64_t gpa, uint64_t size) const {
 
 std::optional<KvmStatsFd> VcpuFd::open_stats() const {
   const int fd = ioctl(fd_.get(), KVM_GET_STATS_FD, 0);
-  if (fd < 0) return std::nullopt;  // ENOTTY/EINVAL before 5.14: no statistics, not an error
+  if (fd < 0) {
+    const int err = errno;
+    // The host running short (descriptors, memory) is a failure, so that no VM quietly goes
+    // without its counters and every VM of one kernel holds the same descriptors. Any other
+    // errno (ENOTTY/EINVAL before 5.14, or a KVM variant without it) means no statistics.
+    if (err == EMFILE || err == ENFILE || err == ENOMEM) throw KvmError("KVM_GET_STATS_FD", err);
+    return std::nullopt;
+  }
   return KvmStatsFd::adopt(Fd(fd));
 }
 

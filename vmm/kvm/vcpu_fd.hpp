@@ -68,7 +68,8 @@ class VcpuFd {
   void pre_fault_memory(uint64_t gpa, uint64_t size) const;
   /// KVM_GET_STATS_FD (Linux 5.14+): this vCPU's statistics (exits, page faults). The ioctl
   /// waits for a KVM_RUN in progress to return, so open it before the vCPU first runs; reading
-  /// the values later takes no lock. nullopt on a kernel without it or with an unusable layout.
+  /// the values later takes no lock. nullopt on a kernel without it or with an unusable layout;
+  /// KvmError when the host runs short of descriptors or memory for one.
   std::optional<KvmStatsFd> open_stats() const;
   kvm_vcpu_events get_vcpu_events() const;                 ///< KVM_GET_VCPU_EVENTS
   void set_vcpu_events(const kvm_vcpu_events& ev) const;   ///< KVM_SET_VCPU_EVENTS
