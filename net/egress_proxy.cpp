@@ -18,6 +18,7 @@
 
 #include "forkvm/errors.hpp"
 #include "net/egress_connection.hpp"
+#include "net/error_text.hpp"
 #include "net/egress_rules.hpp"
 #include "net/http_rewrite.hpp"
 #include "net/io_thread.hpp"
@@ -48,7 +49,7 @@ local::acceptor listen_on(const std::string& path) {
   }
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    throw Error("egress proxy: cannot listen on " + path + ": " + ec.message());
+    throw Error("egress proxy: cannot listen on " + path + ": " + error_text(ec));
   }
   return acceptor;
 }

@@ -30,6 +30,7 @@
 #include "contract/net_ports.hpp"
 #include "contract/vsock_connect.hpp"
 #include "forkvm/errors.hpp"
+#include "net/error_text.hpp"
 #include "net/io_thread.hpp"
 #include "net/stream_pump.hpp"
 
@@ -198,7 +199,7 @@ PortForward::PortForward(std::string vsock_socket, uint16_t guest_port, uint16_t
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     throw ConfigError("expose_port: cannot listen on 127.0.0.1:" + std::to_string(host_port) +
-                      ": " + ec.message());
+                      ": " + error_text(ec));
   }
   const any_stream::endpoint bound = acceptor.local_endpoint();
   sockaddr_in in{};
@@ -221,7 +222,7 @@ PortForward::PortForward(std::string vsock_socket, uint16_t guest_port, const st
   // bind() fails on an existing file: nothing of someone else's is replaced or removed.
   if (!ec) acceptor.bind(any_stream::endpoint(endpoint), ec);
   if (ec) {
-    throw ConfigError("expose_port: cannot bind " + unix_path + ": " + ec.message());
+    throw ConfigError("expose_port: cannot bind " + unix_path + ": " + error_text(ec));
   }
   // Owner only, set before listen(): until then nobody can connect, so no one gets in early.
   if (::chmod(unix_path.c_str(), S_IRUSR | S_IWUSR) != 0) {
@@ -232,7 +233,7 @@ PortForward::PortForward(std::string vsock_socket, uint16_t guest_port, const st
   acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     ::unlink(unix_path.c_str());
-    throw ConfigError("expose_port: cannot listen on " + unix_path + ": " + ec.message());
+    throw ConfigError("expose_port: cannot listen on " + unix_path + ": " + error_text(ec));
   }
   core_ = start_forward(std::move(acceptor), std::move(vsock_socket), guest_port);
 }

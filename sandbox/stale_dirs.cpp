@@ -84,8 +84,14 @@ std::optional<uint64_t> process_start_time(pid_t pid) {
 }
 
 void record_owner(const std::string& dir) {
+  errno = 0;
   const std::optional<uint64_t> start = process_start_time(::getpid());
-  if (!start) throw ConfigError("cannot read this process's start time from /proc");
+  if (!start) {
+    // errno is the open's (EMFILE when the descriptors ran out); 0 when the file's text was bad.
+    const int err = errno;
+    throw ConfigError("cannot read this process's start time from /proc" +
+                      (err != 0 ? ": " + errno_text(err) : std::string()));
+  }
   const std::string text = std::to_string(::getpid()) + " " + std::to_string(*start) + "\n";
   const std::string path = dir + "/" + kOwnerFile;
   Fd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
