@@ -277,12 +277,31 @@ ExecResult ExecProcess::wait(std::optional<std::chrono::milliseconds> timeout) {
     deadline = impl_->started_at + *impl_->guest_timeout + impl_->client->options.exec_grace;
   }
   if (auto r = impl_->wait_until(deadline)) return std::move(*r);
-  throw TimeoutError(timeout ? "exec " + impl_->pending->path + " still running after " +
-                                   millis_text(*timeout)
-                             : "exec " + impl_->pending->path +
-                                   ": the agent did not report the end of the command " +
-                                   std::to_string(impl_->client->options.exec_grace.count()) +
-                                   " ms after its timeout");
+  throw TimeoutError((timeout ? "exec " + impl_->pending->path + " still running after " +
+                                    millis_text(*timeout)
+                              : "exec " + impl_->pending->path +
+                                    ": the agent did not report the end of the command " +
+                                    std::to_string(impl_->client->options.exec_grace.count()) +
+                                    " ms after its timeout") +
+                     " (" + impl_->progress() + ")");
+}
+
+std::string ExecProcess::Impl::progress() const {
+  // When the host last heard of this command, to tell one still running (its output keeps
+  // coming) from a stalled agent or connection (nothing since "started").
+  const auto now = Clock::now();
+  const auto ms = [&](Clock::time_point t) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - t).count());
+  };
+  int pid = 0;
+  Clock::time_point last;
+  {
+    std::lock_guard lock(pending->m);
+    pid = pending->pid;
+    last = pending->last_activity;
+  }
+  return "guest pid " + std::to_string(pid) + ", started " + ms(started_at) +
+         " ms ago; the last frame for it came " + ms(last) + " ms ago";
 }
 
 }  // namespace forkvm

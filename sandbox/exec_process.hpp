@@ -64,6 +64,8 @@ struct ExecProcess::Impl {
   void send_cancel();
   /// Waits until the end or `deadline`; nullopt at the deadline.
   std::optional<ExecResult> wait_until(std::optional<sandbox::Clock::time_point> deadline);
+  /// For a timeout's message: the guest pid, how long ago "started" and the last frame came.
+  std::string progress() const;
 };
 
 }  // namespace forkvm

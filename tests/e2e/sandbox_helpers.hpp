@@ -16,10 +16,28 @@
 
 namespace forkvm::e2e {
 
+/// How long sh() lets a command run: every e2e command takes seconds; a command, agent or
+/// connection that hangs fails the test well inside kvm-lab's run timeout, with the guest's
+/// console, instead of holding it until kvm-lab kills the whole binary.
+inline constexpr std::chrono::seconds kShellTimeout{120};
+
 /// Runs `script` with /bin/sh -c, expects exit 0 (a failure names the script and its stderr),
-/// and returns its stdout.
-inline std::string sh(Sandbox& box, const std::string& script) {
-  const ExecResult r = box.exec_shell(script);
+/// and returns its stdout. The guest kills the script after `limit`; the host gives up on the
+/// agent ExecOptions' grace later. Any failure is a test failure (never an exception) that
+/// carries the guest's console tail.
+inline std::string sh(Sandbox& box, const std::string& script,
+                      std::chrono::seconds limit = kShellTimeout) {
+  ExecOptions options;
+  options.timeout = limit;
+  ExecResult r;
+  try {
+    r = box.exec_shell(script, options);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << script << "\nfailed: " << e.what() << "\nconsole tail:\n" << box.console_tail();
+    return "";
+  }
+  EXPECT_FALSE(r.timed_out) << script << " still ran after " << limit.count()
+                            << " s\nconsole tail:\n" << box.console_tail();
   EXPECT_EQ(r.exit_code, 0) << script << "\nstderr: " << r.stderr_data;
   return r.stdout_data;
 }
