@@ -1,9 +1,12 @@
 // kvm tier: vCPU state set/get round-trips through the RAII layer, and the vCPU thread's
 // pause/resume/stop and guest-initiated stop on a real /dev/kvm.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <new>
 #include <stdexcept>
@@ -89,6 +92,35 @@ TEST(KvmSystemCalls, FlexibleArrayIoctlsWork) {
   std::vector<kvm_msr_entry> tsc(1);
   tsc[0].index = 0x10;
   EXPECT_EQ(vcpu.get_msrs(tsc), 1u);
+}
+
+// A vCPU's statistics descriptor that cannot be had for want of descriptors is an error, not
+// a vCPU quietly without counters (such VMs held one descriptor fewer than their siblings).
+TEST(KvmSystemCalls, StatsFdOutOfDescriptorsIsAKvmError) {
+  auto kvm = KvmSystem::open();
+  auto vm = kvm.create_vm();
+  auto vcpu = vm.create_vcpu(0);
+  ASSERT_TRUE(vcpu.open_stats().has_value()) << "kvm-lab's kernels (6.1+) have KVM_GET_STATS_FD";
+  // Every descriptor number below the lowest free one is taken, so a limit of that number
+  // leaves none.
+  const int lowest_free = ::dup(0);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  int err = 0;
+  bool got_stats = false;
+  try {
+    got_stats = vcpu.open_stats().has_value();
+  } catch (const KvmError& e) {
+    err = e.err();
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_FALSE(got_stats);
+  EXPECT_EQ(err, EMFILE);
 }
 
 TEST(KvmVcpuThread, PauseResumeAndStopASpinningGuest) {
