@@ -82,6 +82,12 @@ KvmCounters counters_between(const KvmCounters& a, const KvmCounters& b, size_t 
   return d;
 }
 
+/// The middle one of three values.
+double median_of_3(std::array<double, 3> v) {
+  std::sort(v.begin(), v.end());
+  return v[1];
+}
+
 }  // namespace
 
 ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork) {
@@ -125,12 +131,9 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork)
   }
   const KvmCounters k3 = c.sandbox->kvm_counters();
   if (k2.available) c.warm_exec_kvm = counters_between(k2, k3, warm.size());
-  std::sort(warm.begin(), warm.end());
-  std::sort(warm_guest.begin(), warm_guest.end());
-  std::sort(warm_start.begin(), warm_start.end());
-  c.warm_exec_ms = warm[1];
-  c.warm_exec_guest_ms = warm_guest[1];
-  c.warm_exec_start_ms = warm_start[1];
+  c.warm_exec_ms = median_of_3(warm);
+  c.warm_exec_guest_ms = median_of_3(warm_guest);
+  c.warm_exec_start_ms = median_of_3(warm_start);
   return c;
 }
 
