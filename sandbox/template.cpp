@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/retry_backoff.hpp"
+#include "sandbox/refill_hold.hpp"
 #include "sandbox/sandbox_impl.hpp"
 #include "sandbox/template_testing.hpp"
 
@@ -75,12 +76,21 @@ struct HotPages {
   std::function<void()> learned;  // guarded by mu
 };
 
+/// How a child that holds its template's refill (RefillHold::taken) says that its first exec
+/// ended. Shared with the children's hooks, which may outlive the Template.
+struct RefillLink {
+  std::mutex mu;
+  /// Set while the Template lives, cleared (under mu) before it goes.
+  std::function<void()> answered;  // guarded by mu
+};
+
 }  // namespace
 
 struct Template::Impl {
   std::shared_ptr<const VmImage> image;
   TemplateOptions options;
   std::shared_ptr<HotPages> hot = std::make_shared<HotPages>();
+  std::shared_ptr<RefillLink> link = std::make_shared<RefillLink>();
 
   std::mutex mu;
   std::condition_variable cv;
@@ -91,12 +101,17 @@ struct Template::Impl {
   bool hot_learned = false;
   TemplateStats counts;         // guarded by mu; pooled is filled in by stats()
   RetryBackoff backoff;         // guarded by mu
+  RefillHold hold{std::chrono::milliseconds(0)};  // guarded by mu; options.refill_hold
   std::thread refill;
 
   ~Impl() {
     {
       std::lock_guard lock(hot->mu);
       hot->learned = nullptr;  // children's hooks may outlive this
+    }
+    {
+      std::lock_guard lock(link->mu);
+      link->answered = nullptr;
     }
     {
       std::lock_guard lock(mu);
@@ -185,6 +200,12 @@ struct Template::Impl {
         if (!prefault_pooled(lock)) return;
         continue;
       }
+      if (const auto until = hold.holds(pool.size(), Clock::now())) {
+        // A child's answer, a fork that empties the pool, or the end of the template wakes it.
+        ++counts.refill_holds;
+        cv.wait_until(lock, *until);
+        continue;
+      }
       lock.unlock();
       std::string error;
       PreparedVm p;
@@ -250,6 +271,17 @@ std::shared_ptr<Template> Template::from_image(std::shared_ptr<const VmImage> im
         raw->cv.notify_all();
       };
     }
+    {
+      std::lock_guard lock(raw->link->mu);
+      raw->link->answered = [raw] {
+        {
+          std::lock_guard pool_lock(raw->mu);
+          raw->hold.answered();
+        }
+        raw->cv.notify_all();
+      };
+    }
+    raw->hold = RefillHold(options.refill_hold);
     raw->refill = std::thread([raw] { raw->refill_loop(); });
   }
   return t;
@@ -303,6 +335,7 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   const auto deadline = t0 + config.boot_timeout;
   PreparedVm p;
   bool pooled = false;
+  bool holds_refill = false;  // this child's first exec ends the refill's hold
   std::vector<PreparedVm> dead;  // destroyed after the lock (joins their device workers)
   {
     std::lock_guard lock(impl_->mu);
@@ -314,6 +347,7 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
       // meanwhile stopped its VM, which is discarded, never handed out.
       if (!p.vm->wait(std::chrono::milliseconds(0))) {
         pooled = true;
+        holds_refill = impl_->hold.taken(impl_->pool.size(), Clock::now());
         break;
       }
       ++impl_->counts.discarded;
@@ -357,22 +391,26 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   impl->config.vm.vcpus = impl_->image->vcpus();
   impl->config.vm.memory_mib = impl_->image->memory_mib();
   impl->fork_timings = timings;  // adopt() adds agent_connect and identity
+  bool learn = false;
   if (impl_->options.prefault && impl_->options.pool_size > 0) {
-    bool known = false;
-    {
-      std::lock_guard lock(impl_->hot->mu);
-      known = impl_->hot->touched.has_value();
-    }
-    if (!known) {
-      // Until one child has finished its first exec, each child may be the one to tell.
-      impl->after_first_exec = [hot = impl_->hot](const Vm& vm) {
-        TouchedMemory touched = vm.touched_memory();
-        std::lock_guard lock(hot->mu);
-        if (hot->touched) return;
-        hot->touched = std::move(touched);
-        if (hot->learned) hot->learned();
-      };
-    }
+    // Until one child has finished its first exec, each child may be the one to tell.
+    std::lock_guard lock(impl_->hot->mu);
+    learn = !impl_->hot->touched.has_value();
+  }
+  if (learn || holds_refill) {
+    impl->after_first_exec = [hot = learn ? impl_->hot : nullptr,
+                              link = holds_refill ? impl_->link : nullptr](const Vm& vm) {
+      if (link) {
+        std::lock_guard lock(link->mu);
+        if (link->answered) link->answered();
+      }
+      if (!hot) return;
+      TouchedMemory touched = vm.touched_memory();
+      std::lock_guard lock(hot->mu);
+      if (hot->touched) return;
+      hot->touched = std::move(touched);
+      if (hot->learned) hot->learned();
+    };
   }
   // From here the Sandbox::Impl owns the VM and its directory; on a throw its destructor
   // shuts the child down and removes them.

@@ -36,6 +36,12 @@ struct TemplateOptions {
   /// no nested page fault either. Costs each pooled VM the page tables for them (about 1/512 of
   /// their size) and the refill thread the time. ForkTimings::premapped_bytes says what was.
   bool premap = true;
+  /// While the pool still holds a VM, its refill thread waits before replacing one a fork took
+  /// until that fork's child has finished its first exec (Sandbox::exec, exec_shell,
+  /// exec_stream), or this long at most: preparing a VM is CPU and memory-map work that, on a
+  /// host with few free CPUs, slows the new child's first answer when it runs beside it. A
+  /// fork that empties the pool starts the refill at once. 0: refill at once after every fork.
+  std::chrono::milliseconds refill_hold{1000};
   /// Where the children's private temp dirs (holding their vsock sockets) are made; empty:
   /// $TMPDIR or /tmp. Keep it short (Unix socket paths are limited to 107 bytes).
   std::string runtime_dir;

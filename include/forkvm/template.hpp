@@ -39,6 +39,9 @@ struct TemplateStats {
   /// own error.
   uint64_t refilled = 0;
   uint64_t refill_failures = 0;
+  /// Times the refill thread waited for a child's first exec before replacing the VM its fork
+  /// took (TemplateOptions::refill_hold).
+  uint64_t refill_holds = 0;
   /// Pooled VMs a fork found stopped (a device worker of theirs failed while they waited: their
   /// devices run from Vm::prepare() on) and discarded instead of handing them out.
   uint64_t discarded = 0;

@@ -685,6 +685,46 @@ TEST(E2eTemplateFork, ConcurrentForksFromOneTemplate) {
   }
 }
 
+// Issue 15 §2: a fork that leaves VMs in the pool does not have the refill prepare the next
+// one beside its child's start: the refill waits for the child's first exec
+// (TemplateOptions::refill_hold, here long enough that only the exec can end it). A fork that
+// empties the pool has it refilled at once.
+TEST(E2eTemplateFork, TheRefillWaitsForTheChildsFirstExecWhileThePoolHoldsAVm) {
+  Sandbox& parent = SharedParent::get();
+  step("make_template with pool_size 2 and a 120 s refill hold");
+  TemplateOptions options;
+  options.pool_size = 2;
+  options.refill_hold = 120s;
+  SharedParent::freezes()++;
+  std::shared_ptr<Template> tmpl = parent.make_template(options);
+  wait_pool_full(*tmpl, 2);
+  ASSERT_EQ(tmpl->pooled(), 2u) << "the pool did not fill within 60 s";
+
+  auto a = tmpl->fork(fork_config("hold-a"));
+  EXPECT_TRUE(a->fork_timings().pooled);
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(tmpl->pooled(), 1u) << "the pool refilled before the child's first exec";
+  EXPECT_GE(tmpl->stats().refill_holds, 1u);
+  EXPECT_EQ(sh(*a, "echo a"), "a\n");
+  wait_pool_full(*tmpl, 2);
+  EXPECT_EQ(tmpl->pooled(), 2u) << "the child's first exec did not end the hold";
+
+  step("two forks empty the pool: it refills at once, then waits for the first child");
+  auto b = tmpl->fork(fork_config("hold-b"));  // leaves one: holds the refill
+  auto c = tmpl->fork(fork_config("hold-c"));  // leaves none: refill at once
+  EXPECT_TRUE(b->fork_timings().pooled);
+  EXPECT_TRUE(c->fork_timings().pooled);
+  wait_pool_full(*tmpl, 1);
+  EXPECT_EQ(tmpl->pooled(), 1u) << "an emptied pool was not refilled at once";
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(tmpl->pooled(), 1u) << "with a VM pooled again, the refill went on before b's first exec";
+  EXPECT_EQ(sh(*b, "echo b"), "b\n");
+  wait_pool_full(*tmpl, 2);
+  EXPECT_EQ(tmpl->pooled(), 2u) << "b's first exec did not end the hold";
+  EXPECT_EQ(sh(*c, "echo c"), "c\n");
+  for (auto* s : {a.get(), b.get(), c.get()}) s->shutdown();
+}
+
 // Issue 15 §1: forks and snapshots of a sandbox do not disturb it. While one thread streams
 // an exec's output and another uploads and reads back files, the sandbox is forked ten times
 // and snapshotted twice; both finish with every byte intact over the connection they started
