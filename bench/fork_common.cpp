@@ -52,10 +52,11 @@ ForkedChild fork_and_exec(Template& t) {
 }
 
 ForkedChild fork_and_exec_retry(const std::function<std::unique_ptr<Sandbox>()>& fork,
-                                ForkFailures& failures, unsigned tries) {
+                                ForkFailures& failures, unsigned tries,
+                                const std::function<void()>& settle) {
   for (unsigned i = 1;; ++i) {
     try {
-      return fork_and_exec(fork);
+      return fork_and_exec(fork, settle);
     } catch (const std::exception& e) {
       failures.add(e.what());
       std::fprintf(stderr, "  a fork failed (try %u of %u): %s\n", i, tries, e.what());
@@ -90,7 +91,8 @@ double median_of_3(std::array<double, 3> v) {
 
 }  // namespace
 
-ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork) {
+ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork,
+                          const std::function<void()>& settle) {
   ForkedChild c;
   const auto t0 = Clock::now();
   c.sandbox = fork();
@@ -115,6 +117,7 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork)
   // as fast as in a sandbox that ran many (kvm-lab, 2026-12-04: 80-200, 27-105, then 22-40 ms).
   // The reference the first run is held to (issue 15: "an exec on a warmed sandbox") is the
   // median of runs 3 to 5, measured in the same child and conditions.
+  if (settle) settle();
   const auto t2 = Clock::now();
   c.sandbox->exec(first_exec());
   c.second_exec_ms = ms_since(t2);

@@ -87,15 +87,19 @@ const std::vector<std::string>& first_exec_argv();
 std::string first_exec_text();
 
 /// Calls `fork` (Template::fork or Sandbox::fork), times it, and runs the first exec
-/// (set_first_exec) in the child. Throws what `fork` throws, and forkvm::Error when the exec
-/// does not exit 0.
-ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork);
+/// (set_first_exec) in the child, then the warmed reference runs. `settle` (optional) runs
+/// between the two: forkvm-bench fork waits there for its pools to refill, so that the
+/// reference exec does not run beside a VM being prepared. Throws what `fork` throws, and
+/// forkvm::Error when the exec does not exit 0.
+ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork,
+                          const std::function<void()>& settle = {});
 /// fork_and_exec of Template::fork().
 ForkedChild fork_and_exec(Template& t);
 /// fork_and_exec, tried again after a failure (recorded in `failures`), `tries` times in all;
 /// throws the last error when every try failed.
 ForkedChild fork_and_exec_retry(const std::function<std::unique_ptr<Sandbox>()>& fork,
-                                ForkFailures& failures, unsigned tries = 3);
+                                ForkFailures& failures, unsigned tries = 3,
+                                const std::function<void()>& settle = {});
 
 /// Samples of one way of forking: ForkTimings and the caller's own times, in ms.
 struct ForkSeries {
