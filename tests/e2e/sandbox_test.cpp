@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <future>
 #include <random>
 #include <string>
@@ -23,6 +24,7 @@
 #include "forkvm/sandbox.hpp"
 #include "tests/e2e/e2e_image.hpp"
 #include "tests/e2e/sandbox_helpers.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace forkvm::e2e {
 namespace {
@@ -171,6 +173,47 @@ TEST_F(E2eSandbox, ClearSecretsRemovesThemAndFreedPagesAreZeroed) {
   // The guest kernel zeroes the pages it frees (what the unlinked file held, among others).
   EXPECT_EQ(box_->exec_shell("tr ' ' '\\n' < /proc/cmdline | grep -cx init_on_free=1").stdout_data,
             "1\n");
+}
+
+// A secret sent to the guest and cleared again leaves no copy anywhere in guest RAM: not in
+// the agent's buffers (the socket reads, the frame decoder), not in the file's pages. Checked
+// on the memory file of a snapshot taken after the clear (raw guest RAM), which is what every
+// fork or snapshot of the sandbox would carry.
+TEST_F(E2eSandbox, AClearedSecretLeavesNoCopyInGuestMemory) {
+  std::string secret = "forkvm-secret-";
+  for (char c : random_bytes(24, 20261205)) secret += "0123456789abcdef"[static_cast<uint8_t>(c) & 0xF];
+  box_->set_secret("scanned", secret);
+  EXPECT_EQ(box_->exec_shell("wc -c < /run/forkvm/secrets/scanned").stdout_data,
+            std::to_string(secret.size()) + "\n");
+  EXPECT_GE(box_->clear_secrets(), 1u);
+  test::TempDir dir("secret-scan");
+  const std::string snap = (dir.path() / "snap").string();
+  box_->snapshot(snap);
+  std::ifstream f(snap + "/memory", std::ios::binary);
+  ASSERT_TRUE(f) << "no memory file in " << snap;
+  // Chunks overlapping by the marker's length, so a copy across a boundary is found too.
+  std::vector<char> chunk(16u << 20);
+  const size_t keep = secret.size() - 1;
+  size_t filled = 0;
+  uint64_t offset = 0;  // of chunk[0] in the file
+  std::vector<uint64_t> found;
+  for (;;) {
+    f.read(chunk.data() + filled, static_cast<std::streamsize>(chunk.size() - filled));
+    const size_t n = filled + static_cast<size_t>(f.gcount());
+    if (n == filled) break;
+    const std::string_view view(chunk.data(), n);
+    for (size_t at = view.find(secret); at != std::string_view::npos; at = view.find(secret, at + 1)) {
+      found.push_back(offset + at);
+    }
+    const size_t tail = std::min(keep, n);
+    std::memmove(chunk.data(), chunk.data() + n - tail, tail);
+    offset += n - tail;
+    filled = tail;
+  }
+  std::string where;
+  for (uint64_t at : found) where += " " + std::to_string(at);
+  EXPECT_TRUE(found.empty()) << found.size() << " copies of the cleared secret in guest RAM, at "
+                             << "guest-physical (file offset, decimal):" << where;
 }
 
 TEST_F(E2eSandbox, TimeoutKillsTheCommandAndTheSandboxStillAnswers) {
