@@ -275,12 +275,15 @@ int run(const ForkBenchOptions& o) {
     // "How many at once" only: pooled forks, as a server would make them.
     TemplateOptions po;
     po.pool_size = o.pool > 0 ? o.pool : 1;
+    po.prefault = o.prefault;
+    po.premap = o.premap;
     auto t = Template::open(o.snapshot, po);
     const VmImage& image = *t->image();
     Report r;
     r.header = header(o, image, fd_limits);
     r.setup = {{"snapshot", o.snapshot}, {"vcpus", image.vcpus()}, {"memory_mib", image.memory_mib()},
-               {"pool", po.pool_size}, {"max_live", o.max_live}, {"fd_limit_soft", fd_limits.soft},
+               {"pool", po.pool_size}, {"max_live", o.max_live}, {"prefault", po.prefault},
+               {"premap", po.premap}, {"fd_limit_soft", fd_limits.soft},
                {"fd_limit_hard", fd_limits.hard}, {"fd_limit_soft_before", fd_limits.soft_before},
                {"in_kvm_lab", std::getenv("FORKVM_IN_KVM_LAB") != nullptr}};
     r.sections.push_back(
@@ -294,6 +297,7 @@ int run(const ForkBenchOptions& o) {
     TemplateOptions po;
     po.pool_size = o.pool;
     po.premap = o.premap;
+    po.prefault = o.prefault;
     po.verify_memory = false;  // the first Template verified this snapshot's memory just now
     pooled = Template::open(o.snapshot, po);
   }

@@ -17,6 +17,7 @@ unsigned parse_count(const std::string& option, const std::string& text, unsigne
 const char* const kForkBenchUsage =
     "usage: forkvm-bench fork --snapshot DIR [--snapshot DIR2]... [-n N] [--pool P] [--live K]\n"
     "                         [--max-live N] [--paths N] [--sustained K] [--premap 0|1]\n"
+    "                         [--prefault 0|1]\n"
     "                         [--first-exec \"ARGV...\"] [--json]\n"
     "  fork latency (phases), a naive raw-KVM fork timed in the same run, fork -> first exec,\n"
     "  memory per live child and teardown, for children of the snapshot in DIR\n"
@@ -29,7 +30,9 @@ const char* const kForkBenchUsage =
     "  shell pool warm and off, against the raw reference (default 10; 0 skips). --sustained K:\n"
     "  K forks back to back with the shell pool off and on, children per second (default 10).\n"
     "  --premap 0: the pooled template does not map the pages children touch first into its\n"
-    "  VMs' NPT/EPT tables ahead (TemplateOptions::premap; default 1).\n";
+    "  VMs' NPT/EPT tables ahead (TemplateOptions::premap; default 1). --prefault 0: nor copy\n"
+    "  and map them into its VMs' memory (TemplateOptions::prefault; default 1). Both apply to\n"
+    "  --max-live too.\n";
 
 const char* const kForkRunningUsage =
     "usage: forkvm-bench fork-running [-n N] [--depth D] [--write-mib M] [--vcpus N]\n"
@@ -61,6 +64,10 @@ ForkBenchOptions parse_fork_options(std::span<const std::string> args) {
       const std::string& v = value();
       if (v != "0" && v != "1") throw UsageError("--premap takes 0 or 1, not '" + v + "'");
       o.premap = v == "1";
+    } else if (a == "--prefault") {
+      const std::string& v = value();
+      if (v != "0" && v != "1") throw UsageError("--prefault takes 0 or 1, not '" + v + "'");
+      o.prefault = v == "1";
     } else if (a == "--live") {
       o.live = parse_count(a, value(), 0);
     } else if (a == "--max-live") {

@@ -24,6 +24,10 @@ struct ForkBenchOptions {
   /// --premap 0|1: the pooled template maps the hot pages into its VMs' NPT/EPT tables ahead
   /// (TemplateOptions::premap; default 1). 0 and 1 in one kvm-lab run compare the two.
   bool premap = true;
+  /// --prefault 0|1: the pooled template copies and maps the hot pages into its VMs before
+  /// their vCPUs run (TemplateOptions::prefault; default 1). 0 shows what that costs in memory
+  /// per child (--max-live) and saves in the first exec.
+  bool prefault = true;
   bool json = false;      ///< --json: one JSON object instead of the text table
   /// --first-exec "ARGV...": the command each child runs first (split at spaces), e.g.
   /// "python3 -c pass" on a template booted on the Debian root filesystem.

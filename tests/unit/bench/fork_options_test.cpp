@@ -20,6 +20,7 @@ TEST(ForkOptions, DefaultsNeedOnlyTheSnapshot) {
   EXPECT_EQ(o.max_live, 0u);
   EXPECT_FALSE(o.json);
   EXPECT_TRUE(o.premap);
+  EXPECT_TRUE(o.prefault);
   EXPECT_EQ(o.first_exec, (std::vector<std::string>{"true"}));
 }
 
@@ -32,7 +33,7 @@ TEST(ForkOptions, FirstExecIsSplitAtSpaces) {
 
 TEST(ForkOptions, EveryOption) {
   const auto o = parse_fork({"-n", "50", "--pool", "0", "--live", "3", "--max-live", "200", "--json",
-                        "--premap", "0", "--snapshot", "d"});
+                        "--premap", "0", "--prefault", "0", "--snapshot", "d"});
   EXPECT_EQ(o.snapshot, "d");
   EXPECT_EQ(o.n, 50u);
   EXPECT_EQ(o.pool, 0u);
@@ -40,6 +41,7 @@ TEST(ForkOptions, EveryOption) {
   EXPECT_EQ(o.max_live, 200u);
   EXPECT_TRUE(o.json);
   EXPECT_FALSE(o.premap);
+  EXPECT_FALSE(o.prefault);
 }
 
 TEST(ForkOptions, RejectsBadCommandLines) {
@@ -55,6 +57,7 @@ TEST(ForkOptions, RejectsBadCommandLines) {
       {"--snapshot", "d", "--pool"},           // missing value
       {"--snapshot", "d", "--frobnicate"},     // unknown
       {"--snapshot", "d", "--premap", "yes"},  // only 0 or 1
+      {"--snapshot", "d", "--prefault", "2"},  // only 0 or 1
   };
   for (const auto& a : bad) {
     std::string joined;
