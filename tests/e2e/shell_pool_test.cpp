@@ -62,14 +62,14 @@ ForkConfig fork_config() {
 ShellShape parent_shape() { return ShellShape{nullptr, "/dev/kvm", 1, kMemoryMib}; }
 
 /// This process's open descriptors: number -> what it refers to (the readlink of
-/// /proc/self/fd/N, e.g. "anon_inode:kvm-vm" or "socket:[1234]"). The directory's own
-/// descriptor is left out.
+/// /proc/self/fd/N, e.g. "anon_inode:kvm-vm" or "socket:[1234]"). The listing's own descriptor
+/// of /proc/self/fd is in it, in every reading alike, so two readings compare.
 std::map<int, std::string> fd_table() {
   std::map<int, std::string> fds;
   for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
     std::error_code ec;
     const fs::path target = fs::read_symlink(e.path(), ec);
-    if (ec) continue;  // the iterator's own descriptor, closed by the time it is read
+    if (ec) continue;  // closed by another thread between the listing and the readlink
     fds.emplace(std::stoi(e.path().filename().string()), target.string());
   }
   return fds;
