@@ -63,24 +63,22 @@ struct PreparedVm {
   }
 };
 
-/// The guest pages a child of this template touched up to the end of its first exec, learned
-/// once from the first child that gets there (Sandbox::Impl::after_first_exec) and taken by
-/// every VM the pool prepares afterwards (TemplateOptions::prefault). Shared with the children's
-/// hooks, which may outlive the Template.
-struct HotPages {
+/// What a template's children tell it at the end of their first exec
+/// (Sandbox::Impl::after_first_exec). Shared with the children's hooks, which may outlive the
+/// Template: the callbacks are set while the Template lives and cleared (under mu) before it
+/// goes, so a hook that runs later finds them empty. They run with mu held and take the pool's
+/// lock: the only order the two are taken together in.
+struct ChildLink {
   std::mutex mu;
+  /// The guest pages a child touched up to the end of its first exec, learned once from the
+  /// first child that gets there and taken by every VM the pool prepares afterwards
+  /// (TemplateOptions::prefault).
   std::optional<TouchedMemory> touched;  // guarded by mu
-  /// Tells the template's refill thread that `touched` was learned, so that the VMs pooled
-  /// before take the pages too. Set while the Template lives, cleared (under mu) before it
-  /// goes: a child's hook that runs later finds it empty.
+  /// Tells the refill thread that `touched` was learned, so that the VMs pooled before take
+  /// the pages too.
   std::function<void()> learned;  // guarded by mu
-};
-
-/// How a child that holds its template's refill (RefillHold::taken) says that its first exec
-/// ended. Shared with the children's hooks, which may outlive the Template.
-struct RefillLink {
-  std::mutex mu;
-  /// Set while the Template lives, cleared (under mu) before it goes.
+  /// Tells the refill thread that a child holding it (RefillHold::taken) finished its first
+  /// exec.
   std::function<void()> answered;  // guarded by mu
 };
 
@@ -89,14 +87,13 @@ struct RefillLink {
 struct Template::Impl {
   std::shared_ptr<const VmImage> image;
   TemplateOptions options;
-  std::shared_ptr<HotPages> hot = std::make_shared<HotPages>();
-  std::shared_ptr<RefillLink> link = std::make_shared<RefillLink>();
+  std::shared_ptr<ChildLink> link = std::make_shared<ChildLink>();
 
   std::mutex mu;
   std::condition_variable cv;
   std::deque<PreparedVm> pool;  // guarded by mu
   bool stopping = false;        // guarded by mu
-  /// The hot pages were learned after VMs now in the pool were prepared (HotPages::learned):
+  /// The hot pages were learned after VMs now in the pool were prepared (ChildLink::learned):
   /// the refill thread prefaults those. Guarded by mu.
   bool hot_learned = false;
   TemplateStats counts;         // guarded by mu; pooled is filled in by stats()
@@ -106,11 +103,8 @@ struct Template::Impl {
 
   ~Impl() {
     {
-      std::lock_guard lock(hot->mu);
-      hot->learned = nullptr;  // children's hooks may outlive this
-    }
-    {
-      std::lock_guard lock(link->mu);
+      std::lock_guard lock(link->mu);  // children's hooks may outlive this
+      link->learned = nullptr;
       link->answered = nullptr;
     }
     {
@@ -152,8 +146,8 @@ struct Template::Impl {
     if (!options.prefault || p.prefault_tried) return;
     std::optional<TouchedMemory> touched;
     {
-      std::lock_guard lock(hot->mu);
-      touched = hot->touched;
+      std::lock_guard lock(link->mu);
+      touched = link->touched;
     }
     if (!touched) return;
     p.prefault_tried = true;
@@ -260,19 +254,15 @@ std::shared_ptr<Template> Template::from_image(std::shared_ptr<const VmImage> im
   if (options.pool_size > 0) {
     Impl* raw = t->impl_.get();
     {
-      // Called by a child's hook (HotPages lock held, then the pool's: the only order the two
-      // are taken together in).
-      std::lock_guard lock(raw->hot->mu);
-      raw->hot->learned = [raw] {
+      // Called by a child's hook (ChildLink lock held, then the pool's).
+      std::lock_guard lock(raw->link->mu);
+      raw->link->learned = [raw] {
         {
           std::lock_guard pool_lock(raw->mu);
           raw->hot_learned = true;
         }
         raw->cv.notify_all();
       };
-    }
-    {
-      std::lock_guard lock(raw->link->mu);
       raw->link->answered = [raw] {
         {
           std::lock_guard pool_lock(raw->mu);
@@ -394,22 +384,21 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   bool learn = false;
   if (impl_->options.prefault && impl_->options.pool_size > 0) {
     // Until one child has finished its first exec, each child may be the one to tell.
-    std::lock_guard lock(impl_->hot->mu);
-    learn = !impl_->hot->touched.has_value();
+    std::lock_guard lock(impl_->link->mu);
+    learn = !impl_->link->touched.has_value();
   }
   if (learn || holds_refill) {
-    impl->after_first_exec = [hot = learn ? impl_->hot : nullptr,
-                              link = holds_refill ? impl_->link : nullptr](const Vm& vm) {
-      if (link) {
+    impl->after_first_exec = [link = impl_->link, learn, holds_refill](const Vm& vm) {
+      if (holds_refill) {
         std::lock_guard lock(link->mu);
         if (link->answered) link->answered();
       }
-      if (!hot) return;
-      TouchedMemory touched = vm.touched_memory();
-      std::lock_guard lock(hot->mu);
-      if (hot->touched) return;
-      hot->touched = std::move(touched);
-      if (hot->learned) hot->learned();
+      if (!learn) return;
+      TouchedMemory touched = vm.touched_memory();  // reads pagemap: not under the lock
+      std::lock_guard lock(link->mu);
+      if (link->touched) return;
+      link->touched = std::move(touched);
+      if (link->learned) link->learned();
     };
   }
   // From here the Sandbox::Impl owns the VM and its directory; on a throw its destructor
