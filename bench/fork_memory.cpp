@@ -8,6 +8,7 @@
 #include <exception>
 #include <vector>
 
+#include "bench/anon_map.hpp"
 #include "bench/fork_common.hpp"
 #include "bench/memory_math.hpp"
 #include "bench/proc_status.hpp"
@@ -48,6 +49,27 @@ void add_per_child_values(ReportSection& s, const PerChildMemory& m) {
   s.values.push_back(optional_value("unshared_mib",
                                     "per child: unshared cost (RssAnon + VmPTE + SecPageTables)",
                                     "MiB", scaled(unshared_cost(m), kMiB)));
+}
+
+/// What of a child's RssAnon is where (bench/anon_map.hpp): copies of guest RAM, and the host
+/// side (thread stacks, malloc) that a child adds beside them.
+void add_anon_values(ReportSection& s, const AnonBreakdown& b, const AnonBreakdown& a,
+                     unsigned children) {
+  const auto per = [children](uint64_t before, uint64_t after) {
+    return (static_cast<double>(after) - static_cast<double>(before)) / children / kKiB;
+  };
+  s.values.push_back({"anon_guest_ram_kib", "per child: of RssAnon, in private file mappings (guest RAM copies)",
+                      "KiB", per(b.file_private, a.file_private), true});
+  s.values.push_back({"anon_stacks_kib", "per child: of RssAnon, in thread stacks", "KiB",
+                      per(b.stacks, a.stacks), true});
+  s.values.push_back({"anon_heap_kib", "per child: of RssAnon, in malloc's [heap]", "KiB",
+                      per(b.heap, a.heap), true});
+  s.values.push_back({"anon_other_kib",
+                      "per child: of RssAnon, in other anonymous mappings (large blocks, arenas)",
+                      "KiB", per(b.other, a.other), true});
+  s.values.push_back({"mappings_per_child", "per child: host mappings (VMAs)", "",
+                      (static_cast<double>(a.mappings) - static_cast<double>(b.mappings)) / children,
+                      true});
 }
 
 /// Distributions of Sandbox::memory_usage() over `kids`.
@@ -153,6 +175,7 @@ ReportSection measure_live_memory(Template& t, size_t pool, unsigned k, const st
             " children alive (" + source + ")";
   const bool full_before = wait_pool_full(t, pool, kPoolWait);
   const MemoryCounters before = read_memory_counters();
+  const AnonBreakdown anon_before = read_anon_breakdown();
   const size_t fds_before = count_entries();
   std::vector<std::unique_ptr<Sandbox>> kids;
   ForkFailures failures;
@@ -161,6 +184,7 @@ ReportSection measure_live_memory(Template& t, size_t pool, unsigned k, const st
   }
   const bool full_after = wait_pool_full(t, pool, kPoolWait);
   const MemoryCounters after = read_memory_counters();
+  const AnonBreakdown anon_after = read_anon_breakdown();
   const size_t fds_after = count_entries();
   s.notes.push_back("counter deltas are (after - before) / " + std::to_string(k) +
                     ", read from /proc/self/status and /proc/meminfo; " +
@@ -174,6 +198,7 @@ ReportSection measure_live_memory(Template& t, size_t pool, unsigned k, const st
                     "what the host holds: template pages are resident once, shared");
   add_usage_rows(s, kids);
   add_per_child_values(s, per_child(before, after, k));
+  add_anon_values(s, anon_before, anon_after, k);
   add_count_values(s, "fds", "file descriptors open", fds_before, fds_after, k);
   destroy_all(kids);
   return s;
@@ -189,6 +214,7 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   const bool full_before = wait_pool_full(t, pool, kPoolWait);
   std::fprintf(stderr, "  pool %s; forking\n", full_before ? "full" : "NOT full after 180 s");
   const MemoryCounters before = read_memory_counters();
+  const AnonBreakdown anon_before = read_anon_breakdown();
   const size_t fds_before = count_entries();
   const size_t threads_before = count_entries("/proc/self/task");
   std::vector<std::unique_ptr<Sandbox>> kids;
@@ -216,6 +242,7 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   std::fprintf(stderr, "  stopped (%s); waiting for the pool\n", stop.c_str());
   const bool full_after = wait_pool_full(t, pool, std::chrono::seconds(60));
   const MemoryCounters after = read_memory_counters();
+  const AnonBreakdown anon_after = read_anon_breakdown();
   const size_t fds_after = count_entries();
   const size_t threads_after = count_entries("/proc/self/task");
   const unsigned alive = static_cast<unsigned>(kids.size());
@@ -231,6 +258,7 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   add_usage_rows(s, kids);
   const PerChildMemory m = per_child(before, after, alive);
   add_per_child_values(s, m);
+  add_anon_values(s, anon_before, anon_after, alive);
   add_count_values(s, "fds", "file descriptors open", fds_before, fds_after, alive);
   add_count_values(s, "threads", "threads", threads_before, threads_after, alive);
   add_idle_cpu_values(s, alive, std::chrono::seconds(10));
