@@ -301,16 +301,11 @@ std::exception_ptr AgentClient::Impl::lost_error(const std::string& reason) {
 }
 
 void AgentClient::Impl::reader_loop() {
-  // Up to 256 KiB per recv for file transfers, but not zeroed: a vector would touch all of it,
-  // 256 KiB of host memory per sandbox however small its frames. Pages become resident only as
-  // a recv fills them.
-  constexpr size_t kReadBytes = 256 * 1024;
-  const auto buf = std::make_unique_for_overwrite<char[]>(kReadBytes);
   for (;;) {
     pollfd pfd{raw_fd_, POLLIN, 0};
     const int r = ::poll(&pfd, 1, -1);
     if (r < 0 && errno == EINTR) continue;
-    ssize_t n = r < 0 ? -1 : ::recv(raw_fd_, buf.get(), kReadBytes, 0);
+    ssize_t n = r < 0 ? -1 : ::recv(raw_fd_, read_buf_.data(), read_buf_.size(), 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
     if (closing_) return;
     if (n <= 0) {
@@ -320,7 +315,7 @@ void AgentClient::Impl::reader_loop() {
       return;
     }
     try {
-      decoder_.feed(std::string_view(buf.get(), static_cast<size_t>(n)));
+      decoder_.feed(std::string_view(reinterpret_cast<const char*>(read_buf_.data()), static_cast<size_t>(n)));
       while (auto f = decoder_.next()) dispatch(*f);
       partial_bytes_.store(decoder_.buffered());
     } catch (const proto::ProtocolError& e) {

@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/scratch_buffer.hpp"
 #include "contract/protocol/frame.hpp"
 #include "forkvm/agent_client.hpp"
 #include "sandbox/socket_io.hpp"
@@ -133,6 +134,10 @@ struct AgentClient::Impl {
   /// joined; atomic as well, so that no reader of it depends on which lock it holds.
   std::atomic<int> raw_fd_{-1};
   protocol::FrameDecoder decoder_;
+  /// The reader's recv buffer: up to 256 KiB per recv for file transfers, its pages resident
+  /// only as recvs fill them (a zeroed vector would hold 256 KiB per sandbox however small its
+  /// frames). Made with the client, so that a refused mapping fails here, not on the reader.
+  ScratchBuffer read_buf_{256 * 1024};
   std::thread reader_;
   /// The reader thread's id, stored by the reader itself. Every thread asks "am I the reader?"
   /// through this copy, never through reader_, which the joining close() modifies.

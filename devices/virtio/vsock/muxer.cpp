@@ -295,11 +295,11 @@ std::optional<VsockMuxer::RxPacket> VsockMuxer::next_data(size_t max_payload,
     const uint32_t credit = e.conn.peer_credit();
     if (e.readable && credit > 0) {
       const size_t want = std::min({static_cast<size_t>(credit), max_payload, scratch_.size()});
-      const IoResult r = read_some(e.sock.get(), std::span<uint8_t>(scratch_).first(want));
+      const IoResult r = read_some(e.sock.get(), scratch_.span().first(want));
       if (r.bytes > 0) {
         last_data_key_ = it->first;
         const Header h = e.conn.data_packet(static_cast<uint32_t>(r.bytes));
-        return RxPacket{h, std::span<const uint8_t>(scratch_).first(r.bytes)};
+        return RxPacket{h, std::span<const uint8_t>(scratch_.span().first(r.bytes))};
       }
       e.readable = false;
       if (r.eof) e.conn.on_host_eof(e.hup || peer_hung_up(e.sock.get()), now);

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/scratch_buffer.hpp"
 #include "devices/virtio/vsock/connection.hpp"
 #include "devices/virtio/vsock/epoll_set.hpp"
 #include "devices/virtio/vsock/packet.hpp"
@@ -173,7 +174,7 @@ class VsockMuxer {
   uint64_t next_token_ = kFirstSocketToken;
   uint32_t next_local_port_ = kFirstLocalPort;
   std::optional<Key> last_data_key_;  // round-robin cursor
-  std::vector<uint8_t> scratch_;
+  ScratchBuffer scratch_;  // host socket reads for the guest, up to kMaxPayload at a time
 };
 
 }  // namespace forkvm::vsock

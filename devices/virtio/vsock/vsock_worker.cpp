@@ -204,7 +204,7 @@ void VsockWorker::process_tx(Clock::time_point now) {
     }
     auto chain = q.pop_chain(*act_.memory);
     if (!chain) break;
-    if (!handle_tx_chain(*act_.memory, *chain, guest_cid_, muxer_, tx_payload_, now)) {
+    if (!handle_tx_chain(*act_.memory, *chain, guest_cid_, muxer_, tx_payload_.span(), now)) {
       refused_.fetch_add(1, std::memory_order_relaxed);
     }
     // The payload was copied out, so the buffer goes back at once; TX chains carry nothing

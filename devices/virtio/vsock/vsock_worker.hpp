@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/fd.hpp"
+#include "base/scratch_buffer.hpp"
 #include "devices/virtio/descriptor_chain.hpp"
 #include "devices/virtio/virtio_device.hpp"
 #include "devices/virtio/vsock/epoll_set.hpp"
@@ -105,7 +106,7 @@ class VsockWorker {
   bool failed_ = false;              // a queue broke: needs_reset was reported
   bool tx_deferred_ = false;         // TX stopped on backpressure with chains left
   std::optional<DescriptorChain> held_rx_;  // an RX buffer popped with nothing to put in it
-  std::vector<uint8_t> tx_payload_;
+  ScratchBuffer tx_payload_;  // a TX packet's payload, copied out of guest RAM
   std::thread thread_;
 };
 
