@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/retry_backoff.hpp"
+#include "base/thread_launcher.hpp"
 #include "sandbox/refill_hold.hpp"
 #include "sandbox/sandbox_impl.hpp"
 #include "sandbox/template_testing.hpp"
@@ -315,7 +316,7 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
   if (!attach_agent()) connect_agent_timed(deadline, stop);  // identity included
   install_egress_in_guest();
   state = SandboxState::kReady;
-  watcher = std::thread([this] { watch(); });
+  watcher = start_thread([this] { watch(); });  // its stack kept small, as every per-VM thread's
 }
 
 std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_token stop) {
