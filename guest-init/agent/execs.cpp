@@ -153,9 +153,8 @@ void Server::Impl::read_output(Exec& exec, bool is_stderr, std::size_t budget) {
   std::uint64_t& sent = is_stderr ? exec.err_sent : exec.out_sent;
   bool& truncated = is_stderr ? exec.err_truncated : exec.out_truncated;
   const auto conn = framed_.find(exec.conn);
-  std::string buffer(protocol::kChunkBytes, '\0');
   while (fd.valid() && budget > 0) {
-    const ssize_t n = ::read(fd.get(), buffer.data(), std::min(buffer.size(), budget));
+    const ssize_t n = ::read(fd.get(), io_buf_.get(), std::min(protocol::kChunkBytes, budget));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {
@@ -171,7 +170,7 @@ void Server::Impl::read_output(Exec& exec, bool is_stderr, std::size_t budget) {
     if (keep > 0 && conn != framed_.end()) {
       sent += keep;
       send(conn->second, {{"type", is_stderr ? msg::kStderr : msg::kStdout}, {"id", exec.id}},
-           buffer.substr(0, keep));
+           std::string(io_buf_.get(), keep));
     }
   }
 }

@@ -240,15 +240,13 @@ FileReader::FileReader(const std::string& path) : path_(path) {
   }
 }
 
-std::string FileReader::read_chunk(std::size_t max) {
-  std::string chunk(max, '\0');
+std::string FileReader::read_chunk(std::span<char> scratch) {
   for (;;) {
-    const ssize_t n = ::read(fd_.get(), chunk.data(), chunk.size());
+    const ssize_t n = ::read(fd_.get(), scratch.data(), scratch.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw errno_error(errno, "read " + path_);
-    chunk.resize(static_cast<std::size_t>(n));
     size_ += static_cast<std::uint64_t>(n);
-    return chunk;
+    return std::string(scratch.data(), static_cast<std::size_t>(n));
   }
 }
 

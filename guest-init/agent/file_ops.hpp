@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -40,8 +41,9 @@ class FileReader {
  public:
   /// Opens `path`; anything but a regular file is refused (a directory is is_a_directory).
   explicit FileReader(const std::string& path);
-  /// Up to `max` next bytes; empty at end of file. Throws OpError.
-  [[nodiscard]] std::string read_chunk(std::size_t max);
+  /// Up to scratch.size() next bytes, read through `scratch` (the caller's buffer, so that no
+  /// zeroed chunk is made per read); empty at end of file. Throws OpError.
+  [[nodiscard]] std::string read_chunk(std::span<char> scratch);
   /// Bytes returned so far.
   [[nodiscard]] std::uint64_t size() const noexcept { return size_; }
 

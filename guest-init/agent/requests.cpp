@@ -245,7 +245,7 @@ void Server::Impl::pump_reads(FramedConn& conn) {
     if (congested(conn)) return;
     const std::uint64_t id = it->first;
     try {
-      std::string chunk = it->second.read_chunk(protocol::kChunkBytes);
+      std::string chunk = it->second.read_chunk(std::span<char>(io_buf_.get(), protocol::kChunkBytes));
       if (!chunk.empty()) {
         send(conn, {{"type", msg::kFileData}, {"id", id}}, std::move(chunk));
         ++it;

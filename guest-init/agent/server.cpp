@@ -24,8 +24,6 @@
 namespace forkvm::agent {
 namespace {
 
-// Bytes read from a socket per readiness event.
-constexpr std::size_t kReadBytes = 256 * 1024;
 // Connections accepted per readiness event, so a flood of connects cannot starve the rest.
 constexpr int kAcceptBurst = 16;
 
@@ -269,8 +267,7 @@ void Server::Impl::accept_meta() {
 }
 
 void Server::Impl::read_framed(FramedConn& conn) {
-  std::string buffer(kReadBytes, '\0');
-  const ssize_t n = ::recv(conn.fd.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+  const ssize_t n = ::recv(conn.fd.get(), io_buf_.get(), kIoBytes, MSG_DONTWAIT);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
     close_framed(conn, std::string("read failed: ") + std::strerror(errno));
@@ -281,7 +278,7 @@ void Server::Impl::read_framed(FramedConn& conn) {
     return;
   }
   try {
-    conn.decoder.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+    conn.decoder.feed(std::string_view(io_buf_.get(), static_cast<std::size_t>(n)));
   } catch (const protocol::ProtocolError& e) {
     close_framed(conn, std::string("protocol error: ") + e.what());
     return;
@@ -309,8 +306,7 @@ void Server::Impl::process_frames(FramedConn& conn) {
 }
 
 void Server::Impl::read_meta(MetaConn& conn) {
-  std::string buffer(kReadBytes, '\0');
-  const ssize_t n = ::recv(conn.fd.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+  const ssize_t n = ::recv(conn.fd.get(), io_buf_.get(), kIoBytes, MSG_DONTWAIT);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) conn.closed = true;
     return;
@@ -319,7 +315,7 @@ void Server::Impl::read_meta(MetaConn& conn) {
     conn.eof = true;
     return;
   }
-  conn.in.append(buffer.data(), static_cast<std::size_t>(n));
+  conn.in.append(io_buf_.get(), static_cast<std::size_t>(n));
   process_lines(conn);
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "contract/protocol/frame.hpp"
+#include "contract/protocol/messages.hpp"
 #include "guest-init/agent/atomic_file.hpp"
 #include "guest-init/agent/env_store.hpp"
 #include "guest-init/agent/file_ops.hpp"
@@ -25,6 +27,10 @@
 #include "guest-init/agent/unique_fd.hpp"
 
 namespace forkvm::agent {
+
+/// Bytes read from a socket or an exec's pipe at a time.
+inline constexpr std::size_t kIoBytes = 256 * 1024;
+static_assert(kIoBytes >= protocol::kChunkBytes, "an output chunk is read in one go");
 
 using Clock = std::chrono::steady_clock;
 
@@ -153,6 +159,11 @@ class Server::Impl {
   std::map<pid_t, std::uint64_t> exec_by_pid_;
   std::vector<struct pollfd> pollfds_;
   std::vector<Tag> tags_;
+  /// Every read of a socket or an exec's pipe goes here (all on the server's one thread, none
+  /// while another is in progress). Made once and never zeroed: a forked VM's guest then
+  /// writes only the bytes a read returns. A zeroed 256 KiB string per read wrote 64 guest
+  /// pages every time, pages each forked VM had to copy from its template.
+  std::unique_ptr<char[]> io_buf_ = std::make_unique_for_overwrite<char[]>(kIoBytes);
 };
 
 }  // namespace forkvm::agent
