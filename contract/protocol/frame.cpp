@@ -2,9 +2,15 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace forkvm::protocol {
 namespace {
+
+/// Overwrites `n` bytes that held peer data; explicit_bzero, which the compiler may not drop.
+void wipe(std::uint8_t* p, std::size_t n) noexcept {
+  if (n > 0) ::explicit_bzero(p, n);
+}
 
 using Kind = ProtocolErrorKind;
 
@@ -90,8 +96,22 @@ void FrameDecoder::fail(ProtocolErrorKind kind, const std::string& message) {
   poison(ProtocolError(kind, message));
 }
 
+FrameDecoder::~FrameDecoder() { wipe(buffer_.data(), buffer_.size()); }
+
+FrameDecoder& FrameDecoder::operator=(FrameDecoder&& other) noexcept {
+  if (this != &other) {
+    wipe(buffer_.data(), buffer_.size());
+    limits_ = other.limits_;
+    buffer_ = std::move(other.buffer_);
+    pos_ = std::exchange(other.pos_, 0);
+    error_ = std::move(other.error_);
+  }
+  return *this;
+}
+
 void FrameDecoder::poison(const ProtocolError& error) {
   error_.emplace(error);
+  wipe(buffer_.data(), buffer_.size());
   buffer_.clear();
   buffer_.shrink_to_fit();
   pos_ = 0;
@@ -103,8 +123,21 @@ void FrameDecoder::feed(std::span<const std::uint8_t> bytes) {
   // Reclaim consumed bytes before growing, so a long-lived connection's buffer stays at about
   // one frame plus one chunk.
   if (pos_ > 0 && (pos_ == buffer_.size() || pos_ >= buffer_.size() / 2)) {
-    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(pos_));
+    // By hand rather than erase(), which would leave the old copies of the pending bytes
+    // beyond the new end.
+    const std::size_t pending = buffer_.size() - pos_;
+    std::memmove(buffer_.data(), buffer_.data() + pos_, pending);
+    wipe(buffer_.data() + pending, buffer_.size() - pending);
+    buffer_.resize(pending);
     pos_ = 0;
+  }
+  if (bytes.size() > buffer_.capacity() - buffer_.size()) {
+    // Grown by hand too, so that the outgrown block is wiped before it is freed.
+    std::vector<std::uint8_t> bigger;
+    bigger.reserve(std::max(buffer_.capacity() * 2, buffer_.size() + bytes.size()));
+    bigger.assign(buffer_.begin(), buffer_.end());
+    wipe(buffer_.data(), buffer_.size());
+    buffer_.swap(bigger);
   }
   buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
   // Reject a bad magic or an oversized frame as soon as its fixed header arrives.
@@ -165,6 +198,7 @@ std::optional<Frame> FrameDecoder::next() {
     poison(e);
   }
   frame.payload.assign(reinterpret_cast<const char*>(json_end), fixed->payload_len);
+  wipe(buffer_.data() + pos_, static_cast<std::size_t>(total));  // the frame is the caller's now
   pos_ += static_cast<std::size_t>(total);
   return frame;
 }

@@ -57,10 +57,20 @@ void validate_header(const nlohmann::json& header);
 /// ProtocolError, and the connection should be closed. It never allocates on the strength of
 /// a length it has not checked against Limits, and never reads past the bytes it was given.
 /// It buffers whatever it is fed: a caller should call next() after each feed().
+///
+/// Frames may carry secrets (set_secret), and the agent's memory is in every snapshot and fork
+/// of its VM: every byte the decoder held is overwritten once it is done with it (a frame as
+/// it is returned, a buffer it outgrew, what it holds when poisoned or destroyed).
 class FrameDecoder {
  public:
   /// A decoder enforcing `limits`.
   explicit FrameDecoder(Limits limits = {}) : limits_(limits) {}
+  ~FrameDecoder();
+  FrameDecoder(FrameDecoder&& other) noexcept = default;
+  /// Wipes this decoder's bytes before taking `other`'s.
+  FrameDecoder& operator=(FrameDecoder&& other) noexcept;
+  FrameDecoder(const FrameDecoder&) = delete;
+  FrameDecoder& operator=(const FrameDecoder&) = delete;
 
   /// Appends `bytes` to the stream. Throws the poisoning ProtocolError if the decoder is
   /// poisoned or the bytes make the pending frame's fixed header invalid.
@@ -92,6 +102,8 @@ class FrameDecoder {
   // Stores `error`, drops the buffer and throws it.
   [[noreturn]] void poison(const ProtocolError& error);
   void throw_if_poisoned() const;
+
+  friend struct FrameDecoderTesting;  // tests: the bytes it holds
 
   Limits limits_;
   std::vector<std::uint8_t> buffer_;

@@ -172,6 +172,7 @@ void Server::Impl::read_output(Exec& exec, bool is_stderr, std::size_t budget) {
       send(conn->second, {{"type", is_stderr ? msg::kStderr : msg::kStdout}, {"id", exec.id}},
            std::string(io_buf_.get(), keep));
     }
+    wipe_io(got);
   }
 }
 

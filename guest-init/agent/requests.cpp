@@ -246,6 +246,7 @@ void Server::Impl::pump_reads(FramedConn& conn) {
     const std::uint64_t id = it->first;
     try {
       std::string chunk = it->second.read_chunk(std::span<char>(io_buf_.get(), protocol::kChunkBytes));
+      wipe_io(chunk.size());
       if (!chunk.empty()) {
         send(conn, {{"type", msg::kFileData}, {"id", id}}, std::move(chunk));
         ++it;

@@ -279,7 +279,9 @@ void Server::Impl::read_framed(FramedConn& conn) {
   }
   try {
     conn.decoder.feed(std::string_view(io_buf_.get(), static_cast<std::size_t>(n)));
+    wipe_io(static_cast<std::size_t>(n));
   } catch (const protocol::ProtocolError& e) {
+    wipe_io(static_cast<std::size_t>(n));
     close_framed(conn, std::string("protocol error: ") + e.what());
     return;
   }
@@ -316,6 +318,7 @@ void Server::Impl::read_meta(MetaConn& conn) {
     return;
   }
   conn.in.append(io_buf_.get(), static_cast<std::size_t>(n));
+  wipe_io(static_cast<std::size_t>(n));
   process_lines(conn);
 }
 

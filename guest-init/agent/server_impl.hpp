@@ -5,7 +5,9 @@
 
 #include <poll.h>
 #include <sys/types.h>
+#include <string.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -159,11 +161,14 @@ class Server::Impl {
   std::map<pid_t, std::uint64_t> exec_by_pid_;
   std::vector<struct pollfd> pollfds_;
   std::vector<Tag> tags_;
-  /// Every read of a socket or an exec's pipe goes here (all on the server's one thread, none
-  /// while another is in progress). Made once and never zeroed: a forked VM's guest then
-  /// writes only the bytes a read returns. A zeroed 256 KiB string per read wrote 64 guest
-  /// pages every time, pages each forked VM had to copy from its template.
+  /// Every read of a socket, an exec's pipe or a file goes here (all on the server's one
+  /// thread, none while another is in progress). Made once and not zeroed ahead: a forked VM's
+  /// guest then writes only the bytes a read returns. A zeroed 256 KiB string per read wrote
+  /// 64 guest pages every time, pages each forked VM had to copy from its template. What a
+  /// read put here is wiped once copied out (wipe_io): it may be a secret, and this memory is
+  /// in every snapshot and fork.
   std::unique_ptr<char[]> io_buf_ = std::make_unique_for_overwrite<char[]>(kIoBytes);
+  void wipe_io(std::size_t n) noexcept { ::explicit_bzero(io_buf_.get(), std::min(n, kIoBytes)); }
 };
 
 }  // namespace forkvm::agent

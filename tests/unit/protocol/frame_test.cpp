@@ -7,6 +7,14 @@
 #include <tuple>
 
 namespace forkvm::protocol {
+
+/// The bytes a decoder holds (consumed and pending alike).
+struct FrameDecoderTesting {
+  static std::string held(const FrameDecoder& d) {
+    return std::string(reinterpret_cast<const char*>(d.buffer_.data()), d.buffer_.size());
+  }
+};
+
 namespace {
 
 using Kind = ProtocolErrorKind;
@@ -312,6 +320,52 @@ TEST(Frame, ConfigurableLimits) {
   EXPECT_THROW((void)encode(make("a", 1, "12345"), limits), ProtocolError);
   EXPECT_EQ(decode_error(encode(make("a", 1, "12345")), limits), Kind::PayloadTooLarge);
   EXPECT_EQ(decode_error(encode(make("a", 1, "1234")), limits), std::nullopt);
+}
+
+}  // namespace
+}  // namespace forkvm::protocol
+
+namespace forkvm::protocol {
+namespace {
+
+TEST(Frame, TheDecoderKeepsNoCopyOfAFrameItReturned) {
+  // A secret frame, then half of the next one: the decoder keeps the pending half only.
+  const std::string secret = "s3cr3t-value-0123456789";
+  const std::string first = raw_frame(R"({"type":"set_secret","id":1})", secret);
+  const std::string second = raw_frame(R"({"type":"ping","id":2})", "pong-payload");
+  const std::string half = second.substr(0, second.size() / 2);
+  FrameDecoder d;
+  d.feed(first + half);
+  const auto f = d.next();
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->payload, secret);
+  EXPECT_FALSE(d.next().has_value());
+  EXPECT_EQ(FrameDecoderTesting::held(d).find(secret), std::string::npos);
+  EXPECT_NE(FrameDecoderTesting::held(d).find(half), std::string::npos);  // still pending
+  // The rest arrives (the consumed bytes are reclaimed first); then a frame big enough to
+  // make the buffer grow.
+  d.feed(second.substr(half.size()));
+  EXPECT_EQ(FrameDecoderTesting::held(d).find(secret), std::string::npos);
+  ASSERT_TRUE(d.next().has_value());
+  const std::string big = raw_frame(R"({"type":"write","id":3})", std::string(200000, 'x') + secret);
+  d.feed(big);
+  const auto g = d.next();
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(FrameDecoderTesting::held(d).find(secret), std::string::npos);
+  EXPECT_EQ(d.buffered(), 0u);
+}
+
+TEST(Frame, APoisonedDecoderHoldsNothing) {
+  FrameDecoder d;
+  const std::string secret = "another-secret-987";
+  // A good frame, then a secret frame whose header is broken: poisoned with the secret
+  // pending.
+  d.feed(raw_frame(R"({"type":"ping","id":1})", "") + raw_frame(R"({"type":1,"id":2})", secret));
+  ASSERT_TRUE(d.next().has_value());
+  EXPECT_NE(FrameDecoderTesting::held(d).find(secret), std::string::npos);
+  EXPECT_THROW((void)d.next(), ProtocolError);
+  EXPECT_TRUE(d.poisoned());
+  EXPECT_TRUE(FrameDecoderTesting::held(d).empty());
 }
 
 }  // namespace
