@@ -180,40 +180,51 @@ TEST_F(E2eSandbox, ClearSecretsRemovesThemAndFreedPagesAreZeroed) {
 // on the memory file of a snapshot taken after the clear (raw guest RAM), which is what every
 // fork or snapshot of the sandbox would carry.
 TEST_F(E2eSandbox, AClearedSecretLeavesNoCopyInGuestMemory) {
-  std::string secret = "forkvm-secret-";
-  for (char c : random_bytes(24, 20261205)) secret += "0123456789abcdef"[static_cast<uint8_t>(c) & 0xF];
-  box_->set_secret("scanned", secret);
-  EXPECT_EQ(box_->exec_shell("wc -c < /run/forkvm/secrets/scanned").stdout_data,
-            std::to_string(secret.size()) + "\n");
-  EXPECT_GE(box_->clear_secrets(), 1u);
+  const auto make_secret = [](uint32_t seed) {
+    std::string s = "forkvm-secret-";
+    for (char c : random_bytes(24, seed)) s += "0123456789abcdef"[static_cast<uint8_t>(c) & 0xF];
+    return s;
+  };
+  // One secret read by a command (its file and the command's pipes), and one that is the last
+  // frame the agent received before the clear: only short frames follow it, so a copy left in
+  // the agent's receive path (its read buffer, its frame decoder) is not overwritten by chance.
+  const std::string used = make_secret(20261205), last = make_secret(20261206);
+  box_->set_secret("used", used);
+  EXPECT_EQ(box_->exec_shell("wc -c < /run/forkvm/secrets/used").stdout_data,
+            std::to_string(used.size()) + "\n");
+  box_->set_secret("last", last);
+  EXPECT_GE(box_->clear_secrets(), 2u);
   test::TempDir dir("secret-scan");
   const std::string snap = (dir.path() / "snap").string();
   box_->snapshot(snap);
-  std::ifstream f(snap + "/memory", std::ios::binary);
-  ASSERT_TRUE(f) << "no memory file in " << snap;
-  // Chunks overlapping by the marker's length, so a copy across a boundary is found too.
-  std::vector<char> chunk(16u << 20);
-  const size_t keep = secret.size() - 1;
-  size_t filled = 0;
-  uint64_t offset = 0;  // of chunk[0] in the file
-  std::vector<uint64_t> found;
-  for (;;) {
-    f.read(chunk.data() + filled, static_cast<std::streamsize>(chunk.size() - filled));
-    const size_t n = filled + static_cast<size_t>(f.gcount());
-    if (n == filled) break;
-    const std::string_view view(chunk.data(), n);
-    for (size_t at = view.find(secret); at != std::string_view::npos; at = view.find(secret, at + 1)) {
-      found.push_back(offset + at);
+  for (const std::string& secret : {used, last}) {
+    std::ifstream f(snap + "/memory", std::ios::binary);
+    ASSERT_TRUE(f) << "no memory file in " << snap;
+    // Chunks overlapping by the marker's length, so a copy across a boundary is found too.
+    std::vector<char> chunk(16u << 20);
+    const size_t keep = secret.size() - 1;
+    size_t filled = 0;
+    uint64_t offset = 0;  // of chunk[0] in the file
+    std::vector<uint64_t> found;
+    for (;;) {
+      f.read(chunk.data() + filled, static_cast<std::streamsize>(chunk.size() - filled));
+      const size_t n = filled + static_cast<size_t>(f.gcount());
+      if (n == filled) break;
+      const std::string_view view(chunk.data(), n);
+      for (size_t at = view.find(secret); at != std::string_view::npos; at = view.find(secret, at + 1)) {
+        found.push_back(offset + at);
+      }
+      const size_t tail = std::min(keep, n);
+      std::memmove(chunk.data(), chunk.data() + n - tail, tail);
+      offset += n - tail;
+      filled = tail;
     }
-    const size_t tail = std::min(keep, n);
-    std::memmove(chunk.data(), chunk.data() + n - tail, tail);
-    offset += n - tail;
-    filled = tail;
+    std::string where;
+    for (uint64_t at : found) where += " " + std::to_string(at);
+    EXPECT_TRUE(found.empty()) << found.size() << " copies of the cleared secret \"" << secret
+                               << "\" in guest RAM, at guest-physical (file offset, decimal):"
+                               << where;
   }
-  std::string where;
-  for (uint64_t at : found) where += " " + std::to_string(at);
-  EXPECT_TRUE(found.empty()) << found.size() << " copies of the cleared secret in guest RAM, at "
-                             << "guest-physical (file offset, decimal):" << where;
 }
 
 TEST_F(E2eSandbox, TimeoutKillsTheCommandAndTheSandboxStillAnswers) {
