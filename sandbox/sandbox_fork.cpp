@@ -39,6 +39,9 @@ std::unique_ptr<Sandbox> Sandbox::fork(const ForkConfig& config, std::stop_token
   options.kvm_device = impl_->config.vm.kvm_device;
   options.egress = impl_->egress_config();
   options.allow_secrets = config.allow_secrets;
+  // A one-off template: no other VM is made from this image (the parent's next fork freezes a
+  // new one), so there are no first touches to learn for, nor any known.
+  options.prefault = false;
   std::unique_ptr<Sandbox> child =
       Template::from_image(std::move(image), options)->fork(config, std::move(stop));
   ForkTimings& t = child->impl_->fork_timings;

@@ -71,12 +71,9 @@ struct PreparedVm {
 /// lock: the only order the two are taken together in.
 struct ChildLink {
   std::mutex mu;
-  /// The guest pages a child touched up to the end of its first exec, learned once from the
-  /// first child that gets there and taken by every VM the pool prepares afterwards
-  /// (TemplateOptions::prefault).
-  std::optional<TouchedMemory> touched;  // guarded by mu
-  /// Tells the refill thread that `touched` was learned, so that the VMs pooled before take
-  /// the pages too.
+  /// Tells the refill thread that a child taught the image its first touches
+  /// (VmImage::first_touches(), which every VM the template prepares afterwards takes:
+  /// TemplateOptions::prefault), so that the VMs pooled before take them too.
   std::function<void()> learned;  // guarded by mu
   /// Tells the refill thread that a child holding it (RefillHold::taken) finished its first
   /// exec.
@@ -117,9 +114,12 @@ struct Template::Impl {
   }
 
   /// A VM for the image with its own socket dir and vsock CID, not launched. Its NIC (for an
-  /// image with one) is `net`, else TemplateOptions::net's. `ahead` (the pool's refill, off
-  /// every fork's path): it also takes the pages children touch first, once they are known.
-  PreparedVm prepare(const std::optional<NetConfig>& net = std::nullopt, bool ahead = false) {
+  /// image with one) is `net`, else TemplateOptions::net's. It also takes the pages children
+  /// touch first, once they are known: on the pool's refill thread, off every fork's path, or
+  /// on fork()'s when it prepares its own VM, where they save the child's first exec more time
+  /// than they cost (each page copied or mapped ahead is a host page fault the guest does not
+  /// stop on).
+  PreparedVm prepare(const std::optional<NetConfig>& net = std::nullopt) {
     PreparedVm p;
     p.temp_dir = make_temp_dir(options.runtime_dir);
     p.socket_path = socket_in(p.temp_dir, "TemplateOptions::runtime_dir");
@@ -138,26 +138,23 @@ struct Template::Impl {
       }
     }
     p.vm = Vm::prepare(image, ro);
-    if (ahead) prefault(p);
+    prefault(p);
     return p;
   }
 
-  /// Takes the hot pages into a pooled VM, once they are known (TemplateOptions::prefault).
+  /// Takes the hot pages into a prepared VM, once they are known (TemplateOptions::prefault).
   void prefault(PreparedVm& p) {
     if (!options.prefault || p.prefault_tried) return;
-    std::optional<TouchedMemory> touched;
-    {
-      std::lock_guard lock(link->mu);
-      touched = link->touched;
-    }
+    // Learned by this template's first child, or by any other VM of the image.
+    const std::optional<TouchedMemory> touched = image->first_touches();
     if (!touched) return;
     p.prefault_tried = true;
     try {
       p.prefaulted = p.vm->prefault_memory(*touched, options.premap);
     } catch (const Error& e) {
       // An optimisation only: a host short of memory gets a VM that faults its pages in as
-      // the guest touches them, as without a pool.
-      std::fprintf(stderr, "forkvm: template pool: no prefault for this VM: %s\n", e.what());
+      // the guest touches them.
+      std::fprintf(stderr, "forkvm: template: no prefault for this VM: %s\n", e.what());
     }
   }
 
@@ -205,7 +202,7 @@ struct Template::Impl {
       std::string error;
       PreparedVm p;
       try {
-        p = prepare(std::nullopt, true);
+        p = prepare();
       } catch (const std::exception& e) {
         error = e.what();
         if (error.empty()) error = "unknown error";
@@ -382,23 +379,19 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   impl->config.vm.vcpus = impl_->image->vcpus();
   impl->config.vm.memory_mib = impl_->image->memory_mib();
   impl->fork_timings = timings;  // adopt() adds agent_connect and identity
-  bool learn = false;
-  if (impl_->options.prefault && impl_->options.pool_size > 0) {
-    // Until one child has finished its first exec, each child may be the one to tell.
-    std::lock_guard lock(impl_->link->mu);
-    learn = !impl_->link->touched.has_value();
-  }
+  // Until one VM of the image has finished its first exec, each child may be the one to tell.
+  const bool learn = impl_->options.prefault && !impl_->image->first_touches();
   if (learn || holds_refill) {
-    impl->after_first_exec = [link = impl_->link, learn, holds_refill](const Vm& vm) {
+    impl->after_first_exec = [link = impl_->link, image = impl_->image, learn,
+                              holds_refill](const Vm& vm) {
       if (holds_refill) {
         std::lock_guard lock(link->mu);
         if (link->answered) link->answered();
       }
-      if (!learn) return;
-      TouchedMemory touched = vm.touched_memory();  // reads pagemap: not under the lock
+      // Another VM may have told meanwhile: then this one skips the pagemap read.
+      if (!learn || image->first_touches()) return;
+      image->remember_first_touches(vm.touched_memory());  // the first to tell wins
       std::lock_guard lock(link->mu);
-      if (link->touched) return;
-      link->touched = std::move(touched);
       if (link->learned) link->learned();
     };
   }

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "devices/virtio/block/block_backend.hpp"
@@ -23,6 +25,9 @@ struct VmImage::Impl {
   std::vector<std::shared_ptr<const FrozenDisk>> disks;
   /// The freeze found the written pages in the logs (VmImage::written_pages_logged()).
   bool written_pages_logged = false;
+  /// VmImage::first_touches(): learned after the image was made, by any thread.
+  mutable std::mutex touches_mu;
+  mutable std::optional<TouchedMemory> first_touches;  // guarded by touches_mu
 };
 
 }  // namespace forkvm

@@ -104,6 +104,16 @@ size_t VmImage::memory_layers() const noexcept { return impl_->memory->layers().
 uint64_t VmImage::overlay_bytes() const noexcept { return impl_->memory->overlay_bytes(); }
 bool VmImage::written_pages_logged() const noexcept { return impl_->written_pages_logged; }
 
+std::optional<TouchedMemory> VmImage::first_touches() const {
+  std::lock_guard lock(impl_->touches_mu);
+  return impl_->first_touches;
+}
+
+void VmImage::remember_first_touches(TouchedMemory touched) const {
+  std::lock_guard lock(impl_->touches_mu);
+  if (!impl_->first_touches) impl_->first_touches = std::move(touched);
+}
+
 std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify_memory,
                                              bool verify_disks) {
   // A snapshot opened before in this process and unchanged since is reused as it is: its

@@ -23,13 +23,17 @@ struct TemplateOptions {
   /// vCPUs) and refilled on a background thread, so that fork() only restores state and starts
   /// the vCPUs. 0: every fork prepares its own VM.
   size_t pool_size = 0;
-  /// Pooled VMs take, before their vCPUs run, the guest pages the template's first child
+  /// Every VM the template prepares (pooled, or by fork() itself: no pool, an empty one, a
+  /// child with its own NIC) takes, before its vCPUs run, the guest pages a child of the image
   /// touched up to the end of its first exec (Vm::touched_memory(), prefault_memory()): the
   /// ones it wrote are copied, the ones it read mapped, so that a child's agent connect and
-  /// first exec do not stop on a host page fault for each. Costs each pooled VM that many
-  /// private pages ahead of time (ForkTimings::prefaulted_bytes), which the child would write
-  /// anyway. Learned from the first child whose first exec (Sandbox::exec, exec_shell,
-  /// exec_stream) succeeds; VMs pooled before that take them then.
+  /// first exec do not stop on a host page fault for each. Costs each VM that many private
+  /// pages ahead of time (ForkTimings::prefaulted_bytes), which the child would write anyway,
+  /// and a fork() that prepares its own VM the time to take them (less than its child's first
+  /// exec then saves). Learned from the first child whose first exec (Sandbox::exec,
+  /// exec_shell, exec_stream) succeeds, or known already from the image
+  /// (VmImage::first_touches(): another Template or a Sandbox::restore of it taught it); VMs
+  /// pooled before take them then.
   bool prefault = true;
   /// With prefault: also map those pages into each pooled VM's NPT/EPT tables
   /// (KVM_PRE_FAULT_MEMORY, Linux 6.10+ with nested paging), so the child's first touches take
@@ -124,7 +128,8 @@ struct ForkTimings {
   /// time to send it, and the child's first request follows it at once; the agent runs no
   /// request before it, nor any after it if it fails (the sandbox then fails with its error).
   bool agent_carried = false;
-  /// Guest memory the VM took ahead of its guest (TemplateOptions::prefault), before the fork.
+  /// Guest memory the VM took ahead of its guest (TemplateOptions::prefault,
+  /// SandboxRestoreConfig::prefault) before its vCPUs ran.
   uint64_t prefaulted_bytes = 0;
   /// Of that, what was also mapped into KVM's NPT/EPT tables ahead (Vm::prefault_memory), and
   /// why none was when none was (e.g. a KVM before 6.10, or shadow paging).

@@ -129,6 +129,13 @@ struct SandboxRestoreConfig {
   /// (RestoreOptions::net). The guest's interface keeps its addresses and routes and moves to
   /// this NIC's MAC (a fresh one unless set).
   std::optional<NetConfig> net;
+  /// Once a VM of the snapshot's image has told which guest pages its first exec touched
+  /// (VmImage::first_touches(): an earlier restore of the directory while its image stayed
+  /// open, or a Template of it), the restored VM takes them before its vCPUs run, as
+  /// TemplateOptions::prefault (and maps them into NPT/EPT where KVM can:
+  /// ForkTimings::prefaulted_bytes, premapped_bytes). Until then, this sandbox's first exec
+  /// teaches them.
+  bool prefault = true;
 };
 
 /// Where a sandbox is in its life.

@@ -451,6 +451,16 @@ class VmImage {
   /// RAM: about as long as copying it.
   std::vector<PageDigest> page_digests() const;
 
+  /// The guest pages a VM made from this image touched by the end of its guest's first exec,
+  /// once one such VM has told (remember_first_touches()); nullopt before. Not part of the
+  /// snapshot: each process learns it anew. Template and Sandbox::restore give these pages to
+  /// the VMs they make (Vm::prefault_memory), so that a child's first exec does not stop on a
+  /// host page fault for each; the Templates and restores of one snapshot directory share its
+  /// image while it stays open (open()), and with it what was learned.
+  std::optional<TouchedMemory> first_touches() const;
+  /// Records `touched` as first_touches() unless one was recorded before (the first wins).
+  void remember_first_touches(TouchedMemory touched) const;
+
   struct Impl;
   /// Internal: made by open() and Vm::freeze().
   explicit VmImage(std::unique_ptr<Impl> impl);

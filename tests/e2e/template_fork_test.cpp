@@ -518,6 +518,76 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
   }
 }
 
+// Issue 15 §2/§7: what a child's first exec touched is learned once per image and taken ahead
+// by every later VM of it: restores of the same directory (whose image stays open) and the
+// forks of any Template of it, pooled or not.
+TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
+  Sandbox& parent = SharedParent::get();
+  TempDir tmp;
+  sh(parent, "echo touched-state > /tmp/marker");
+  step("snapshot the parent");
+  const std::string dir = tmp / "snap";
+  parent.snapshot(dir);
+  const auto restore_config = [](const std::string& hostname, bool prefault) {
+    SandboxRestoreConfig rc;
+    rc.boot_timeout = kBootDeadline;
+    rc.request_timeout = 120s;
+    rc.hostname = hostname;
+    rc.prefault = prefault;
+    return rc;
+  };
+  const auto expect_took = [](const ForkTimings& t, const std::string& what) {
+    step("  " + what + ": prefaulted " + std::to_string(t.prefaulted_bytes >> 10) +
+         " KiB, in NPT/EPT " + std::to_string(t.premapped_bytes >> 10) + " KiB" +
+         (t.premap_unavailable.empty() ? "" : " (" + t.premap_unavailable + ")"));
+    EXPECT_GT(t.prefaulted_bytes, 0u) << what << " did not take the learned pages";
+    EXPECT_LT(t.prefaulted_bytes, kRamBytes / 4) << what << ": far more than a first exec";
+    EXPECT_TRUE(t.premapped_bytes == t.prefaulted_bytes || !t.premap_unavailable.empty())
+        << what << ": premapped " << t.premapped_bytes << " of " << t.prefaulted_bytes
+        << " bytes without saying why not";
+  };
+
+  step("first restore: nothing known yet; its first exec teaches the image");
+  auto first = make_child([&] { return Sandbox::restore(dir, restore_config("touch-0", true)); });
+  ASSERT_EQ(first->state(), SandboxState::kReady) << first->console_tail();
+  EXPECT_EQ(first->fork_timings().prefaulted_bytes, 0u);
+  EXPECT_EQ(sh(*first, "cat /tmp/marker"), "touched-state\n");
+
+  step("second restore of the directory (same image, still open)");
+  auto second = make_child([&] { return Sandbox::restore(dir, restore_config("touch-1", true)); });
+  ASSERT_EQ(second->state(), SandboxState::kReady) << second->console_tail();
+  expect_took(second->fork_timings(), "the second restore");
+  EXPECT_EQ(sh(*second, "cat /tmp/marker"), "touched-state\n");
+  EXPECT_EQ(sh(*second, "hostname"), "touch-1\n");
+  sh(*second, "echo second > /tmp/marker");
+
+  step("a restore that opts out");
+  auto plain = make_child([&] { return Sandbox::restore(dir, restore_config("touch-2", false)); });
+  EXPECT_EQ(plain->fork_timings().prefaulted_bytes, 0u);
+  EXPECT_EQ(sh(*plain, "cat /tmp/marker"), "touched-state\n");
+
+  step("a Template of the directory without a pool: its first fork takes them inline");
+  TemplateOptions options;
+  options.verify_memory = false;
+  std::shared_ptr<Template> tmpl = Template::open(dir, options);
+  auto forked = make_child([&] { return tmpl->fork(fork_config("touch-3")); });
+  ASSERT_EQ(forked->state(), SandboxState::kReady) << forked->console_tail();
+  EXPECT_FALSE(forked->fork_timings().pooled);
+  expect_took(forked->fork_timings(), "the template's first fork");
+  EXPECT_EQ(sh(*forked, "cat /tmp/marker"), "touched-state\n");
+  EXPECT_EQ(sh(*forked, "hostname"), "touch-3\n");
+
+  // Taking pages ahead shares nothing written: each child still has its own.
+  EXPECT_EQ(sh(*first, "cat /tmp/marker"), "touched-state\n");
+  EXPECT_EQ(sh(*second, "cat /tmp/marker"), "second\n");
+  std::set<std::string> uuids;
+  for (Sandbox* c : {first.get(), second.get(), plain.get(), forked.get()}) {
+    uuids.insert(sh(*c, "cat /proc/sys/kernel/random/uuid"));
+    c->shutdown();
+  }
+  EXPECT_EQ(uuids.size(), 4u) << "a child that took pages ahead repeated a sibling's RNG";
+}
+
 TEST(E2eTemplateFork, ForkOfAShutDownSandboxAndMemoryUsage) {
   Sandbox& parent = SharedParent::get();
   step("fork a child");
