@@ -163,6 +163,7 @@ void ForkSeries::add(const ForkedChild& c) {
   state_ahead.push_back(to_ms(t.vm.state_ahead));
   state.push_back(to_ms(t.vm.state));
   activate.push_back(to_ms(t.vm.activate));
+  prefault.push_back(to_ms(t.vm.prefault));
   start.push_back(to_ms(t.vm.start));
   other.push_back(to_ms(t.to_vcpus_ready - t.freeze - t.vm.total()));
   to_ready.push_back(to_ms(t.to_ready));
@@ -211,6 +212,7 @@ void add_fork_rows(ReportSection& sec, const std::string& key, const std::string
   row("vcpus", "  vcpus (KVM_CREATE_VCPU)", s.vcpus);
   row("state_ahead", "  state ahead (CPUID, regs, FPU, MSRs, PICs)", s.state_ahead);
   row("activate", "  activate (virtio state, worker threads, kicks)", s.activate);
+  row("prefault", "  prefault (a first exec's pages taken ahead)", s.prefault);
   row("state", "  state (LAPIC, TSC, events, IOAPIC, PIT, clock, legacy devices, irq release)", s.state);
   row("start", "  start (vCPU threads)", s.start);
   row("other", "  other (outside the phases)", s.other);

@@ -29,7 +29,8 @@ struct SnapshotMade {
   uint64_t allocated = 0;  ///< and what they occupy (a sparse memory file takes less)
 };
 
-SnapshotMade make_snapshot(const RestoreBenchOptions& o, const std::string& dir) {
+SnapshotMade make_snapshot(const RestoreBenchOptions& o, const std::string& dir,
+                           const std::string& second_dir) {
   SnapshotMade m;
   SandboxConfig c = image_sandbox_config(o.image_dir, o.vcpus, o.memory_mib);
   const auto t0 = Clock::now();
@@ -39,6 +40,7 @@ SnapshotMade make_snapshot(const RestoreBenchOptions& o, const std::string& dir)
   const auto t1 = Clock::now();
   box->snapshot(dir);
   m.snapshot_ms = ms_since(t1);
+  box->snapshot(second_dir);  // the same guest, for the `learned` series
   destroy_timed(std::move(box));
   Sandbox::wait_for_teardowns();
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
@@ -53,6 +55,7 @@ SnapshotMade make_snapshot(const RestoreBenchOptions& o, const std::string& dir)
 /// Sandbox::restore(dir) -> first exec, one way of verifying, in ms.
 struct RestoreSeries {
   std::vector<double> to_exec, call, first_exec, warm_exec, teardown, reaped;
+  std::vector<double> prefaulted_mib;  ///< ForkTimings::prefaulted_bytes
 };
 
 /// Every sample of the run, in ms.
@@ -62,6 +65,10 @@ struct Samples {
   /// The default restore of a directory this process opened before, its image kept
   /// (VmImage::keep_opened(1)): no reading, hashing or decoding of the files.
   RestoreSeries reused;
+  /// The default restore of a second copy of the snapshot whose image the bench holds open for
+  /// the whole run, taught by the warm-up restore's first exec: each restore takes the pages a
+  /// first exec touches ahead (VmImage::first_touches, SandboxRestoreConfig::prefault).
+  RestoreSeries learned;
   // Template::open + fork (no pool) + exec
   std::vector<double> open, split_to_exec, split_first_exec;
   ForkSeries split;
@@ -80,6 +87,7 @@ void restore_round(const std::string& snapshot, const RestoreBenchOptions& o, bo
   s.call.push_back(c.fork_call_ms);
   s.first_exec.push_back(c.exec_ms);
   s.warm_exec.push_back(c.warm_exec_ms);
+  s.prefaulted_mib.push_back(static_cast<double>(c.sandbox->fork_timings().prefaulted_bytes) / (1 << 20));
   double reaped = 0;
   s.teardown.push_back(destroy_timed(std::move(c.sandbox), &reaped));
   s.reaped.push_back(reaped);
@@ -156,6 +164,7 @@ Report build_report(const RestoreBenchOptions& o, const SnapshotMade& snap, cons
     row(fk, "restore_to_exec", "restore -> first exec answered", v.to_exec);
     row(fk, "restore_call", "  Sandbox::restore() call", v.call);
     row(fk, "first_exec", "  first exec([\"true\"])", v.first_exec);
+    fk.rows.push_back({"prefaulted", "  memory taken ahead of the guest", "MiB", summarize(v.prefaulted_mib)});
     row(fk, "warm_exec", "warmed exec on the same sandbox (reference)", v.warm_exec);
     row(fk, "teardown", "teardown: shutdown() + destructor", v.teardown);
     row(fk, "teardown_reaped", "teardown until reaped", v.reaped);
@@ -169,6 +178,11 @@ Report build_report(const RestoreBenchOptions& o, const SnapshotMade& snap, cons
                   "forkvm: Sandbox::restore(dir) -> first exec answered, memory verified, the directory opened "
                   "before in this process and its image kept (VmImage::keep_opened) (ms)",
                   s.reused);
+  restore_section("forkvm_learned",
+                  "forkvm: Sandbox::restore(dir) -> first exec answered, memory verified, a directory whose "
+                  "image this process holds open and an earlier restore's first exec taught (its first "
+                  "touches taken ahead) (ms)",
+                  s.learned);
 
   ReportSection sp;
   sp.key = "split";
@@ -211,6 +225,9 @@ Report build_report(const RestoreBenchOptions& o, const SnapshotMade& snap, cons
     add_ratio(ra, "restore_reused_to_answer",
               "restore -> first answer (Sandbox::restore of a directory opened before / QEMU)",
               summarize(s.reused.to_exec), summarize(s.q_answer));
+    add_ratio(ra, "restore_learned_to_answer",
+              "restore -> first answer (Sandbox::restore, image held and taught / QEMU)",
+              summarize(s.learned.to_exec), summarize(s.q_answer));
     add_ratio(ra, "split_to_answer", "restore -> first answer (phased path, verified / QEMU)",
               summarize(s.split_to_exec), summarize(s.q_answer));
     add_ratio(ra, "first_request", "first request after the restore (first exec, unverified restore / QEMU running -> answer)",
@@ -245,7 +262,8 @@ int restore_bench(std::span<char* const> args) {
   try {
     const std::string snapshot = scratch->path() + "/snapshot";
     std::fprintf(stderr, "forkvm-bench restore: booting a %u MiB sandbox and taking its snapshot ...\n", o.memory_mib);
-    const SnapshotMade snap = make_snapshot(o, snapshot);
+    const std::string learned_dir = scratch->path() + "/snapshot-learned";
+    const SnapshotMade snap = make_snapshot(o, snapshot, learned_dir);
     std::unique_ptr<QemuRestoreReference> qemu;
     if (o.qemu) {
       std::fprintf(stderr, "forkvm-bench restore: booting QEMU and writing its migration file ...\n");
@@ -256,9 +274,12 @@ int restore_bench(std::span<char* const> args) {
     // Every restore below opens the directory anew (as QEMU reads its file anew), except the
     // `reused` one, which is what VmImage::keep_opened is for.
     VmImage::keep_opened(0);
+    // Held for the whole run; its directory is restored by the `learned` series only.
+    const std::shared_ptr<const VmImage> held = VmImage::open(learned_dir);
     {
       std::fprintf(stderr, "forkvm-bench restore: a warm-up round, not counted ...\n");
       Samples warm_up;
+      restore_round(learned_dir, o, true, warm_up.learned);  // teaches `held` its first touches
       restore_round(snapshot, o, false, warm_up.unverified);
       split_round(snapshot, o, warm_up);
       if (qemu) qemu->restore_once(o.n + 1);
@@ -273,9 +294,11 @@ int restore_bench(std::span<char* const> args) {
         restore_round(snapshot, o, true, s.reused);
         VmImage::keep_opened(0);
       }
-      std::fprintf(stderr, "  round %u: forkvm %.1f ms (unverified %.1f ms, reused %.1f ms), phased %.1f ms",
+      restore_round(learned_dir, o, true, s.learned);
+      std::fprintf(stderr,
+                   "  round %u: forkvm %.1f ms (unverified %.1f ms, reused %.1f ms, learned %.1f ms), phased %.1f ms",
                    i + 1, s.verified.to_exec.back(), s.unverified.to_exec.back(), s.reused.to_exec.back(),
-                   s.split_to_exec.back());
+                   s.learned.to_exec.back(), s.split_to_exec.back());
       if (qemu) {
         try {
           const QemuRestoreSample q = qemu->restore_once(i + 1);

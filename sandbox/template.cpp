@@ -360,7 +360,7 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   timings.vm = p.vm->build_phases();
   if (pooled) {  // prepared ahead of time, off this fork's path
     timings.vm.create_vm = timings.vm.memory = timings.vm.devices = timings.vm.vcpus =
-        timings.vm.state_ahead = timings.vm.activate = {};
+        timings.vm.state_ahead = timings.vm.activate = timings.vm.prefault = {};
   }
   timings.pooled = pooled;
   timings.prefaulted_bytes = p.prefaulted.host_bytes;

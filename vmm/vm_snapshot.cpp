@@ -607,6 +607,12 @@ VmPrefault Vm::prefault_memory(const TouchedMemory& touched, bool stage2) {
       throw InvalidStateError("prefault_memory: the VM was launched already");
     }
   }
+  const auto t0 = Clock::now();
+  struct Timed {  // however it returns
+    Vm::Impl& impl;
+    Clock::time_point t0;
+    ~Timed() { impl.phases.prefault += Clock::now() - t0; }
+  } timed{*impl_, t0};
   GuestMemory::Touched t;
   for (const auto& [offset, length] : touched.written) t.written.push_back({offset, length});
   for (const auto& [offset, length] : touched.read) t.read.push_back({offset, length});

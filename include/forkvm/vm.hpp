@@ -274,6 +274,9 @@ struct VmBuildPhases {
   std::chrono::nanoseconds state{};
   /// Starting the vCPU threads (Vm::launch()).
   std::chrono::nanoseconds start{};
+  /// Vm::prefault_memory(), between prepare() and launch(): a child's first touches taken
+  /// ahead of its guest (zero when none were).
+  std::chrono::nanoseconds prefault{};
   /// The KVM VM, its memory slots, irqchip, PIT, legacy devices and vCPUs came from the shell
   /// pool (forkvm/shell_pool.hpp), built ahead of time; create_vm and vcpus are then zero and
   /// memory and devices count only mapping the image and adding the virtio devices. False:
@@ -281,7 +284,7 @@ struct VmBuildPhases {
   bool from_shell = false;
   /// The sum of the phases.
   std::chrono::nanoseconds total() const {
-    return create_vm + memory + devices + vcpus + state_ahead + state + activate + start;
+    return create_vm + memory + devices + vcpus + state_ahead + state + activate + start + prefault;
   }
 };
 
