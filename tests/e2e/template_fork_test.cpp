@@ -401,13 +401,19 @@ TEST(E2eTemplateFork, ForkChainSixDeep) {
   EXPECT_GT(parent.ping().version, 0u);
 }
 
-TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
-  Sandbox& parent = SharedParent::get();
-  TempDir tmp;
-  sh(parent, "echo snapshot-state > /tmp/marker");
+/// Writes `marker` to the shared parent's /tmp/marker and snapshots the parent into tmp/snap.
+std::string snapshot_parent(Sandbox& parent, const TempDir& tmp, const std::string& marker) {
+  sh(parent, "echo " + marker + " > /tmp/marker");
   step("snapshot the parent");
   const std::string dir = tmp / "snap";
   parent.snapshot(dir);
+  return dir;
+}
+
+TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
+  Sandbox& parent = SharedParent::get();
+  TempDir tmp;
+  const std::string dir = snapshot_parent(parent, tmp, "snapshot-state");
   sh(parent, "echo parent-after-snapshot > /tmp/marker");
 
   step("Template::open with pool_size 2");
@@ -524,10 +530,7 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
 TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
   Sandbox& parent = SharedParent::get();
   TempDir tmp;
-  sh(parent, "echo touched-state > /tmp/marker");
-  step("snapshot the parent");
-  const std::string dir = tmp / "snap";
-  parent.snapshot(dir);
+  const std::string dir = snapshot_parent(parent, tmp, "touched-state");
   const auto restore_config = [](const std::string& hostname, bool prefault) {
     SandboxRestoreConfig rc;
     rc.boot_timeout = kBootDeadline;
