@@ -56,6 +56,9 @@ SnapshotMade make_snapshot(const RestoreBenchOptions& o, const std::string& dir,
 struct RestoreSeries {
   std::vector<double> to_exec, call, first_exec, warm_exec, teardown, reaped;
   std::vector<double> prefaulted_mib;  ///< ForkTimings::prefaulted_bytes
+  /// The first exec's KVM page faults (nested ones with NPT/EPT) and VM exits, where KVM
+  /// reports them.
+  std::vector<double> first_exec_faults, first_exec_exits;
 };
 
 /// Every sample of the run, in ms.
@@ -88,6 +91,10 @@ void restore_round(const std::string& snapshot, const RestoreBenchOptions& o, bo
   s.first_exec.push_back(c.exec_ms);
   s.warm_exec.push_back(c.warm_exec_ms);
   s.prefaulted_mib.push_back(static_cast<double>(c.sandbox->fork_timings().prefaulted_bytes) / (1 << 20));
+  if (c.first_exec_kvm && c.first_exec_kvm->available) {
+    s.first_exec_faults.push_back(static_cast<double>(c.first_exec_kvm->page_faults));
+    s.first_exec_exits.push_back(static_cast<double>(c.first_exec_kvm->exits));
+  }
   double reaped = 0;
   s.teardown.push_back(destroy_timed(std::move(c.sandbox), &reaped));
   s.reaped.push_back(reaped);
@@ -165,6 +172,11 @@ Report build_report(const RestoreBenchOptions& o, const SnapshotMade& snap, cons
     row(fk, "restore_call", "  Sandbox::restore() call", v.call);
     row(fk, "first_exec", "  first exec([\"true\"])", v.first_exec);
     fk.rows.push_back({"prefaulted", "  memory taken ahead of the guest", "MiB", summarize(v.prefaulted_mib)});
+    if (!v.first_exec_faults.empty()) {
+      fk.rows.push_back({"first_exec_faults", "  first exec: KVM page faults (pf_taken)", "n",
+                         summarize(v.first_exec_faults)});
+      fk.rows.push_back({"first_exec_exits", "  first exec: VM exits", "n", summarize(v.first_exec_exits)});
+    }
     row(fk, "warm_exec", "warmed exec on the same sandbox (reference)", v.warm_exec);
     row(fk, "teardown", "teardown: shutdown() + destructor", v.teardown);
     row(fk, "teardown_reaped", "teardown until reaped", v.reaped);
