@@ -83,6 +83,15 @@ std::string socket_in(const std::string& temp_dir, const char* what) {
   return path;
 }
 
+VmPrefault prefault_or_log(Vm& vm, const TouchedMemory& touched, bool stage2) {
+  try {
+    return vm.prefault_memory(touched, stage2);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "forkvm: no prefault for this VM: %s\n", e.what());
+    return {};
+  }
+}
+
 void check_hostname(const std::optional<std::string>& hostname, const char* option) {
   if (hostname && !protocol::valid_hostname(*hostname)) {
     throw ConfigError(std::string(option) + " '" + hostname->substr(0, 80) +
@@ -222,20 +231,14 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
   {
     const auto image = VmImage::open(dir, ro.verify_memory, ro.verify_disks);
     auto restored = Vm::prepare(image, ro);
-    const std::optional<TouchedMemory> hot =
-        rc.prefault ? image->first_touches() : std::nullopt;
+    const std::shared_ptr<const TouchedMemory> hot = rc.prefault ? image->first_touches() : nullptr;
     if (hot) {
-      try {
-        const VmPrefault taken = restored->prefault_memory(*hot);
-        fork_timings.prefaulted_bytes = taken.host_bytes;
-        fork_timings.premapped_bytes = taken.stage2_bytes;
-        fork_timings.premap_unavailable = taken.stage2_unavailable;
-      } catch (const Error& e) {
-        // An optimisation only: the guest faults the pages in as it touches them.
-        std::fprintf(stderr, "forkvm: restore: no prefault: %s\n", e.what());
-      }
+      const VmPrefault taken = prefault_or_log(*restored, *hot, true);
+      fork_timings.prefaulted_bytes = taken.host_bytes;
+      fork_timings.premapped_bytes = taken.stage2_bytes;
+      fork_timings.premap_unavailable = taken.stage2_unavailable;
     } else if (rc.prefault) {
-      after_first_exec = [image](const Vm& v) { image->remember_first_touches(v.touched_memory()); };
+      after_first_exec = [](const Vm& v) { v.teach_first_touches(); };
     }
     restored->launch();
     std::lock_guard lock(mutex);

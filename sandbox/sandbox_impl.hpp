@@ -37,6 +37,10 @@ std::string socket_in(const std::string& temp_dir, const char* what);
 /// Throws ConfigError naming `option` (e.g. "ForkConfig::hostname") unless `hostname` is unset
 /// or 1..64 characters of [A-Za-z0-9.-].
 void check_hostname(const std::optional<std::string>& hostname, const char* option);
+/// Vm::prefault_memory(touched, stage2) for a VM a Template or a restore prepared: an
+/// optimisation only, so a failure (a host short of memory) is logged and gives an empty
+/// VmPrefault; the guest then faults the pages in as it touches them.
+VmPrefault prefault_or_log(Vm& vm, const TouchedMemory& touched, bool stage2);
 
 struct Sandbox::Impl {
   using Clock = std::chrono::steady_clock;

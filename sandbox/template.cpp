@@ -146,16 +146,10 @@ struct Template::Impl {
   void prefault(PreparedVm& p) {
     if (!options.prefault || p.prefault_tried) return;
     // Learned by this template's first child, or by any other VM of the image.
-    const std::optional<TouchedMemory> touched = image->first_touches();
+    const std::shared_ptr<const TouchedMemory> touched = image->first_touches();
     if (!touched) return;
     p.prefault_tried = true;
-    try {
-      p.prefaulted = p.vm->prefault_memory(*touched, options.premap);
-    } catch (const Error& e) {
-      // An optimisation only: a host short of memory gets a VM that faults its pages in as
-      // the guest touches them.
-      std::fprintf(stderr, "forkvm: template: no prefault for this VM: %s\n", e.what());
-    }
+    p.prefaulted = prefault_or_log(*p.vm, *touched, options.premap);
   }
 
   /// With mu held (via `lock`): once the hot pages are learned, prefaults the VMs that were
@@ -382,15 +376,13 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   // Until one VM of the image has finished its first exec, each child may be the one to tell.
   const bool learn = impl_->options.prefault && !impl_->image->first_touches();
   if (learn || holds_refill) {
-    impl->after_first_exec = [link = impl_->link, image = impl_->image, learn,
-                              holds_refill](const Vm& vm) {
+    impl->after_first_exec = [link = impl_->link, learn, holds_refill](const Vm& vm) {
       if (holds_refill) {
         std::lock_guard lock(link->mu);
         if (link->answered) link->answered();
       }
-      // Another VM may have told meanwhile: then this one skips the pagemap read.
-      if (!learn || image->first_touches()) return;
-      image->remember_first_touches(vm.touched_memory());  // the first to tell wins
+      // False when another VM of the image told first.
+      if (!learn || !vm.teach_first_touches()) return;
       std::lock_guard lock(link->mu);
       if (link->learned) link->learned();
     };

@@ -4,7 +4,6 @@
 
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <vector>
 
 #include "devices/virtio/block/block_backend.hpp"
@@ -25,9 +24,10 @@ struct VmImage::Impl {
   std::vector<std::shared_ptr<const FrozenDisk>> disks;
   /// The freeze found the written pages in the logs (VmImage::written_pages_logged()).
   bool written_pages_logged = false;
-  /// VmImage::first_touches(): learned after the image was made, by any thread.
+  /// VmImage::first_touches(): learned after the image was made (Vm::teach_first_touches), by
+  /// any thread; set once.
   mutable std::mutex touches_mu;
-  mutable std::optional<TouchedMemory> first_touches;  // guarded by touches_mu
+  mutable std::shared_ptr<const TouchedMemory> first_touches;  // guarded by touches_mu
 };
 
 }  // namespace forkvm

@@ -104,14 +104,9 @@ size_t VmImage::memory_layers() const noexcept { return impl_->memory->layers().
 uint64_t VmImage::overlay_bytes() const noexcept { return impl_->memory->overlay_bytes(); }
 bool VmImage::written_pages_logged() const noexcept { return impl_->written_pages_logged; }
 
-std::optional<TouchedMemory> VmImage::first_touches() const {
+std::shared_ptr<const TouchedMemory> VmImage::first_touches() const {
   std::lock_guard lock(impl_->touches_mu);
   return impl_->first_touches;
-}
-
-void VmImage::remember_first_touches(TouchedMemory touched) const {
-  std::lock_guard lock(impl_->touches_mu);
-  if (!impl_->first_touches) impl_->first_touches = std::move(touched);
 }
 
 std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify_memory,
@@ -590,6 +585,17 @@ void premap_stage2(Vm::Impl& impl, const GuestMemory::Touched& t, VmPrefault& ou
 
 uint64_t TouchedMemory::written_bytes() const noexcept { return sum_lengths(written); }
 uint64_t TouchedMemory::read_bytes() const noexcept { return sum_lengths(read); }
+
+bool Vm::teach_first_touches() const {
+  if (!impl_->image) throw InvalidStateError("teach_first_touches: the VM was not made from an image");
+  const VmImage::Impl& img = impl_->image->impl();
+  if (impl_->image->first_touches()) return false;  // skips the pagemap read
+  auto touched = std::make_shared<const TouchedMemory>(touched_memory());  // not under the lock
+  std::lock_guard lock(img.touches_mu);
+  if (img.first_touches) return false;  // another VM told meanwhile
+  img.first_touches = std::move(touched);
+  return true;
+}
 
 TouchedMemory Vm::touched_memory() const {
   const GuestMemory::Touched t = impl_->memory.touched_extents();

@@ -455,14 +455,12 @@ class VmImage {
   std::vector<PageDigest> page_digests() const;
 
   /// The guest pages a VM made from this image touched by the end of its guest's first exec,
-  /// once one such VM has told (remember_first_touches()); nullopt before. Not part of the
-  /// snapshot: each process learns it anew. Template and Sandbox::restore give these pages to
-  /// the VMs they make (Vm::prefault_memory), so that a child's first exec does not stop on a
-  /// host page fault for each; the Templates and restores of one snapshot directory share its
-  /// image while it stays open (open()), and with it what was learned.
-  std::optional<TouchedMemory> first_touches() const;
-  /// Records `touched` as first_touches() unless one was recorded before (the first wins).
-  void remember_first_touches(TouchedMemory touched) const;
+  /// once one such VM has told (Vm::teach_first_touches()); null before. Never changes once
+  /// set. Not part of the snapshot: each process learns it anew. Template and Sandbox::restore
+  /// give these pages to the VMs they make (Vm::prefault_memory), so that a child's first exec
+  /// does not stop on a host page fault for each; the Templates and restores of one snapshot
+  /// directory share its image while it stays open (open()), and with it what was learned.
+  std::shared_ptr<const TouchedMemory> first_touches() const;
 
   struct Impl;
   /// Internal: made by open() and Vm::freeze().
@@ -588,6 +586,11 @@ class Vm {
   /// The pages of RAM this VM has touched since it was started (see TouchedMemory). Throws
   /// GuestMemoryError when /proc/self/pagemap cannot be read.
   TouchedMemory touched_memory() const;
+  /// For a VM made from an image (prepare()), once its guest's first exec has ended: unless the
+  /// image knows its first touches already (VmImage::first_touches()), reads this VM's
+  /// touched_memory() and records it there (the first VM to tell wins). Returns whether this
+  /// call recorded them. Throws as touched_memory().
+  bool teach_first_touches() const;
   /// For a VM from prepare(), before launch(): copies the `written` pages of `touched` (taken
   /// from another VM of the same image) into this VM's RAM and maps the `read` ones, so that
   /// its guest's first touches of them cost no host page fault; then, with `stage2` and where
