@@ -4,8 +4,6 @@
 
 #include <cctype>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -13,14 +11,6 @@
 
 namespace forkvm::bench {
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 bool parse_hex(std::string_view s, uint64_t& out) {
   if (s.starts_with("0x")) s.remove_prefix(2);

@@ -18,14 +18,6 @@
 namespace forkvm::bench {
 namespace {
 
-std::string read_text(const char* path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(std::string("cannot read ") + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -39,6 +31,14 @@ std::optional<uint64_t> get(const std::map<std::string, uint64_t>& m, const char
 }
 
 }  // namespace
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 std::map<std::string, uint64_t> parse_kb_lines(std::string_view text) {
   std::map<std::string, uint64_t> out;

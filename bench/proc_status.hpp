@@ -12,6 +12,10 @@
 
 namespace forkvm::bench {
 
+/// The whole text of a file such as /proc/self/status. Throws std::runtime_error naming `path`
+/// when it cannot be read.
+std::string read_text(const std::string& path);
+
 /// The "Name:   123 kB" lines of a /proc status-style text, as bytes by name. Lines without a
 /// "kB" unit (counts such as "Threads: 5") and malformed lines are skipped; a name that repeats
 /// keeps its last value.
