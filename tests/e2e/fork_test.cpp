@@ -77,10 +77,7 @@ TEST(E2eFork, SnapshotThenRestoreThreeIndependentChildren) {
   step("restore children");
   std::vector<std::unique_ptr<Sandbox>> children;
   for (int i = 0; i < 3; ++i) {
-    SandboxRestoreConfig rc;
-    rc.boot_timeout = kBootDeadline;
-    rc.request_timeout = 120s;
-    rc.hostname = "child-" + std::to_string(i);
+    SandboxRestoreConfig rc = e2e_restore_config("child-" + std::to_string(i));
     rc.verify_memory = i == 0;  // verified once in this process
     children.push_back(make_child([&] { return Sandbox::restore(snap, rc); }));
     ASSERT_EQ(children.back()->state(), SandboxState::kReady) << children.back()->console_tail();

@@ -13,6 +13,7 @@
 
 #include "forkvm/host_threads.hpp"
 #include "forkvm/sandbox.hpp"
+#include "tests/e2e/e2e_image.hpp"
 
 namespace forkvm::e2e {
 
@@ -20,6 +21,16 @@ namespace forkvm::e2e {
 /// connection that hangs fails the test well inside kvm-lab's run timeout, with the guest's
 /// console, instead of holding it until kvm-lab kills the whole binary.
 inline constexpr std::chrono::seconds kShellTimeout{120};
+
+/// How the e2e tests restore a snapshot: the image's boot deadline, 120 s per request (under TCG
+/// a syscall-heavy request can take seconds) and the guest's new `hostname`.
+inline SandboxRestoreConfig e2e_restore_config(const std::string& hostname) {
+  SandboxRestoreConfig rc;
+  rc.boot_timeout = kBootDeadline;
+  rc.request_timeout = std::chrono::seconds(120);
+  rc.hostname = hostname;
+  return rc;
+}
 
 /// Runs `script` with /bin/sh -c, expects exit 0 (a failure names the script and its stderr),
 /// and returns its stdout. The guest kills the script after `limit`; the host gives up on the

@@ -83,10 +83,7 @@ SandboxConfig base_config() {
 }
 
 SandboxRestoreConfig restore_config(const std::string& hostname, bool verify_memory) {
-  SandboxRestoreConfig rc;
-  rc.boot_timeout = kBootDeadline;
-  rc.request_timeout = 120s;
-  rc.hostname = hostname;
+  SandboxRestoreConfig rc = e2e_restore_config(hostname);
   rc.verify_memory = verify_memory;
   return rc;
 }

@@ -532,10 +532,7 @@ TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
   TempDir tmp;
   const std::string dir = snapshot_parent(parent, tmp, "touched-state");
   const auto restore_config = [](const std::string& hostname, bool prefault) {
-    SandboxRestoreConfig rc;
-    rc.boot_timeout = kBootDeadline;
-    rc.request_timeout = 120s;
-    rc.hostname = hostname;
+    SandboxRestoreConfig rc = e2e_restore_config(hostname);
     rc.prefault = prefault;
     return rc;
   };
