@@ -119,6 +119,12 @@ struct Template::Impl {
   /// on fork()'s when it prepares its own VM, where they save the child's first exec more time
   /// than they cost (each page copied or mapped ahead is a host page fault the guest does not
   /// stop on).
+  /// Ahead, not behind the guest: tried (2026-12-05, kvm-lab NPT L1, `forkvm-bench fork
+  /// --paths 4`, shell pool warm, same run), a helper thread started with the vCPUs took the
+  /// same 11 MiB in 14-16 ms beside the guest and brought call -> vCPUs ready from 30 to 11 ms,
+  /// but the child's first exec went from 56 to 115 ms and call -> first answer was 1.44x: the
+  /// NPT/EPT premap (KVM_PRE_FAULT_MEMORY) cannot run behind, as it takes the vCPU's mutex that
+  /// KVM_RUN holds, and the ~1,100 nested page faults it saves cost more than the whole prefault.
   PreparedVm prepare(const std::optional<NetConfig>& net = std::nullopt) {
     PreparedVm p;
     p.temp_dir = make_temp_dir(options.runtime_dir);
