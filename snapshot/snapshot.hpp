@@ -87,8 +87,9 @@ struct SnapshotFiles {
 /// 3. state.json's SHA-256 matches (always);
 /// 4. state.json parses and validates (parse_state: major version first);
 /// 5. the memory file's size equals memory.size (shorter and longer are both errors);
-/// 6. with `verify_memory`, the memory file's SHA-256 matches memory.sha256 (hashed while
-///    copied into a sealed memfd, see OpenOptions::verify_memory).
+/// 6. with `verify_memory`, the memory file matches its digests (hashed while copied into a
+///    sealed memfd, see OpenOptions::verify_memory): memory.chunks chunk by chunk when the
+///    snapshot has them (format 1.4, memory_digest.hpp), memory.sha256 otherwise.
 /// Throws SnapshotError naming the file and what is wrong.
 SnapshotFiles open_snapshot(const std::filesystem::path& dir, const OpenOptions& options = {});
 

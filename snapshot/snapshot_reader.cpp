@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 #include <array>
 #include <cerrno>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "forkvm/errors.hpp"
 #include "memory/memory_image.hpp"
 #include "snapshot/file_io.hpp"
+#include "snapshot/memory_digest.hpp"
 #include "snapshot/sha256.hpp"
 #include "snapshot/snapshot.hpp"
 
@@ -20,6 +22,10 @@ namespace forkvm::snapshot {
 namespace {
 
 namespace fs = std::filesystem;
+
+/// Threads that hash a memory file's chunks (format 1.4) at most: the caller's and helpers.
+/// Hashing runs at about one core's speed per thread; past a few, reading the file is the limit.
+constexpr unsigned kVerifyThreads = 4;
 
 /// "<64 hex>  state.json\n" is 77 bytes; anything much larger is not a digest file.
 constexpr off_t kMaxDigestFileBytes = 256;
@@ -41,51 +47,6 @@ std::string read_state_digest(int fd, const fs::path& path, const struct stat& s
   return text;
 }
 
-void hash_zeros(Sha256& sha, uint64_t len) {
-  static const std::array<uint8_t, 64 * 1024> kZeros{};
-  while (len > 0) {
-    const uint64_t n = std::min<uint64_t>(len, kZeros.size());
-    sha.update(std::span(kZeros.data(), n));
-    len -= n;
-  }
-}
-
-// Hashes [begin, end) of `fd`; with `copy_fd` >= 0, also writes those bytes at the same offsets
-// of `copy_fd`, so the copy holds exactly the bytes that were hashed.
-void hash_range(Sha256& sha, std::vector<uint8_t>& buf, int fd, uint64_t begin, uint64_t end,
-                const fs::path& path, int copy_fd) {
-  while (begin < end) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - begin));
-    const ssize_t n = pread(fd, buf.data(), want, static_cast<off_t>(begin));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail_errno(path, "read failed at offset " + std::to_string(begin), errno);
-    }
-    if (n == 0) fail(path, "is truncated: it ends at offset " + std::to_string(begin));
-    sha.update(std::span(buf.data(), static_cast<size_t>(n)));
-    if (copy_fd >= 0) {
-      pwrite_all(copy_fd, path, std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)), begin);
-    }
-    begin += static_cast<uint64_t>(n);
-  }
-}
-
-/// Where the next data at or after `pos` starts (SEEK_DATA), `size` when only a hole is left.
-/// A filesystem without hole support reports all of the file as data.
-uint64_t next_data(int fd, uint64_t pos, uint64_t size, const fs::path& path) {
-  const off_t d = lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
-  if (d >= 0) return std::min(size, static_cast<uint64_t>(d));
-  if (errno == ENXIO) return size;
-  if (errno == EINVAL) return pos;
-  fail_errno(path, "lseek(SEEK_DATA) failed", errno);
-}
-
-uint64_t next_hole(int fd, uint64_t pos, uint64_t size) {
-  const off_t h = lseek(fd, static_cast<off_t>(pos), SEEK_HOLE);
-  if (h < 0 || static_cast<uint64_t>(h) <= pos) return size;
-  return std::min(size, static_cast<uint64_t>(h));
-}
-
 void check_memory_size(const fs::path& path, const struct stat& st, uint64_t expected) {
   const auto actual = static_cast<uint64_t>(st.st_size);
   if (actual < expected) {
@@ -98,29 +59,6 @@ void check_memory_size(const fs::path& path, const struct stat& st, uint64_t exp
   }
 }
 
-// hash_memory_file(), copying the data (not the holes) into `copy_fd` when it is >= 0.
-std::string hash_and_copy(int fd, uint64_t size, const fs::path& path, int copy_fd) {
-  struct stat st {};
-  if (fstat(fd, &st) != 0) fail_errno(path, "cannot stat", errno);
-  if (static_cast<uint64_t>(st.st_size) < size) {
-    fail(path, "is truncated: " + std::to_string(st.st_size) + " bytes, expected " +
-                   std::to_string(size));
-  }
-  Sha256 sha;
-  std::vector<uint8_t> buf(kIoChunk);
-  uint64_t pos = 0;
-  while (pos < size) {
-    const uint64_t data = next_data(fd, pos, size, path);
-    hash_zeros(sha, data - pos);  // a hole reads as zeros; no need to read it
-    pos = data;
-    if (pos >= size) break;
-    const uint64_t end = next_hole(fd, pos, size);
-    hash_range(sha, buf, fd, pos, end, path, copy_fd);
-    pos = end;
-  }
-  return sha.final_hex();
-}
-
 // The verified memory: a sealed memfd holding the bytes that were hashed. The digest then
 // covers exactly what VMs will map, and nobody can truncate or rewrite it under them: a
 // snapshot file changed or truncated later cannot SIGBUS this process or alter a guest.
@@ -131,10 +69,17 @@ Fd verified_copy(int fd, const State& state, const fs::path& path) {
   } catch (const Error& e) {
     fail(path, std::string("cannot copy the memory file: ") + e.what());
   }
-  const std::string sha = hash_and_copy(fd, state.memory_size, path, copy.get());
-  if (sha != state.memory_sha256) {
-    fail(path, "SHA-256 mismatch: state.json says " + state.memory_sha256 +
-                   ", the file hashes to " + sha + " (corrupt or modified)");
+  if (state.memory_chunks) {
+    // Format 1.4: chunk by chunk, the all-hole ones without reading them, the rest on up to
+    // kVerifyThreads threads (memory_digest.hpp).
+    const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, kVerifyThreads);
+    verify_chunks(fd, state.memory_size, *state.memory_chunks, path, copy.get(), threads);
+  } else {
+    const std::string sha = hash_file(fd, state.memory_size, path, copy.get());
+    if (sha != state.memory_sha256) {
+      fail(path, "SHA-256 mismatch: state.json says " + state.memory_sha256 +
+                     ", the file hashes to " + sha + " (corrupt or modified)");
+    }
   }
   try {
     add_memfd_seals(copy.get(), F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL,
@@ -148,7 +93,7 @@ Fd verified_copy(int fd, const State& state, const fs::path& path) {
 }  // namespace
 
 std::string hash_memory_file(int fd, uint64_t size, const fs::path& path) {
-  return hash_and_copy(fd, size, path, -1);
+  return hash_file(fd, size, path, -1);
 }
 
 SnapshotFiles open_snapshot(const fs::path& dir, const OpenOptions& options) {

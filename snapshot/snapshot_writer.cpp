@@ -15,6 +15,7 @@
 
 #include "forkvm/errors.hpp"
 #include "snapshot/file_io.hpp"
+#include "snapshot/memory_digest.hpp"
 #include "snapshot/sha256.hpp"
 #include "snapshot/snapshot.hpp"
 
@@ -58,17 +59,24 @@ class TempDir {
   fs::path path_;
 };
 
-/// Writes `region` at file offset `offset`, hashing every byte and writing only the runs of
-/// pages that are not all zero; the skipped pages stay holes.
+/// Writes `region` at file offset `offset`, hashing every byte into `sha` and each chunk's
+/// into `chunks` (an all-zero page given as zeros, unhashed unless its chunk has data), and
+/// writing only the runs of pages that are not all zero; the skipped pages stay holes.
 void write_region(int fd, const fs::path& path, const GuestMemory::Region& region, uint64_t offset,
-                  Sha256& sha) {
+                  Sha256& sha, ChunkHasher& chunks) {
   for (uint64_t chunk = 0; chunk < region.size; chunk += kIoChunk) {
     const uint64_t len = std::min(kIoChunk, region.size - chunk);
     const uint8_t* base = region.host + chunk;
     sha.update(std::span(base, len));
     std::optional<uint64_t> run;  // start of the current run of non-zero pages
     for (uint64_t p = 0; p < len; p += kPage) {
-      const bool zero = all_zero(base + p, std::min(kPage, len - p));
+      const uint64_t page = std::min(kPage, len - p);
+      const bool zero = all_zero(base + p, page);
+      if (zero) {
+        chunks.zeros(page);
+      } else {
+        chunks.data(std::span(base + p, page));
+      }
       if (!zero && !run) run = p;
       if (zero && run) {
         pwrite_all(fd, path, std::span(base + *run, p - *run), offset + chunk + *run);
@@ -79,14 +87,15 @@ void write_region(int fd, const fs::path& path, const GuestMemory::Region& regio
   }
 }
 
-/// Writes the memory file; returns its SHA-256.
-std::string write_memory(const fs::path& path, const GuestMemory& memory) {
+/// Writes the memory file; returns its SHA-256 and fills `state`'s chunk digests.
+std::string write_memory(const fs::path& path, const GuestMemory& memory, State& state) {
   Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd) fail_errno(path, "cannot create", errno);
   Sha256 sha;
+  ChunkHasher chunks(memory.size());
   uint64_t offset = 0;
   for (const GuestMemory::Region& r : memory.regions()) {
-    write_region(fd.get(), path, r, offset, sha);
+    write_region(fd.get(), path, r, offset, sha, chunks);
     offset += r.size;
   }
   // Trailing zero pages were never written: set the length, which leaves them as a hole.
@@ -94,6 +103,7 @@ std::string write_memory(const fs::path& path, const GuestMemory& memory) {
     fail_errno(path, "cannot set the size to " + std::to_string(offset), errno);
   }
   fsync_or_throw(fd.get(), path);
+  state.memory_chunks = chunks.finish();
   return sha.final_hex();
 }
 
@@ -156,7 +166,7 @@ WrittenSnapshot write_snapshot(const fs::path& dir_in, const MachineConfig& mach
   State state;
   state.machine = planned;
   state.memory_size = memory.size();
-  state.memory_sha256 = write_memory(tmp.path() / kMemoryFile, memory);
+  state.memory_sha256 = write_memory(tmp.path() / kMemoryFile, memory, state);
   for (const OverlayToWrite& o : overlays) {
     DiskRecord& disk = state.machine.disks[o.disk];
     disk.overlay->sha256 = write_overlay(tmp.path() / disk.overlay->file, disk.size, o);

@@ -238,6 +238,10 @@ std::string encode_state(const State& state) {
       {"secrets", state.machine.secrets}};
   root["memory"] = {
       {"file", kMemoryFile}, {"size", state.memory_size}, {"sha256", state.memory_sha256}};
+  if (state.memory_chunks) {
+    root["memory"]["chunks"] = {{"size", state.memory_chunks->size},
+                                {"sha256", state.memory_chunks->sha256}};
+  }
   root["components"] = state.components;
   root["created"] = state.created;
   root["forkvm_version"] = state.forkvm_version;
@@ -248,6 +252,33 @@ std::string encode_state(const State& state) {
     throw SnapshotError(std::string("state.json: cannot encode: ") + e.what());
   }
 }
+
+namespace {
+
+/// memory.chunks: a chunk size the reader accepts and exactly one well-formed digest per chunk
+/// of the memory file (the count is checked before any digest is read).
+MemoryChunks parse_chunks(JsonReader c, const State& s) {
+  MemoryChunks out;
+  out.size = c.num<uint64_t>("size", kMinMemoryChunkBytes, kMaxMemoryChunkBytes);
+  if (out.size % 4096 != 0) c.fail("size", "not a multiple of 4096");
+  const uint64_t n = chunk_count(s.memory_size, out.size);
+  const json& list = c.array("sha256", n);
+  if (list.size() != n) {
+    c.fail("sha256", std::to_string(list.size()) + " digests for the " + std::to_string(n) +
+                         " chunks of " + std::to_string(out.size) + " bytes in memory.size");
+  }
+  out.sha256.reserve(n);
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (!list[i].is_string() || !is_sha256_hex(list[i].get_ref<const std::string&>())) {
+      c.fail("sha256", "element " + std::to_string(i) + " is not 64 lowercase hex digits");
+    }
+    out.sha256.push_back(list[i].get<std::string>());
+  }
+  finish(c, s.format);
+  return out;
+}
+
+}  // namespace
 
 State parse_state(std::string_view text, const std::string& where) {
   json root;
@@ -284,6 +315,8 @@ State parse_state(std::string_view text, const std::string& where) {
   }
   s.memory_sha256 = mem.string("sha256", kMaxShortString);
   if (!is_sha256_hex(s.memory_sha256)) mem.fail("sha256", "not 64 lowercase hex digits");
+  // Optional (format 1.4): absent or null means the whole-file digest only.
+  if (mem.present("chunks")) s.memory_chunks = parse_chunks(mem.object("chunks"), s);
   finish(mem, s.format);
   s.components = r.member("components");
   check_components(s.components, where);

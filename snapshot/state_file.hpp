@@ -13,13 +13,15 @@
 #include <vector>
 
 #include "forkvm/vm.hpp"
+#include "snapshot/memory_digest.hpp"
 
 namespace forkvm::snapshot {
 
 /// The format this code writes. A reader accepts any minor version of its major version (minor
 /// versions only add optional fields) and rejects every other major version.
 inline constexpr uint32_t kFormatMajor = 1;
-inline constexpr uint32_t kFormatMinor = 3;  // 1: machine.disks; 2: machine.net; 3: machine.secrets
+inline constexpr uint32_t kFormatMinor = 4;  // 1: machine.disks; 2: machine.net; 3: machine.secrets;
+                                            // 4: memory.chunks
 
 /// File names inside a snapshot directory.
 inline constexpr const char* kStateFile = "state.json";
@@ -122,6 +124,9 @@ struct State {
   MachineConfig machine;
   uint64_t memory_size = 0;   ///< bytes in the memory file (== machine.memory_bytes())
   std::string memory_sha256;  ///< 64 lowercase hex digits
+  /// memory.chunks (format 1.4; absent from older snapshots): a digest per chunk, which a
+  /// verified open checks instead of memory_sha256 (memory_digest.hpp).
+  std::optional<MemoryChunks> memory_chunks;
   nlohmann::json components = nlohmann::json::object();  ///< name -> opaque object
   std::string created;                                   ///< ISO 8601 UTC time of writing
   std::string forkvm_version;                            ///< the forkvm version that wrote it

@@ -6,7 +6,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <functional>
+
 #include "forkvm/errors.hpp"
+#include "snapshot/memory_digest.hpp"
 #include "tests/unit/snapshot/snapshot_fixture.hpp"
 
 namespace forkvm::snapshot {
@@ -173,14 +177,84 @@ TEST_F(SnapshotTest, DigestFileMustHoldADigest) {
 }
 
 TEST_F(SnapshotTest, FlippedByteInMemoryDataAndInAHole) {
-  flip_byte(file(kMemoryFile), 0x100000 + kPage + 100);  // a pattern page
-  expect_rejected(snap(), {"memory", "SHA-256 mismatch", written_.memory_sha256});
+  // Checked chunk by chunk (format 1.4): the message names the chunk and its bytes.
+  const auto& chunks = open_snapshot(snap()).state.memory_chunks;
+  ASSERT_TRUE(chunks);
+  flip_byte(file(kMemoryFile), 0x100000 + kPage + 100);  // a pattern page, in chunk 0
+  expect_rejected(snap(), {"memory", "SHA-256 mismatch in bytes [0x0, 0x400000) (chunk 0 of 16)",
+                           chunks->sha256[0]});
   // Without memory verification (a Template's forks) the same file opens: the option works.
   EXPECT_FALSE(open_snapshot(snap(), {.verify_memory = false}).memory_verified);
   flip_byte(file(kMemoryFile), 0x100000 + kPage + 100);  // restore
   EXPECT_TRUE(open_snapshot(snap()).memory_verified);
-  flip_byte(file(kMemoryFile), 40 * 0x100000);  // inside a hole: allocates a page
-  expect_rejected(snap(), {"memory", "SHA-256 mismatch"});
+  // Inside a chunk that was all hole: the flip allocates a page, so the chunk is read now.
+  flip_byte(file(kMemoryFile), 40 * 0x100000);
+  expect_rejected(snap(), {"memory", "SHA-256 mismatch in bytes [0x2800000, 0x2c00000) (chunk 10"});
+  flip_byte(file(kMemoryFile), 40 * 0x100000);  // back to zero, but now data, not a hole
+  EXPECT_TRUE(open_snapshot(snap()).memory_verified) << "a chunk of zeros that is data passes";
+
+  // A snapshot from before format 1.4 (no chunk digests): the whole-file digest is checked.
+  edit_state(snap(), [](nlohmann::json& j) { j["memory"].erase("chunks"); });
+  EXPECT_TRUE(open_snapshot(snap()).memory_verified);
+  flip_byte(file(kMemoryFile), 0x100000 + kPage + 100);
+  expect_rejected(snap(), {"memory", "SHA-256 mismatch: state.json says", written_.memory_sha256});
+}
+
+TEST_F(SnapshotTest, ChunkDigestsCoverTheMemoryAndSkipItsHoles) {
+  const SnapshotFiles f = open_snapshot(snap());
+  ASSERT_TRUE(f.state.memory_chunks);
+  const MemoryChunks& c = *f.state.memory_chunks;
+  EXPECT_EQ(c.size, kMemoryChunkBytes);
+  ASSERT_EQ(c.sha256.size(), (kTestMib << 20) / kMemoryChunkBytes);
+  // The pattern pages are in chunks 0 (two of them), 4 and 15; every other chunk is zeros.
+  const std::string zeros = zero_digest(kMemoryChunkBytes);
+  for (size_t i = 0; i < c.sha256.size(); ++i) {
+    const bool data = i == 0 || i == 4 || i == 15;
+    EXPECT_EQ(c.sha256[i] == zeros, !data) << "chunk " << i;
+  }
+  // The copy holds exactly the file's bytes: data where it has data, zeros in the holes.
+  std::vector<uint8_t> page(kPage);
+  for (uint64_t gpa : pattern_pages()) {
+    ASSERT_EQ(pread(f.memory_fd.get(), page.data(), kPage, static_cast<off_t>(gpa)),
+              static_cast<ssize_t>(kPage));
+    for (uint64_t i = 0; i < kPage; i += 511) ASSERT_EQ(page[i], pattern_byte(gpa + i)) << gpa + i;
+  }
+  ASSERT_EQ(pread(f.memory_fd.get(), page.data(), kPage, 33 * 0x100000), static_cast<ssize_t>(kPage));
+  EXPECT_EQ(std::count(page.begin(), page.end(), 0), static_cast<long>(kPage));
+  // The digest of a chunk of zeros is SHA-256 of that many zero bytes.
+  EXPECT_EQ(zero_digest(0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST_F(SnapshotTest, ChunkListMustFitTheMemory) {
+  const auto rejected_edit = [&](const std::function<void(nlohmann::json&)>& edit,
+                                 std::initializer_list<std::string> parts) {
+    const std::string saved = read_file(file(kStateFile));
+    edit_state(snap(), edit);
+    expect_rejected(snap(), parts, {.verify_memory = false});  // refused by the parser itself
+    replace_state(snap(), saved);
+  };
+  rejected_edit([](nlohmann::json& j) { j["memory"]["chunks"]["sha256"].erase(0); },
+                {"state.json", "memory.chunks.sha256", "15 digests for the 16 chunks"});
+  rejected_edit([](nlohmann::json& j) { j["memory"]["chunks"]["size"] = 8u << 20; },
+                {"memory.chunks.sha256", "16 elements, at most 8"});  // the 8 chunks of 8 MiB
+  rejected_edit([](nlohmann::json& j) { j["memory"]["chunks"]["size"] = 4096; },
+                {"memory.chunks.size"});  // below the smallest chunk accepted
+  rejected_edit([](nlohmann::json& j) { j["memory"]["chunks"]["size"] = (4u << 20) + 1; },
+                {"memory.chunks.size", "not a multiple of 4096"});
+  rejected_edit([](nlohmann::json& j) { j["memory"]["chunks"]["sha256"][3] = "00"; },
+                {"memory.chunks.sha256", "element 3 is not 64 lowercase hex digits"});
+  rejected_edit([](nlohmann::json& j) { j["memory"]["chunks"]["sha256"][3] = 7; },
+                {"memory.chunks.sha256", "element 3"});
+  rejected_edit([](nlohmann::json& j) { j["memory"]["chunks"]["extra"] = 1; },
+                {"memory.chunks", "extra"});
+  // A forged digest list that matches another file: each chunk is still checked.
+  const std::string saved = read_file(file(kStateFile));
+  edit_state(snap(), [](nlohmann::json& j) {
+    j["memory"]["chunks"]["sha256"][15] = j["memory"]["chunks"]["sha256"][1];  // zeros
+  });
+  expect_rejected(snap(), {"memory", "(chunk 15 of 16)"});
+  replace_state(snap(), saved);
+  EXPECT_TRUE(open_snapshot(snap()).memory_verified);
 }
 
 TEST_F(SnapshotTest, TruncatedOrExtendedMemoryIsRejectedEvenWithoutVerification) {
@@ -244,7 +318,11 @@ TEST_F(SnapshotTest, MemoryMibMustMatchTheMemorySize) {
   expect_rejected(snap(),
                   {"state.json", "memory.size: 67108864 does not match machine.memory_mib 128"});
   // Consistent config but a memory file of the old size: caught by size, before any hashing.
-  edit_state(snap(), [](nlohmann::json& j) { j["memory"]["size"] = 128ull << 20; });
+  // (Without the chunk digests, whose count no longer fits: see ChunkListMustFitTheMemory.)
+  edit_state(snap(), [](nlohmann::json& j) {
+    j["memory"]["size"] = 128ull << 20;
+    j["memory"].erase("chunks");
+  });
   expect_rejected(snap(), {"memory", "truncated", "67108864", "134217728"});
 }
 
@@ -258,6 +336,7 @@ TEST_F(SnapshotTest, ErrorsNeverCrashOnSizesNearTheLimits) {
   edit_state(snap(), [](nlohmann::json& j) {
     j["machine"]["memory_mib"] = uint64_t{1} << 20;
     j["memory"]["size"] = uint64_t{1} << 40;
+    j["memory"].erase("chunks");
   });
   expect_rejected(snap(), {"memory", "truncated", "1099511627776"});
 }
