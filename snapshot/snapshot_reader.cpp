@@ -6,9 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <thread>
-#include <array>
 #include <cerrno>
+#include <thread>
 #include <vector>
 
 #include "forkvm/errors.hpp"
