@@ -141,6 +141,15 @@ class GuestMemory {
   /// pagemap cannot be read.
   std::vector<MemoryImage::Extent> private_extents() const;
 
+  /// The parts of this RAM that may hold non-zero bytes, as sorted, disjoint extents in the
+  /// memory-file layout; every byte outside them reads as zero. From what the kernel knows,
+  /// without touching the RAM: kSharedFile, the memfd's data (SEEK_DATA/SEEK_HOLE: a hole was
+  /// never written); kPrivateFile, the image's data (its base file's, its layers' extents) and
+  /// private_extents(); kAnonymous, private_extents() (touched or swapped pages); kReserved,
+  /// none. For a writer that must not read the rest: reading a never-written page of a shared
+  /// memfd allocates it. Throws GuestMemoryError when the kernel cannot tell.
+  std::vector<MemoryImage::Extent> data_extents() const;
+
   /// The pages this RAM has touched since it was mapped, in the memory-file layout (sorted,
   /// disjoint extents): `written` are private copies (as private_extents()), `read` image pages
   /// mapped without a copy. From /proc/self/pagemap. Throws GuestMemoryError when pagemap

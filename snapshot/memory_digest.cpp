@@ -25,15 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void hash_zeros(Sha256& sha, uint64_t len) {
-  static const std::array<uint8_t, 64 * 1024> kZeros{};
-  while (len > 0) {
-    const uint64_t n = std::min<uint64_t>(len, kZeros.size());
-    sha.update(std::span(kZeros.data(), n));
-    len -= n;
-  }
-}
-
 // Hashes [begin, end) of `fd`, which the caller found to be data; with `copy_fd` >= 0, also
 // writes those bytes at the same offsets of `copy_fd`, so the copy holds exactly the bytes
 // that were hashed.
@@ -97,6 +88,15 @@ void check_length(int fd, uint64_t size, const fs::path& path) {
 }
 
 }  // namespace
+
+void hash_zeros(Sha256& sha, uint64_t len) {
+  static const std::array<uint8_t, 64 * 1024> kZeros{};
+  while (len > 0) {
+    const uint64_t n = std::min<uint64_t>(len, kZeros.size());
+    sha.update(std::span(kZeros.data(), n));
+    len -= n;
+  }
+}
 
 std::string zero_digest(uint64_t len) {
   static std::mutex mu;

@@ -35,6 +35,8 @@ struct MemoryChunks {
 /// How many chunks of `chunk` bytes cover `total` bytes.
 constexpr uint64_t chunk_count(uint64_t total, uint64_t chunk) { return (total + chunk - 1) / chunk; }
 
+/// Feeds `len` zero bytes to `sha` (from a static buffer: nothing is read or allocated).
+void hash_zeros(Sha256& sha, uint64_t len);
 /// The SHA-256 hex of `len` zero bytes, computed once per length in this process.
 std::string zero_digest(uint64_t len);
 

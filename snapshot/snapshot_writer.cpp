@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "forkvm/errors.hpp"
+#include "memory/memory_image.hpp"
 #include "snapshot/file_io.hpp"
 #include "snapshot/memory_digest.hpp"
 #include "snapshot/sha256.hpp"
@@ -59,18 +60,18 @@ class TempDir {
   fs::path path_;
 };
 
-/// Writes `region` at file offset `offset`, hashing every byte into `sha` and each chunk's
-/// into `chunks` (an all-zero page given as zeros, unhashed unless its chunk has data), and
-/// writing only the runs of pages that are not all zero; the skipped pages stay holes.
-void write_region(int fd, const fs::path& path, const GuestMemory::Region& region, uint64_t offset,
-                  Sha256& sha, ChunkHasher& chunks) {
-  for (uint64_t chunk = 0; chunk < region.size; chunk += kIoChunk) {
-    const uint64_t len = std::min(kIoChunk, region.size - chunk);
-    const uint8_t* base = region.host + chunk;
-    sha.update(std::span(base, len));
+/// Writes [host, host + len) at file offset `offset`, hashing every byte into `sha` and each
+/// chunk's into `chunks` (an all-zero page given as zeros, unhashed unless its chunk has data),
+/// and writing only the runs of pages that are not all zero; the skipped pages stay holes.
+void write_data(int fd, const fs::path& path, const uint8_t* host, uint64_t len, uint64_t offset,
+                Sha256& sha, ChunkHasher& chunks) {
+  for (uint64_t chunk = 0; chunk < len; chunk += kIoChunk) {
+    const uint64_t n = std::min(kIoChunk, len - chunk);
+    const uint8_t* base = host + chunk;
+    sha.update(std::span(base, n));
     std::optional<uint64_t> run;  // start of the current run of non-zero pages
-    for (uint64_t p = 0; p < len; p += kPage) {
-      const uint64_t page = std::min(kPage, len - p);
+    for (uint64_t p = 0; p < n; p += kPage) {
+      const uint64_t page = std::min(kPage, n - p);
       const bool zero = all_zero(base + p, page);
       if (zero) {
         chunks.zeros(page);
@@ -83,8 +84,33 @@ void write_region(int fd, const fs::path& path, const GuestMemory::Region& regio
         run.reset();
       }
     }
-    if (run) pwrite_all(fd, path, std::span(base + *run, len - *run), offset + chunk + *run);
+    if (run) pwrite_all(fd, path, std::span(base + *run, n - *run), offset + chunk + *run);
   }
+}
+
+/// Writes `region` at file offset `offset`: the parts `data` (GuestMemory::data_extents(),
+/// sorted) says may hold data with write_data(), the rest hashed as zeros without being read,
+/// and left a hole.
+void write_region(int fd, const fs::path& path, const GuestMemory::Region& region, uint64_t offset,
+                  const std::vector<MemoryImage::Extent>& data, Sha256& sha, ChunkHasher& chunks) {
+  auto zeros = [&](uint64_t len) {
+    hash_zeros(sha, len);
+    chunks.zeros(len);
+  };
+  const uint64_t end = offset + region.size;
+  uint64_t pos = offset;  // memory-file offset written up to
+  for (const MemoryImage::Extent& e : data) {
+    const uint64_t a = std::max(e.offset, pos);
+    const uint64_t b = std::min(e.offset + e.length, end);
+    if (a >= b) {
+      if (e.offset >= end) break;
+      continue;
+    }
+    zeros(a - pos);
+    write_data(fd, path, region.host + (a - offset), b - a, a, sha, chunks);
+    pos = b;
+  }
+  zeros(end - pos);
 }
 
 /// Writes the memory file; returns its SHA-256 and fills `state`'s chunk digests.
@@ -93,9 +119,14 @@ std::string write_memory(const fs::path& path, const GuestMemory& memory, State&
   if (!fd) fail_errno(path, "cannot create", errno);
   Sha256 sha;
   ChunkHasher chunks(memory.size());
+  // Only what may hold data is read: the rest is zeros, and reading it would allocate it (a
+  // shared memfd's holes) or fault it in for nothing.
+  const std::vector<MemoryImage::Extent> data = memory.data_extents();
   uint64_t offset = 0;
   for (const GuestMemory::Region& r : memory.regions()) {
-    write_region(fd.get(), path, r, offset, sha, chunks);
+    // The regions lie back to back in the file (GuestMemory's layout), as data's offsets do.
+    if (r.file_offset != offset) fail(path, "guest memory regions are not laid out back to back");
+    write_region(fd.get(), path, r, offset, data, sha, chunks);
     offset += r.size;
   }
   // Trailing zero pages were never written: set the length, which leaves them as a hole.

@@ -383,6 +383,38 @@ TEST(MemoryImageTouched, PrefaultIgnoresRamThatIsNotAnImage) {
   EXPECT_EQ(mem.prefault(t), 0u);
 }
 
+// --- data_extents (what a snapshot writer reads) ---------------------------------------------
+
+TEST(MemoryImageData, DataExtentsAreWhereRamMayHoldDataByBacking) {
+  // A memfd: its data pages, from its holes, without reading (or allocating) anything else.
+  GuestMemory memfd = GuestMemory::create_memfd(kSize);
+  fill_page(memfd, 3 * kPage, 1);
+  fill_page(memfd, 4 * kPage, 1);
+  fill_page(memfd, 9 * kMiB, 1);
+  EXPECT_EQ(pages_of(memfd.data_extents()), (std::set<uint64_t>{3 * kPage, 4 * kPage, 9 * kMiB}));
+  EXPECT_EQ(memfd.data_extents().size(), 2u) << "adjacent pages form one extent";
+
+  // Anonymous RAM: the pages touched.
+  GuestMemory anon = GuestMemory::create_anonymous(kSize);
+  fill_page(anon, 7 * kPage, 1);
+  EXPECT_TRUE(pages_of(anon.data_extents()).count(7 * kPage));
+  EXPECT_LT(pages_of(anon.data_extents()).size(), 64u);
+
+  // An image's mapping: the base's data, each layer's extents and this mapping's own copies.
+  const Image base = base_image(kSize, {5 * kPage});
+  GuestMemory first = GuestMemory::map_image(base);
+  fill_page(first, 12 * kMiB, 2);
+  const Image layered = first.freeze();
+  GuestMemory mapped = GuestMemory::map_image(layered);
+  fill_page(mapped, 14 * kMiB, 3);
+  EXPECT_EQ(pages_of(mapped.data_extents()),
+            (std::set<uint64_t>{5 * kPage, 12 * kMiB, 14 * kMiB}));
+  // Reading a hole of the base memfd through the mapping allocates a zero page in the memfd
+  // (shmem does so on a read fault), which then counts as data: more than needed, never less.
+  EXPECT_TRUE(page_is_zero(mapped, 2 * kMiB));
+  EXPECT_TRUE(pages_of(mapped.data_extents()).count(14 * kMiB));
+}
+
 // --- layers ---------------------------------------------------------------------------------
 
 TEST(MemoryImageLayers, FreezeOfAnImageMappingAddsOneLayerOfTheWrittenPages) {

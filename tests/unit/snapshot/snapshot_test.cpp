@@ -371,10 +371,44 @@ TEST_F(SnapshotTest, MemfdBackedMemoryWritesTheSameSnapshot) {
   GuestMemory mem = GuestMemory::create_memfd(kTestMib << 20);
   const GuestMemory reference = patterned_memory();
   for (uint64_t gpa : pattern_pages()) mem.write(gpa, reference.slice(gpa, kPage));
+  struct stat before {}, after {};
+  ASSERT_EQ(fstat(mem.backing_fd(), &before), 0);
   const WrittenSnapshot w =
       write_snapshot(tmp_.path() / "memfd", test_machine(), test_components(), mem);
   EXPECT_EQ(w.memory_sha256, written_.memory_sha256);
-  EXPECT_TRUE(open_snapshot(tmp_.path() / "memfd").memory_verified);
+  const SnapshotFiles f = open_snapshot(tmp_.path() / "memfd");
+  EXPECT_TRUE(f.memory_verified);
+  EXPECT_EQ(f.state.memory_chunks, open_snapshot(snap()).state.memory_chunks);
+  // The writer read only the memfd's data: its holes were not allocated by being read.
+  ASSERT_EQ(fstat(mem.backing_fd(), &after), 0);
+  EXPECT_EQ(after.st_blocks, before.st_blocks) << "writing the snapshot allocated RAM";
+  EXPECT_LE(after.st_blocks * 512, static_cast<long>(pattern_pages().size() * kPage));
+}
+
+TEST_F(SnapshotTest, ImageBackedMemoryWritesTheSameSnapshotWithoutFaultingItIn) {
+  // A restored VM's RAM: the snapshot's memory mapped copy-on-write, plus one page it wrote.
+  const SnapshotFiles f = open_snapshot(snap());
+  GuestMemory mem = map_snapshot_memory(f);
+  const uint64_t gpa = 9 * 0x100000;
+  std::vector<uint8_t> page(kPage, 0x5a);
+  mem.write(gpa, page);
+  const WrittenSnapshot w =
+      write_snapshot(tmp_.path() / "again", test_machine(), test_components(), mem);
+  const SnapshotFiles g = open_snapshot(tmp_.path() / "again");
+  ASSERT_TRUE(g.memory_verified);
+  const GuestMemory view = map_snapshot_memory(g);
+  EXPECT_EQ(view.read_obj<uint8_t>(gpa + 100), 0x5a);
+  for (uint64_t p : pattern_pages()) EXPECT_EQ(view.read_obj<uint8_t>(p + 9), pattern_byte(p + 9));
+  EXPECT_EQ(view.read_obj<uint8_t>(30 * 0x100000), 0);
+  EXPECT_NE(w.memory_sha256, written_.memory_sha256);
+  // Only the image's data and the written page were read: the rest of this RAM was never
+  // touched (pagemap: nothing present outside those pages).
+  const auto touched = mem.touched_extents();
+  uint64_t touched_bytes = 0;
+  for (const auto* v : {&touched.written, &touched.read}) {
+    for (const auto& e : *v) touched_bytes += e.length;
+  }
+  EXPECT_LE(touched_bytes, 64 * kPage) << "the writer faulted in RAM that holds only zeros";
 }
 
 TEST_F(SnapshotTest, FilesAndDirectoryOthersCouldChangeAreRefused) {
