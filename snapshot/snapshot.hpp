@@ -27,8 +27,8 @@ namespace forkvm::snapshot {
 
 /// The digests of a snapshot just written.
 struct WrittenSnapshot {
-  std::string state_sha256;   ///< SHA-256 of state.json
-  std::string memory_sha256;  ///< SHA-256 of the memory file
+  std::string state_sha256;  ///< SHA-256 of state.json
+  MemoryChunks memory;       ///< the memory file's chunk digests (memory.chunks)
 };
 
 /// A copy-on-write disk's overlay to write into a snapshot (DiskOverlay in state.json).

@@ -60,15 +60,14 @@ class TempDir {
   fs::path path_;
 };
 
-/// Writes [host, host + len) at file offset `offset`, hashing every byte into `sha` and each
-/// chunk's into `chunks` (an all-zero page given as zeros, unhashed unless its chunk has data),
-/// and writing only the runs of pages that are not all zero; the skipped pages stay holes.
+/// Writes [host, host + len) at file offset `offset`, hashing each chunk's bytes into `chunks`
+/// (an all-zero page given as zeros, unhashed unless its chunk has data), and writing only the
+/// runs of pages that are not all zero; the skipped pages stay holes.
 void write_data(int fd, const fs::path& path, const uint8_t* host, uint64_t len, uint64_t offset,
-                Sha256& sha, ChunkHasher& chunks) {
+                ChunkHasher& chunks) {
   for (uint64_t chunk = 0; chunk < len; chunk += kIoChunk) {
     const uint64_t n = std::min(kIoChunk, len - chunk);
     const uint8_t* base = host + chunk;
-    sha.update(std::span(base, n));
     std::optional<uint64_t> run;  // start of the current run of non-zero pages
     for (uint64_t p = 0; p < n; p += kPage) {
       const uint64_t page = std::min(kPage, n - p);
@@ -89,14 +88,11 @@ void write_data(int fd, const fs::path& path, const uint8_t* host, uint64_t len,
 }
 
 /// Writes `region` at file offset `offset`: the parts `data` (GuestMemory::data_extents(),
-/// sorted) says may hold data with write_data(), the rest hashed as zeros without being read,
-/// and left a hole.
+/// sorted) says may hold data with write_data(), the rest given to `chunks` as zeros without
+/// being read, and left a hole.
 void write_region(int fd, const fs::path& path, const GuestMemory::Region& region, uint64_t offset,
-                  const std::vector<MemoryImage::Extent>& data, Sha256& sha, ChunkHasher& chunks) {
-  auto zeros = [&](uint64_t len) {
-    hash_zeros(sha, len);
-    chunks.zeros(len);
-  };
+                  const std::vector<MemoryImage::Extent>& data, ChunkHasher& chunks) {
+  auto zeros = [&](uint64_t len) { chunks.zeros(len); };
   const uint64_t end = offset + region.size;
   uint64_t pos = offset;  // memory-file offset written up to
   for (const MemoryImage::Extent& e : data) {
@@ -107,17 +103,17 @@ void write_region(int fd, const fs::path& path, const GuestMemory::Region& regio
       continue;
     }
     zeros(a - pos);
-    write_data(fd, path, region.host + (a - offset), b - a, a, sha, chunks);
+    write_data(fd, path, region.host + (a - offset), b - a, a, chunks);
     pos = b;
   }
   zeros(end - pos);
 }
 
-/// Writes the memory file; returns its SHA-256 and fills `state`'s chunk digests.
-std::string write_memory(const fs::path& path, const GuestMemory& memory, State& state) {
+/// Writes the memory file and returns its chunk digests (format 2: no whole-file digest, so the
+/// pause of a snapshot hashes what the guest wrote, not every zero of its RAM).
+MemoryChunks write_memory(const fs::path& path, const GuestMemory& memory) {
   Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd) fail_errno(path, "cannot create", errno);
-  Sha256 sha;
   ChunkHasher chunks(memory.size());
   // Only what may hold data is read: the rest is zeros, and reading it would allocate it (a
   // shared memfd's holes) or fault it in for nothing.
@@ -126,7 +122,7 @@ std::string write_memory(const fs::path& path, const GuestMemory& memory, State&
   for (const GuestMemory::Region& r : memory.regions()) {
     // The regions lie back to back in the file (GuestMemory's layout), as data's offsets do.
     if (r.file_offset != offset) fail(path, "guest memory regions are not laid out back to back");
-    write_region(fd.get(), path, r, offset, data, sha, chunks);
+    write_region(fd.get(), path, r, offset, data, chunks);
     offset += r.size;
   }
   // Trailing zero pages were never written: set the length, which leaves them as a hole.
@@ -134,8 +130,7 @@ std::string write_memory(const fs::path& path, const GuestMemory& memory, State&
     fail_errno(path, "cannot set the size to " + std::to_string(offset), errno);
   }
   fsync_or_throw(fd.get(), path);
-  state.memory_chunks = chunks.finish();
-  return sha.final_hex();
+  return chunks.finish();
 }
 
 /// Writes one overlay file (sparse: only its extents hold data); returns its SHA-256.
@@ -197,7 +192,7 @@ WrittenSnapshot write_snapshot(const fs::path& dir_in, const MachineConfig& mach
   State state;
   state.machine = planned;
   state.memory_size = memory.size();
-  state.memory_sha256 = write_memory(tmp.path() / kMemoryFile, memory, state);
+  state.memory_chunks = write_memory(tmp.path() / kMemoryFile, memory);
   for (const OverlayToWrite& o : overlays) {
     DiskRecord& disk = state.machine.disks[o.disk];
     disk.overlay->sha256 = write_overlay(tmp.path() / disk.overlay->file, disk.size, o);
@@ -218,7 +213,7 @@ WrittenSnapshot write_snapshot(const fs::path& dir_in, const MachineConfig& mach
   }
   tmp.release();
   fsync_dir(dir.has_parent_path() ? dir.parent_path() : fs::path("."));
-  return {state_sha, state.memory_sha256};
+  return {state_sha, *state.memory_chunks};
 }
 
 }  // namespace forkvm::snapshot

@@ -44,9 +44,10 @@ std::string ascii_string(JsonReader& r, const char* key, size_t max_len) {
 }
 
 /// Unknown members: a newer minor version may add optional fields, which this reader skips;
-/// at this version or an older one every member is known, so any other is refused.
+/// at the latest minor it knows of that major version or an older one every member is known,
+/// so any other is refused.
 void finish(const JsonReader& r, const FormatVersion& v) {
-  if (v.minor <= kFormatMinor) r.finish();
+  if (v.minor <= (v.major == 1 ? kFormat1LastMinor : kFormatMinor)) r.finish();
 }
 
 bool valid_component_name(std::string_view name) {
@@ -64,12 +65,12 @@ FormatVersion parse_format(JsonReader& root) {
   FormatVersion v;
   // Any integer is read first so that an unknown major version is reported as such, by number.
   const uint64_t major = f.num<uint64_t>("major");
-  if (major != kFormatMajor) {
+  if (major != 1 && major != kFormatMajor) {
     f.fail("major", "snapshot format major version " + std::to_string(major) +
-                        " is not supported (this forkvm reads version " +
+                        " is not supported (this forkvm reads versions 1.x and " +
                         std::to_string(kFormatMajor) + ".x)");
   }
-  v.major = kFormatMajor;
+  v.major = static_cast<uint32_t>(major);
   v.minor = f.num<uint32_t>("minor");
   finish(f, v);
   return v;
@@ -236,8 +237,8 @@ std::string encode_state(const State& state) {
       {"disks", disks_json(state.machine.disks)},
       {"net", state.machine.net},
       {"secrets", state.machine.secrets}};
-  root["memory"] = {
-      {"file", kMemoryFile}, {"size", state.memory_size}, {"sha256", state.memory_sha256}};
+  root["memory"] = {{"file", kMemoryFile}, {"size", state.memory_size}};
+  if (!state.memory_sha256.empty()) root["memory"]["sha256"] = state.memory_sha256;
   if (state.memory_chunks) {
     root["memory"]["chunks"] = {{"size", state.memory_chunks->size},
                                 {"sha256", state.memory_chunks->sha256}};
@@ -313,10 +314,15 @@ State parse_state(std::string_view text, const std::string& where) {
                          std::to_string(s.machine.memory_mib) + " (" +
                          std::to_string(s.machine.memory_bytes()) + " bytes)");
   }
-  s.memory_sha256 = mem.string("sha256", kMaxShortString);
-  if (!is_sha256_hex(s.memory_sha256)) mem.fail("sha256", "not 64 lowercase hex digits");
-  // Optional (format 1.4): absent or null means the whole-file digest only.
-  if (mem.present("chunks")) s.memory_chunks = parse_chunks(mem.object("chunks"), s);
+  // Format 1: the whole file's digest, and from 1.4 optionally the chunks'. Format 2: the
+  // chunks' only (a whole-file digest there is read and checked for form, never needed).
+  if (s.format.major == 1 || mem.present("sha256")) {
+    s.memory_sha256 = mem.string("sha256", kMaxShortString);
+    if (!is_sha256_hex(s.memory_sha256)) mem.fail("sha256", "not 64 lowercase hex digits");
+  }
+  if (s.format.major == 1 ? mem.present("chunks") : true) {
+    s.memory_chunks = parse_chunks(mem.object("chunks"), s);
+  }
   finish(mem, s.format);
   s.components = r.member("components");
   check_components(s.components, where);

@@ -17,11 +17,15 @@
 
 namespace forkvm::snapshot {
 
-/// The format this code writes. A reader accepts any minor version of its major version (minor
-/// versions only add optional fields) and rejects every other major version.
-inline constexpr uint32_t kFormatMajor = 1;
-inline constexpr uint32_t kFormatMinor = 4;  // 1: machine.disks; 2: machine.net; 3: machine.secrets;
-                                            // 4: memory.chunks
+/// The format this code writes. A reader accepts any minor version of the major versions it
+/// knows (minor versions only add optional fields) and rejects every other major version.
+/// 2.0: memory.chunks required, memory.sha256 (the whole file's digest) dropped: hashing every
+/// zero of RAM made the writer's pause grow with RAM, not with what the guest wrote.
+inline constexpr uint32_t kFormatMajor = 2;
+inline constexpr uint32_t kFormatMinor = 0;
+/// Format 1, still read: 1: machine.disks; 2: machine.net; 3: machine.secrets; 4:
+/// memory.chunks (optional beside memory.sha256).
+inline constexpr uint32_t kFormat1LastMinor = 4;
 
 /// File names inside a snapshot directory.
 inline constexpr const char* kStateFile = "state.json";
@@ -123,9 +127,10 @@ struct State {
   FormatVersion format;
   MachineConfig machine;
   uint64_t memory_size = 0;   ///< bytes in the memory file (== machine.memory_bytes())
-  std::string memory_sha256;  ///< 64 lowercase hex digits
-  /// memory.chunks (format 1.4; absent from older snapshots): a digest per chunk, which a
-  /// verified open checks instead of memory_sha256 (memory_digest.hpp).
+  /// The whole memory file's SHA-256, 64 lowercase hex digits: format 1 only (empty in 2).
+  std::string memory_sha256;
+  /// memory.chunks, a digest per chunk (memory_digest.hpp), which a verified open checks
+  /// instead of memory_sha256: always in format 2, optional from 1.4, absent before.
   std::optional<MemoryChunks> memory_chunks;
   nlohmann::json components = nlohmann::json::object();  ///< name -> opaque object
   std::string created;                                   ///< ISO 8601 UTC time of writing

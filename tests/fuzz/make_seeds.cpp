@@ -282,7 +282,9 @@ void state_seeds() {
   s.machine.cmdline = "console=ttyS0 reboot=k panic=1";
   s.machine.guest_cid = 3;
   s.memory_size = s.machine.memory_mib << 20;
-  s.memory_sha256 = std::string(64, 'a');
+  s.memory_chunks = snapshot::MemoryChunks{
+      snapshot::kMemoryChunkBytes,
+      std::vector<std::string>(s.memory_size / snapshot::kMemoryChunkBytes, std::string(64, 'a'))};
   s.components = encode_components(c);
   s.created = "2026-01-01T00:00:00Z";
   const std::string text = snapshot::encode_state(s);

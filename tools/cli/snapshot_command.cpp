@@ -1,13 +1,17 @@
 #include "tools/cli/snapshot_command.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "forkvm/errors.hpp"
+#include "snapshot/memory_digest.hpp"
 #include "snapshot/snapshot.hpp"
 #include "tools/cli/args.hpp"
 #include "tools/cli/boot_command.hpp"
@@ -17,6 +21,7 @@ namespace forkvm::cli {
 namespace {
 
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 constexpr const char* kSnapshotUsage =
     "usage: forkvm snapshot inspect [--json] [--no-verify-memory] DIR\n"
@@ -69,7 +74,8 @@ std::optional<InspectOptions> parse_inspect(std::span<char* const> argv) {
 /// What inspect found; `error` is set when the snapshot is invalid.
 struct Report {
   std::optional<snapshot::SnapshotFiles> files;
-  std::optional<std::string> memory_actual;  ///< the memory file's SHA-256, when computed
+  std::optional<std::string> memory_actual;  ///< format 1: the file's SHA-256, when computed
+  std::optional<bool> memory_verified;       ///< whether the memory matched, when checked
   std::string error;
   bool ok() const { return error.empty(); }
 };
@@ -82,12 +88,24 @@ Report examine(const InspectOptions& o) {
     r.files = snapshot::open_snapshot(o.dir, {.verify_memory = false});
     if (o.verify_memory) {
       const auto& f = *r.files;
-      r.memory_actual = snapshot::hash_memory_file(f.memory_fd.get(), f.state.memory_size,
-                                                   f.dir / snapshot::kMemoryFile);
-      if (*r.memory_actual != f.state.memory_sha256) {
-        r.error = (f.dir / snapshot::kMemoryFile).string() +
-                  ": SHA-256 mismatch: state.json says " + f.state.memory_sha256 +
-                  ", the file hashes to " + *r.memory_actual;
+      const fs::path memory = f.dir / snapshot::kMemoryFile;
+      if (f.state.memory_chunks) {  // chunk by chunk, as a verified restore checks it
+        try {
+          snapshot::verify_chunks(f.memory_fd.get(), f.state.memory_size, *f.state.memory_chunks,
+                                  memory, -1, std::max(1u, std::thread::hardware_concurrency()));
+          r.memory_verified = true;
+        } catch (const SnapshotError& e) {
+          r.memory_verified = false;
+          r.error = e.what();
+        }
+      } else {
+        r.memory_actual =
+            snapshot::hash_memory_file(f.memory_fd.get(), f.state.memory_size, memory);
+        r.memory_verified = *r.memory_actual == f.state.memory_sha256;
+        if (!*r.memory_verified) {
+          r.error = memory.string() + ": SHA-256 mismatch: state.json says " +
+                    f.state.memory_sha256 + ", the file hashes to " + *r.memory_actual;
+        }
       }
     }
   } catch (const Error& e) {
@@ -118,14 +136,14 @@ json to_json(const InspectOptions& o, const Report& r) {
   out["state"] = {{"sha256", f.state_sha256}, {"verified", true}};
   json mem = {{"file", snapshot::kMemoryFile},
               {"size", s.memory_size},
-              {"allocated", f.memory_allocated},
-              {"sha256", s.memory_sha256}};
-  if (r.memory_actual) {
-    mem["actual_sha256"] = *r.memory_actual;
-    mem["verified"] = *r.memory_actual == s.memory_sha256;
-  } else {
-    mem["verified"] = nullptr;  // not checked (--no-verify-memory)
+              {"allocated", f.memory_allocated}};
+  if (!s.memory_sha256.empty()) mem["sha256"] = s.memory_sha256;
+  if (s.memory_chunks) {
+    mem["chunks"] = {{"size", s.memory_chunks->size}, {"count", s.memory_chunks->sha256.size()}};
   }
+  if (r.memory_actual) mem["actual_sha256"] = *r.memory_actual;
+  // null: not checked (--no-verify-memory)
+  mem["verified"] = r.memory_verified ? json(*r.memory_verified) : json(nullptr);
   out["memory"] = mem;
   json comps = json::object();
   for (const auto& [name, value] : s.components.items())
@@ -153,13 +171,21 @@ void print_text(const InspectOptions& o, const Report& r) {
     std::cout << "state        sha256 " << f.state_sha256 << " (verified)\n"
               << "memory       " << s.memory_size << " bytes, " << f.memory_allocated
               << " allocated on disk\n"
-              << "             sha256 " << s.memory_sha256;
-    if (!r.memory_actual) {
-      std::cout << " (not checked)\n";
-    } else if (*r.memory_actual == s.memory_sha256) {
-      std::cout << " (verified)\n";
+              << "             ";
+    if (s.memory_chunks) {
+      std::cout << s.memory_chunks->sha256.size() << " chunk digests of "
+                << s.memory_chunks->size << " bytes";
     } else {
+      std::cout << "sha256 " << s.memory_sha256;
+    }
+    if (!r.memory_verified) {
+      std::cout << " (not checked)\n";
+    } else if (*r.memory_verified) {
+      std::cout << " (verified)\n";
+    } else if (r.memory_actual) {
       std::cout << " (MISMATCH: the file hashes to " << *r.memory_actual << ")\n";
+    } else {
+      std::cout << " (MISMATCH: see below)\n";
     }
     std::cout << "components   " << s.components.size() << "\n";
     for (const auto& [name, value] : s.components.items()) {

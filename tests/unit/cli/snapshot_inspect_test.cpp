@@ -33,10 +33,10 @@ TEST_F(CliSnapshot, InspectDescribesAValidSnapshot) {
   const auto r = run_snapshot_cli("inspect " + dir().string());
   EXPECT_EQ(r.status, 0) << r.output;
   for (const std::string& s : std::vector<std::string>{
-           "format       1." + std::to_string(snap::kFormatMinor), "2 vCPU(s), 64 MiB, vsock CID 7",
+           "format       2." + std::to_string(snap::kFormatMinor), "2 vCPU(s), 64 MiB, vsock CID 7",
            "console=ttyS0 reboot=k panic=1",
            "sha256 " + written_.state_sha256 + " (verified)",
-           "sha256 " + written_.memory_sha256 + " (verified)", "67108864 bytes", "components   3",
+           "16 chunk digests of 4194304 bytes (verified)", "67108864 bytes", "components   3",
            "  serial  ", "  vcpu.0  ", "result       ok"}) {
     EXPECT_TRUE(contains(r.output, s)) << "missing '" << s << "' in:\n" << r.output;
   }
@@ -47,12 +47,14 @@ TEST_F(CliSnapshot, InspectJson) {
   ASSERT_EQ(r.status, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j["ok"], true);
-  EXPECT_EQ(j["format"]["major"], 1);
+  EXPECT_EQ(j["format"]["major"], 2);
   EXPECT_EQ(j["machine"]["vcpus"], 2);
   EXPECT_EQ(j["machine"]["memory_mib"], 64);
   EXPECT_EQ(j["machine"]["guest_cid"], 7);
   EXPECT_EQ(j["state"]["sha256"], written_.state_sha256);
-  EXPECT_EQ(j["memory"]["sha256"], written_.memory_sha256);
+  EXPECT_FALSE(j["memory"].contains("sha256")) << "format 2 has no whole-file digest";
+  EXPECT_EQ(j["memory"]["chunks"]["count"], written_.memory.sha256.size());
+  EXPECT_EQ(j["memory"]["chunks"]["size"], written_.memory.size);
   EXPECT_EQ(j["memory"]["verified"], true);
   EXPECT_EQ(j["memory"]["size"], 64u << 20);
   EXPECT_LT(j["memory"]["allocated"].get<uint64_t>(), 4u << 20);  // sparse
@@ -64,7 +66,9 @@ TEST_F(CliSnapshot, MemoryMismatchIsShownAndExitsOne) {
   flip_byte(dir() / snap::kMemoryFile, 0);
   auto r = run_snapshot_cli("inspect " + dir().string());
   EXPECT_EQ(r.status, 1) << r.output;
-  EXPECT_TRUE(contains(r.output, "(MISMATCH: the file hashes to ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "(MISMATCH: see below)")) << r.output;
+  EXPECT_TRUE(contains(r.output, "SHA-256 mismatch in bytes [0x0, 0x400000) (chunk 0 of 16)"))
+      << r.output;
   EXPECT_TRUE(contains(r.output, "result       INVALID")) << r.output;
   r = run_snapshot_cli("inspect --json " + dir().string());
   EXPECT_EQ(r.status, 1) << r.output;
@@ -76,6 +80,24 @@ TEST_F(CliSnapshot, MemoryMismatchIsShownAndExitsOne) {
   r = run_snapshot_cli("inspect --no-verify-memory " + dir().string());
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "(not checked)")) << r.output;
+
+  // A format 1 snapshot (a whole-file digest, no chunks) is checked by that digest.
+  flip_byte(dir() / snap::kMemoryFile, 0);  // back as written
+  const std::string sha = snap::hash_memory_file(
+      snap::open_snapshot(dir(), {.verify_memory = false}).memory_fd.get(), 64u << 20,
+      dir() / snap::kMemoryFile);
+  snap::test::edit_state(dir(), [&](nlohmann::json& state) {
+    state["format"] = {{"major", 1}, {"minor", 3}};
+    state["memory"].erase("chunks");
+    state["memory"]["sha256"] = sha;
+  });
+  r = run_snapshot_cli("inspect " + dir().string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "sha256 " + sha + " (verified)")) << r.output;
+  flip_byte(dir() / snap::kMemoryFile, 0);
+  r = run_snapshot_cli("inspect " + dir().string());
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "(MISMATCH: the file hashes to ")) << r.output;
 }
 
 TEST_F(CliSnapshot, InvalidSnapshotsExitOneWithTheReason) {

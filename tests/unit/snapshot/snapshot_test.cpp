@@ -36,6 +36,15 @@ std::string expect_rejected(const fs::path& dir, std::initializer_list<std::stri
   return "";
 }
 
+/// Makes `j` a format 1.3 state (a whole-file digest, no chunk digests), for edits of the
+/// memory size that a chunk list would refuse first. Returns `j`.
+nlohmann::json& as_format_1(nlohmann::json& j) {
+  j["format"] = {{"major", 1}, {"minor", 3}};
+  j["memory"].erase("chunks");
+  j["memory"]["sha256"] = std::string(64, 'a');
+  return j;
+}
+
 class SnapshotTest : public ::testing::Test {
  protected:
   void SetUp() override { written_ = write_test_snapshot(snap()); }
@@ -49,11 +58,12 @@ class SnapshotTest : public ::testing::Test {
 TEST_F(SnapshotTest, RoundTripRestoresConfigComponentsAndMemory) {
   const SnapshotFiles f = open_snapshot(snap());
   EXPECT_TRUE(f.memory_verified);
-  EXPECT_EQ(f.state.format, (FormatVersion{1, kFormatMinor}));
+  EXPECT_EQ(f.state.format, (FormatVersion{2, kFormatMinor}));
   EXPECT_EQ(f.state.machine, test_machine());
   EXPECT_EQ(f.state.components, test_components());
   EXPECT_EQ(f.state.memory_size, kTestMib << 20);
-  EXPECT_EQ(f.state.memory_sha256, written_.memory_sha256);
+  EXPECT_EQ(f.state.memory_chunks, written_.memory);
+  EXPECT_EQ(f.state.memory_sha256, "") << "format 2 records no whole-file digest";
   EXPECT_EQ(f.state_sha256, written_.state_sha256);
   EXPECT_EQ(f.state.forkvm_version, forkvm_version());
   EXPECT_EQ(f.state.created.size(), 20u) << f.state.created;  // 2024-01-02T03:04:05Z
@@ -70,9 +80,13 @@ TEST_F(SnapshotTest, RoundTripRestoresConfigComponentsAndMemory) {
             static_cast<ssize_t>(kPage));
   for (uint8_t b : page) ASSERT_EQ(b, 0);
 
-  // The memory digest is the digest of the plain bytes: hash an in-memory copy independently.
+  // Each chunk's digest is the digest of its plain bytes: hash an in-memory copy independently.
   const GuestMemory mem = patterned_memory();
-  EXPECT_EQ(written_.memory_sha256, Sha256::of(mem.slice(0, mem.size())));
+  ASSERT_EQ(written_.memory.sha256.size(), mem.size() / kMemoryChunkBytes);
+  for (uint64_t i = 0; i < written_.memory.sha256.size(); ++i) {
+    EXPECT_EQ(written_.memory.sha256[i],
+              Sha256::of(mem.slice(i * kMemoryChunkBytes, kMemoryChunkBytes))) << "chunk " << i;
+  }
 }
 
 TEST_F(SnapshotTest, MemoryFileIsSparse) {
@@ -193,11 +207,17 @@ TEST_F(SnapshotTest, FlippedByteInMemoryDataAndInAHole) {
   flip_byte(file(kMemoryFile), 40 * 0x100000);  // back to zero, but now data, not a hole
   EXPECT_TRUE(open_snapshot(snap()).memory_verified) << "a chunk of zeros that is data passes";
 
-  // A snapshot from before format 1.4 (no chunk digests): the whole-file digest is checked.
-  edit_state(snap(), [](nlohmann::json& j) { j["memory"].erase("chunks"); });
+  // A format 1.3 snapshot (no chunk digests): the whole-file digest is checked.
+  const GuestMemory mem = patterned_memory();
+  const std::string whole = Sha256::of(mem.slice(0, mem.size()));
+  edit_state(snap(), [&](nlohmann::json& j) {
+    j["format"] = {{"major", 1}, {"minor", 3}};
+    j["memory"].erase("chunks");
+    j["memory"]["sha256"] = whole;
+  });
   EXPECT_TRUE(open_snapshot(snap()).memory_verified);
   flip_byte(file(kMemoryFile), 0x100000 + kPage + 100);
-  expect_rejected(snap(), {"memory", "SHA-256 mismatch: state.json says", written_.memory_sha256});
+  expect_rejected(snap(), {"memory", "SHA-256 mismatch: state.json says", whole});
 }
 
 TEST_F(SnapshotTest, ChunkDigestsCoverTheMemoryAndSkipItsHoles) {
@@ -299,18 +319,18 @@ TEST_F(SnapshotTest, MalformedJson) {
 
 TEST_F(SnapshotTest, UnknownMajorVersionIsNamed) {
   edit_state(snap(), [](nlohmann::json& j) {
-    j["format"]["major"] = 2;
-    j["machine"] = "a version 2 layout";  // the version is checked before anything else
+    j["format"]["major"] = 3;
+    j["machine"] = "a version 3 layout";  // the version is checked before anything else
   });
-  expect_rejected(snap(), {"state.json", "major version 2 is not supported", "1.x"});
+  expect_rejected(snap(), {"state.json", "major version 3 is not supported", "1.x and 2.x"});
 }
 
 TEST_F(SnapshotTest, NewerMinorVersionAndUnknownFieldsAreAccepted) {
   edit_state(snap(), [](nlohmann::json& j) {
     j["format"]["minor"] = 7;
-    j["added_in_1_7"] = {{"anything", true}};
+    j["added_in_2_7"] = {{"anything", true}};
   });
-  EXPECT_EQ(open_snapshot(snap()).state.format, (FormatVersion{1, 7}));
+  EXPECT_EQ(open_snapshot(snap()).state.format, (FormatVersion{2, 7}));
 }
 
 TEST_F(SnapshotTest, MemoryMibMustMatchTheMemorySize) {
@@ -318,11 +338,8 @@ TEST_F(SnapshotTest, MemoryMibMustMatchTheMemorySize) {
   expect_rejected(snap(),
                   {"state.json", "memory.size: 67108864 does not match machine.memory_mib 128"});
   // Consistent config but a memory file of the old size: caught by size, before any hashing.
-  // (Without the chunk digests, whose count no longer fits: see ChunkListMustFitTheMemory.)
-  edit_state(snap(), [](nlohmann::json& j) {
-    j["memory"]["size"] = 128ull << 20;
-    j["memory"].erase("chunks");
-  });
+  // (As format 1.3, without the chunk digests, whose count no longer fits: ChunkListMustFitTheMemory.)
+  edit_state(snap(), [](nlohmann::json& j) { as_format_1(j)["memory"]["size"] = 128ull << 20; });
   expect_rejected(snap(), {"memory", "truncated", "67108864", "134217728"});
 }
 
@@ -335,8 +352,7 @@ TEST_F(SnapshotTest, ErrorsNeverCrashOnSizesNearTheLimits) {
   // A 1 TiB claim with a 64 MiB file: rejected by the size comparison, nothing allocated.
   edit_state(snap(), [](nlohmann::json& j) {
     j["machine"]["memory_mib"] = uint64_t{1} << 20;
-    j["memory"]["size"] = uint64_t{1} << 40;
-    j["memory"].erase("chunks");
+    as_format_1(j)["memory"]["size"] = uint64_t{1} << 40;
   });
   expect_rejected(snap(), {"memory", "truncated", "1099511627776"});
 }
@@ -375,7 +391,7 @@ TEST_F(SnapshotTest, MemfdBackedMemoryWritesTheSameSnapshot) {
   ASSERT_EQ(fstat(mem.backing_fd(), &before), 0);
   const WrittenSnapshot w =
       write_snapshot(tmp_.path() / "memfd", test_machine(), test_components(), mem);
-  EXPECT_EQ(w.memory_sha256, written_.memory_sha256);
+  EXPECT_EQ(w.memory, written_.memory);
   const SnapshotFiles f = open_snapshot(tmp_.path() / "memfd");
   EXPECT_TRUE(f.memory_verified);
   EXPECT_EQ(f.state.memory_chunks, open_snapshot(snap()).state.memory_chunks);
@@ -400,7 +416,7 @@ TEST_F(SnapshotTest, ImageBackedMemoryWritesTheSameSnapshotWithoutFaultingItIn) 
   EXPECT_EQ(view.read_obj<uint8_t>(gpa + 100), 0x5a);
   for (uint64_t p : pattern_pages()) EXPECT_EQ(view.read_obj<uint8_t>(p + 9), pattern_byte(p + 9));
   EXPECT_EQ(view.read_obj<uint8_t>(30 * 0x100000), 0);
-  EXPECT_NE(w.memory_sha256, written_.memory_sha256);
+  EXPECT_NE(w.memory, written_.memory);
   // Only the image's data and the written page were read: the rest of this RAM was never
   // touched (pagemap: nothing present outside those pages).
   const auto touched = mem.touched_extents();

@@ -19,7 +19,7 @@ State valid_state() {
   s.machine.cmdline = "console=ttyS0";
   s.machine.guest_cid = 3;
   s.memory_size = 256ull << 20;
-  s.memory_sha256 = std::string(64, 'a');
+  s.memory_chunks = MemoryChunks{kMemoryChunkBytes, std::vector<std::string>(64, std::string(64, 'a'))};
   s.components = {{"serial", {{"ier", 0}}}};
   s.created = "2024-01-02T03:04:05Z";
   s.forkvm_version = "0.1.0";
@@ -46,7 +46,8 @@ TEST(StateJson, EncodeParseRoundTrip) {
   EXPECT_EQ(back.format, s.format);
   EXPECT_EQ(back.machine, s.machine);
   EXPECT_EQ(back.memory_size, s.memory_size);
-  EXPECT_EQ(back.memory_sha256, s.memory_sha256);
+  EXPECT_EQ(back.memory_sha256, "");
+  EXPECT_EQ(back.memory_chunks, s.memory_chunks);
   EXPECT_EQ(back.components, s.components);
   EXPECT_EQ(back.created, s.created);
   EXPECT_EQ(back.forkvm_version, s.forkvm_version);
@@ -122,6 +123,9 @@ TEST(StateJson, RejectsEveryBadField) {
       {"sha upper", [](json& j) { j["memory"]["sha256"] = std::string(64, 'A'); },
        "memory.sha256: not 64 lowercase hex digits"},
       {"sha number", [](json& j) { j["memory"]["sha256"] = 1; }, "memory.sha256: expected a string, got number"},
+      {"chunks missing", [](json& j) { j["memory"].erase("chunks"); }, "memory.chunks: missing"},
+      {"format 1 without sha", [](json& j) { j["format"] = {{"major", 1}, {"minor", 4}}; },
+       "memory.sha256: missing"},
       {"components missing", [](json& j) { j.erase("components"); }, "components: missing"},
       {"components array", [](json& j) { j["components"] = json::array(); },
        "components must be an object, got array"},
@@ -155,6 +159,19 @@ TEST(StateJson, UnknownFieldsOnlyFromANewerMinorVersion) {
     (*where ? j[where] : j)["injected"] = 1;
     expect_bad(j, std::string(*where ? std::string(where) + "." : "") + "injected: unknown field");
   }
+  // Format 1 (still read): its whole-file digest, its optional chunks (1.4), every field known.
+  json one = valid_json();
+  one["format"] = {{"major", 1}, {"minor", 4}};
+  one["memory"]["sha256"] = std::string(64, 'c');
+  EXPECT_EQ(parse_state(one.dump(), "s").memory_sha256, std::string(64, 'c'));
+  EXPECT_TRUE(parse_state(one.dump(), "s").memory_chunks);
+  one["memory"].erase("chunks");
+  one["format"]["minor"] = 3;
+  EXPECT_FALSE(parse_state(one.dump(), "s").memory_chunks);
+  one["memory"]["injected"] = 1;
+  expect_bad(one, "memory.injected: unknown field");
+  one["format"]["minor"] = 5;  // newer than any 1.x this reader knows: skipped
+  EXPECT_NO_THROW(parse_state(one.dump(), "s"));
   // A newer minor version may add optional fields, which this reader skips.
   json newer = valid_json();
   newer["format"]["minor"] = kFormatMinor + 1;

@@ -26,7 +26,10 @@ TEST(VmImageOpen, RefusesMemoryLargerThanTheHostBeforeMapping) {
   edit_state(dir, [&](nlohmann::json& j) {
     j["machine"]["memory_mib"] = mib;
     j["memory"]["size"] = mib << 20;
-    j["memory"].erase("chunks");  // its count is for the old size
+    // Format 1.3: no chunk digests, whose count is for the old size.
+    j["format"] = {{"major", 1}, {"minor", 3}};
+    j["memory"].erase("chunks");
+    j["memory"]["sha256"] = std::string(64, 'a');
   });
   fs::resize_file(dir / snapshot::kMemoryFile, mib << 20);  // sparse: nothing allocated
   try {
