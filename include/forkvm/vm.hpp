@@ -197,8 +197,10 @@ struct RestoreOptions {
   std::function<void(std::string_view)> console;
   /// The KVM device to open.
   std::string kvm_device = "/dev/kvm";
-  /// Re-hash the memory file against its digest before mapping it (the state digest is always
-  /// checked), copying it while hashing into a sealed memfd that is what gets mapped: the file
+  /// Re-hash the memory file against its digests before mapping it (the state digest is always
+  /// checked): chunk by chunk, a chunk that is all hole in the file checked without reading it
+  /// and the others on up to 4 threads (snapshot/README.md), copying the data while hashing
+  /// into a sealed memfd that is what gets mapped: the file
   /// may then change or vanish without reaching the VM. Turn off only for a snapshot already
   /// verified in this process: the file itself is then mapped, and it must not change while
   /// the VM lives (a file truncated under it makes this process take SIGBUS when it touches
