@@ -9,10 +9,10 @@
 #include <atomic>
 #include <cerrno>
 #include <exception>
-#include <utility>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "base/text.hpp"
 #include "base/thread_launcher.hpp"

@@ -1,10 +1,10 @@
-// The digests of a snapshot's memory file: the whole file's SHA-256 (state.json memory.sha256)
-// and, since format 1.4, one SHA-256 per fixed-size chunk (memory.chunks). The chunks let a
-// verified restore skip what it never has to read: a chunk that is all hole in the file must
-// hash to the known digest of that many zeros, so it is checked without hashing it, and the
-// chunks that hold data are hashed on several threads. A guest's memory file is mostly holes
-// (a 256 MiB sandbox after boot: 19 MiB of data), where the whole-file digest hashes every
-// zero.
+// The digests of a snapshot's memory file: one SHA-256 per fixed-size chunk (state.json
+// memory.chunks: format 2, and optional in 1.4), and the whole file's SHA-256 that format 1
+// recorded (memory.sha256). The chunks let the writer and a verified restore skip what they
+// never have to read: a chunk of zeros (all hole in the file) has the known digest of that many
+// zeros, so it is checked without hashing it, and the chunks that hold data are hashed on
+// several threads. A guest's memory file is mostly holes (a 256 MiB sandbox after boot: 19 MiB
+// of data), where a whole-file digest hashes every zero.
 #pragma once
 
 #include <cstdint>

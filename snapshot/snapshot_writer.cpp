@@ -92,7 +92,6 @@ void write_data(int fd, const fs::path& path, const uint8_t* host, uint64_t len,
 /// being read, and left a hole.
 void write_region(int fd, const fs::path& path, const GuestMemory::Region& region, uint64_t offset,
                   const std::vector<MemoryImage::Extent>& data, ChunkHasher& chunks) {
-  auto zeros = [&](uint64_t len) { chunks.zeros(len); };
   const uint64_t end = offset + region.size;
   uint64_t pos = offset;  // memory-file offset written up to
   for (const MemoryImage::Extent& e : data) {
@@ -102,11 +101,11 @@ void write_region(int fd, const fs::path& path, const GuestMemory::Region& regio
       if (e.offset >= end) break;
       continue;
     }
-    zeros(a - pos);
+    chunks.zeros(a - pos);
     write_data(fd, path, region.host + (a - offset), b - a, a, chunks);
     pos = b;
   }
-  zeros(end - pos);
+  chunks.zeros(end - pos);
 }
 
 /// Writes the memory file and returns its chunk digests (format 2: no whole-file digest, so the
