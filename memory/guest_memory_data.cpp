@@ -13,6 +13,7 @@
 #include "base/text.hpp"
 #include "forkvm/errors.hpp"
 #include "memory/guest_memory.hpp"
+#include "memory/memory_image.hpp"
 
 namespace forkvm {
 namespace {
@@ -45,22 +46,6 @@ std::vector<Extent> file_data(int fd, uint64_t size) {
   return out;
 }
 
-/// `extents` sorted, with overlapping and adjacent ones merged.
-std::vector<Extent> merged(std::vector<Extent> extents) {
-  std::sort(extents.begin(), extents.end(),
-            [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
-  std::vector<Extent> out;
-  for (const Extent& e : extents) {
-    if (e.length == 0) continue;
-    if (!out.empty() && e.offset <= out.back().offset + out.back().length) {
-      const uint64_t end = std::max(out.back().offset + out.back().length, e.offset + e.length);
-      out.back().length = end - out.back().offset;
-    } else {
-      out.push_back(e);
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -82,7 +67,7 @@ std::vector<Extent> GuestMemory::data_extents() const {
       }
       const std::vector<Extent> own = private_extents();
       all.insert(all.end(), own.begin(), own.end());
-      return merged(std::move(all));
+      return unite_extents(std::move(all));
     }
   }
   return {{0, size()}};

@@ -58,21 +58,6 @@ std::vector<Extent> coalesce(const std::vector<Extent>& sorted, uint64_t gap) {
   return out;
 }
 
-/// The union of sorted extent lists (sorted, overlapping and adjacent ones joined).
-std::vector<Extent> unite(std::vector<Extent> all) {
-  std::sort(all.begin(), all.end(),
-            [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
-  std::vector<Extent> out;
-  for (const Extent& e : all) {
-    if (!out.empty() && e.offset <= out.back().offset + out.back().length) {
-      out.back().length = std::max(out.back().offset + out.back().length, e.offset + e.length) -
-                          out.back().offset;
-    } else {
-      out.push_back(e);
-    }
-  }
-  return out;
-}
 
 /// A sealed memfd of `size` bytes holding the view's bytes at `extents` (holes elsewhere).
 std::shared_ptr<const MemoryImage::Layer> make_layer(uint64_t size, std::vector<Extent> extents,
@@ -164,7 +149,7 @@ std::shared_ptr<const MemoryImage> MemoryImage::with_layer(std::vector<Extent> p
     // (which shows exactly that content). Still no copy of the base.
     std::vector<Extent> all = joined;
     for (const auto& l : layers_) all.insert(all.end(), l->extents.begin(), l->extents.end());
-    const std::vector<Extent> merged = unite(std::move(all));
+    const std::vector<Extent> merged = unite_extents(std::move(all));
     // Huge RAM written all over could still leave too many extents: widen the gap until they
     // fit (copying more of the unchanged pages in between).
     uint64_t gap = kCoalesceGap;
@@ -189,6 +174,23 @@ size_t MemoryImage::extent_count() const noexcept {
   size_t n = 0;
   for (const auto& l : layers_) n += l->extents.size();
   return n;
+}
+
+std::vector<MemoryImage::Extent> unite_extents(std::vector<MemoryImage::Extent> all) {
+  using Extent = MemoryImage::Extent;
+  std::sort(all.begin(), all.end(),
+            [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
+  std::vector<Extent> out;
+  for (const Extent& e : all) {
+    if (e.length == 0) continue;
+    if (!out.empty() && e.offset <= out.back().offset + out.back().length) {
+      out.back().length = std::max(out.back().offset + out.back().length, e.offset + e.length) -
+                          out.back().offset;
+    } else {
+      out.push_back(e);
+    }
+  }
+  return out;
 }
 
 }  // namespace forkvm
