@@ -43,10 +43,6 @@ class MemoryImage {
     uint64_t offset = 0;
     uint64_t length = 0;
   };
-
-/// The union of extent lists in any order: sorted, with overlapping and adjacent extents joined
-/// (empty ones dropped).
-std::vector<MemoryImage::Extent> unite_extents(std::vector<MemoryImage::Extent> all);
   /// One overlay: a sealed memfd holding data at `extents` (sorted, disjoint, non-adjacent).
   /// Shared by every image built on it.
   struct Layer {
@@ -100,5 +96,9 @@ std::vector<MemoryImage::Extent> unite_extents(std::vector<MemoryImage::Extent> 
   uint64_t size_ = 0;
   std::vector<std::shared_ptr<const Layer>> layers_;
 };
+
+/// The union of extent lists in any order: sorted, with overlapping and adjacent extents joined
+/// (empty ones dropped).
+std::vector<MemoryImage::Extent> unite_extents(std::vector<MemoryImage::Extent> all);
 
 }  // namespace forkvm
