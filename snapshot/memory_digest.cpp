@@ -98,6 +98,10 @@ void hash_zeros(Sha256& sha, uint64_t len) {
   }
 }
 
+unsigned verify_threads() noexcept {
+  return std::clamp(std::thread::hardware_concurrency(), 1u, kMaxVerifyThreads);
+}
+
 std::string zero_digest(uint64_t len) {
   static std::mutex mu;
   static std::map<uint64_t, std::string> known;  // a chunk size and a last chunk's: two entries
@@ -234,6 +238,7 @@ void verify_chunks(int fd, uint64_t size, const MemoryChunks& chunks, const fs::
   };
   const size_t helpers = std::min<size_t>(threads > 0 ? threads - 1 : 0, work.size() / 2);
   std::vector<std::thread> pool;
+  pool.reserve(helpers);  // so that no push_back can throw with a started thread in hand
   for (size_t t = 0; t < helpers; ++t) {
     try {
       pool.push_back(start_thread(worker));

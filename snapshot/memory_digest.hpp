@@ -71,11 +71,18 @@ class ChunkHasher {
 /// SnapshotError naming `path` when the file is shorter than `size` or a read fails.
 std::string hash_file(int fd, uint64_t size, const std::filesystem::path& path, int copy_fd);
 
+/// Most threads verify_chunks() is given by the reader and `forkvm snapshot inspect`: hashing
+/// runs at about one core per thread, and past a few, reading the file is the limit.
+inline constexpr unsigned kMaxVerifyThreads = 4;
+/// This host's CPUs, at least 1 and at most kMaxVerifyThreads.
+unsigned verify_threads() noexcept;
+
 /// Checks the first `size` bytes of `fd` against `chunks` and copies their data (not the holes)
-/// into `copy_fd` at the same offsets: a chunk that is all hole in the file is checked against
-/// zero_digest() without being read; the others are hashed (and copied) on up to `threads`
-/// threads. Throws SnapshotError naming `path`, the chunk and its byte range on the first
-/// mismatch, and for a short file or a failed read or write.
+/// into `copy_fd` at the same offsets (no copy when it is -1): a chunk that is all hole in the
+/// file is checked against zero_digest() without being read; the others are hashed (and copied)
+/// on up to `threads` threads, which stop at the first mismatch one of them finds. Throws
+/// SnapshotError naming `path`, the chunk and its byte range for a mismatch, and for a short
+/// file or a failed read or write.
 void verify_chunks(int fd, uint64_t size, const MemoryChunks& chunks,
                    const std::filesystem::path& path, int copy_fd, unsigned threads);
 

@@ -5,9 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <thread>
 #include <vector>
 
 #include "forkvm/errors.hpp"
@@ -21,10 +19,6 @@ namespace forkvm::snapshot {
 namespace {
 
 namespace fs = std::filesystem;
-
-/// Threads that hash a memory file's chunks (format 1.4) at most: the caller's and helpers.
-/// Hashing runs at about one core's speed per thread; past a few, reading the file is the limit.
-constexpr unsigned kVerifyThreads = 4;
 
 /// "<64 hex>  state.json\n" is 77 bytes; anything much larger is not a digest file.
 constexpr off_t kMaxDigestFileBytes = 256;
@@ -69,10 +63,9 @@ Fd verified_copy(int fd, const State& state, const fs::path& path) {
     fail(path, std::string("cannot copy the memory file: ") + e.what());
   }
   if (state.memory_chunks) {
-    // Format 1.4: chunk by chunk, the all-hole ones without reading them, the rest on up to
-    // kVerifyThreads threads (memory_digest.hpp).
-    const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, kVerifyThreads);
-    verify_chunks(fd, state.memory_size, *state.memory_chunks, path, copy.get(), threads);
+    // Format 2 (and 1.4): chunk by chunk, the all-hole ones without reading them, the rest on
+    // several threads (memory_digest.hpp).
+    verify_chunks(fd, state.memory_size, *state.memory_chunks, path, copy.get(), verify_threads());
   } else {
     const std::string sha = hash_file(fd, state.memory_size, path, copy.get());
     if (sha != state.memory_sha256) {

@@ -320,7 +320,7 @@ State parse_state(std::string_view text, const std::string& where) {
     s.memory_sha256 = mem.string("sha256", kMaxShortString);
     if (!is_sha256_hex(s.memory_sha256)) mem.fail("sha256", "not 64 lowercase hex digits");
   }
-  if (s.format.major == 1 ? mem.present("chunks") : true) {
+  if (s.format.major != 1 || mem.present("chunks")) {
     s.memory_chunks = parse_chunks(mem.object("chunks"), s);
   }
   finish(mem, s.format);

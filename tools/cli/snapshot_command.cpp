@@ -1,13 +1,11 @@
 #include "tools/cli/snapshot_command.hpp"
 
-#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "forkvm/errors.hpp"
@@ -92,7 +90,7 @@ Report examine(const InspectOptions& o) {
       if (f.state.memory_chunks) {  // chunk by chunk, as a verified restore checks it
         try {
           snapshot::verify_chunks(f.memory_fd.get(), f.state.memory_size, *f.state.memory_chunks,
-                                  memory, -1, std::max(1u, std::thread::hardware_concurrency()));
+                                  memory, -1, snapshot::verify_threads());
           r.memory_verified = true;
         } catch (const SnapshotError& e) {
           r.memory_verified = false;
