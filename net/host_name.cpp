@@ -7,7 +7,7 @@
 namespace forkvm::net {
 namespace {
 
-constexpr std::size_t kMaxNameLength = 253;
+constexpr std::size_t kMaxHostNameLength = 253;
 constexpr std::size_t kMaxLabelLength = 63;
 
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
@@ -53,8 +53,8 @@ HostCheck check_ipv4(const std::string& text) {
 
 /// Checks the labels of a name (already lower-case, without its trailing dot).
 std::string name_problem(std::string_view name) {
-  if (name.size() > kMaxNameLength) {
-    return "host name longer than " + std::to_string(kMaxNameLength) + " characters";
+  if (name.size() > kMaxHostNameLength) {
+    return "host name longer than " + std::to_string(kMaxHostNameLength) + " characters";
   }
   std::string_view last;
   std::size_t start = 0;
@@ -111,8 +111,8 @@ bool is_strict_dotted_quad(std::string_view text) noexcept {
 
 HostCheck normalize_host(std::string_view host) {
   if (host.empty()) return refuse_host("empty host");
-  if (host.size() > kMaxNameLength + 1) {
-    return refuse_host("host longer than " + std::to_string(kMaxNameLength) + " characters");
+  if (host.size() > kMaxHostNameLength + 1) {
+    return refuse_host("host longer than " + std::to_string(kMaxHostNameLength) + " characters");
   }
   for (char c : host) {
     const auto u = static_cast<unsigned char>(c);
