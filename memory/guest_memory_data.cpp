@@ -3,13 +3,10 @@
 // only those and never faults in the rest: reading a never-written page of a memfd mapped
 // shared allocates it, so writing a booted VM's 256 MiB snapshot that way made its memfd hold
 // all 256 MiB (20 MiB written by the guest).
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
 #include <string>
 #include <vector>
 
+#include "base/file_extents.hpp"
 #include "base/text.hpp"
 #include "forkvm/errors.hpp"
 #include "memory/guest_memory.hpp"
@@ -20,32 +17,15 @@ namespace {
 
 using Extent = MemoryImage::Extent;
 
-/// The data (not hole) extents of the first `size` bytes of `fd` (SEEK_DATA/SEEK_HOLE). A file
-/// system without hole support reports everything as data.
+/// The data (not hole) extents of the first `size` bytes of `fd`.
 std::vector<Extent> file_data(int fd, uint64_t size) {
   std::vector<Extent> out;
-  for (uint64_t pos = 0; pos < size;) {
-    const off_t d = lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
-    if (d < 0) {
-      if (errno == ENXIO) break;  // only a hole is left
-      if (errno == EINVAL) {      // no SEEK_DATA here: all of it may be data
-        out.push_back({pos, size - pos});
-        break;
-      }
-      throw GuestMemoryError("cannot find the data of guest memory (lseek SEEK_DATA): " +
-                             errno_text(errno));
-    }
-    const uint64_t begin = std::min(size, static_cast<uint64_t>(d));
-    if (begin >= size) break;
-    const off_t h = lseek(fd, static_cast<off_t>(begin), SEEK_HOLE);
-    const uint64_t end =
-        h < 0 || static_cast<uint64_t>(h) <= begin ? size : std::min(size, static_cast<uint64_t>(h));
-    out.push_back({begin, end - begin});
-    pos = end;
+  if (const int err = file_data_extents(fd, 0, size, out); err != 0) {
+    throw GuestMemoryError("cannot find the data of guest memory (lseek SEEK_DATA): " +
+                           errno_text(err));
   }
   return out;
 }
-
 
 }  // namespace
 

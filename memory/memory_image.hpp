@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/fd.hpp"
+#include "base/file_extents.hpp"
 
 namespace forkvm {
 
@@ -39,10 +40,7 @@ void add_memfd_seals(int fd, int seals, const char* what);
 class MemoryImage {
  public:
   /// A page-aligned byte range in the memory-file layout (GuestMemory's class comment).
-  struct Extent {
-    uint64_t offset = 0;
-    uint64_t length = 0;
-  };
+  using Extent = FileExtent;
   /// One overlay: a sealed memfd holding data at `extents` (sorted, disjoint, non-adjacent).
   /// Shared by every image built on it.
   struct Layer {

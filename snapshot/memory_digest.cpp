@@ -13,7 +13,9 @@
 #include <mutex>
 #include <thread>
 #include <utility>
+#include <vector>
 
+#include "base/file_extents.hpp"
 #include "base/text.hpp"
 #include "base/thread_launcher.hpp"
 #include "forkvm/errors.hpp"
@@ -46,20 +48,13 @@ void hash_range(Sha256& sha, std::vector<uint8_t>& buf, int fd, uint64_t begin, 
   }
 }
 
-/// Where the next data at or after `pos` starts (SEEK_DATA), `size` when only a hole is left.
-/// A filesystem without hole support reports all of the file as data.
-uint64_t next_data(int fd, uint64_t pos, uint64_t size, const fs::path& path) {
-  const off_t d = lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
-  if (d >= 0) return std::min(size, static_cast<uint64_t>(d));
-  if (errno == ENXIO) return size;
-  if (errno == EINVAL) return pos;
-  fail_errno(path, "lseek(SEEK_DATA) failed", errno);
-}
-
-uint64_t next_hole(int fd, uint64_t pos, uint64_t size) {
-  const off_t h = lseek(fd, static_cast<off_t>(pos), SEEK_HOLE);
-  if (h < 0 || static_cast<uint64_t>(h) <= pos) return size;
-  return std::min(size, static_cast<uint64_t>(h));
+/// The data extents of [begin, end) of `fd` (base/file_extents.hpp).
+std::vector<FileExtent> data_of(int fd, uint64_t begin, uint64_t end, const fs::path& path) {
+  std::vector<FileExtent> out;
+  if (const int err = file_data_extents(fd, begin, end, out); err != 0) {
+    fail_errno(path, "lseek(SEEK_DATA) failed", err);
+  }
+  return out;
 }
 
 /// Hashes [begin, end) of `fd` into `sha`: its holes as zeros without reading them, its data
@@ -67,15 +62,12 @@ uint64_t next_hole(int fd, uint64_t pos, uint64_t size) {
 void hash_part(Sha256& sha, std::vector<uint8_t>& buf, int fd, uint64_t begin, uint64_t end,
                const fs::path& path, int copy_fd) {
   uint64_t pos = begin;
-  while (pos < end) {
-    const uint64_t data = std::min(next_data(fd, pos, end, path), end);
-    hash_zeros(sha, data - pos);  // a hole reads as zeros; no need to read it
-    pos = data;
-    if (pos >= end) break;
-    const uint64_t stop = std::min(next_hole(fd, pos, end), end);
-    hash_range(sha, buf, fd, pos, stop, path, copy_fd);
-    pos = stop;
+  for (const FileExtent& e : data_of(fd, begin, end, path)) {
+    hash_zeros(sha, e.offset - pos);  // a hole reads as zeros; no need to read it
+    hash_range(sha, buf, fd, e.offset, e.offset + e.length, path, copy_fd);
+    pos = e.offset + e.length;
   }
+  hash_zeros(sha, end - pos);
 }
 
 void check_length(int fd, uint64_t size, const fs::path& path) {
@@ -195,12 +187,9 @@ void verify_chunks(int fd, uint64_t size, const MemoryChunks& chunks, const fs::
   };
   // Which chunks hold data, from one walk of the file's extents (SEEK_DATA/SEEK_HOLE).
   std::vector<bool> has_data(n, false);
-  for (uint64_t pos = 0; pos < size;) {
-    const uint64_t data = next_data(fd, pos, size, path);
-    if (data >= size) break;
-    const uint64_t end = next_hole(fd, data, size);
-    for (uint64_t c = data / chunks.size; c <= (end - 1) / chunks.size; ++c) has_data[c] = true;
-    pos = end;
+  for (const FileExtent& e : data_of(fd, 0, size, path)) {
+    const uint64_t end = e.offset + e.length;
+    for (uint64_t c = e.offset / chunks.size; c <= (end - 1) / chunks.size; ++c) has_data[c] = true;
   }
   // All-hole chunks: zeros, which the copy (a fresh memfd) holds already. Should data appear
   // there later, it is not read: what VMs map is the copy, which is what was checked.
