@@ -4,7 +4,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -17,6 +16,7 @@
 #include "net/host_name.hpp"
 #include "net/http_rewrite.hpp"
 #include "net/proxy_core.hpp"
+#include "net/with_error.hpp"
 
 namespace forkvm::net {
 
@@ -26,10 +26,6 @@ using boost::system::error_code;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-constexpr auto kWithError = [](error_code& ec) {
-  return asio::redirect_error(asio::use_awaitable, ec);
-};
 
 }  // namespace
 
@@ -101,7 +97,7 @@ asio::awaitable<void> EgressConnection::watch(std::weak_ptr<EgressConnection> we
     // destructor completes the wait and the weak_ptr below finds nothing (the timer is not
     // touched again).
     error_code ec;
-    co_await timer->async_wait(kWithError(ec));
+    co_await timer->async_wait(with_error(ec));
     auto self = weak.lock();
     if (!self) co_return;
     const auto now = Clock::now();
@@ -196,7 +192,7 @@ asio::awaitable<std::optional<Refusal>> EgressConnection::open_upstream(
     lookup_.emplace();
     error_code ec;
     const ResolvedAddresses results = co_await async_resolve_name(
-        guest_.get_executor(), normalized.text, *lookup_, kWithError(ec));
+        guest_.get_executor(), normalized.text, *lookup_, with_error(ec));
     lookup_.reset();
     if (ec) {
       set_phase(Clock::time_point::max());
@@ -219,7 +215,7 @@ asio::awaitable<std::optional<Refusal>> EgressConnection::open_upstream(
     }
     error_code ec;
     upstream_.close(ec);
-    co_await upstream_.async_connect(tcp::endpoint(address, requested.port), kWithError(ec));
+    co_await upstream_.async_connect(tcp::endpoint(address, requested.port), with_error(ec));
     if (!ec) {
       // A relay passes bytes on as they come: with Nagle a request body behind its header
       // would wait for the origin's delayed ACK.
@@ -260,7 +256,7 @@ void EgressConnection::audit_path(std::string_view path) {
 asio::awaitable<bool> EgressConnection::establish() {
   error_code ec;
   static constexpr std::string_view kEstablished = "HTTP/1.1 200 Connection established\r\n\r\n";
-  co_await asio::async_write(guest_, asio::buffer(kEstablished), kWithError(ec));
+  co_await asio::async_write(guest_, asio::buffer(kEstablished), with_error(ec));
   if (ec) {
     event_.error = "the guest went away: " + ec.message();
     close();
@@ -291,7 +287,7 @@ asio::awaitable<void> EgressConnection::serve_connect(std::shared_ptr<EgressConn
       close();
       co_return;
     }
-    co_await asio::async_write(upstream_, buffer.data(), kWithError(ec));
+    co_await asio::async_write(upstream_, buffer.data(), with_error(ec));
     if (ec) {
       close();
       co_return;

@@ -4,7 +4,6 @@
 // Instantiated at the bottom for both kinds of streams.
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
 
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -15,6 +14,7 @@
 #include "net/egress_connection.hpp"
 #include "net/egress_rules.hpp"
 #include "net/http_rewrite.hpp"
+#include "net/with_error.hpp"
 
 namespace forkvm::net {
 
@@ -23,10 +23,6 @@ namespace http = boost::beast::http;
 using boost::system::error_code;
 
 namespace {
-
-constexpr auto kWithError = [](error_code& ec) {
-  return asio::redirect_error(asio::use_awaitable, ec);
-};
 
 HeaderList fields_of(const http::fields& fields) {
   HeaderList out;
@@ -44,7 +40,7 @@ asio::awaitable<std::optional<Refusal>> EgressConnection::read_request(
   parser.header_limit(limits_.max_header_bytes);
   parser.body_limit(limits_.max_bytes_per_connection);
   error_code ec;
-  co_await http::async_read_header(guest, buffer, parser, kWithError(ec));
+  co_await http::async_read_header(guest, buffer, parser, with_error(ec));
   if (ec) {
     if (ec == http::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::operation_aborted || ec == asio::ssl::error::stream_truncated) {
@@ -75,7 +71,7 @@ asio::awaitable<void> EgressConnection::finish(Guest& guest) {
   if constexpr (std::is_same_v<Guest, GuestTls>) {
     // close_notify ends the TLS stream (a body framed by the close needs it). Waiting for the
     // guest's own close_notify (or its close) is bounded by the watchdog.
-    co_await guest.async_shutdown(kWithError(ec));
+    co_await guest.async_shutdown(with_error(ec));
   } else {
     guest.shutdown(asio::socket_base::shutdown_send, ec);
   }
@@ -90,7 +86,7 @@ asio::awaitable<void> EgressConnection::refuse_on(Guest& guest, const Refusal& r
   const std::string answer =
       refusal_response(refusal.status, refusal.text, marker.empty() ? refusal.marker : marker);
   error_code ec;
-  co_await asio::async_write(guest, asio::buffer(answer), kWithError(ec));
+  co_await asio::async_write(guest, asio::buffer(answer), with_error(ec));
   if (ec) {
     close();
     co_return;
@@ -122,7 +118,7 @@ asio::awaitable<void> EgressConnection::exchange(Guest& guest, Upstream& upstrea
   }
   const std::string head = request_head(method, path, host_field, fields, up_framing);
   error_code ec;
-  co_await asio::async_write(upstream, asio::buffer(head), kWithError(ec));
+  co_await asio::async_write(upstream, asio::buffer(head), with_error(ec));
   if (ec) {
     const Refusal refusal{502, "writing the request upstream: " + ec.message()};
     co_await refuse_on(guest, refusal);
@@ -150,7 +146,7 @@ asio::awaitable<void> EgressConnection::exchange(Guest& guest, Upstream& upstrea
     if (is_head) response->skip(true);
     // Waiting for the answer is a phase: an upstream that stalls gets the guest a 504.
     set_phase(Clock::now() + limits_.idle_timeout);
-    co_await http::async_read_header(upstream, upstream_buffer, *response, kWithError(ec));
+    co_await http::async_read_header(upstream, upstream_buffer, *response, with_error(ec));
     set_phase(Clock::time_point::max());
     if (!ec && response->content_length() &&
         *response->content_length() > limits_.max_bytes_per_connection) {
@@ -199,7 +195,7 @@ asio::awaitable<void> EgressConnection::exchange(Guest& guest, Upstream& upstrea
       response_head(answer.result_int(),
                     std::string_view(answer.reason().data(), answer.reason().size()),
                     end_to_end_fields(fields_of(answer.base())), down_framing);
-  co_await asio::async_write(guest, asio::buffer(down_head), kWithError(ec));
+  co_await asio::async_write(guest, asio::buffer(down_head), with_error(ec));
   if (ec) {
     event_.error = "the guest went away: " + ec.message();
     close();

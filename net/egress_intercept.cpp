@@ -13,7 +13,6 @@
 //    back, "Connection: close" (one request per intercepted connection), close_notify.
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
 
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -29,6 +28,7 @@
 #include "net/tls_authority.hpp"
 #include "net/tls_errors.hpp"
 #include "net/upstream_trust.hpp"
+#include "net/with_error.hpp"
 
 namespace forkvm::net {
 
@@ -37,10 +37,6 @@ namespace ssl = asio::ssl;
 using boost::system::error_code;
 
 namespace {
-
-constexpr auto kWithError = [](error_code& ec) {
-  return asio::redirect_error(asio::use_awaitable, ec);
-};
 
 // Why the guest's handshake failed, for the audit.
 std::string guest_handshake_failure(SSL* ssl, const std::string& host, const error_code& ec) {
@@ -77,7 +73,7 @@ asio::awaitable<void> EgressConnection::intercept(const ProxyTarget& target,
   // The guest's TLS; a ClientHello sent right behind the CONNECT is in `buffer`. (No 0-RTT: no
   // application data can follow it before the handshake ends.)
   GuestTls guest(guest_, *leaf);
-  co_await guest.async_handshake(ssl::stream_base::server, buffer.data(), kWithError(ec));
+  co_await guest.async_handshake(ssl::stream_base::server, buffer.data(), with_error(ec));
   buffer.consume(buffer.size());
   if (ec) {
     event_.error = guest_handshake_failure(guest.native_handle(), event_.host, ec);
@@ -134,7 +130,7 @@ asio::awaitable<void> EgressConnection::intercept(const ProxyTarget& target,
     failure = "setting the server name: " + openssl_error_text();
   } else {
     set_phase(Clock::now() + limits_.connect_timeout);
-    co_await upstream.async_handshake(ssl::stream_base::client, kWithError(ec));
+    co_await upstream.async_handshake(ssl::stream_base::client, with_error(ec));
     set_phase(Clock::time_point::max());
     if (phase_timed_out_) {
       failure = "timed out";

@@ -8,7 +8,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -25,6 +24,7 @@
 #include "net/proxy_core.hpp"
 #include "net/tls_authority.hpp"
 #include "net/upstream_trust.hpp"
+#include "net/with_error.hpp"
 
 namespace forkvm::net {
 
@@ -33,9 +33,6 @@ using boost::system::error_code;
 using local = asio::local::stream_protocol;
 
 namespace {
-
-// Pause after an accept error such as EMFILE, so a full fd table is not a busy loop.
-constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 local::acceptor listen_on(const std::string& path) {
   local::acceptor acceptor(io_context());
@@ -59,7 +56,7 @@ asio::awaitable<void> answer_busy(local::socket guest, uint32_t limit) {
       503, "too many connections (the sandbox's limit is " + std::to_string(limit) + ")");
   error_code ec;
   co_await asio::async_write(guest, asio::buffer(answer),
-                             asio::redirect_error(asio::use_awaitable, ec));
+                             with_error(ec));
   guest.close(ec);
 }
 
@@ -68,12 +65,12 @@ asio::awaitable<void> accept_loop(std::shared_ptr<ProxyCore> core) {
   for (;;) {
     error_code ec;
     local::socket guest = co_await core->acceptor.async_accept(
-        asio::redirect_error(asio::use_awaitable, ec));
+        with_error(ec));
     if (core->stopping) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted || !core->acceptor.is_open()) co_return;
       backoff.expires_after(kAcceptBackoff);
-      co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await backoff.async_wait(with_error(ec));
       continue;
     }
     core->connections.fetch_add(1);

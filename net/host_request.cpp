@@ -6,7 +6,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -32,6 +31,7 @@
 #include "net/tls_authority.hpp"
 #include "net/tls_errors.hpp"
 #include "net/upstream_trust.hpp"
+#include "net/with_error.hpp"
 
 namespace forkvm::net {
 
@@ -42,8 +42,6 @@ using boost::system::error_code;
 using local = asio::local::stream_protocol;
 
 namespace {
-
-auto with_error(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 bool is_token(const std::string& text) {
   if (text.empty()) return false;

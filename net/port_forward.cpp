@@ -9,7 +9,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read_until.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -33,6 +32,7 @@
 #include "net/error_text.hpp"
 #include "net/io_thread.hpp"
 #include "net/stream_pump.hpp"
+#include "net/with_error.hpp"
 
 namespace forkvm::net {
 
@@ -48,7 +48,6 @@ namespace {
 
 // The vsock CONNECT and the agent's FORWARD answer together must not take longer.
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
-constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 }  // namespace
 
@@ -93,8 +92,6 @@ struct ForwardLink {
 };
 
 namespace {
-
-auto with_error(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 // Reads one '\n'-terminated line of at most `max` bytes into `line` (without the newline);
 // bytes read past it stay in `buffer`. False on an error, EOF or an overlong line.

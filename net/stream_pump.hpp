@@ -8,7 +8,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -23,6 +22,8 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+
+#include "net/with_error.hpp"
 
 namespace forkvm::net {
 
@@ -59,7 +60,7 @@ boost::asio::awaitable<void> pump(From& from, To& to, Traffic& traffic, bool upw
   boost::system::error_code ec;
   for (;;) {
     const std::size_t n = co_await from.async_read_some(
-        boost::asio::buffer(chunk), boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+        boost::asio::buffer(chunk), with_error(ec));
     if (ec) {
       boost::system::error_code ignored;
       if (ec == boost::asio::error::eof) {
@@ -77,7 +78,7 @@ boost::asio::awaitable<void> pump(From& from, To& to, Traffic& traffic, bool upw
       co_return;
     }
     co_await boost::asio::async_write(to, boost::asio::buffer(chunk.data(), n),
-                                      boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+                                      with_error(ec));
     if (ec) {
       boost::system::error_code ignored;
       from.close(ignored);
@@ -111,7 +112,7 @@ boost::asio::awaitable<std::string> relay_body(
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
     co_await http::async_read(from, buffer, parser,
-                              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+                              with_error(ec));
     if (ec == http::error::need_buffer) ec = {};
     // The parser's body limit is the connection's byte limit (a declared length over it is
     // refused before any byte of the body moves).
@@ -131,12 +132,12 @@ boost::asio::awaitable<std::string> relay_body(
         boost::asio::buffer(framing == BodyFraming::kChunked ? "\r\n" : "",
                             framing == BodyFraming::kChunked ? 2 : 0)};
     co_await boost::asio::async_write(to, parts,
-                                      boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+                                      with_error(ec));
     if (ec) co_return "writing the body: " + ec.message();
   }
   if (framing == BodyFraming::kChunked) {
     co_await boost::asio::async_write(to, boost::asio::buffer("0\r\n\r\n", 5),
-                                      boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+                                      with_error(ec));
     if (ec) co_return "writing the body's end: " + ec.message();
   }
   co_return std::string();

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "forkvm/errors.hpp"
+#include "memory/layout.hpp"
 #include "memory/memory_image.hpp"
 #include "snapshot/file_io.hpp"
 #include "snapshot/memory_digest.hpp"
@@ -24,8 +25,6 @@ namespace forkvm::snapshot {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr uint64_t kPage = 4096;
 
 bool all_zero(const uint8_t* p, size_t n) {
   // p[0] == 0 and every byte equals its successor: one memcmp, which glibc vectorises.
@@ -69,8 +68,8 @@ void write_data(int fd, const fs::path& path, const uint8_t* host, uint64_t len,
     const uint64_t n = std::min(kIoChunk, len - chunk);
     const uint8_t* base = host + chunk;
     std::optional<uint64_t> run;  // start of the current run of non-zero pages
-    for (uint64_t p = 0; p < n; p += kPage) {
-      const uint64_t page = std::min(kPage, n - p);
+    for (uint64_t p = 0; p < n; p += layout::kPageSize) {
+      const uint64_t page = std::min(layout::kPageSize, n - p);
       const bool zero = all_zero(base + p, page);
       if (zero) {
         chunks.zeros(page);

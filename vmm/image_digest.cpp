@@ -3,17 +3,16 @@
 // bytes). Reads the image through a private copy-on-write view, like a child would.
 #include "forkvm/vm.hpp"
 #include "memory/guest_memory.hpp"
+#include "memory/layout.hpp"
 #include "vmm/vm_image_impl.hpp"
 
 namespace forkvm {
 
 namespace {
-constexpr uint64_t kPage = 4096;
-
 /// FNV-1a over 64-bit words: not cryptographic, only for noticing a changed page.
 uint64_t hash_page(const uint8_t* p) {
   uint64_t h = 0xcbf29ce484222325ull;
-  for (uint64_t i = 0; i < kPage; i += 8) {
+  for (uint64_t i = 0; i < layout::kPageSize; i += 8) {
     uint64_t w;
     __builtin_memcpy(&w, p + i, 8);
     h = (h ^ w) * 0x100000001b3ull;
@@ -26,7 +25,7 @@ std::vector<PageDigest> VmImage::page_digests() const {
   const GuestMemory view = GuestMemory::map_image(impl_->memory);
   std::vector<PageDigest> out;
   for (const auto& r : view.regions()) {
-    for (uint64_t off = 0; off + kPage <= r.size; off += kPage) {
+    for (uint64_t off = 0; off + layout::kPageSize <= r.size; off += layout::kPageSize) {
       out.push_back({r.gpa + off, hash_page(r.host + off)});
     }
   }
