@@ -137,8 +137,25 @@ std::unique_ptr<AgentClient> AgentClient::connect(const AgentClientOptions& opti
 std::unique_ptr<AgentClient> AgentClient::attach(int fd, uint32_t version,
                                                  const AgentClientOptions& options) {
   sandbox::UniqueFd owned(fd);
-  return std::unique_ptr<AgentClient>(
-      new AgentClient(std::make_shared<Impl>(options, std::move(owned), version)));
+  auto impl = std::make_shared<Impl>(options, std::move(owned), version);
+  impl->start_reader();
+  return std::unique_ptr<AgentClient>(new AgentClient(std::move(impl)));
+}
+
+std::unique_ptr<AgentClient> AgentClient::attach_with_identity(int fd, uint32_t version,
+                                                               const AgentClientOptions& options,
+                                                               const GuestIdentity& identity,
+                                                               std::function<void()>& answer) {
+  sandbox::UniqueFd owned(fd);
+  auto impl = std::make_shared<Impl>(options, std::move(owned), version);
+  // Written on this thread before the reader exists: the answer waits in the socket until the
+  // reader starts. A failed write closes the client (no reader to join yet) and throws.
+  std::string payload;
+  json header = sandbox::identity_request(identity, &payload);
+  std::shared_ptr<sandbox::Pending> p = impl->new_request(std::move(header), std::move(payload), "");
+  impl->start_reader();
+  answer = [impl, p] { impl->wait_done(*p); };
+  return std::unique_ptr<AgentClient>(new AgentClient(std::move(impl)));
 }
 
 AgentClient::Quiet AgentClient::hold_quiet() { return impl_->hold_quiet(); }

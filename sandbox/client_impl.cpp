@@ -80,7 +80,6 @@ AgentClient::Impl::Impl(const AgentClientOptions& opts, sandbox::UniqueFd fd, ui
   }
   fd_ = std::move(fd);
   raw_fd_ = fd_.get();
-  start_reader();
 }
 
 void AgentClient::Impl::start_reader() {

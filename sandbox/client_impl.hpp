@@ -63,7 +63,7 @@ struct AgentClient::Impl {
   /// Connects and exchanges hellos (see AgentClient::connect()). Starts the reader thread.
   explicit Impl(const AgentClientOptions& options);
   /// Takes over `fd`, a connection past its handshake and hellos (see AgentClient::attach()).
-  /// Starts the reader thread.
+  /// The caller starts the reader thread (start_reader()), after writing what must go first.
   Impl(const AgentClientOptions& options, sandbox::UniqueFd fd, uint32_t version);
   ~Impl();
   Impl(const Impl&) = delete;
@@ -121,8 +121,10 @@ struct AgentClient::Impl {
   /// non-terminal frames for a request that expects none (dropped).
   std::atomic<uint64_t> stray_frames{0};
 
- private:
+  /// Starts the thread that reads the agent's frames: once, after construction.
   void start_reader();
+
+ private:
   void reader_loop();
   void dispatch(protocol::Frame& frame);
   void fail_all(std::exception_ptr error);

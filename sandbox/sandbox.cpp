@@ -330,13 +330,16 @@ bool Sandbox::Impl::attach_agent() {
   }
   const auto t0 = Clock::now();
   // The parent's client was quiet when the image was captured (capture_options()), speaking
-  // the version in the tag with this very agent.
-  auto c = AgentClient::attach(taken.fd, taken.tag, agent_client_options());
-  // The first frame on the carried connection, not waited for: the agent handles frames in
-  // order and refuses every later request when the identity fails, so no request runs in
-  // this guest before it has its own entropy, clock and hostname, and the child's first
-  // request goes out at once, right behind it. The watcher checks the answer (watch()).
-  identity_answer = c->send_identity(identity());
+  // the version in the tag with this very agent. The identity is the first frame on the
+  // carried connection, written before anything else of the child is set up (the client's
+  // reader thread, the egress proxy): in kvm-lab the guest took 13-26 ms to answer it, most of
+  // it waking up after the restore, and the host's setup now runs beside that. Not waited for:
+  // the agent handles frames in order and refuses every later request when the identity
+  // fails, so no request runs in this guest before it has its own entropy, clock and hostname,
+  // and the child's first request goes out at once, right behind it. The watcher checks the
+  // answer (watch()).
+  auto c = AgentClient::attach_with_identity(taken.fd, taken.tag, agent_client_options(),
+                                             identity(), identity_answer);
   identity_sent_at = Clock::now();
   fork_timings.identity = Clock::now() - t0;
   fork_timings.agent_connect = {};

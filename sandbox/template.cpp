@@ -308,9 +308,13 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
   temp_dir = std::move(child_temp_dir);
   socket_path = std::move(child_socket);
   // The image's VM was ready, so this one is: it carries the parent's agent connection, or
-  // the agent listens again once the guest has handled the RST of the old one.
+  // the agent listens again once the guest has handled the RST of the old one. A carried
+  // connection gets the child's identity first of all (attach_agent()); the egress proxy then
+  // listens before the caller has the child, and so before any request of the caller runs
+  // in it.
+  const bool carried = attach_agent();
   start_egress();
-  if (!attach_agent()) connect_agent_timed(deadline, stop);  // identity included
+  if (!carried) connect_agent_timed(deadline, stop);  // identity included
   install_egress_in_guest();
   state = SandboxState::kReady;
   watcher = start_thread([this] { watch(); });  // its stack kept small, as every per-VM thread's

@@ -227,6 +227,15 @@ class AgentClient {
   /// descriptor that is not a socket.
   static std::unique_ptr<AgentClient> attach(int fd, uint32_t version,
                                              const AgentClientOptions& options);
+  /// attach(), with `identity` as the connection's first frame, written before the client's
+  /// reader thread starts: what a forked or restored child does first, so that the guest is
+  /// handling it while the host still sets up the rest of the child (the client's thread, the
+  /// egress proxy). `answer` is set to the call that waits for its answer (send_identity()).
+  /// Throws as attach() does, and AgentUnreachableError when the frame cannot be written.
+  static std::unique_ptr<AgentClient> attach_with_identity(int fd, uint32_t version,
+                                                           const AgentClientOptions& options,
+                                                           const GuestIdentity& identity,
+                                                           std::function<void()>& answer);
   /// Closes the connection (see close()).
   ~AgentClient();
   AgentClient(const AgentClient&) = delete;

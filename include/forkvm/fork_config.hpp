@@ -124,8 +124,9 @@ struct ForkTimings {
   unsigned agent_attempts = 0;
   /// Whether the child took over the agent connection its image carried (the parent's client
   /// was quiet at the freeze: AgentClient::hold_quiet), so it did not connect at all. Its
-  /// identity is then sent and not waited for (AgentClient::send_identity): `identity` is the
-  /// time to send it, and the child's first request follows it at once; the agent runs no
+  /// identity is then sent and not waited for (AgentClient::attach_with_identity): `identity`
+  /// is the time to write it and start the client, and the child's first request follows it
+  /// at once; the agent runs no
   /// request before it, nor any after it if it fails (the sandbox then fails with its error).
   bool agent_carried = false;
   /// Guest memory the VM took ahead of its guest (TemplateOptions::prefault,

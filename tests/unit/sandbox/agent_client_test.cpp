@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -392,6 +393,68 @@ TEST(AgentClient, AttachGoesOnOnAConnectionPastItsHellos) {
   EXPECT_EQ(c->ping().version, 1u);
   const ExecResult r = c->exec({"sh", "-c", "echo attached"});
   EXPECT_EQ(r.stdout_data, "attached\n");
+}
+
+// A forked child's identity is on the wire when attach_with_identity() returns, as the
+// connection's first frame: the guest can handle it while the host sets up the rest.
+TEST(AgentClient, AttachWithIdentityWritesItFirstAndAtOnce) {
+  int ends[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends), 0);
+  GuestIdentity id;
+  id.hostname = "child-7";
+  std::function<void()> answer;
+  auto c = AgentClient::attach_with_identity(ends[0], 1, test::client_options("/nonexistent", 10s),
+                                             id, answer);
+  ASSERT_TRUE(answer);
+  // Nothing answers on the other end: what is there was written by the call itself.
+  protocol::FrameDecoder d;
+  const std::string got = test::read_until(
+      ends[1],
+      [&](const std::string& b) {
+        protocol::FrameDecoder probe;
+        probe.feed(b);
+        return probe.next().has_value();
+      },
+      5s);
+  d.feed(got);
+  const auto first = d.next();
+  ASSERT_TRUE(first.has_value()) << "no frame written by attach_with_identity()";
+  EXPECT_EQ(first->header.value("type", ""), "identity");
+  EXPECT_EQ(first->header.value("hostname", ""), "child-7");
+  EXPECT_EQ(first->header.value("id", 0u), 1u);
+  EXPECT_GE(first->payload.size(), 32u) << "entropy";
+  ::close(ends[1]);  // the guest goes away: the answer fails, as send_identity()'s would
+  EXPECT_THROW(answer(), AgentUnreachableError);
+}
+
+// With a real agent: the identity is answered, and requests after it run.
+TEST(AgentClient, AttachWithIdentityIsAnsweredAndRequestsFollow) {
+  AgentHost host;
+  const int fd = test::connect_to(host.socket());
+  ASSERT_GE(fd, 0);
+  const std::string hello = test::hello_bytes();
+  test::write_all(fd, hello);
+  const std::string reply =
+      test::read_until(fd, [&](const std::string& b) { return b.size() >= hello.size(); }, 5s);
+  ASSERT_EQ(reply.size(), hello.size()) << "no hello from the agent";
+  std::function<void()> answer;
+  auto c = AgentClient::attach_with_identity(fd, 1, test::client_options(host.socket(), 10s),
+                                             GuestIdentity{}, answer);
+  const ExecResult r = c->exec({"sh", "-c", "echo after"});
+  EXPECT_EQ(r.stdout_data, "after\n");
+  EXPECT_NO_THROW(answer());
+  // An identity the client refuses to send (a bad hostname) throws, and the descriptor is
+  // closed as attach() closes one it refuses.
+  const int fd2 = test::connect_to(host.socket());
+  ASSERT_GE(fd2, 0);
+  GuestIdentity bad;
+  bad.hostname = "no spaces allowed";
+  std::function<void()> refused;
+  EXPECT_THROW(AgentClient::attach_with_identity(fd2, 1, test::client_options(host.socket()), bad,
+                                                 refused),
+               OperationError);
+  EXPECT_EQ(::fcntl(fd2, F_GETFD), -1);
+  EXPECT_FALSE(refused);
 }
 
 TEST(AgentClient, AttachRefusesAnUnknownVersionAndANonSocket) {
