@@ -237,9 +237,9 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
       fork_timings.prefaulted_bytes = taken.host_bytes;
       fork_timings.premapped_bytes = taken.stage2_bytes;
       fork_timings.premap_unavailable = taken.stage2_unavailable;
-    } else if (rc.prefault) {
-      after_first_exec = [](const Vm& v) { v.teach_first_touches(); };
     }
+    // The image learns from its first few VMs (returns at once after that).
+    if (rc.prefault) after_first_exec = [](const Vm& v) { v.teach_first_touches(); };
     restored->launch();
     std::lock_guard lock(mutex);
     vm = std::move(restored);

@@ -32,7 +32,9 @@ struct PreparedVm {
   std::string temp_dir;
   std::string socket_path;
   VmPrefault prefaulted;  // guest memory taken ahead (TemplateOptions::prefault)
-  bool prefault_tried = false;  // prefault() ran for it (whatever it took)
+  /// The image's first touches prefault() last ran with (whatever it took): a pooled VM takes
+  /// them again when the image learned more (VmImage::first_touches() grows).
+  std::shared_ptr<const TouchedMemory> prefaulted_with;
 
   PreparedVm() = default;
   // The moved-from object must not remove the directory: exchange, not a defaulted move (a
@@ -42,14 +44,14 @@ struct PreparedVm {
         temp_dir(std::exchange(other.temp_dir, {})),
         socket_path(std::move(other.socket_path)),
         prefaulted(std::move(other.prefaulted)),
-        prefault_tried(other.prefault_tried) {}
+        prefaulted_with(std::move(other.prefaulted_with)) {}
   PreparedVm& operator=(PreparedVm&& other) noexcept {
     discard();
     vm = std::move(other.vm);
     temp_dir = std::exchange(other.temp_dir, {});
     socket_path = std::move(other.socket_path);
     prefaulted = std::move(other.prefaulted);
-    prefault_tried = other.prefault_tried;
+    prefaulted_with = std::move(other.prefaulted_with);
     return *this;
   }
   ~PreparedVm() { discard(); }
@@ -71,7 +73,7 @@ struct PreparedVm {
 /// lock: the only order the two are taken together in.
 struct ChildLink {
   std::mutex mu;
-  /// Tells the refill thread that a child taught the image its first touches
+  /// Tells the refill thread that a child taught the image first touches, or more of them
   /// (VmImage::first_touches(), which every VM the template prepares afterwards takes:
   /// TemplateOptions::prefault), so that the VMs pooled before take them too.
   std::function<void()> learned;  // guarded by mu
@@ -148,14 +150,23 @@ struct Template::Impl {
     return p;
   }
 
-  /// Takes the hot pages into a prepared VM, once they are known (TemplateOptions::prefault).
+  /// Takes the hot pages into a prepared VM, once they are known (TemplateOptions::prefault),
+  /// and again when the image learned more since: the pages it has already cost little the
+  /// second time (present in the host's and KVM's tables).
   void prefault(PreparedVm& p) {
-    if (!options.prefault || p.prefault_tried) return;
-    // Learned by this template's first child, or by any other VM of the image.
-    const std::shared_ptr<const TouchedMemory> touched = image->first_touches();
-    if (!touched) return;
-    p.prefault_tried = true;
+    if (!options.prefault) return;
+    // Learned by this template's children, or by any other VM of the image.
+    std::shared_ptr<const TouchedMemory> touched = image->first_touches();
+    if (!touched || touched == p.prefaulted_with) return;
     p.prefaulted = prefault_or_log(*p.vm, *touched, options.premap);
+    p.prefaulted_with = std::move(touched);
+  }
+
+  /// Whether a pooled VM has not taken the image's latest first touches.
+  bool behind(const PreparedVm& p) const {
+    if (!options.prefault) return false;
+    const std::shared_ptr<const TouchedMemory> touched = image->first_touches();
+    return touched && touched != p.prefaulted_with;
   }
 
   /// With mu held (via `lock`): once the hot pages are learned, prefaults the VMs that were
@@ -167,13 +178,12 @@ struct Template::Impl {
     for (;;) {
       if (stopping) return false;
       auto it = std::find_if(pool.begin(), pool.end(),
-                             [](const PreparedVm& p) { return !p.prefault_tried; });
+                             [this](const PreparedVm& p) { return behind(p); });
       if (it == pool.end()) return true;
       PreparedVm p = std::move(*it);
       pool.erase(it);
       lock.unlock();
-      prefault(p);
-      p.prefault_tried = true;  // once per VM, whatever it took
+      prefault(p);  // records the set it ran with, whatever it took
       lock.lock();
       pool.push_back(std::move(p));
     }
@@ -383,15 +393,16 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   impl->config.vm.vcpus = impl_->image->vcpus();
   impl->config.vm.memory_mib = impl_->image->memory_mib();
   impl->fork_timings = timings;  // adopt() adds agent_connect and identity
-  // Until one VM of the image has finished its first exec, each child may be the one to tell.
-  const bool learn = impl_->options.prefault && !impl_->image->first_touches();
+  // Until the image has learned from its first few VMs (Vm::teach_first_touches() returns
+  // false at once after that), each child may add what its first exec touched.
+  const bool learn = impl_->options.prefault;
   if (learn || holds_refill) {
     impl->after_first_exec = [link = impl_->link, learn, holds_refill](const Vm& vm) {
       if (holds_refill) {
         std::lock_guard lock(link->mu);
         if (link->answered) link->answered();
       }
-      // False when another VM of the image told first.
+      // False when it added nothing, or the image has learned already.
       if (!learn || !vm.teach_first_touches()) return;
       std::lock_guard lock(link->mu);
       if (link->learned) link->learned();

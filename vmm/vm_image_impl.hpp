@@ -25,9 +25,11 @@ struct VmImage::Impl {
   /// The freeze found the written pages in the logs (VmImage::written_pages_logged()).
   bool written_pages_logged = false;
   /// VmImage::first_touches(): learned after the image was made (Vm::teach_first_touches), by
-  /// any thread; set once.
+  /// any thread, from up to kFirstTouchLessons VMs (vmm/touched_memory.hpp); each lesson that
+  /// adds pages publishes a new set.
   mutable std::mutex touches_mu;
   mutable std::shared_ptr<const TouchedMemory> first_touches;  // guarded by touches_mu
+  mutable unsigned touch_lessons = 0;                          // guarded by touches_mu
 };
 
 }  // namespace forkvm

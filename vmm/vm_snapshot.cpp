@@ -37,6 +37,7 @@
 #include "vmm/shell_pool.hpp"
 #include "vmm/snapshot_disks.hpp"
 #include "vmm/state/cpu_features.hpp"
+#include "vmm/touched_memory.hpp"
 #include "vmm/vm_image_impl.hpp"
 #include "vmm/vm_impl.hpp"
 
@@ -546,12 +547,6 @@ VmHugePages Vm::huge_pages() const {
 
 namespace {
 
-uint64_t sum_lengths(const std::vector<std::pair<uint64_t, uint64_t>>& extents) {
-  uint64_t n = 0;
-  for (const auto& e : extents) n += e.second;
-  return n;
-}
-
 /// Maps the extents of `t` (memory-file offsets, already faulted in on the host) into the VM's
 /// stage-2 tables through vCPU 0 (the tables are shared by every vCPU in the same mode). Runs
 /// after Vm::prepare set the vCPUs' CPUID and special registers, which choose the MMU; stops at
@@ -583,17 +578,29 @@ void premap_stage2(Vm::Impl& impl, const GuestMemory::Touched& t, VmPrefault& ou
 
 }  // namespace
 
-uint64_t TouchedMemory::written_bytes() const noexcept { return sum_lengths(written); }
-uint64_t TouchedMemory::read_bytes() const noexcept { return sum_lengths(read); }
-
 bool Vm::teach_first_touches() const {
   if (!impl_->image) throw InvalidStateError("teach_first_touches: the VM was not made from an image");
   const VmImage::Impl& img = impl_->image->impl();
-  if (impl_->image->first_touches()) return false;  // skips the pagemap read
-  auto touched = std::make_shared<const TouchedMemory>(touched_memory());  // not under the lock
+  {
+    std::lock_guard lock(img.touches_mu);
+    if (img.touch_lessons >= kFirstTouchLessons) return false;  // skips the pagemap read
+  }
+  TouchedMemory touched = touched_memory();  // not under the lock
   std::lock_guard lock(img.touches_mu);
-  if (img.first_touches) return false;  // another VM told meanwhile
-  img.first_touches = std::move(touched);
+  if (img.touch_lessons >= kFirstTouchLessons) return false;  // others told meanwhile
+  ++img.touch_lessons;
+  if (!img.first_touches) {
+    img.first_touches = std::make_shared<const TouchedMemory>(std::move(touched));
+    return true;
+  }
+  // Published as a new set: VMs and pools that hold the old one keep it unchanged.
+  auto more = std::make_shared<const TouchedMemory>(united_touches(*img.first_touches, touched));
+  const auto bytes = [](const TouchedMemory& t) { return t.written_bytes() + t.read_bytes(); };
+  if (more->written_bytes() == img.first_touches->written_bytes() &&
+      bytes(*more) == bytes(*img.first_touches)) {
+    return false;  // nothing new
+  }
+  img.first_touches = std::move(more);
   return true;
 }
 

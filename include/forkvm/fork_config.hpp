@@ -30,10 +30,10 @@ struct TemplateOptions {
   /// first exec do not stop on a host page fault for each. Costs each VM that many private
   /// pages ahead of time (ForkTimings::prefaulted_bytes), which the child would write anyway,
   /// and a fork() that prepares its own VM the time to take them (less than its child's first
-  /// exec then saves). Learned from the first child whose first exec (Sandbox::exec,
-  /// exec_shell, exec_stream) succeeds, or known already from the image
+  /// exec then saves). Learned from the first three children whose first exec
+  /// (Sandbox::exec, exec_shell, exec_stream) succeeds, or known already from the image
   /// (VmImage::first_touches(): another Template or a Sandbox::restore of it taught it); VMs
-  /// pooled before take them then.
+  /// pooled before take them (and what later lessons add) then.
   bool prefault = true;
   /// With prefault: also map those pages into each pooled VM's NPT/EPT tables
   /// (KVM_PRE_FAULT_MEMORY, Linux 6.10+ with nested paging), so the child's first touches take

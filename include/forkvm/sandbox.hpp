@@ -133,8 +133,8 @@ struct SandboxRestoreConfig {
   /// (VmImage::first_touches(): an earlier restore of the directory while its image stayed
   /// open, or a Template of it), the restored VM takes them before its vCPUs run, as
   /// TemplateOptions::prefault (and maps them into NPT/EPT where KVM can:
-  /// ForkTimings::prefaulted_bytes, premapped_bytes). Until then, this sandbox's first exec
-  /// teaches them.
+  /// ForkTimings::prefaulted_bytes, premapped_bytes). While the image is still learning
+  /// them (from its first three VMs), this sandbox's first exec teaches them too.
   bool prefault = true;
 };
 

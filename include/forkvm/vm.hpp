@@ -456,9 +456,12 @@ class VmImage {
   /// RAM: about as long as copying it.
   std::vector<PageDigest> page_digests() const;
 
-  /// The guest pages a VM made from this image touched by the end of its guest's first exec,
-  /// once one such VM has told (Vm::teach_first_touches()); null before. Never changes once
-  /// set. Not part of the snapshot: each process learns it anew. Template and Sandbox::restore
+  /// The guest pages VMs made from this image touched by the end of their guests' first exec,
+  /// once one such VM has told (Vm::teach_first_touches()); null before. The union of what the
+  /// first three VMs to tell touched: one VM's guest may skip pages that most touch (work a
+  /// timer did just after its exec), and every later VM would fault them in. Each lesson that
+  /// adds pages publishes a new set; a set once returned never changes. Not part of the
+  /// snapshot: each process learns it anew. Template and Sandbox::restore
   /// give these pages to the VMs they make (Vm::prefault_memory), so that a child's first exec
   /// does not stop on a host page fault for each; the Templates and restores of one snapshot
   /// directory share its image while it stays open (open()), and with it what was learned.
@@ -588,10 +591,11 @@ class Vm {
   /// The pages of RAM this VM has touched since it was started (see TouchedMemory). Throws
   /// GuestMemoryError when /proc/self/pagemap cannot be read.
   TouchedMemory touched_memory() const;
-  /// For a VM made from an image (prepare()), once its guest's first exec has ended: unless the
-  /// image knows its first touches already (VmImage::first_touches()), reads this VM's
-  /// touched_memory() and records it there (the first VM to tell wins). Returns whether this
-  /// call recorded them. Throws as touched_memory().
+  /// For a VM made from an image (prepare()), once its guest's first exec has ended: while the
+  /// image is still learning its first touches (VmImage::first_touches(): from its first three
+  /// VMs to tell), reads this VM's touched_memory() and adds it there. Returns whether that
+  /// added pages (false without reading anything once the image has learned). Throws as
+  /// touched_memory().
   bool teach_first_touches() const;
   /// For a VM from prepare(), before launch(): copies the `written` pages of `touched` (taken
   /// from another VM of the same image) into this VM's RAM and maps the `read` ones, so that

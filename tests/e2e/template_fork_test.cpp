@@ -524,9 +524,9 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
   }
 }
 
-// Issue 15 §2/§7: what a child's first exec touched is learned once per image and taken ahead
-// by every later VM of it: restores of the same directory (whose image stays open) and the
-// forks of any Template of it, pooled or not.
+// Issue 15 §2/§7: what a child's first exec touched is learned per image, from its first three
+// VMs, and taken ahead by every later VM of it: restores of the same directory (whose image
+// stays open) and the forks of any Template of it, pooled or not.
 TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
   Sandbox& parent = SharedParent::get();
   TempDir tmp;
@@ -582,6 +582,19 @@ TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
   expect_took(forked->fork_timings(), "the template's first fork");
   EXPECT_EQ(sh(*forked, "cat /tmp/marker"), "touched-state\n");
   EXPECT_EQ(sh(*forked, "hostname"), "touch-3\n");
+
+  step("the image learned from its first three VMs (two restores and that fork), and no more");
+  const std::shared_ptr<const TouchedMemory> learned = tmpl->image()->first_touches();
+  ASSERT_TRUE(learned);
+  // Each lesson only adds: what the fork took (two lessons' worth) is all still there.
+  EXPECT_GE(learned->written_bytes() + learned->read_bytes(), forked->fork_timings().prefaulted_bytes);
+  {
+    auto fourth = make_child([&] { return tmpl->fork(fork_config("touch-4")); });
+    expect_took(fourth->fork_timings(), "the template's second fork");
+    EXPECT_EQ(sh(*fourth, "cat /tmp/marker"), "touched-state\n");
+    EXPECT_EQ(tmpl->image()->first_touches(), learned) << "a fourth VM changed what was learned";
+    fourth->shutdown();
+  }
 
   // Taking pages ahead shares nothing written: each child still has its own.
   EXPECT_EQ(sh(*first, "cat /tmp/marker"), "touched-state\n");
