@@ -26,4 +26,12 @@ std::optional<FileStamp> stamp_fd(std::string name, int fd) {
   return stamp_of(std::move(name), st);
 }
 
+bool times_settled(const FileStamp& f, const struct timespec& now, std::chrono::nanoseconds settle) {
+  const auto as_ns = [](int64_t sec, int64_t ns) {
+    return std::chrono::nanoseconds(std::chrono::seconds(sec)) + std::chrono::nanoseconds(ns);
+  };
+  const auto limit = as_ns(now.tv_sec, now.tv_nsec) - settle;
+  return as_ns(f.mtime_s, f.mtime_ns) <= limit && as_ns(f.ctime_s, f.ctime_ns) <= limit;
+}
+
 }  // namespace forkvm

@@ -13,6 +13,9 @@
 
 #include <sys/stat.h>
 
+#include <time.h>
+
+#include <chrono>
 #include <compare>
 #include <cstdint>
 #include <optional>
@@ -33,5 +36,10 @@ struct FileStamp {
 FileStamp stamp_of(std::string name, const struct stat& st);
 /// The stamp of the open file `fd` under `name`, or nullopt (with errno set) when fstat fails.
 std::optional<FileStamp> stamp_fd(std::string name, int fd);
+
+/// Whether the mtime and ctime of `f` are both at least `settle` before `now` (CLOCK_REALTIME,
+/// which file times follow): a later write to the file then gets a later time, so the stamp
+/// cannot stay the same across it.
+bool times_settled(const FileStamp& f, const struct timespec& now, std::chrono::nanoseconds settle);
 
 }  // namespace forkvm

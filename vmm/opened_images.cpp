@@ -133,13 +133,7 @@ bool OpenedImages::settled(const DirStamp& stamp, const std::vector<FileStamp>& 
   // File times are CLOCK_REALTIME (coarse); so is this.
   struct timespec now {};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  const auto as_ns = [](int64_t s, int64_t ns) {
-    return std::chrono::nanoseconds(std::chrono::seconds(s)) + std::chrono::nanoseconds(ns);
-  };
-  const auto limit = as_ns(now.tv_sec, now.tv_nsec) - settle;
-  const auto old_enough = [&](const FileStamp& f) {
-    return as_ns(f.mtime_s, f.mtime_ns) <= limit && as_ns(f.ctime_s, f.ctime_ns) <= limit;
-  };
+  const auto old_enough = [&](const FileStamp& f) { return times_settled(f, now, settle); };
   return std::all_of(stamp.files.begin(), stamp.files.end(), old_enough) &&
          std::all_of(disks.begin(), disks.end(), old_enough);
 }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <map>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include "devices/virtio/block/cow_disk.hpp"
 #include "snapshot/file_io.hpp"
 #include "snapshot/snapshot.hpp"
+#include "vmm/disk_digest_cache.hpp"
 #include "vmm/file_stamp.hpp"
 
 namespace forkvm {
@@ -36,8 +38,16 @@ std::string disk_sha256(const DiskImage& disk) {
     std::lock_guard lock(digest_mu);
     if (auto it = digest_cache().find(key); it != digest_cache().end()) return it->second;
   }
-  // Hashed outside the lock: two threads may hash one image at once, and agree.
-  std::string digest = snapshot::hash_memory_file(disk.fd(), disk.size(), disk.path());
+  std::string digest;
+  if (std::optional<std::string> kept = cached_disk_digest(key)) {
+    digest = std::move(*kept);  // hashed by an earlier process (vmm/disk_digest_cache.hpp)
+  } else {
+    struct timespec began {};
+    ::clock_gettime(CLOCK_REALTIME, &began);  // before the first byte is read
+    // Hashed outside the lock: two threads may hash one image at once, and agree.
+    digest = snapshot::hash_memory_file(disk.fd(), disk.size(), disk.path());
+    keep_disk_digest(key, digest, began);
+  }
   std::lock_guard lock(digest_mu);
   digest_cache().emplace(key, digest);
   return digest;

@@ -21,7 +21,9 @@ namespace forkvm {
 /// The SHA-256 of the whole image behind `disk` (read through its descriptor, holes hashed as
 /// zeros without reading them). Remembered for the life of the process per file identity
 /// (device, inode, size, modification and change times), so a base image shared by many
-/// snapshots and restores is hashed once. File times tick with the kernel's coarse clock, so a
+/// snapshots and restores is hashed once; and across processes, by the same identity, once
+/// the image's times had settled (vmm/disk_digest_cache.hpp). File times tick with the
+/// kernel's coarse clock, so a
 /// rewrite of the same size within a few milliseconds of the hash can go unnoticed; forkvm's
 /// own writers are kept out by the shared lock every VM holds on a read-only image. Throws
 /// SnapshotError naming the file.

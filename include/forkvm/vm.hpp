@@ -208,8 +208,10 @@ struct RestoreOptions {
   bool verify_memory = true;
   /// Re-hash each disk image the snapshot records and compare it with the recorded SHA-256
   /// (its size is always checked). An image hashed once stays known to this process until
-  /// the file changes, so leaving this on costs one hash per image per process. Turn off only
-  /// for images verified otherwise.
+  /// the file changes, and to later processes through a cache of digests by file identity
+  /// ($FORKVM_DIGEST_CACHE, else ~/.cache/forkvm/digests; "off" turns it off), so leaving
+  /// this on costs one hash per image until it changes. Turn off only for images verified
+  /// otherwise.
   bool verify_disks = true;
 };
 
