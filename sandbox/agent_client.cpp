@@ -152,7 +152,8 @@ std::unique_ptr<AgentClient> AgentClient::attach_with_identity(int fd, uint32_t 
   // reader starts. A failed write closes the client (no reader to join yet) and throws.
   std::string payload;
   json header = sandbox::identity_request(identity, &payload);
-  std::shared_ptr<sandbox::Pending> p = impl->new_request(std::move(header), std::move(payload), "");
+  std::shared_ptr<sandbox::Pending> p =
+      impl->new_request(std::move(header), std::move(payload), "");
   impl->start_reader();
   answer = [impl, p] { impl->wait_done(*p); };
   return std::unique_ptr<AgentClient>(new AgentClient(std::move(impl)));

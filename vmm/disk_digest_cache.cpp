@@ -23,8 +23,8 @@ constexpr std::chrono::seconds kDigestSettle{2};
 constexpr size_t kDigestHexLength = 64;
 
 bool is_digest(const std::string& s) {
-  return s.size() == kDigestHexLength &&
-         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  const auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  return s.size() == kDigestHexLength && std::all_of(s.begin(), s.end(), hex);
 }
 
 /// This user's alone: owned by the effective user, no group or other write.
@@ -87,7 +87,9 @@ std::optional<std::string> cached_disk_digest(const FileStamp& stamp) {
   Fd fd(::open((dir + "/" + entry_name(stamp)).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) return std::nullopt;
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || !private_to_me(st)) return std::nullopt;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || !private_to_me(st)) {
+    return std::nullopt;
+  }
   char buf[kDigestHexLength + 2];
   const ssize_t n = ::read(fd.get(), buf, sizeof buf);
   if (n <= 0) return std::nullopt;
@@ -107,7 +109,8 @@ void keep_disk_digest(const FileStamp& stamp, const std::string& digest,
     Fd fd(::mkstemp(tmp.data()));  // 0600
     if (!fd) return;
     const std::string text = digest + "\n";
-    const bool written = ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    const bool written =
+        ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
     fd = Fd();
     // A rename replaces an entry whole: a reader sees the old one or the new one.
     if (!written || ::rename(tmp.c_str(), (dir + "/" + entry_name(stamp)).c_str()) != 0) {

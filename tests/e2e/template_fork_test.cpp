@@ -587,7 +587,8 @@ TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
   const std::shared_ptr<const TouchedMemory> learned = tmpl->image()->first_touches();
   ASSERT_TRUE(learned);
   // Each lesson only adds: what the fork took (two lessons' worth) is all still there.
-  EXPECT_GE(learned->written_bytes() + learned->read_bytes(), forked->fork_timings().prefaulted_bytes);
+  EXPECT_GE(learned->written_bytes() + learned->read_bytes(),
+            forked->fork_timings().prefaulted_bytes);
   {
     auto fourth = make_child([&] { return tmpl->fork(fork_config("touch-4")); });
     expect_took(fourth->fork_timings(), "the template's second fork");

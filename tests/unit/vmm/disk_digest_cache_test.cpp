@@ -115,7 +115,9 @@ TEST_F(DigestCacheTest, ADirectoryOthersCanWriteOrOffIsNotUsed) {
 }
 
 TEST_F(DigestCacheTest, KeepsAtMostTheNewestEntries) {
-  for (uint64_t i = 0; i < kMaxDigestEntries + 8; ++i) keep_disk_digest(stamp(100 + i, 60), kDigestA, now());
+  for (uint64_t i = 0; i < kMaxDigestEntries + 8; ++i) {
+    keep_disk_digest(stamp(100 + i, 60), kDigestA, now());
+  }
   size_t n = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(cache_)) ++n;
   EXPECT_EQ(n, kMaxDigestEntries);
