@@ -64,7 +64,9 @@ void prune(const std::string& dir) {
 std::string digest_cache_dir() {
   std::filesystem::path dir;
   if (const char* v = std::getenv("FORKVM_DIGEST_CACHE"); v != nullptr) {
-    if (*v == '\0' || std::string(v) == "off") return "";
+    // Absolute only: a relative one would name a different directory in each working
+    // directory. Anything else turns the cache off, as "off" does.
+    if (*v != '/') return "";
     dir = v;
   } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x == '/') {
     dir = std::filesystem::path(x) / "forkvm" / "digests";

@@ -9,9 +9,10 @@
 // hashed. A digest is kept only when the image's times were settle-old (2 s) when hashing
 // began: a write in the same clock tick as the last one could otherwise leave the stamp equal.
 //
-// Where: $FORKVM_DIGEST_CACHE when set ("off" turns the cache off), else
-// $XDG_CACHE_HOME/forkvm/digests, else $HOME/.cache/forkvm/digests. The directory (made 0700
-// when missing) and each entry must belong to this user and be closed to writes by others;
+// Where: $FORKVM_DIGEST_CACHE when set (an absolute path; "off", or anything else, turns the
+// cache off), else $XDG_CACHE_HOME/forkvm/digests, else $HOME/.cache/forkvm/digests. The
+// directory (made 0700 when missing) and each entry must belong to this user and be closed to
+// writes by others;
 // otherwise they are not used, since whoever can write them could make a changed image pass.
 // A cache that cannot be read or written only costs the hash.
 #pragma once

@@ -112,6 +112,10 @@ TEST_F(DigestCacheTest, ADirectoryOthersCanWriteOrOffIsNotUsed) {
   EXPECT_FALSE(cached_disk_digest(stamp(14, 60)));
   ::setenv("FORKVM_DIGEST_CACHE", "off", 1);
   EXPECT_EQ(digest_cache_dir(), "");
+  // A relative one would name another directory in each working directory.
+  ::setenv("FORKVM_DIGEST_CACHE", "relative/digests", 1);
+  EXPECT_EQ(digest_cache_dir(), "");
+  EXPECT_FALSE(std::filesystem::exists("relative"));
 }
 
 TEST_F(DigestCacheTest, KeepsAtMostTheNewestEntries) {
