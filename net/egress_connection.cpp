@@ -25,10 +25,6 @@ namespace http = boost::beast::http;
 using boost::system::error_code;
 using tcp = asio::ip::tcp;
 
-namespace {
-
-}  // namespace
-
 EgressConnection::EgressConnection(std::shared_ptr<ProxyCore> core,
                                    asio::local::stream_protocol::socket guest)
     : core_(std::move(core)),

@@ -55,8 +55,7 @@ asio::awaitable<void> answer_busy(local::socket guest, uint32_t limit) {
   const std::string answer = refusal_response(
       503, "too many connections (the sandbox's limit is " + std::to_string(limit) + ")");
   error_code ec;
-  co_await asio::async_write(guest, asio::buffer(answer),
-                             with_error(ec));
+  co_await asio::async_write(guest, asio::buffer(answer), with_error(ec));
   guest.close(ec);
 }
 
@@ -64,8 +63,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<ProxyCore> core) {
   asio::steady_timer backoff(co_await asio::this_coro::executor);
   for (;;) {
     error_code ec;
-    local::socket guest = co_await core->acceptor.async_accept(
-        with_error(ec));
+    local::socket guest = co_await core->acceptor.async_accept(with_error(ec));
     if (core->stopping) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted || !core->acceptor.is_open()) co_return;

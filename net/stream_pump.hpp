@@ -59,8 +59,7 @@ boost::asio::awaitable<void> pump(From& from, To& to, Traffic& traffic, bool upw
   std::array<char, kPumpChunk> chunk{};
   boost::system::error_code ec;
   for (;;) {
-    const std::size_t n = co_await from.async_read_some(
-        boost::asio::buffer(chunk), with_error(ec));
+    const std::size_t n = co_await from.async_read_some(boost::asio::buffer(chunk), with_error(ec));
     if (ec) {
       boost::system::error_code ignored;
       if (ec == boost::asio::error::eof) {
@@ -111,8 +110,7 @@ boost::asio::awaitable<std::string> relay_body(
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    co_await http::async_read(from, buffer, parser,
-                              with_error(ec));
+    co_await http::async_read(from, buffer, parser, with_error(ec));
     if (ec == http::error::need_buffer) ec = {};
     // The parser's body limit is the connection's byte limit (a declared length over it is
     // refused before any byte of the body moves).
@@ -131,8 +129,7 @@ boost::asio::awaitable<std::string> relay_body(
         boost::asio::buffer(framed_head), boost::asio::buffer(chunk.data(), n),
         boost::asio::buffer(framing == BodyFraming::kChunked ? "\r\n" : "",
                             framing == BodyFraming::kChunked ? 2 : 0)};
-    co_await boost::asio::async_write(to, parts,
-                                      with_error(ec));
+    co_await boost::asio::async_write(to, parts, with_error(ec));
     if (ec) co_return "writing the body: " + ec.message();
   }
   if (framing == BodyFraming::kChunked) {
