@@ -7,19 +7,18 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <utility>
 #include <vector>
 
 #include "base/fd.hpp"
+#include "forkvm/errors.hpp"
+#include "snapshot/file_io.hpp"
 
 namespace forkvm {
 namespace {
 
-/// As OpenedImages' settle: file times tick with the kernel's coarse clock.
-constexpr std::chrono::seconds kDigestSettle{2};
 constexpr size_t kDigestHexLength = 64;
 
 bool is_digest(const std::string& s) {
@@ -27,9 +26,15 @@ bool is_digest(const std::string& s) {
   return s.size() == kDigestHexLength && std::all_of(s.begin(), s.end(), hex);
 }
 
-/// This user's alone: owned by the effective user, no group or other write.
-bool private_to_me(const struct stat& st) {
-  return st.st_uid == ::geteuid() && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+/// This user's alone, by the rule snapshot files are held to (snapshot::check_private: owned
+/// by the effective user, no group or other write, a file with one hard link).
+bool private_to_me(const std::filesystem::path& path, const struct stat& st) {
+  try {
+    snapshot::check_private(path, "digest cache", st);
+    return true;
+  } catch (const SnapshotError&) {
+    return false;
+  }
 }
 
 std::string entry_name(const FileStamp& s) {
@@ -79,17 +84,20 @@ std::string digest_cache_dir() {
   std::filesystem::create_directories(dir.parent_path(), ec);
   ::mkdir(dir.c_str(), 0700);  // EEXIST is fine: checked below
   struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !private_to_me(st)) return "";
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !private_to_me(dir, st)) {
+    return "";
+  }
   return dir.string();
 }
 
 std::optional<std::string> cached_disk_digest(const FileStamp& stamp) {
   const std::string dir = digest_cache_dir();
   if (dir.empty()) return std::nullopt;
-  Fd fd(::open((dir + "/" + entry_name(stamp)).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  const std::string entry = dir + "/" + entry_name(stamp);
+  Fd fd(::open(entry.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) return std::nullopt;
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || !private_to_me(st)) {
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || !private_to_me(entry, st)) {
     return std::nullopt;
   }
   char buf[kDigestHexLength + 2];
@@ -104,7 +112,7 @@ std::optional<std::string> cached_disk_digest(const FileStamp& stamp) {
 void keep_disk_digest(const FileStamp& stamp, const std::string& digest,
                       const struct timespec& hash_began) noexcept {
   try {
-    if (!is_digest(digest) || !times_settled(stamp, hash_began, kDigestSettle)) return;
+    if (!is_digest(digest) || !times_settled(stamp, hash_began, kStampSettle)) return;
     const std::string dir = digest_cache_dir();
     if (dir.empty()) return;
     std::string tmp = dir + "/.tmp-XXXXXX";

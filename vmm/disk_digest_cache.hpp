@@ -11,9 +11,10 @@
 //
 // Where: $FORKVM_DIGEST_CACHE when set (an absolute path; "off", or anything else, turns the
 // cache off), else $XDG_CACHE_HOME/forkvm/digests, else $HOME/.cache/forkvm/digests. The
-// directory (made 0700 when missing) and each entry must belong to this user and be closed to
-// writes by others;
-// otherwise they are not used, since whoever can write them could make a changed image pass.
+// directory (made 0700 when missing) and each entry must be this user's alone, by the rule
+// snapshot files are held to (snapshot::check_private: owned by this user, closed to writes by
+// others, an entry with one hard link); otherwise they are not used, since whoever can write
+// them could make a changed image pass.
 // A cache that cannot be read or written only costs the hash.
 #pragma once
 

@@ -37,6 +37,10 @@ FileStamp stamp_of(std::string name, const struct stat& st);
 /// The stamp of the open file `fd` under `name`, or nullopt (with errno set) when fstat fails.
 std::optional<FileStamp> stamp_fd(std::string name, int fd);
 
+/// How old a file's times must be before its stamp stands for its bytes (times_settled()):
+/// more than the coarse clock's tick, with room for file systems that keep whole seconds.
+inline constexpr std::chrono::seconds kStampSettle{2};
+
 /// Whether the mtime and ctime of `f` are both at least `settle` before `now` (CLOCK_REALTIME,
 /// which file times follow): a later write to the file then gets a later time, so the stamp
 /// cannot stay the same across it.

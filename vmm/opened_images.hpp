@@ -88,7 +88,7 @@ class OpenedImages {
   std::vector<Entry> entries_;  // at most one per live image
   std::vector<std::shared_ptr<const VmImage>> kept_;  // oldest first, at most keep_
   size_t keep_ = 1;
-  std::chrono::nanoseconds settle_ = std::chrono::seconds(2);
+  std::chrono::nanoseconds settle_ = kStampSettle;
 };
 
 }  // namespace forkvm

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -99,6 +100,12 @@ TEST_F(DigestCacheTest, AMalformedOrForeignWritableEntryCountsAsNone) {
   std::ofstream(entry, std::ios::trunc) << "zz" << std::string(62, 'a') << "\n";
   EXPECT_FALSE(cached_disk_digest(s));
   std::ofstream(entry, std::ios::trunc) << kDigestA << "\n";
+  ASSERT_TRUE(cached_disk_digest(s));
+  // A second name, in a directory someone else may control, could change it.
+  const std::string second = dir_ / "second-name";
+  ASSERT_EQ(::link(entry.c_str(), second.c_str()), 0);
+  EXPECT_FALSE(cached_disk_digest(s));
+  ASSERT_EQ(::unlink(second.c_str()), 0);
   ASSERT_TRUE(cached_disk_digest(s));
   ASSERT_EQ(::chmod(entry.c_str(), 0620), 0);  // group-writable: anyone in it could forge it
   EXPECT_FALSE(cached_disk_digest(s));
