@@ -2,6 +2,7 @@
 // images, found again by stamp, never taken from an entry or a directory others can write, and
 // used by disk_sha256() before it hashes.
 #include "vmm/disk_digest_cache.hpp"
+#include "vmm/stamp_cache.hpp"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -28,17 +29,17 @@ const std::string kDigestB = std::string(63, 'b') + "0";
 class DigestCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* old = std::getenv("FORKVM_DIGEST_CACHE");
+    const char* old = std::getenv("FORKVM_STAMP_CACHE");
     if (old != nullptr) old_ = old;
     had_old_ = old != nullptr;
     cache_ = dir_ / "digests";
-    ::setenv("FORKVM_DIGEST_CACHE", cache_.c_str(), 1);
+    ::setenv("FORKVM_STAMP_CACHE", cache_.c_str(), 1);
   }
   void TearDown() override {
     if (had_old_) {
-      ::setenv("FORKVM_DIGEST_CACHE", old_.c_str(), 1);
+      ::setenv("FORKVM_STAMP_CACHE", old_.c_str(), 1);
     } else {
-      ::unsetenv("FORKVM_DIGEST_CACHE");
+      ::unsetenv("FORKVM_STAMP_CACHE");
     }
   }
 
@@ -66,7 +67,7 @@ class DigestCacheTest : public ::testing::Test {
 };
 
 TEST_F(DigestCacheTest, KeepsASettledImagesDigestAndFindsItByStamp) {
-  EXPECT_EQ(digest_cache_dir(), cache_);
+  EXPECT_EQ(stamp_cache_dir(), cache_);
   struct stat st {};
   ASSERT_EQ(::stat(cache_.c_str(), &st), 0) << "made when missing";
   EXPECT_EQ(st.st_mode & 0777, 0700u);
@@ -112,26 +113,26 @@ TEST_F(DigestCacheTest, AMalformedOrForeignWritableEntryCountsAsNone) {
 }
 
 TEST_F(DigestCacheTest, ADirectoryOthersCanWriteOrOffIsNotUsed) {
-  ASSERT_EQ(digest_cache_dir(), cache_);
+  ASSERT_EQ(stamp_cache_dir(), cache_);
   ASSERT_EQ(::chmod(cache_.c_str(), 0777), 0);
-  EXPECT_EQ(digest_cache_dir(), "");
+  EXPECT_EQ(stamp_cache_dir(), "");
   keep_disk_digest(stamp(14, 60), kDigestA, now());
   EXPECT_FALSE(cached_disk_digest(stamp(14, 60)));
-  ::setenv("FORKVM_DIGEST_CACHE", "off", 1);
-  EXPECT_EQ(digest_cache_dir(), "");
+  ::setenv("FORKVM_STAMP_CACHE", "off", 1);
+  EXPECT_EQ(stamp_cache_dir(), "");
   // A relative one would name another directory in each working directory.
-  ::setenv("FORKVM_DIGEST_CACHE", "relative/digests", 1);
-  EXPECT_EQ(digest_cache_dir(), "");
+  ::setenv("FORKVM_STAMP_CACHE", "relative/digests", 1);
+  EXPECT_EQ(stamp_cache_dir(), "");
   EXPECT_FALSE(std::filesystem::exists("relative"));
 }
 
 TEST_F(DigestCacheTest, KeepsAtMostTheNewestEntries) {
-  for (uint64_t i = 0; i < kMaxDigestEntries + 8; ++i) {
+  for (uint64_t i = 0; i < kMaxStampEntries + 8; ++i) {
     keep_disk_digest(stamp(100 + i, 60), kDigestA, now());
   }
   size_t n = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(cache_)) ++n;
-  EXPECT_EQ(n, kMaxDigestEntries);
+  EXPECT_EQ(n, kMaxStampEntries);
 }
 
 // disk_sha256() asks the cache before hashing: an entry planted for the image's stamp is what
