@@ -1,18 +1,25 @@
 // VmImage::Impl: what a frozen machine holds (its configuration, frozen memory and decoded
-// state). Private to the library: vm_snapshot.cpp makes and uses it, image_digest.cpp reads it.
+// state). Private to the library: vm_snapshot.cpp makes and uses it, image_digest.cpp reads it,
+// image_touches.cpp keeps what it learns.
 #pragma once
+
+#include <time.h>
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "devices/virtio/block/block_backend.hpp"
 #include "forkvm/vm.hpp"
 #include "memory/memory_image.hpp"
 #include "snapshot/snapshot.hpp"
+#include "vmm/file_stamp.hpp"
 #include "vmm/machine_components.hpp"
 
 namespace forkvm {
+
+struct DirStamp;
 
 struct VmImage::Impl {
   snapshot::MachineConfig machine;
@@ -30,6 +37,19 @@ struct VmImage::Impl {
   mutable std::mutex touches_mu;
   mutable std::shared_ptr<const TouchedMemory> first_touches;  // guarded by touches_mu
   mutable unsigned touch_lessons = 0;                          // guarded by touches_mu
+  /// The stamp of the snapshot's memory file, for an image opened from a directory whose
+  /// stamp held across the open (VmImage::open), and when the open began reading it: the key
+  /// and the settle time of what it learns (vmm/touches_cache.hpp). Guarded by touches_mu.
+  mutable std::optional<FileStamp> memory_stamp;
+  mutable struct timespec memory_read_began {};
+
+  /// Takes what an earlier process kept for the memory file in `dir` (its entry named
+  /// snapshot::kMemoryFile), as first_touches and its lesson count, and records the stamp so
+  /// that what this process learns is kept too. Called by VmImage::open before the image is
+  /// handed out. In vmm/image_touches.cpp.
+  void recall_first_touches(const DirStamp& dir, const struct timespec& read_began) const;
+  /// Keeps first_touches under memory_stamp, when there is one. Needs touches_mu.
+  void keep_first_touches_locked() const;
 };
 
 }  // namespace forkvm

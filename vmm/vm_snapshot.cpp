@@ -37,7 +37,6 @@
 #include "vmm/shell_pool.hpp"
 #include "vmm/snapshot_disks.hpp"
 #include "vmm/state/cpu_features.hpp"
-#include "vmm/touched_memory.hpp"
 #include "vmm/vm_image_impl.hpp"
 #include "vmm/vm_impl.hpp"
 
@@ -105,11 +104,6 @@ size_t VmImage::memory_layers() const noexcept { return impl_->memory->layers().
 uint64_t VmImage::overlay_bytes() const noexcept { return impl_->memory->overlay_bytes(); }
 bool VmImage::written_pages_logged() const noexcept { return impl_->written_pages_logged; }
 
-std::shared_ptr<const TouchedMemory> VmImage::first_touches() const {
-  std::lock_guard lock(impl_->touches_mu);
-  return impl_->first_touches;
-}
-
 std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify_memory,
                                              bool verify_disks) {
   // A snapshot opened before in this process and unchanged since is reused as it is: its
@@ -120,12 +114,19 @@ std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify
       return image;
     }
   }
+  struct timespec read_began {};  // before the memory file is read (vmm/touches_cache.hpp)
+  ::clock_gettime(CLOCK_REALTIME, &read_began);
   auto image = open_uncached(dir, verify_memory, verify_disks);
   std::vector<std::string> disk_paths;
   for (const auto& d : image->impl().machine.disks) disk_paths.push_back(d.path);
   // Remembered only when nothing changed while it was read (the stamps before and after agree)
   // and its file times are old enough to tell a later write (opened_images.hpp).
   const std::optional<DirStamp> after = stamp_directory(dir);
+  // What earlier processes learned from VMs of this memory file, when the file read is the
+  // one stamped (vmm/touches_cache.hpp).
+  if (before && after && *before == *after) {
+    image->impl().recall_first_touches(*after, read_began);
+  }
   auto disks = stamp_files(disk_paths);
   if (before && after && *before == *after && disks &&
       OpenedImages::instance().settled(*after, *disks)) {
@@ -577,40 +578,6 @@ void premap_stage2(Vm::Impl& impl, const GuestMemory::Touched& t, VmPrefault& ou
 }
 
 }  // namespace
-
-bool Vm::teach_first_touches() const {
-  if (!impl_->image) throw InvalidStateError("teach_first_touches: the VM was not made from an image");
-  const VmImage::Impl& img = impl_->image->impl();
-  {
-    std::lock_guard lock(img.touches_mu);
-    if (img.touch_lessons >= kFirstTouchLessons) return false;  // skips the pagemap read
-  }
-  TouchedMemory touched = touched_memory();  // not under the lock
-  std::lock_guard lock(img.touches_mu);
-  if (img.touch_lessons >= kFirstTouchLessons) return false;  // others told meanwhile
-  ++img.touch_lessons;
-  if (!img.first_touches) {
-    img.first_touches = std::make_shared<const TouchedMemory>(std::move(touched));
-    return true;
-  }
-  // Published as a new set: VMs and pools that hold the old one keep it unchanged.
-  auto more = std::make_shared<const TouchedMemory>(united_touches(*img.first_touches, touched));
-  const auto bytes = [](const TouchedMemory& t) { return t.written_bytes() + t.read_bytes(); };
-  if (more->written_bytes() == img.first_touches->written_bytes() &&
-      bytes(*more) == bytes(*img.first_touches)) {
-    return false;  // nothing new
-  }
-  img.first_touches = std::move(more);
-  return true;
-}
-
-TouchedMemory Vm::touched_memory() const {
-  const GuestMemory::Touched t = impl_->memory.touched_extents();
-  TouchedMemory out;
-  for (const auto& e : t.written) out.written.emplace_back(e.offset, e.length);
-  for (const auto& e : t.read) out.read.emplace_back(e.offset, e.length);
-  return out;
-}
 
 VmPrefault Vm::prefault_memory(const TouchedMemory& touched, bool stage2) {
   std::lock_guard lifecycle(impl_->lifecycle_mu);  // not while launch() runs

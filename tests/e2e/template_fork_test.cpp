@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -31,6 +32,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "bench/soak_cycle.hpp"
@@ -39,6 +41,7 @@
 #include "forkvm/fork_config.hpp"
 #include "forkvm/sandbox.hpp"
 #include "forkvm/template.hpp"
+#include "forkvm/vm.hpp"
 #include "sandbox/template_testing.hpp"
 #include "tests/e2e/e2e_image.hpp"
 #include "tests/e2e/sandbox_helpers.hpp"
@@ -527,10 +530,36 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
 // Issue 15 §2/§7: what a child's first exec touched is learned per image, from its first three
 // VMs, and taken ahead by every later VM of it: restores of the same directory (whose image
 // stays open) and the forks of any Template of it, pooled or not.
+/// Points the stamp cache (vmm/stamp_cache.hpp) at `dir` while it lives, and back after.
+class StampCacheFor {
+ public:
+  explicit StampCacheFor(std::string dir) : dir_(std::move(dir)) {
+    if (const char* old = std::getenv("FORKVM_STAMP_CACHE")) old_ = old;
+    ::setenv("FORKVM_STAMP_CACHE", dir_.c_str(), 1);
+  }
+  ~StampCacheFor() {
+    if (old_) {
+      ::setenv("FORKVM_STAMP_CACHE", old_->c_str(), 1);
+    } else {
+      ::unsetenv("FORKVM_STAMP_CACHE");
+    }
+  }
+  StampCacheFor(const StampCacheFor&) = delete;
+  StampCacheFor& operator=(const StampCacheFor&) = delete;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::optional<std::string> old_;
+};
+
 TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
   Sandbox& parent = SharedParent::get();
   TempDir tmp;
   const std::string dir = snapshot_parent(parent, tmp, "touched-state");
+  // What the image learns is kept across processes in the stamp cache (vmm/touches_cache.hpp):
+  // here a directory of this test's, as the host's home is read-only in kvm-lab.
+  const StampCacheFor stamp_cache(tmp / "stamped");
   // VmImage::open reuses an opened directory, and so what its first exec taught, only once its
   // file times are 2 s old (vmm/opened_images.hpp: a write in the same clock tick could leave
   // them equal). The verified open of the first restore used to outlast that in kvm-lab; since
@@ -606,6 +635,31 @@ TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
     c->shutdown();
   }
   EXPECT_EQ(uuids.size(), 4u) << "a child that took pages ahead repeated a sibling's RNG";
+
+  step("the directory opened anew, as by a later process: its first VM takes what was kept");
+  const std::weak_ptr<const VmImage> taught = tmpl->image();
+  for (auto* c : {&first, &second, &plain, &forked}) c->reset();
+  tmpl.reset();
+  Sandbox::wait_for_teardowns();  // the reaper lets go of the children's VMs
+  VmImage::keep_opened(0);        // and the process of the image: the next open reads the files
+  ASSERT_TRUE(taught.expired()) << "something still holds the image that learned";
+  {
+    const StampCacheFor no_cache("off");
+    EXPECT_FALSE(Template::open(dir, options)->image()->first_touches())
+        << "an image opened anew knew first touches without the cache";
+  }
+  std::shared_ptr<Template> later = Template::open(dir, options);
+  VmImage::keep_opened(1);
+  const std::shared_ptr<const TouchedMemory> recalled = later->image()->first_touches();
+  ASSERT_TRUE(recalled) << "nothing kept for the memory file in " << stamp_cache.dir();
+  EXPECT_EQ(recalled->written, learned->written);
+  EXPECT_EQ(recalled->read, learned->read);
+  auto again = make_child([&] { return later->fork(fork_config("touch-5")); });
+  ASSERT_EQ(again->state(), SandboxState::kReady) << again->console_tail();
+  expect_took(again->fork_timings(), "the reopened directory's first fork");
+  EXPECT_EQ(sh(*again, "cat /tmp/marker"), "touched-state\n");
+  EXPECT_EQ(later->image()->first_touches(), recalled) << "a VM taught an image that had learned";
+  again->shutdown();
 }
 
 TEST(E2eTemplateFork, ForkOfAShutDownSandboxAndMemoryUsage) {
