@@ -8,7 +8,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "forkvm/errors.hpp"
+#include "net/accept_loop.hpp"
 #include "net/egress_connection.hpp"
 #include "net/error_text.hpp"
 #include "net/egress_rules.hpp"
@@ -59,28 +59,17 @@ asio::awaitable<void> answer_busy(local::socket guest, uint32_t limit) {
   guest.close(ec);
 }
 
-asio::awaitable<void> accept_loop(std::shared_ptr<ProxyCore> core) {
-  asio::steady_timer backoff(co_await asio::this_coro::executor);
-  for (;;) {
-    error_code ec;
-    local::socket guest = co_await core->acceptor.async_accept(with_error(ec));
-    if (core->stopping) co_return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted || !core->acceptor.is_open()) co_return;
-      backoff.expires_after(kAcceptBackoff);
-      co_await backoff.async_wait(with_error(ec));
-      continue;
-    }
-    core->connections.fetch_add(1);
-    const uint32_t limit = core->policy->limits().max_connections;
-    if (core->open.size() >= limit) {
-      core->refused.fetch_add(1);
-      asio::co_spawn(core->acceptor.get_executor(), answer_busy(std::move(guest), limit),
-                     asio::detached);
-      continue;
-    }
-    std::make_shared<EgressConnection>(core, std::move(guest))->start();
+/// Serves an accepted guest connection, or refuses it past the policy's connection limit.
+void serve_guest(const std::shared_ptr<ProxyCore>& core, local::socket guest) {
+  core->connections.fetch_add(1);
+  const uint32_t limit = core->policy->limits().max_connections;
+  if (core->open.size() >= limit) {
+    core->refused.fetch_add(1);
+    asio::co_spawn(core->acceptor.get_executor(), answer_busy(std::move(guest), limit),
+                   asio::detached);
+    return;
   }
+  std::make_shared<EgressConnection>(core, std::move(guest))->start();
 }
 
 }  // namespace
@@ -96,7 +85,7 @@ EgressProxy::EgressProxy(std::string path, std::shared_ptr<const CompiledPolicy>
   core_->audit = std::move(audit);
   core_->authority = authority_;
   core_->upstream_trust = upstream_trust_;
-  asio::co_spawn(io_context(), accept_loop(core_), asio::detached);
+  asio::co_spawn(io_context(), accept_each(core_, serve_guest), asio::detached);
 }
 
 EgressProxy::~EgressProxy() {

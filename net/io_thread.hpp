@@ -10,17 +10,12 @@
 
 #include <boost/system/error_code.hpp>
 
-#include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
 #include <vector>
 
 namespace forkvm::net {
-
-/// How long a service's accept loop pauses after an accept error such as EMFILE, so that a
-/// full fd table is not a busy loop on the network thread.
-inline constexpr std::chrono::milliseconds kAcceptBackoff{100};
 
 /// The process's network io_context, started on first use and stopped at process exit.
 boost::asio::io_context& io_context();

@@ -29,6 +29,7 @@
 #include "contract/net_ports.hpp"
 #include "contract/vsock_connect.hpp"
 #include "forkvm/errors.hpp"
+#include "net/accept_loop.hpp"
 #include "net/error_text.hpp"
 #include "net/io_thread.hpp"
 #include "net/stream_pump.hpp"
@@ -149,27 +150,17 @@ asio::awaitable<void> serve_link(std::shared_ptr<ForwardLink> link) {
   co_await pump(link->client, link->vsock, link->traffic, true);
 }
 
-asio::awaitable<void> accept_links(std::shared_ptr<ForwardCore> core) {
-  asio::steady_timer backoff(co_await asio::this_coro::executor);
-  for (;;) {
-    error_code ec;
-    any_stream::socket client = co_await core->acceptor.async_accept(with_error(ec));
-    if (core->stopping) co_return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted || !core->acceptor.is_open()) co_return;
-      backoff.expires_after(kAcceptBackoff);  // EMFILE and the like: not a busy loop
-      co_await backoff.async_wait(with_error(ec));
-      continue;
-    }
-    // Relayed bytes go on at once (no Nagle); a Unix socket refuses the option, harmlessly.
-    if (client.local_endpoint().protocol() == any_stream(tcp::v4())) {
-      client.set_option(tcp::no_delay(true), ec);
-    }
-    auto link = std::make_shared<ForwardLink>(core, std::move(client));
-    const auto executor = core->acceptor.get_executor();
-    asio::co_spawn(executor, handshake_watch(link), asio::detached);
-    asio::co_spawn(executor, serve_link(link), asio::detached);
+/// Relays an accepted client to the guest port over a vsock connection of its own.
+void serve_client(const std::shared_ptr<ForwardCore>& core, any_stream::socket client) {
+  // Relayed bytes go on at once (no Nagle); a Unix socket refuses the option, harmlessly.
+  error_code ec;
+  if (client.local_endpoint(ec).protocol() == any_stream(tcp::v4())) {
+    client.set_option(tcp::no_delay(true), ec);
   }
+  auto link = std::make_shared<ForwardLink>(core, std::move(client));
+  const auto executor = core->acceptor.get_executor();
+  asio::co_spawn(executor, handshake_watch(link), asio::detached);
+  asio::co_spawn(executor, serve_link(link), asio::detached);
 }
 
 // The core of a PortForward listening on `acceptor`, accepting on the network thread.
@@ -178,7 +169,7 @@ std::shared_ptr<ForwardCore> start_forward(any_acceptor acceptor, std::string vs
   auto core = std::make_shared<ForwardCore>(std::move(acceptor));
   core->vsock_socket = std::move(vsock_socket);
   core->guest_port = guest_port;
-  asio::co_spawn(io_context(), accept_links(core), asio::detached);
+  asio::co_spawn(io_context(), accept_each(core, serve_client), asio::detached);
   return core;
 }
 
