@@ -1,5 +1,7 @@
 #include "sandbox/exec_process.hpp"
 
+#include <utility>
+
 #include "base/text.hpp"
 #include "contract/protocol/messages.hpp"
 #include "sandbox/requests.hpp"
@@ -189,18 +191,24 @@ std::optional<ExecResult> ExecProcess::Impl::wait_until(std::optional<Clock::tim
     }
   }
   lock.unlock();
-  std::lock_guard outcome(mutex);
-  stdin_open = false;
-  if (error) {
-    failure = error;
-    std::rethrow_exception(error);
+  std::function<void()> hook;
+  {
+    std::lock_guard outcome(mutex);
+    stdin_open = false;
+    if (error) {
+      failure = error;
+      std::rethrow_exception(error);
+    }
+    // Keep everything but the output for later wait() calls: a 64 MiB capture is not held
+    // twice.
+    std::string out = std::move(r->stdout_data);
+    std::string err = std::move(r->stderr_data);
+    result = *r;
+    r->stdout_data = std::move(out);
+    r->stderr_data = std::move(err);
+    hook = std::exchange(after_end, nullptr);
   }
-  // Keep everything but the output for later wait() calls: a 64 MiB capture is not held twice.
-  std::string out = std::move(r->stdout_data);
-  std::string err = std::move(r->stderr_data);
-  result = *r;
-  r->stdout_data = std::move(out);
-  r->stderr_data = std::move(err);
+  if (hook) hook();
   return r;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -59,6 +60,9 @@ struct ExecProcess::Impl {
   bool cancel_sent = false;
   std::optional<ExecResult> result;  ///< the outcome, once known (wait() may be repeated)
   std::exception_ptr failure;
+  /// Run once, by the wait() that settles a result (not a failure), on the waiting thread and
+  /// outside every lock of the exec: Sandbox::start's first-exec hook. Guarded by mutex.
+  std::function<void()> after_end;
 
   /// Sends a cancel for this exec and ignores "not running".
   void send_cancel();

@@ -27,6 +27,7 @@
 #include "contract/root_disk.hpp"
 #include "net/egress_proxy.hpp"
 #include "net/port_forward.hpp"
+#include "sandbox/exec_process.hpp"
 #include "sandbox/host_dirs.hpp"
 #include "sandbox/reaper.hpp"
 #include "sandbox/sandbox_impl.hpp"
@@ -239,7 +240,7 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
       fork_timings.premap_unavailable = taken.stage2_unavailable;
     }
     // The image learns from its first few VMs (returns at once after that).
-    if (rc.prefault) after_first_exec = [](const Vm& v) { v.teach_first_touches(); };
+    if (rc.prefault) after_first_exec->fn = [](const Vm& v) { v.teach_first_touches(); };
     restored->launch();
     std::lock_guard lock(mutex);
     vm = std::move(restored);
@@ -502,6 +503,12 @@ void Sandbox::Impl::finish_shutdown() {
   {
     std::lock_guard lock(mutex);
     if (vm) final_tail = vm->console_tail();
+    {
+      // A started process's wait() may still run the hook: not with this VM from here on.
+      std::lock_guard hook_lock(after_first_exec->mutex);
+      after_first_exec->vm = nullptr;
+      after_first_exec->fn = nullptr;
+    }
     remains.vm = std::move(vm);
   }
   remains.temp_dir = std::exchange(temp_dir, {});
@@ -591,15 +598,35 @@ HostDirCopyBack Sandbox::copy_back_host_dirs() {
 }
 
 PingResult Sandbox::ping() { return agent().ping(); }
+void FirstExecHook::run(const Vm* with) noexcept {
+  std::lock_guard lock(mutex);
+  if (with == nullptr) with = vm;
+  if (!fn || with == nullptr) return;
+  const auto hook = std::exchange(fn, nullptr);
+  try {
+    hook(*with);
+  } catch (...) {
+    // Learning is an optimisation: a pagemap that cannot be read leaves the image without.
+  }
+}
+
 void Sandbox::Impl::first_exec_done() {
   std::lock_guard lock(mutex);  // vm stays while the hook reads it
-  if (!after_first_exec || !vm) return;
-  const auto hook = std::exchange(after_first_exec, nullptr);
-  try {
-    hook(*vm);
-  } catch (const Error&) {
-    // Learning is an optimisation: a pagemap that cannot be read leaves the template without.
+  if (vm) after_first_exec->run(vm.get());
+}
+
+void Sandbox::Impl::arm_first_exec(ExecProcess& process) {
+  {
+    std::lock_guard lock(mutex);
+    if (!vm) return;
+    std::lock_guard hook_lock(after_first_exec->mutex);
+    if (!after_first_exec->fn) return;  // run already, or nothing to learn
+    after_first_exec->vm = vm.get();    // detached before the VM goes (finish_shutdown)
   }
+  std::lock_guard lock(process.impl_->mutex);
+  process.impl_->after_end = [hook = std::weak_ptr<FirstExecHook>(after_first_exec)] {
+    if (const auto h = hook.lock()) h->run();
+  };
 }
 
 ExecResult Sandbox::exec(const std::vector<std::string>& argv, const ExecOptions& options) {
@@ -621,12 +648,16 @@ ExecResult Sandbox::exec_stream(const std::vector<std::string>& argv, const Exec
 std::unique_ptr<ExecProcess> Sandbox::start(const std::vector<std::string>& argv,
                                             const ExecOptions& options,
                                             const ExecCallbacks& callbacks) {
-  return agent().start(argv, options, callbacks);
+  auto process = agent().start(argv, options, callbacks);
+  impl_->arm_first_exec(*process);
+  return process;
 }
 std::unique_ptr<ExecProcess> Sandbox::start_shell(const std::string& command,
                                                   const ExecOptions& options,
                                                   const ExecCallbacks& callbacks) {
-  return agent().start_shell(command, options, callbacks);
+  auto process = agent().start_shell(command, options, callbacks);
+  impl_->arm_first_exec(*process);
+  return process;
 }
 std::vector<ExecInfo> Sandbox::list_execs() { return agent().list_execs(); }
 void Sandbox::write_file(const std::string& path, std::string_view data, uint32_t mode) {

@@ -42,6 +42,20 @@ void check_hostname(const std::optional<std::string>& hostname, const char* opti
 /// VmPrefault; the guest then faults the pages in as it touches them.
 VmPrefault prefault_or_log(Vm& vm, const TouchedMemory& touched, bool stage2);
 
+/// A hook run once with a sandbox's VM after its first finished exec, shared with the processes
+/// Sandbox::start hands out, which may outlive the sandbox. The sandbox attaches its VM while it
+/// has one and detaches it (under `mutex`) before the VM goes, and the hook runs under `mutex`:
+/// it never sees a VM being torn down.
+struct FirstExecHook {
+  std::mutex mutex;
+  std::function<void(const Vm&)> fn;  // guarded by mutex; empty once run
+  const Vm* vm = nullptr;             // guarded by mutex
+
+  /// Runs fn with `with` (or the attached VM when null), once; a failure of fn is ignored
+  /// (learning is an optimisation).
+  void run(const Vm* with = nullptr) noexcept;
+};
+
 struct Sandbox::Impl {
   using Clock = std::chrono::steady_clock;
 
@@ -58,9 +72,9 @@ struct Sandbox::Impl {
   std::atomic<SandboxState> state{SandboxState::kBooting};
   std::chrono::nanoseconds boot_time{0};
   ForkTimings fork_timings;
-  // Called once with the VM after the first successful exec (Template::fork sets it while the
-  // template has not yet learned which pages a child touches first); guarded by `mutex`.
-  std::function<void(const Vm&)> after_first_exec;
+  // Called once with the VM after the first successful exec (Template::fork and restore set it
+  // while the image has not yet learned which pages a VM touches first).
+  std::shared_ptr<FirstExecHook> after_first_exec = std::make_shared<FirstExecHook>();
   std::mutex mutex;  // guards vm (reset at shutdown), final_tail, stop_watch
   std::string final_tail;
   bool stop_watch = false;
@@ -153,8 +167,12 @@ struct Sandbox::Impl {
   GuestError vm_stopped_error(const VmResult& r, const std::string& context);
   // The client, if the sandbox is ready; otherwise the error its state calls for.
   AgentClient& ready_client();
-  // Runs after_first_exec, once.
+  // Runs after_first_exec, once: after an exec that returned its result (exec, exec_shell,
+  // exec_stream), or through the process's wait() that settles one (arm_first_exec).
   void first_exec_done();
+  // Has `process` run after_first_exec when its wait() settles a result (Sandbox::start); the
+  // hook is shared, so it may run after the sandbox is gone, and then does nothing.
+  void arm_first_exec(ExecProcess& process);
 };
 
 }  // namespace forkvm

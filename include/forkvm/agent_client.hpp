@@ -142,6 +142,7 @@ class ExecProcess {
   explicit ExecProcess(std::shared_ptr<Impl> impl);
 
  private:
+  friend class Sandbox;  // Sandbox::start arms the hook that runs when the first result settles
   std::shared_ptr<Impl> impl_;
 };
 

@@ -586,7 +586,9 @@ TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
   auto first = make_child([&] { return Sandbox::restore(dir, restore_config("touch-0", true)); });
   ASSERT_EQ(first->state(), SandboxState::kReady) << first->console_tail();
   EXPECT_EQ(first->fork_timings().prefaulted_bytes, 0u);
-  EXPECT_EQ(sh(*first, "cat /tmp/marker"), "touched-state\n");
+  // Its first command is started, as `forkvm run` streams one: the wait() that returns its
+  // result teaches the image.
+  EXPECT_EQ(first->start_shell("cat /tmp/marker")->wait().stdout_data, "touched-state\n");
 
   step("second restore of the directory (same image, still open)");
   auto second = make_child([&] { return Sandbox::restore(dir, restore_config("touch-1", true)); });
