@@ -29,6 +29,7 @@
 #include "tests/unit/arch/arch_test_util.hpp"
 #include "tests/unit/state/sample_components.hpp"
 #include "vmm/machine_components.hpp"
+#include "vmm/touches_cache.hpp"
 
 using namespace forkvm;
 using nlohmann::json;
@@ -310,6 +311,14 @@ void text_seeds() {
              "POST http://10.1.2.3:8080/api HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
   write_seed("fuzz_connect_line", "connect", "CONNECT 1234\n");
   write_seed("fuzz_connect_line", "max_port", "connect 4294967295\n");
+  {
+    // A memory size byte (0x0f: 16 MiB, fuzz target's rule) and the entry the cache keeps.
+    TouchedMemory t;
+    t.written = {{0, 4096}, {1 << 20, 8 * 4096}};
+    t.read = {{4096, 4096}, {(16 << 20) - 4096, 4096}};
+    write_seed("fuzz_first_touches", "two_lessons",
+               std::string(1, '\x0f') + encode_first_touches(t, 16 << 20, 2));
+  }
   write_seed("fuzz_launch_plan", "web", R"({"apps": [{"name": "web", "working_dir": "/srv",
   "env": {"K": "V", "LANG": "C"},
   "entrypoint": {"command": ["python3", "-m", "http.server"], "working_dir": "/srv/app",
