@@ -45,6 +45,7 @@
 #include "sandbox/template_testing.hpp"
 #include "tests/e2e/e2e_image.hpp"
 #include "tests/e2e/sandbox_helpers.hpp"
+#include "tests/support/stamp_cache_for.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace forkvm::e2e {
@@ -530,36 +531,13 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
 // Issue 15 §2/§7: what a child's first exec touched is learned per image, from its first three
 // VMs, and taken ahead by every later VM of it: restores of the same directory (whose image
 // stays open) and the forks of any Template of it, pooled or not.
-/// Points the stamp cache (vmm/stamp_cache.hpp) at `dir` while it lives, and back after.
-class StampCacheFor {
- public:
-  explicit StampCacheFor(std::string dir) : dir_(std::move(dir)) {
-    if (const char* old = std::getenv("FORKVM_STAMP_CACHE")) old_ = old;
-    ::setenv("FORKVM_STAMP_CACHE", dir_.c_str(), 1);
-  }
-  ~StampCacheFor() {
-    if (old_) {
-      ::setenv("FORKVM_STAMP_CACHE", old_->c_str(), 1);
-    } else {
-      ::unsetenv("FORKVM_STAMP_CACHE");
-    }
-  }
-  StampCacheFor(const StampCacheFor&) = delete;
-  StampCacheFor& operator=(const StampCacheFor&) = delete;
-  const std::string& dir() const { return dir_; }
-
- private:
-  std::string dir_;
-  std::optional<std::string> old_;
-};
-
 TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
   Sandbox& parent = SharedParent::get();
   TempDir tmp;
   const std::string dir = snapshot_parent(parent, tmp, "touched-state");
   // What the image learns is kept across processes in the stamp cache (vmm/touches_cache.hpp):
   // here a directory of this test's, as the host's home is read-only in kvm-lab.
-  const StampCacheFor stamp_cache(tmp / "stamped");
+  const test::StampCacheFor stamp_cache(tmp / "stamped");
   // VmImage::open reuses an opened directory, and so what its first exec taught, only once its
   // file times are 2 s old (vmm/opened_images.hpp: a write in the same clock tick could leave
   // them equal). The verified open of the first restore used to outlast that in kvm-lab; since
@@ -646,7 +624,7 @@ TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
   VmImage::keep_opened(0);        // and the process of the image: the next open reads the files
   ASSERT_TRUE(taught.expired()) << "something still holds the image that learned";
   {
-    const StampCacheFor no_cache("off");
+    const test::StampCacheFor no_cache("off");
     EXPECT_FALSE(Template::open(dir, options)->image()->first_touches())
         << "an image opened anew knew first touches without the cache";
   }

@@ -16,6 +16,7 @@
 
 #include "devices/virtio/block/disk_image.hpp"
 #include "snapshot/sha256.hpp"
+#include "tests/support/stamp_cache_for.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "vmm/snapshot_disks.hpp"
 
@@ -28,42 +29,15 @@ const std::string kDigestB = std::string(63, 'b') + "0";
 /// Points the cache at a fresh directory for one test, and back after it.
 class DigestCacheTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const char* old = std::getenv("FORKVM_STAMP_CACHE");
-    if (old != nullptr) old_ = old;
-    had_old_ = old != nullptr;
-    cache_ = dir_ / "digests";
-    ::setenv("FORKVM_STAMP_CACHE", cache_.c_str(), 1);
-  }
-  void TearDown() override {
-    if (had_old_) {
-      ::setenv("FORKVM_STAMP_CACHE", old_.c_str(), 1);
-    } else {
-      ::unsetenv("FORKVM_STAMP_CACHE");
-    }
-  }
-
-  /// A stamp whose times are `age_s` seconds before now.
+  /// A disk image's stamp whose times are `age_s` seconds before now.
   static FileStamp stamp(uint64_t ino, int64_t age_s) {
-    struct timespec now {};
-    ::clock_gettime(CLOCK_REALTIME, &now);
-    FileStamp s;
-    s.dev = 1;
-    s.ino = ino;
-    s.size = 4096;
-    s.mtime_s = s.ctime_s = now.tv_sec - age_s;
-    return s;
+    return test::aged_stamp(ino, age_s, 4096);
   }
-  static struct timespec now() {
-    struct timespec t {};
-    ::clock_gettime(CLOCK_REALTIME, &t);
-    return t;
-  }
+  static struct timespec now() { return test::realtime_now(); }
 
   test::TempDir dir_{"fvdc"};
-  std::string cache_;
-  std::string old_;
-  bool had_old_ = false;
+  std::string cache_ = dir_ / "digests";
+  test::StampCacheFor cache_env_{cache_};
 };
 
 TEST_F(DigestCacheTest, KeepsASettledImagesDigestAndFindsItByStamp) {

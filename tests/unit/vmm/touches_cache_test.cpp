@@ -4,7 +4,6 @@
 #include "vmm/touches_cache.hpp"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <time.h>
 
 #include <cstdint>
@@ -12,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "tests/support/stamp_cache_for.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "vmm/touched_memory.hpp"
 
@@ -94,35 +94,14 @@ TEST(TouchesCacheTest, MoreRangesThanTheLimitCountAsNone) {
 /// Points the stamp cache at a fresh directory for one test, and back after it.
 class KeptTouchesTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (const char* old = std::getenv("FORKVM_STAMP_CACHE")) old_ = old;
-    ::setenv("FORKVM_STAMP_CACHE", (dir_ / "stamped").c_str(), 1);
-  }
-  void TearDown() override {
-    if (old_) {
-      ::setenv("FORKVM_STAMP_CACHE", old_->c_str(), 1);
-    } else {
-      ::unsetenv("FORKVM_STAMP_CACHE");
-    }
-  }
   /// A memory file's stamp whose times are `age_s` seconds before now.
   static FileStamp stamp(uint64_t ino, int64_t age_s) {
-    FileStamp s;
-    s.name = "memory";
-    s.dev = 1;
-    s.ino = ino;
-    s.size = kMemory;
-    s.mtime_s = s.ctime_s = now().tv_sec - age_s;
-    return s;
+    return test::aged_stamp(ino, age_s, kMemory);
   }
-  static struct timespec now() {
-    struct timespec t {};
-    ::clock_gettime(CLOCK_REALTIME, &t);
-    return t;
-  }
+  static struct timespec now() { return test::realtime_now(); }
 
   test::TempDir dir_{"fvtc"};
-  std::optional<std::string> old_;
+  test::StampCacheFor cache_env_{dir_ / "stamped"};
 };
 
 TEST_F(KeptTouchesTest, KeptForASettledMemoryFileAndFoundByItsStamp) {
