@@ -240,7 +240,7 @@ void Sandbox::Impl::restore(const std::string& dir, const SandboxRestoreConfig& 
       fork_timings.premap_unavailable = taken.stage2_unavailable;
     }
     // The image learns from its first few VMs (returns at once after that).
-    if (rc.prefault) after_first_exec->fn = [](const Vm& v) { v.teach_first_touches(); };
+    if (rc.prefault) after_first_exec->set([](const Vm& v) { v.teach_first_touches(); });
     restored->launch();
     std::lock_guard lock(mutex);
     vm = std::move(restored);

@@ -11,6 +11,7 @@
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "forkvm/sandbox.hpp"
@@ -51,6 +52,11 @@ struct FirstExecHook {
   std::function<void(const Vm&)> fn;  // guarded by mutex; empty once run
   const Vm* vm = nullptr;             // guarded by mutex
 
+  /// Sets fn (Template::fork, restore: before the sandbox is handed out).
+  void set(std::function<void(const Vm&)> f) {
+    std::lock_guard lock(mutex);
+    fn = std::move(f);
+  }
   /// Runs fn with `with` (or the attached VM when null), once; a failure of fn is ignored
   /// (learning is an optimisation).
   void run(const Vm* with = nullptr) noexcept;

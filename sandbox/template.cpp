@@ -397,7 +397,7 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   // false at once after that), each child may add what its first exec touched.
   const bool learn = impl_->options.prefault;
   if (learn || holds_refill) {
-    impl->after_first_exec->fn = [link = impl_->link, learn, holds_refill](const Vm& vm) {
+    impl->after_first_exec->set([link = impl_->link, learn, holds_refill](const Vm& vm) {
       if (holds_refill) {
         std::lock_guard lock(link->mu);
         if (link->answered) link->answered();
@@ -406,7 +406,7 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
       if (!learn || !vm.teach_first_touches()) return;
       std::lock_guard lock(link->mu);
       if (link->learned) link->learned();
-    };
+    });
   }
   // From here the Sandbox::Impl owns the VM and its directory; on a throw its destructor
   // shuts the child down and removes them.
