@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/fd.hpp"
+#include "base/positional_io.hpp"
 #include "forkvm/errors.hpp"
 #include "snapshot/file_io.hpp"
 
@@ -103,18 +104,11 @@ std::optional<std::string> read_stamped(std::string_view kind, const FileStamp& 
       static_cast<uint64_t>(st.st_size) > max_bytes) {
     return std::nullopt;
   }
-  // One byte more than allowed, so that an entry that grew since the fstat shows.
-  std::string content(max_bytes + 1, '\0');
-  size_t got = 0;
-  while (got < content.size()) {
-    const ssize_t n = ::read(fd.get(), content.data() + got, content.size() - got);
-    if (n < 0) return std::nullopt;
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
+  try {
+    return snapshot::read_exact(fd.get(), entry, static_cast<uint64_t>(st.st_size));
+  } catch (const Error&) {
+    return std::nullopt;  // unreadable, or changed size while read
   }
-  if (got > max_bytes) return std::nullopt;
-  content.resize(got);
-  return content;
 }
 
 void keep_stamped(std::string_view kind, const FileStamp& stamp, const std::string& content,
@@ -126,16 +120,12 @@ void keep_stamped(std::string_view kind, const FileStamp& stamp, const std::stri
     std::string tmp = dir + "/.tmp-XXXXXX";
     Fd fd(::mkstemp(tmp.data()));  // 0600
     if (!fd) return;
-    size_t put = 0;
-    while (put < content.size()) {
-      const ssize_t n = ::write(fd.get(), content.data() + put, content.size() - put);
-      if (n <= 0) break;
-      put += static_cast<size_t>(n);
-    }
+    const bool written =
+        pwrite_all(fd.get(), 0,
+                   {reinterpret_cast<const uint8_t*>(content.data()), content.size()}) == 0;
     fd = Fd();
     // A rename replaces an entry whole: a reader sees the old one or the new one.
-    if (put != content.size() ||
-        ::rename(tmp.c_str(), (dir + "/" + entry_name(kind, stamp)).c_str()) != 0) {
+    if (!written || ::rename(tmp.c_str(), (dir + "/" + entry_name(kind, stamp)).c_str()) != 0) {
       ::unlink(tmp.c_str());
       return;
     }

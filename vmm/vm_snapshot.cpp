@@ -122,14 +122,12 @@ std::shared_ptr<const VmImage> VmImage::open(const std::string& dir, bool verify
   // Remembered only when nothing changed while it was read (the stamps before and after agree)
   // and its file times are old enough to tell a later write (opened_images.hpp).
   const std::optional<DirStamp> after = stamp_directory(dir);
+  const bool unchanged = before && after && *before == *after;
   // What earlier processes learned from VMs of this memory file, when the file read is the
   // one stamped (vmm/touches_cache.hpp).
-  if (before && after && *before == *after) {
-    image->impl().recall_first_touches(*after, read_began);
-  }
+  if (unchanged) image->impl().recall_first_touches(*after, read_began);
   auto disks = stamp_files(disk_paths);
-  if (before && after && *before == *after && disks &&
-      OpenedImages::instance().settled(*after, *disks)) {
+  if (unchanged && disks && OpenedImages::instance().settled(*after, *disks)) {
     OpenedImages::instance().remember(*after, std::move(*disks), verify_memory, verify_disks,
                                       image);
   }
