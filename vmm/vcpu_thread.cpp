@@ -12,6 +12,7 @@
 #include "forkvm/errors.hpp"
 #include "forkvm/host_threads.hpp"
 #include "vmm/vcpu_filter.hpp"
+#include "vmm/vcpu_gs_mark.hpp"
 
 namespace forkvm {
 namespace {
@@ -185,6 +186,8 @@ void VcpuThread::loop() {
   const std::string name = "forkvm-vcpu" + std::to_string(index_);
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
   tid_.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
+  // A lab diagnostic, off unless FORKVM_DEBUG_VCPU_GS_BASE is set (vcpu_gs_mark.hpp).
+  apply_vcpu_gs_mark();
   // Last: everything above is outside the vCPU filter's list (thread_filter.hpp).
   vcpu_thread_filter().install();
 
