@@ -3,12 +3,17 @@
 #include "forkvm/errors.hpp"
 
 #include "base/text.hpp"
+#include "base/vcpu_gs_mark.hpp"
 
 namespace forkvm {
 namespace {
 
 std::string with_tail(const std::string& what, const std::string& tail) {
-  return tail.empty() ? what : what + "\n--- guest console (tail) ---\n" + tail;
+  if (tail.empty()) return what;
+  // In a lab that marks its vCPU threads (base/vcpu_gs_mark.hpp), say so when the guest's
+  // oops shows the mark: the reader should not hunt for a guest bug first.
+  const std::string mark = vcpu_gs_mark_note(tail);
+  return what + (mark.empty() ? "" : " [" + mark + "]") + "\n--- guest console (tail) ---\n" + tail;
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 #include "forkvm/errors.hpp"
 #include "forkvm/host_threads.hpp"
 #include "vmm/vcpu_filter.hpp"
-#include "vmm/vcpu_gs_mark.hpp"
+#include "base/vcpu_gs_mark.hpp"
 
 namespace forkvm {
 namespace {

@@ -1,6 +1,6 @@
 // A diagnostic for nested labs: a GS base of our own on every vCPU thread, so that host state
 // leaking into a guest shows under its own name (tools/kvm-lab/README.md, "Host state in a
-// guest").
+// guest"). GuestError names it when a guest's console shows it.
 //
 // With FORKVM_DEBUG_VCPU_GS_BASE set to a page-aligned user address in hex, each vCPU thread
 // sets that address as its own GS base (arch_prctl(ARCH_SET_GS)) before it first enters the
@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
 
 namespace forkvm {
 
@@ -33,5 +35,12 @@ std::optional<uint64_t> vcpu_gs_mark() noexcept;
 /// thread before its system-call filter (which does not allow arch_prctl). Returns whether the
 /// mark is set; a refusal from the kernel is said once on stderr. Never throws.
 bool apply_vcpu_gs_mark() noexcept;
+
+/// A sentence for an error about a guest whose console output shows the mark, "" otherwise (and
+/// when there is no mark). It looks for the mark's hex digits above its low 20 bits (at least 6
+/// of them, "6d61726" for kvm-lab's), so that a guest register holding the mark plus an offset
+/// of up to 1 MiB (a per-CPU variable's address: CR2 in the oops) is found too. The console is
+/// the guest's own output: the sentence says what the guest printed, nothing more.
+std::string vcpu_gs_mark_note(std::string_view console);
 
 }  // namespace forkvm

@@ -1,4 +1,4 @@
-#include "vmm/vcpu_gs_mark.hpp"
+#include "base/vcpu_gs_mark.hpp"
 
 #include <asm/prctl.h>
 #include <sys/syscall.h>
@@ -58,6 +58,24 @@ bool apply_vcpu_gs_mark() noexcept {
                  std::strerror(errno));
   }
   return false;
+}
+
+}  // namespace forkvm
+
+namespace forkvm {
+
+std::string vcpu_gs_mark_note(std::string_view console) {
+  const std::optional<uint64_t> mark = vcpu_gs_mark();
+  if (!mark) return {};
+  char high[17];
+  std::snprintf(high, sizeof high, "%llx", static_cast<unsigned long long>(*mark >> 20));
+  if (std::strlen(high) < 6 || console.find(high) == std::string_view::npos) return {};
+  char full[24];
+  std::snprintf(full, sizeof full, "%#llx", static_cast<unsigned long long>(*mark));
+  return std::string("the guest printed a value near ") + full +
+         ", the GS base this process's vCPU threads wear (" + kVcpuGsMarkVariable +
+         "): host state below forkvm reached the guest (tools/kvm-lab/README.md, \"Host state in "
+         "a guest\")";
 }
 
 }  // namespace forkvm

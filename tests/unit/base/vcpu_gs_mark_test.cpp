@@ -1,6 +1,6 @@
-// The lab's GS-base mark on vCPU threads (vmm/vcpu_gs_mark.hpp): what it accepts, and that a
-// thread that applies it has that GS base.
-#include "vmm/vcpu_gs_mark.hpp"
+// The lab's GS-base mark on vCPU threads (base/vcpu_gs_mark.hpp): what it accepts, that a thread
+// that applies it has that GS base, and that a GuestError names it.
+#include "base/vcpu_gs_mark.hpp"
 
 #include <asm/prctl.h>
 #include <gtest/gtest.h>
@@ -10,7 +10,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <string>
 #include <thread>
+
+#include "forkvm/errors.hpp"
 
 namespace forkvm {
 namespace {
@@ -68,6 +71,47 @@ TEST(VcpuGsMarkDeathTest, AnUnusableMarkIsSaidAndIgnored) {
         _exit(!vcpu_gs_mark() && !apply_vcpu_gs_mark() ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "FORKVM_DEBUG_VCPU_GS_BASE='0x1234' ignored");
+}
+
+}  // namespace
+}  // namespace forkvm
+
+namespace forkvm {
+namespace {
+
+// A guest's double-fault oops as Linux prints it, with the mark in GS and the mark plus a
+// per-CPU offset in CR2: a GuestError about it says where the value came from.
+TEST(VcpuGsMarkDeathTest, AGuestErrorNamesTheMarkWhenTheConsoleShowsIt) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        setenv(kVcpuGsMarkVariable, "0x6d61726b0000", 1);
+        const GuestError shown("the VM stopped (reset)",
+                               "traps: PANIC: double fault, error_code: 0x0\n"
+                               "FS:  00007f3a1c2d8740(0000) GS:00006d61726b0000(0000) "
+                               "knlGS:0000000000000000\nCR2: 00006d61726cac00\n");
+        const GuestError plain("the VM stopped (reset)",
+                               "GS:0000000000000000(0000) knlGS:0000000000000000\n");
+        const std::string note = vcpu_gs_mark_note("CR2: 00006d61726cac00");
+        std::fprintf(stderr, "%s\n", shown.what());
+        const bool named = std::string(shown.what()).find("GS base this process's vCPU threads wear") !=
+                           std::string::npos;
+        const bool quiet = std::string(plain.what()).find("vCPU threads wear") == std::string::npos;
+        _exit(named && quiet && !note.empty() ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "a value near 0x6d61726b0000");
+}
+
+TEST(VcpuGsMarkDeathTest, WithoutAMarkNothingIsNamed) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        unsetenv(kVcpuGsMarkVariable);
+        const GuestError e("the VM stopped (reset)", "GS:00006d61726b0000(0000)\n");
+        const bool quiet = std::string(e.what()).find("vCPU threads wear") == std::string::npos;
+        _exit(quiet && vcpu_gs_mark_note("GS:00006d61726b0000").empty() && !apply_vcpu_gs_mark() ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
