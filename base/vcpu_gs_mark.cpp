@@ -60,10 +60,6 @@ bool apply_vcpu_gs_mark() noexcept {
   return false;
 }
 
-}  // namespace forkvm
-
-namespace forkvm {
-
 std::string vcpu_gs_mark_note(std::string_view console) {
   const std::optional<uint64_t> mark = vcpu_gs_mark();
   if (!mark) return {};
@@ -74,8 +70,8 @@ std::string vcpu_gs_mark_note(std::string_view console) {
   std::snprintf(full, sizeof full, "%#llx", static_cast<unsigned long long>(*mark));
   return std::string("the guest printed a value near ") + full +
          ", the GS base this process's vCPU threads wear (" + kVcpuGsMarkVariable +
-         "): host state below forkvm reached the guest (tools/kvm-lab/README.md, \"Host state in "
-         "a guest\")";
+         "), which no guest can read: host state from below forkvm reaching the guest would "
+         "explain it (tools/kvm-lab/README.md, \"Host state in a guest\")";
 }
 
 }  // namespace forkvm

@@ -38,9 +38,11 @@ bool apply_vcpu_gs_mark() noexcept;
 
 /// A sentence for an error about a guest whose console output shows the mark, "" otherwise (and
 /// when there is no mark). It looks for the mark's hex digits above its low 20 bits (at least 6
-/// of them, "6d61726" for kvm-lab's), so that a guest register holding the mark plus an offset
-/// of up to 1 MiB (a per-CPU variable's address: CR2 in the oops) is found too. The console is
-/// the guest's own output: the sentence says what the guest printed, nothing more.
+/// of them, "6d61726" for kvm-lab's), so that a guest register holding the mark plus a small
+/// offset (a per-CPU variable's address: CR2 in the oops) is found too, as long as the sum stays
+/// in the mark's 1 MiB-aligned megabyte (kvm-lab's mark leaves 320 KiB above it, more than the
+/// guest kernel's per-CPU variables span). The console is the guest's own output: the sentence
+/// says what the guest printed and what would explain it, nothing more.
 std::string vcpu_gs_mark_note(std::string_view console);
 
 }  // namespace forkvm
