@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -18,15 +19,9 @@ std::optional<uint64_t> parse_vcpu_gs_mark(const char* text) noexcept {
   const size_t n = std::strlen(digits);
   if (n == 0 || n > 12) return std::nullopt;
   uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const char c = digits[i];
-    unsigned d;
-    if (c >= '0' && c <= '9') d = static_cast<unsigned>(c - '0');
-    else if (c >= 'a' && c <= 'f') d = static_cast<unsigned>(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') d = static_cast<unsigned>(c - 'A' + 10);
-    else return std::nullopt;
-    v = v * 16 + d;
-  }
+  // Every character a hex digit: from_chars stops at anything else (a sign, a space).
+  const auto [end, ec] = std::from_chars(digits, digits + n, v, 16);
+  if (ec != std::errc{} || end != digits + n) return std::nullopt;
   constexpr uint64_t kUserEnd = 1ull << 47;  // canonical user addresses are below it
   if (v == 0 || v >= kUserEnd || v % 4096 != 0) return std::nullopt;
   return v;

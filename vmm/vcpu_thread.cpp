@@ -9,10 +9,10 @@
 
 #include "base/text.hpp"
 #include "base/thread_launcher.hpp"
+#include "base/vcpu_gs_mark.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/host_threads.hpp"
 #include "vmm/vcpu_filter.hpp"
-#include "base/vcpu_gs_mark.hpp"
 
 namespace forkvm {
 namespace {
