@@ -40,8 +40,10 @@ std::unique_ptr<Sandbox> Sandbox::fork(const ForkConfig& config, std::stop_token
   options.egress = impl_->egress_config();
   options.allow_secrets = config.allow_secrets;
   // A one-off template: no other VM is made from this image (the parent's next fork freezes a
-  // new one), so there are no first touches to learn for, nor any known.
-  options.prefault = false;
+  // new one). The image knows the pages the first execs of its parent's earlier images' VMs
+  // touched (Vm::freeze), and the child takes them ahead (TemplateOptions::prefault) instead
+  // of faulting each in during its first exec; what its first exec adds, while the image is
+  // still learning, reaches the parent's next fork.
   std::unique_ptr<Sandbox> child =
       Template::from_image(std::move(image), options)->fork(config, std::move(stop));
   ForkTimings& t = child->impl_->fork_timings;

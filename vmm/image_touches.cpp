@@ -42,6 +42,20 @@ void VmImage::Impl::keep_first_touches_locked() const {
   }
 }
 
+void VmImage::Impl::inherit_first_touches(const Impl& from) {
+  std::shared_ptr<const TouchedMemory> touches;
+  unsigned lessons = 0;
+  {
+    std::lock_guard lock(from.touches_mu);
+    touches = from.first_touches;
+    lessons = from.touch_lessons;
+  }
+  // Not yet shared: no other thread can see this image.
+  std::lock_guard lock(touches_mu);
+  first_touches = std::move(touches);
+  touch_lessons = lessons;
+}
+
 bool Vm::teach_first_touches() const {
   if (!impl_->image) {
     throw InvalidStateError("teach_first_touches: the VM was not made from an image");

@@ -50,6 +50,10 @@ struct VmImage::Impl {
   void recall_first_touches(const DirStamp& dir, const struct timespec& read_began) const;
   /// Keeps first_touches under memory_stamp, when there is one. Needs touches_mu.
   void keep_first_touches_locked() const;
+  /// For an image Vm::freeze() is making: starts from what `from` (an earlier image of the
+  /// same VM, hence the same RAM size and guest layout) has learned, its set and its lesson
+  /// count. Not kept across processes: a frozen image has no memory file (memory_stamp).
+  void inherit_first_touches(const Impl& from);
 };
 
 }  // namespace forkvm

@@ -197,6 +197,10 @@ struct Vm::Impl {
   VmBuildPhases phases;
   /// The image a prepared VM restores from in launch(); null for a booted VM.
   std::shared_ptr<const VmImage> image;
+  /// The last image freeze() made of this VM, not kept alive by it: the next freeze's image
+  /// starts out knowing what this one learned (VmImage::Impl::inherit_first_touches).
+  /// Guarded by lifecycle_mu.
+  std::weak_ptr<const VmImage> last_frozen;
   /// launch() ran (or is running).
   bool launched = false;
   std::optional<Clock::time_point> started;

@@ -390,7 +390,14 @@ std::shared_ptr<const VmImage> Vm::freeze(const CaptureOptions& options) {
       throw;
     }
   }, options);
-  return std::make_shared<const VmImage>(std::move(image));
+  // What the images of this VM learned (Vm::freeze's comment): the pages its children's first
+  // execs touch, so that a Sandbox::fork child takes them ahead rather than fault each.
+  std::shared_ptr<const VmImage> earlier = impl_->last_frozen.lock();
+  if (!earlier || !earlier->first_touches()) earlier = impl_->image;
+  if (earlier) image->inherit_first_touches(earlier->impl());
+  auto frozen = std::make_shared<const VmImage>(std::move(image));
+  impl_->last_frozen = frozen;
+  return frozen;
 }
 
 TakenVsockConnection Vm::take_vsock_connection(uint32_t guest_port) {

@@ -210,7 +210,10 @@ class Sandbox {
   /// touched. As with snapshot(), the parent is undisturbed: its agent connection and every
   /// request in flight carry on after the pause. With no request in flight the child takes
   /// over a copy of that connection (ForkTimings::agent_carried); otherwise its guest gets an
-  /// RST for each connection it inherited and it connects anew. Throws InvalidStateError unless
+  /// RST for each connection it inherited and it connects anew. The child takes ahead the
+  /// pages that the first execs of this sandbox's earlier children (or of the image it was
+  /// restored or forked from) touched, as a Template's children do (TemplateOptions::prefault,
+  /// Vm::freeze): ForkTimings::prefaulted_bytes. Throws InvalidStateError unless
   /// ready, plus what Template::fork() throws.
   std::unique_ptr<Sandbox> fork(const ForkConfig& config = {}, std::stop_token stop = {});
   /// Freezes this running sandbox once into a Template that forks many children from the same

@@ -462,7 +462,8 @@ class VmImage {
   /// once one such VM has told (Vm::teach_first_touches()); null before. The union of what the
   /// first three VMs to tell touched: one VM's guest may skip pages that most touch (work a
   /// timer did just after its exec), and every later VM would fault them in. Each lesson that
-  /// adds pages publishes a new set; a set once returned never changes. Not part of the
+  /// adds pages publishes a new set; a set once returned never changes. An image Vm::freeze()
+  /// makes starts out with its VM's earlier image's set (freeze()). Not part of the
   /// snapshot: each process learns it anew. Template and Sandbox::restore
   /// give these pages to the VMs they make (Vm::prefault_memory), so that a child's first exec
   /// does not stop on a host page fault for each; the Templates and restores of one snapshot
@@ -552,7 +553,12 @@ class Vm {
   /// itself started from an image adds one overlay layer holding only the pages it has written
   /// (found in /proc/self/pagemap). Then this VM is re-mapped copy-on-write over the new image
   /// at the same host addresses and resumes: nothing it writes afterwards reaches the image or
-  /// any child. Throws InvalidStateError when the VM was not started or has stopped,
+  /// any child. The image starts out knowing what this VM's images learned
+  /// (VmImage::first_touches() and how many VMs taught it): those of the last image frozen
+  /// from this VM while that image lives, else those of the image this VM was made from; a
+  /// booted VM's first image knows nothing. The guest's layout is the same, so the pages a
+  /// first exec touches mostly are too, and a wrong page costs only memory and time.
+  /// Throws InvalidStateError when the VM was not started or has stopped,
   /// GuestMemoryError when the host refuses the memfd or the mappings, KvmError.
   std::shared_ptr<const VmImage> freeze(const CaptureOptions& options = {});
   /// For a VM made from a capture (restore(), launch()): the host end of the vsock connection

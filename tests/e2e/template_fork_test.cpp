@@ -642,6 +642,45 @@ TEST(E2eTemplateFork, LaterRestoresAndForksTakeThePagesAFirstExecTouched) {
   again->shutdown();
 }
 
+// Issue 15 §2: a Sandbox::fork child takes ahead what the first execs of its parent's earlier
+// children touched (Vm::freeze gives each new image what the VM's last one learned), so that
+// only the first fork of a booted sandbox faults every page of its first exec in.
+TEST(E2eTemplateFork, SandboxForksTakeThePagesEarlierChildrenTouched) {
+  Sandbox& parent = SharedParent::get();
+  sh(parent, "echo inherit-state > /tmp/inherit-marker");
+  step("fork the parent; the child's first exec teaches that fork's image");
+  ++SharedParent::freezes();
+  auto first = make_child([&] { return parent.fork(fork_config("inherit-0")); });
+  ASSERT_EQ(first->state(), SandboxState::kReady) << first->console_tail();
+  EXPECT_EQ(sh(*first, "cat /tmp/inherit-marker"), "inherit-state\n");
+  step("  first child: prefaulted " + std::to_string(first->fork_timings().prefaulted_bytes >> 10) +
+       " KiB (none when no earlier image of the parent is alive)");
+
+  step("fork the parent again while the first child lives: its child takes those pages ahead");
+  ++SharedParent::freezes();
+  auto second = make_child([&] { return parent.fork(fork_config("inherit-1")); });
+  ASSERT_EQ(second->state(), SandboxState::kReady) << second->console_tail();
+  const ForkTimings& t = second->fork_timings();
+  step("  second child: prefaulted " + std::to_string(t.prefaulted_bytes >> 10) +
+       " KiB, in NPT/EPT " + std::to_string(t.premapped_bytes >> 10) + " KiB" +
+       (t.premap_unavailable.empty() ? "" : " (" + t.premap_unavailable + ")"));
+  EXPECT_GT(t.prefaulted_bytes, 0u) << "the second fork did not take what the first child taught";
+  EXPECT_LT(t.prefaulted_bytes, kRamBytes / 4) << "far more than a first exec";
+  EXPECT_TRUE(t.premapped_bytes == t.prefaulted_bytes || !t.premap_unavailable.empty())
+      << "premapped " << t.premapped_bytes << " of " << t.prefaulted_bytes
+      << " bytes without saying why not";
+  // Pages taken ahead come from the image: the child sees its parent's state, and what the
+  // first child wrote reaches neither of them.
+  sh(*first, "echo first > /tmp/inherit-marker");
+  EXPECT_EQ(sh(*second, "cat /tmp/inherit-marker"), "inherit-state\n");
+  EXPECT_EQ(sh(*second, "hostname"), "inherit-1\n");
+  EXPECT_NE(sh(*first, "cat /proc/sys/kernel/random/uuid"),
+            sh(*second, "cat /proc/sys/kernel/random/uuid"));
+  EXPECT_EQ(sh(parent, "cat /tmp/inherit-marker"), "inherit-state\n");
+  first->shutdown();
+  second->shutdown();
+}
+
 TEST(E2eTemplateFork, ForkOfAShutDownSandboxAndMemoryUsage) {
   Sandbox& parent = SharedParent::get();
   step("fork a child");
