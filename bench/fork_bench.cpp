@@ -158,6 +158,18 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
   ex.notes.push_back("to_ready = fork() call -> agent answered and identity set "
                      "(ForkTimings::to_ready); with a pool, its refill runs during the agent "
                      "connect and the exec");
+  if (pooled != nullptr) {
+    // Both templates are of one directory, so of one image (VmImage::open shares it): what the
+    // pool's warm-up child taught, the no-pool template's forks take too.
+    const TemplateStats st = pooled->stats();
+    ex.notes.push_back(
+        std::string("the pooled template's warm-up child (TemplateOptions::warm_up), before its "
+                    "pool filled and before any measured fork: ") +
+        (st.warmed_up ? "answered and taught the image its first touches"
+         : st.warm_up_error.empty() ? "not made (the image knew its first touches already)"
+                                    : "failed: " + st.warm_up_error) +
+        "; the no-pool template's forks share that image, and with it what was learned");
+  }
   auto exec_rows = [&](const std::string& key, const std::string& label, const ForkSeries& s) {
     ex.rows.push_back({key, label + ": fork() -> exec answered", "ms", summarize(s.to_exec)});
     ex.rows.push_back({key + "_to_ready", "  to_ready", "ms", summarize(s.to_ready)});
@@ -229,11 +241,11 @@ Report latency_report(const ForkBenchOptions& o, Template& nopool, Template* poo
   exec_rows("nopool", "no pool", np);
   if (pooled != nullptr) {
     exec_rows("pooled", "pooled", pl);
-    ex.notes.push_back("pooled VMs take the pages the template's first child touched by the end of "
-                       "its first exec before their vCPUs run (TemplateOptions::prefault; "
-                       "never without a pool): " + std::to_string(pl.prefaulted_vm) + " of " +
-                       std::to_string(pl.to_exec.size()) + " pooled forks had (the VMs pooled "
-                       "before the first child's exec had not)");
+    ex.notes.push_back("pooled VMs take the pages a child of the image touched by the end of "
+                       "its first exec before their vCPUs run (TemplateOptions::prefault): " +
+                       std::to_string(pl.prefaulted_vm) + " of " +
+                       std::to_string(pl.to_exec.size()) + " pooled forks had (a VM pooled "
+                       "before the image learned them had not)");
     ex.notes.push_back(
         "of those, " + std::to_string(pl.premapped_vm) + " also had the pages mapped into KVM's "
         "NPT/EPT tables before their vCPUs ran (KVM_PRE_FAULT_MEMORY, Linux 6.10+ with nested "

@@ -25,6 +25,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+/// The longest a warm-up child's exec(["true"]) may take (TemplateOptions::warm_up).
+constexpr std::chrono::seconds kWarmUpExec{30};
+
 /// A VM made by Vm::prepare with its private socket directory; removes the directory when it
 /// is destroyed without having been handed to a Sandbox.
 struct PreparedVm {
@@ -99,6 +102,8 @@ struct Template::Impl {
   TemplateStats counts;         // guarded by mu; pooled is filled in by stats()
   RetryBackoff backoff;         // guarded by mu
   RefillHold hold{std::chrono::milliseconds(0)};  // guarded by mu; options.refill_hold
+  /// Cancels the warm-up child's agent connect when the template goes (warm_up()).
+  std::stop_source warm_stop;
   std::thread refill;
 
   ~Impl() {
@@ -111,8 +116,47 @@ struct Template::Impl {
       std::lock_guard lock(mu);
       stopping = true;
     }
+    warm_stop.request_stop();
     cv.notify_all();
     if (refill.joinable()) refill.join();
+  }
+
+  /// Template::fork(): here so that the refill thread's warm-up child is made the same way.
+  std::unique_ptr<Sandbox> fork(const ForkConfig& config, std::stop_token stop);
+
+  /// TemplateOptions::warm_up, on the refill thread before it fills the pool: one child of
+  /// its own, made as fork() makes one, answers exec(["true"]), whose end teaches the image
+  /// its first touches (Vm::teach_first_touches, through the child's hook like any child's),
+  /// and is shut down. Skipped when the image knows them already (another Template, a
+  /// restore, or a kept entry taught it), or has a NIC and the template gives none. Its
+  /// outcome goes to stats(); a failure is not retried (the first caller's child then teaches,
+  /// as without a warm-up). The template going away cancels its connect (warm_stop); its exec
+  /// is bounded by kWarmUpExec.
+  void warm_up() {
+    if (!options.warm_up || !options.prefault || image->first_touches()) return;
+    if (image->has_net() && !options.net) return;
+    std::string error;
+    try {
+      ForkConfig config;
+      std::unique_ptr<Sandbox> child = fork(config, warm_stop.get_token());
+      ExecOptions exec;
+      exec.timeout = kWarmUpExec;
+      const ExecResult r = child->exec({"true"}, exec);
+      if (r.timed_out) {
+        error = "exec([\"true\"]) timed out";
+      } else if (!r.exit_code) {
+        error = "exec([\"true\"]) was killed by signal " + std::to_string(r.signal.value_or(0));
+      } else if (*r.exit_code != 0) {
+        error = "exec([\"true\"]) exited with " + std::to_string(*r.exit_code);
+      }
+      child->shutdown();
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "unknown error";
+    }
+    std::lock_guard lock(mu);
+    counts.warmed_up = error.empty();
+    counts.warm_up_error = std::move(error);
   }
 
   /// A VM for the image with its own socket dir and vsock CID, not launched. Its NIC (for an
@@ -193,6 +237,7 @@ struct Template::Impl {
   /// message) and in stats(), and retried after backoff's wait; fork() meanwhile prepares its VM
   /// itself and reports the error to its caller.
   void refill_loop() {
+    warm_up();
     std::unique_lock lock(mu);
     for (;;) {
       cv.wait(lock,
@@ -331,6 +376,10 @@ void Sandbox::Impl::adopt(std::unique_ptr<Vm> child, std::string child_temp_dir,
 }
 
 std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_token stop) {
+  return impl_->fork(config, std::move(stop));
+}
+
+std::unique_ptr<Sandbox> Template::Impl::fork(const ForkConfig& config, std::stop_token stop) {
   const auto t0 = Clock::now();
   check_hostname(config.hostname, "ForkConfig::hostname");
   if (stop.stop_requested()) throw CancelledError("fork cancelled");
@@ -340,35 +389,35 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   bool holds_refill = false;  // this child's first exec ends the refill's hold
   std::vector<PreparedVm> dead;  // destroyed after the lock (joins their device workers)
   {
-    std::lock_guard lock(impl_->mu);
+    std::lock_guard lock(mu);
     // A child with its own NIC cannot use a pooled VM: those have TemplateOptions::net's.
-    while (!impl_->pool.empty() && !config.net) {
-      p = std::move(impl_->pool.front());
-      impl_->pool.pop_front();
+    while (!pool.empty() && !config.net) {
+      p = std::move(pool.front());
+      pool.pop_front();
       // A pooled VM's devices run (Vm::prepare activates them); one whose worker failed
       // meanwhile stopped its VM, which is discarded, never handed out.
       if (!p.vm->wait(std::chrono::milliseconds(0))) {
         pooled = true;
-        holds_refill = impl_->hold.taken(impl_->pool.size(), Clock::now());
+        holds_refill = hold.taken(pool.size(), Clock::now());
         break;
       }
-      ++impl_->counts.discarded;
+      ++counts.discarded;
       dead.push_back(std::move(p));
     }
   }
   // The refill thread makes the next ones, told after this fork's launch(): woken before, it
   // takes a CPU from the launching thread.
-  const bool refill = pooled || !dead.empty();
+  const bool wake_refill = pooled || !dead.empty();
   dead.clear();
   try {
-    if (!pooled) p = impl_->prepare(config.net);
+    if (!pooled) p = prepare(config.net);
     p.vm->launch();  // on a throw, p's destructor destroys the VM and its directory
   } catch (...) {
-    if (refill) impl_->cv.notify_all();
+    if (wake_refill) cv.notify_all();
     throw;
   }
   const auto vcpus_ready = Clock::now();
-  if (refill) impl_->cv.notify_all();
+  if (wake_refill) cv.notify_all();
 
   ForkTimings timings;
   timings.vm = p.vm->build_phases();
@@ -383,21 +432,21 @@ std::unique_ptr<Sandbox> Template::fork(const ForkConfig& config, std::stop_toke
   timings.to_vcpus_ready = vcpus_ready - t0;
 
   auto impl = std::make_unique<Sandbox::Impl>();
-  impl->config.runtime_dir = impl_->options.runtime_dir;
+  impl->config.runtime_dir = options.runtime_dir;
   impl->config.boot_timeout = config.boot_timeout;
   impl->config.request_timeout = config.request_timeout;
   impl->config.hostname = config.hostname;
   impl->config.egress = config.egress ? *config.egress
-                                      : impl_->options.egress.value_or(EgressConfig{});
-  impl->config.vm.kvm_device = impl_->options.kvm_device;
-  impl->config.vm.vcpus = impl_->image->vcpus();
-  impl->config.vm.memory_mib = impl_->image->memory_mib();
+                                      : options.egress.value_or(EgressConfig{});
+  impl->config.vm.kvm_device = options.kvm_device;
+  impl->config.vm.vcpus = image->vcpus();
+  impl->config.vm.memory_mib = image->memory_mib();
   impl->fork_timings = timings;  // adopt() adds agent_connect and identity
   // Until the image has learned from its first few VMs (Vm::teach_first_touches() returns
   // false at once after that), each child may add what its first exec touched.
-  const bool learn = impl_->options.prefault;
+  const bool learn = options.prefault;
   if (learn || holds_refill) {
-    impl->after_first_exec->set([link = impl_->link, learn, holds_refill](const Vm& vm) {
+    impl->after_first_exec->set([link = this->link, learn, holds_refill](const Vm& vm) {
       if (holds_refill) {
         std::lock_guard lock(link->mu);
         if (link->answered) link->answered();

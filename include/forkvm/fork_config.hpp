@@ -40,6 +40,15 @@ struct TemplateOptions {
   /// no nested page fault either. Costs each pooled VM the page tables for them (about 1/512 of
   /// their size) and the refill thread the time. ForkTimings::premapped_bytes says what was.
   bool premap = true;
+  /// With a pool and prefault, for an image that knows no first touches yet: the pool's refill
+  /// thread first makes one child of its own (as fork() would, its console going to `console`
+  /// like every child's), runs exec(["true"]) in it, which teaches the image the pages a first
+  /// exec touches, and shuts it down; then it fills the pool. So the first child a caller
+  /// forks takes those pages ahead instead of faulting each in during its first exec (in
+  /// kvm-lab an unlearned child's first exec is about 3x a learned one's). Costs one VM's
+  /// launch, agent connect and exec, off every fork's path; a fork made before it ends is
+  /// made as without it. TemplateStats::warmed_up and warm_up_error say how it went.
+  bool warm_up = true;
   /// While the pool still holds a VM, its refill thread waits before replacing one a fork took
   /// until that fork's child has finished its first exec (Sandbox::exec, exec_shell,
   /// exec_stream), or this long at most: preparing a VM is CPU and memory-map work that, on a

@@ -47,6 +47,10 @@ struct TemplateStats {
   uint64_t discarded = 0;
   /// The last failed try's message; empty when the last try succeeded (or none was made).
   std::string last_refill_error;
+  /// TemplateOptions::warm_up: its child answered and taught the image, or why not (empty
+  /// when it succeeded, or was not made: no pool, or the image had learned already).
+  bool warmed_up = false;
+  std::string warm_up_error;
   /// The wait the next failure will get.
   std::chrono::milliseconds next_refill_backoff{};
 };

@@ -438,6 +438,11 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
     EXPECT_GE(st.refilled, 2u);
     EXPECT_EQ(st.refill_failures, 0u) << st.last_refill_error;
     EXPECT_TRUE(st.last_refill_error.empty());
+    // A new snapshot's image knows no first touches: the refill thread's own child taught
+    // them before the pool filled (TemplateOptions::warm_up).
+    EXPECT_TRUE(st.warmed_up) << st.warm_up_error;
+    EXPECT_TRUE(st.warm_up_error.empty());
+    EXPECT_TRUE(tmpl->image()->first_touches()) << "the warm-up child taught the image nothing";
   }
 
   step("a pool that cannot refill backs off and says why");
@@ -457,6 +462,7 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
     EXPECT_NE(st.last_refill_error.find("no-such-runtime-dir"), std::string::npos)
         << st.last_refill_error;
     EXPECT_GE(st.next_refill_backoff, 800ms);
+    EXPECT_FALSE(st.warmed_up);
   }
 
   std::vector<std::unique_ptr<Sandbox>> children;
@@ -470,6 +476,7 @@ TEST(E2eTemplateFork, PooledTemplateOfASnapshotDirectory) {
     step("  " + describe(t));
     if (i == 0) {
       EXPECT_TRUE(t.pooled) << "the pool was full: the first fork must take a pooled VM";
+      EXPECT_GT(t.prefaulted_bytes, 0u) << "the first fork did not take what the warm-up taught";
     }
     expect_plausible(t, false);
     // The parent was idle at snapshot(): the snapshot carries its agent connection.
