@@ -174,6 +174,9 @@ ReportSection measure_live_memory(Template& t, size_t pool, unsigned k, const st
   s.title = "memory per sandbox after its first " + first_exec_text() + ": " + std::to_string(k) +
             " children alive (" + source + ")";
   const bool full_before = wait_pool_full(t, pool, kPoolWait);
+  // Children gone before (earlier sections', the pool's warm-up child) are reaped first: their
+  // memory and descriptors must not leave between the two readings.
+  Sandbox::wait_for_teardowns();
   const MemoryCounters before = read_memory_counters();
   const AnonBreakdown anon_before = read_anon_breakdown();
   const size_t fds_before = count_entries();
@@ -213,6 +216,7 @@ ReportSection measure_max_live(Template& t, size_t pool, unsigned n, uint64_t te
   std::fprintf(stderr, "  waiting for the pool of %zu\n", pool);
   const bool full_before = wait_pool_full(t, pool, kPoolWait);
   std::fprintf(stderr, "  pool %s; forking\n", full_before ? "full" : "NOT full after 180 s");
+  Sandbox::wait_for_teardowns();  // the pool's warm-up child reaped before the first reading
   const MemoryCounters before = read_memory_counters();
   const AnonBreakdown anon_before = read_anon_breakdown();
   const size_t fds_before = count_entries();
