@@ -45,7 +45,7 @@ struct TemplateOptions {
   /// like every child's), runs exec(["true"]) in it, which teaches the image the pages a first
   /// exec touches, and shuts it down; then it fills the pool. So the first child a caller
   /// forks takes those pages ahead instead of faulting each in during its first exec (in
-  /// kvm-lab an unlearned child's first exec is about 3x a learned one's). Costs one VM's
+  /// kvm-lab an unlearned child's first exec took 3-6x a learned one's). Costs one VM's
   /// launch, agent connect and exec, off every fork's path; a fork made before it ends is
   /// made as without it. TemplateStats::warmed_up and warm_up_error say how it went.
   bool warm_up = true;

@@ -662,6 +662,7 @@ TEST(E2eTemplateFork, SandboxForksTakeThePagesEarlierChildrenTouched) {
   EXPECT_EQ(sh(*first, "cat /tmp/inherit-marker"), "inherit-state\n");
   step("  first child: prefaulted " + std::to_string(first->fork_timings().prefaulted_bytes >> 10) +
        " KiB (none when no earlier image of the parent is alive)");
+  sh(*first, "echo first > /tmp/inherit-marker");  // the first child's own page, not the image's
 
   step("fork the parent again while the first child lives: its child takes those pages ahead");
   ++SharedParent::freezes();
@@ -676,10 +677,10 @@ TEST(E2eTemplateFork, SandboxForksTakeThePagesEarlierChildrenTouched) {
   EXPECT_TRUE(t.premapped_bytes == t.prefaulted_bytes || !t.premap_unavailable.empty())
       << "premapped " << t.premapped_bytes << " of " << t.prefaulted_bytes
       << " bytes without saying why not";
-  // Pages taken ahead come from the image: the child sees its parent's state, and what the
-  // first child wrote reaches neither of them.
-  sh(*first, "echo first > /tmp/inherit-marker");
+  // Pages taken ahead come from the second fork's image, never from the first child: the
+  // second child sees its parent's state, not what its sibling wrote before it was forked.
   EXPECT_EQ(sh(*second, "cat /tmp/inherit-marker"), "inherit-state\n");
+  EXPECT_EQ(sh(*first, "cat /tmp/inherit-marker"), "first\n");
   EXPECT_EQ(sh(*second, "hostname"), "inherit-1\n");
   EXPECT_NE(sh(*first, "cat /proc/sys/kernel/random/uuid"),
             sh(*second, "cat /proc/sys/kernel/random/uuid"));
