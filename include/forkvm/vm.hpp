@@ -502,7 +502,8 @@ class Vm {
   /// Waits until the guest agent signals ready. Returns true when it did, false when `timeout`
   /// passed first. Throws GuestError (with the console tail) if the VM stopped before ready.
   bool wait_ready(std::chrono::milliseconds timeout);
-  /// Waits until the VM stops by itself; nullopt when `timeout` passed first.
+  /// Waits until the VM stops by itself; nullopt when `timeout` passed first. A timeout of 0
+  /// (or less) only looks, without sleeping.
   std::optional<VmResult> wait(std::chrono::milliseconds timeout);
   /// Stops every vCPU at its next exit (kicking it out of KVM_RUN) and returns once all are
   /// parked outside the guest. Devices keep their state; resume() continues. No-op once the VM
