@@ -210,10 +210,10 @@ void add_fork_rows(ReportSection& sec, const std::string& key, const std::string
   row("memory", "  memory (CoW map + memslots)", s.memory);
   row("devices", "  devices", s.devices);
   row("vcpus", "  vcpus (KVM_CREATE_VCPU)", s.vcpus);
-  row("state_ahead", "  state ahead (CPUID, regs, FPU, MSRs, PICs)", s.state_ahead);
+  row("state_ahead", "  state ahead (CPUID, regs, FPU, MSRs, PICs; LAPIC, events, IOAPIC, legacy devices unless a LAPIC timer runs on host time)", s.state_ahead);
   row("activate", "  activate (virtio state, worker threads, kicks)", s.activate);
   row("prefault", "  prefault (a first exec's pages taken ahead)", s.prefault);
-  row("state", "  state (LAPIC, TSC, events, IOAPIC, PIT, clock, legacy devices, irq release)", s.state);
+  row("state", "  state (TSC, PIT, clock, irq release; the rest state ahead left)", s.state);
   row("start", "  start (vCPU threads)", s.start);
   row("other", "  other (outside the phases)", s.other);
 }

@@ -120,8 +120,12 @@ struct Vm::Impl {
   /// (irqfd_trigger.hpp). Vm::prepare(), so a pooled VM's workers start off every fork's path.
   /// Sets phases.activate.
   void restore_virtio(const MachineComponents& components);
+  /// The serial port's and the i8042's state, each re-driving its IRQ line: in Vm::prepare()
+  /// when MachineState::irqchip_ahead(), else in restore_live().
+  void restore_legacy_lines(const MachineComponents& components);
   /// The rest, in Vm::launch() right before the vCPUs start: the live half of the KVM state
-  /// (LAPICs, TSCs, events, IOAPIC, PIT, kvmclock), the legacy devices; then the virtio
+  /// (the TSCs, PIT and kvmclock; also LAPICs, events and IOAPIC when a LAPIC timer counts on
+  /// host time), then the legacy devices if prepare() did not, the boot signal; then the virtio
   /// interrupt lines are released (devices/SNAPSHOT.md "Restore order").
   void restore_live(const MachineComponents& components);
   /// The pages the guest wrote since the RAM was mapped or last frozen, one bitmap per memory

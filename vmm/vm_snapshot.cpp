@@ -8,12 +8,14 @@
 // device; guest memory (written or frozen); resume the transports and the vCPUs.
 // Restore order (devices/SNAPSHOT.md "Restore order", on a machine built as at boot: memory
 // slots, irqchip, PIT, devices at the same slots, vCPUs created). In prepare: CPU features
-// checked; the vCPU and VM state that does not move with time; per slot the device's state then
-// the transport's (which re-activates and re-kicks; the vsock device takes over the carried
-// connections and queues RSTs for the stale ones there, or for an old snapshot posts
-// TRANSPORT_RESET), with the interrupt lines held (vmm/irqfd_trigger.hpp). In launch: the live
-// vCPU and VM state (LAPICs, TSCs, IOAPIC, PIT, kvmclock); serial, i8042, boot signal; the
-// interrupt lines released, now that the irqchip is the snapshot's; then the vCPU threads start.
+// checked; the vCPU and VM state that does not move with time (with the LAPICs, events and
+// IOAPIC, and then serial and i8042, when no LAPIC timer counts on host time:
+// MachineState::irqchip_ahead()); per slot the device's state then the transport's (which
+// re-activates and re-kicks; the vsock device takes over the carried connections and queues
+// RSTs for the stale ones there, or for an old snapshot posts TRANSPORT_RESET), with the
+// interrupt lines held (vmm/irqfd_trigger.hpp). In launch: the live vCPU and VM state (TSCs,
+// PIT, kvmclock, and the rest of what prepare did not take); boot signal; the interrupt lines
+// released, now that the irqchip is the snapshot's; then the vCPU threads start.
 //
 // The path of a fork: Sandbox::fork (sandbox/sandbox_fork.cpp) -> Vm::freeze (here:
 // capture_components + GuestMemory::freeze, memory/guest_memory_image.cpp) -> Template::fork
@@ -248,12 +250,18 @@ void Vm::Impl::restore_virtio(const MachineComponents& c) {
   phases.activate = Clock::now() - a0;
 }
 
-void Vm::Impl::restore_live(const MachineComponents& c) {
-  // 1: the live half of the KVM state (LAPICs, TSCs, events, then IOAPIC, PIT, kvmclock);
-  // prepare() set the rest (Vm::Impl::restore_ahead) and the virtio devices (restore_virtio).
-  c.machine.restore_live(*vm, vcpu_fds(vcpus));
-  serial->restore_state(c.serial);                // 2: legacy devices re-drive their lines
+void Vm::Impl::restore_legacy_lines(const MachineComponents& c) {
+  // Both re-drive their IRQ line into the irqchip, which must be the snapshot's by now.
+  serial->restore_state(c.serial);
   i8042->restore_state(c.i8042);
+}
+
+void Vm::Impl::restore_live(const MachineComponents& c) {
+  // 1: the live half of the KVM state (TSCs, PIT, kvmclock, and the LAPICs, events and IOAPIC
+  // when prepare() could not take them); prepare() set the rest and the virtio devices
+  // (restore_virtio).
+  c.machine.restore_live(*vm, vcpu_fds(vcpus));
+  if (!c.machine.irqchip_ahead()) restore_legacy_lines(c);  // 2, else done in prepare()
   const auto now = Clock::now();
   boot_signal->restore_state(c.boot_signal, now);
   {
@@ -472,6 +480,9 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
   // The KVM state that does not move with time (machine_state.hpp), here rather than in
   // launch(): a template's pool prepares its VMs ahead, so its forks skip this part.
   img.components.machine.restore_ahead(*impl->vm, vcpu_fds(impl->vcpus));
+  // With the whole irqchip restored ahead (no LAPIC timer on host time), the legacy devices
+  // drive their lines now too; else restore_live() does it once the irqchip is in place.
+  if (img.components.machine.irqchip_ahead()) impl->restore_legacy_lines(img.components);
   impl->phases.state_ahead = Clock::now() - s0;
   // The virtio devices restored and activated, their interrupt lines held until launch():
   // a template's pool prepares its VMs ahead, so its forks do not wait for the device workers

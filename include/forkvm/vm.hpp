@@ -265,16 +265,18 @@ struct VmBuildPhases {
   /// KVM_CREATE_VCPU and the (not yet started) vCPU threads' objects.
   std::chrono::nanoseconds vcpus{};
   /// Restoring the KVM state that does not move with time (Vm::prepare()): each vCPU's
-  /// CPUID, registers, FPU/XSAVE, debug registers and architectural MSRs (not the TSC's or
-  /// KVM's paravirtual ones), and the PICs.
+  /// CPUID, registers, FPU/XSAVE, debug registers and architectural MSRs (not the TSC's), and
+  /// the PICs. When no LAPIC timer counts on host time (the usual case: a Linux guest runs the
+  /// TSC-deadline mode), also the LAPICs, paravirtual MSRs, pending events, the IOAPIC and the
+  /// legacy devices' state.
   std::chrono::nanoseconds state_ahead{};
   /// Then, still in Vm::prepare(), the virtio devices: each one's state restored and, for an
   /// activated one, its worker thread started and its queues kicked; the interrupts it raises
   /// wait for launch(), which sends them once the irqchip is restored.
   std::chrono::nanoseconds activate{};
-  /// Restoring the rest right before the vCPUs run (Vm::launch()): each vCPU's LAPIC, TSC and
-  /// paravirtual MSRs and pending events, the IOAPIC, PIT and kvmclock, the legacy devices'
-  /// state, then the virtio interrupt lines opened.
+  /// Restoring the rest right before the vCPUs run (Vm::launch()): each vCPU's TSC MSRs, the
+  /// PIT and kvmclock (and whatever of the LAPICs, paravirtual MSRs, events, IOAPIC and legacy
+  /// devices state_ahead did not take), then the virtio interrupt lines opened.
   std::chrono::nanoseconds state{};
   /// Starting the vCPU threads (Vm::launch()).
   std::chrono::nanoseconds start{};
@@ -580,7 +582,8 @@ class Vm {
   static std::unique_ptr<Vm> prepare(std::shared_ptr<const VmImage> image,
                                      const RestoreOptions& options);
   /// Restores the rest of the image's vCPU, VM and device state into a VM made by prepare()
-  /// (what moves with time: LAPICs, TSCs, IOAPIC, PIT, kvmclock; the legacy devices), opens the
+  /// (what moves with time: TSCs, PIT, kvmclock; a LAPIC counting on host time, and what must
+  /// follow it: events, IOAPIC, the legacy devices), opens the
   /// virtio interrupt lines and starts its vCPUs. Once per prepared VM (InvalidStateError otherwise). Throws SnapshotError/KvmError
   /// when KVM refuses the state; the VM is then unusable (destroy it).
   void launch();

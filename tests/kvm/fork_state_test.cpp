@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 
 #include "forkvm/errors.hpp"
 #include "memory/guest_memory.hpp"
+#include "vmm/arch/x86_64/lapic.hpp"
 #include "tests/kvm/counting_machine.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/state/cpu_features.hpp"
@@ -161,6 +163,51 @@ TEST(KvmForkState, AheadHalfLongBeforeTheLiveHalfRestoresTheSameMachine) {
   two.vcpus.push_back(two.vcpus[0]);
   EXPECT_THROW(two.restore_ahead(child.vm, v), SnapshotError);
   EXPECT_THROW(two.restore_live(child.vm, v), SnapshotError);
+}
+
+/// The LAPIC's current count (TMCCT) in a capture.
+uint32_t tmcct_of(const state::MachineState& s) { return x86::lapic_reg(s.vcpus.at(0).lapic, 0x390); }
+
+// The counting guest's LAPIC timer is stopped (TMICT 0), so the test above restores its LAPIC,
+// events and IOAPIC in the ahead half. A one-shot timer that counts on host time keeps them in
+// the live half: KVM_SET_LAPIC restarts the count from the saved current count, so written
+// ahead it would have run down while the VM waited.
+TEST(KvmForkState, ALapicTimerCountingOnHostTimeIsRestoredInTheLiveHalf) {
+  KvmSystem kvm = KvmSystem::open();
+  const auto msrs = state::msrs_to_save(kvm.msr_index_list());
+  Machine parent(kvm, GuestMemory::create_anonymous(kMemSize));
+  parent.boot(kvm, 700);
+  // One-shot, masked (the guest runs with IF=0 anyway), divide by 128: KVM's APIC bus runs at
+  // 1 GHz, so 0xffffffff counts last ~550 s. TMCCT = TMICT: KVM_SET_LAPIC counts from TMCCT.
+  kvm_lapic_state lapic = parent.vcpu.get_lapic();
+  auto put = [&](uint32_t off, uint32_t v) { std::memcpy(lapic.regs + off, &v, 4); };
+  put(0xf0, 0x1ff);                               // spurious vector register: APIC enabled
+  put(0x320, (1u << 16) | 0xec);                  // LVT timer: one-shot, masked
+  put(0x3e0, 0xa);                                // divide by 128
+  put(0x380, 0xffffffffu);                        // initial count
+  put(0x390, 0xffffffffu);                        // current count
+  parent.vcpu.set_lapic(lapic);
+  ASSERT_EQ(parent.run_counts(3), counts_after(700, 3));
+  const state::MachineState snap = parent.capture(msrs);
+  ASSERT_GT(tmcct_of(snap), 0u) << "the parent's LAPIC timer does not count";
+  EXPECT_FALSE(snap.vcpus[0].lapic_ahead());
+  EXPECT_FALSE(snap.irqchip_ahead());
+  GuestMemory frozen = GuestMemory::create_memfd(kMemSize);
+  frozen.write(0, parent.memory.slice(0, kMemSize));
+
+  Machine child(kvm, GuestMemory::map_private(frozen.backing_fd(), kMemSize));
+  const VcpuFd* v[] = {&child.vcpu};
+  snap.restore_ahead(child.vm, v);
+  constexpr auto kWait = std::chrono::milliseconds(1500);
+  std::this_thread::sleep_for(kWait);
+  snap.restore_live(child.vm, v);
+  const state::MachineState back = child.capture(msrs);
+  // 1.5 s at 1 GHz / 128 would be ~11.7 M counts; the live half leaves only the time since it.
+  const uint64_t ran = uint64_t{tmcct_of(snap)} - tmcct_of(back);
+  EXPECT_LT(ran, 1000000000ull / 128 * 3 / 4) << "the LAPIC timer ran on between the halves: " << ran;
+  EXPECT_EQ(x86::lapic_reg(back.vcpus[0].lapic, 0x380), 0xffffffffu);
+  EXPECT_TRUE(without_clocks(back).vm == without_clocks(snap).vm);
+  EXPECT_EQ(child.run_counts(2), counts_after(703, 2));
 }
 
 TEST(KvmForkState, RestoreRefusesAWrongVcpuCount) {

@@ -1,5 +1,6 @@
 #include "vmm/state/machine_state.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "forkvm/errors.hpp"
@@ -30,13 +31,17 @@ void MachineState::restore(const VmFd& vm_fd, std::span<const VcpuFd* const> vcp
 void MachineState::restore_ahead(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const {
   check_count(vcpu_fds.size());
   for (size_t i = 0; i < vcpus.size(); ++i) vcpus[i].restore_ahead(vm_fd, *vcpu_fds[i]);  // 1
-  vm.restore_ahead(vm_fd);                                                               // 2
+  vm.restore_ahead(vm_fd, irqchip_ahead());                                              // 2
 }
 
 void MachineState::restore_live(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const {
   check_count(vcpu_fds.size());
   for (size_t i = 0; i < vcpus.size(); ++i) vcpus[i].restore_live(*vcpu_fds[i]);  // 1
-  vm.restore_live(vm_fd);                                                        // 2
+  vm.restore_live(vm_fd, irqchip_ahead());                                       // 2
+}
+
+bool MachineState::irqchip_ahead() const {
+  return std::all_of(vcpus.begin(), vcpus.end(), [](const VcpuState& v) { return v.lapic_ahead(); });
 }
 
 }  // namespace forkvm::state

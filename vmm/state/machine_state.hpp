@@ -36,11 +36,16 @@ struct MachineState {
   /// first, then VM state.
   void restore(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const;
   /// restore() in two halves (vcpu_state.hpp, vm_state.hpp): restore_ahead() sets what does not
-  /// move with time (every vCPU's ahead half, then the PICs) and may run long before
-  /// restore_live() (every vCPU's live half, then IOAPIC, PIT, kvmclock), which must come right
-  /// before the vCPUs run. Both check the vCPU count (SnapshotError).
+  /// move with time (every vCPU's ahead half, then the PICs, and the IOAPIC when
+  /// irqchip_ahead()) and may run long before restore_live() (every vCPU's live half, then the
+  /// IOAPIC unless it went ahead, PIT, kvmclock), which must come right before the vCPUs run.
+  /// Both check the vCPU count (SnapshotError).
   void restore_ahead(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const;
   void restore_live(const VmFd& vm_fd, std::span<const VcpuFd* const> vcpu_fds) const;
+  /// True when every vCPU's LAPIC goes in the ahead half (VcpuState::lapic_ahead()): then the
+  /// whole irqchip is the snapshot's once restore_ahead() returns, and devices may drive their
+  /// lines before restore_live().
+  bool irqchip_ahead() const;
 
  private:
   void check_count(size_t vcpu_fds) const;

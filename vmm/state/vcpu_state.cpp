@@ -44,10 +44,42 @@ void VcpuState::restore(const VmFd& vm, const VcpuFd& vcpu) const {
   restore_live(vcpu);
 }
 
-bool restored_live(uint32_t index) {
-  return index == msr::kTsc || index == msr::kTscAdjust || index == msr::kTscDeadline ||
-         index == msr::kKvmWallClockOld || index == msr::kKvmSystemTimeOld ||
-         (index >= msr::kKvmPvFirst && index <= msr::kKvmPvLast);
+namespace {
+
+// The LVT timer register and the timer's initial count (TMICT) in the LAPIC register page as
+// KVM_GET_LAPIC lays it out (SDM Vol. 3A Table 10-1), and the LVT timer's TSC-deadline mode
+// (bits 18:17 = 2, §10.5.4).
+constexpr uint32_t kApicLvtTimer = 0x320;
+constexpr uint32_t kApicTimerInitialCount = 0x380;
+constexpr uint32_t kApicTimerTscDeadline = 0x2;
+
+uint32_t apic_reg(const kvm_lapic_state& lapic, uint32_t offset) {
+  uint32_t v = 0;
+  std::memcpy(&v, lapic.regs + offset, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+bool restored_live(uint32_t index, bool lapic_ahead) {
+  if (index == msr::kTsc || index == msr::kTscAdjust || index == msr::kTscDeadline) return true;
+  const bool paravirtual = index == msr::kKvmWallClockOld || index == msr::kKvmSystemTimeOld ||
+                           (index >= msr::kKvmPvFirst && index <= msr::kKvmPvLast);
+  return paravirtual && !lapic_ahead;
+}
+
+bool VcpuState::lapic_ahead() const {
+  // Values from the snapshot, read as KVM will take them (arch/x86/kvm/lapic.c): a TMICT of 0
+  // stops the one-shot and periodic modes (no host timer); the TSC-deadline mode counts only
+  // when TSC_DEADLINE is written (live half), and KVM honours that mode only when the guest's
+  // CPUID offers it (leaf 1, ECX bit 24), else it takes the mode as one-shot and TMICT counts.
+  if (apic_reg(lapic, kApicTimerInitialCount) == 0) return true;
+  const uint32_t mode = (apic_reg(lapic, kApicLvtTimer) >> 17) & 3;
+  if (mode != kApicTimerTscDeadline) return false;
+  for (const auto& leaf : cpuid) {
+    if (leaf.function == 1 && leaf.index == 0) return (leaf.ecx & (1u << 24)) != 0;
+  }
+  return false;
 }
 
 void VcpuState::restore_ahead(const VmFd& vm, const VcpuFd& vcpu) const {
@@ -67,24 +99,28 @@ void VcpuState::restore_ahead(const VmFd& vm, const VcpuFd& vcpu) const {
   vcpu.set_xsave(xsave, xsave2);             // 5
   vcpu.set_xcrs(xcrs);                       // 6
   vcpu.set_debugregs(debugregs);             // 7
+  const bool early = lapic_ahead();
+  if (early) vcpu.set_lapic(lapic);          // 8, when no LAPIC timer runs on host time
   std::vector<kvm_msr_entry> ahead;          // 9, the MSRs that do not move with time
   ahead.reserve(msrs.size());
   for (const auto& e : msrs) {
-    if (!restored_live(e.index)) ahead.push_back(e);
+    if (!restored_live(e.index, early)) ahead.push_back(e);
   }
   restore_order(ahead);  // order enforced here, whatever the input
   if (!ahead.empty()) vcpu.set_msrs(ahead);
+  if (early) vcpu.set_vcpu_events(events);   // 10
 }
 
 void VcpuState::restore_live(const VcpuFd& vcpu) const {
-  vcpu.set_lapic(lapic);                     // 8
+  const bool early = lapic_ahead();  // the same split as restore_ahead()'s
+  if (!early) vcpu.set_lapic(lapic);         // 8
   std::vector<kvm_msr_entry> live;           // 9, the TSC's: TSC first, TSC_DEADLINE last
   for (const auto& e : msrs) {
-    if (restored_live(e.index)) live.push_back(e);
+    if (restored_live(e.index, early)) live.push_back(e);
   }
   restore_order(live);
   if (!live.empty()) vcpu.set_msrs(live);
-  vcpu.set_vcpu_events(events);              // 10
+  if (!early) vcpu.set_vcpu_events(events);  // 10
 }
 
 namespace {

@@ -18,21 +18,32 @@
 //      when the LVT timer is already in TSC-deadline mode).
 //   9. MSRS, in restore_order(): TSC first, TSC_DEADLINE last, ASYNC_PF_INT before _EN.
 //  10. VCPU_EVENTS last: pending/injected exceptions, NMIs and interrupts, the interrupt shadow
-//      and SMM state, which every earlier step could otherwise clear.
+//      and SMM state, which every earlier step could otherwise clear. (The TSC's three MSRs
+//      touch none of it: a TSC_DEADLINE already passed only marks the timer's interrupt
+//      pending in the LAPIC. So the split below may write them after this step.)
 // Capture reads the same items in the same order. VM-wide state (irqchips, PIT, kvmclock) is
 // restored after every vCPU: see machine_state.hpp.
 //
 // Restore comes in two halves, so that a VM prepared ahead of time (a template's pool) does the
-// first while it waits and only the second on the fork's path:
+// first while it waits and only the second on the fork's path. Where the split falls depends on
+// the LAPIC timer (lapic_ahead()):
 //   ahead (restore_ahead): steps 0-7 and the architectural MSRs of step 9 (SYSENTER, STAR and
 //     LSTAR, KERNEL_GS_BASE, PAT, MTRRs, ...): nothing in them moves with time, and no later
 //     step overwrites them (step 8 sets only the LAPIC's registers and timer; KVM checks these
-//     MSRs against CPUID, step 1);
-//   live (restore_live), right before the vCPUs run: step 8, then in restore_order() the TSC,
-//     TSC_ADJUST, KVM's paravirtual MSRs (kvmclock's system time and wall clock, async page
-//     faults, steal time, PV EOI: KVM updates those guest pages against the TSC and the clock)
-//     and TSC_DEADLINE (it arms a host timer against the TSC), then step 10. A TSC written early
-//     would have run on while the VM waited.
+//     MSRs against CPUID, step 1). When no LAPIC timer counts on host time (lapic_ahead()):
+//     also step 8, KVM's paravirtual MSRs and step 10, in that order;
+//   live (restore_live), right before the vCPU runs: the TSC, TSC_ADJUST and TSC_DEADLINE (it
+//     arms a host timer against the TSC), in restore_order(). A TSC written early would have
+//     run on while the VM waited. When the LAPIC timer does count on host time: first step 8
+//     (KVM_SET_LAPIC restarts a one-shot or periodic count from now), then with the TSC's MSRs
+//     the paravirtual ones, then step 10, all as in the one-piece order.
+// The paravirtual MSRs (kvmclock's system time and wall clock, async page faults, steal time,
+// PV EOI) follow step 8 in either case. Time does not move them: KVM fills kvmclock's page
+// against the TSC and the clock at the vCPU's next entry, after KVM_SET_CLOCK (vm_state.hpp),
+// and steal time counts from the vCPU thread's first run. Only the wall-clock MSR writes its
+// page at once, against the VM's clock before KVM_SET_CLOCK, in either half: a guest reads that
+// page at boot and resume, never while it runs (its wall clock after a restore is the host's
+// business, vm_state.hpp).
 // restore() is both halves back to back.
 #pragma once
 
@@ -85,14 +96,22 @@ struct VcpuState {
   /// The first half of restore() (file comment): everything that does not move with time.
   /// Throws as restore().
   void restore_ahead(const VmFd& vm, const VcpuFd& vcpu) const;
-  /// The second half, after restore_ahead() and right before the vCPU runs: LAPIC, the TSC's
-  /// MSRs, VCPU_EVENTS. Throws KvmError.
+  /// The second half, after restore_ahead() and right before the vCPU runs: the TSC's MSRs,
+  /// and the LAPIC, paravirtual MSRs and VCPU_EVENTS when lapic_ahead() is false. Throws
+  /// KvmError.
   void restore_live(const VcpuFd& vcpu) const;
+  /// True when KVM_SET_LAPIC starts no count on host time for this state, so the LAPIC, the
+  /// paravirtual MSRs and VCPU_EVENTS go in the ahead half: the timer's initial count is 0, or
+  /// it is in TSC-deadline mode (armed by TSC_DEADLINE, live half) and the state's CPUID offers
+  /// that mode (else KVM runs the timer one-shot). Linux guests run the TSC-deadline mode
+  /// wherever the CPU offers it.
+  bool lapic_ahead() const;
 };
 
-/// Whether MSR `index` is restored in VcpuState's live half (the TSC, TSC_ADJUST, TSC_DEADLINE
-/// and KVM's paravirtual MSRs; file comment).
-bool restored_live(uint32_t index);
+/// Whether MSR `index` is restored in VcpuState's live half: the TSC, TSC_ADJUST and
+/// TSC_DEADLINE always, KVM's paravirtual MSRs unless the LAPIC goes ahead (`lapic_ahead`,
+/// VcpuState::lapic_ahead(); file comment).
+bool restored_live(uint32_t index, bool lapic_ahead);
 
 /// Field-by-field equality (padding ignored), for tests and save/restore/save checks.
 bool operator==(const VcpuState& a, const VcpuState& b);

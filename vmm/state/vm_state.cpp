@@ -17,11 +17,18 @@ VmKernelState VmKernelState::capture(const VmFd& vm) {
 }
 
 void VmKernelState::restore(const VmFd& vm) const {
-  restore_ahead(vm);
-  restore_live(vm);
+  restore_ahead(vm, false);
+  restore_live(vm, false);
 }
 
-void VmKernelState::restore_ahead(const VmFd& vm) const {
+void VmKernelState::restore_ioapic(const VmFd& vm) const {
+  kvm_irqchip chip{};
+  chip.chip_id = KVM_IRQCHIP_IOAPIC;
+  chip.chip.ioapic = ioapic;
+  vm.set_irqchip(chip);  // 3
+}
+
+void VmKernelState::restore_ahead(const VmFd& vm, bool ioapic_ahead) const {
   kvm_irqchip chip{};
   chip.chip_id = KVM_IRQCHIP_PIC_MASTER;
   chip.chip.pic = pic_master;
@@ -30,13 +37,11 @@ void VmKernelState::restore_ahead(const VmFd& vm) const {
   chip.chip_id = KVM_IRQCHIP_PIC_SLAVE;
   chip.chip.pic = pic_slave;
   vm.set_irqchip(chip);  // 2
+  if (ioapic_ahead) restore_ioapic(vm);
 }
 
-void VmKernelState::restore_live(const VmFd& vm) const {
-  kvm_irqchip chip{};
-  chip.chip_id = KVM_IRQCHIP_IOAPIC;
-  chip.chip.ioapic = ioapic;
-  vm.set_irqchip(chip);  // 3
+void VmKernelState::restore_live(const VmFd& vm, bool ioapic_ahead) const {
+  if (!ioapic_ahead) restore_ioapic(vm);
   vm.set_pit2(pit);      // 4
   kvm_clock_data c{};    // 5: continue from the saved value (see the header)
   c.clock = clock.clock;

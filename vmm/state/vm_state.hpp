@@ -15,8 +15,9 @@
 //
 // In two halves, as VcpuState's: the PICs ahead (restore_ahead: they feed a vCPU only through
 // an output line that KVM samples when it injects, so no vCPU state can overwrite them), and the
-// IOAPIC, PIT and kvmclock live (restore_live), after every vCPU's live half: the IOAPIC must
-// follow the LAPICs, and the PIT and the clock move with time.
+// PIT and kvmclock live (restore_live), after every vCPU's live half: they move with time. The
+// IOAPIC must follow the LAPICs: it goes ahead when every LAPIC did (`ioapic_ahead`,
+// MachineState::irqchip_ahead()), else live, first.
 #pragma once
 
 #include <linux/kvm.h>
@@ -40,10 +41,15 @@ struct VmKernelState {
   static VmKernelState capture(const VmFd& vm);
   /// Writes this state into `vm` in the documented order (after the vCPUs are restored).
   void restore(const VmFd& vm) const;
-  /// The PICs (file comment), before or after the vCPUs' ahead halves.
-  void restore_ahead(const VmFd& vm) const;
-  /// IOAPIC, PIT, kvmclock, after every vCPU's live half.
-  void restore_live(const VmFd& vm) const;
+  /// The PICs (file comment), before or after the vCPUs' ahead halves; then the IOAPIC when
+  /// `ioapic_ahead`, which needs every vCPU's ahead half done with its LAPIC.
+  void restore_ahead(const VmFd& vm, bool ioapic_ahead) const;
+  /// The IOAPIC unless restore_ahead() took it (same `ioapic_ahead`), then PIT and kvmclock,
+  /// after every vCPU's live half.
+  void restore_live(const VmFd& vm, bool ioapic_ahead) const;
+
+ private:
+  void restore_ioapic(const VmFd& vm) const;
 };
 
 /// Field-by-field equality (padding and reserved bytes ignored).
