@@ -164,6 +164,7 @@ void ForkSeries::add(const ForkedChild& c) {
   state.push_back(to_ms(t.vm.state));
   activate.push_back(to_ms(t.vm.activate));
   prefault.push_back(to_ms(t.vm.prefault));
+  threads.push_back(to_ms(t.vm.threads));
   start.push_back(to_ms(t.vm.start));
   other.push_back(to_ms(t.to_vcpus_ready - t.freeze - t.vm.total()));
   to_ready.push_back(to_ms(t.to_ready));
@@ -212,9 +213,10 @@ void add_fork_rows(ReportSection& sec, const std::string& key, const std::string
   row("vcpus", "  vcpus (KVM_CREATE_VCPU)", s.vcpus);
   row("state_ahead", "  state ahead (CPUID, regs, FPU, MSRs, PICs; LAPIC, events, IOAPIC, legacy devices unless a LAPIC timer runs on host time)", s.state_ahead);
   row("activate", "  activate (virtio state, worker threads, kicks)", s.activate);
+  row("threads", "  threads (vCPU threads made, parked)", s.threads);
   row("prefault", "  prefault (a first exec's pages taken ahead)", s.prefault);
   row("state", "  state (TSC, PIT, clock, irq release; the rest state ahead left)", s.state);
-  row("start", "  start (vCPU threads)", s.start);
+  row("start", "  start (vCPU threads woken)", s.start);
   row("other", "  other (outside the phases)", s.other);
 }
 

@@ -104,7 +104,7 @@ ForkedChild fork_and_exec_retry(const std::function<std::unique_ptr<Sandbox>()>&
 /// Samples of one way of forking: ForkTimings and the caller's own times, in ms.
 struct ForkSeries {
   std::vector<double> freeze, to_vcpus_ready, create_vm, memory, devices, vcpus, state_ahead, state,
-      activate, start, other, prefault;
+      activate, threads, start, other, prefault;
   std::vector<double> to_ready, agent_connect, identity, fork_call, exec, to_exec, teardown;
   std::vector<double> teardown_reaped;  ///< shutdown() until the reaper had finished it too
   std::vector<double> warm_exec;    ///< each child's warmed exec (ForkedChild::warm_exec_ms)

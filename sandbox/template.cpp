@@ -423,7 +423,7 @@ std::unique_ptr<Sandbox> Template::Impl::fork(const ForkConfig& config, std::sto
   timings.vm = p.vm->build_phases();
   if (pooled) {  // prepared ahead of time, off this fork's path
     timings.vm.create_vm = timings.vm.memory = timings.vm.devices = timings.vm.vcpus =
-        timings.vm.state_ahead = timings.vm.activate = timings.vm.prefault = {};
+        timings.vm.state_ahead = timings.vm.activate = timings.vm.threads = timings.vm.prefault = {};
   }
   timings.pooled = pooled;
   timings.prefaulted_bytes = p.prefaulted.host_bytes;

