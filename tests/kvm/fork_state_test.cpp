@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -111,6 +112,30 @@ uint64_t tsc_of(const state::MachineState& s) {
   return 0;
 }
 
+/// A child of `parent` restored from `snap` in two halves 1.5 s apart, as a pooled VM is, on a
+/// private mapping of a copy of the parent's memory: `live_ns` is the host's CLOCK_MONOTONIC
+/// right before the live half, `back` the child's state read back after it.
+struct SplitRestore {
+  GuestMemory frozen = GuestMemory::create_memfd(kMemSize);
+  std::unique_ptr<Machine> child;
+  int64_t live_ns = 0;
+  state::MachineState back;
+
+  SplitRestore(const KvmSystem& kvm, Machine& parent, const state::MachineState& snap,
+               std::span<const uint32_t> msrs) {
+    frozen.write(0, parent.memory.slice(0, kMemSize));
+    child = std::make_unique<Machine>(kvm, GuestMemory::map_private(frozen.backing_fd(), kMemSize));
+    const VcpuFd* v[] = {&child->vcpu};
+    snap.restore_ahead(child->vm, v);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    timespec at{};
+    EXPECT_EQ(clock_gettime(CLOCK_MONOTONIC, &at), 0);
+    live_ns = int64_t{at.tv_sec} * 1000000000 + at.tv_nsec;
+    snap.restore_live(child->vm, v);
+    back = child->capture(msrs);
+  }
+};
+
 // A template's pool restores the timeless half of the state when it prepares a VM and the live
 // half only when a fork takes it (machine_state.hpp). Restored with a wait in between, the child
 // reads back as the capture, continues the count, and its TSC starts from the captured value at
@@ -131,25 +156,15 @@ TEST(KvmForkState, AheadHalfLongBeforeTheLiveHalfRestoresTheSameMachine) {
   parent.vcpu.set_msrs(tsc);
   ASSERT_EQ(parent.run_counts(3), counts_after(500, 3));
   const state::MachineState snap = parent.capture(msrs);
-  GuestMemory frozen = GuestMemory::create_memfd(kMemSize);
-  frozen.write(0, parent.memory.slice(0, kMemSize));
-
-  Machine child(kvm, GuestMemory::map_private(frozen.backing_fd(), kMemSize));
-  const VcpuFd* v[] = {&child.vcpu};
-  snap.restore_ahead(child.vm, v);
-  constexpr auto kWait = std::chrono::milliseconds(1500);
-  std::this_thread::sleep_for(kWait);
-  timespec live_at{};
-  ASSERT_EQ(clock_gettime(CLOCK_MONOTONIC, &live_at), 0);
-  snap.restore_live(child.vm, v);
-  const state::MachineState back = child.capture(msrs);
+  SplitRestore split(kvm, parent, snap, msrs);
+  Machine& child = *split.child;
+  const state::MachineState& back = split.back;
   EXPECT_TRUE(without_clocks(back).vcpus[0] == without_clocks(snap).vcpus[0]);
   EXPECT_TRUE(without_clocks(back).vm == without_clocks(snap).vm);
   // KVM_SET_PIT2 reloads the counters and stamps channels 1 and 2 with the host's
   // CLOCK_MONOTONIC of the call (channel 0 only when its timer runs): in the live half, not
   // 1.5 s earlier.
-  const int64_t live_ns = int64_t{live_at.tv_sec} * 1000000000 + live_at.tv_nsec;
-  EXPECT_GE(back.vm.pit.channels[1].count_load_time, live_ns) << "the PIT was loaded before the live half";
+  EXPECT_GE(back.vm.pit.channels[1].count_load_time, split.live_ns) << "the PIT was loaded before the live half";
   // Written in the ahead half, the TSC would be 1.5 s of ticks past the capture by now, on a
   // host whose TSC is stable. (Where the host's TSC is unstable, as in kvm-lab's L1, KVM holds
   // a vCPU's TSC still while it is not loaded, so this cannot tell there.)
@@ -159,6 +174,7 @@ TEST(KvmForkState, AheadHalfLongBeforeTheLiveHalfRestoresTheSameMachine) {
   EXPECT_EQ(child.run_counts(2), counts_after(503, 2));
 
   // Each half checks the vCPU count by itself.
+  const VcpuFd* v[] = {&child.vcpu};
   state::MachineState two = snap;
   two.vcpus.push_back(two.vcpus[0]);
   EXPECT_THROW(two.restore_ahead(child.vm, v), SnapshotError);
@@ -192,22 +208,14 @@ TEST(KvmForkState, ALapicTimerCountingOnHostTimeIsRestoredInTheLiveHalf) {
   ASSERT_GT(tmcct_of(snap), 0u) << "the parent's LAPIC timer does not count";
   EXPECT_FALSE(snap.vcpus[0].lapic_ahead());
   EXPECT_FALSE(snap.irqchip_ahead());
-  GuestMemory frozen = GuestMemory::create_memfd(kMemSize);
-  frozen.write(0, parent.memory.slice(0, kMemSize));
-
-  Machine child(kvm, GuestMemory::map_private(frozen.backing_fd(), kMemSize));
-  const VcpuFd* v[] = {&child.vcpu};
-  snap.restore_ahead(child.vm, v);
-  constexpr auto kWait = std::chrono::milliseconds(1500);
-  std::this_thread::sleep_for(kWait);
-  snap.restore_live(child.vm, v);
-  const state::MachineState back = child.capture(msrs);
+  SplitRestore split(kvm, parent, snap, msrs);
+  const state::MachineState& back = split.back;
   // 1.5 s at 1 GHz / 128 would be ~11.7 M counts; the live half leaves only the time since it.
   const uint64_t ran = uint64_t{tmcct_of(snap)} - tmcct_of(back);
   EXPECT_LT(ran, 1000000000ull / 128 * 3 / 4) << "the LAPIC timer ran on between the halves: " << ran;
   EXPECT_EQ(x86::lapic_reg(back.vcpus[0].lapic, 0x380), 0xffffffffu);
   EXPECT_TRUE(without_clocks(back).vm == without_clocks(snap).vm);
-  EXPECT_EQ(child.run_counts(2), counts_after(703, 2));
+  EXPECT_EQ(split.child->run_counts(2), counts_after(703, 2));
 }
 
 TEST(KvmForkState, RestoreRefusesAWrongVcpuCount) {
