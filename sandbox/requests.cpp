@@ -252,3 +252,16 @@ OperationError error_from_frame(const json& header, const std::string& op,
 }
 
 }  // namespace forkvm::sandbox
+
+namespace forkvm {
+
+std::string ExecResult::outcome() const {
+  const std::string how = exit_code ? "exit status " + std::to_string(*exit_code)
+                          : signal  ? "killed by signal " + std::to_string(*signal)
+                                    : std::string("no exit status");
+  if (timed_out) return "timed out (" + how + ")";
+  if (cancelled) return "cancelled (" + how + ")";
+  return how;
+}
+
+}  // namespace forkvm

@@ -142,13 +142,7 @@ struct Template::Impl {
       ExecOptions exec;
       exec.timeout = kWarmUpExec;
       const ExecResult r = child->exec({"true"}, exec);
-      if (r.timed_out) {
-        error = "exec([\"true\"]) timed out";
-      } else if (!r.exit_code) {
-        error = "exec([\"true\"]) was killed by signal " + std::to_string(r.signal.value_or(0));
-      } else if (*r.exit_code != 0) {
-        error = "exec([\"true\"]) exited with " + std::to_string(*r.exit_code);
-      }
+      if (!r.ok()) error = "exec([\"true\"]) failed: " + r.outcome();
       child->shutdown();
     } catch (const std::exception& e) {
       error = e.what();

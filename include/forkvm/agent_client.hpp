@@ -87,6 +87,9 @@ struct ExecResult {
   int pid = 0;
   /// True when the command exited with status 0.
   bool ok() const noexcept { return exit_code.has_value() && *exit_code == 0; }
+  /// How it ended, in words for a message: "exit status 3", "killed by signal 9", "timed out
+  /// (killed by signal 9)", "cancelled (killed by signal 9)".
+  std::string outcome() const;
 };
 
 /// Receivers of a command's output as it arrives. They run on the client's reader thread, in

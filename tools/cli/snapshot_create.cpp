@@ -157,9 +157,9 @@ void warm_up(Vm& vm, AgentClient& agent, const std::vector<std::string>& command
   for (const std::string& command : commands) {
     const ExecResult r = agent.exec_shell(command, eo);
     if (r.ok()) continue;
-    const std::string why = r.timed_out ? "timed out after " + std::to_string(limit.count()) + " s"
-                            : r.signal  ? "killed by signal " + std::to_string(*r.signal)
-                                        : "exit status " + std::to_string(r.exit_code.value_or(-1));
+    const std::string why = r.outcome() + (r.timed_out ? ", the limit is " +
+                                                             std::to_string(limit.count()) + " s"
+                                                       : std::string());
     const std::string err = r.stderr_data.substr(r.stderr_data.size() - std::min<size_t>(
                                                      r.stderr_data.size(), 400));
     throw GuestError("warm-up command '" + printable(command) + "' failed (" + why + ")" +

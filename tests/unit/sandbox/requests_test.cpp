@@ -73,6 +73,21 @@ TEST(Requests, ExitFrameParsing) {
   EXPECT_EQ(st.mode, 0755u);
 }
 
+TEST(Requests, ExecOutcomeSaysHowTheCommandEnded) {
+  ExecResult r;
+  r.exit_code = 3;
+  EXPECT_EQ(r.outcome(), "exit status 3");
+  r.exit_code.reset();
+  r.signal = 9;
+  EXPECT_EQ(r.outcome(), "killed by signal 9");
+  r.timed_out = true;
+  EXPECT_EQ(r.outcome(), "timed out (killed by signal 9)");
+  r.timed_out = false;
+  r.cancelled = true;
+  EXPECT_EQ(r.outcome(), "cancelled (killed by signal 9)");
+  EXPECT_EQ(ExecResult{}.outcome(), "no exit status");
+}
+
 TEST(Requests, ErrorFramesMapToKinds) {
   const OperationError e = error_from_frame(
       json::parse(R"({"type":"error","id":3,"code":"no_space","message":"disk full","errno":28})"),
