@@ -83,6 +83,31 @@ KvmCounters counters_between(const KvmCounters& a, const KvmCounters& b, size_t 
   return d;
 }
 
+/// The guest kills a command of the benchmark's after this; the host gives up on an answer
+/// this plus AgentClientOptions::exec_grace after the request. `true` takes tens of ms even
+/// in kvm-lab: a child that has not answered by then is stuck, not slow.
+constexpr std::chrono::seconds kExecLimit{60};
+
+/// exec(first_exec()) in `box`, bounded: a child whose agent never answers fails this fork
+/// with a TimeoutError that says where the guest's vCPUs are (Sandbox::progress_report) and
+/// what its console said last, instead of hanging the benchmark.
+ExecResult bounded_exec(Sandbox& box) {
+  ExecOptions o;
+  o.timeout = kExecLimit;
+  try {
+    return box.exec(first_exec(), o);
+  } catch (const TimeoutError& e) {
+    std::string where;
+    try {
+      where = box.progress_report() + "\n--- guest console (tail) ---\n" + box.console_tail();
+    } catch (const std::exception& r) {
+      where = std::string("(no report: ") + r.what() + ")";
+    }
+    throw TimeoutError(first_exec_text() + " in a forked child went unanswered: " + e.what() +
+                       "\n" + where);
+  }
+}
+
 /// The middle one of three values.
 double median_of_3(std::array<double, 3> v) {
   std::sort(v.begin(), v.end());
@@ -99,7 +124,7 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork,
   c.fork_call_ms = ms_since(t0);
   const KvmCounters k0 = c.sandbox->kvm_counters();
   const auto t1 = Clock::now();
-  const ExecResult r = c.sandbox->exec(first_exec());
+  const ExecResult r = bounded_exec(*c.sandbox);
   c.exec_ms = ms_since(t1);
   c.first_exec_guest_ms = static_cast<double>(r.duration.count());
   c.first_exec_start_ms = to_ms(r.until_started);
@@ -107,10 +132,7 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork,
   const KvmCounters k1 = c.sandbox->kvm_counters();
   if (k0.available) c.first_exec_kvm = counters_between(k0, k1, 1);
   if (!r.ok()) {
-    throw Error(first_exec_text() + " in a forked child did not exit 0 (" +
-                (r.signal ? "signal " + std::to_string(*r.signal)
-                          : "status " + std::to_string(r.exit_code.value_or(-1))) +
-                ")");
+    throw Error(first_exec_text() + " in a forked child did not exit 0 (" + r.outcome() + ")");
   }
   // The same command again in the same child. The second run still pays for pages and
   // (under shadow paging) guest page tables the first did not touch; from the third on it is
@@ -119,7 +141,7 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork,
   // median of runs 3 to 5, measured in the same child and conditions.
   if (settle) settle();
   const auto t2 = Clock::now();
-  c.sandbox->exec(first_exec());
+  bounded_exec(*c.sandbox);
   c.second_exec_ms = ms_since(t2);
   std::array<double, 3> warm{};
   std::array<double, 3> warm_guest{};
@@ -127,7 +149,7 @@ ForkedChild fork_and_exec(const std::function<std::unique_ptr<Sandbox>()>& fork,
   const KvmCounters k2 = c.sandbox->kvm_counters();
   for (size_t i = 0; i < warm.size(); ++i) {
     const auto t = Clock::now();
-    const ExecResult w = c.sandbox->exec(first_exec());
+    const ExecResult w = bounded_exec(*c.sandbox);
     warm[i] = ms_since(t);
     warm_guest[i] = static_cast<double>(w.duration.count());
     warm_start[i] = to_ms(w.until_started);

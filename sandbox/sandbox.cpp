@@ -575,6 +575,14 @@ KvmCounters Sandbox::kvm_counters() const {
   if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");
   return impl_->vm->kvm_counters();
 }
+std::string Sandbox::progress_report() const {
+  std::lock_guard lock(impl_->mutex);  // the VM stays while it is sampled
+  // Once shut down, the VM is the reaper's to tear down (its vCPUs stopping), not to sample.
+  if (!impl_->vm || impl_->state.load() == SandboxState::kShutDown) {
+    throw InvalidStateError("the sandbox was shut down");
+  }
+  return impl_->vm->progress_report();
+}
 VmHugePages Sandbox::huge_pages() const {
   std::lock_guard lock(impl_->mutex);
   if (!impl_->vm) throw InvalidStateError("the sandbox was shut down");

@@ -146,11 +146,18 @@ std::string format_vcpu(const VcpuSample& now, const VcpuSample* before,
 
 std::string format_stall(uint64_t console_bytes, std::chrono::milliseconds waited,
                          const std::vector<VcpuSample>& first, const std::vector<VcpuSample>& second,
-                         std::chrono::milliseconds interval) {
+                         std::chrono::milliseconds interval,
+                         std::optional<std::chrono::milliseconds> ready_after) {
   std::string s;
-  const std::string after = std::to_string(waited.count() / 1000) + "." +
-                            std::to_string(waited.count() % 1000 / 100) + " s";
-  if (console_bytes == 0) {
+  const auto seconds = [](std::chrono::milliseconds t) {
+    return std::to_string(t.count() / 1000) + "." + std::to_string(t.count() % 1000 / 100) + " s";
+  };
+  const std::string after = seconds(waited);
+  if (ready_after) {
+    s = "the guest signalled ready " + seconds(*ready_after) + " after its vCPUs started (" +
+        after + " ago) and wrote " + std::to_string(console_bytes) +
+        " bytes to its console; its vCPUs now:";
+  } else if (console_bytes == 0) {
     s = "the guest wrote nothing to its console and never signalled ready in " + after +
         ": it is stuck (or very slow) before its console came up, e.g. in the kernel's "
         "decompressor or early boot";

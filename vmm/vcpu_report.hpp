@@ -79,11 +79,13 @@ struct VcpuSample {
 std::string format_vcpu(const VcpuSample& now, const VcpuSample* before = nullptr,
                         std::chrono::milliseconds interval = {});
 
-/// The account of a guest that has not signalled ready after `waited`: whether it wrote
-/// anything to its console (`console_bytes`), then each vCPU (two samples each, `interval`
-/// apart, as from format_vcpu). Ends without a newline.
+/// The account of a guest after `waited` since its vCPUs started: when it has not signalled
+/// ready (`ready_after` empty), whether it wrote anything to its console (`console_bytes`);
+/// else that it did, `ready_after` in (a guest whose requests went unanswered). Then each vCPU
+/// (two samples each, `interval` apart, as from format_vcpu). Ends without a newline.
 std::string format_stall(uint64_t console_bytes, std::chrono::milliseconds waited,
                          const std::vector<VcpuSample>& first, const std::vector<VcpuSample>& second,
-                         std::chrono::milliseconds interval);
+                         std::chrono::milliseconds interval,
+                         std::optional<std::chrono::milliseconds> ready_after = std::nullopt);
 
 }  // namespace forkvm

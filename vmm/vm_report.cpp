@@ -34,14 +34,18 @@ std::string Vm::progress_report() {
   std::this_thread::sleep_for(kSampleGap);
   const auto second = take();
   std::chrono::milliseconds waited{};
+  std::optional<std::chrono::milliseconds> ready_after;
   {
+    using std::chrono::duration_cast;
+    using std::chrono::milliseconds;
     std::lock_guard lock(impl_->mu);
     if (impl_->started) {
-      waited = std::chrono::duration_cast<std::chrono::milliseconds>(Impl::Clock::now() -
-                                                                    *impl_->started);
+      waited = duration_cast<milliseconds>(Impl::Clock::now() - *impl_->started);
+      // A restored VM that was ready is ready at its launch (Vm::Impl::restore_live).
+      if (impl_->ready) ready_after = duration_cast<milliseconds>(*impl_->ready - *impl_->started);
     }
   }
-  return format_stall(impl_->tail.total(), waited, first, second, kSampleGap);
+  return format_stall(impl_->tail.total(), waited, first, second, kSampleGap, ready_after);
 }
 
 KvmCounters Vm::kvm_counters() const {

@@ -238,6 +238,11 @@ class Sandbox {
   /// The last part of the guest console (for diagnostics), made printable: terminal control
   /// bytes escaped, line breaks kept (as GuestError::console_tail()).
   std::string console_tail() const;
+  /// Where the guest's vCPUs are and whether they move (Vm::progress_report(): registers and
+  /// exit counters sampled twice, 100 ms apart): for telling a guest that is stuck from one that
+  /// is slow when a request goes unanswered. Parks the vCPUs for each sample and takes ~100 ms;
+  /// a diagnostic, not for a request path. Throws InvalidStateError after shutdown().
+  std::string progress_report() const;
   /// The VM's Firecracker-style vsock socket: connect, write "CONNECT <port>\n", read
   /// "OK <n>\n", and the stream is that guest port (e.g. 5555 for the metadata protocol).
   /// Valid until shutdown(), which removes it.

@@ -240,6 +240,16 @@ TEST_F(E2eSandbox, TimeoutKillsTheCommandAndTheSandboxStillAnswers) {
   EXPECT_EQ(box_->exec_shell("pgrep -x sleep | wc -l").stdout_data, "0\n");
 }
 
+TEST_F(E2eSandbox, ProgressReportSaysTheGuestWasReadyAndKeepsItServing) {
+  // For a request that goes unanswered: a ready guest is reported as one, vCPU by vCPU, and
+  // the sampling (which parks the vCPUs twice) leaves it serving.
+  const std::string report = box_->progress_report();
+  EXPECT_NE(report.find("signalled ready"), std::string::npos) << report;
+  EXPECT_EQ(report.find("never signalled ready"), std::string::npos) << report;
+  EXPECT_NE(report.find("vCPU 0"), std::string::npos) << report;
+  EXPECT_EQ(box_->exec({"echo", "after the report"}).stdout_data, "after the report\n");
+}
+
 TEST_F(E2eSandbox, TenMiBOfStdoutArrivesIntact) {
   // 10 MiB of a known pattern: every 16-byte line is "line-%010d\n" of its index.
   const int lines = 10 * 1024 * 1024 / 16;
@@ -439,6 +449,7 @@ TEST(E2eSandboxLifecycle, ShutdownTearsDownAndLaterCallsAreInvalidState) {
   box->shutdown();
   EXPECT_EQ(box->state(), SandboxState::kShutDown);
   EXPECT_THROW(box->exec({"true"}), InvalidStateError);
+  EXPECT_THROW(box->progress_report(), InvalidStateError);
   EXPECT_NE(::access(uds.c_str(), F_OK), 0);  // socket removed
 }
 

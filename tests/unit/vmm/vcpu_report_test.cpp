@@ -124,6 +124,17 @@ TEST(StallReport, TalkativeGuestStillRunning) {
   EXPECT_TRUE(has(text, "still running guest code")) << text;
 }
 
+TEST(StallReport, ReadyGuestWhoseRequestWentUnansweredSaysItWasReady) {
+  const std::vector<VcpuSample> first{long_mode_sample(0x1000000, {5, 0, 0, 1, 0})};
+  const std::vector<VcpuSample> second{long_mode_sample(0x1000000, {5, 0, 0, 1, 0})};
+  const std::string text = format_stall(900, milliseconds(61200), first, second, milliseconds(100),
+                                        milliseconds(1500));
+  EXPECT_TRUE(has(text, "signalled ready 1.5 s after its vCPUs started (61.2 s ago)")) << text;
+  EXPECT_TRUE(has(text, "wrote 900 bytes to its console")) << text;
+  EXPECT_FALSE(has(text, "never signalled ready")) << text;
+  EXPECT_TRUE(has(text, "no vCPU moved")) << text;
+}
+
 }  // namespace
 }  // namespace forkvm
 
