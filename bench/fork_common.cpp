@@ -83,9 +83,10 @@ KvmCounters counters_between(const KvmCounters& a, const KvmCounters& b, size_t 
   return d;
 }
 
-/// The guest kills a command of the benchmark's after this; the host gives up on an answer
-/// this plus AgentClientOptions::exec_grace after the request. `true` takes tens of ms even
-/// in kvm-lab: a child that has not answered by then is stuck, not slow.
+/// The guest kills a command of the benchmark's after this; the host gives up on its exit this
+/// plus AgentClientOptions::exec_grace after the command started (or request_timeout after the
+/// request when it never starts). `true` takes tens of ms even in kvm-lab: a child that has not
+/// answered by then is stuck, not slow.
 constexpr std::chrono::seconds kExecLimit{60};
 
 /// exec(first_exec()) in `box`, bounded: a child whose agent never answers fails this fork

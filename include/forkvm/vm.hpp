@@ -645,8 +645,9 @@ class Vm {
   size_t send_console_input(std::string_view bytes);
   /// Port and MMIO accesses that no device claimed.
   uint64_t unmapped_accesses() const;
-  /// Where a guest that has not signalled ready is, as text for an error message: whether it
-  /// wrote anything to its console, then per vCPU its mode and registers (RIP, RSP, CR0-CR4,
+  /// Where the guest is, as text for an error message (a boot that never signals ready, a
+  /// request that goes unanswered): whether it signalled ready and when, or else whether it
+  /// wrote anything to its console; then per vCPU its mode and registers (RIP, RSP, CR0-CR4,
   /// EFER, CS, GDT/IDT), pending events, KVM_RUN and exit counts and its last exits, sampled
   /// twice 100 ms apart so that a guest stuck on one instruction, one looping and a slow one
   /// can be told apart. Parks the vCPUs briefly for each sample, then lets them run again
