@@ -90,8 +90,8 @@ KvmCounters counters_between(const KvmCounters& a, const KvmCounters& b, size_t 
 constexpr std::chrono::seconds kExecLimit{60};
 
 /// exec(first_exec()) in `box`, bounded: a child whose agent never answers fails this fork
-/// with a TimeoutError that says where the guest's vCPUs are (Sandbox::progress_report) and
-/// what its console said last, instead of hanging the benchmark.
+/// with a TimeoutError that says where the guest's vCPUs are and what its console said last
+/// (Sandbox::progress_report), instead of hanging the benchmark.
 ExecResult bounded_exec(Sandbox& box) {
   ExecOptions o;
   o.timeout = kExecLimit;
@@ -100,7 +100,7 @@ ExecResult bounded_exec(Sandbox& box) {
   } catch (const TimeoutError& e) {
     std::string where;
     try {
-      where = box.progress_report() + "\n--- guest console (tail) ---\n" + box.console_tail();
+      where = box.progress_report();
     } catch (const std::exception& r) {
       where = std::string("(no report: ") + r.what() + ")";
     }

@@ -43,6 +43,13 @@ namespace {
 /// kvm-lab, where a second request would slow the child's first exec), well below what a clock
 /// check notices.
 constexpr milliseconds kClockResendAfter{1000};
+
+/// Where a guest is that does not answer: its vCPUs (Vm::progress_report) followed by the last
+/// of its console, made printable. The one wording of the boot timeout, the agent connect
+/// timeout and Sandbox::progress_report().
+std::string where_the_guest_is(Vm& vm) {
+  return vm.progress_report() + "\n--- guest console (tail) ---\n" + printable_lines(vm.console_tail());
+}
 }  // namespace
 
 std::string make_temp_dir(const std::string& runtime_dir) {
@@ -182,7 +189,7 @@ void Sandbox::Impl::boot(std::stop_token stop) {
     if (stop.stop_requested()) throw CancelledError("sandbox boot cancelled");
     if (Clock::now() >= deadline) {
       throw TimeoutError("the guest agent did not signal ready within " + millis_text(config.boot_timeout) +
-                         ": " + vm->progress_report() + "\n--- guest console (tail) ---\n" + printable_lines(tail()));
+                         ": " + where_the_guest_is(*vm));
     }
   }
   connect_agent(deadline, stop);  // the identity is its first request
@@ -367,7 +374,7 @@ Sandbox::Impl::AgentConnected Sandbox::Impl::connect_agent(Clock::time_point dea
     if (left <= milliseconds(0)) {
       throw TimeoutError("the guest agent did not answer within " + millis_text(config.boot_timeout) +
                          " (last attempt: " + last_error + ")\nwhere the guest is: " +
-                         vm->progress_report() + "\n--- guest console (tail) ---\n" + printable_lines(tail()));
+                         where_the_guest_is(*vm));
     }
     o.connect_timeout = std::min(left, milliseconds(2000));
     try {
@@ -581,7 +588,7 @@ std::string Sandbox::progress_report() const {
   if (!impl_->vm || impl_->state.load() == SandboxState::kShutDown) {
     throw InvalidStateError("the sandbox was shut down");
   }
-  return impl_->vm->progress_report();
+  return where_the_guest_is(*impl_->vm);
 }
 VmHugePages Sandbox::huge_pages() const {
   std::lock_guard lock(impl_->mutex);

@@ -239,9 +239,11 @@ class Sandbox {
   /// bytes escaped, line breaks kept (as GuestError::console_tail()).
   std::string console_tail() const;
   /// Where the guest's vCPUs are and whether they move (Vm::progress_report(): registers and
-  /// exit counters sampled twice, 100 ms apart): for telling a guest that is stuck from one that
-  /// is slow when a request goes unanswered. Parks the vCPUs for each sample and takes ~100 ms;
-  /// a diagnostic, not for a request path. Throws InvalidStateError after shutdown().
+  /// exit counters sampled twice, 100 ms apart), followed by the console's tail under a
+  /// "--- guest console (tail) ---" line: for telling a guest that is stuck from one that is
+  /// slow when a request goes unanswered, in the words a boot timeout uses. Parks the vCPUs for
+  /// each sample and takes ~100 ms; a diagnostic, not for a request path. Throws
+  /// InvalidStateError after shutdown().
   std::string progress_report() const;
   /// The VM's Firecracker-style vsock socket: connect, write "CONNECT <port>\n", read
   /// "OK <n>\n", and the stream is that guest port (e.g. 5555 for the metadata protocol).

@@ -247,6 +247,10 @@ TEST_F(E2eSandbox, ProgressReportSaysTheGuestWasReadyAndKeepsItServing) {
   EXPECT_NE(report.find("signalled ready"), std::string::npos) << report;
   EXPECT_EQ(report.find("never signalled ready"), std::string::npos) << report;
   EXPECT_NE(report.find("vCPU 0"), std::string::npos) << report;
+  // Then the console's tail, in the words a boot timeout uses.
+  const size_t console = report.find("\n--- guest console (tail) ---\n");
+  ASSERT_NE(console, std::string::npos) << report;
+  EXPECT_LT(report.find("vCPU 0"), console) << report;
   EXPECT_EQ(box_->exec({"echo", "after the report"}).stdout_data, "after the report\n");
 }
 
