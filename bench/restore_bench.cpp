@@ -8,6 +8,7 @@
 #include <exception>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench/fork_common.hpp"
@@ -17,6 +18,7 @@
 #include "bench/scratch_dir.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/template.hpp"
+#include "vmm/file_stamp.hpp"
 
 namespace forkvm::bench {
 namespace {
@@ -119,6 +121,19 @@ void split_round(const std::string& snapshot, const RestoreBenchOptions& o, Samp
   destroy_timed(std::move(c.sandbox));
   t.reset();
   Sandbox::wait_for_teardowns();
+}
+
+/// The image of the snapshot in `dir`, opened once VmImage::open will remember it: a snapshot
+/// is reused only when its files' times are kStampSettle old (vmm/opened_images.hpp), so one
+/// written a moment ago is opened anew by every restore, and the `learned` series would only
+/// repeat the verified one. Throws if VmImage::open still does not hand the same image back.
+std::shared_ptr<const VmImage> hold_image(const std::string& dir) {
+  std::this_thread::sleep_for(kStampSettle + std::chrono::milliseconds(200));
+  auto held = VmImage::open(dir);
+  if (VmImage::open(dir) != held) {
+    throw Error("the snapshot image held for the `learned` series is not reused by VmImage::open(" + dir + ")");
+  }
+  return held;
 }
 
 std::string mib_text(uint64_t bytes) {
@@ -287,7 +302,7 @@ int restore_bench(std::span<char* const> args) {
     // `reused` one, which is what VmImage::keep_opened is for.
     VmImage::keep_opened(0);
     // Held for the whole run; its directory is restored by the `learned` series only.
-    const std::shared_ptr<const VmImage> held = VmImage::open(learned_dir);
+    const std::shared_ptr<const VmImage> held = hold_image(learned_dir);
     {
       std::fprintf(stderr, "forkvm-bench restore: a warm-up round, not counted ...\n");
       Samples warm_up;
