@@ -44,11 +44,35 @@ namespace {
 /// check notices.
 constexpr milliseconds kClockResendAfter{1000};
 
-/// Where a guest is that does not answer: its vCPUs (Vm::progress_report) followed by the last
-/// of its console, made printable. The one wording of the boot timeout, the agent connect
-/// timeout and Sandbox::progress_report().
-std::string where_the_guest_is(Vm& vm) {
-  return vm.progress_report() + "\n--- guest console (tail) ---\n" + printable_lines(vm.console_tail());
+/// Where a guest is that does not answer, in one wording for the boot timeout, the agent
+/// connect timeout and Sandbox::progress_report(): `vcpus` (Vm::progress_report), `more` (lines
+/// of its own, or nothing), then `console` (Vm::console_tail) made printable.
+std::string guest_report(const std::string& vcpus, const std::string& more, const std::string& console) {
+  return vcpus + more + "\n--- guest console (tail) ---\n" + printable_lines(console);
+}
+
+/// guest_report() of `vm` as it is now.
+std::string where_the_guest_is(Vm& vm) { return guest_report(vm.progress_report(), {}, vm.console_tail()); }
+
+/// Whether the agent answers a ping on a connection of its own (to `socket_path`), for a
+/// request that went unanswered on the sandbox's: an answer means the agent's loop runs, so
+/// the request is stuck in its connection or its command; none means the agent itself is
+/// stuck or gone. Takes at most ~4 s (2 s to connect, 2 s for the answer).
+std::string probe_agent(const std::string& socket_path) {
+  AgentClientOptions o;
+  o.socket_path = socket_path;
+  o.vsock_port = protocol::kAgentPort;
+  o.connect_timeout = milliseconds(2000);
+  o.request_timeout = milliseconds(2000);
+  const auto t0 = Clock::now();
+  try {
+    auto c = AgentClient::connect(o);
+    c->ping(milliseconds(2000));
+    return "answered a ping in " + millis_text(std::chrono::duration_cast<milliseconds>(Clock::now() - t0)) +
+           ": its loop runs, so an unanswered request is stuck in its own connection or command";
+  } catch (const std::exception& e) {
+    return std::string("did not answer (") + e.what() + "): the agent itself is stuck or gone";
+  }
 }
 }  // namespace
 
@@ -583,12 +607,20 @@ KvmCounters Sandbox::kvm_counters() const {
   return impl_->vm->kvm_counters();
 }
 std::string Sandbox::progress_report() const {
-  std::lock_guard lock(impl_->mutex);  // the VM stays while it is sampled
-  // Once shut down, the VM is the reaper's to tear down (its vCPUs stopping), not to sample.
-  if (!impl_->vm || impl_->state.load() == SandboxState::kShutDown) {
-    throw InvalidStateError("the sandbox was shut down");
+  std::string vcpus, console;
+  {
+    std::lock_guard lock(impl_->mutex);  // the VM stays while it is sampled
+    // Once shut down, the VM is the reaper's to tear down (its vCPUs stopping), not to sample.
+    if (!impl_->vm || impl_->state.load() == SandboxState::kShutDown) {
+      throw InvalidStateError("the sandbox was shut down");
+    }
+    vcpus = impl_->vm->progress_report();
+    console = impl_->vm->console_tail();
   }
-  return where_the_guest_is(*impl_->vm);
+  // After the samples, so that they show the guest as the caller found it, and without the
+  // lock: it may take seconds. A shutdown meanwhile only makes it fail.
+  const std::string agent = "\nagent, asked on a second connection: " + probe_agent(impl_->socket_path);
+  return guest_report(vcpus, agent, console);
 }
 VmHugePages Sandbox::huge_pages() const {
   std::lock_guard lock(impl_->mutex);

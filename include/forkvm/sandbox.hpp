@@ -239,11 +239,13 @@ class Sandbox {
   /// bytes escaped, line breaks kept (as GuestError::console_tail()).
   std::string console_tail() const;
   /// Where the guest's vCPUs are and whether they move (Vm::progress_report(): registers and
-  /// exit counters sampled twice, 100 ms apart), followed by the console's tail under a
-  /// "--- guest console (tail) ---" line: for telling a guest that is stuck from one that is
-  /// slow when a request goes unanswered, in the words a boot timeout uses. Parks the vCPUs for
-  /// each sample and takes ~100 ms; a diagnostic, not for a request path. Throws
-  /// InvalidStateError after shutdown().
+  /// exit counters sampled twice, 100 ms apart); whether the agent answers a ping on a second
+  /// connection of its own ("agent, asked on a second connection: answered ..." or "did not
+  /// answer ..."); then the console's tail under a "--- guest console (tail) ---" line. For
+  /// telling, when a request goes unanswered, a guest that is stuck from one that is slow, and
+  /// a stuck agent from a request stuck in its connection or command. Parks the vCPUs for each
+  /// sample; takes ~100 ms with a live agent, up to ~4 s more without one. A diagnostic, not
+  /// for a request path. Throws InvalidStateError after shutdown().
   std::string progress_report() const;
   /// The VM's Firecracker-style vsock socket: connect, write "CONNECT <port>\n", read
   /// "OK <n>\n", and the stream is that guest port (e.g. 5555 for the metadata protocol).

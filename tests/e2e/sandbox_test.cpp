@@ -247,6 +247,16 @@ TEST_F(E2eSandbox, ProgressReportSaysTheGuestWasReadyAndKeepsItServing) {
   EXPECT_NE(report.find("signalled ready"), std::string::npos) << report;
   EXPECT_EQ(report.find("never signalled ready"), std::string::npos) << report;
   EXPECT_NE(report.find("vCPU 0"), std::string::npos) << report;
+  // The agent answers on a second connection, also while a command on the sandbox's own
+  // connection goes unanswered (here: still running): the report tells that from a stuck agent.
+  EXPECT_NE(report.find("agent, asked on a second connection: answered a ping in"), std::string::npos)
+      << report;
+  auto running = box_->start({"sleep", "300"});
+  const std::string busy = box_->progress_report();
+  EXPECT_NE(busy.find("agent, asked on a second connection: answered a ping in"), std::string::npos)
+      << busy;
+  running->signal(15);
+  EXPECT_EQ(running->wait(120s).signal, std::optional<int>(15));
   // Then the console's tail, in the words a boot timeout uses.
   const size_t console = report.find("\n--- guest console (tail) ---\n");
   ASSERT_NE(console, std::string::npos) << report;
