@@ -165,20 +165,39 @@ std::string format_stall(uint64_t console_bytes, std::chrono::milliseconds waite
     s = "the guest wrote " + std::to_string(console_bytes) +
         " bytes to its console but never signalled ready in " + after + " (console tail below)";
   }
-  bool any_moved = false;
+  std::vector<uint32_t> moved, still, stuck_irqs_off;
   for (size_t i = 0; i < second.size(); ++i) {
+    const VcpuSample& now = second[i];
     const VcpuSample* before = i < first.size() ? &first[i] : nullptr;
-    s += "\n" + format_vcpu(second[i], before, interval);
-    if (before != nullptr && before->regs && second[i].regs &&
-        (before->regs->rip != second[i].regs->rip ||
-         before->counts.io + before->counts.mmio + before->counts.other !=
-             second[i].counts.io + second[i].counts.mmio + second[i].counts.other)) {
-      any_moved = true;
-    }
+    s += "\n" + format_vcpu(now, before, interval);
+    if (before == nullptr || !before->regs || !now.regs) continue;
+    const bool went = before->regs->rip != now.regs->rip ||
+                      before->counts.io + before->counts.mmio + before->counts.other !=
+                          now.counts.io + now.counts.mmio + now.counts.other;
+    (went ? moved : still).push_back(now.index);
+    // Guest-controlled registers, read only to word the report. Kernel mode (CS RPL 0) with
+    // RFLAGS.IF clear, on one instruction for the whole interval: no interrupt can reach it.
+    const bool kernel = !now.sregs || (now.sregs->cs.selector & 3) == 0;
+    if (!went && kernel && (now.regs->rflags & 0x200) == 0) stuck_irqs_off.push_back(now.index);
   }
-  if (!second.empty()) {
-    s += any_moved ? "\nthe vCPUs were still running guest code (slow or looping), not halted"
-                   : "\nno vCPU moved between the samples (halted or stuck on one instruction)";
+  const auto list = [](const std::vector<uint32_t>& v) {
+    std::string out = v.size() == 1 ? "vCPU " : "vCPUs ";
+    for (size_t i = 0; i < v.size(); ++i) out += (i == 0 ? "" : ", ") + std::to_string(v[i]);
+    return out;
+  };
+  if (!moved.empty() && still.empty()) {
+    s += "\nthe vCPUs were still running guest code (slow or looping), not halted";
+  } else if (moved.empty() && !still.empty()) {
+    s += "\nno vCPU moved between the samples (halted or stuck on one instruction)";
+  } else if (!moved.empty()) {
+    s += "\n" + list(moved) + " still ran guest code; " + list(still) +
+         " did not move between the samples (halted or stuck on one instruction)";
+  }
+  if (!stuck_irqs_off.empty()) {
+    s += "\n" + list(stuck_irqs_off) + " did not move in " + std::to_string(interval.count()) +
+         " ms with interrupts disabled (RFLAGS.IF=0) in kernel mode: spinning with interrupts off "
+         "(e.g. on a spinlock) or halted for good; no interrupt reaches it, so work bound to it "
+         "(its timers, its per-CPU work) waits";
   }
   return s;
 }

@@ -82,7 +82,9 @@ std::string format_vcpu(const VcpuSample& now, const VcpuSample* before = nullpt
 /// The account of a guest after `waited` since its vCPUs started: when it has not signalled
 /// ready (`ready_after` empty), whether it wrote anything to its console (`console_bytes`);
 /// else that it did, `ready_after` in (a guest whose requests went unanswered). Then each vCPU
-/// (two samples each, `interval` apart, as from format_vcpu). Ends without a newline.
+/// (two samples each, `interval` apart, as from format_vcpu), which of them moved, and any that
+/// sat on one instruction in kernel mode with interrupts disabled (no interrupt can reach such a
+/// vCPU: a spin with interrupts off, or a halt for good). Ends without a newline.
 std::string format_stall(uint64_t console_bytes, std::chrono::milliseconds waited,
                          const std::vector<VcpuSample>& first, const std::vector<VcpuSample>& second,
                          std::chrono::milliseconds interval,

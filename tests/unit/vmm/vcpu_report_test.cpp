@@ -135,6 +135,32 @@ TEST(StallReport, ReadyGuestWhoseRequestWentUnansweredSaysItWasReady) {
   EXPECT_TRUE(has(text, "no vCPU moved")) << text;
 }
 
+TEST(StallReport, AVcpuStuckWithInterruptsOffIsNamedBesideOneStillRunning) {
+  // As in the soak that hung (2026-12-06): vCPU 0 spinning in queued_spin_lock_slowpath with
+  // IF=0, vCPU 1 moving.
+  VcpuSample a0 = long_mode_sample(0xffffffff812e91da, {5, 0, 0, 1, 0});
+  VcpuSample b0 = a0;
+  VcpuSample a1 = long_mode_sample(0x401118, {7, 0, 3, 0, 0});
+  a1.index = 1;
+  a1.regs->rflags = 0x202;
+  VcpuSample b1 = long_mode_sample(0xffffffff812dbd7c, {9, 0, 5, 0, 0});
+  b1.index = 1;
+  b1.regs->rflags = 0x40202;
+  const std::string text =
+      format_stall(9082, milliseconds(123000), {a0, a1}, {b0, b1}, milliseconds(100), milliseconds(13500));
+  EXPECT_TRUE(has(text, "vCPU 1 still ran guest code; vCPU 0 did not move between the samples")) << text;
+  EXPECT_TRUE(has(text, "vCPU 0 did not move in 100 ms with interrupts disabled (RFLAGS.IF=0)")) << text;
+  EXPECT_FALSE(has(text, "the vCPUs were still running guest code")) << text;
+}
+
+TEST(StallReport, AnIdleVcpuWithInterruptsOnIsNotCalledStuck) {
+  VcpuSample a = long_mode_sample(0xffffffff812e8f43, {5, 0, 0, 1, 0});  // native_safe_halt
+  a.regs->rflags = 0x246;
+  const std::string text = format_stall(900, milliseconds(5000), {a}, {a}, milliseconds(100), milliseconds(1500));
+  EXPECT_TRUE(has(text, "no vCPU moved")) << text;
+  EXPECT_FALSE(has(text, "interrupts disabled")) << text;
+}
+
 }  // namespace
 }  // namespace forkvm
 
