@@ -18,7 +18,6 @@
 #include "bench/scratch_dir.hpp"
 #include "forkvm/errors.hpp"
 #include "forkvm/template.hpp"
-#include "vmm/file_stamp.hpp"
 
 namespace forkvm::bench {
 namespace {
@@ -123,17 +122,21 @@ void split_round(const std::string& snapshot, const RestoreBenchOptions& o, Samp
   Sandbox::wait_for_teardowns();
 }
 
-/// The image of the snapshot in `dir`, opened once VmImage::open will remember it: a snapshot
-/// is reused only when its files' times are kStampSettle old (vmm/opened_images.hpp), so one
-/// written a moment ago is opened anew by every restore, and the `learned` series would only
-/// repeat the verified one. Throws if VmImage::open still does not hand the same image back.
+/// The image of the snapshot in `dir`, opened once VmImage::open remembers it. A snapshot is
+/// reused only once its files' times are a couple of seconds old (vmm/opened_images.hpp), so
+/// one written a moment ago is opened anew by every restore, and the `learned` series would
+/// only repeat the verified one. Retried until open() hands the same image back; throws if it
+/// still does not after 20 s.
 std::shared_ptr<const VmImage> hold_image(const std::string& dir) {
-  std::this_thread::sleep_for(kStampSettle + std::chrono::milliseconds(200));
-  auto held = VmImage::open(dir);
-  if (VmImage::open(dir) != held) {
-    throw Error("the snapshot image held for the `learned` series is not reused by VmImage::open(" + dir + ")");
+  const auto give_up = Clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    auto held = VmImage::open(dir);
+    if (VmImage::open(dir) == held) return held;
+    if (Clock::now() >= give_up) {
+      throw Error("the snapshot image held for the `learned` series is not reused by VmImage::open(" + dir + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  return held;
 }
 
 std::string mib_text(uint64_t bytes) {
