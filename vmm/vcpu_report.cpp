@@ -90,6 +90,15 @@ std::vector<ExitNote> ExitHistory::recent() const {
   return out;
 }
 
+std::vector<uint64_t> kernel_stack_words(std::span<const uint64_t> stack, size_t max) {
+  std::vector<uint64_t> out;
+  for (const uint64_t w : stack) {
+    if (out.size() >= max) break;
+    if (w >= kKernelImageStart && w < kKernelImageEnd) out.push_back(w);
+  }
+  return out;
+}
+
 std::string format_vcpu(const VcpuSample& now, const VcpuSample* before,
                         std::chrono::milliseconds interval) {
   std::string s = "vCPU " + std::to_string(now.index);
@@ -135,6 +144,11 @@ std::string format_vcpu(const VcpuSample& now, const VcpuSample* before,
     const uint64_t exits = c.io + c.mmio + c.other;
     const uint64_t was = before->counts.io + before->counts.mmio + before->counts.other;
     s += " (" + std::to_string(exits - was) + " in the last " + std::to_string(interval.count()) + " ms)";
+  }
+  if (!now.kernel_stack.empty()) {
+    // What the kernel's own oops prints as "? symbol" lines: symbolize with the guest's vmlinux.
+    s += "\n  kernel stack from RSP up, words in the kernel image (unreliable, innermost first):";
+    for (const uint64_t w : now.kernel_stack) s += " " + hex(w);
   }
   if (!now.recent.empty()) {
     s += "\n  last exits (oldest first):";

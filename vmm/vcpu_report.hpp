@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,7 +71,19 @@ struct VcpuSample {
   std::optional<kvm_vcpu_events> events;
   ExitHistory::Counts counts;
   std::vector<ExitNote> recent;
+  /// For a vCPU in kernel mode: the words on its stack from RSP up (1 KiB at most) that fall in
+  /// the kernel image's mapping, innermost first (kernel_stack_words()); empty otherwise.
+  std::vector<uint64_t> kernel_stack;
 };
+
+/// Where the x86-64 Linux kernel image is mapped (its text, data and modules): a stack word in
+/// this range is likely a return address.
+inline constexpr uint64_t kKernelImageStart = 0xffffffff80000000ull;
+inline constexpr uint64_t kKernelImageEnd = 0xffffffffc0000000ull;
+
+/// The words of `stack` (read from a guest stack, innermost first) that fall in the kernel
+/// image's mapping, at most `max` of them. Guest-controlled data, only filtered and printed.
+std::vector<uint64_t> kernel_stack_words(std::span<const uint64_t> stack, size_t max = 24);
 
 /// A multi-line account of one vCPU: mode, RIP/RSP/RFLAGS, control registers, EFER, CS/SS,
 /// GDT/IDT, pending events, run and exit counts, and the last exits. When `before` is given (the

@@ -69,6 +69,9 @@ class VcpuThread {
   /// Registers, pending events, exit counts and the last exits, for error messages. Only while
   /// the vCPU is parked (pause()) or finished; a register KVM refuses to read is left out.
   VcpuSample sample() const;
+  /// The guest-physical address of guest-virtual `gva` (VcpuFd::translate). Only while the vCPU
+  /// is parked (pause()) or finished.
+  std::optional<uint64_t> translate(uint64_t gva) const noexcept { return vcpu_.translate(gva); }
 
  private:
   enum class Request { kRun, kPause, kStop };

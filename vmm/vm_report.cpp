@@ -1,6 +1,8 @@
 // Vm::progress_report: where a guest that has not signalled ready is, for the boot-timeout
 // errors of the Sandbox and the CLI (issue 10: tell a stuck guest from a slow one).
 // Vm::kvm_counters: KVM's own event counters for the VM's vCPUs.
+#include <algorithm>
+#include <cstring>
 #include <thread>
 
 #include "vmm/vcpu_report.hpp"
@@ -12,6 +14,34 @@ namespace {
 /// Between the two samples of each vCPU: long enough for a running guest to move, short
 /// enough not to matter to a caller that is already reporting a timeout.
 constexpr std::chrono::milliseconds kSampleGap{100};
+/// How much of a kernel-mode vCPU's stack the report reads, from RSP up.
+constexpr uint64_t kStackScanBytes = 1024;
+
+/// Fills `s.kernel_stack` for a vCPU parked in 64-bit kernel mode: up to kStackScanBytes from
+/// its RSP, each page translated by KVM under the vCPU's own paging and read through the
+/// checked GuestMemory. RSP and the page tables are the guest's: an unmapped or out-of-RAM page
+/// ends the scan, never the report.
+void scan_kernel_stack(VcpuSample& s, const VcpuThread& v, const GuestMemory& memory) {
+  if (!s.regs || !s.sregs || !s.sregs->cs.l || (s.sregs->cs.selector & 3) != 0) return;
+  std::vector<uint64_t> words;
+  uint64_t gva = s.regs->rsp & ~uint64_t{7};
+  const uint64_t end = gva + kStackScanBytes;
+  while (gva < end && gva >= s.regs->rsp - 8) {  // the second test stops at a wrap past 2^64
+    const uint64_t page_left = 4096 - (gva & 4095);
+    const uint64_t len = std::min(page_left, end - gva);
+    const auto gpa = v.translate(gva);
+    if (!gpa) break;
+    const auto bytes = memory.try_slice(*gpa, len);
+    if (!bytes) break;
+    for (size_t i = 0; i + 8 <= bytes->size(); i += 8) {
+      uint64_t w = 0;
+      std::memcpy(&w, bytes->data() + i, 8);
+      words.push_back(w);
+    }
+    gva += len;
+  }
+  s.kernel_stack = kernel_stack_words(words);
+}
 }  // namespace
 
 std::string Vm::progress_report() {
@@ -24,7 +54,10 @@ std::string Vm::progress_report() {
     // A vCPU stuck in a device call is sampled where it is (outside KVM_RUN, so its registers
     // can be read all the same): a report must not hang on it.
     for (auto& v : impl_->vcpus) v->pause(kSampleGap * 10);
-    for (auto& v : impl_->vcpus) samples.push_back(v->sample());
+    for (auto& v : impl_->vcpus) {
+      samples.push_back(v->sample());
+      scan_kernel_stack(samples.back(), *v, impl_->memory);  // still parked
+    }
     if (!impl_->user_paused) {
       for (auto& v : impl_->vcpus) v->resume();
     }

@@ -247,6 +247,9 @@ TEST_F(E2eSandbox, ProgressReportSaysTheGuestWasReadyAndKeepsItServing) {
   EXPECT_NE(report.find("signalled ready"), std::string::npos) << report;
   EXPECT_EQ(report.find("never signalled ready"), std::string::npos) << report;
   EXPECT_NE(report.find("vCPU 0"), std::string::npos) << report;
+  // The idle guest's vCPU is parked in its kernel's idle loop: the words on its kernel stack
+  // are read through its own page tables (KVM_TRANSLATE) and listed.
+  EXPECT_NE(report.find("kernel stack from RSP up"), std::string::npos) << report;
   // The agent answers on a second connection, also while a command on the sandbox's own
   // connection goes unanswered (here: still running): the report tells that from a stuck agent.
   EXPECT_NE(report.find("agent, asked on a second connection: answered a ping in"), std::string::npos)

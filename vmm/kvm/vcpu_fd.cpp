@@ -59,6 +59,12 @@ VcpuFd::~VcpuFd() {
 }
 
 kvm_regs VcpuFd::get_regs() const { return get<kvm_regs>(fd_.get(), KVM_GET_REGS, "KVM_GET_REGS"); }
+std::optional<uint64_t> VcpuFd::translate(uint64_t gva) const noexcept {
+  kvm_translation t{};
+  t.linear_address = gva;
+  if (ioctl(fd_.get(), KVM_TRANSLATE, &t) != 0 || t.valid == 0) return std::nullopt;
+  return t.physical_address;
+}
 void VcpuFd::set_regs(const kvm_regs& r) const { set(fd_.get(), KVM_SET_REGS, r, "KVM_SET_REGS"); }
 kvm_sregs VcpuFd::get_sregs() const {
   return get<kvm_sregs>(fd_.get(), KVM_GET_SREGS, "KVM_GET_SREGS");

@@ -27,6 +27,10 @@ class VcpuFd {
   ~VcpuFd();
 
   kvm_regs get_regs() const;                               ///< KVM_GET_REGS
+  /// KVM_TRANSLATE: the guest-physical address of guest-virtual `gva` under the vCPU's current
+  /// paging, or nullopt when it is not mapped (or KVM refuses). Only while the vCPU is out of
+  /// KVM_RUN.
+  std::optional<uint64_t> translate(uint64_t gva) const noexcept;
   void set_regs(const kvm_regs& regs) const;               ///< KVM_SET_REGS
   kvm_sregs get_sregs() const;                             ///< KVM_GET_SREGS
   void set_sregs(const kvm_sregs& sregs) const;            ///< KVM_SET_SREGS

@@ -153,6 +153,21 @@ TEST(StallReport, AVcpuStuckWithInterruptsOffIsNamedBesideOneStillRunning) {
   EXPECT_FALSE(has(text, "the vCPUs were still running guest code")) << text;
 }
 
+TEST(VcpuReport, KernelStackKeepsOnlyWordsInTheKernelImage) {
+  const std::vector<uint64_t> stack{0x0, 0xffffffff812e91da, 0xffffc90000003fa8, 0x7ffd00001000,
+                                    0xffffffff81400c86, 0xffffffffc0000000, 0xffffffff80000000};
+  EXPECT_EQ(kernel_stack_words(stack),
+            (std::vector<uint64_t>{0xffffffff812e91da, 0xffffffff81400c86, 0xffffffff80000000}));
+  EXPECT_EQ(kernel_stack_words(stack, 1), (std::vector<uint64_t>{0xffffffff812e91da}));
+  auto s = long_mode_sample(0xffffffff812e91da, {1, 0, 0, 0, 0});
+  s.kernel_stack = kernel_stack_words(stack);
+  const std::string text = format_vcpu(s);
+  EXPECT_TRUE(has(text, "kernel stack from RSP up, words in the kernel image (unreliable, innermost "
+                        "first): 0xffffffff812e91da 0xffffffff81400c86 0xffffffff80000000"))
+      << text;
+  EXPECT_FALSE(has(format_vcpu(long_mode_sample(0x1000, {1, 0, 0, 0, 0})), "kernel stack"));
+}
+
 TEST(StallReport, AnIdleVcpuWithInterruptsOnIsNotCalledStuck) {
   VcpuSample a = long_mode_sample(0xffffffff812e8f43, {5, 0, 0, 1, 0});  // native_safe_halt
   a.regs->rflags = 0x246;
