@@ -28,6 +28,19 @@ CR2: 000000000001ac00 CR3: 00000000005f4000 CR4: 00000000003106b0
 Kernel panic - not syncing: Fatal exception in interrupt
 )";
 
+/// The other form (a soak, 2026-12-06): an interrupt at the syscall entry's first instruction,
+/// swapgs, before the switch to the kernel stack, pushed its frame onto the user stack.
+constexpr const char* kSwapgsOops = R"(traps: PANIC: double fault, error_code: 0x0
+double fault: 0000 [#1] SMP
+CPU: 0 PID: 1 Comm: init Not tainted 6.1.192 #1
+RIP: 0010:0xffffffff81400040
+Code: cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc cc <0f> 01 f8 65 48 89 24 25 14 60 00 00 65 48 8b 24 25 d0 ab 01 00 6a
+RSP: 0018:00007ffc59046288 EFLAGS: 00010002
+FS:  000000001990b400(0000) GS:ffff88801f400000(0000) knlGS:ffff88801f400000
+CR2: 00007ffc59046278 CR3: 0000000000598000 CR4: 00000000003106b0
+Kernel panic - not syncing: Fatal exception in interrupt
+)";
+
 /// `text` with the first occurrence of `from` replaced by `to`.
 std::string replaced(std::string text, const std::string& from, const std::string& to) {
   const size_t at = text.find(from);
@@ -52,6 +65,20 @@ TEST_F(LabDoubleFault, RecognisesTheOopsCiPrinted) {
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("CR2 0x1ac00"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("IF=0"), std::string::npos) << r.output;
+}
+
+TEST_F(LabDoubleFault, RecognisesTheSwapgsForm) {
+  const auto r = judge(kSwapgsOops);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("syscall entry's swapgs"), std::string::npos) << r.output;
+  // Not with a kernel stack, nor with a fault address that is not the frame's push.
+  for (const std::string& text :
+       {replaced(kSwapgsOops, "RSP: 0018:00007ffc59046288", "RSP: 0018:ffffc90000003f90"),
+        replaced(kSwapgsOops, "CR2: 00007ffc59046278", "CR2: 00007ffc59040000"),
+        replaced(kSwapgsOops, "CR2: 00007ffc59046278", "CR2: 00007ffc59046290"),
+        replaced(kSwapgsOops, "knlGS:ffff88801f400000", "knlGS:00006d61726b0000")}) {
+    EXPECT_EQ(judge(text).status, 1) << text;
+  }
 }
 
 TEST_F(LabDoubleFault, LeavesEveryOtherCrashToFail) {
