@@ -54,14 +54,14 @@ std::string guest_report(const std::string& vcpus, const std::string& more, cons
 /// guest_report() of `vm` as it is now.
 std::string where_the_guest_is(Vm& vm) { return guest_report(vm.progress_report(), {}, vm.console_tail()); }
 
-/// Whether the agent answers a ping on a connection of its own (to `socket_path`), for a
+/// Whether the agent answers a ping on a connection of its own (made with `o`, the sandbox's
+/// agent_client_options()), for a
 /// request that went unanswered on the sandbox's: an answer means the agent's loop runs, so
 /// the request is stuck in its connection or its command; none means the agent itself is
 /// stuck or gone. Takes at most ~4 s (2 s to connect, 2 s for the answer).
-std::string probe_agent(const std::string& socket_path) {
-  AgentClientOptions o;
-  o.socket_path = socket_path;
-  o.vsock_port = protocol::kAgentPort;
+std::string probe_agent(AgentClientOptions o) {
+  // Short waits, and no connection_lost_error: a report must not wait on the VM to stop.
+  o.connection_lost_error = nullptr;
   o.connect_timeout = milliseconds(2000);
   o.request_timeout = milliseconds(2000);
   const auto t0 = Clock::now();
@@ -619,7 +619,7 @@ std::string Sandbox::progress_report() const {
   }
   // After the samples, so that they show the guest as the caller found it, and without the
   // lock: it may take seconds. A shutdown meanwhile only makes it fail.
-  const std::string agent = "\nagent, asked on a second connection: " + probe_agent(impl_->socket_path);
+  const std::string agent = "\nagent, asked on a second connection: " + probe_agent(impl_->agent_client_options());
   return guest_report(vcpus, agent, console);
 }
 VmHugePages Sandbox::huge_pages() const {

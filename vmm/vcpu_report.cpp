@@ -191,8 +191,9 @@ std::string format_stall(uint64_t console_bytes, std::chrono::milliseconds waite
     (went ? moved : still).push_back(now.index);
     // Guest-controlled registers, read only to word the report. Kernel mode (CS RPL 0) with
     // RFLAGS.IF clear, on one instruction for the whole interval: no interrupt can reach it.
-    const bool kernel = !now.sregs || (now.sregs->cs.selector & 3) == 0;
-    if (!went && kernel && (now.regs->rflags & 0x200) == 0) stuck_irqs_off.push_back(now.index);
+    if (!went && in_kernel_mode(now) && (now.regs->rflags & 0x200) == 0) {
+      stuck_irqs_off.push_back(now.index);
+    }
   }
   const auto list = [](const std::vector<uint32_t>& v) {
     std::string out = v.size() == 1 ? "vCPU " : "vCPUs ";

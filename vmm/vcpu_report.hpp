@@ -76,6 +76,13 @@ struct VcpuSample {
   std::vector<uint64_t> kernel_stack;
 };
 
+/// Whether the sample shows the vCPU in kernel mode: its CS selector's RPL is 0 (CPL 0).
+/// False when its segment registers could not be read. Guest-controlled, read only to word a
+/// report.
+inline bool in_kernel_mode(const VcpuSample& s) noexcept {
+  return s.sregs && (s.sregs->cs.selector & 3) == 0;
+}
+
 /// Where the x86-64 Linux kernel image is mapped (its text, data and modules): a stack word in
 /// this range is likely a return address.
 inline constexpr uint64_t kKernelImageStart = 0xffffffff80000000ull;

@@ -176,6 +176,22 @@ TEST(StallReport, AnIdleVcpuWithInterruptsOnIsNotCalledStuck) {
   EXPECT_FALSE(has(text, "interrupts disabled")) << text;
 }
 
+TEST(StallReport, AVcpuWhoseModeIsUnknownOrUserIsNotCalledStuckInKernelMode) {
+  VcpuSample user = long_mode_sample(0x401118, {5, 0, 0, 1, 0});
+  user.regs->rflags = 0x2;
+  user.sregs->cs.selector = 0x33;  // RPL 3
+  VcpuSample unknown = user;
+  unknown.index = 1;
+  unknown.sregs.reset();
+  EXPECT_FALSE(in_kernel_mode(user));
+  EXPECT_FALSE(in_kernel_mode(unknown));
+  EXPECT_TRUE(in_kernel_mode(long_mode_sample(0xffffffff812e91da, {1, 0, 0, 0, 0})));
+  const std::string text = format_stall(900, milliseconds(5000), {user, unknown}, {user, unknown},
+                                        milliseconds(100), milliseconds(1500));
+  EXPECT_TRUE(has(text, "no vCPU moved")) << text;
+  EXPECT_FALSE(has(text, "interrupts disabled")) << text;
+}
+
 }  // namespace
 }  // namespace forkvm
 
