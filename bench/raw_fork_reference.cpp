@@ -64,6 +64,28 @@ std::vector<RegionLayout> region_layout(uint64_t size) {
 const char* raw_step_name(RawStep step) { return kSteps[static_cast<size_t>(step)].name; }
 const char* raw_step_key(RawStep step) { return kSteps[static_cast<size_t>(step)].key; }
 
+bool raw_step_needs_image(RawStep step) {
+  switch (step) {
+    case RawStep::kMmap:
+    case RawStep::kSetCpuid2:
+    case RawStep::kSetSregs:
+    case RawStep::kSetRegs:
+    case RawStep::kSetXsave:
+    case RawStep::kSetLapic:
+    case RawStep::kSetMsrs:
+    case RawStep::kSetMpState:
+      return true;
+    case RawStep::kOpenKvm:
+    case RawStep::kCreateVm:
+    case RawStep::kCreateIrqchip:
+    case RawStep::kCreatePit2:
+    case RawStep::kSetMemoryRegion:
+    case RawStep::kCreateVcpu:
+      return false;
+  }
+  return true;
+}
+
 std::string raw_step_order() {
   std::string s;
   for (const auto& st : kSteps) s += (s.empty() ? "" : ", ") + std::string(st.name);

@@ -48,6 +48,12 @@ const char* raw_step_name(RawStep step);
 const char* raw_step_key(RawStep step);
 /// All step names in order, joined with ", " (for the output's note on the order).
 std::string raw_step_order();
+/// Whether the step needs the snapshot itself (mapping its memory file, setting its vCPU
+/// state), so that no pool of image-independent VM shells can do it ahead: the memory slot can
+/// (a shell registers it over reserved RAM that the image is later mapped over, as forkvm's
+/// shells do), the VM, irqchip, PIT and vCPUs can. The sum of these steps is the least a fork
+/// that takes a shell can cost.
+bool raw_step_needs_image(RawStep step);
 
 /// Where the time of one raw fork went (milliseconds); a step over several vCPUs or memory
 /// regions is their sum.
