@@ -55,10 +55,10 @@ std::string guest_report(const std::string& vcpus, const std::string& more, cons
 std::string where_the_guest_is(Vm& vm) { return guest_report(vm.progress_report(), {}, vm.console_tail()); }
 
 /// Whether the agent answers a ping on a connection of its own (made with `o`, the sandbox's
-/// agent_client_options()), for a
-/// request that went unanswered on the sandbox's: an answer means the agent's loop runs, so
-/// the request is stuck in its connection or its command; none means the agent itself is
-/// stuck or gone. Takes at most ~4 s (2 s to connect, 2 s for the answer).
+/// agent_client_options()), for a request that went unanswered on the sandbox's: an answer
+/// means the agent's loop runs, so the request is stuck in its connection or its command; none
+/// means the agent itself is stuck or gone. Takes at most ~4 s (2 s to connect, 2 s for the
+/// answer).
 std::string probe_agent(AgentClientOptions o) {
   // Short waits, and no connection_lost_error: a report must not wait on the VM to stop.
   o.connection_lost_error = nullptr;
@@ -619,7 +619,8 @@ std::string Sandbox::progress_report() const {
   }
   // After the samples, so that they show the guest as the caller found it, and without the
   // lock: it may take seconds. A shutdown meanwhile only makes it fail.
-  const std::string agent = "\nagent, asked on a second connection: " + probe_agent(impl_->agent_client_options());
+  const std::string agent =
+      "\nagent, asked on a second connection: " + probe_agent(impl_->agent_client_options());
   return guest_report(vcpus, agent, console);
 }
 VmHugePages Sandbox::huge_pages() const {
