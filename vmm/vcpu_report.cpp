@@ -141,9 +141,7 @@ std::string format_vcpu(const VcpuSample& now, const VcpuSample* before,
        std::to_string(c.mmio) + ", other " + std::to_string(c.other) + ", host kicks " +
        std::to_string(c.kicks);
   if (before != nullptr) {
-    const uint64_t exits = c.io + c.mmio + c.other;
-    const uint64_t was = before->counts.io + before->counts.mmio + before->counts.other;
-    s += " (" + std::to_string(exits - was) + " in the last " + std::to_string(interval.count()) + " ms)";
+    s += " (" + std::to_string(c.exits() - before->counts.exits()) + " in the last " + std::to_string(interval.count()) + " ms)";
   }
   if (!now.kernel_stack.empty()) {
     // What the kernel's own oops prints as "? symbol" lines: symbolize with the guest's vmlinux.
@@ -185,9 +183,8 @@ std::string format_stall(uint64_t console_bytes, std::chrono::milliseconds waite
     const VcpuSample* before = i < first.size() ? &first[i] : nullptr;
     s += "\n" + format_vcpu(now, before, interval);
     if (before == nullptr || !before->regs || !now.regs) continue;
-    const bool went = before->regs->rip != now.regs->rip ||
-                      before->counts.io + before->counts.mmio + before->counts.other !=
-                          now.counts.io + now.counts.mmio + now.counts.other;
+    const bool went =
+        before->regs->rip != now.regs->rip || before->counts.exits() != now.counts.exits();
     (went ? moved : still).push_back(now.index);
     // Guest-controlled registers, read only to word the report. Kernel mode (CS RPL 0) with
     // RFLAGS.IF clear, on one instruction for the whole interval: no interrupt can reach it.

@@ -46,6 +46,8 @@ class ExitHistory {
     uint64_t mmio = 0;   ///< MMIO exits
     uint64_t kicks = 0;  ///< KVM_RUN interrupted by a host request
     uint64_t other = 0;  ///< everything else
+    /// Exits the guest caused (I/O, MMIO, everything else), host kicks not counted.
+    uint64_t exits() const noexcept { return io + mmio + other; }
   };
 
   void record_run() noexcept { runs_.fetch_add(1, std::memory_order_relaxed); }
@@ -71,7 +73,8 @@ struct VcpuSample {
   std::optional<kvm_vcpu_events> events;
   ExitHistory::Counts counts;
   std::vector<ExitNote> recent;
-  /// For a vCPU in kernel mode: the words on its stack from RSP up (1 KiB at most) that fall in
+  /// For a vCPU in kernel mode, when the sampler scanned its stack (Vm::progress_report scans
+  /// in its second sample only): the words on its stack from RSP up (1 KiB at most) that fall in
   /// the kernel image's mapping, innermost first (kernel_stack_words()); empty otherwise.
   std::vector<uint64_t> kernel_stack;
 };
